@@ -1,0 +1,338 @@
+/*  bus_sub — see bus_sub.h. Raw libzmq calls on czmq sockets: two frames per event, no zmsg_t
+    allocation per message on the consumer's hot path.
+*/
+#include "bus_sub.h"
+#include "clock.h"
+#include "log.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define S_TOPIC_MAX 256
+
+struct _bus_sub_t {
+    char name[32];
+    char stream[8];
+    char pub_endpoint[256];
+    char replay_endpoint[256];
+    zsock_t *sub;
+    zsock_t *replay;
+    uint64_t last_seq;
+    uint64_t head_seq;
+    bool replay_outstanding;
+    int64_t replay_deadline; //  monotonic ns after which the request is sent again
+    int replay_timeout_ms;
+    zmq_msg_t topic, body; //  the frames of the event last handed out
+    bus_sub_stats_t stats;
+};
+
+static void s_request_replay (bus_sub_t *self)
+{
+    proto_msg_t req = {.kind = PROTO_replay_req};
+    req.replay_req.from = self->last_seq + 1;
+    req.replay_req.max = 0;
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    if (proto_encode (&req, &buf) == 0) {
+        //  Without a connected peer a DEALER would block; the request is simply sent again
+        //  after the timeout.
+        zmq_send (zsock_resolve (self->replay), buf.data, buf.len, ZMQ_DONTWAIT);
+        self->stats.replays++;
+    }
+    proto_buf_free (&buf);
+    self->replay_outstanding = true;
+    self->replay_deadline = clock_mono_ns () + (int64_t)self->replay_timeout_ms * MCE_NS_PER_MSEC;
+    log_debug ("bus", "%s: stream %s: replay from seq %" PRIu64, self->name, self->stream,
+               self->last_seq + 1);
+}
+
+bus_sub_t *bus_sub_new (const bus_sub_opts_t *opts)
+{
+    bus_sub_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    snprintf (self->name, sizeof self->name, "%s", opts->name ? opts->name : "consumer");
+    snprintf (self->stream, sizeof self->stream, "%s", opts->stream);
+    snprintf (self->pub_endpoint, sizeof self->pub_endpoint, "%s", opts->pub_endpoint);
+    snprintf (self->replay_endpoint, sizeof self->replay_endpoint, "%s", opts->replay_endpoint);
+    self->last_seq = opts->last_seq;
+    self->replay_timeout_ms =
+        opts->replay_timeout_ms > 0 ? opts->replay_timeout_ms : BUS_SUB_REPLAY_TIMEOUT_MS;
+    zmq_msg_init (&self->topic);
+    zmq_msg_init (&self->body);
+    self->sub = zsock_new (ZMQ_SUB);
+    self->replay = zsock_new (ZMQ_DEALER);
+    if (!self->sub || !self->replay) {
+        bus_sub_destroy (&self);
+        return NULL;
+    }
+    if (opts->rcvhwm > 0)
+        zsock_set_rcvhwm (self->sub, opts->rcvhwm);
+    char prefix[16];
+    snprintf (prefix, sizeof prefix, "%s.", self->stream);
+    zsock_set_subscribe (self->sub, prefix);
+    //  A request must not linger for a producer that is gone; it is re-sent on timeout.
+    zsock_set_linger (self->replay, 0);
+    if (zsock_connect (self->sub, "%s", opts->pub_endpoint) < 0 ||
+        zsock_connect (self->replay, "%s", opts->replay_endpoint) < 0) {
+        log_error ("bus", "%s: cannot connect to stream %s at %s / %s", self->name, self->stream,
+                   opts->pub_endpoint, opts->replay_endpoint);
+        bus_sub_destroy (&self);
+        return NULL;
+    }
+    //  Subscribed first, then catch up: whatever is published meanwhile is either in the
+    //  replay or arrives live after it.
+    s_request_replay (self);
+    return self;
+}
+
+void bus_sub_destroy (bus_sub_t **self_p)
+{
+    assert (self_p);
+    bus_sub_t *self = *self_p;
+    if (!self)
+        return;
+    zmq_msg_close (&self->topic);
+    zmq_msg_close (&self->body);
+    zsock_destroy (&self->sub);
+    zsock_destroy (&self->replay);
+    free (self);
+    *self_p = NULL;
+}
+
+uint64_t bus_sub_last_seq (bus_sub_t *self)
+{
+    return self->last_seq;
+}
+
+uint64_t bus_sub_head_seq (bus_sub_t *self)
+{
+    return self->head_seq;
+}
+
+bus_sub_stats_t bus_sub_stats (bus_sub_t *self)
+{
+    return self->stats;
+}
+
+//  Reads [topic][body] from sock into self->topic/body. 0, or -1 if it was not two frames
+//  (the rest of the message is drained).
+static int s_recv_pair (bus_sub_t *self, void *sock)
+{
+    int frames = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t *dst = frames == 0 ? &self->topic : &self->body;
+        if (frames >= 2) {
+            zmq_msg_t junk;
+            zmq_msg_init (&junk);
+            zmq_msg_recv (&junk, sock, 0);
+            more = zmq_msg_more (&junk);
+            zmq_msg_close (&junk);
+        }
+        else {
+            if (zmq_msg_recv (dst, sock, 0) < 0)
+                return -1;
+            more = zmq_msg_more (dst);
+        }
+        frames++;
+    }
+    return frames == 2 ? 0 : -1;
+}
+
+static bool s_topic_is (zmq_msg_t *topic, const char *stream, const char *kind)
+{
+    char want[64];
+    int n = snprintf (want, sizeof want, "%s.%s", stream, kind);
+    return zmq_msg_size (topic) == (size_t)n && memcmp (zmq_msg_data (topic), want, (size_t)n) == 0;
+}
+
+static void s_malformed (bus_sub_t *self, const char *source, const char *why)
+{
+    self->stats.malformed++;
+    log_warn ("bus", "%s: stream %s: dropped malformed frame #%" PRIu64 " from %s: %s", self->name,
+              self->stream, self->stats.malformed, source, why);
+}
+
+//  Handles a replay_end. Asks for more if the producer holds more.
+static void s_replay_end (bus_sub_t *self)
+{
+    proto_msg_t msg;
+    char err[160];
+    if (proto_decode_kind (PROTO_replay_end, zmq_msg_data (&self->body), zmq_msg_size (&self->body),
+                           &msg, err, sizeof err)) {
+        s_malformed (self, self->replay_endpoint, err);
+        return;
+    }
+    const proto_replay_end_t *end = &msg.replay_end;
+    if (end->head > self->head_seq)
+        self->head_seq = end->head;
+    if (end->status == PROTO_REPLAY_STATUS_GONE && end->first > self->last_seq + 1) {
+        //  Retention already removed what we need: nothing can bring it back. Say so loudly
+        //  and go on from the oldest seq that still exists.
+        log_error ("bus",
+                   "%s: stream %s: seqs %" PRIu64 "..%" PRIu64
+                   " are no longer retained by the producer; continuing from %" PRIu64,
+                   self->name, self->stream, self->last_seq + 1, end->first - 1, end->first);
+        self->last_seq = end->first - 1;
+        s_request_replay (self);
+        return;
+    }
+    //  Answers to a request that timed out may still arrive; their events were duplicates or
+    //  in order, so any answer ends the wait, and we ask again while the producer has more.
+    self->replay_outstanding = false;
+    if (self->head_seq > self->last_seq)
+        s_request_replay (self);
+}
+
+//  Decides what to do with the event in self->topic/body. Returns 1 if it is to be delivered.
+static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
+{
+    char err[160];
+    const char *source = from_replay ? self->replay_endpoint : self->pub_endpoint;
+    if (zmq_msg_size (&self->topic) == 0 || zmq_msg_size (&self->topic) > S_TOPIC_MAX) {
+        s_malformed (self, source, "bad topic frame");
+        return 0;
+    }
+    if (from_replay && s_topic_is (&self->topic, self->stream, "replay_end")) {
+        s_replay_end (self);
+        return 0;
+    }
+    if (proto_decode (zmq_msg_data (&self->body), zmq_msg_size (&self->body), &event->msg, err,
+                      sizeof err)) {
+        s_malformed (self, source, err);
+        return 0;
+    }
+    if (event->msg.kind == PROTO_heartbeat) {
+        self->stats.heartbeats++;
+        uint64_t head = event->msg.heartbeat.seq;
+        if (head > self->head_seq)
+            self->head_seq = head;
+        if (head > self->last_seq && !self->replay_outstanding) {
+            self->stats.gaps++;
+            s_request_replay (self);
+        }
+        return 0;
+    }
+    uint64_t seq = proto_msg_seq (&event->msg);
+    if (seq == 0) {
+        s_malformed (self, source, "event without seq");
+        return 0;
+    }
+    if (seq > self->head_seq)
+        self->head_seq = seq;
+    if (seq <= self->last_seq) {
+        self->stats.duplicates++;
+        return 0;
+    }
+    if (seq > self->last_seq + 1) {
+        //  Missed something: drop this one, the replay brings it back in order.
+        if (!self->replay_outstanding) {
+            self->stats.gaps++;
+            s_request_replay (self);
+        }
+        return 0;
+    }
+    self->last_seq = seq;
+    self->stats.delivered++;
+    event->seq = seq;
+    event->topic = zmq_msg_data (&self->topic);
+    event->topic_len = zmq_msg_size (&self->topic);
+    event->data = zmq_msg_data (&self->body);
+    event->size = zmq_msg_size (&self->body);
+    return 1;
+}
+
+int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
+{
+    int64_t deadline = clock_mono_ns () + (int64_t)timeout_ms * MCE_NS_PER_MSEC;
+    zmq_pollitem_t items[2];
+    bus_sub_pollitems (self, items);
+    while (!zsys_interrupted) {
+        int64_t now = clock_mono_ns ();
+        if (self->replay_outstanding && now >= self->replay_deadline)
+            s_request_replay (self);
+        long wait_ms = -1;
+        if (timeout_ms >= 0)
+            wait_ms = deadline > now
+                          ? (long)((deadline - now + MCE_NS_PER_MSEC - 1) / MCE_NS_PER_MSEC)
+                          : 0;
+        if (self->replay_outstanding) {
+            long until_resend = (long)((self->replay_deadline - now) / MCE_NS_PER_MSEC) + 1;
+            if (wait_ms < 0 || until_resend < wait_ms)
+                wait_ms = until_resend;
+        }
+        int rc = zmq_poll (items, 2, wait_ms);
+        if (rc < 0)
+            return zmq_errno () == EINTR ? 0 : -1;
+        //  Replay answers first: while catching up, live events are mostly ahead of us.
+        for (int i = 0; i < 2; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            if (s_recv_pair (self, items[i].socket)) {
+                s_malformed (self, i == 0 ? self->replay_endpoint : self->pub_endpoint,
+                             "expected [topic][event]");
+                continue;
+            }
+            if (s_consider (self, event, i == 0))
+                return 1;
+        }
+        if (timeout_ms >= 0 && clock_mono_ns () >= deadline)
+            return 0;
+    }
+    return 0;
+}
+
+void bus_sub_pollitems (bus_sub_t *self, zmq_pollitem_t items[2])
+{
+    items[0] = (zmq_pollitem_t){zsock_resolve (self->replay), 0, ZMQ_POLLIN, 0};
+    items[1] = (zmq_pollitem_t){zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0};
+}
+
+const char *bus_sub_stream (bus_sub_t *self)
+{
+    return self->stream;
+}
+
+void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *ev)
+{
+    const char *market = proto_msg_market (&ev->msg);
+    log_info (module, "stream %s event seq %" PRIu64 ": %s%s%s", sub->stream, ev->seq,
+              proto_kind_name (ev->msg.kind), market ? " market " : "", market ? market : "");
+}
+
+#define S_FOLLOW_MAX 8
+
+int bus_sub_follow (const bus_follow_t *f)
+{
+    assert (f->count > 0 && f->count <= S_FOLLOW_MAX);
+    zmq_pollitem_t items[2 * S_FOLLOW_MAX];
+    for (int i = 0; i < f->count; i++)
+        bus_sub_pollitems (f->subs[i], items + 2 * i);
+    int tick_ms = f->tick_ms > 0 ? f->tick_ms : 100;
+    int64_t next_tick = clock_mono_ns ();
+    while (!zsys_interrupted) {
+        int64_t now = clock_mono_ns ();
+        if (now >= next_tick) {
+            if (f->on_tick && f->on_tick (f->arg))
+                return -1;
+            next_tick = now + tick_ms * MCE_NS_PER_MSEC;
+        }
+        if (zmq_poll (items, 2 * f->count, (long)((next_tick - now) / MCE_NS_PER_MSEC) + 1) < 0 &&
+            zmq_errno () != EINTR)
+            return -1;
+        //  Every bus gets a turn each round (its resend timer too), readable or not.
+        for (int i = 0; i < f->count; i++) {
+            bus_event_t event;
+            int rc;
+            while ((rc = bus_sub_recv (f->subs[i], &event, 0)) == 1)
+                if (f->on_event (f->arg, f->subs[i], &event))
+                    return -1;
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,79 @@
+/*  bus_sub — the one consuming side of a bus, used by every consumer (DESIGN.md §5.6).
+
+    Subscribes to the whole stream first, then asks the replay endpoint for everything after
+    last_seq. From then on the rule is simple and total: an event whose seq is last + 1 is
+    delivered, an older one is a duplicate and dropped, a newer one (or a heartbeat ahead of
+    us) means a gap, and a replay from last + 1 is requested. Replays are answered in bounded
+    batches and re-requested until caught up; an unanswered request is sent again after a
+    timeout, so a restarted producer is picked up by itself.
+
+    The consumer sees each seq exactly once, in order, whatever the PUB socket dropped.
+*/
+#ifndef MCE_BUS_SUB_H
+#define MCE_BUS_SUB_H
+
+#include "proto.h"
+
+#include <zmq.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_SUB_REPLAY_TIMEOUT_MS 2000
+
+typedef struct {
+    const char *name;            //  the consumer, for logs ("persister")
+    const char *stream;          //  "m" or "s"
+    const char *pub_endpoint;    //  producer's PUB
+    const char *replay_endpoint; //  producer's replay ROUTER
+    uint64_t last_seq;           //  resume after this seq (0 = from the beginning)
+    int rcvhwm;                  //  SUB high-water mark in messages, 0 = ZeroMQ's default
+    int replay_timeout_ms;       //  0 = BUS_SUB_REPLAY_TIMEOUT_MS
+} bus_sub_opts_t;
+
+typedef struct {
+    uint64_t seq;
+    const char *topic; //  borrowed, valid until the next bus_sub_recv
+    size_t topic_len;
+    const uint8_t *data; //  the msgpack event, borrowed likewise
+    size_t size;
+    proto_msg_t msg; //  the decoded event
+} bus_event_t;
+
+typedef struct {
+    uint64_t delivered, duplicates, gaps, replays, malformed, heartbeats;
+} bus_sub_stats_t;
+
+typedef struct _bus_sub_t bus_sub_t;
+
+bus_sub_t *bus_sub_new (const bus_sub_opts_t *opts);
+void bus_sub_destroy (bus_sub_t **self_p);
+//  Waits up to timeout_ms for the next event in sequence. Returns 1 with *event filled,
+//  0 on timeout or interrupt, -1 on a fatal error.
+int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms);
+//  The two sockets to watch, for a consumer polling several buses in one loop: when either is
+//  readable, call bus_sub_recv with timeout 0 until it returns 0. Call it at least every
+//  BUS_SUB_REPLAY_TIMEOUT_MS as well, so that lost replay requests are sent again.
+void bus_sub_pollitems (bus_sub_t *self, zmq_pollitem_t items[2]);
+uint64_t bus_sub_last_seq (bus_sub_t *self);
+//  Newest seq the producer is known to have (from heartbeats and replay answers).
+uint64_t bus_sub_head_seq (bus_sub_t *self);
+bus_sub_stats_t bus_sub_stats (bus_sub_t *self);
+
+//  A consumer's main loop over several buses: calls on_event for every event of every bus in
+//  seq order per bus, and on_tick at least every tick_ms, until interrupted or a callback
+//  returns -1. Returns 0 when interrupted, -1 when a callback or a bus failed.
+typedef struct {
+    bus_sub_t **subs;
+    int count;
+    int (*on_event) (void *arg, bus_sub_t *sub, const bus_event_t *event);
+    int (*on_tick) (void *arg); //  may be NULL
+    int tick_ms;
+    void *arg;
+} bus_follow_t;
+int bus_sub_follow (const bus_follow_t *follow);
+const char *bus_sub_stream (bus_sub_t *self);
+//  Logs an event as "<module>: stream m event seq 7: trade market campus-1".
+void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *event);
+
+#endif

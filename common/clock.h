@@ -1,0 +1,21 @@
+/*  clock — time in int64 nanoseconds, as every message carries it (DESIGN.md §3).
+    Wall time for timestamps and epoch boundaries; monotonic time for timeouts and latency.
+*/
+#ifndef MCE_CLOCK_H
+#define MCE_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MCE_NS_PER_SEC  1000000000LL
+#define MCE_NS_PER_MSEC 1000000LL
+
+//  Nanoseconds since the Unix epoch (CLOCK_REALTIME).
+int64_t clock_wall_ns (void);
+//  Nanoseconds on a clock that never goes back (CLOCK_MONOTONIC).
+int64_t clock_mono_ns (void);
+//  Writes ns as RFC 3339 UTC with microseconds ("2026-11-21T21:40:00.123456Z").
+//  Returns the length written, or -1 when buf is too small (needs 28 bytes).
+int clock_format_rfc3339 (int64_t ns, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,440 @@
+/*  config — see config.h. Two tables drive everything: s_keys (scalars, by dotted path) and
+    s_market_keys (each entry of the `markets` list). Defaults, the file, the environment,
+    validation, unknown-key detection and config_log all walk the same tables, so a key is
+    added in exactly one place.
+*/
+#include "config.h"
+#include "decimal.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_STR, K_ENUM, K_PRICE, K_KWH } s_kind_t;
+
+typedef struct {
+    const char *path; //  dotted, from the root (or from a market entry)
+    s_kind_t kind;
+    const char *def;     //  default, as text
+    int64_t min, max;    //  bounds of INT, PRICE (µ/kWh) and KWH (Wh) values
+    const char *choices; //  ENUM: "a|b|c", stored as the index
+    size_t offset, size;
+} s_key_t;
+
+#define F(field) offsetof (mce_config_t, field), sizeof (((mce_config_t *)0)->field)
+#define M(field) offsetof (config_market_t, field), sizeof (((config_market_t *)0)->field)
+#define PORT     0, 65535
+
+static const s_key_t s_keys[] = {
+    {"log_level", K_ENUM, "info", 0, 0, "error|warn|info|debug", F (log_level)},
+    {"data_dir", K_STR, "./.run/data", 0, 0, NULL, F (data_dir)},
+    {"matcher.commands", K_STR, "tcp://127.0.0.1:5555", 0, 0, NULL, F (matcher.commands)},
+    {"matcher.bus", K_STR, "tcp://127.0.0.1:5556", 0, 0, NULL, F (matcher.bus.pub)},
+    {"matcher.replay", K_STR, "tcp://127.0.0.1:5557", 0, 0, NULL, F (matcher.bus.replay)},
+    {"matcher.journal_dir", K_STR, "", 0, 0, NULL, F (matcher.journal_dir)},
+    {"matcher.fsync", K_ENUM, "batch", 0, 0, "batch|always|never", F (matcher.fsync)},
+    {"matcher.batch_max", K_INT, "256", 1, 65536, NULL, F (matcher.batch_max)},
+    {"matcher.segment_mb", K_INT, "64", 1, 4096, NULL, F (matcher.segment_mb)},
+    {"matcher.retain_segments", K_INT, "0", 0, 1000000, NULL, F (matcher.retain_segments)},
+    {"matcher.metrics_port", K_INT, "9101", PORT, NULL, F (matcher.metrics_port)},
+    {"gateway.http_address", K_STR, "127.0.0.1", 0, 0, NULL, F (gateway.http_address)},
+    {"gateway.http_port", K_INT, "8080", PORT, NULL, F (gateway.http_port)},
+    {"gateway.native", K_STR, "tcp://127.0.0.1:5560", 0, 0, NULL, F (gateway.native)},
+    {"gateway.request_timeout_ms", K_INT, "5000", 10, 600000, NULL, F (gateway.request_timeout_ms)},
+    {"gateway.max_body_bytes", K_INT, "65536", 256, 16777216, NULL, F (gateway.max_body_bytes)},
+    {"gateway.max_in_flight", K_INT, "10000", 1, 1000000, NULL, F (gateway.max_in_flight)},
+    {"settler.bus", K_STR, "tcp://127.0.0.1:5566", 0, 0, NULL, F (settler.bus.pub)},
+    {"settler.replay", K_STR, "tcp://127.0.0.1:5567", 0, 0, NULL, F (settler.bus.replay)},
+    {"settler.journal_dir", K_STR, "", 0, 0, NULL, F (settler.journal_dir)},
+    {"settler.metrics_port", K_INT, "9102", PORT, NULL, F (settler.metrics_port)},
+    {"persister.metrics_port", K_INT, "9103", PORT, NULL, F (persister.metrics_port)},
+    {"broadcaster.ws_address", K_STR, "127.0.0.1", 0, 0, NULL, F (broadcaster.ws_address)},
+    {"broadcaster.ws_port", K_INT, "8081", PORT, NULL, F (broadcaster.ws_port)},
+    {"broadcaster.xpub", K_STR, "tcp://127.0.0.1:5570", 0, 0, NULL, F (broadcaster.xpub)},
+    {"broadcaster.metrics_port", K_INT, "9104", PORT, NULL, F (broadcaster.metrics_port)},
+};
+
+#define S_PRICE_MAX 1000000000000LL //  1 000 000 per kWh: far above any real tariff
+#define S_QTY_MAX   1000000000000LL //  1 TWh
+
+static const s_key_t s_market_keys[] = {
+    {"id", K_STR, "campus-1", 0, 0, NULL, M (id)},
+    {"tick", K_PRICE, "0.0001", 1, S_PRICE_MAX, NULL, M (tick)},
+    {"lot", K_KWH, "0.001", 1, S_QTY_MAX, NULL, M (lot)},
+    {"min_qty", K_KWH, "0.001", 1, S_QTY_MAX, NULL, M (min_qty)},
+    {"max_qty", K_KWH, "1000000", 1, S_QTY_MAX, NULL, M (max_qty)},
+    {"min_price", K_PRICE, "0.0001", 1, S_PRICE_MAX, NULL, M (min_price)},
+    {"max_price", K_PRICE, "100", 1, S_PRICE_MAX, NULL, M (max_price)},
+    {"epoch_seconds", K_INT, "900", 1, 86400, NULL, M (epoch_seconds)},
+    {"future_epochs", K_INT, "4", 0, 1000, NULL, M (future_epochs)},
+    {"fee_ppm", K_INT, "0", 0, 1000000, NULL, M (fee_ppm)},
+    {"mode", K_ENUM, "continuous", 0, 0, "continuous|auction|pay_as_bid", M (mode)},
+    {"price_rule", K_ENUM, "maker", 0, 0, "maker|ask|mid", M (price_rule)},
+};
+
+#define N_KEYS        (sizeof s_keys / sizeof s_keys[0])
+#define N_MARKET_KEYS (sizeof s_market_keys / sizeof s_market_keys[0])
+
+static const char *s_sections[] = {"matcher", "gateway", "settler", "persister", "broadcaster"};
+
+//  Index of text in "a|b|c", or -1.
+static int s_choice (const char *choices, const char *text)
+{
+    size_t tl = strlen (text);
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
+        const char *bar = strchr (p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen (p);
+        if (n == tl && strncmp (p, text, n) == 0)
+            return i;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static int s_set_int (const s_key_t *k, void *base, int64_t v, const char *path, char *err,
+                      size_t errlen)
+{
+    if (v < k->min || v > k->max) {
+        snprintf (err, errlen, "%s: %" PRId64 " is out of range %" PRId64 "..%" PRId64, path, v,
+                  k->min, k->max);
+        return -1;
+    }
+    memcpy ((char *)base + k->offset, &v, sizeof v);
+    return 0;
+}
+
+//  Applies a value given as text (defaults, the environment, strings from the file).
+static int s_apply_text (const s_key_t *k, void *base, const char *text, const char *path,
+                         char *err, size_t errlen)
+{
+    char *field = (char *)base + k->offset;
+    switch (k->kind) {
+        case K_STR:
+            if (strlen (text) >= k->size) {
+                snprintf (err, errlen, "%s: longer than %zu characters", path, k->size - 1);
+                return -1;
+            }
+            memcpy (field, text, strlen (text) + 1);
+            return 0;
+        case K_ENUM: {
+            int i = s_choice (k->choices, text);
+            if (i < 0) {
+                snprintf (err, errlen, "%s: must be one of %s (got \"%s\")", path, k->choices,
+                          text);
+                return -1;
+            }
+            if (k->size == sizeof (int)) {
+                memcpy (field, &i, sizeof i);
+            }
+            else {
+                //  a string field whose values are restricted (log_level)
+                if (strlen (text) >= k->size)
+                    return -1;
+                memcpy (field, text, strlen (text) + 1);
+            }
+            return 0;
+        }
+        case K_INT: {
+            char *end;
+            errno = 0;
+            long long v = strtoll (text, &end, 10);
+            if (errno || end == text || *end) {
+                snprintf (err, errlen, "%s: expected an integer (got \"%s\")", path, text);
+                return -1;
+            }
+            return s_set_int (k, base, v, path, err, errlen);
+        }
+        case K_PRICE:
+        case K_KWH: {
+            int scale = k->kind == K_PRICE ? DECIMAL_PRICE_SCALE : DECIMAL_KWH_SCALE;
+            int64_t v;
+            decimal_status_t st = decimal_parse (text, strlen (text), scale, &v);
+            if (st != DECIMAL_OK) {
+                snprintf (err, errlen, "%s: \"%s\" is not a valid %s: %s", path, text,
+                          k->kind == K_PRICE ? "price" : "kWh amount", decimal_status_text (st));
+                return -1;
+            }
+            return s_set_int (k, base, v, path, err, errlen);
+        }
+    }
+    return -1;
+}
+
+//  Applies a setting from the file.
+static int s_apply_setting (const s_key_t *k, void *base, config_setting_t *s, const char *path,
+                            char *err, size_t errlen)
+{
+    int type = config_setting_type (s);
+    if (k->kind == K_INT) {
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+            snprintf (err, errlen, "%s (line %d): expected an integer", path,
+                      config_setting_source_line (s));
+            return -1;
+        }
+        return s_set_int (k, base, config_setting_get_int64 (s), path, err, errlen);
+    }
+    if (type != CONFIG_TYPE_STRING) {
+        snprintf (
+            err, errlen, "%s (line %d): expected a string%s", path, config_setting_source_line (s),
+            k->kind == K_PRICE || k->kind == K_KWH ? " holding a decimal, like \"0.15\"" : "");
+        return -1;
+    }
+    return s_apply_text (k, base, config_setting_get_string (s), path, err, errlen);
+}
+
+static const s_key_t *s_find (const s_key_t *keys, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (keys[i].path, path) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static int s_load_market (mce_config_t *cfg, config_setting_t *entry, int index, char *err,
+                          size_t errlen)
+{
+    config_market_t *m = &cfg->markets[index];
+    for (size_t i = 0; i < N_MARKET_KEYS; i++)
+        if (s_apply_text (&s_market_keys[i], m, s_market_keys[i].def, s_market_keys[i].path, err,
+                          errlen))
+            return -1;
+    if (config_setting_type (entry) != CONFIG_TYPE_GROUP) {
+        snprintf (err, errlen, "markets[%d] (line %d): expected a group { id = ...; }", index,
+                  config_setting_source_line (entry));
+        return -1;
+    }
+    if (!config_setting_get_member (entry, "id")) {
+        snprintf (err, errlen, "markets[%d].id: missing", index);
+        return -1;
+    }
+    for (int j = 0; j < config_setting_length (entry); j++) {
+        config_setting_t *s = config_setting_get_elem (entry, (unsigned)j);
+        char path[128];
+        snprintf (path, sizeof path, "markets[%d].%s", index, config_setting_name (s));
+        const s_key_t *k = s_find (s_market_keys, N_MARKET_KEYS, config_setting_name (s));
+        if (!k) {
+            snprintf (err, errlen, "%s (line %d): unknown key", path,
+                      config_setting_source_line (s));
+            return -1;
+        }
+        if (s_apply_setting (k, m, s, path, err, errlen))
+            return -1;
+    }
+    if (m->id[0] == '\0' ||
+        strspn (m->id, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen (m->id)) {
+        snprintf (err, errlen, "markets[%d].id: \"%s\" must be lower-case letters, digits, - or _",
+                  index, m->id);
+        return -1;
+    }
+    if (m->min_qty > m->max_qty || m->min_price > m->max_price) {
+        snprintf (err, errlen, "markets[%d] (%s): min_qty/min_price must not exceed their max",
+                  index, m->id);
+        return -1;
+    }
+    for (int j = 0; j < index; j++)
+        if (strcmp (cfg->markets[j].id, m->id) == 0) {
+            snprintf (err, errlen, "markets[%d].id: \"%s\" is defined twice", index, m->id);
+            return -1;
+        }
+    return 0;
+}
+
+//  Reads the file at `file`, or the text in `text` when it is not NULL.
+static int s_load_file (mce_config_t *cfg, const char *file, const char *text, char *err,
+                        size_t errlen)
+{
+    config_t lc;
+    config_init (&lc);
+    int rc = -1;
+    int read = text ? config_read_string (&lc, text) : config_read_file (&lc, file);
+    if (read != CONFIG_TRUE) {
+        if (config_error_type (&lc) == CONFIG_ERR_FILE_IO)
+            snprintf (err, errlen, "%s: cannot read: %s", file, strerror (errno));
+        else
+            snprintf (err, errlen, "%s:%d: %s",
+                      config_error_file (&lc) ? config_error_file (&lc) : file,
+                      config_error_line (&lc), config_error_text (&lc));
+        goto done;
+    }
+    config_setting_t *root = config_root_setting (&lc);
+    for (int i = 0; i < config_setting_length (root); i++) {
+        config_setting_t *s = config_setting_get_elem (root, (unsigned)i);
+        const char *name = config_setting_name (s);
+        if (strcmp (name, "markets") == 0) {
+            if (config_setting_type (s) != CONFIG_TYPE_LIST) {
+                snprintf (err, errlen, "markets (line %d): expected a list ( {...}, {...} )",
+                          config_setting_source_line (s));
+                goto done;
+            }
+            int n = config_setting_length (s);
+            if (n < 1 || n > CONFIG_MARKETS_MAX) {
+                snprintf (err, errlen, "markets: expected 1..%d markets, got %d",
+                          CONFIG_MARKETS_MAX, n);
+                goto done;
+            }
+            for (int j = 0; j < n; j++)
+                if (s_load_market (cfg, config_setting_get_elem (s, (unsigned)j), j, err, errlen))
+                    goto done;
+            cfg->market_count = n;
+            continue;
+        }
+        bool section = false;
+        for (size_t j = 0; j < sizeof s_sections / sizeof s_sections[0]; j++)
+            section |= strcmp (name, s_sections[j]) == 0;
+        if (section) {
+            if (config_setting_type (s) != CONFIG_TYPE_GROUP) {
+                snprintf (err, errlen, "%s (line %d): expected a group { ... }", name,
+                          config_setting_source_line (s));
+                goto done;
+            }
+            for (int j = 0; j < config_setting_length (s); j++) {
+                config_setting_t *c = config_setting_get_elem (s, (unsigned)j);
+                char path[128];
+                snprintf (path, sizeof path, "%s.%s", name, config_setting_name (c));
+                const s_key_t *k = s_find (s_keys, N_KEYS, path);
+                if (!k) {
+                    snprintf (err, errlen, "%s (line %d): unknown key", path,
+                              config_setting_source_line (c));
+                    goto done;
+                }
+                if (s_apply_setting (k, cfg, c, path, err, errlen))
+                    goto done;
+            }
+            continue;
+        }
+        const s_key_t *k = s_find (s_keys, N_KEYS, name);
+        if (!k || strchr (k->path, '.')) {
+            snprintf (err, errlen, "%s (line %d): unknown key", name,
+                      config_setting_source_line (s));
+            goto done;
+        }
+        if (s_apply_setting (k, cfg, s, name, err, errlen))
+            goto done;
+    }
+    rc = 0;
+done:
+    config_destroy (&lc);
+    return rc;
+}
+
+//  MCE_MATCHER_FSYNC for "matcher.fsync".
+static void s_env_name (const char *path, char *buf, size_t size)
+{
+    size_t o = (size_t)snprintf (buf, size, "MCE_");
+    for (const char *p = path; *p && o + 1 < size; p++)
+        buf[o++] = *p == '.' ? '_' : (char)toupper ((unsigned char)*p);
+    buf[o] = '\0';
+}
+
+static int s_load (mce_config_t *cfg, const char *path, const char *text, char *err, size_t errlen)
+{
+    memset (cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (s_apply_text (&s_keys[i], cfg, s_keys[i].def, s_keys[i].path, err, errlen))
+            return -1;
+    if ((path || text) && s_load_file (cfg, path ? path : "(text)", text, err, errlen))
+        return -1;
+    if (cfg->market_count == 0) {
+        //  No markets configured: one market with every default, so a bare start works.
+        for (size_t i = 0; i < N_MARKET_KEYS; i++)
+            s_apply_text (&s_market_keys[i], &cfg->markets[0], s_market_keys[i].def,
+                          s_market_keys[i].path, err, errlen);
+        cfg->market_count = 1;
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char name[128];
+        s_env_name (s_keys[i].path, name, sizeof name);
+        const char *value = getenv (name);
+        if (value && s_apply_text (&s_keys[i], cfg, value, name, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int config_load (mce_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    return s_load (cfg, path, NULL, err, errlen);
+}
+
+int config_load_text (mce_config_t *cfg, const char *text, char *err, size_t errlen)
+{
+    return s_load (cfg, NULL, text, err, errlen);
+}
+
+static void s_log_key (const s_key_t *k, const void *base, const char *prefix, const char *module)
+{
+    const char *field = (const char *)base + k->offset;
+    int64_t v;
+    switch (k->kind) {
+        case K_STR:
+            log_info (module, "config %s%s = \"%s\"", prefix, k->path, field);
+            break;
+        case K_ENUM:
+            if (k->size == sizeof (int)) {
+                int i;
+                memcpy (&i, field, sizeof i);
+                const char *p = k->choices;
+                for (int j = 0; j < i && p; j++)
+                    p = strchr (p, '|') ? strchr (p, '|') + 1 : NULL;
+                int n = p ? (int)strcspn (p, "|") : 1;
+                log_info (module, "config %s%s = %.*s", prefix, k->path, n, p ? p : "?");
+            }
+            else
+                log_info (module, "config %s%s = %s", prefix, k->path, field);
+            break;
+        case K_INT:
+            memcpy (&v, field, sizeof v);
+            log_info (module, "config %s%s = %" PRId64, prefix, k->path, v);
+            break;
+        case K_PRICE:
+        case K_KWH: {
+            memcpy (&v, field, sizeof v);
+            char text[32];
+            decimal_format (v, k->kind == K_PRICE ? DECIMAL_PRICE_SCALE : DECIMAL_KWH_SCALE, text,
+                            sizeof text);
+            log_info (module, "config %s%s = \"%s\"", prefix, k->path, text);
+            break;
+        }
+    }
+}
+
+void config_log (const mce_config_t *cfg, const char *module)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        s_log_key (&s_keys[i], cfg, "", module);
+    for (int m = 0; m < cfg->market_count; m++) {
+        char prefix[48];
+        snprintf (prefix, sizeof prefix, "markets[%d].", m);
+        for (size_t i = 0; i < N_MARKET_KEYS; i++)
+            s_log_key (&s_market_keys[i], &cfg->markets[m], prefix, module);
+    }
+}
+
+const config_market_t *config_market (const mce_config_t *cfg, const char *id)
+{
+    for (int i = 0; i < cfg->market_count; i++)
+        if (strcmp (cfg->markets[i].id, id) == 0)
+            return &cfg->markets[i];
+    return NULL;
+}
+
+const char *config_journal_dir (const mce_config_t *cfg, const char *service, char *buf,
+                                size_t size)
+{
+    const char *own =
+        strcmp (service, "settler") == 0 ? cfg->settler.journal_dir : cfg->matcher.journal_dir;
+    if (own[0])
+        snprintf (buf, size, "%s", own);
+    else
+        snprintf (buf, size, "%s/%s", cfg->data_dir, service);
+    return buf;
+}

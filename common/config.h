@@ -1,0 +1,100 @@
+/*  config — the one configuration of the whole system, read with libconfig.
+
+    One file configures all five processes (a section each, plus `markets` and globals), and
+    one table in config.c lists every key with its type, default and bounds. Every executable
+    loads and checks the whole file with that table, so `--check-config` of any of them finds
+    any unknown key or bad value and names it. Environment variables override keys for
+    containers: MCE_<PATH> with dots as underscores, upper case (MCE_MATCHER_FSYNC=never).
+*/
+#ifndef MCE_CONFIG_H
+#define MCE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_STR_MAX     256
+#define CONFIG_PATH_MAX    4096
+#define CONFIG_MARKETS_MAX 64
+#define CONFIG_ERR_MAX     512
+
+typedef enum {
+    CONFIG_MODE_CONTINUOUS = 0,
+    CONFIG_MODE_AUCTION,
+    CONFIG_MODE_PAY_AS_BID
+} config_mode_t;
+typedef enum { CONFIG_PRICE_MAKER = 0, CONFIG_PRICE_ASK, CONFIG_PRICE_MID } config_price_rule_t;
+
+typedef struct {
+    char id[33];
+    int64_t tick;          //  price tick, µ/kWh
+    int64_t lot;           //  quantity step, Wh
+    int64_t min_qty;       //  Wh
+    int64_t max_qty;       //  Wh
+    int64_t min_price;     //  µ/kWh
+    int64_t max_price;     //  µ/kWh
+    int64_t epoch_seconds; //  delivery epoch length
+    int64_t future_epochs; //  how many epochs ahead accept orders
+    int64_t fee_ppm;
+    int mode;       //  config_mode_t
+    int price_rule; //  config_price_rule_t
+} config_market_t;
+
+typedef struct {
+    char pub[CONFIG_STR_MAX];
+    char replay[CONFIG_STR_MAX];
+} config_bus_t;
+
+typedef struct {
+    char log_level[16];
+    char data_dir[CONFIG_PATH_MAX];
+    struct {
+        char commands[CONFIG_STR_MAX];
+        config_bus_t bus;
+        char journal_dir[CONFIG_PATH_MAX]; //  empty = <data_dir>/matcher
+        int fsync;                         //  journal_fsync_t
+        int64_t batch_max;
+        int64_t segment_mb;
+        int64_t retain_segments;
+        int64_t metrics_port;
+    } matcher;
+    struct {
+        char http_address[64];
+        int64_t http_port;
+        char native[CONFIG_STR_MAX];
+        int64_t request_timeout_ms;
+        int64_t max_body_bytes;
+        int64_t max_in_flight;
+    } gateway;
+    struct {
+        config_bus_t bus;
+        char journal_dir[CONFIG_PATH_MAX]; //  empty = <data_dir>/settler
+        int64_t metrics_port;
+    } settler;
+    struct {
+        int64_t metrics_port;
+    } persister;
+    struct {
+        char ws_address[64];
+        int64_t ws_port;
+        char xpub[CONFIG_STR_MAX];
+        int64_t metrics_port;
+    } broadcaster;
+    config_market_t markets[CONFIG_MARKETS_MAX];
+    int market_count;
+} mce_config_t;
+
+//  Fills cfg with the defaults, then the file (when path is not NULL), then the environment.
+//  Returns 0, or -1 with a message naming the key (or the file line) in err.
+int config_load (mce_config_t *cfg, const char *path, char *err, size_t errlen);
+//  As config_load, with the file's contents given as text (tests, fuzzing).
+int config_load_text (mce_config_t *cfg, const char *text, char *err, size_t errlen);
+//  Logs every key with its effective value (secrets masked), one line each.
+void config_log (const mce_config_t *cfg, const char *module);
+//  The market with that id, or NULL.
+const config_market_t *config_market (const mce_config_t *cfg, const char *id);
+//  journal folder of a service: its own setting, or <data_dir>/<name>. Returns buf.
+const char *config_journal_dir (const mce_config_t *cfg, const char *service, char *buf,
+                                size_t size);
+
+#endif

@@ -1,0 +1,68 @@
+/*  log — see log.h. The level and the process name are the only process-wide state in
+    common/: they are set once in main and read everywhere, so they live here rather than
+    being threaded through every call. The level is atomic so a signal-free reload is safe.
+*/
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 2048
+
+static _Atomic int s_level = MCE_LOG_INFO;
+static char s_process[64] = "mce";
+
+void log_init (const char *process)
+{
+    snprintf (s_process, sizeof s_process, "%s", process ? process : "mce");
+}
+
+void log_set_level (int level)
+{
+    if (level >= MCE_LOG_ERROR && level <= MCE_LOG_DEBUG)
+        atomic_store (&s_level, level);
+}
+
+int log_level_parse (const char *text)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; text && i < 4; i++)
+        if (strcmp (text, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool log_enabled (int level)
+{
+    return level <= atomic_load_explicit (&s_level, memory_order_relaxed);
+}
+
+void log_emit (int level, const char *module, const char *fmt, ...)
+{
+    static const char *tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
+    if (!log_enabled (level))
+        return;
+    char line[LOG_LINE_MAX];
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r (&ts.tv_sec, &tm);
+    int n = snprintf (line, sizeof line,
+                      "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %s %s %s: ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      ts.tv_nsec / 1000, tags[level], s_process, module);
+    va_list ap;
+    va_start (ap, fmt);
+    int m = vsnprintf (line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end (ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2; //  truncated: keep the line whole and newline-terminated
+    line[len++] = '\n';
+    ssize_t rc = write (STDERR_FILENO, line, len);
+    (void)rc; //  nowhere to report a failure to write the log
+}

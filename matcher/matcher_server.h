@@ -1,0 +1,22 @@
+/*  matcher_server — the matcher's loop (DESIGN.md §6): drain up to batch_max commands from
+    the ROUTER, decide each, append the events to the journal, one group commit, then publish
+    and reply. One thread owns everything here.
+
+    This is the walking skeleton's matcher: it validates an order against its market and
+    accepts it into a per-market list of resting orders. The matching engine (issue 3) plugs
+    into s_decide without changing the loop.
+*/
+#ifndef MCE_MATCHER_SERVER_H
+#define MCE_MATCHER_SERVER_H
+
+#include "config.h"
+
+typedef struct _matcher_server_t matcher_server_t;
+
+//  Recovers state from the journal and binds the sockets. NULL on error (logged).
+matcher_server_t *matcher_server_new (const mce_config_t *cfg);
+void matcher_server_destroy (matcher_server_t **self_p);
+//  Runs until interrupted (SIGINT/SIGTERM). 0 on a clean stop, -1 on a fatal error.
+int matcher_server_run (matcher_server_t *self);
+
+#endif

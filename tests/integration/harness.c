@@ -1,0 +1,274 @@
+/*  harness — see harness.h.  */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int64_t s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  A port the OS just handed out and released: free unless something races us for it.
+static int s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind (fd, (struct sockaddr *)&a, sizeof a) ||
+        getsockname (fd, (struct sockaddr *)&a, &len)) {
+        perror ("harness: free port");
+        abort ();
+    }
+    close (fd);
+    return ntohs (a.sin_port);
+}
+
+const char *harness_bin (const char *exe, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s/%s", MCE_BIN_DIR, exe);
+    return buf;
+}
+
+void harness_init (harness_t *h, const char *extra_config)
+{
+    memset (h, 0, sizeof *h);
+    snprintf (h->dir, sizeof h->dir, "/tmp/mce-it-XXXXXX");
+    if (!mkdtemp (h->dir))
+        abort ();
+    int *ports[] = {&h->port_commands,       &h->port_bus,  &h->port_replay, &h->port_settler_bus,
+                    &h->port_settler_replay, &h->port_http, &h->port_ws,     &h->port_xpub};
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
+        *ports[i] = s_free_port ();
+    snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
+    FILE *f = fopen (h->config, "w");
+    fprintf (f,
+             "data_dir = \"%s/data\";\n"
+             "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
+             "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
+             "metrics_port = 0; };\n"
+             "gateway = { http_port = %d; };\n"
+             "persister = { metrics_port = 0; };\n"
+             "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "%s\n",
+             h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
+             h->port_settler_replay, h->port_http, h->port_ws, h->port_xpub,
+             extra_config ? extra_config : "");
+    fclose (f);
+}
+
+int harness_start (harness_t *h, const char *exe)
+{
+    if (h->proc_count >= HARNESS_MAX_PROCS)
+        abort ();
+    int i = h->proc_count++;
+    snprintf (h->procs[i].name, sizeof h->procs[i].name, "%s", exe);
+    snprintf (h->procs[i].log, sizeof h->procs[i].log, "%s/%s.log", h->dir, exe);
+    char path[512];
+    harness_bin (exe, path, sizeof path);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    posix_spawn_file_actions_addopen (&fa, 1, h->procs[i].log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2 (&fa, 1, 2);
+    char *argv[] = {path, (char *)"-c", h->config, NULL};
+    if (posix_spawn (&h->procs[i].pid, path, &fa, NULL, argv, environ) != 0) {
+        perror ("harness: spawn");
+        abort ();
+    }
+    posix_spawn_file_actions_destroy (&fa);
+    return i;
+}
+
+int harness_stop (harness_t *h, int i, int sig)
+{
+    int status = 0;
+    if (h->procs[i].pid <= 0)
+        return 0;
+    kill (h->procs[i].pid, sig);
+    int64_t deadline = s_now_ms () + HARNESS_DEADLINE_MS;
+    for (;;) {
+        pid_t r = waitpid (h->procs[i].pid, &status, WNOHANG);
+        if (r == h->procs[i].pid || r < 0)
+            break;
+        if (s_now_ms () > deadline) {
+            kill (h->procs[i].pid, SIGKILL);
+            waitpid (h->procs[i].pid, &status, 0);
+            break;
+        }
+        poll (NULL, 0, 10); //  waiting for a child to exit: no descriptor to wait on
+    }
+    h->procs[i].pid = 0;
+    return status;
+}
+
+void harness_cleanup (harness_t *h)
+{
+    for (int i = 0; i < h->proc_count; i++)
+        harness_stop (h, i, SIGTERM);
+    if (getenv ("MCE_KEEP_TEST_DIR")) {
+        fprintf (stderr, "harness: kept %s\n", h->dir);
+        return;
+    }
+    char cmd[256];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", h->dir);
+    if (system (cmd) != 0)
+        fprintf (stderr, "harness: could not remove %s\n", h->dir);
+}
+
+static char *s_read_file (const char *path)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc (cap);
+    size_t n;
+    while ((n = fread (buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc (buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    fclose (f);
+    return buf;
+}
+
+int harness_count_log (harness_t *h, int i, const char *needle)
+{
+    char *text = s_read_file (h->procs[i].log);
+    int count = 0;
+    for (char *p = text; p && (p = strstr (p, needle)); p += strlen (needle))
+        count++;
+    free (text);
+    return count;
+}
+
+bool harness_wait_log (harness_t *h, int i, const char *needle, int timeout_ms)
+{
+    return harness_wait_log_count (h, i, needle, 1, timeout_ms);
+}
+
+bool harness_wait_log_count (harness_t *h, int i, const char *needle, int count, int timeout_ms)
+{
+    int fd = inotify_init1 (IN_CLOEXEC);
+    inotify_add_watch (fd, h->procs[i].log, IN_MODIFY);
+    int64_t deadline = s_now_ms () + timeout_ms;
+    bool found = false;
+    while (!(found = harness_count_log (h, i, needle) >= count)) {
+        int64_t left = deadline - s_now_ms ();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll (&p, 1, (int)left) > 0) {
+            char buf[4096];
+            if (read (fd, buf, sizeof buf) < 0 && errno != EAGAIN)
+                break;
+        }
+    }
+    close (fd);
+    if (!found)
+        fprintf (stderr, "harness: \"%s\" never appeared in %s\n", needle, h->procs[i].log);
+    return found;
+}
+
+typedef struct {
+    char *data;
+    size_t len;
+} s_sink_t;
+
+static size_t s_collect (char *ptr, size_t size, size_t n, void *arg)
+{
+    s_sink_t *s = arg;
+    s->data = realloc (s->data, s->len + size * n + 1);
+    memcpy (s->data + s->len, ptr, size * n);
+    s->len += size * n;
+    s->data[s->len] = '\0';
+    return size * n;
+}
+
+long harness_http (harness_t *h, const char *method, const char *path, const char *json,
+                   char **body)
+{
+    CURL *c = curl_easy_init ();
+    char url[256];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", h->port_http, path);
+    s_sink_t sink = {calloc (1, 1), 0};
+    struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt (c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long)HARNESS_DEADLINE_MS);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, &sink);
+    if (json)
+        curl_easy_setopt (c, CURLOPT_POSTFIELDS, json);
+    long status = 0;
+    if (curl_easy_perform (c) == CURLE_OK)
+        curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all (headers);
+    curl_easy_cleanup (c);
+    if (body)
+        *body = sink.data;
+    else
+        free (sink.data);
+    return status;
+}
+
+bool harness_wait_http (harness_t *h, const char *path, int timeout_ms)
+{
+    int64_t deadline = s_now_ms () + timeout_ms;
+    while (s_now_ms () < deadline) {
+        if (harness_http (h, "GET", path, NULL, NULL) == 200)
+            return true;
+        poll (NULL, 0, 20); //  nothing to wait on until the port is bound
+    }
+    return false;
+}
+
+int harness_run (const char *exe, const char *const *args, char **out)
+{
+    char path[512], log[] = "/tmp/mce-run-XXXXXX";
+    harness_bin (exe, path, sizeof path);
+    int fd = mkstemp (log);
+    char *argv[16] = {path};
+    int n = 1;
+    for (; args && args[n - 1] && n < 15; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    posix_spawn_file_actions_adddup2 (&fa, fd, 1);
+    posix_spawn_file_actions_adddup2 (&fa, fd, 2);
+    pid_t pid;
+    int status = -1;
+    if (posix_spawn (&pid, path, &fa, NULL, argv, environ) == 0)
+        waitpid (pid, &status, 0);
+    posix_spawn_file_actions_destroy (&fa);
+    close (fd);
+    if (out)
+        *out = s_read_file (log);
+    unlink (log);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}

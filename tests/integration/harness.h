@@ -1,0 +1,59 @@
+/*  harness — starts the real executables for integration tests, on free loopback ports, in a
+    temporary folder, and stops every one of them by pid when the test ends, passed or not.
+
+    Waiting is always on something: an HTTP answer, a line appearing in a process's log
+    (watched with inotify, so no polling interval), a bus event. Every wait has a deadline.
+*/
+#ifndef MCE_HARNESS_H
+#define MCE_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HARNESS_DEADLINE_MS 30000
+#define HARNESS_MAX_PROCS   16
+
+typedef struct {
+    char dir[128];    //  temporary folder: config, logs, data
+    char config[192]; //  the config file every process is started with
+    int port_commands, port_bus, port_replay, port_settler_bus, port_settler_replay;
+    int port_http, port_ws, port_xpub;
+    struct {
+        char name[32];
+        pid_t pid;
+        char log[192];
+    } procs[HARNESS_MAX_PROCS];
+    int proc_count;
+} harness_t;
+
+//  Makes the folder, picks free ports and writes the config (extra is appended to it).
+void harness_init (harness_t *h, const char *extra_config);
+//  Stops every process still running (SIGTERM, then SIGKILL after a deadline) and removes
+//  the folder.
+void harness_cleanup (harness_t *h);
+//  Starts build/bin/<exe> -c <config>, stderr and stdout into <dir>/<exe>.log. Returns index.
+int harness_start (harness_t *h, const char *exe);
+//  Sends sig to process i and waits for it to exit; returns its wait status.
+int harness_stop (harness_t *h, int i, int sig);
+//  Waits until needle appears in process i's log. true if it did before the deadline.
+bool harness_wait_log (harness_t *h, int i, const char *needle, int timeout_ms);
+//  Waits until needle appears at least count times in process i's log.
+bool harness_wait_log_count (harness_t *h, int i, const char *needle, int count, int timeout_ms);
+//  Counts the occurrences of needle in process i's log.
+int harness_count_log (harness_t *h, int i, const char *needle);
+
+//  HTTP against the gateway: returns the status (0 if no connection) and the body in *body
+//  (caller frees).
+long harness_http (harness_t *h, const char *method, const char *path, const char *json,
+                   char **body);
+//  Waits until GET path answers 200.
+bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
+
+//  Runs exe with args (NULL-terminated), returns its exit status and its output in *out.
+int harness_run (const char *exe, const char *const *args, char **out);
+//  Full path of an executable in the build.
+const char *harness_bin (const char *exe, char *buf, size_t size);
+
+#endif

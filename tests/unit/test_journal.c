@@ -1,0 +1,269 @@
+/*  test_journal — the journal keeps every synced record, never returns a partial one, and
+    keeps seqs gap-free, whatever happens to the process or the file's tail.
+*/
+#include "journal.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+//  Every record's payload is a function of its seq, so any record can be checked alone.
+static size_t s_payload (uint64_t seq, uint8_t *buf)
+{
+    size_t len = 1 + (size_t)(seq * 7919 % 300);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(seq * 31 + i);
+    return len;
+}
+
+static void s_tmpdir (char *buf, size_t size)
+{
+    snprintf (buf, size, "/tmp/mce-test-journal-XXXXXX");
+    cr_assert_not_null (mkdtemp (buf));
+}
+
+static void s_rmdir (const char *dir)
+{
+    zdir_t *d = zdir_new (dir, NULL);
+    if (d) {
+        zdir_remove (d, true);
+        zdir_destroy (&d);
+    }
+}
+
+static void s_append_range (journal_t *j, uint64_t from, uint64_t to)
+{
+    uint8_t buf[512];
+    for (uint64_t seq = from; seq <= to; seq++)
+        cr_assert_eq (journal_append (j, seq, buf, s_payload (seq, buf)), 0);
+    cr_assert_eq (journal_commit (j), 0);
+}
+
+//  Reads everything from seq 1 and checks every payload; returns the last seq read.
+static uint64_t s_verify_all (const char *dir, uint64_t limit)
+{
+    journal_reader_t *r = journal_reader_new (dir, 1);
+    cr_assert_not_null (r);
+    uint64_t seq, expect = 1;
+    const uint8_t *data;
+    size_t len;
+    uint8_t want[512];
+    while (journal_reader_next (r, limit, &seq, &data, &len) == 1) {
+        cr_assert_eq (seq, expect, "seq %lu where %lu was due", (unsigned long)seq,
+                      (unsigned long)expect);
+        size_t wlen = s_payload (seq, want);
+        cr_assert_eq (len, wlen);
+        cr_assert_eq (memcmp (data, want, len), 0, "payload of seq %lu differs",
+                      (unsigned long)seq);
+        expect++;
+    }
+    journal_reader_destroy (&r);
+    return expect - 1;
+}
+
+Test (journal, appends_commits_and_reads_back)
+{
+    char dir[64];
+    s_tmpdir (dir, sizeof dir);
+    journal_t *j = journal_open (dir, NULL);
+    cr_assert_not_null (j);
+    cr_assert_eq (journal_last_seq (j), 0);
+    s_append_range (j, 1, 1000);
+    cr_assert_eq (journal_synced_seq (j), 1000);
+    cr_assert_eq (journal_fsyncs (j), 1, "one commit, one fdatasync");
+    journal_destroy (&j);
+    cr_assert_null (j);
+
+    j = journal_open (dir, NULL);
+    cr_assert_eq (journal_last_seq (j), 1000);
+    cr_assert_eq (journal_torn_bytes (j), 0);
+    s_append_range (j, 1001, 1500);
+    journal_destroy (&j);
+    cr_assert_eq (s_verify_all (dir, UINT64_MAX), 1500);
+
+    //  A reader can start anywhere.
+    journal_reader_t *r = journal_reader_new (dir, 777);
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    cr_assert_eq (journal_reader_next (r, UINT64_MAX, &seq, &data, &len), 1);
+    cr_assert_eq (seq, 777);
+    //  ...and never goes past the limit it is given.
+    cr_assert_eq (journal_reader_next (r, 777, &seq, &data, &len), 0);
+    journal_reader_destroy (&r);
+    s_rmdir (dir);
+}
+
+Test (journal, rotates_segments_and_applies_retention)
+{
+    char dir[64];
+    s_tmpdir (dir, sizeof dir);
+    journal_opts_t opts = {.fsync = JOURNAL_FSYNC_NEVER, .segment_bytes = 16 * 1024};
+    journal_t *j = journal_open (dir, &opts);
+    for (uint64_t seq = 1; seq <= 3000; seq += 100)
+        s_append_range (j, seq, seq + 99);
+    journal_destroy (&j);
+    cr_assert_eq (s_verify_all (dir, UINT64_MAX), 3000, "the reader crosses segments");
+
+    j = journal_open (dir, &opts);
+    cr_assert_eq (journal_last_seq (j), 3000);
+    journal_destroy (&j);
+
+    opts.retain_segments = 3;
+    j = journal_open (dir, &opts);
+    s_append_range (j, 3001, 3100); //  rotation applies retention
+    uint64_t first = journal_first_seq (j);
+    cr_assert_gt (first, 1);
+    cr_assert_eq (journal_dir_first_seq (dir), first);
+    journal_destroy (&j);
+    journal_reader_t *r = journal_reader_new (dir, 1);
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    cr_assert_eq (journal_reader_next (r, UINT64_MAX, &seq, &data, &len), 1);
+    cr_assert_eq (seq, first, "a reader asked for a removed seq starts at the oldest kept");
+    journal_reader_destroy (&r);
+    s_rmdir (dir);
+}
+
+static void s_copy_truncated (const char *src, const char *dst, off_t size)
+{
+    char cmd[512];
+    snprintf (cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dst, src, dst);
+    cr_assert_eq (system (cmd), 0);
+    char seg[256];
+    snprintf (seg, sizeof seg, "%s/%020d.mjl", dst, 1);
+    cr_assert_eq (truncate (seg, size), 0);
+}
+
+Test (journal, recovery_cuts_a_torn_tail_at_any_offset)
+{
+    char dir[64], copy[80];
+    s_tmpdir (dir, sizeof dir);
+    snprintf (copy, sizeof copy, "%s-copy", dir);
+    journal_t *j = journal_open (dir, NULL);
+    s_append_range (j, 1, 400);
+    journal_destroy (&j);
+    char seg[256];
+    snprintf (seg, sizeof seg, "%s/%020d.mjl", dir, 1);
+    struct stat st;
+    cr_assert_eq (stat (seg, &st), 0);
+
+    //  Where each record ends, to know how many whole ones a cut leaves.
+    uint64_t ends[401];
+    ends[0] = JOURNAL_HEADER_BYTES;
+    uint8_t buf[512];
+    for (uint64_t seq = 1; seq <= 400; seq++)
+        ends[seq] = ends[seq - 1] + 16 + s_payload (seq, buf);
+    cr_assert_eq ((uint64_t)st.st_size, ends[400]);
+
+    srand (42);
+    for (int round = 0; round < 200; round++) {
+        off_t cut = round == 0 ? 0 : rand () % st.st_size;
+        s_copy_truncated (dir, copy, cut);
+        uint64_t whole = 0;
+        while (whole < 400 && ends[whole + 1] <= (uint64_t)cut)
+            whole++;
+        j = journal_open (copy, NULL);
+        cr_assert_not_null (j, "cut at %ld", (long)cut);
+        cr_assert_eq (journal_last_seq (j), whole, "cut at %ld: %lu whole records", (long)cut,
+                      (unsigned long)whole);
+        if ((uint64_t)cut > ends[whole] && cut >= JOURNAL_HEADER_BYTES)
+            cr_assert_gt (journal_torn_bytes (j), 0, "the cut is reported");
+        //  Appending goes on from the last whole record.
+        s_append_range (j, whole + 1, whole + 3);
+        journal_destroy (&j);
+        cr_assert_eq (s_verify_all (copy, UINT64_MAX), whole + 3);
+    }
+
+    //  Garbage after the last record is a torn write too.
+    s_copy_truncated (dir, copy, st.st_size);
+    snprintf (seg, sizeof seg, "%s/%020d.mjl", copy, 1);
+    FILE *f = fopen (seg, "ab");
+    for (int i = 0; i < 100; i++)
+        fputc (rand () & 0xff, f);
+    fclose (f);
+    j = journal_open (copy, NULL);
+    cr_assert_eq (journal_last_seq (j), 400);
+    cr_assert_eq (journal_torn_bytes (j), 100);
+    journal_destroy (&j);
+    s_rmdir (dir);
+    s_rmdir (copy);
+}
+
+//  The child appends batches forever and reports each synced seq on the pipe.
+static void s_writer_child (const char *dir, int report_fd, unsigned seed)
+{
+    journal_t *j = journal_open (dir, NULL);
+    if (!j)
+        _exit (3);
+    srand (seed);
+    uint8_t buf[512];
+    uint64_t seq = journal_last_seq (j);
+    for (;;) {
+        int batch = 1 + rand () % 64;
+        for (int i = 0; i < batch; i++) {
+            seq++;
+            if (journal_append (j, seq, buf, s_payload (seq, buf)))
+                _exit (4);
+        }
+        if (journal_commit (j))
+            _exit (5);
+        uint64_t synced = journal_synced_seq (j);
+        if (write (report_fd, &synced, sizeof synced) != sizeof synced)
+            _exit (6);
+    }
+}
+
+Test (journal, sigkill_mid_batch_loses_nothing_synced, .timeout = 300)
+{
+    char dir[64];
+    s_tmpdir (dir, sizeof dir);
+    srand (7);
+    uint64_t max_synced = 0;
+    for (int round = 0; round < 50; round++) {
+        int fds[2];
+        cr_assert_eq (pipe (fds), 0);
+        pid_t pid = fork ();
+        cr_assert_geq (pid, 0);
+        if (pid == 0) {
+            close (fds[0]);
+            s_writer_child (dir, fds[1], (unsigned)round);
+        }
+        close (fds[1]);
+        //  Let it commit a random number of batches, then kill it wherever it is.
+        int commits = 1 + rand () % 40;
+        uint64_t synced = 0;
+        for (int i = 0; i < commits; i++)
+            cr_assert_eq (read (fds[0], &synced, sizeof synced), (ssize_t)sizeof synced,
+                          "round %d: the writer died by itself", round);
+        kill (pid, SIGKILL);
+        int status;
+        waitpid (pid, &status, 0);
+        //  Drain reports made between our last read and the kill: those were synced too.
+        uint64_t later;
+        while (read (fds[0], &later, sizeof later) == (ssize_t)sizeof later)
+            synced = later;
+        close (fds[0]);
+        cr_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+        if (synced > max_synced)
+            max_synced = synced;
+
+        journal_t *j = journal_open (dir, NULL);
+        cr_assert_not_null (j);
+        uint64_t last = journal_last_seq (j);
+        journal_destroy (&j);
+        cr_assert_geq (last, max_synced, "round %d: synced seq %lu lost (journal ends at %lu)",
+                       round, (unsigned long)max_synced, (unsigned long)last);
+        cr_assert_eq (s_verify_all (dir, UINT64_MAX), last, "round %d: gap or partial record",
+                      round);
+    }
+    s_rmdir (dir);
+}

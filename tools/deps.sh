@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mce needs to build, test and run.
+# Idempotent and quiet: when everything is present it prints nothing and exits 0.
+# Used by tools/run.sh, tools/test.sh and .ci/run, so there is one list to keep.
+set -euo pipefail
+
+PACKAGES=(
+    # toolchain
+    build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+    # libraries (DESIGN.md: Debian's packages only)
+    libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libhiredis-dev
+    libcurl4-openssl-dev libconfig-dev libcriterion-dev libmicrohttpd-dev
+    libwebsockets-dev libjansson-dev libsodium-dev libjwt-dev
+    # servers and clients used by the local run and the tests
+    postgresql redis-server curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+# Node.js (the local Solana ledger, later the browser test) may come from Debian or from
+# nodesource; Debian's npm package conflicts with the latter, so check for the commands.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done" >&2
