@@ -31,15 +31,15 @@ int bus_topic (const char *stream, const proto_msg_t *msg, char *buf, size_t siz
         return -1;
     int n = market ? snprintf (buf, size, "%s.%s.%s", stream, kind, market)
                    : snprintf (buf, size, "%s.%s", stream, kind);
-    return (n < 0 || (size_t)n >= size || n > 255) ? -1 : n;
+    return (n < 0 || (size_t) n >= size || n > 255) ? -1 : n;
 }
 
 int bus_record_split (const uint8_t *data, size_t len, const char **topic, size_t *topic_len,
                       const uint8_t **event, size_t *event_len)
 {
-    if (len < 1 || (size_t)data[0] + 1 >= len)
+    if (len < 1 || (size_t) data[0] + 1 >= len)
         return -1;
-    *topic = (const char *)data + 1;
+    *topic = (const char *) data + 1;
     *topic_len = data[0];
     *event = data + 1 + data[0];
     *event_len = len - 1 - data[0];
@@ -121,7 +121,7 @@ int bus_pub_append (bus_pub_t *self, const proto_msg_t *event)
                    proto_kind_name (event->kind), seq);
         return -1;
     }
-    size_t rec_len = 1 + (size_t)tlen + self->scratch.len;
+    size_t rec_len = 1 + (size_t) tlen + self->scratch.len;
     size_t need = self->pending_len + 4 + rec_len;
     if (need > self->pending_cap) {
         size_t cap = self->pending_cap ? self->pending_cap : 64 * 1024;
@@ -134,13 +134,16 @@ int bus_pub_append (bus_pub_t *self, const proto_msg_t *event)
         self->pending_cap = cap;
     }
     uint8_t *p = self->pending + self->pending_len;
-    uint32_t len32 = (uint32_t)rec_len;
+    uint32_t len32 = (uint32_t) rec_len;
     memcpy (p, &len32, 4);
-    p[4] = (uint8_t)tlen;
-    memcpy (p + 5, topic, (size_t)tlen);
+    p[4] = (uint8_t) tlen;
+    memcpy (p + 5, topic, (size_t) tlen);
     memcpy (p + 5 + tlen, self->scratch.data, self->scratch.len);
+    //  Queued for publishing only once it is in the journal: a failed append leaves no trace.
+    if (journal_append (self->journal, seq, p + 4, rec_len))
+        return -1;
     self->pending_len = need;
-    return journal_append (self->journal, seq, p + 4, rec_len);
+    return 0;
 }
 
 int bus_pub_commit (bus_pub_t *self)
@@ -180,6 +183,6 @@ void bus_pub_heartbeat (bus_pub_t *self)
     if (tlen < 0 || proto_encode (&hb, &self->scratch))
         return;
     void *sock = zsock_resolve (self->pub);
-    zmq_send (sock, topic, (size_t)tlen, ZMQ_SNDMORE);
+    zmq_send (sock, topic, (size_t) tlen, ZMQ_SNDMORE);
     zmq_send (sock, self->scratch.data, self->scratch.len, 0);
 }

@@ -12,6 +12,8 @@
 #include <czmq.h>
 #include <inttypes.h>
 
+#define S_SNDHWM (4 * BUS_REPLAY_BATCH_MAX)
+
 struct _bus_replay_t {
     zactor_t *actor;
     void *args; //  s_args_t, read by the actor, freed after it stops
@@ -44,7 +46,7 @@ static void s_peer_name (zmq_msg_t *id_frame, zmq_msg_t *wire_frame, char *buf, 
     const uint8_t *id = zmq_msg_data (id_frame);
     size_t n = zmq_msg_size (id_frame), o = 0;
     for (size_t i = 0; i < n && o + 3 < size; i++)
-        o += (size_t)snprintf (buf + o, size - o, "%02x", id[i]);
+        o += (size_t) snprintf (buf + o, size - o, "%02x", id[i]);
     if (o == 0)
         snprintf (buf, size, "?");
 }
@@ -59,8 +61,9 @@ static void s_send_end (s_server_t *self, zmq_msg_t *id, const proto_replay_end_
     char topic[BUS_TOPIC_MAX];
     int tlen = snprintf (topic, sizeof topic, "%s.replay_end", self->args->stream);
     void *sock = zsock_resolve (self->router);
-    zmq_send (sock, zmq_msg_data (id), zmq_msg_size (id), ZMQ_SNDMORE);
-    zmq_send (sock, topic, (size_t)tlen, ZMQ_SNDMORE);
+    if (zmq_send (sock, zmq_msg_data (id), zmq_msg_size (id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return; //  gone or not reading: it asks again after its timeout
+    zmq_send (sock, topic, (size_t) tlen, ZMQ_SNDMORE);
     zmq_send (sock, self->out.data, self->out.len, 0);
 }
 
@@ -104,7 +107,13 @@ static void s_serve (s_server_t *self, zmq_msg_t *id, const proto_replay_req_t *
         }
         if (seq < from)
             continue;
-        zmq_send (sock, zmq_msg_data (id), zmq_msg_size (id), ZMQ_SNDMORE);
+        if (zmq_send (sock, zmq_msg_data (id), zmq_msg_size (id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            //  The peer is gone or not reading: drop the rest, it will ask again.
+            log_debug ("replay", "stream %s: answer cut at seq %" PRIu64 ": %s", self->args->stream,
+                       seq, zmq_strerror (zmq_errno ()));
+            journal_reader_destroy (&self->reader);
+            return;
+        }
         zmq_send (sock, topic, tlen, ZMQ_SNDMORE);
         zmq_send (sock, ev, elen, 0);
         end.last = seq;
@@ -168,9 +177,10 @@ static void s_actor (zsock_t *pipe, void *arg)
     proto_buf_init (&self.out);
     self.router = zsock_new (ZMQ_ROUTER);
     if (self.router) {
-        //  Answers are bounded per request, so an unbounded queue cannot grow without limit;
-        //  mandatory routing turns a vanished peer into an error instead of silent loss.
-        zsock_set_sndhwm (self.router, 0);
+        //  Room for a few full answers per peer; past that (a consumer that stopped reading)
+        //  the answer is cut short and the consumer asks again. Mandatory routing turns a
+        //  vanished peer into an error instead of silently queueing for it.
+        zsock_set_sndhwm (self.router, S_SNDHWM);
         zsock_set_router_mandatory (self.router, 1);
     }
     if (!self.router || zsock_bind (self.router, "%s", self.args->endpoint) < 0) {

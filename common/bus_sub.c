@@ -22,6 +22,7 @@ struct _bus_sub_t {
     uint64_t last_seq;
     uint64_t head_seq;
     bool replay_outstanding;
+    uint64_t replay_from;    //  `from` of the outstanding request: only its replay_end counts
     int64_t replay_deadline; //  monotonic ns after which the request is sent again
     int replay_timeout_ms;
     zmq_msg_t topic, body; //  the frames of the event last handed out
@@ -32,18 +33,19 @@ static void s_request_replay (bus_sub_t *self)
 {
     proto_msg_t req = {.kind = PROTO_replay_req};
     req.replay_req.from = self->last_seq + 1;
+    self->replay_from = req.replay_req.from;
     req.replay_req.max = 0;
     proto_buf_t buf;
     proto_buf_init (&buf);
     if (proto_encode (&req, &buf) == 0) {
-        //  Without a connected peer a DEALER would block; the request is simply sent again
-        //  after the timeout.
-        zmq_send (zsock_resolve (self->replay), buf.data, buf.len, ZMQ_DONTWAIT);
-        self->stats.replays++;
+        //  With ZMQ_IMMEDIATE nothing is queued while the producer is away: the send fails and
+        //  the request is sent again after the timeout, so requests never pile up.
+        if (zmq_send (zsock_resolve (self->replay), buf.data, buf.len, ZMQ_DONTWAIT) >= 0)
+            self->stats.replays++;
     }
     proto_buf_free (&buf);
     self->replay_outstanding = true;
-    self->replay_deadline = clock_mono_ns () + (int64_t)self->replay_timeout_ms * MCE_NS_PER_MSEC;
+    self->replay_deadline = clock_mono_ns () + (int64_t) self->replay_timeout_ms * MCE_NS_PER_MSEC;
     log_debug ("bus", "%s: stream %s: replay from seq %" PRIu64, self->name, self->stream,
                self->last_seq + 1);
 }
@@ -73,8 +75,9 @@ bus_sub_t *bus_sub_new (const bus_sub_opts_t *opts)
     char prefix[16];
     snprintf (prefix, sizeof prefix, "%s.", self->stream);
     zsock_set_subscribe (self->sub, prefix);
-    //  A request must not linger for a producer that is gone; it is re-sent on timeout.
+    //  A request must not linger or queue for a producer that is gone; it is re-sent on timeout.
     zsock_set_linger (self->replay, 0);
+    zsock_set_immediate (self->replay, 1);
     if (zsock_connect (self->sub, "%s", opts->pub_endpoint) < 0 ||
         zsock_connect (self->replay, "%s", opts->replay_endpoint) < 0) {
         log_error ("bus", "%s: cannot connect to stream %s at %s / %s", self->name, self->stream,
@@ -146,7 +149,8 @@ static bool s_topic_is (zmq_msg_t *topic, const char *stream, const char *kind)
 {
     char want[64];
     int n = snprintf (want, sizeof want, "%s.%s", stream, kind);
-    return zmq_msg_size (topic) == (size_t)n && memcmp (zmq_msg_data (topic), want, (size_t)n) == 0;
+    return zmq_msg_size (topic) == (size_t) n &&
+           memcmp (zmq_msg_data (topic), want, (size_t) n) == 0;
 }
 
 static void s_malformed (bus_sub_t *self, const char *source, const char *why)
@@ -167,8 +171,9 @@ static void s_replay_end (bus_sub_t *self)
         return;
     }
     const proto_replay_end_t *end = &msg.replay_end;
-    if (end->head > self->head_seq)
-        self->head_seq = end->head;
+    if (!self->replay_outstanding || end->from != self->replay_from)
+        return; //  the end of an answer to a request that timed out: its events were handled
+    self->head_seq = end->head; //  the producer's word, even if it went back
     if (end->status == PROTO_REPLAY_STATUS_GONE && end->first > self->last_seq + 1) {
         //  Retention already removed what we need: nothing can bring it back. Say so loudly
         //  and go on from the oldest seq that still exists.
@@ -180,11 +185,18 @@ static void s_replay_end (bus_sub_t *self)
         s_request_replay (self);
         return;
     }
-    //  Answers to a request that timed out may still arrive; their events were duplicates or
-    //  in order, so any answer ends the wait, and we ask again while the producer has more.
+    if (end->last < end->from && end->head >= end->from) {
+        //  The producer holds more but sent none (it logs why): keep the request outstanding
+        //  so it is asked again after the timeout, not in a tight loop.
+        log_warn ("bus",
+                  "%s: stream %s: replay from %" PRIu64 " returned nothing (head %" PRIu64
+                  "); asking again in %d ms",
+                  self->name, self->stream, end->from, end->head, self->replay_timeout_ms);
+        return;
+    }
     self->replay_outstanding = false;
     if (self->head_seq > self->last_seq)
-        s_request_replay (self);
+        s_request_replay (self); //  more than one bounded answer's worth: next batch
 }
 
 //  Decides what to do with the event in self->topic/body. Returns 1 if it is to be delivered.
@@ -196,6 +208,9 @@ static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
         s_malformed (self, source, "bad topic frame");
         return 0;
     }
+    if (from_replay && self->replay_outstanding) //  an answer is streaming in: not lost
+        self->replay_deadline =
+            clock_mono_ns () + (int64_t) self->replay_timeout_ms * MCE_NS_PER_MSEC;
     if (from_replay && s_topic_is (&self->topic, self->stream, "replay_end")) {
         s_replay_end (self);
         return 0;
@@ -229,10 +244,9 @@ static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
     }
     if (seq > self->last_seq + 1) {
         //  Missed something: drop this one, the replay brings it back in order.
-        if (!self->replay_outstanding) {
-            self->stats.gaps++;
+        self->stats.gaps++;
+        if (!self->replay_outstanding)
             s_request_replay (self);
-        }
         return 0;
     }
     self->last_seq = seq;
@@ -247,7 +261,7 @@ static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
 
 int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
 {
-    int64_t deadline = clock_mono_ns () + (int64_t)timeout_ms * MCE_NS_PER_MSEC;
+    int64_t deadline = clock_mono_ns () + (int64_t) timeout_ms * MCE_NS_PER_MSEC;
     zmq_pollitem_t items[2];
     bus_sub_pollitems (self, items);
     while (!zsys_interrupted) {
@@ -257,10 +271,10 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
         long wait_ms = -1;
         if (timeout_ms >= 0)
             wait_ms = deadline > now
-                          ? (long)((deadline - now + MCE_NS_PER_MSEC - 1) / MCE_NS_PER_MSEC)
+                          ? (long) ((deadline - now + MCE_NS_PER_MSEC - 1) / MCE_NS_PER_MSEC)
                           : 0;
         if (self->replay_outstanding) {
-            long until_resend = (long)((self->replay_deadline - now) / MCE_NS_PER_MSEC) + 1;
+            long until_resend = (long) ((self->replay_deadline - now) / MCE_NS_PER_MSEC) + 1;
             if (wait_ms < 0 || until_resend < wait_ms)
                 wait_ms = until_resend;
         }
@@ -320,7 +334,7 @@ int bus_sub_follow (const bus_follow_t *f)
                 return -1;
             next_tick = now + tick_ms * MCE_NS_PER_MSEC;
         }
-        if (zmq_poll (items, 2 * f->count, (long)((next_tick - now) / MCE_NS_PER_MSEC) + 1) < 0 &&
+        if (zmq_poll (items, 2 * f->count, (long) ((next_tick - now) / MCE_NS_PER_MSEC) + 1) < 0 &&
             zmq_errno () != EINTR)
             return -1;
         //  Every bus gets a turn each round (its resend timer too), readable or not.

@@ -27,8 +27,8 @@ typedef struct {
     size_t offset, size;
 } s_key_t;
 
-#define F(field) offsetof (mce_config_t, field), sizeof (((mce_config_t *)0)->field)
-#define M(field) offsetof (config_market_t, field), sizeof (((config_market_t *)0)->field)
+#define F(field) offsetof (mce_config_t, field), sizeof (((mce_config_t *) 0)->field)
+#define M(field) offsetof (config_market_t, field), sizeof (((config_market_t *) 0)->field)
 #define PORT     0, 65535
 
 static const s_key_t s_keys[] = {
@@ -90,7 +90,7 @@ static int s_choice (const char *choices, const char *text)
     int i = 0;
     for (const char *p = choices; *p; i++) {
         const char *bar = strchr (p, '|');
-        size_t n = bar ? (size_t)(bar - p) : strlen (p);
+        size_t n = bar ? (size_t) (bar - p) : strlen (p);
         if (n == tl && strncmp (p, text, n) == 0)
             return i;
         if (!bar)
@@ -108,7 +108,7 @@ static int s_set_int (const s_key_t *k, void *base, int64_t v, const char *path,
                   k->min, k->max);
         return -1;
     }
-    memcpy ((char *)base + k->offset, &v, sizeof v);
+    memcpy ((char *) base + k->offset, &v, sizeof v);
     return 0;
 }
 
@@ -116,7 +116,7 @@ static int s_set_int (const s_key_t *k, void *base, int64_t v, const char *path,
 static int s_apply_text (const s_key_t *k, void *base, const char *text, const char *path,
                          char *err, size_t errlen)
 {
-    char *field = (char *)base + k->offset;
+    char *field = (char *) base + k->offset;
     switch (k->kind) {
         case K_STR:
             if (strlen (text) >= k->size) {
@@ -217,7 +217,7 @@ static int s_load_market (mce_config_t *cfg, config_setting_t *entry, int index,
         return -1;
     }
     for (int j = 0; j < config_setting_length (entry); j++) {
-        config_setting_t *s = config_setting_get_elem (entry, (unsigned)j);
+        config_setting_t *s = config_setting_get_elem (entry, (unsigned) j);
         char path[128];
         snprintf (path, sizeof path, "markets[%d].%s", index, config_setting_name (s));
         const s_key_t *k = s_find (s_market_keys, N_MARKET_KEYS, config_setting_name (s));
@@ -267,7 +267,7 @@ static int s_load_file (mce_config_t *cfg, const char *file, const char *text, c
     }
     config_setting_t *root = config_root_setting (&lc);
     for (int i = 0; i < config_setting_length (root); i++) {
-        config_setting_t *s = config_setting_get_elem (root, (unsigned)i);
+        config_setting_t *s = config_setting_get_elem (root, (unsigned) i);
         const char *name = config_setting_name (s);
         if (strcmp (name, "markets") == 0) {
             if (config_setting_type (s) != CONFIG_TYPE_LIST) {
@@ -282,7 +282,7 @@ static int s_load_file (mce_config_t *cfg, const char *file, const char *text, c
                 goto done;
             }
             for (int j = 0; j < n; j++)
-                if (s_load_market (cfg, config_setting_get_elem (s, (unsigned)j), j, err, errlen))
+                if (s_load_market (cfg, config_setting_get_elem (s, (unsigned) j), j, err, errlen))
                     goto done;
             cfg->market_count = n;
             continue;
@@ -297,7 +297,7 @@ static int s_load_file (mce_config_t *cfg, const char *file, const char *text, c
                 goto done;
             }
             for (int j = 0; j < config_setting_length (s); j++) {
-                config_setting_t *c = config_setting_get_elem (s, (unsigned)j);
+                config_setting_t *c = config_setting_get_elem (s, (unsigned) j);
                 char path[128];
                 snprintf (path, sizeof path, "%s.%s", name, config_setting_name (c));
                 const s_key_t *k = s_find (s_keys, N_KEYS, path);
@@ -329,9 +329,9 @@ done:
 //  MCE_MATCHER_FSYNC for "matcher.fsync".
 static void s_env_name (const char *path, char *buf, size_t size)
 {
-    size_t o = (size_t)snprintf (buf, size, "MCE_");
+    size_t o = (size_t) snprintf (buf, size, "MCE_");
     for (const char *p = path; *p && o + 1 < size; p++)
-        buf[o++] = *p == '.' ? '_' : (char)toupper ((unsigned char)*p);
+        buf[o++] = *p == '.' ? '_' : (char) toupper ((unsigned char) *p);
     buf[o] = '\0';
 }
 
@@ -372,7 +372,7 @@ int config_load_text (mce_config_t *cfg, const char *text, char *err, size_t err
 
 static void s_log_key (const s_key_t *k, const void *base, const char *prefix, const char *module)
 {
-    const char *field = (const char *)base + k->offset;
+    const char *field = (const char *) base + k->offset;
     int64_t v;
     switch (k->kind) {
         case K_STR:
@@ -385,7 +385,7 @@ static void s_log_key (const s_key_t *k, const void *base, const char *prefix, c
                 const char *p = k->choices;
                 for (int j = 0; j < i && p; j++)
                     p = strchr (p, '|') ? strchr (p, '|') + 1 : NULL;
-                int n = p ? (int)strcspn (p, "|") : 1;
+                int n = p ? (int) strcspn (p, "|") : 1;
                 log_info (module, "config %s%s = %.*s", prefix, k->path, n, p ? p : "?");
             }
             else

@@ -72,8 +72,8 @@ __attribute__ ((target ("sse4.2"))) static uint32_t s_crc32c_hw (uint32_t crc, c
     uint64_t c = ~crc;
     //  Byte steps up to an 8-byte boundary, then 8 bytes per instruction; memcpy keeps the
     //  loads free of alignment and aliasing assumptions and compiles to a plain mov.
-    while (len && ((uintptr_t)p & 7)) {
-        c = _mm_crc32_u8 ((uint32_t)c, *p++);
+    while (len && ((uintptr_t) p & 7)) {
+        c = _mm_crc32_u8 ((uint32_t) c, *p++);
         len--;
     }
     while (len >= 8) {
@@ -84,8 +84,8 @@ __attribute__ ((target ("sse4.2"))) static uint32_t s_crc32c_hw (uint32_t crc, c
         len -= 8;
     }
     while (len--)
-        c = _mm_crc32_u8 ((uint32_t)c, *p++);
-    return ~(uint32_t)c;
+        c = _mm_crc32_u8 ((uint32_t) c, *p++);
+    return ~(uint32_t) c;
 }
 #endif
 

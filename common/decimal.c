@@ -68,7 +68,7 @@ static bool s_equals_nocase (const char *text, size_t len, const char *word)
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
+            c = (char) (c - 'A' + 'a');
         if (c != word[i])
             return false;
     }
@@ -127,7 +127,7 @@ static decimal_status_t s_parse_unsigned (const char *text, size_t len, int scal
     if (int_len > 1 && text[0] == '0')
         return DECIMAL_LEADING_ZERO;
 
-    for (size_t k = (size_t)scale; k < frac_len; k++)
+    for (size_t k = (size_t) scale; k < frac_len; k++)
         if (text[frac_start + k] != '0')
             return DECIMAL_PRECISION;
 
@@ -135,7 +135,7 @@ static decimal_status_t s_parse_unsigned (const char *text, size_t len, int scal
     for (size_t k = 0; k < int_len; k++)
         if (!s_push_digit (&result, text[k] - '0'))
             return DECIMAL_OVERFLOW;
-    for (size_t k = 0; k < (size_t)scale; k++) {
+    for (size_t k = 0; k < (size_t) scale; k++) {
         int digit = k < frac_len ? text[frac_start + k] - '0' : 0;
         if (!s_push_digit (&result, digit))
             return DECIMAL_OVERFLOW;
@@ -205,7 +205,7 @@ int decimal_format (int64_t value, int scale, char *buf, size_t size)
     assert (scale >= 0 && scale <= DECIMAL_MAX_SCALE);
     assert (buf || size == 0);
     //  Unsigned negation is defined for INT64_MIN too.
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t) value : (uint64_t) value;
     uint64_t whole = magnitude / s_pow10[scale];
     uint64_t fraction = magnitude % s_pow10[scale];
 
@@ -216,7 +216,7 @@ int decimal_format (int64_t value, int scale, char *buf, size_t size)
     char digits[20];
     size_t count = 0;
     do {
-        digits[count++] = (char)('0' + whole % 10);
+        digits[count++] = (char) ('0' + whole % 10);
         whole /= 10;
     } while (whole);
     while (count)
@@ -225,7 +225,7 @@ int decimal_format (int64_t value, int scale, char *buf, size_t size)
     if (fraction) {
         text[n++] = '.';
         for (int k = scale - 1; k >= 0; k--)
-            text[n++] = (char)('0' + fraction / s_pow10[k] % 10);
+            text[n++] = (char) ('0' + fraction / s_pow10[k] % 10);
         while (text[n - 1] == '0')
             n--;
     }
@@ -234,7 +234,7 @@ int decimal_format (int64_t value, int scale, char *buf, size_t size)
         return -1;
     memcpy (buf, text, n);
     buf[n] = '\0';
-    return (int)n;
+    return (int) n;
 }
 
 //  Rewrites %g output such as "1.5e-07" or "1e+20" as plain decimal text. Text without an
@@ -253,14 +253,14 @@ static decimal_status_t s_expand_exponent (const char *text, char *out, size_t s
     long point = -1; //  digits before the '.' of the mantissa
     for (const char *p = text; p < e; p++) {
         if (*p == '.')
-            point = (long)ndigits;
+            point = (long) ndigits;
         else {
             assert (ndigits < S_DOUBLE_DIGITS);
             digits[ndigits++] = *p;
         }
     }
     if (point < 0)
-        point = (long)ndigits;
+        point = (long) ndigits;
     long exponent = strtol (e + 1, NULL, 10);
     //  %g's mantissa starts with a non-zero digit, so the shifted point bounds the magnitude.
     long shifted = point + exponent;
@@ -279,18 +279,18 @@ static decimal_status_t s_expand_exponent (const char *text, char *out, size_t s
         memcpy (out + n, digits, ndigits);
         n += ndigits;
     }
-    else if ((size_t)shifted >= ndigits) {
+    else if ((size_t) shifted >= ndigits) {
         memcpy (out + n, digits, ndigits);
         n += ndigits;
-        for (long k = (long)ndigits; k < shifted; k++)
+        for (long k = (long) ndigits; k < shifted; k++)
             out[n++] = '0';
     }
     else {
-        memcpy (out + n, digits, (size_t)shifted);
-        n += (size_t)shifted;
+        memcpy (out + n, digits, (size_t) shifted);
+        n += (size_t) shifted;
         out[n++] = '.';
-        memcpy (out + n, digits + shifted, ndigits - (size_t)shifted);
-        n += ndigits - (size_t)shifted;
+        memcpy (out + n, digits + shifted, ndigits - (size_t) shifted);
+        n += ndigits - (size_t) shifted;
     }
     out[n] = '\0';
     return DECIMAL_OK;

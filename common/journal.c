@@ -43,6 +43,7 @@ struct _journal_t {
     uint64_t synced_seq;   //  last written and synced per policy
     uint64_t fsyncs;
     uint64_t torn_bytes;
+    bool failed;  //  an I/O error happened: nothing may be reported durable again
     uint8_t *buf; //  records appended but not yet written
     size_t buf_len, buf_cap;
 };
@@ -60,23 +61,23 @@ struct _journal_reader_t {
 static void s_put32 (uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+        p[i] = (uint8_t) (v >> (8 * i));
 }
 
 static void s_put64 (uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+        p[i] = (uint8_t) (v >> (8 * i));
 }
 
 static uint32_t s_get32 (const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
 
 static uint64_t s_get64 (const uint8_t *p)
 {
-    return (uint64_t)s_get32 (p) | (uint64_t)s_get32 (p + 4) << 32;
+    return (uint64_t) s_get32 (p) | (uint64_t) s_get32 (p + 4) << 32;
 }
 
 static uint32_t s_record_crc (uint64_t seq, const void *data, size_t len)
@@ -86,13 +87,16 @@ static uint32_t s_record_crc (uint64_t seq, const void *data, size_t len)
     return crc32c (crc32c (0, seqb, 8), data, len);
 }
 
-//  Checks the record at p (avail bytes there). Returns its total size, 0 if incomplete or
-//  invalid (why in *reason), given the seq it must carry.
+//  Checks the record at p (avail bytes there), given the seq it must carry. Returns its
+//  total size, or 0 with the reason in *reason and, in *incomplete, whether more bytes could
+//  still make it whole (as opposed to it being corrupt).
 static size_t s_record_check (const uint8_t *p, size_t avail, uint64_t want_seq,
-                              const char **reason)
+                              const char **reason, bool *incomplete)
 {
+    *incomplete = false;
     if (avail < S_RECORD_HDR) {
         *reason = "short record header";
+        *incomplete = true;
         return 0;
     }
     uint32_t len = s_get32 (p);
@@ -102,6 +106,7 @@ static size_t s_record_check (const uint8_t *p, size_t avail, uint64_t want_seq,
     }
     if (avail < S_RECORD_HDR + len) {
         *reason = "record cut short";
+        *incomplete = true;
         return 0;
     }
     uint64_t seq = s_get64 (p + 8);
@@ -126,7 +131,7 @@ static int s_write_all (int fd, const uint8_t *p, size_t len)
             return -1;
         }
         p += n;
-        len -= (size_t)n;
+        len -= (size_t) n;
     }
     return 0;
 }
@@ -148,7 +153,7 @@ static int s_fsync_dir (const char *dir)
 
 static int s_cmp_u64 (const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
     return x < y ? -1 : x > y;
 }
 
@@ -186,7 +191,7 @@ static int s_list_segments (const char *dir, uint64_t **firsts_p)
         return -1;
     qsort (firsts, n, sizeof *firsts, s_cmp_u64);
     *firsts_p = firsts;
-    return (int)n;
+    return (int) n;
 }
 
 static int s_segment_create (journal_t *self, uint64_t first)
@@ -214,7 +219,8 @@ static int s_segment_create (journal_t *self, uint64_t first)
     return 0;
 }
 
-//  Deletes the oldest segments beyond the retention count.
+//  Deletes the oldest closed segments beyond the retention count; the active segment is
+//  never counted, so retain_segments = 1 keeps one full segment of history besides it.
 static void s_apply_retention (journal_t *self)
 {
     if (self->opts.retain_segments == 0)
@@ -223,13 +229,13 @@ static void s_apply_retention (journal_t *self)
     int n = s_list_segments (self->dir, &firsts);
     if (n < 0)
         return;
-    int excess = n - (int)self->opts.retain_segments;
+    int excess = n - 1 - (int) self->opts.retain_segments;
     for (int i = 0; i < excess; i++) {
         char path[S_PATH_MAX + 32];
         s_segment_path (path, sizeof path, self->dir, firsts[i]);
         struct stat st;
         if (stat (path, &st) == 0)
-            self->closed_bytes -= (uint64_t)st.st_size;
+            self->closed_bytes -= (uint64_t) st.st_size;
         if (unlink (path) == 0)
             log_info ("journal", "retention: removed segment %s", path);
         self->first_seq = firsts[i + 1];
@@ -252,7 +258,7 @@ static int s_recover_newest (journal_t *self, uint64_t first)
         close (fd);
         return -1;
     }
-    uint64_t size = (uint64_t)st.st_size;
+    uint64_t size = (uint64_t) st.st_size;
     uint8_t hdr[JOURNAL_HEADER_BYTES];
     if (size < JOURNAL_HEADER_BYTES || pread (fd, hdr, sizeof hdr, 0) != sizeof hdr ||
         memcmp (hdr, S_MAGIC, 8) != 0 || s_get64 (hdr + 8) != first) {
@@ -261,6 +267,7 @@ static int s_recover_newest (journal_t *self, uint64_t first)
         log_warn ("journal", "segment %s has no valid header (%" PRIu64 " bytes): recreating it",
                   path, size);
         self->torn_bytes += size;
+        self->last_seq = self->synced_seq = first - 1;
         return s_segment_create (self, first);
     }
     //  Scan with a chunked buffer; a record never exceeds JOURNAL_RECORD_MAX.
@@ -277,16 +284,17 @@ static int s_recover_newest (journal_t *self, uint64_t first)
     const char *reason = NULL;
     for (;;) {
         const char *why = NULL;
-        size_t rec = s_record_check (buf + pos, len - pos, seq, &why);
+        bool incomplete;
+        size_t rec = s_record_check (buf + pos, len - pos, seq, &why, &incomplete);
         if (rec) {
             pos += rec;
             good = buf_off + pos;
             seq++;
             continue;
         }
-        //  Incomplete in the buffer: read more if the file has more.
+        //  Incomplete in the buffer: read more if the file has more. Corrupt: the log ends.
         uint64_t file_left = size - (buf_off + len);
-        if (file_left == 0) {
+        if (!incomplete || file_left == 0) {
             reason = why;
             break;
         }
@@ -296,15 +304,15 @@ static int s_recover_newest (journal_t *self, uint64_t first)
         pos = 0;
         size_t want = cap - len;
         if (want > file_left)
-            want = (size_t)file_left;
-        ssize_t n = pread (fd, buf + len, want, (off_t)(buf_off + len));
+            want = (size_t) file_left;
+        ssize_t n = pread (fd, buf + len, want, (off_t) (buf_off + len));
         if (n <= 0) {
             log_error ("journal", "cannot read %s: %s", path, n < 0 ? strerror (errno) : "EOF");
             free (buf);
             close (fd);
             return -1;
         }
-        len += (size_t)n;
+        len += (size_t) n;
     }
     free (buf);
     if (good < size) {
@@ -313,13 +321,13 @@ static int s_recover_newest (journal_t *self, uint64_t first)
                   " bytes, recovered through seq %" PRIu64,
                   path, good, reason ? reason : "?", size - good, seq - 1);
         self->torn_bytes += size - good;
-        if (ftruncate (fd, (off_t)good) < 0 || fdatasync (fd) < 0) {
+        if (ftruncate (fd, (off_t) good) < 0 || fdatasync (fd) < 0) {
             log_error ("journal", "cannot truncate %s: %s", path, strerror (errno));
             close (fd);
             return -1;
         }
     }
-    if (lseek (fd, (off_t)good, SEEK_SET) < 0) {
+    if (lseek (fd, (off_t) good, SEEK_SET) < 0) {
         close (fd);
         return -1;
     }
@@ -366,7 +374,7 @@ journal_t *journal_open (const char *dir, const journal_opts_t *opts)
             struct stat st;
             s_segment_path (path, sizeof path, dir, firsts[i]);
             if (stat (path, &st) == 0)
-                self->closed_bytes += (uint64_t)st.st_size;
+                self->closed_bytes += (uint64_t) st.st_size;
         }
         rc = s_recover_newest (self, firsts[n - 1]);
     }
@@ -396,14 +404,26 @@ void journal_destroy (journal_t **self_p)
     *self_p = NULL;
 }
 
+//  After a failed write or fdatasync the kernel may have dropped the dirty pages and a later
+//  fdatasync can succeed without them (Linux clears the error once reported), so a journal
+//  that failed once fails for good: the owner stops and recovery decides what survived.
+static int s_fail (journal_t *self, const char *what)
+{
+    log_error ("journal",
+               "%s of segment %020" PRIu64 " failed: %s; the journal refuses all "
+               "further writes",
+               what, self->seg_first, strerror (errno));
+    self->failed = true;
+    return -1;
+}
+
 static int s_flush (journal_t *self, bool sync)
 {
+    if (self->failed)
+        return -1;
     if (self->buf_len) {
-        if (s_write_all (self->fd, self->buf, self->buf_len)) {
-            log_error ("journal", "write to segment %020" PRIu64 " failed: %s", self->seg_first,
-                       strerror (errno));
-            return -1;
-        }
+        if (s_write_all (self->fd, self->buf, self->buf_len))
+            return s_fail (self, "write");
         self->seg_bytes += self->buf_len;
         self->buf_len = 0;
     }
@@ -424,6 +444,8 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
     assert (self);
     assert (seq == self->last_seq + 1);
     assert (len > 0 && len <= JOURNAL_RECORD_MAX);
+    if (self->failed)
+        return -1;
     size_t need = self->buf_len + S_RECORD_HDR + len;
     if (need > self->buf_cap) {
         size_t cap = self->buf_cap ? self->buf_cap : 64 * 1024;
@@ -436,7 +458,7 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
         self->buf_cap = cap;
     }
     uint8_t *p = self->buf + self->buf_len;
-    s_put32 (p, (uint32_t)len);
+    s_put32 (p, (uint32_t) len);
     s_put32 (p + 4, s_record_crc (seq, data, len));
     s_put64 (p + 8, seq);
     memcpy (p + S_RECORD_HDR, data, len);
@@ -450,20 +472,23 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
 int journal_commit (journal_t *self)
 {
     assert (self);
-    if (self->synced_seq == self->last_seq && self->buf_len == 0)
-        return 0;
-    if (s_flush (self, self->opts.fsync != JOURNAL_FSYNC_NEVER))
+    if (self->failed)
         return -1;
-    if (self->seg_bytes >= self->opts.segment_bytes) {
+    bool pending = self->synced_seq != self->last_seq || self->buf_len > 0;
+    if (pending && s_flush (self, self->opts.fsync != JOURNAL_FSYNC_NEVER))
+        return -1;
+    //  With fsync=always the records were flushed by journal_append, so rotation is checked
+    //  whether or not this commit wrote anything.
+    if (self->seg_bytes >= self->opts.segment_bytes && self->last_seq >= self->seg_first) {
         //  Rotate at a commit boundary; the closed segment must be durable whatever the policy,
         //  since recovery only ever scans the newest one.
-        if (self->opts.fsync == JOURNAL_FSYNC_NEVER && fdatasync (self->fd)) {
-            log_error ("journal", "fdatasync before rotation failed: %s", strerror (errno));
+        if (self->opts.fsync == JOURNAL_FSYNC_NEVER && fdatasync (self->fd))
+            return s_fail (self, "fdatasync before rotation");
+        self->closed_bytes += self->seg_bytes;
+        if (s_segment_create (self, self->last_seq + 1)) {
+            self->failed = true;
             return -1;
         }
-        self->closed_bytes += self->seg_bytes;
-        if (s_segment_create (self, self->last_seq + 1))
-            return -1;
         s_apply_retention (self);
     }
     return 0;
@@ -613,9 +638,9 @@ static ssize_t s_reader_fill (journal_reader_t *self, size_t need)
         self->buf_cap = need;
     }
     ssize_t n = pread (self->fd, self->buf + self->buf_len, self->buf_cap - self->buf_len,
-                       (off_t)(self->offset + self->buf_len));
+                       (off_t) (self->offset + self->buf_len));
     if (n > 0)
-        self->buf_len += (size_t)n;
+        self->buf_len += (size_t) n;
     return n;
 }
 
@@ -628,7 +653,8 @@ int journal_reader_next (journal_reader_t *self, uint64_t limit_seq, uint64_t *s
         const uint8_t *p = self->buf + self->buf_pos;
         size_t avail = self->buf_len - self->buf_pos;
         const char *why = NULL;
-        size_t rec = s_record_check (p, avail, self->next_seq, &why);
+        bool incomplete;
+        size_t rec = s_record_check (p, avail, self->next_seq, &why, &incomplete);
         if (rec) {
             *seq = self->next_seq++;
             *len = s_get32 (p);
@@ -637,9 +663,7 @@ int journal_reader_next (journal_reader_t *self, uint64_t limit_seq, uint64_t *s
             return 1;
         }
         size_t need = avail >= S_RECORD_HDR ? S_RECORD_HDR + s_get32 (p) : S_RECORD_HDR;
-        bool plausible =
-            avail < S_RECORD_HDR || (s_get32 (p) > 0 && s_get32 (p) <= JOURNAL_RECORD_MAX);
-        if (plausible && avail < need) {
+        if (incomplete) {
             ssize_t n = s_reader_fill (self, need);
             if (n < 0) {
                 log_error ("journal", "reader: cannot read segment %020" PRIu64 ": %s",
@@ -649,12 +673,12 @@ int journal_reader_next (journal_reader_t *self, uint64_t limit_seq, uint64_t *s
             if (n > 0)
                 continue;
         }
-        if (avail == 0 || (plausible && avail < need)) {
+        if (incomplete) {
             //  End of this segment's data: the record may live in the next segment, or not
             //  be written yet (a partial record at the end is a write in progress).
             char path[S_PATH_MAX + 32];
             s_segment_path (path, sizeof path, self->dir, self->next_seq);
-            if (avail == 0 && access (path, F_OK) == 0) {
+            if (avail == 0 && self->seg_first != self->next_seq && access (path, F_OK) == 0) {
                 if (s_reader_open_segment (self, self->next_seq))
                     return -1;
                 continue;

@@ -57,12 +57,12 @@ void log_emit (int level, const char *module, const char *fmt, ...)
                       ts.tv_nsec / 1000, tags[level], s_process, module);
     va_list ap;
     va_start (ap, fmt);
-    int m = vsnprintf (line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf (line + n, sizeof line - (size_t) n - 1, fmt, ap);
     va_end (ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    size_t len = (size_t) n + (m < 0 ? 0 : (size_t) m);
     if (len > sizeof line - 2)
         len = sizeof line - 2; //  truncated: keep the line whole and newline-terminated
     line[len++] = '\n';
     ssize_t rc = write (STDERR_FILENO, line, len);
-    (void)rc; //  nowhere to report a failure to write the log
+    (void) rc; //  nowhere to report a failure to write the log
 }

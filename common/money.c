@@ -24,7 +24,7 @@ int64_t money_div_half_even (__int128 numerator, int64_t denominator)
 {
     __int128 quotient = s_div_half_even (numerator, denominator);
     assert (quotient <= INT64_MAX);
-    return (int64_t)quotient;
+    return (int64_t) quotient;
 }
 
 int money_value (int64_t wh, int64_t price, int64_t *value)
@@ -33,10 +33,10 @@ int money_value (int64_t wh, int64_t price, int64_t *value)
     if (wh < 0 || price < 0)
         return -1;
     //  At most (2^63 - 1)^2 < 2^126: the product always fits.
-    __int128 quotient = s_div_half_even ((__int128)wh * price, MONEY_WH_PER_KWH);
+    __int128 quotient = s_div_half_even ((__int128) wh * price, MONEY_WH_PER_KWH);
     if (quotient > INT64_MAX)
         return -1;
-    *value = (int64_t)quotient;
+    *value = (int64_t) quotient;
     return 0;
 }
 
@@ -45,10 +45,10 @@ int money_fee (int64_t value, int64_t fee_ppm, int64_t *fee)
     assert (fee);
     if (value < 0 || fee_ppm < 0 || fee_ppm > MONEY_PPM)
         return -1;
-    __int128 quotient = s_div_half_even ((__int128)value * fee_ppm, MONEY_PPM);
+    __int128 quotient = s_div_half_even ((__int128) value * fee_ppm, MONEY_PPM);
     //  Cannot trigger while fee_ppm <= 10^6; kept so a future change to the bound stays safe.
     if (quotient > INT64_MAX)
         return -1;
-    *fee = (int64_t)quotient;
+    *fee = (int64_t) quotient;
     return 0;
 }

@@ -43,9 +43,9 @@ enum MHD_Result gateway_respond (struct MHD_Connection *connection, unsigned sta
     json_decref (body);
     size_t len = text ? strlen (text) : 0;
     struct MHD_Response *r =
-        MHD_create_response_from_buffer (len, text ? text : (char *)"", MHD_RESPMEM_MUST_FREE);
+        MHD_create_response_from_buffer (len, text ? text : (char *) "", MHD_RESPMEM_MUST_FREE);
     if (!text)
-        r = MHD_create_response_from_buffer (0, (char *)"", MHD_RESPMEM_PERSISTENT);
+        r = MHD_create_response_from_buffer (0, (char *) "", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header (r, "Content-Type", "application/json");
     MHD_add_response_header (r, "Cache-Control", "no-store");
     MHD_add_response_header (r, "X-Content-Type-Options", "nosniff");
@@ -74,7 +74,7 @@ static enum MHD_Result s_health (gateway_request_t *req)
     gateway_server_t *self = req->server;
     json_t *body = json_pack (
         "{s:s,s:s,s:I,s:{s:s,s:i}}", "status", "ok", "version", MCE_VERSION, "uptime_s",
-        (json_int_t)((clock_mono_ns () - self->started) / MCE_NS_PER_SEC), "matcher", "endpoint",
+        (json_int_t) ((clock_mono_ns () - self->started) / MCE_NS_PER_SEC), "matcher", "endpoint",
         self->cfg->matcher.commands, "in_flight", matcher_link_in_flight (self->link));
     return gateway_respond (req->connection, MHD_HTTP_OK, body);
 }
@@ -133,7 +133,7 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->body_too_large || req->body_len + n > (size_t)self->cfg->gateway.max_body_bytes) {
+        if (req->body_too_large || req->body_len + n > (size_t) self->cfg->gateway.max_body_bytes) {
             req->body_too_large = true; //  keep reading, answer 413 at the end
             return MHD_YES;
         }
@@ -153,7 +153,7 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     if (req->body_too_large)
         return gateway_respond (connection, MHD_HTTP_CONTENT_TOO_LARGE,
                                 gateway_error ("body_too_large", "the body exceeds %lld bytes",
-                                               (long long)self->cfg->gateway.max_body_bytes));
+                                               (long long) self->cfg->gateway.max_body_bytes));
     return s_dispatch (req, method, url);
 }
 
@@ -176,14 +176,14 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         return NULL;
     self->cfg = cfg;
     self->started = clock_mono_ns ();
-    self->link = matcher_link_new (cfg->matcher.commands, (int)cfg->gateway.request_timeout_ms,
-                                   (int)cfg->gateway.max_in_flight);
+    self->link = matcher_link_new (cfg->matcher.commands, (int) cfg->gateway.request_timeout_ms,
+                                   (int) cfg->gateway.max_in_flight);
     if (!self->link) {
         gateway_server_destroy (&self);
         return NULL;
     }
     struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_port = htons ((uint16_t)cfg->gateway.http_port)};
+                               .sin_port = htons ((uint16_t) cfg->gateway.http_port)};
     if (inet_pton (AF_INET, cfg->gateway.http_address, &addr.sin_addr) != 1) {
         log_error ("gateway", "gateway.http_address: \"%s\" is not an IPv4 address",
                    cfg->gateway.http_address);
@@ -194,16 +194,16 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
                                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                      0, NULL, NULL, s_access, self, MHD_OPTION_SOCK_ADDR, &addr,
                                      MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 4096, MHD_OPTION_END);
     if (!self->daemon) {
         log_error ("gateway", "cannot listen on http://%s:%lld", cfg->gateway.http_address,
-                   (long long)cfg->gateway.http_port);
+                   (long long) cfg->gateway.http_port);
         gateway_server_destroy (&self);
         return NULL;
     }
     log_info ("gateway", "HTTP API on http://%s:%lld, matcher at %s", cfg->gateway.http_address,
-              (long long)cfg->gateway.http_port, cfg->matcher.commands);
+              (long long) cfg->gateway.http_port, cfg->matcher.commands);
     return self;
 }
 

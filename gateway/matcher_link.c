@@ -47,7 +47,7 @@ static void s_finish (zhashx_t *pending, s_pending_t *p, const proto_msg_t *repl
 
 static void *s_key_dup (const void *key)
 {
-    return (void *)key; //  keys point into their s_pending_t value, which owns them
+    return (void *) key; //  keys point into their s_pending_t value, which owns them
 }
 
 static void s_key_free (void **key)
@@ -57,13 +57,13 @@ static void s_key_free (void **key)
 
 static size_t s_key_hash (const void *key)
 {
-    uint64_t v = *(const uint64_t *)key;
-    return (size_t)(v * 0x9E3779B97F4A7C15ull);
+    uint64_t v = *(const uint64_t *) key;
+    return (size_t) (v * 0x9E3779B97F4A7C15ull);
 }
 
 static int s_key_cmp (const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
     return x < y ? -1 : x > y;
 }
 
@@ -86,7 +86,7 @@ static void s_from_caller (zsock_t *pair, zsock_t *dealer, zhashx_t *pending, s_
     memcpy (&p->rid, zframe_data (head), sizeof p->rid);
     memcpy (&p->done, zframe_data (head) + 8, sizeof (void *));
     memcpy (&p->arg, zframe_data (head) + 8 + sizeof (void *), sizeof (void *));
-    p->deadline = clock_mono_ns () + (int64_t)shared->timeout_ms * MCE_NS_PER_MSEC;
+    p->deadline = clock_mono_ns () + (int64_t) shared->timeout_ms * MCE_NS_PER_MSEC;
     zhashx_insert (pending, &p->rid, p);
     if (zmq_send (zsock_resolve (dealer), zframe_data (cmd), zframe_size (cmd), ZMQ_DONTWAIT) < 0)
         log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", p->rid,
@@ -165,12 +165,12 @@ static void s_actor (zsock_t *pipe, void *arg)
     zhashx_set_key_comparator (pending, s_key_cmp);
     zhashx_set_destructor (pending, s_value_free);
     char inproc[64];
-    snprintf (inproc, sizeof inproc, "inproc://matcher-link-%p", (void *)shared);
+    snprintf (inproc, sizeof inproc, "inproc://matcher-link-%p", (void *) shared);
     zsock_set_linger (dealer, 0);
     int rc =
         zsock_bind (pair, "%s", inproc) < 0 || zsock_connect (dealer, "%s", shared->endpoint) < 0;
     zsock_signal (pipe, 0);
-    zsock_signal (pipe, (byte)rc);
+    zsock_signal (pipe, (byte) rc);
     zpoller_t *poller = rc ? NULL : zpoller_new (pipe, pair, dealer, NULL);
     while (poller) {
         void *which = zpoller_wait (poller, S_SWEEP_MS);
@@ -210,7 +210,8 @@ matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_
         return NULL;
     }
     self->pair = zsock_new (ZMQ_PAIR);
-    if (!self->pair || zsock_connect (self->pair, "inproc://matcher-link-%p", (void *)shared) < 0) {
+    if (!self->pair ||
+        zsock_connect (self->pair, "inproc://matcher-link-%p", (void *) shared) < 0) {
         matcher_link_destroy (&self);
         return NULL;
     }

@@ -34,7 +34,7 @@ static int s_decimal (json_t *root, const char *key, int scale, bool required, i
         st = decimal_parse (json_string_value (v), json_string_length (v), scale, value);
     else if (json_is_integer (v) && json_integer_value (v) >= 0) {
         char text[32];
-        snprintf (text, sizeof text, "%lld", (long long)json_integer_value (v));
+        snprintf (text, sizeof text, "%lld", (long long) json_integer_value (v));
         st = decimal_parse (text, strlen (text), scale, value);
     }
     else if (json_is_real (v))
@@ -116,12 +116,12 @@ static void s_answered (void *arg, const proto_msg_t *reply)
     }
     const proto_ack_t *ack = &reply->ack;
     char order_id[24], remaining[32];
-    snprintf (order_id, sizeof order_id, "%llu", (unsigned long long)ack->order_id);
+    snprintf (order_id, sizeof order_id, "%llu", (unsigned long long) ack->order_id);
     decimal_format (ack->remaining, DECIMAL_KWH_SCALE, remaining, sizeof remaining);
     gateway_resume (req, MHD_HTTP_CREATED,
                     json_pack ("{s:s,s:s,s:I,s:I,s:s}", "order_id", order_id, "status",
                                proto_order_status_name (ack->status), "epoch",
-                               (json_int_t)ack->epoch, "seq", (json_int_t)ack->seq,
+                               (json_int_t) ack->epoch, "seq", (json_int_t) ack->seq,
                                "remaining_amount", remaining));
 }
 

@@ -51,6 +51,16 @@ static int s_recover (matcher_server_t *self)
     uint64_t last = journal_last_seq (journal);
     if (last == 0)
         return 0;
+    if (journal_first_seq (journal) > 1) {
+        //  Retention removed the start of history and there are no snapshots yet (the matcher
+        //  service issue adds them): the books cannot be rebuilt, so refuse rather than
+        //  reuse order ids.
+        log_error ("matcher",
+                   "journal %s starts at seq %" PRIu64 ", not 1, and there is no snapshot to "
+                   "start from: set matcher.retain_segments = 0 or restore the removed segments",
+                   journal_dir (journal), journal_first_seq (journal));
+        return -1;
+    }
     journal_reader_t *reader = journal_reader_new (journal_dir (journal), 1);
     if (!reader)
         return -1;
@@ -78,7 +88,7 @@ static int s_recover (matcher_server_t *self)
     if (rc < 0)
         return -1;
     log_info ("matcher", "recovered %" PRIu64 " events through seq %" PRIu64 " in %.1f ms", count,
-              last, (double)(clock_mono_ns () - t0) / 1e6);
+              last, (double) (clock_mono_ns () - t0) / 1e6);
     return 0;
 }
 
@@ -90,7 +100,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     self->cfg = cfg;
     self->next_order_id = 1;
     proto_buf_init (&self->out);
-    self->replies = calloc ((size_t)cfg->matcher.batch_max, sizeof *self->replies);
+    self->replies = calloc ((size_t) cfg->matcher.batch_max, sizeof *self->replies);
     char dir[CONFIG_PATH_MAX + 16];
     bus_pub_opts_t opts = {
         .stream = "m",
@@ -98,8 +108,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         .replay_endpoint = cfg->matcher.bus.replay,
         .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
         .journal = {.fsync = cfg->matcher.fsync,
-                    .segment_bytes = (uint64_t)cfg->matcher.segment_mb << 20,
-                    .retain_segments = (uint32_t)cfg->matcher.retain_segments},
+                    .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
+                    .retain_segments = (uint32_t) cfg->matcher.retain_segments},
     };
     if (!self->replies || zsys_dir_create ("%s", cfg->data_dir) != 0 ||
         !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
@@ -136,10 +146,10 @@ void matcher_server_destroy (matcher_server_t **self_p)
 
 static proto_msg_t *s_reply (matcher_server_t *self, const zmq_msg_t *id, proto_kind_t kind)
 {
-    assert (self->reply_count < (size_t)self->cfg->matcher.batch_max);
+    assert (self->reply_count < (size_t) self->cfg->matcher.batch_max);
     s_reply_t *r = &self->replies[self->reply_count++];
-    r->id_len = zmq_msg_size ((zmq_msg_t *)id);
-    memcpy (r->id, zmq_msg_data ((zmq_msg_t *)id), r->id_len);
+    r->id_len = zmq_msg_size ((zmq_msg_t *) id);
+    memcpy (r->id, zmq_msg_data ((zmq_msg_t *) id), r->id_len);
     memset (&r->msg, 0, sizeof r->msg);
     r->msg.kind = kind;
     return &r->msg;
@@ -165,8 +175,8 @@ static int s_emit (matcher_server_t *self, proto_msg_t *ev)
     return 0;
 }
 
-static void s_reject (matcher_server_t *self, const zmq_msg_t *id, const proto_new_order_t *cmd,
-                      proto_reject_reason_t reason, const char *text)
+static int s_reject (matcher_server_t *self, const zmq_msg_t *id, const proto_new_order_t *cmd,
+                     proto_reject_reason_t reason, const char *text)
 {
     proto_msg_t ev = {.kind = PROTO_order_rejected};
     proto_order_rejected_t *r = &ev.order_rejected;
@@ -177,44 +187,41 @@ static void s_reject (matcher_server_t *self, const zmq_msg_t *id, const proto_n
     r->rid = cmd->rid;
     r->reason = reason;
     snprintf (r->message, sizeof r->message, "%s", text);
-    s_emit (self, &ev);
+    if (s_emit (self, &ev))
+        return -1;
     proto_msg_t *rep = s_reply (self, id, PROTO_reject);
     rep->reject.rid = cmd->rid;
     rep->reject.reason = reason;
     snprintf (rep->reject.message, sizeof rep->reject.message, "%s", text);
     log_debug ("matcher", "order from %s rejected: %s (market %s)", cmd->user, text, cmd->market);
+    return 0;
 }
 
 static int s_new_order (matcher_server_t *self, const zmq_msg_t *id, const proto_new_order_t *cmd)
 {
     const config_market_t *m = config_market (self->cfg, cmd->market);
     if (!m) {
-        s_reject (self, id, cmd, PROTO_REJECT_REASON_UNKNOWN_MARKET, "unknown market");
-        return 0;
+        return s_reject (self, id, cmd, PROTO_REJECT_REASON_UNKNOWN_MARKET, "unknown market");
     }
     if (cmd->qty <= 0 || cmd->qty < m->min_qty || cmd->qty > m->max_qty) {
-        s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_QUANTITY,
-                  "quantity outside the market's limits");
-        return 0;
+        return s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_QUANTITY,
+                         "quantity outside the market's limits");
     }
     if (cmd->qty % m->lot) {
-        s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_LOT,
-                  "quantity is not a multiple of the lot");
-        return 0;
+        return s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_LOT,
+                         "quantity is not a multiple of the lot");
     }
     if (cmd->type == PROTO_ORDER_TYPE_LIMIT) {
         if (cmd->price <= 0) {
-            s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_PRICE, "price must be positive");
-            return 0;
+            return s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_PRICE,
+                             "price must be positive");
         }
         if (cmd->price % m->tick) {
-            s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_TICK, "price is off the tick");
-            return 0;
+            return s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_TICK, "price is off the tick");
         }
         if (cmd->price < m->min_price || cmd->price > m->max_price) {
-            s_reject (self, id, cmd, PROTO_REJECT_REASON_OUTSIDE_BAND,
-                      "price outside the market's band");
-            return 0;
+            return s_reject (self, id, cmd, PROTO_REJECT_REASON_OUTSIDE_BAND,
+                             "price outside the market's band");
         }
     }
     int64_t now = clock_wall_ns ();
@@ -317,7 +324,7 @@ int matcher_server_run (matcher_server_t *self)
             bus_pub_heartbeat (self->bus);
             next_heartbeat = now + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
         }
-        long wait_ms = (long)((next_heartbeat - now) / MCE_NS_PER_MSEC) + 1;
+        long wait_ms = (long) ((next_heartbeat - now) / MCE_NS_PER_MSEC) + 1;
         if (zmq_poll (&item, 1, wait_ms) < 0) {
             if (zmq_errno () == EINTR)
                 continue;

@@ -106,13 +106,13 @@ static void s_messages (FILE *out)
                   "| message | direction | meaning |\n"
                   "|---|---|---|\n");
     for (int kind = 1; kind < PROTO_KIND_COUNT; kind++) {
-        const proto_message_info_t *info = proto_message_info ((proto_kind_t)kind);
+        const proto_message_info_t *info = proto_message_info ((proto_kind_t) kind);
         fprintf (out, "| [%s](#%s) | %s | ", info->name, info->name, info->direction);
         s_cell (out, info->doc);
         fprintf (out, " |\n");
     }
     for (int kind = 1; kind < PROTO_KIND_COUNT; kind++) {
-        const proto_message_info_t *info = proto_message_info ((proto_kind_t)kind);
+        const proto_message_info_t *info = proto_message_info ((proto_kind_t) kind);
         fprintf (out, "\n### %s\n\n*%s* — C type `proto_%s_t`, kind `PROTO_%s`.\n\n%s.\n\n",
                  info->name, info->direction, info->name, info->name, info->doc);
         fprintf (out, "| key | C field | type | required | unit | meaning |\n"

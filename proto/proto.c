@@ -117,7 +117,7 @@ const proto_enum_info_t *proto_enum_info (size_t index)
 
 static const char *s_enum_wire (const proto_enum_info_t *info, int value)
 {
-    return value >= 1 && (size_t)value <= info->count ? info->values[value - 1].wire : NULL;
+    return value >= 1 && (size_t) value <= info->count ? info->values[value - 1].wire : NULL;
 }
 
 //  0 when no value has this wire string.
@@ -126,7 +126,7 @@ static int s_enum_lookup (const proto_enum_info_t *info, const void *wire, size_
     for (size_t index = 0; index < info->count; index++) {
         const char *name = info->values[index].wire;
         if (strlen (name) == len && memcmp (name, wire, len) == 0)
-            return (int)index + 1;
+            return (int) index + 1;
     }
     return 0;
 }
@@ -134,13 +134,13 @@ static int s_enum_lookup (const proto_enum_info_t *info, const void *wire, size_
 #define END_ENUM_TYPE(name_)                                                                       \
     const char *proto_##name_##_name (proto_##name_##_t value)                                     \
     {                                                                                              \
-        return s_enum_wire (&s_enums[S_ENUM_##name_], (int)value);                                 \
+        return s_enum_wire (&s_enums[S_ENUM_##name_], (int) value);                                \
     }                                                                                              \
     proto_##name_##_t proto_##name_##_from_name (const char *wire)                                 \
     {                                                                                              \
-        return wire ? (proto_##name_##_t)s_enum_lookup (&s_enums[S_ENUM_##name_], wire,            \
-                                                        strlen (wire))                             \
-                    : (proto_##name_##_t)0;                                                        \
+        return wire ? (proto_##name_##_t) s_enum_lookup (&s_enums[S_ENUM_##name_], wire,           \
+                                                         strlen (wire))                            \
+                    : (proto_##name_##_t) 0;                                                       \
     }
 #include "messages.def"
 
@@ -153,7 +153,7 @@ static proto_kind_t s_kind_lookup (const void *name, size_t len)
 {
     for (int kind = 1; kind < PROTO_KIND_COUNT; kind++)
         if (strlen (s_kind_names[kind]) == len && memcmp (s_kind_names[kind], name, len) == 0)
-            return (proto_kind_t)kind;
+            return (proto_kind_t) kind;
     return PROTO_NONE;
 }
 
@@ -168,12 +168,12 @@ proto_kind_t proto_kind_from_name (const char *name)
 
 static const uint8_t *s_body (const proto_msg_t *msg)
 {
-    return (const uint8_t *)&msg->new_order;
+    return (const uint8_t *) &msg->new_order;
 }
 
 static uint8_t *s_body_mut (proto_msg_t *msg)
 {
-    return (uint8_t *)&msg->new_order;
+    return (uint8_t *) &msg->new_order;
 }
 
 //  Integer-like fields (U64, I64, U32, BOOL, ENUM) as one int64_t/uint64_t-sized value, so that
@@ -190,7 +190,7 @@ static uint64_t s_scalar (const uint8_t *body, const proto_field_info_t *field)
         case PROTO_TYPE_I64: {
             int64_t value;
             memcpy (&value, at, sizeof value);
-            return (uint64_t)value;
+            return (uint64_t) value;
         }
         case PROTO_TYPE_U32: {
             uint32_t value;
@@ -205,7 +205,7 @@ static uint64_t s_scalar (const uint8_t *body, const proto_field_info_t *field)
         case PROTO_TYPE_ENUM: {
             int value;
             memcpy (&value, at, sizeof value);
-            return (uint64_t)(int64_t)value;
+            return (uint64_t) (int64_t) value;
         }
         case PROTO_TYPE_STR:
             break;
@@ -281,7 +281,7 @@ void proto_buf_free (proto_buf_t *buf)
 //  msgpack-c's write callback: 0 or -1 (out of memory), which the packer passes back up.
 static int s_buf_write (void *data, const char *bytes, size_t len)
 {
-    proto_buf_t *buf = (proto_buf_t *)data;
+    proto_buf_t *buf = (proto_buf_t *) data;
     if (len > SIZE_MAX - buf->len)
         return -1;
     size_t need = buf->len + len;
@@ -289,7 +289,7 @@ static int s_buf_write (void *data, const char *bytes, size_t len)
         size_t cap = buf->cap ? buf->cap : S_BUF_MIN_CAP;
         while (cap < need)
             cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        uint8_t *grown = (uint8_t *)realloc (buf->data, cap);
+        uint8_t *grown = (uint8_t *) realloc (buf->data, cap);
         if (!grown)
             return -1;
         buf->data = grown;
@@ -311,9 +311,9 @@ static int s_buf_write (void *data, const char *bytes, size_t len)
 static int s_field_present (const uint8_t *body, const proto_field_info_t *field)
 {
     if (field->type == PROTO_TYPE_STR) {
-        const char *text = (const char *)body + field->offset;
+        const char *text = (const char *) body + field->offset;
         size_t len = strnlen (text, field->max_len + 1);
-        if (len > field->max_len || !s_utf8_valid ((const uint8_t *)text, len))
+        if (len > field->max_len || !s_utf8_valid ((const uint8_t *) text, len))
             return -1;
         if (len == 0)
             return field->required ? -1 : 0;
@@ -323,7 +323,7 @@ static int s_field_present (const uint8_t *body, const proto_field_info_t *field
     if (field->type == PROTO_TYPE_ENUM) {
         if (value == 0)
             return field->required ? -1 : 0;
-        if (!s_enum_wire (field->enum_info, (int)(int64_t)value))
+        if (!s_enum_wire (field->enum_info, (int) (int64_t) value))
             return -1;
         return 1;
     }
@@ -342,15 +342,15 @@ static int s_pack_field (msgpack_packer *packer, const uint8_t *body,
         case PROTO_TYPE_U32:
             return msgpack_pack_uint64 (packer, value);
         case PROTO_TYPE_I64:
-            return msgpack_pack_int64 (packer, (int64_t)value);
+            return msgpack_pack_int64 (packer, (int64_t) value);
         case PROTO_TYPE_BOOL:
             return value ? msgpack_pack_true (packer) : msgpack_pack_false (packer);
         case PROTO_TYPE_ENUM: {
-            const char *wire = s_enum_wire (field->enum_info, (int)(int64_t)value);
+            const char *wire = s_enum_wire (field->enum_info, (int) (int64_t) value);
             return msgpack_pack_str_with_body (packer, wire, strlen (wire));
         }
         case PROTO_TYPE_STR: {
-            const char *text = (const char *)body + field->offset;
+            const char *text = (const char *) body + field->offset;
             return msgpack_pack_str_with_body (packer, text, strlen (text));
         }
     }
@@ -447,7 +447,7 @@ static void s_signed (token_t *token, int64_t value)
     }
     else {
         token->type = T_UINT;
-        token->u = (uint64_t)value;
+        token->u = (uint64_t) value;
     }
 }
 
@@ -457,7 +457,7 @@ static const char *s_next (reader_t *reader, token_t *token)
 {
     if (reader->at >= reader->end)
         return S_TRUNCATED;
-    size_t left = (size_t)(reader->end - reader->at);
+    size_t left = (size_t) (reader->end - reader->at);
     const uint8_t *at = reader->at;
     uint8_t lead = *at;
     size_t head = 1; // bytes of header
@@ -477,7 +477,7 @@ static const char *s_next (reader_t *reader, token_t *token)
         token->type = T_STR, payload = lead & 0x1f;
     }
     else if (lead >= 0xe0) {
-        token->type = T_NINT, token->i = (int8_t)lead;
+        token->type = T_NINT, token->i = (int8_t) lead;
     }
     else {
         //  0xc0 ... 0xdf: the size of what follows the lead byte is fixed by it
@@ -521,16 +521,16 @@ static const char *s_next (reader_t *reader, token_t *token)
                 token->type = T_UINT, token->u = s_be (arg, head - 1);
                 break;
             case 0xd0:
-                s_signed (token, (int8_t)s_be (arg, 1));
+                s_signed (token, (int8_t) s_be (arg, 1));
                 break;
             case 0xd1:
-                s_signed (token, (int16_t)s_be (arg, 2));
+                s_signed (token, (int16_t) s_be (arg, 2));
                 break;
             case 0xd2:
-                s_signed (token, (int32_t)s_be (arg, 4));
+                s_signed (token, (int32_t) s_be (arg, 4));
                 break;
             case 0xd3:
-                s_signed (token, (int64_t)s_be (arg, 8));
+                s_signed (token, (int64_t) s_be (arg, 8));
                 break;
             case 0xd4:
             case 0xd5:
@@ -575,7 +575,7 @@ static const char *s_skip (reader_t *reader, int depth)
     if (depth >= PROTO_MAX_DEPTH)
         return S_TOO_DEEP;
     uint64_t items = token.type == T_MAP ? token.u * 2 : token.u; // u < 2^32: no overflow
-    if (items > (uint64_t)(reader->end - reader->at))
+    if (items > (uint64_t) (reader->end - reader->at))
         return S_TRUNCATED;
     for (uint64_t item = 0; item < items; item++)
         if ((problem = s_skip (reader, depth + 1)))
@@ -608,7 +608,7 @@ static void s_quote (char *quote, const uint8_t *bytes, size_t len)
 {
     size_t index = 0;
     for (; index < len && index < S_QUOTE_MAX; index++)
-        quote[index] = bytes[index] >= 0x20 && bytes[index] < 0x7f ? (char)bytes[index] : '?';
+        quote[index] = bytes[index] >= 0x20 && bytes[index] < 0x7f ? (char) bytes[index] : '?';
     if (len > S_QUOTE_MAX)
         memcpy (quote + index, "...", 3), index += 3;
     quote[index] = 0;
@@ -626,7 +626,7 @@ static int s_find_field (const proto_message_info_t *info, const uint8_t *key, s
         const char *candidate = info->fields[index].key;
         if (candidate[0] == key[0] && strlen (candidate) == len &&
             memcmp (candidate, key, len) == 0)
-            return (int)index;
+            return (int) index;
     }
     return -1;
 }
@@ -655,13 +655,13 @@ static const char *s_decode_field (const proto_field_info_t *field, const token_
             else if (field->type == PROTO_TYPE_I64) {
                 if (token->u > INT64_MAX)
                     return "out of range (more than 2^63 - 1)";
-                int64_t value = (int64_t)token->u;
+                int64_t value = (int64_t) token->u;
                 memcpy (at, &value, sizeof value);
             }
             else {
                 if (token->u > UINT32_MAX)
                     return "out of range (more than 2^32 - 1)";
-                uint32_t value = (uint32_t)token->u;
+                uint32_t value = (uint32_t) token->u;
                 memcpy (at, &value, sizeof value);
             }
             return NULL;
@@ -722,8 +722,8 @@ static int s_read_map (reader_t *reader, entry_t *entries, int *t_index, char *e
         return s_fail (err, errlen, "message: expected a map, got %s", s_token_names[token.type]);
     if (token.u > PROTO_MAX_KEYS)
         return s_fail (err, errlen, "message: %llu keys, at most %d allowed",
-                       (unsigned long long)token.u, PROTO_MAX_KEYS);
-    int count = (int)token.u;
+                       (unsigned long long) token.u, PROTO_MAX_KEYS);
+    int count = (int) token.u;
     *t_index = -1;
     for (int index = 0; index < count; index++) {
         token_t key;
@@ -748,7 +748,7 @@ static int s_read_map (reader_t *reader, entry_t *entries, int *t_index, char *e
     }
     if (reader->at != reader->end)
         return s_fail (err, errlen, "message: %zu trailing bytes after the map",
-                       (size_t)(reader->end - reader->at));
+                       (size_t) (reader->end - reader->at));
     return count;
 }
 
@@ -835,7 +835,7 @@ int proto_decode_kind (proto_kind_t expected, const void *data, size_t size, pro
     memset (msg, 0, sizeof *msg);
     if (err && errlen)
         err[0] = 0;
-    int rc = s_decode (expected, (const uint8_t *)data, size, msg, err, errlen);
+    int rc = s_decode (expected, (const uint8_t *) data, size, msg, err, errlen);
     if (rc)
         memset (msg, 0, sizeof *msg); // never leave a half-decoded message behind
     return rc;
@@ -859,8 +859,8 @@ bool proto_msg_equal (const proto_msg_t *a, const proto_msg_t *b)
     for (size_t index = 0; index < info->field_count; index++) {
         const proto_field_info_t *field = &info->fields[index];
         if (field->type == PROTO_TYPE_STR) {
-            const char *text_a = (const char *)s_body (a) + field->offset;
-            const char *text_b = (const char *)s_body (b) + field->offset;
+            const char *text_a = (const char *) s_body (a) + field->offset;
+            const char *text_b = (const char *) s_body (b) + field->offset;
             if (strncmp (text_a, text_b, field->max_len + 1) != 0)
                 return false;
         }
@@ -889,6 +889,6 @@ const char *proto_msg_market (const proto_msg_t *msg)
 {
     assert (msg);
     const proto_field_info_t *field = s_field_by_key (proto_message_info (msg->kind), "mkt");
-    return field && field->type == PROTO_TYPE_STR ? (const char *)s_body (msg) + field->offset
+    return field && field->type == PROTO_TYPE_STR ? (const char *) s_body (msg) + field->offset
                                                   : NULL;
 }

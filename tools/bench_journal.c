@@ -39,7 +39,7 @@ static int s_run (const char *parent, int batch, double seconds, int fsync, s_re
     memset (record, 0xab, sizeof record);
     uint64_t seq = 0;
     int64_t start = clock_mono_ns ();
-    int64_t end = start + (int64_t)(seconds * 1e9);
+    int64_t end = start + (int64_t) (seconds * 1e9);
     int64_t now = start;
     while (now < end) {
         for (int i = 0; i < batch; i++)
@@ -51,7 +51,7 @@ static int s_run (const char *parent, int batch, double seconds, int fsync, s_re
     out->batch = batch;
     out->records = seq;
     out->fsyncs = journal_fsyncs (j);
-    out->seconds = (double)(now - start) / 1e9;
+    out->seconds = (double) (now - start) / 1e9;
     journal_destroy (&j);
     zdir_t *d = zdir_new (dir, NULL);
     if (d) {
@@ -122,16 +122,17 @@ int main (int argc, char **argv)
     printf ("%-8s %14s %14s %12s\n", "batch", "records/s", "fsyncs/s", "MB/s");
     for (int i = 0; i < 3; i++)
         printf ("%-8d %14.0f %14.0f %12.1f\n", results[i].batch,
-                (double)results[i].records / results[i].seconds,
-                (double)results[i].fsyncs / results[i].seconds,
-                (double)results[i].records * (S_RECORD_BYTES + 16) / results[i].seconds / 1e6);
+                (double) results[i].records / results[i].seconds,
+                (double) results[i].fsyncs / results[i].seconds,
+                (double) results[i].records * (S_RECORD_BYTES + 16) / results[i].seconds / 1e6);
     if (json) {
         printf ("{\"record_bytes\":%d,\"fsync\":\"%s\",\"results\":[", S_RECORD_BYTES,
                 fsync == JOURNAL_FSYNC_BATCH ? "batch" : "never");
         for (int i = 0; i < 3; i++)
             printf ("%s{\"batch\":%d,\"records_per_sec\":%.0f,\"fsyncs_per_sec\":%.0f}",
-                    i ? "," : "", results[i].batch, (double)results[i].records / results[i].seconds,
-                    (double)results[i].fsyncs / results[i].seconds);
+                    i ? "," : "", results[i].batch,
+                    (double) results[i].records / results[i].seconds,
+                    (double) results[i].fsyncs / results[i].seconds);
         printf ("]}\n");
     }
     return 0;

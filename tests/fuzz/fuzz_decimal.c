@@ -20,8 +20,8 @@ static void s_check_round_trip (int64_t value, int scale)
     if (len <= 0)
         abort ();
     int64_t again = -1;
-    if (decimal_parse (text, (size_t)len, scale, &again) != DECIMAL_OK || again != value) {
-        fprintf (stderr, "round trip: %lld at scale %d formats as \"%s\"\n", (long long)value,
+    if (decimal_parse (text, (size_t) len, scale, &again) != DECIMAL_OK || again != value) {
+        fprintf (stderr, "round trip: %lld at scale %d formats as \"%s\"\n", (long long) value,
                  scale, text);
         abort ();
     }
@@ -30,7 +30,7 @@ static void s_check_round_trip (int64_t value, int scale)
 static void s_check_text (const uint8_t *data, size_t size, int scale)
 {
     int64_t value = -1;
-    decimal_status_t status = decimal_parse ((const char *)data, size, scale, &value);
+    decimal_status_t status = decimal_parse ((const char *) data, size, scale, &value);
     if (!decimal_status_text (status))
         abort ();
     if (status != DECIMAL_OK)

@@ -25,7 +25,7 @@ static int64_t s_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 //  A port the OS just handed out and released: free unless something races us for it.
@@ -34,8 +34,8 @@ static int s_free_port (void)
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (fd < 0 || bind (fd, (struct sockaddr *)&a, sizeof a) ||
-        getsockname (fd, (struct sockaddr *)&a, &len)) {
+    if (fd < 0 || bind (fd, (struct sockaddr *) &a, sizeof a) ||
+        getsockname (fd, (struct sockaddr *) &a, &len)) {
         perror ("harness: free port");
         abort ();
     }
@@ -90,7 +90,7 @@ int harness_start (harness_t *h, const char *exe)
     posix_spawn_file_actions_init (&fa);
     posix_spawn_file_actions_addopen (&fa, 1, h->procs[i].log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2 (&fa, 1, 2);
-    char *argv[] = {path, (char *)"-c", h->config, NULL};
+    char *argv[] = {path, (char *) "-c", h->config, NULL};
     if (posix_spawn (&h->procs[i].pid, path, &fa, NULL, argv, environ) != 0) {
         perror ("harness: spawn");
         abort ();
@@ -181,7 +181,7 @@ bool harness_wait_log_count (harness_t *h, int i, const char *needle, int count,
         if (left <= 0)
             break;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll (&p, 1, (int)left) > 0) {
+        if (poll (&p, 1, (int) left) > 0) {
             char buf[4096];
             if (read (fd, buf, sizeof buf) < 0 && errno != EAGAIN)
                 break;
@@ -219,7 +219,7 @@ long harness_http (harness_t *h, const char *method, const char *path, const cha
     curl_easy_setopt (c, CURLOPT_URL, url);
     curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt (c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long)HARNESS_DEADLINE_MS);
+    curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) HARNESS_DEADLINE_MS);
     curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_collect);
     curl_easy_setopt (c, CURLOPT_WRITEDATA, &sink);
     if (json)
@@ -255,7 +255,7 @@ int harness_run (const char *exe, const char *const *args, char **out)
     char *argv[16] = {path};
     int n = 1;
     for (; args && args[n - 1] && n < 15; n++)
-        argv[n] = (char *)args[n - 1];
+        argv[n] = (char *) args[n - 1];
     argv[n] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init (&fa);

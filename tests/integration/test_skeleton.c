@@ -31,7 +31,7 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     int gateway = harness_start (&s_h, "mce-gateway");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS),
                "gateway never came up");
-    (void)gateway;
+    (void) gateway;
 
     //  Our own consumer of the matcher bus, as any monitoring tool would be.
     char pub[64], replay[64];
@@ -202,7 +202,7 @@ Test (cli, every_executable_helps_and_checks_its_config, .timeout = 60)
     char bad[] = "/tmp/mce-bad-cfg-XXXXXX";
     int fd = mkstemp (bad);
     const char *text = "matcher = { fsync = \"sometimes\"; };\n";
-    cr_assert_eq (write (fd, text, strlen (text)), (ssize_t)strlen (text));
+    cr_assert_eq (write (fd, text, strlen (text)), (ssize_t) strlen (text));
     close (fd);
     for (size_t i = 0; i < 5; i++) {
         char *out;

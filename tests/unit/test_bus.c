@@ -69,9 +69,9 @@ static void s_publish (bus_pub_t *pub, uint64_t to, int batch)
         for (int i = 0; i < batch && seq <= to; i++, seq++) {
             proto_msg_t ev = {.kind = PROTO_market_state};
             ev.market_state.seq = seq;
-            ev.market_state.ts = (int64_t)seq;
+            ev.market_state.ts = (int64_t) seq;
             snprintf (ev.market_state.market, sizeof ev.market_state.market, "m-%llu",
-                      (unsigned long long)seq);
+                      (unsigned long long) seq);
             ev.market_state.state = PROTO_MARKET_STATUS_OPEN;
             cr_assert_eq (bus_pub_append (pub, &ev), 0);
         }
@@ -87,16 +87,16 @@ static void s_expect_sequence (bus_pub_t *pub, bus_sub_t *sub, uint64_t to)
     int64_t deadline = clock_mono_ns () + S_DEADLINE_NS;
     uint64_t expect = bus_sub_last_seq (sub) + 1;
     while (expect <= to) {
-        cr_assert_lt (clock_mono_ns (), deadline, "stuck before seq %lu", (unsigned long)expect);
+        cr_assert_lt (clock_mono_ns (), deadline, "stuck before seq %lu", (unsigned long) expect);
         bus_event_t ev;
         if (bus_sub_recv (sub, &ev, 100) != 1) {
             bus_pub_heartbeat (pub);
             continue;
         }
-        cr_assert_eq (ev.seq, expect, "got seq %lu, expected %lu", (unsigned long)ev.seq,
-                      (unsigned long)expect);
+        cr_assert_eq (ev.seq, expect, "got seq %lu, expected %lu", (unsigned long) ev.seq,
+                      (unsigned long) expect);
         char market[40];
-        snprintf (market, sizeof market, "m-%llu", (unsigned long long)expect);
+        snprintf (market, sizeof market, "m-%llu", (unsigned long long) expect);
         cr_assert_str_eq (ev.msg.market_state.market, market);
         char topic[80];
         snprintf (topic, sizeof topic, "m.market_state.%s", market);
@@ -198,6 +198,32 @@ Test (bus, malformed_replay_requests_are_dropped_and_the_server_goes_on, .timeou
     //  A proper consumer is still served.
     bus_sub_t *sub = s_sub_new (&b, 0);
     s_expect_sequence (pub, sub, 10);
+    bus_sub_destroy (&sub);
+    bus_pub_destroy (&pub);
+    s_bus_cleanup (&b);
+}
+
+Test (bus, a_consumer_waiting_for_an_absent_producer_does_not_pile_up_requests, .timeout = 60)
+{
+    s_bus_t b;
+    s_bus_paths (&b);
+    bus_sub_opts_t opts = {.name = "test",
+                           .stream = "m",
+                           .pub_endpoint = b.pub,
+                           .replay_endpoint = b.replay,
+                           .replay_timeout_ms = 20};
+    bus_sub_t *sub = bus_sub_new (&opts);
+    //  No producer for a second: about 50 replay timeouts go by.
+    bus_event_t ev;
+    cr_assert_eq (bus_sub_recv (sub, &ev, 1000), 0);
+    bus_pub_t *pub = s_pub_new (&b, 0);
+    s_publish (pub, 2000, 100);
+    s_expect_sequence (pub, sub, 2000);
+    bus_sub_stats_t st = bus_sub_stats (sub);
+    cr_assert_lt (st.duplicates, 2000,
+                  "requests made while the producer was away were not queued and answered "
+                  "all at once (%lu duplicates)",
+                  (unsigned long) st.duplicates);
     bus_sub_destroy (&sub);
     bus_pub_destroy (&pub);
     s_bus_cleanup (&b);

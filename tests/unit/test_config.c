@@ -16,7 +16,7 @@ static const char *s_write (const char *text)
     snprintf (s_path, sizeof s_path, "/tmp/mce-test-config-XXXXXX");
     int fd = mkstemp (s_path);
     cr_assert_geq (fd, 0);
-    cr_assert_eq (write (fd, text, strlen (text)), (ssize_t)strlen (text));
+    cr_assert_eq (write (fd, text, strlen (text)), (ssize_t) strlen (text));
     close (fd);
     return s_path;
 }

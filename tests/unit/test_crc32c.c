@@ -32,8 +32,8 @@ Test (crc32c, rfc3720_vectors)
     memset (zeros, 0x00, sizeof zeros);
     memset (ones, 0xFF, sizeof ones);
     for (int i = 0; i < 32; i++) {
-        up[i] = (uint8_t)i;
-        down[i] = (uint8_t)(31 - i);
+        up[i] = (uint8_t) i;
+        down[i] = (uint8_t) (31 - i);
     }
     for (size_t p = 0; p < S_PATH_COUNT; p++) {
         crc_fn_t crc = s_paths[p].fn;
@@ -94,9 +94,9 @@ Test (crc32c, hardware_matches_software)
         size_t offset = len % 8;
         for (size_t i = 0; i < len; i++) {
             state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-            buf[offset + i] = (uint8_t)(state >> 56);
+            buf[offset + i] = (uint8_t) (state >> 56);
         }
-        uint32_t seed = (uint32_t)(state >> 16);
+        uint32_t seed = (uint32_t) (state >> 16);
         cr_expect_eq (crc32c (0, buf + offset, len), crc32c_sw (0, buf + offset, len), "len %zu",
                       len);
         cr_expect_eq (crc32c (seed, buf + offset, len), crc32c_sw (seed, buf + offset, len),

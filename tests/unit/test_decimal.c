@@ -106,11 +106,11 @@ static void s_check_table (const parse_case_t *cases, size_t count, int scale)
         int64_t value = -42;
         decimal_status_t status = decimal_parse (c->text, c->len, scale, &value);
         cr_expect_eq (status, c->status, "row %zu \"%.*s\": status %d (%s), expected %d (%s)", i,
-                      (int)c->len, c->text, status, decimal_status_text (status), c->status,
+                      (int) c->len, c->text, status, decimal_status_text (status), c->status,
                       decimal_status_text (c->status));
         if (c->status == DECIMAL_OK)
-            cr_expect_eq (value, c->value, "row %zu \"%.*s\": %lld, expected %lld", i, (int)c->len,
-                          c->text, (long long)value, (long long)c->value);
+            cr_expect_eq (value, c->value, "row %zu \"%.*s\": %lld, expected %lld", i, (int) c->len,
+                          c->text, (long long) value, (long long) c->value);
         else
             cr_expect_eq (value, -42, "row %zu: a refused parse must not write the value", i);
     }
@@ -161,7 +161,7 @@ Test (decimal, format)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int n = decimal_format (cases[i].value, cases[i].scale, buf, sizeof buf);
-        cr_expect_eq (n, (int)strlen (cases[i].text), "row %zu", i);
+        cr_expect_eq (n, (int) strlen (cases[i].text), "row %zu", i);
         cr_expect_str_eq (buf, cases[i].text, "row %zu", i);
     }
 }
@@ -234,7 +234,7 @@ Test (decimal, from_double)
                       cases[i].number, status, decimal_status_text (status));
         if (cases[i].status == DECIMAL_OK)
             cr_expect_eq (value, cases[i].value, "row %zu (%.17g): %lld", i, cases[i].number,
-                          (long long)value);
+                          (long long) value);
     }
 }
 

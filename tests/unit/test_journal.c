@@ -17,9 +17,9 @@
 //  Every record's payload is a function of its seq, so any record can be checked alone.
 static size_t s_payload (uint64_t seq, uint8_t *buf)
 {
-    size_t len = 1 + (size_t)(seq * 7919 % 300);
+    size_t len = 1 + (size_t) (seq * 7919 % 300);
     for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)(seq * 31 + i);
+        buf[i] = (uint8_t) (seq * 31 + i);
     return len;
 }
 
@@ -56,12 +56,12 @@ static uint64_t s_verify_all (const char *dir, uint64_t limit)
     size_t len;
     uint8_t want[512];
     while (journal_reader_next (r, limit, &seq, &data, &len) == 1) {
-        cr_assert_eq (seq, expect, "seq %lu where %lu was due", (unsigned long)seq,
-                      (unsigned long)expect);
+        cr_assert_eq (seq, expect, "seq %lu where %lu was due", (unsigned long) seq,
+                      (unsigned long) expect);
         size_t wlen = s_payload (seq, want);
         cr_assert_eq (len, wlen);
         cr_assert_eq (memcmp (data, want, len), 0, "payload of seq %lu differs",
-                      (unsigned long)seq);
+                      (unsigned long) seq);
         expect++;
     }
     journal_reader_destroy (&r);
@@ -162,20 +162,20 @@ Test (journal, recovery_cuts_a_torn_tail_at_any_offset)
     uint8_t buf[512];
     for (uint64_t seq = 1; seq <= 400; seq++)
         ends[seq] = ends[seq - 1] + 16 + s_payload (seq, buf);
-    cr_assert_eq ((uint64_t)st.st_size, ends[400]);
+    cr_assert_eq ((uint64_t) st.st_size, ends[400]);
 
     srand (42);
     for (int round = 0; round < 200; round++) {
         off_t cut = round == 0 ? 0 : rand () % st.st_size;
         s_copy_truncated (dir, copy, cut);
         uint64_t whole = 0;
-        while (whole < 400 && ends[whole + 1] <= (uint64_t)cut)
+        while (whole < 400 && ends[whole + 1] <= (uint64_t) cut)
             whole++;
         j = journal_open (copy, NULL);
-        cr_assert_not_null (j, "cut at %ld", (long)cut);
-        cr_assert_eq (journal_last_seq (j), whole, "cut at %ld: %lu whole records", (long)cut,
-                      (unsigned long)whole);
-        if ((uint64_t)cut > ends[whole] && cut >= JOURNAL_HEADER_BYTES)
+        cr_assert_not_null (j, "cut at %ld", (long) cut);
+        cr_assert_eq (journal_last_seq (j), whole, "cut at %ld: %lu whole records", (long) cut,
+                      (unsigned long) whole);
+        if ((uint64_t) cut > ends[whole] && cut >= JOURNAL_HEADER_BYTES)
             cr_assert_gt (journal_torn_bytes (j), 0, "the cut is reported");
         //  Appending goes on from the last whole record.
         s_append_range (j, whole + 1, whole + 3);
@@ -235,21 +235,21 @@ Test (journal, sigkill_mid_batch_loses_nothing_synced, .timeout = 300)
         cr_assert_geq (pid, 0);
         if (pid == 0) {
             close (fds[0]);
-            s_writer_child (dir, fds[1], (unsigned)round);
+            s_writer_child (dir, fds[1], (unsigned) round);
         }
         close (fds[1]);
         //  Let it commit a random number of batches, then kill it wherever it is.
         int commits = 1 + rand () % 40;
         uint64_t synced = 0;
         for (int i = 0; i < commits; i++)
-            cr_assert_eq (read (fds[0], &synced, sizeof synced), (ssize_t)sizeof synced,
+            cr_assert_eq (read (fds[0], &synced, sizeof synced), (ssize_t) sizeof synced,
                           "round %d: the writer died by itself", round);
         kill (pid, SIGKILL);
         int status;
         waitpid (pid, &status, 0);
         //  Drain reports made between our last read and the kill: those were synced too.
         uint64_t later;
-        while (read (fds[0], &later, sizeof later) == (ssize_t)sizeof later)
+        while (read (fds[0], &later, sizeof later) == (ssize_t) sizeof later)
             synced = later;
         close (fds[0]);
         cr_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
@@ -261,9 +261,110 @@ Test (journal, sigkill_mid_batch_loses_nothing_synced, .timeout = 300)
         uint64_t last = journal_last_seq (j);
         journal_destroy (&j);
         cr_assert_geq (last, max_synced, "round %d: synced seq %lu lost (journal ends at %lu)",
-                       round, (unsigned long)max_synced, (unsigned long)last);
+                       round, (unsigned long) max_synced, (unsigned long) last);
         cr_assert_eq (s_verify_all (dir, UINT64_MAX), last, "round %d: gap or partial record",
                       round);
     }
+    s_rmdir (dir);
+}
+
+static int s_segment_count (const char *dir)
+{
+    zdir_t *d = zdir_new (dir, NULL);
+    int n = d ? (int) zdir_count (d) : 0;
+    zdir_destroy (&d);
+    return n;
+}
+
+Test (journal, a_crash_while_creating_a_segment_loses_nothing)
+{
+    char dir[64], path[128];
+    s_tmpdir (dir, sizeof dir);
+    journal_t *j = journal_open (dir, NULL);
+    s_append_range (j, 1, 50);
+    journal_destroy (&j);
+    //  Rotation created the next segment's file and died before writing its header.
+    snprintf (path, sizeof path, "%s/%020d.mjl", dir, 51);
+    fclose (fopen (path, "w"));
+    j = journal_open (dir, NULL);
+    cr_assert_not_null (j);
+    cr_assert_eq (journal_last_seq (j), 50, "the seqs of the older segment still count");
+    s_append_range (j, 51, 55);
+    journal_destroy (&j);
+    j = journal_open (dir, NULL);
+    cr_assert_eq (journal_last_seq (j), 55);
+    journal_destroy (&j);
+    cr_assert_eq (s_verify_all (dir, UINT64_MAX), 55);
+    s_rmdir (dir);
+}
+
+Test (journal, corruption_deep_in_a_large_segment_cuts_there, .timeout = 120)
+{
+    char dir[64], path[128];
+    s_tmpdir (dir, sizeof dir);
+    journal_opts_t opts = {.fsync = JOURNAL_FSYNC_NEVER, .segment_bytes = 1u << 30};
+    journal_t *j = journal_open (dir, &opts);
+    for (uint64_t seq = 1; seq <= 150000; seq += 10000)
+        s_append_range (j, seq, seq + 9999); //  about 24 MB: more than one read chunk
+    journal_destroy (&j);
+    //  Flip one byte in the payload of record 101.
+    uint8_t buf[512];
+    long off = JOURNAL_HEADER_BYTES;
+    for (uint64_t seq = 1; seq < 101; seq++)
+        off += 16 + (long) s_payload (seq, buf);
+    snprintf (path, sizeof path, "%s/%020d.mjl", dir, 1);
+    FILE *f = fopen (path, "r+b");
+    fseek (f, off + 16, SEEK_SET);
+    int c = fgetc (f);
+    fseek (f, off + 16, SEEK_SET);
+    fputc (c ^ 0x5a, f);
+    fclose (f);
+    j = journal_open (dir, &opts);
+    cr_assert_not_null (j, "a bad byte must not keep the journal from opening");
+    cr_assert_eq (journal_last_seq (j), 100);
+    cr_assert_gt (journal_torn_bytes (j), 20u << 20);
+    journal_destroy (&j);
+    s_rmdir (dir);
+}
+
+Test (journal, fsync_always_rotates_and_retains_like_batch)
+{
+    char dir[64];
+    s_tmpdir (dir, sizeof dir);
+    journal_opts_t opts = {.fsync = JOURNAL_FSYNC_ALWAYS, .segment_bytes = 4096};
+    journal_t *j = journal_open (dir, &opts);
+    for (uint64_t seq = 1; seq <= 200; seq += 10)
+        s_append_range (j, seq, seq + 9);
+    cr_assert_eq (journal_fsyncs (j) >= 200, true, "one fdatasync per record");
+    journal_destroy (&j);
+    cr_assert_gt (s_segment_count (dir), 3, "fsync=always rotates too");
+    cr_assert_eq (s_verify_all (dir, UINT64_MAX), 200);
+    s_rmdir (dir);
+}
+
+Test (journal, retention_never_removes_the_newest_records)
+{
+    char dir[64];
+    s_tmpdir (dir, sizeof dir);
+    journal_opts_t opts = {
+        .fsync = JOURNAL_FSYNC_NEVER, .segment_bytes = 4096, .retain_segments = 1};
+    journal_t *j = journal_open (dir, &opts);
+    for (uint64_t seq = 1; seq <= 300; seq += 30)
+        s_append_range (j, seq, seq + 29);
+    uint64_t first = journal_first_seq (j);
+    journal_destroy (&j);
+    cr_assert_eq (s_segment_count (dir), 2, "one closed segment kept besides the active one");
+    cr_assert_gt (first, 1);
+    journal_reader_t *r = journal_reader_new (dir, first);
+    uint64_t seq, count = 0, last = 0;
+    const uint8_t *data;
+    size_t len;
+    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
+        count++;
+        last = seq;
+    }
+    journal_reader_destroy (&r);
+    cr_assert_eq (last, 300, "the newest record is readable");
+    cr_assert_eq (count, 300 - first + 1, "and everything since the oldest kept seq");
     s_rmdir (dir);
 }

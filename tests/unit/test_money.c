@@ -72,7 +72,7 @@ Test (money, value_table)
         int64_t value = -42;
         int rc = money_value (c->a, c->b, &value);
         cr_expect_eq (rc, c->rc, "%s: rc %d", c->name, rc);
-        cr_expect_eq (value, c->rc == 0 ? c->result : -42, "%s: %lld", c->name, (long long)value);
+        cr_expect_eq (value, c->rc == 0 ? c->result : -42, "%s: %lld", c->name, (long long) value);
     }
 }
 
@@ -83,7 +83,7 @@ Test (money, fee_table)
         int64_t fee = -42;
         int rc = money_fee (c->a, c->b, &fee);
         cr_expect_eq (rc, c->rc, "%s: rc %d", c->name, rc);
-        cr_expect_eq (fee, c->rc == 0 ? c->result : -42, "%s: %lld", c->name, (long long)fee);
+        cr_expect_eq (fee, c->rc == 0 ? c->result : -42, "%s: %lld", c->name, (long long) fee);
     }
 }
 
@@ -103,9 +103,9 @@ Test (money, div_half_even)
         {3, 2, 2},  //  1.5 to even, up
         {1, 3, 0},
         {2, 3, 1},
-        {(__int128)INT64_MAX * 1000, 1000, INT64_MAX},
-        {(__int128)INT64_MAX * 2 - 1, 2, INT64_MAX - 1}, //  INT64_MAX - 0.5, even below
-        {(__int128)INT64_MAX * INT64_MAX, INT64_MAX, INT64_MAX},
+        {(__int128) INT64_MAX * 1000, 1000, INT64_MAX},
+        {(__int128) INT64_MAX * 2 - 1, 2, INT64_MAX - 1}, //  INT64_MAX - 0.5, even below
+        {(__int128) INT64_MAX * INT64_MAX, INT64_MAX, INT64_MAX},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_expect_eq (money_div_half_even (cases[i].numerator, cases[i].denominator),

@@ -36,13 +36,13 @@ static void s_byte (bytes_t *out, uint8_t byte)
 static void s_be (bytes_t *out, uint64_t value, int len)
 {
     for (int shift = (len - 1) * 8; shift >= 0; shift -= 8)
-        s_byte (out, (uint8_t)(value >> shift));
+        s_byte (out, (uint8_t) (value >> shift));
 }
 
 static void s_map (bytes_t *out, size_t entries)
 {
     if (entries < 16)
-        s_byte (out, (uint8_t)(0x80 | entries));
+        s_byte (out, (uint8_t) (0x80 | entries));
     else
         s_byte (out, 0xde), s_be (out, entries, 2);
 }
@@ -50,9 +50,9 @@ static void s_map (bytes_t *out, size_t entries)
 static void s_strn (bytes_t *out, const char *text, size_t len)
 {
     if (len < 32)
-        s_byte (out, (uint8_t)(0xa0 | len));
+        s_byte (out, (uint8_t) (0xa0 | len));
     else
-        s_byte (out, 0xd9), s_byte (out, (uint8_t)len);
+        s_byte (out, 0xd9), s_byte (out, (uint8_t) len);
     s_raw (out, text, len);
 }
 
@@ -64,7 +64,7 @@ static void s_str (bytes_t *out, const char *text)
 static void s_uint (bytes_t *out, uint64_t value)
 {
     if (value < 128)
-        s_byte (out, (uint8_t)value);
+        s_byte (out, (uint8_t) value);
     else
         s_byte (out, 0xcf), s_be (out, value, 8);
 }
@@ -72,9 +72,9 @@ static void s_uint (bytes_t *out, uint64_t value)
 static void s_int (bytes_t *out, int64_t value)
 {
     if (value >= 0)
-        s_uint (out, (uint64_t)value);
+        s_uint (out, (uint64_t) value);
     else
-        s_byte (out, 0xd3), s_be (out, (uint64_t)value, 8);
+        s_byte (out, 0xd3), s_be (out, (uint64_t) value, 8);
 }
 
 //  A valid new_order map, leaving out the key `without` (if not NULL) and announcing `extra`
@@ -122,7 +122,7 @@ static void s_expect_reject (const bytes_t *in, const char *reason)
 //  Address of a field in whichever message msg holds: all union members start together.
 static void *s_field (proto_msg_t *msg, const proto_field_info_t *field)
 {
-    return (uint8_t *)&msg->new_order + field->offset;
+    return (uint8_t *) &msg->new_order + field->offset;
 }
 
 //  Puts a value in every field that is as far from the default as the type allows: big
@@ -138,26 +138,26 @@ static void s_fill (proto_msg_t *msg, proto_kind_t kind)
         void *at = s_field (msg, field);
         switch (field->type) {
             case PROTO_TYPE_U64:
-                *(uint64_t *)at = UINT64_MAX - index;
+                *(uint64_t *) at = UINT64_MAX - index;
                 break;
             case PROTO_TYPE_I64:
-                *(int64_t *)at = INT64_MIN + (int64_t)index;
+                *(int64_t *) at = INT64_MIN + (int64_t) index;
                 break;
             case PROTO_TYPE_U32:
-                *(uint32_t *)at = UINT32_MAX - (uint32_t)index;
+                *(uint32_t *) at = UINT32_MAX - (uint32_t) index;
                 break;
             case PROTO_TYPE_BOOL:
-                *(bool *)at = true;
+                *(bool *) at = true;
                 break;
             case PROTO_TYPE_STR: {
-                char *text = (char *)at;
-                memset (text, 'a' + (int)index, field->max_len);
+                char *text = (char *) at;
+                memset (text, 'a' + (int) index, field->max_len);
                 memcpy (text, "\xc2\xb5", 2); // µ: two bytes of UTF-8
                 text[field->max_len] = 0;
                 break;
             }
             case PROTO_TYPE_ENUM:
-                *(int *)at = (int)field->enum_info->count;
+                *(int *) at = (int) field->enum_info->count;
                 break;
         }
     }
@@ -169,7 +169,7 @@ Test (proto, every_message_round_trips_with_every_field_set)
     proto_buf_init (&buf);
     for (proto_kind_t kind = 1; kind < PROTO_KIND_COUNT; kind++) {
         proto_msg_t msg, back;
-        s_fill (&msg, (proto_kind_t)kind);
+        s_fill (&msg, (proto_kind_t) kind);
         proto_buf_reset (&buf);
         cr_assert_eq (proto_encode (&msg, &buf), 0, "encode %s", proto_kind_name (kind));
 
@@ -179,7 +179,7 @@ Test (proto, every_message_round_trips_with_every_field_set)
         cr_assert_eq (back.kind, kind);
         cr_assert (proto_msg_equal (&msg, &back), "%s changed in a round trip",
                    proto_kind_name (kind));
-        rc = proto_decode_kind ((proto_kind_t)kind, buf.data, buf.len, &back, err, sizeof err);
+        rc = proto_decode_kind ((proto_kind_t) kind, buf.data, buf.len, &back, err, sizeof err);
         cr_assert_eq (rc, 0, "decode_kind %s: %s", proto_kind_name (kind), err);
     }
     proto_buf_free (&buf);
@@ -193,7 +193,7 @@ Test (proto, every_message_round_trips_with_required_fields_only)
     proto_buf_init (&buf);
     for (proto_kind_t kind = 1; kind < PROTO_KIND_COUNT; kind++) {
         proto_msg_t msg, back;
-        s_fill (&msg, (proto_kind_t)kind);
+        s_fill (&msg, (proto_kind_t) kind);
         const proto_message_info_t *info = proto_message_info (kind);
         size_t required = 0;
         for (size_t index = 0; index < info->field_count; index++) {
@@ -201,9 +201,9 @@ Test (proto, every_message_round_trips_with_required_fields_only)
             if (field->required)
                 required++;
             else if (field->type == PROTO_TYPE_STR)
-                *(char *)s_field (&msg, field) = 0;
+                *(char *) s_field (&msg, field) = 0;
             else if (field->type == PROTO_TYPE_BOOL)
-                *(bool *)s_field (&msg, field) = false;
+                *(bool *) s_field (&msg, field) = false;
             else if (field->type == PROTO_TYPE_U32 || field->type == PROTO_TYPE_ENUM)
                 memset (s_field (&msg, field), 0, 4);
             else
@@ -595,7 +595,7 @@ Test (proto, rejects_every_truncation)
     proto_buf_init (&buf);
     for (proto_kind_t kind = 1; kind < PROTO_KIND_COUNT; kind++) {
         proto_msg_t msg;
-        s_fill (&msg, (proto_kind_t)kind);
+        s_fill (&msg, (proto_kind_t) kind);
         proto_buf_reset (&buf);
         cr_assert_eq (proto_encode (&msg, &buf), 0);
         for (size_t len = 0; len < buf.len; len++) {
@@ -625,7 +625,7 @@ Test (proto, encoder_refuses_what_could_not_be_decoded)
     cr_assert_eq (proto_encode (&msg, &buf), -1);
 
     s_fill (&msg, PROTO_new_order);
-    msg.new_order.side = (proto_side_t)3;
+    msg.new_order.side = (proto_side_t) 3;
     cr_assert_eq (proto_encode (&msg, &buf), -1);
 
     s_fill (&msg, PROTO_new_order);
