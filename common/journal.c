@@ -339,9 +339,25 @@ static int s_recover_newest (journal_t *self, uint64_t first)
     return 0;
 }
 
+//  mkdir -p that tolerates another process creating the same folders at the same moment
+//  (the matcher and the settler share data_dir).
+static int s_mkdir_p (const char *dir)
+{
+    char path[S_PATH_MAX];
+    snprintf (path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir (path, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir (path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 journal_t *journal_open (const char *dir, const journal_opts_t *opts)
 {
-    if (mkdir (dir, 0755) < 0 && errno != EEXIST) {
+    if (s_mkdir_p (dir)) {
         log_error ("journal", "cannot create folder %s: %s", dir, strerror (errno));
         return NULL;
     }

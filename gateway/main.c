@@ -17,8 +17,10 @@ int main (int argc, char **argv)
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
     gateway_server_t *server = gateway_server_new (&cfg);
-    if (!server)
+    if (!server) {
+        log_error ("gateway", "cannot start (the reason is logged above)");
         return 1;
+    }
     int rc = gateway_server_run (server);
     gateway_server_destroy (&server);
     return rc ? 1 : 0;

@@ -18,8 +18,10 @@ int main (int argc, char **argv)
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
     matcher_server_t *server = matcher_server_new (&cfg);
-    if (!server)
+    if (!server) {
+        log_error ("matcher", "cannot start (the reason is logged above)");
         return 1;
+    }
     int rc = matcher_server_run (server);
     matcher_server_destroy (&server);
     return rc ? 1 : 0;

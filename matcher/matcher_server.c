@@ -111,8 +111,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
                     .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
                     .retain_segments = (uint32_t) cfg->matcher.retain_segments},
     };
-    if (!self->replies || zsys_dir_create ("%s", cfg->data_dir) != 0 ||
-        !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
+    if (!self->replies || !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
         matcher_server_destroy (&self);
         return NULL;
     }

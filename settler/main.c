@@ -49,10 +49,6 @@ int main (int argc, char **argv)
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
     char dir[CONFIG_PATH_MAX + 16];
-    if (zsys_dir_create ("%s", cfg.data_dir) != 0) {
-        log_error ("settler", "cannot create data_dir %s", cfg.data_dir);
-        return 1;
-    }
     bus_pub_opts_t pub = {.stream = "s",
                           .pub_endpoint = cfg.settler.bus.pub,
                           .replay_endpoint = cfg.settler.bus.replay,

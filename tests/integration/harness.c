@@ -15,6 +15,7 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,7 +84,9 @@ int harness_start (harness_t *h, const char *exe)
         abort ();
     int i = h->proc_count++;
     snprintf (h->procs[i].name, sizeof h->procs[i].name, "%s", exe);
-    snprintf (h->procs[i].log, sizeof h->procs[i].log, "%s/%s.log", h->dir, exe);
+    char log[sizeof h->procs[i].log];
+    snprintf (log, sizeof log, "%s/%s.log", h->dir, exe); //  h->dir and the log share *h
+    memcpy (h->procs[i].log, log, sizeof log);
     char path[512];
     harness_bin (exe, path, sizeof path);
     posix_spawn_file_actions_t fa;
@@ -104,19 +107,15 @@ int harness_stop (harness_t *h, int i, int sig)
     int status = 0;
     if (h->procs[i].pid <= 0)
         return 0;
+    //  A pidfd becomes readable when the process exits: wait on that, with a deadline.
+    int fd = (int) syscall (SYS_pidfd_open, h->procs[i].pid, 0);
     kill (h->procs[i].pid, sig);
-    int64_t deadline = s_now_ms () + HARNESS_DEADLINE_MS;
-    for (;;) {
-        pid_t r = waitpid (h->procs[i].pid, &status, WNOHANG);
-        if (r == h->procs[i].pid || r < 0)
-            break;
-        if (s_now_ms () > deadline) {
-            kill (h->procs[i].pid, SIGKILL);
-            waitpid (h->procs[i].pid, &status, 0);
-            break;
-        }
-        poll (NULL, 0, 10); //  waiting for a child to exit: no descriptor to wait on
-    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (fd < 0 || poll (&p, 1, HARNESS_DEADLINE_MS) <= 0)
+        kill (h->procs[i].pid, SIGKILL);
+    if (fd >= 0)
+        close (fd);
+    waitpid (h->procs[i].pid, &status, 0);
     h->procs[i].pid = 0;
     return status;
 }
@@ -238,13 +237,14 @@ long harness_http (harness_t *h, const char *method, const char *path, const cha
 
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms)
 {
-    int64_t deadline = s_now_ms () + timeout_ms;
-    while (s_now_ms () < deadline) {
-        if (harness_http (h, "GET", path, NULL, NULL) == 200)
-            return true;
-        poll (NULL, 0, 20); //  nothing to wait on until the port is bound
-    }
-    return false;
+    //  The gateway logs when it listens; after that the request answers or never will.
+    int gateway = -1;
+    for (int i = 0; i < h->proc_count; i++)
+        if (strcmp (h->procs[i].name, "mce-gateway") == 0)
+            gateway = i;
+    if (gateway < 0 || !harness_wait_log (h, gateway, "HTTP API on", timeout_ms))
+        return false;
+    return harness_http (h, "GET", path, NULL, NULL) == 200;
 }
 
 int harness_run (const char *exe, const char *const *args, char **out)
