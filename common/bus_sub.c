@@ -310,6 +310,22 @@ const char *bus_sub_stream (bus_sub_t *self)
     return self->stream;
 }
 
+bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const char *stream, const char *name,
+                            uint64_t last_seq)
+{
+    const config_bus_t *bus = strcmp (stream, "s") == 0 ? &cfg->settler.bus : &cfg->matcher.bus;
+    bus_sub_opts_t opts = {.name = name,
+                           .stream = stream,
+                           .pub_endpoint = bus->pub,
+                           .replay_endpoint = bus->replay,
+                           .last_seq = last_seq};
+    bus_sub_t *self = bus_sub_new (&opts);
+    if (self)
+        log_info ("bus", "%s: following stream %s at %s (replay %s) after seq %" PRIu64, name,
+                  stream, bus->pub, bus->replay, last_seq);
+    return self;
+}
+
 void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *ev)
 {
     const char *market = proto_msg_market (&ev->msg);

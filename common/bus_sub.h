@@ -12,6 +12,7 @@
 #ifndef MCE_BUS_SUB_H
 #define MCE_BUS_SUB_H
 
+#include "config.h"
 #include "proto.h"
 
 #include <zmq.h>
@@ -78,6 +79,10 @@ typedef struct {
 } bus_follow_t;
 int bus_sub_follow (const bus_follow_t *follow);
 const char *bus_sub_stream (bus_sub_t *self);
+//  A bus_sub on the matcher's (stream "m") or the settler's ("s") bus, with the endpoints of
+//  cfg, resuming after last_seq. NULL on error.
+bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const char *stream, const char *name,
+                            uint64_t last_seq);
 //  Logs an event as "<module>: stream m event seq 7: trade market campus-1".
 void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *event);
 

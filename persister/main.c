@@ -28,21 +28,11 @@ int main (int argc, char **argv)
     int status;
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
-    bus_sub_opts_t m = {.name = "persister",
-                        .stream = "m",
-                        .pub_endpoint = cfg.matcher.bus.pub,
-                        .replay_endpoint = cfg.matcher.bus.replay};
-    bus_sub_opts_t s = {.name = "persister",
-                        .stream = "s",
-                        .pub_endpoint = cfg.settler.bus.pub,
-                        .replay_endpoint = cfg.settler.bus.replay};
-    bus_sub_t *subs[2] = {bus_sub_new (&m), bus_sub_new (&s)};
+    bus_sub_t *subs[2] = {bus_sub_new_for (&cfg, "m", "persister", 0),
+                          bus_sub_new_for (&cfg, "s", "persister", 0)};
     int rc = -1;
-    if (subs[0] && subs[1]) {
-        log_info ("persister", "following the matcher bus at %s and the settler bus at %s",
-                  m.pub_endpoint, s.pub_endpoint);
+    if (subs[0] && subs[1])
         rc = bus_sub_follow (&(bus_follow_t){.subs = subs, .count = 2, .on_event = s_on_event});
-    }
     bus_sub_destroy (&subs[0]);
     bus_sub_destroy (&subs[1]);
     return rc ? 1 : 0;

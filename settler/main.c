@@ -53,15 +53,10 @@ int main (int argc, char **argv)
                           .pub_endpoint = cfg.settler.bus.pub,
                           .replay_endpoint = cfg.settler.bus.replay,
                           .journal_dir = config_journal_dir (&cfg, "settler", dir, sizeof dir)};
-    bus_sub_opts_t m = {.name = "settler",
-                        .stream = "m",
-                        .pub_endpoint = cfg.matcher.bus.pub,
-                        .replay_endpoint = cfg.matcher.bus.replay};
     s_settler_t self = {.bus = bus_pub_new (&pub)};
-    bus_sub_t *sub = bus_sub_new (&m);
+    bus_sub_t *sub = bus_sub_new_for (&cfg, "m", "settler", 0);
     int rc = -1;
     if (self.bus && sub) {
-        log_info ("settler", "following the matcher bus at %s", m.pub_endpoint);
         rc = bus_sub_follow (&(bus_follow_t){
             .subs = &sub, .count = 1, .on_event = s_on_event, .on_tick = s_on_tick, .arg = &self});
     }
