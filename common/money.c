@@ -32,6 +32,16 @@ int money_value (int64_t wh, int64_t price, int64_t *value)
     assert (value);
     if (wh < 0 || price < 0)
         return -1;
+    //  The common case fits in 64 bits, where division by the constant 1000 is a multiply:
+    //  this runs once per trade on the matcher's hot path.
+    int64_t product;
+    if (!__builtin_mul_overflow (wh, price, &product)) {
+        int64_t q = product / MONEY_WH_PER_KWH, rem = product % MONEY_WH_PER_KWH;
+        if (rem * 2 > MONEY_WH_PER_KWH || (rem * 2 == MONEY_WH_PER_KWH && (q & 1)))
+            q++;
+        *value = q;
+        return 0;
+    }
     //  At most (2^63 - 1)^2 < 2^126: the product always fits.
     __int128 quotient = s_div_half_even ((__int128) wh * price, MONEY_WH_PER_KWH);
     if (quotient > INT64_MAX)

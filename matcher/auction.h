@@ -1,0 +1,88 @@
+/*  auction — the uniform-price call auction that clears an epoch's book at gate closure
+    (DESIGN.md §4, pay-as-clear).
+
+    One pure function over two arrays the caller already keeps in priority order (the book
+    does), so clearing is a handful of linear passes: no sort, no allocation, no globals, no
+    I/O. The caller owns every buffer, sized by auction_scratch_size and nbids + nasks, so the
+    matcher can reuse them epoch after epoch and a benchmark or a test can call it alone.
+
+    The rules, precisely (the README repeats them with a worked example):
+    1. Candidates are the distinct limit prices on both sides. D(p) is the quantity of bids
+       priced >= p, S(p) of asks priced <= p; market orders count at every price. V(p) is
+       min (D, S), the surplus |D - S|.
+    2. Keep the candidates of maximal V (V > 0, else nothing crosses), of those the ones of
+       minimal surplus; the price is the midpoint of the lowest and highest of them, rounded
+       down to a multiple of tick. Only market orders: nothing crosses (no price to use).
+    3. At that price each side fills in priority order up to V = min (D, S); at the level
+       where V runs out, by time or pro rata (floor to lot, leftover lots by time).
+    4. The fills are zipped into trades in priority order, never pairing a user with itself:
+       such a bid takes the next ask of another user that has fill left, and when there is
+       none (every ask left is its owner's) it stays untraded and the ask goes to the next
+       bid. The zip is greedy, so this can leave quantity untraded that another pairing
+       would have traded (bids u1, u2 against asks u3, u2: u1 takes u3, u2 is left alone).
+    5. Uniform: every trade at the clearing price. Pay-as-bid: at the bid's limit price,
+       a market bid at the clearing price.
+*/
+#ifndef MCE_AUCTION_H
+#define MCE_AUCTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  A limit ask at 0 and a market ask are the same order (both sell at any price >= 0), so
+//  0 is never a candidate price from the ask side; a limit bid at 0 is a candidate.
+#define AUCTION_MARKET_BID INT64_MAX /* price of a market bid: buys at any price */
+#define AUCTION_MARKET_ASK 0         /* price of a market ask: sells at any price */
+
+typedef struct {
+    uint32_t handle; /* the caller's order handle, echoed in trades */
+    uint32_t user;   /* owner; a user's bid is never paired with the same user's ask */
+    int64_t price;   /* µ/kWh: limit price on tick, or AUCTION_MARKET_BID / _ASK */
+    int64_t qty;     /* Wh, > 0, a multiple of lot */
+} auction_order_t;
+
+typedef enum {
+    AUCTION_MARGINAL_TIME = 0, /* the marginal level fills earliest first */
+    AUCTION_MARGINAL_PRO_RATA  /* in proportion to quantity, in lots, leftovers by time */
+} auction_marginal_t;
+
+typedef enum {
+    AUCTION_PRICE_UNIFORM = 0, /* every trade at the clearing price */
+    AUCTION_PRICE_PAY_AS_BID   /* at the bid's limit (a market bid: the clearing price) */
+} auction_pricing_t;
+
+typedef struct {
+    uint32_t bid, ask; /* handles */
+    int64_t qty;       /* Wh, > 0, a multiple of lot */
+    int64_t price;     /* µ/kWh, per auction_pricing_t */
+} auction_trade_t;
+
+typedef struct {
+    bool crossed;           /* false: nothing trades (no overlap, or no limit price at all) */
+    int64_t price;          /* the uniform clearing price, also for pay-as-bid; 0 if not crossed */
+    int64_t volume;         /* Wh traded, after self-trade avoidance: <= min (demand, supply) */
+    int64_t demand, supply; /* D and S at the clearing price, before allocation; 0 if not crossed */
+    size_t trade_count;     /* entries written to trades */
+} auction_result_t;
+
+//  Bytes of scratch auction_clear needs for these side sizes (one int64 per order), or
+//  SIZE_MAX when that does not fit a size_t (so the caller's allocation fails).
+size_t auction_scratch_size (size_t nbids, size_t nasks);
+
+//  Clears one auction. bids: price descending, then time (earlier first); asks: price
+//  ascending, then time; array order within a price is time priority. scratch: at least
+//  auction_scratch_size (nbids, nasks) bytes aligned for int64_t (malloc's are), contents
+//  ignored. trades: room for nbids + nasks entries, which is enough because every trade uses
+//  up what is left of the fill of its bid or of its ask (or both), and a used-up order never
+//  trades again. Both may be NULL when nbids + nasks is 0.
+//  Returns 0 with *result and trades[0 .. trade_count) written, or -1 on invalid input, with
+//  *result and trades untouched: tick <= 0, lot <= 0, a qty <= 0 or not a multiple of lot, a
+//  negative price, a limit price off tick, prices out of priority order, or a side whose
+//  total quantity exceeds INT64_MAX.
+int auction_clear (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
+                   size_t nasks, int64_t tick, int64_t lot, auction_marginal_t marginal,
+                   auction_pricing_t pricing, void *scratch, auction_trade_t *trades,
+                   auction_result_t *result);
+
+#endif

@@ -1,0 +1,1385 @@
+/*  engine — see engine.h. The rules of DESIGN.md §4, in the order a command meets them:
+
+    new order   idempotency (client_order_id) → market paused → epoch window → quantity (limits,
+                lot) → price (positive, tick, band) → post-only / FOK checks → accepted →
+                matching (continuous mode) → rest, or cancel the remainder (IOC, market)
+    matching    best opposite level first, FIFO within it; a resting order past its expires_at
+                expires instead of trading; the same user's resting order is handled by the
+                market's self-trade rule; after each level, one level event with its new total
+    auction     orders rest without matching; at gate closure (or trigger_matching) the
+                uniform price is found by auction.c and the fills applied here
+
+    Events are appended to one reused array, so a command costs no allocation once warm.
+*/
+#include "engine.h"
+#include "auction.h"
+#include "book.h"
+#include "money.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_EVENTS_START       64
+#define S_USERS_START        64
+#define S_BOOKS_MAX          4096 //  live (market, epoch) books at once
+#define S_AUCTION_MARKET_BID INT64_MAX
+
+typedef struct {
+    config_market_t cfg;
+    engine_stp_t stp;
+    bool pro_rata;
+    bool paused;
+    bool started;              //  epochs announced at least once
+    int64_t current;           //  the active epoch (by the clock)
+    int64_t closed_through;    //  every epoch <= this is closed
+    int64_t announced_through; //  every epoch <= this was announced (pending or active)
+} s_market_t;
+
+typedef struct {
+    int64_t expires_at;
+    uint64_t order_id;
+} s_expiry_t;
+
+//  The first answer to a client_order_id, for idempotent resubmission.
+typedef struct {
+    uint64_t content; //  hash of what was asked
+    uint32_t market;
+    int64_t epoch;
+    bool rejected;
+    proto_reject_reason_t reason;
+    const char *message;
+    uint64_t order_id;
+    proto_order_status_t status;
+    int64_t filled, remaining;
+} s_coid_t;
+
+struct _engine_t {
+    s_market_t *markets;
+    uint32_t market_count;
+    book_pool_t pool;
+    book_t *books;
+    uint32_t book_count; //  high-water mark of books[]
+    uint64_t next_order_id;
+    uint64_t next_trade_id;
+    //  users: names in one array, an open-addressing index by hash
+    char (*user_names)[ENGINE_USER_MAX + 1];
+    uint32_t user_count, user_cap;
+    uint32_t *user_index;
+    uint32_t user_mask;
+    zhashx_t *coids;    //  "user/coid" → s_coid_t
+    s_expiry_t *expiry; //  min-heap by expires_at
+    size_t expiry_count, expiry_cap;
+    //  the current call's result
+    engine_event_t *events;
+    uint32_t event_count, event_cap;
+    engine_result_t result;
+    //  auction scratch
+    void *scratch;
+    size_t scratch_size;
+};
+
+//  ---------------------------------------------------------------------------------------
+//  Small pieces
+
+static uint64_t s_mix (uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
+}
+
+static uint64_t s_hash_str (const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (uint8_t) *s++) * 1099511628211ull;
+    return h;
+}
+
+static engine_event_t *s_event (engine_t *self, engine_event_kind_t kind, uint32_t market)
+{
+    if (self->event_count == self->event_cap) {
+        uint32_t cap = self->event_cap ? 2 * self->event_cap : S_EVENTS_START;
+        engine_event_t *bigger = realloc (self->events, cap * sizeof *bigger);
+        assert (bigger); //  a few KB: running out here leaves nothing sensible to do
+        self->events = bigger;
+        self->event_cap = cap;
+    }
+    engine_event_t *ev = &self->events[self->event_count++];
+    memset (ev, 0, sizeof *ev);
+    ev->kind = (uint8_t) kind;
+    ev->market = market;
+    return ev;
+}
+
+static engine_result_t *s_begin (engine_t *self)
+{
+    self->event_count = 0;
+    memset (&self->result, 0, sizeof self->result);
+    return &self->result;
+}
+
+static const engine_result_t *s_finish (engine_t *self)
+{
+    self->result.events = self->events;
+    self->result.event_count = self->event_count;
+    return &self->result;
+}
+
+static const engine_result_t *s_reject (engine_t *self, uint32_t market, uint32_t user,
+                                        proto_reject_reason_t reason, const char *message)
+{
+    engine_result_t *r = &self->result;
+    r->rejected = true;
+    r->reason = reason;
+    r->message = message;
+    r->status = PROTO_ORDER_STATUS_REJECTED;
+    engine_event_t *ev = s_event (self, ENGINE_EV_REJECTED, market);
+    ev->user = user;
+    ev->reason = (uint8_t) reason;
+    return s_finish (self);
+}
+
+static int s_side_of (proto_side_t side)
+{
+    return side == PROTO_SIDE_BUY ? BOOK_BID : BOOK_ASK;
+}
+
+static proto_side_t s_proto_side (int side)
+{
+    return side == BOOK_BID ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
+}
+
+static int64_t s_epoch_of (const s_market_t *m, int64_t now)
+{
+    return now / 1000000000LL / m->cfg.epoch_seconds;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Books
+
+static book_t *s_book_find (engine_t *self, uint32_t market, int64_t epoch)
+{
+    for (uint32_t i = 0; i < self->book_count; i++) {
+        book_t *b = &self->books[i];
+        if (b->in_use && b->market == market && b->epoch == epoch)
+            return b;
+    }
+    return NULL;
+}
+
+static book_t *s_book_get (engine_t *self, uint32_t market, int64_t epoch)
+{
+    book_t *b = s_book_find (self, market, epoch);
+    if (b)
+        return b;
+    for (uint32_t i = 0; i < self->book_count; i++)
+        if (!self->books[i].in_use) {
+            book_init (&self->books[i], market, epoch);
+            return &self->books[i];
+        }
+    if (self->book_count == S_BOOKS_MAX)
+        return NULL;
+    b = &self->books[self->book_count++];
+    book_init (b, market, epoch);
+    return b;
+}
+
+static uint32_t s_book_index (engine_t *self, book_t *b)
+{
+    return (uint32_t) (b - self->books);
+}
+
+static void s_level_event (engine_t *self, book_t *book, int side, const book_level_t *level,
+                           int64_t price)
+{
+    engine_event_t *ev = s_event (self, ENGINE_EV_LEVEL, book->market);
+    ev->epoch = book->epoch;
+    ev->side = (uint8_t) s_proto_side (side);
+    ev->price = price;
+    ev->qty = level ? level->total : 0;
+    ev->count = level ? level->count : 0;
+}
+
+//  Removes a resting order (cancel or expiry) and says so with one event of `kind` and a level
+//  event. The level may vanish: callers must not hold level pointers across this.
+static void s_remove_resting (engine_t *self, uint32_t slot, engine_event_kind_t kind,
+                              uint8_t reason, bool level_event)
+{
+    book_order_t *o = &self->pool.orders[slot];
+    book_t *book = &self->books[o->book];
+    int side = o->side;
+    int64_t price = o->price;
+    book_level_t *level = book_level_find (book, side, price);
+    assert (level);
+    book_level_unlink (&self->pool, level, slot);
+    engine_event_t *ev = s_event (self, kind, book->market);
+    ev->epoch = book->epoch;
+    ev->order_id = o->id;
+    ev->user = o->user;
+    ev->side = (uint8_t) s_proto_side (side);
+    ev->qty = o->remaining;
+    ev->price = price;
+    ev->reason = reason;
+    book->resting--;
+    book_pool_release (&self->pool, slot);
+    if (level->count == 0) {
+        book_level_remove (book, side, level);
+        level = NULL;
+    }
+    if (level_event)
+        s_level_event (self, book, side, level, price);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Users and client order ids
+
+static int s_user_index_grow (engine_t *self)
+{
+    uint32_t cap = self->user_mask ? (self->user_mask + 1) * 2 : 2 * S_USERS_START;
+    uint32_t *index = malloc (cap * sizeof *index);
+    if (!index)
+        return -1;
+    memset (index, 0xff, cap * sizeof *index);
+    for (uint32_t u = 0; u < self->user_count; u++) {
+        uint32_t h = (uint32_t) s_hash_str (self->user_names[u]) & (cap - 1);
+        while (index[h] != UINT32_MAX)
+            h = (h + 1) & (cap - 1);
+        index[h] = u;
+    }
+    free (self->user_index);
+    self->user_index = index;
+    self->user_mask = cap - 1;
+    return 0;
+}
+
+uint32_t engine_user_intern (engine_t *self, const char *name)
+{
+    uint32_t h = (uint32_t) s_hash_str (name) & self->user_mask;
+    for (;; h = (h + 1) & self->user_mask) {
+        uint32_t u = self->user_index[h];
+        if (u == UINT32_MAX)
+            break;
+        if (strcmp (self->user_names[u], name) == 0)
+            return u;
+    }
+    if (strlen (name) > ENGINE_USER_MAX)
+        return UINT32_MAX;
+    if (self->user_count == self->user_cap) {
+        uint32_t cap = 2 * self->user_cap;
+        void *bigger = realloc (self->user_names, cap * sizeof *self->user_names);
+        if (!bigger)
+            return UINT32_MAX;
+        self->user_names = bigger;
+        self->user_cap = cap;
+    }
+    uint32_t u = self->user_count++;
+    snprintf (self->user_names[u], sizeof self->user_names[u], "%s", name);
+    if ((self->user_count * 2 > self->user_mask + 1) && s_user_index_grow (self))
+        return UINT32_MAX;
+    h = (uint32_t) s_hash_str (name) & self->user_mask;
+    while (self->user_index[h] != UINT32_MAX && self->user_index[h] != u)
+        h = (h + 1) & self->user_mask;
+    self->user_index[h] = u;
+    return u;
+}
+
+const char *engine_user_name (const engine_t *self, uint32_t user)
+{
+    return user < self->user_count ? self->user_names[user] : "?";
+}
+
+static void s_coid_key (const engine_t *self, uint32_t user, const char *coid, char *key,
+                        size_t size)
+{
+    snprintf (key, size, "%s\x1f%s", self->user_names[user], coid);
+}
+
+static uint64_t s_order_content (const engine_order_t *o)
+{
+    uint64_t h = 0;
+    h = s_mix (h, o->market);
+    h = s_mix (h, (uint64_t) o->side << 16 | (uint64_t) o->type << 8 | (uint64_t) o->tif);
+    h = s_mix (h, o->post_only);
+    h = s_mix (h, (uint64_t) o->qty);
+    h = s_mix (h, o->type == PROTO_ORDER_TYPE_LIMIT ? (uint64_t) o->price : 0);
+    h = s_mix (h, (uint64_t) o->epoch);
+    h = s_mix (h, (uint64_t) o->expires_at);
+    return h;
+}
+
+static void s_coid_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void s_coid_remember (engine_t *self, const engine_order_t *o, const engine_result_t *r)
+{
+    if (!o->client_order_id || !o->client_order_id[0])
+        return;
+    char key[2 * ENGINE_USER_MAX + 4];
+    s_coid_key (self, o->user, o->client_order_id, key, sizeof key);
+    s_coid_t *c = calloc (1, sizeof *c);
+    if (!c)
+        return;
+    *c = (s_coid_t){.content = s_order_content (o),
+                    .market = o->market,
+                    .epoch = r->epoch,
+                    .rejected = r->rejected,
+                    .reason = r->reason,
+                    .message = r->message,
+                    .order_id = r->order_id,
+                    .status = r->status,
+                    .filled = r->filled,
+                    .remaining = r->remaining};
+    zhashx_insert (self->coids, key, c);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Expiry heap
+
+static void s_expiry_push (engine_t *self, int64_t at, uint64_t id)
+{
+    if (self->expiry_count == self->expiry_cap) {
+        size_t cap = self->expiry_cap ? 2 * self->expiry_cap : 64;
+        s_expiry_t *bigger = realloc (self->expiry, cap * sizeof *bigger);
+        if (!bigger)
+            return; //  the order still expires lazily when matched or at epoch close
+        self->expiry = bigger;
+        self->expiry_cap = cap;
+    }
+    size_t i = self->expiry_count++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (self->expiry[parent].expires_at <= at)
+            break;
+        self->expiry[i] = self->expiry[parent];
+        i = parent;
+    }
+    self->expiry[i] = (s_expiry_t){at, id};
+}
+
+static s_expiry_t s_expiry_pop (engine_t *self)
+{
+    s_expiry_t top = self->expiry[0];
+    s_expiry_t last = self->expiry[--self->expiry_count];
+    size_t i = 0, n = self->expiry_count;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && self->expiry[c + 1].expires_at < self->expiry[c].expires_at)
+            c++;
+        if (last.expires_at <= self->expiry[c].expires_at)
+            break;
+        self->expiry[i] = self->expiry[c];
+        i = c;
+    }
+    if (n)
+        self->expiry[i] = last;
+    return top;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Construction
+
+engine_t *engine_new (const mce_config_t *cfg)
+{
+    engine_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->market_count = (uint32_t) cfg->market_count;
+    self->markets = calloc (self->market_count, sizeof *self->markets);
+    self->books = calloc (S_BOOKS_MAX, sizeof *self->books);
+    self->user_cap = S_USERS_START;
+    self->user_names = malloc (self->user_cap * sizeof *self->user_names);
+    self->coids = zhashx_new ();
+    if (!self->markets || !self->books || !self->user_names || !self->coids ||
+        book_pool_init (&self->pool) || s_user_index_grow (self)) {
+        engine_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->coids, s_coid_free);
+    for (uint32_t i = 0; i < self->market_count; i++) {
+        self->markets[i].cfg = cfg->markets[i];
+        self->markets[i].current = -1;
+        self->markets[i].closed_through = -1;
+        self->markets[i].announced_through = -1;
+    }
+    self->next_order_id = 1;
+    self->next_trade_id = 1;
+    return self;
+}
+
+void engine_destroy (engine_t **self_p)
+{
+    assert (self_p);
+    engine_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t i = 0; self->books && i < self->book_count; i++)
+        book_free (&self->books[i]);
+    book_pool_free (&self->pool);
+    zhashx_destroy (&self->coids);
+    free (self->books);
+    free (self->markets);
+    free (self->user_names);
+    free (self->user_index);
+    free (self->expiry);
+    free (self->events);
+    free (self->scratch);
+    free (self);
+    *self_p = NULL;
+}
+
+int engine_market_find (const engine_t *self, const char *id)
+{
+    for (uint32_t i = 0; i < self->market_count; i++)
+        if (strcmp (self->markets[i].cfg.id, id) == 0)
+            return (int) i;
+    return -1;
+}
+
+const char *engine_market_name (const engine_t *self, uint32_t market)
+{
+    return market < self->market_count ? self->markets[market].cfg.id : "?";
+}
+
+void engine_set_stp (engine_t *self, uint32_t market, engine_stp_t stp)
+{
+    if (market < self->market_count)
+        self->markets[market].stp = stp;
+}
+
+void engine_set_pro_rata (engine_t *self, uint32_t market, bool pro_rata)
+{
+    if (market < self->market_count)
+        self->markets[market].pro_rata = pro_rata;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Continuous matching
+
+static int64_t s_trade_price (const s_market_t *m, int taker_side, int64_t taker_price,
+                              bool taker_is_market, int64_t maker_price)
+{
+    switch (m->cfg.price_rule) {
+        case CONFIG_PRICE_ASK:
+            //  the ask's price: the maker's when the taker buys, the taker's when it sells
+            return taker_side == BOOK_ASK && !taker_is_market ? taker_price : maker_price;
+        case CONFIG_PRICE_MID: {
+            if (taker_is_market)
+                return maker_price;
+            int64_t mid =
+                taker_price / 2 + maker_price / 2 + (taker_price % 2 + maker_price % 2) / 2;
+            return mid - mid % m->cfg.tick; //  rounded down to the tick
+        }
+        default:
+            return maker_price;
+    }
+}
+
+//  True when a resting order at `resting` crosses an incoming `price` on `side`.
+static bool s_crosses (int side, bool is_market, int64_t price, int64_t resting)
+{
+    if (is_market)
+        return true;
+    return side == BOOK_BID ? resting <= price : resting >= price;
+}
+
+//  Fillable quantity against the opposite side for FOK: own orders do not count (self-trade
+//  prevention would remove them) and neither do expired ones.
+static int64_t s_fillable (engine_t *self, book_t *book, int side, bool is_market, int64_t price,
+                           uint32_t user, int64_t want, int64_t now)
+{
+    book_levels_t *opp = &book->side[!side];
+    int64_t sum = 0;
+    for (uint32_t i = opp->count; i-- > 0 && sum < want;) {
+        book_level_t *level = &opp->levels[i];
+        if (!s_crosses (side, is_market, price, level->price))
+            break;
+        for (uint32_t s = level->head; s != BOOK_NIL && sum < want; s = self->pool.orders[s].next) {
+            book_order_t *o = &self->pool.orders[s];
+            if (o->user != user && !(o->expires_at && o->expires_at <= now))
+                sum += o->remaining;
+        }
+    }
+    return sum;
+}
+
+//  Matches the taker (not resting) against the opposite side. Returns the quantity filled;
+//  *stopped is set when self-trade prevention ended the taker.
+static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_t *taker,
+                        int64_t now, bool *stopped)
+{
+    int side = taker->side;
+    bool is_market = taker->type == PROTO_ORDER_TYPE_MARKET;
+    int64_t filled = 0;
+    *stopped = false;
+    while (taker->remaining > 0 && !*stopped) {
+        book_level_t *level = book_best (book, !side);
+        if (!level || !s_crosses (side, is_market, taker->price, level->price))
+            break;
+        int64_t level_price = level->price;
+        uint32_t slot = level->head;
+        while (slot != BOOK_NIL && taker->remaining > 0) {
+            book_order_t *maker = &self->pool.orders[slot];
+            uint32_t next = maker->next;
+            if (maker->expires_at && maker->expires_at <= now) {
+                bool last = level->count == 1;
+                s_remove_resting (self, slot, ENGINE_EV_EXPIRED, PROTO_EXPIRE_REASON_EXPIRES_AT,
+                                  false);
+                if (last) {
+                    level = NULL;
+                    break;
+                }
+                slot = next;
+                continue;
+            }
+            if (maker->user == taker->user) {
+                engine_stp_t stp = m->stp;
+                if (stp == ENGINE_STP_CANCEL_RESTING || stp == ENGINE_STP_CANCEL_BOTH) {
+                    bool last = level->count == 1;
+                    s_remove_resting (self, slot, ENGINE_EV_CANCELLED,
+                                      PROTO_CANCEL_REASON_SELF_TRADE, false);
+                    if (last)
+                        level = NULL;
+                }
+                if (stp != ENGINE_STP_CANCEL_RESTING) {
+                    *stopped = true;
+                    break;
+                }
+                if (!level)
+                    break;
+                slot = next;
+                continue;
+            }
+            int64_t q = taker->remaining < maker->remaining ? taker->remaining : maker->remaining;
+            int64_t price = s_trade_price (m, side, taker->price, is_market, maker->price);
+            int64_t value = 0;
+            money_value (q, price, &value);
+            engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
+            ev->epoch = book->epoch;
+            ev->trade_id = self->next_trade_id++;
+            ev->order_id = side == BOOK_BID ? taker->id : maker->id;
+            ev->order_id2 = side == BOOK_BID ? maker->id : taker->id;
+            ev->user = side == BOOK_BID ? taker->user : maker->user;
+            ev->user2 = side == BOOK_BID ? maker->user : taker->user;
+            ev->side = (uint8_t) s_proto_side (side);
+            ev->qty = q;
+            ev->price = price;
+            ev->value = value;
+            taker->remaining -= q;
+            maker->remaining -= q;
+            level->total -= q;
+            filled += q;
+            book->volume += q;
+            book->trades++;
+            book->last_price = price;
+            if (maker->remaining == 0) {
+                maker->remaining = 0;
+                book_level_unlink (&self->pool, level, slot);
+                book->resting--;
+                book_pool_release (&self->pool, slot);
+            }
+            slot = next;
+        }
+        //  One level event per level the taker went through.
+        level = book_level_find (book, !side, level_price);
+        if (level && level->count == 0) {
+            book_level_remove (book, !side, level);
+            level = NULL;
+        }
+        s_level_event (self, book, !side, level, level_price);
+    }
+    return filled;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Commands
+
+//  Resolves the order's epoch; 0 and a reason when it is not open for orders.
+static int s_check_epoch (const s_market_t *m, int64_t wanted, int64_t now, int64_t *epoch,
+                          proto_reject_reason_t *reason, const char **message)
+{
+    int64_t current = s_epoch_of (m, now);
+    int64_t e = wanted ? wanted : current;
+    if (e < current || e <= m->closed_through) {
+        *reason = PROTO_REJECT_REASON_EPOCH_CLOSED;
+        *message = "the delivery epoch is closed";
+        return -1;
+    }
+    if (e > current + m->cfg.future_epochs) {
+        *reason = PROTO_REJECT_REASON_EPOCH_TOO_FAR;
+        *message = "the delivery epoch is too far ahead";
+        return -1;
+    }
+    *epoch = e;
+    return 0;
+}
+
+const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o, int64_t now)
+{
+    engine_result_t *r = s_begin (self);
+    if (o->market >= self->market_count)
+        return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_UNKNOWN_MARKET,
+                         "unknown market");
+    s_market_t *m = &self->markets[o->market];
+    //  A resubmitted client_order_id gets its first answer, whatever changed since.
+    if (o->client_order_id && o->client_order_id[0]) {
+        char key[2 * ENGINE_USER_MAX + 4];
+        s_coid_key (self, o->user, o->client_order_id, key, sizeof key);
+        s_coid_t *c = zhashx_lookup (self->coids, key);
+        if (c) {
+            if (c->content != s_order_content (o))
+                return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_DUPLICATE_CLIENT_ID,
+                                 "client_order_id already used for a different order");
+            r->duplicate = true;
+            r->rejected = c->rejected;
+            r->reason = c->reason;
+            r->message = c->message;
+            r->order_id = c->order_id;
+            r->epoch = c->epoch;
+            r->status = c->status;
+            r->filled = c->filled;
+            r->remaining = c->remaining;
+            return s_finish (self);
+        }
+    }
+    const engine_result_t *rej = NULL;
+    proto_reject_reason_t reason = 0;
+    const char *message = NULL;
+    int64_t epoch = 0;
+    bool is_market = o->type == PROTO_ORDER_TYPE_MARKET;
+    bool auction = m->cfg.mode != CONFIG_MODE_CONTINUOUS;
+    if (m->paused)
+        reason = PROTO_REJECT_REASON_MARKET_PAUSED, message = "trading is paused in this market";
+    else if (s_check_epoch (m, o->epoch, now, &epoch, &reason, &message))
+        ;
+    else if (o->qty <= 0 || o->qty < m->cfg.min_qty || o->qty > m->cfg.max_qty)
+        reason = PROTO_REJECT_REASON_BAD_QUANTITY, message = "quantity outside the market's limits";
+    else if (o->qty % m->cfg.lot)
+        reason = PROTO_REJECT_REASON_OFF_LOT, message = "quantity is not a multiple of the lot";
+    else if (!is_market && o->price <= 0)
+        reason = PROTO_REJECT_REASON_BAD_PRICE, message = "price must be positive";
+    else if (!is_market && o->price % m->cfg.tick)
+        reason = PROTO_REJECT_REASON_OFF_TICK, message = "price is off the tick";
+    else if (!is_market && (o->price < m->cfg.min_price || o->price > m->cfg.max_price))
+        reason = PROTO_REJECT_REASON_OUTSIDE_BAND, message = "price outside the market's band";
+    else if (auction && o->tif == PROTO_TIF_FOK)
+        reason = PROTO_REJECT_REASON_FOK_UNFILLABLE,
+        message = "fill-or-kill is not available in auction mode";
+    if (reason) {
+        r->epoch = epoch;
+        rej = s_reject (self, o->market, o->user, reason, message);
+        s_coid_remember (self, o, rej);
+        return rej;
+    }
+    book_t *book = s_book_get (self, o->market, epoch);
+    if (!book)
+        return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_OVERLOADED,
+                         "too many open books");
+    int side = s_side_of (o->side);
+    int64_t price =
+        is_market ? (auction ? (side == BOOK_BID ? S_AUCTION_MARKET_BID : 0) : 0) : o->price;
+    if (!auction && !is_market) {
+        book_level_t *best = book_best (book, !side);
+        bool crosses = best && s_crosses (side, false, price, best->price);
+        if (o->post_only && crosses) {
+            rej = s_reject (self, o->market, o->user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS,
+                            "post-only order would trade");
+            s_coid_remember (self, o, rej);
+            return rej;
+        }
+    }
+    if (!auction && o->tif == PROTO_TIF_FOK &&
+        s_fillable (self, book, side, is_market, price, o->user, o->qty, now) < o->qty) {
+        rej = s_reject (self, o->market, o->user, PROTO_REJECT_REASON_FOK_UNFILLABLE,
+                        "fill-or-kill order cannot be filled entirely");
+        s_coid_remember (self, o, rej);
+        return rej;
+    }
+    uint64_t id = self->next_order_id;
+    uint32_t slot = book_pool_alloc (&self->pool, id);
+    if (slot == BOOK_NIL)
+        return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_OVERLOADED, "out of memory");
+    self->next_order_id++;
+    book_order_t *t = &self->pool.orders[slot];
+    t->price = price;
+    t->qty = t->remaining = o->qty;
+    t->expires_at = o->expires_at;
+    t->user = o->user;
+    t->prev = t->next = BOOK_NIL;
+    t->book = s_book_index (self, book);
+    t->side = (uint8_t) side;
+    t->tif = (uint8_t) o->tif;
+    t->type = (uint8_t) o->type;
+    t->flags = o->post_only ? BOOK_ORDER_POST_ONLY : 0;
+    engine_event_t *ev = s_event (self, ENGINE_EV_ACCEPTED, o->market);
+    ev->epoch = epoch;
+    ev->order_id = id;
+    ev->user = o->user;
+    ev->side = (uint8_t) o->side;
+    ev->qty = o->qty;
+    ev->price = is_market ? 0 : price;
+    r->order_id = id;
+    r->epoch = epoch;
+    bool stopped = false;
+    int64_t filled = auction ? 0 : s_match (self, book, m, t, now, &stopped);
+    t = &self->pool.orders[slot]; //  (the pool does not move during matching; kept for clarity)
+    r->filled = filled;
+    bool rests =
+        t->remaining > 0 && !stopped && (auction || (!is_market && t->tif == PROTO_TIF_GTC));
+    if (rests) {
+        book_level_t *level = book_level_get (book, side, price);
+        if (!level) {
+            //  Out of memory for a new level: the order cannot rest.
+            stopped = true;
+            rests = false;
+        }
+        else {
+            book_level_push (&self->pool, level, slot);
+            book->resting++;
+            if (t->expires_at)
+                s_expiry_push (self, t->expires_at, id);
+            s_level_event (self, book, side, level, price);
+            r->remaining = t->remaining;
+            r->status = filled ? PROTO_ORDER_STATUS_PARTIALLY_FILLED : PROTO_ORDER_STATUS_OPEN;
+        }
+    }
+    if (!rests) {
+        if (t->remaining > 0) {
+            engine_event_t *c = s_event (self, ENGINE_EV_CANCELLED, o->market);
+            c->epoch = epoch;
+            c->order_id = id;
+            c->user = o->user;
+            c->side = (uint8_t) o->side;
+            c->qty = t->remaining;
+            c->price = is_market ? 0 : price;
+            c->reason = stopped ? PROTO_CANCEL_REASON_SELF_TRADE : PROTO_CANCEL_REASON_UNFILLED;
+            r->status = PROTO_ORDER_STATUS_CANCELLED;
+        }
+        else
+            r->status = PROTO_ORDER_STATUS_FILLED;
+        r->remaining = 0;
+        book_pool_release (&self->pool, slot);
+    }
+    s_coid_remember (self, o, r);
+    return s_finish (self);
+}
+
+//  Finds an order the caller may act on. Rejects (and returns BOOK_NIL) otherwise.
+static uint32_t s_owned (engine_t *self, uint32_t market, uint32_t user, bool admin, uint64_t id)
+{
+    uint32_t slot = book_pool_find (&self->pool, id);
+    if (slot == BOOK_NIL || self->books[self->pool.orders[slot].book].market != market) {
+        s_reject (self, market, user, PROTO_REJECT_REASON_UNKNOWN_ORDER, "no such open order");
+        return BOOK_NIL;
+    }
+    if (!admin && self->pool.orders[slot].user != user) {
+        s_reject (self, market, user, PROTO_REJECT_REASON_NOT_OWNER,
+                  "the order belongs to another user");
+        return BOOK_NIL;
+    }
+    return slot;
+}
+
+const engine_result_t *engine_cancel (engine_t *self, uint32_t market, uint32_t user, bool admin,
+                                      uint64_t order_id, int64_t now)
+{
+    engine_result_t *r = s_begin (self);
+    uint32_t slot = s_owned (self, market, user, admin, order_id);
+    if (slot == BOOK_NIL)
+        return s_finish (self);
+    book_order_t *o = &self->pool.orders[slot];
+    r->order_id = order_id;
+    r->epoch = self->books[o->book].epoch;
+    r->filled = o->qty - o->remaining;
+    r->status = PROTO_ORDER_STATUS_CANCELLED;
+    bool by_admin = admin && o->user != user;
+    s_remove_resting (self, slot, ENGINE_EV_CANCELLED,
+                      by_admin ? PROTO_CANCEL_REASON_ADMIN : PROTO_CANCEL_REASON_USER, true);
+    if (by_admin)
+        self->events[self->event_count - 2].user2 = user; //  who cancelled it
+    return s_finish (self);
+}
+
+const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t user, bool admin,
+                                     uint64_t order_id, int64_t qty, int64_t price, int64_t now)
+{
+    engine_result_t *r = s_begin (self);
+    uint32_t slot = s_owned (self, market, user, admin, order_id);
+    if (slot == BOOK_NIL)
+        return s_finish (self);
+    s_market_t *m = &self->markets[market];
+    book_order_t *o = &self->pool.orders[slot];
+    book_t *book = &self->books[o->book];
+    if (m->paused)
+        return s_reject (self, market, user, PROTO_REJECT_REASON_MARKET_PAUSED,
+                         "trading is paused in this market");
+    int64_t filled_before = o->qty - o->remaining;
+    if (qty == 0)
+        qty = o->remaining; //  unchanged
+    if (qty < 0 || qty + filled_before > m->cfg.max_qty)
+        return s_reject (self, market, user, PROTO_REJECT_REASON_BAD_QUANTITY,
+                         "quantity outside the market's limits");
+    if (qty % m->cfg.lot)
+        return s_reject (self, market, user, PROTO_REJECT_REASON_OFF_LOT,
+                         "quantity is not a multiple of the lot");
+    bool is_market = o->type == PROTO_ORDER_TYPE_MARKET;
+    bool new_price = price && price != o->price;
+    if (new_price && (is_market || price % m->cfg.tick))
+        return s_reject (self, market, user, PROTO_REJECT_REASON_OFF_TICK,
+                         is_market ? "a market order has no price" : "price is off the tick");
+    if (new_price && (price < m->cfg.min_price || price > m->cfg.max_price))
+        return s_reject (self, market, user, PROTO_REJECT_REASON_OUTSIDE_BAND,
+                         "price outside the market's band");
+    bool auction = m->cfg.mode != CONFIG_MODE_CONTINUOUS;
+    int side = o->side;
+    if (new_price && !auction && (o->flags & BOOK_ORDER_POST_ONLY)) {
+        book_level_t *best = book_best (book, !side);
+        if (best && s_crosses (side, false, price, best->price))
+            return s_reject (self, market, user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS,
+                             "post-only order would trade");
+    }
+    r->order_id = order_id;
+    r->epoch = book->epoch;
+    bool keeps = !new_price && qty <= o->remaining;
+    int64_t old_price = o->price;
+    book_level_t *level = book_level_find (book, side, old_price);
+    if (keeps) {
+        //  Same place in the queue, less quantity.
+        level->total -= o->remaining - qty;
+        o->qty -= o->remaining - qty;
+        o->remaining = qty;
+        engine_event_t *ev = s_event (self, ENGINE_EV_AMENDED, market);
+        ev->epoch = book->epoch;
+        ev->order_id = order_id;
+        ev->user = o->user;
+        ev->side = (uint8_t) s_proto_side (side);
+        ev->qty = qty;
+        ev->price = old_price;
+        ev->flag = 1;
+        s_level_event (self, book, side, level, old_price);
+        r->remaining = qty;
+        r->filled = filled_before;
+        r->status = filled_before ? PROTO_ORDER_STATUS_PARTIALLY_FILLED : PROTO_ORDER_STATUS_OPEN;
+        return s_finish (self);
+    }
+    //  Loses priority: out of its level, new quantity and price, in again as if new (it may
+    //  trade at a new price), keeping its id.
+    book_level_unlink (&self->pool, level, slot);
+    book->resting--;
+    if (level->count == 0) {
+        book_level_remove (book, side, level);
+        level = NULL;
+    }
+    o->qty = filled_before + qty;
+    o->remaining = qty;
+    if (new_price)
+        o->price = price;
+    engine_event_t *ev = s_event (self, ENGINE_EV_AMENDED, market);
+    ev->epoch = book->epoch;
+    ev->order_id = order_id;
+    ev->user = o->user;
+    ev->side = (uint8_t) s_proto_side (side);
+    ev->qty = qty;
+    ev->price = o->price;
+    ev->flag = 0;
+    s_level_event (self, book, side, level, old_price);
+    bool stopped = false;
+    int64_t filled = auction ? 0 : s_match (self, book, m, o, now, &stopped);
+    o = &self->pool.orders[slot];
+    r->filled = filled_before + filled;
+    if (o->remaining > 0 && !stopped) {
+        level = book_level_get (book, side, o->price);
+        if (level) {
+            book_level_push (&self->pool, level, slot);
+            book->resting++;
+            s_level_event (self, book, side, level, o->price);
+            r->remaining = o->remaining;
+            r->status = r->filled ? PROTO_ORDER_STATUS_PARTIALLY_FILLED : PROTO_ORDER_STATUS_OPEN;
+            return s_finish (self);
+        }
+        stopped = true;
+    }
+    if (o->remaining > 0) {
+        engine_event_t *c = s_event (self, ENGINE_EV_CANCELLED, market);
+        c->epoch = book->epoch;
+        c->order_id = order_id;
+        c->user = o->user;
+        c->side = (uint8_t) s_proto_side (side);
+        c->qty = o->remaining;
+        c->price = o->price;
+        c->reason = PROTO_CANCEL_REASON_SELF_TRADE;
+        r->status = PROTO_ORDER_STATUS_CANCELLED;
+    }
+    else
+        r->status = PROTO_ORDER_STATUS_FILLED;
+    book_pool_release (&self->pool, slot);
+    return s_finish (self);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Auctions, epochs, control
+
+//  Runs the call auction of a book (auction.c finds the price and the fills).
+static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing);
+
+//  Expires every order of a book (gate closure). One walk of each FIFO: the whole book goes,
+//  so nothing is unlinked, and each order is read once.
+static void s_close_book (engine_t *self, book_t *book)
+{
+    for (int side = 0; side < 2; side++) {
+        book_levels_t *s = &book->side[side];
+        for (uint32_t l = s->count; l-- > 0;) {
+            for (uint32_t slot = s->levels[l].head; slot != BOOK_NIL;) {
+                book_order_t *o = &self->pool.orders[slot];
+                uint32_t next = o->next;
+                engine_event_t *ev = s_event (self, ENGINE_EV_EXPIRED, book->market);
+                ev->epoch = book->epoch;
+                ev->order_id = o->id;
+                ev->user = o->user;
+                ev->side = (uint8_t) s_proto_side (side);
+                ev->qty = o->remaining;
+                ev->price = o->price;
+                ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
+                book_pool_release (&self->pool, slot);
+                slot = next;
+            }
+            if (s->levels[l].count)
+                s_level_event (self, book, side, NULL, s->levels[l].price);
+        }
+        s->count = 0;
+        s->empty = 0;
+    }
+    book->resting = 0;
+}
+
+static void s_epoch_event (engine_t *self, uint32_t market, int64_t epoch,
+                           proto_epoch_phase_t phase, const book_t *book)
+{
+    engine_event_t *ev = s_event (self, ENGINE_EV_EPOCH, market);
+    ev->epoch = epoch;
+    ev->reason = (uint8_t) phase;
+    if (book) {
+        ev->price = book->trades ? book->last_price : 0;
+        ev->qty = book->volume;
+        ev->count = (uint32_t) book->trades;
+    }
+}
+
+//  Closes epoch e of market mi: auction (if any), expiry of leftovers, cleared.
+static void s_close_epoch (engine_t *self, uint32_t mi, int64_t e)
+{
+    s_market_t *m = &self->markets[mi];
+    book_t *book = s_book_find (self, mi, e);
+    if (book && m->cfg.mode != CONFIG_MODE_CONTINUOUS)
+        s_auction (self, book, m, true); //  clears and closes the book
+    if (book)
+        s_close_book (self, book); //  whatever is left (all of it in continuous mode)
+    s_epoch_event (self, mi, e, PROTO_EPOCH_PHASE_CLEARED, book);
+    if (book)
+        book_free (book);
+    if (e > m->closed_through)
+        m->closed_through = e;
+}
+
+//  Client order ids of closed epochs can no longer be used (the epoch rejects them): forget.
+static void s_forget_closed_coids (engine_t *self)
+{
+    zlistx_t *gone = zlistx_new ();
+    for (s_coid_t *c = zhashx_first (self->coids); c; c = zhashx_next (self->coids))
+        if (c->epoch <= self->markets[c->market].closed_through)
+            zlistx_add_end (gone, (void *) zhashx_cursor (self->coids));
+    for (const char *key = zlistx_first (gone); key; key = zlistx_next (gone))
+        zhashx_delete (self->coids, key);
+    zlistx_destroy (&gone);
+}
+
+const engine_result_t *engine_advance (engine_t *self, int64_t now)
+{
+    s_begin (self);
+    //  Orders past their expires_at.
+    while (self->expiry_count && self->expiry[0].expires_at <= now) {
+        s_expiry_t x = s_expiry_pop (self);
+        uint32_t slot = book_pool_find (&self->pool, x.order_id);
+        if (slot != BOOK_NIL && self->pool.orders[slot].expires_at == x.expires_at &&
+            self->pool.orders[slot].remaining > 0)
+            s_remove_resting (self, slot, ENGINE_EV_EXPIRED, PROTO_EXPIRE_REASON_EXPIRES_AT, true);
+    }
+    bool closed = false;
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        s_market_t *m = &self->markets[mi];
+        int64_t n = s_epoch_of (m, now);
+        if (m->started && n <= m->current)
+            continue;
+        if (m->started) {
+            //  Every epoch that ended, oldest first (only those announced or holding orders).
+            for (int64_t e = m->closed_through + 1; e < n; e++) {
+                if (e > m->announced_through && !s_book_find (self, mi, e))
+                    continue;
+                s_close_epoch (self, mi, e);
+                closed = true;
+            }
+        }
+        m->started = true;
+        m->current = n;
+        if (m->closed_through < n - 1)
+            m->closed_through = n - 1;
+        //  Newly open for orders: pending until their interval comes.
+        int64_t from = m->announced_through + 1 > n + 1 ? m->announced_through + 1 : n + 1;
+        for (int64_t e = from; e <= n + m->cfg.future_epochs; e++)
+            s_epoch_event (self, mi, e, PROTO_EPOCH_PHASE_PENDING, NULL);
+        if (n + m->cfg.future_epochs > m->announced_through)
+            m->announced_through = n + m->cfg.future_epochs;
+        s_epoch_event (self, mi, n, PROTO_EPOCH_PHASE_ACTIVE, s_book_find (self, mi, n));
+    }
+    if (closed)
+        s_forget_closed_coids (self);
+    return s_finish (self);
+}
+
+const engine_result_t *engine_control (engine_t *self, uint32_t market, uint32_t user, bool admin,
+                                       proto_control_action_t action, int64_t now)
+{
+    engine_result_t *r = s_begin (self);
+    if (market >= self->market_count)
+        return s_reject (self, market, user, PROTO_REJECT_REASON_UNKNOWN_MARKET, "unknown market");
+    if (!admin)
+        return s_reject (self, market, user, PROTO_REJECT_REASON_NOT_ADMIN,
+                         "market controls are for administrators");
+    s_market_t *m = &self->markets[market];
+    int64_t n = s_epoch_of (m, now);
+    switch (action) {
+        case PROTO_CONTROL_ACTION_PAUSE_TRADING:
+        case PROTO_CONTROL_ACTION_RESUME_TRADING: {
+            m->paused = action == PROTO_CONTROL_ACTION_PAUSE_TRADING;
+            engine_event_t *ev = s_event (self, ENGINE_EV_MARKET, market);
+            ev->reason =
+                (uint8_t) (m->paused ? PROTO_MARKET_STATUS_PAUSED : PROTO_MARKET_STATUS_OPEN);
+            ev->flag = (uint8_t) action;
+            ev->user = user;
+            break;
+        }
+        case PROTO_CONTROL_ACTION_TRIGGER_MATCHING: {
+            book_t *book = s_book_find (self, market, n);
+            if (book && m->cfg.mode != CONFIG_MODE_CONTINUOUS)
+                s_auction (self, book, m, false);
+            break;
+        }
+        case PROTO_CONTROL_ACTION_CLEAR_EPOCH:
+            if (n > m->closed_through) {
+                s_close_epoch (self, market, n);
+                s_forget_closed_coids (self);
+            }
+            break;
+        case PROTO_CONTROL_ACTION_SNAPSHOT:
+            break; //  the service's business; nothing changes in the books
+        default:
+            return s_reject (self, market, user, PROTO_REJECT_REASON_MALFORMED, "unknown action");
+    }
+    r->epoch = n;
+    return s_finish (self);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The auction
+
+#define S_COLLECT_LANES 16
+
+//  Appends a side's orders in priority order (best level first, FIFO within it); handles are
+//  positions in the combined arrays, so the clearing's results index plain arrays.
+//  Walking one FIFO is a chain of dependent cache misses (each order names the next), so up
+//  to S_COLLECT_LANES levels are walked side by side, each into its own stretch of the output
+//  (its offset is known from the level counts): their misses overlap instead of queueing.
+static void s_collect (engine_t *self, book_t *book, int side, auction_order_t *out, uint32_t first,
+                       uint64_t *ids, uint32_t *slots)
+{
+    book_levels_t *s = &book->side[side];
+    uint32_t cursor[S_COLLECT_LANES], at[S_COLLECT_LANES];
+    uint32_t base = 0;
+    for (uint32_t l0 = s->count; l0 > 0;) {
+        //  the next lanes: levels l0-1, l0-2, ... (best first)
+        uint32_t lanes = l0 < S_COLLECT_LANES ? l0 : S_COLLECT_LANES;
+        uint32_t pos = base;
+        for (uint32_t k = 0; k < lanes; k++) {
+            book_level_t *level = &s->levels[l0 - 1 - k];
+            cursor[k] = level->head;
+            at[k] = pos;
+            pos += level->count;
+            if (cursor[k] != BOOK_NIL)
+                __builtin_prefetch (&self->pool.orders[cursor[k]]);
+        }
+        for (uint32_t active = lanes; active > 0;) {
+            active = 0;
+            for (uint32_t k = 0; k < lanes; k++) {
+                uint32_t o = cursor[k];
+                if (o == BOOK_NIL)
+                    continue;
+                const book_order_t *ord = &self->pool.orders[o];
+                uint32_t n = at[k]++;
+                out[n] = (auction_order_t){.handle = first + n,
+                                           .user = ord->user,
+                                           .price = ord->price,
+                                           .qty = ord->remaining};
+                ids[first + n] = ord->id;
+                slots[first + n] = o;
+                cursor[k] = ord->next;
+                if (ord->next != BOOK_NIL) {
+                    __builtin_prefetch (&self->pool.orders[ord->next]);
+                    active++;
+                }
+            }
+        }
+        base = pos;
+        l0 -= lanes;
+    }
+}
+
+static int s_reserve (void **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    void *bigger = realloc (*buf, need);
+    if (!bigger)
+        return -1;
+    *buf = bigger;
+    *cap = need;
+    return 0;
+}
+
+//  One level event for each level whose total changed since `before` (bid levels first, then
+//  ask levels, each as stored: worst to best), best first on each side.
+static void s_level_changes (engine_t *self, book_t *book, const book_level_t *before,
+                             uint32_t nbid_levels, size_t nlevels)
+{
+    for (int side = 0; side < 2; side++) {
+        size_t from = side == BOOK_BID ? 0 : nbid_levels;
+        size_t to = side == BOOK_BID ? nbid_levels : nlevels;
+        for (size_t i = to; i-- > from;) {
+            book_level_t *now = book_level_find (book, side, before[i].price);
+            if (!now || now->total != before[i].total || now->count != before[i].count)
+                s_level_event (self, book, side, now, before[i].price);
+        }
+    }
+}
+
+//  At gate closure the whole book goes: leftovers expire straight from the collected arrays,
+//  level by level, without touching an order again.
+static void s_auction_close (engine_t *self, book_t *book, const auction_order_t *orders,
+                             const uint64_t *ids, const uint32_t *slots, const int64_t *filled)
+{
+    uint32_t pos = 0;
+    for (int side = 0; side < 2; side++) {
+        book_levels_t *s = &book->side[side];
+        for (uint32_t l = s->count; l-- > 0;) {
+            for (uint32_t k = 0; k < s->levels[l].count; k++, pos++) {
+                int64_t left = orders[pos].qty - filled[pos];
+                if (left > 0) {
+                    engine_event_t *ev = s_event (self, ENGINE_EV_EXPIRED, book->market);
+                    ev->epoch = book->epoch;
+                    ev->order_id = ids[pos];
+                    ev->user = orders[pos].user;
+                    ev->side = (uint8_t) s_proto_side (side);
+                    ev->qty = left;
+                    ev->price = orders[pos].price;
+                    ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
+                }
+                book_pool_release (&self->pool, slots[pos]);
+            }
+            if (s->levels[l].count)
+                s_level_event (self, book, side, NULL, s->levels[l].price);
+        }
+        s->count = 0;
+        s->empty = 0;
+    }
+    book->resting = 0;
+}
+
+//  Mid-epoch (trigger_matching): the fills go into the orders, the filled ones leave, the
+//  rest stays, IOC orders go.
+static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots,
+                             const int64_t *filled, uint32_t n)
+{
+    size_t nlevels = book->side[0].count + book->side[1].count;
+    book_level_t *before = malloc ((nlevels + 1) * sizeof *before);
+    if (!before)
+        return;
+    uint32_t nbid_levels = book->side[0].count;
+    memcpy (before, book->side[0].levels, nbid_levels * sizeof *before);
+    memcpy (before + nbid_levels, book->side[1].levels, book->side[1].count * sizeof *before);
+    for (uint32_t pos = 0; pos < n; pos++) {
+        book_order_t *o = &self->pool.orders[slots[pos]];
+        bool ioc = o->tif == PROTO_TIF_IOC;
+        if (filled[pos] == 0 && !ioc)
+            continue;
+        book_level_t *level = book_level_find (book, o->side, o->price);
+        o->remaining -= filled[pos];
+        level->total -= filled[pos];
+        if (o->remaining > 0 && !ioc)
+            continue;
+        if (o->remaining > 0) { //  IOC orders take part in one auction only
+            engine_event_t *ev = s_event (self, ENGINE_EV_CANCELLED, book->market);
+            ev->epoch = book->epoch;
+            ev->order_id = o->id;
+            ev->user = o->user;
+            ev->side = (uint8_t) s_proto_side (o->side);
+            ev->qty = o->remaining;
+            ev->price = o->price;
+            ev->reason = PROTO_CANCEL_REASON_UNFILLED;
+        }
+        int side = o->side;
+        book_level_unlink (&self->pool, level, slots[pos]);
+        book->resting--;
+        book_pool_release (&self->pool, slots[pos]);
+        if (level->count == 0)
+            book_level_remove (book, side, level);
+    }
+    s_level_changes (self, book, before, nbid_levels, nlevels);
+    free (before);
+}
+
+static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing)
+{
+    size_t nb = 0, na = 0;
+    for (uint32_t l = 0; l < book->side[BOOK_BID].count; l++)
+        nb += book->side[BOOK_BID].levels[l].count;
+    for (uint32_t l = 0; l < book->side[BOOK_ASK].count; l++)
+        na += book->side[BOOK_ASK].levels[l].count;
+    if (nb == 0 || na == 0)
+        return;
+    //  One buffer: orders, ids, slots, fills, trades, then the clearing's scratch.
+    size_t n = nb + na;
+    size_t sizes[] = {n * sizeof (auction_order_t), n * sizeof (uint64_t),
+                      n * sizeof (uint32_t),        n * sizeof (int64_t),
+                      n * sizeof (auction_trade_t), auction_scratch_size (nb, na)};
+    size_t total = 0;
+    for (size_t i = 0; i < 6; i++) {
+        if (sizes[i] == SIZE_MAX)
+            return;
+        total += (sizes[i] + 15) & ~(size_t) 15;
+    }
+    if (s_reserve (&self->scratch, &self->scratch_size, total))
+        return; //  out of memory: nothing trades; the epoch still closes
+    uint8_t *p = self->scratch;
+    void *parts[6];
+    for (size_t i = 0; i < 6; i++) {
+        parts[i] = p;
+        p += (sizes[i] + 15) & ~(size_t) 15;
+    }
+    auction_order_t *orders = parts[0];
+    uint64_t *ids = parts[1];
+    uint32_t *slots = parts[2];
+    int64_t *filled = parts[3];
+    auction_trade_t *trades = parts[4];
+    s_collect (self, book, BOOK_BID, orders, 0, ids, slots);
+    s_collect (self, book, BOOK_ASK, orders + nb, (uint32_t) nb, ids, slots);
+    memset (filled, 0, n * sizeof *filled);
+    auction_result_t result;
+    int rc = auction_clear (orders, nb, orders + nb, na, m->cfg.tick, m->cfg.lot,
+                            m->pro_rata ? AUCTION_MARGINAL_PRO_RATA : AUCTION_MARGINAL_TIME,
+                            m->cfg.mode == CONFIG_MODE_PAY_AS_BID ? AUCTION_PRICE_PAY_AS_BID
+                                                                  : AUCTION_PRICE_UNIFORM,
+                            parts[5], trades, &result);
+    assert (rc == 0); //  the book hands it valid, ordered input
+    for (size_t i = 0; result.crossed && i < result.trade_count; i++) {
+        const auction_trade_t *t = &trades[i];
+        int64_t value = 0;
+        money_value (t->qty, t->price, &value);
+        engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
+        ev->epoch = book->epoch;
+        ev->trade_id = self->next_trade_id++;
+        ev->order_id = ids[t->bid];
+        ev->order_id2 = ids[t->ask];
+        ev->user = orders[t->bid].user;
+        ev->user2 = orders[t->ask].user;
+        ev->qty = t->qty;
+        ev->price = t->price;
+        ev->value = value;
+        filled[t->bid] += t->qty;
+        filled[t->ask] += t->qty;
+        book->volume += t->qty;
+        book->trades++;
+    }
+    if (result.crossed)
+        book->last_price = result.price;
+    if (closing)
+        s_auction_close (self, book, orders, ids, slots, filled);
+    else
+        s_auction_apply (self, book, slots, filled, (uint32_t) n);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  State
+
+uint64_t engine_state_hash (const engine_t *self)
+{
+    uint64_t h = s_mix (self->next_order_id, self->next_trade_id);
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        const s_market_t *m = &self->markets[mi];
+        h = s_mix (h, (uint64_t) m->paused << 1 | m->started);
+        h = s_mix (h, (uint64_t) m->current);
+        h = s_mix (h, (uint64_t) m->closed_through);
+        h = s_mix (h, (uint64_t) m->announced_through);
+        //  books in epoch order, whatever their place in the array
+        int64_t last = INT64_MIN;
+        for (;;) {
+            const book_t *next = NULL;
+            for (uint32_t i = 0; i < self->book_count; i++) {
+                const book_t *b = &self->books[i];
+                if (b->in_use && b->market == mi && b->epoch > last &&
+                    (!next || b->epoch < next->epoch))
+                    next = b;
+            }
+            if (!next)
+                break;
+            last = next->epoch;
+            h = s_mix (h, (uint64_t) next->epoch);
+            h = s_mix (h, (uint64_t) next->volume);
+            h = s_mix (h, next->trades);
+            for (int side = 0; side < 2; side++) {
+                const book_levels_t *s = &next->side[side];
+                for (uint32_t l = s->count; l-- > 0;) {
+                    const book_level_t *level = &s->levels[l];
+                    if (level->count == 0)
+                        continue; //  kept for reuse, not part of the state
+                    h = s_mix (h, (uint64_t) level->price);
+                    h = s_mix (h, (uint64_t) level->total);
+                    for (uint32_t o = level->head; o != BOOK_NIL; o = self->pool.orders[o].next) {
+                        const book_order_t *ord = &self->pool.orders[o];
+                        h = s_mix (h, ord->id);
+                        h = s_mix (h, ord->user);
+                        h = s_mix (h, (uint64_t) ord->remaining);
+                        h = s_mix (h, (uint64_t) ord->qty);
+                        h = s_mix (h, (uint64_t) ord->expires_at);
+                        h = s_mix (h, (uint64_t) ord->tif << 16 | (uint64_t) ord->type << 8 |
+                                          ord->flags);
+                    }
+                }
+            }
+        }
+    }
+    return h;
+}
+
+uint64_t engine_resting (const engine_t *self)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < self->book_count; i++)
+        if (self->books[i].in_use)
+            n += self->books[i].resting;
+    return n;
+}
+
+size_t engine_memory (const engine_t *self)
+{
+    size_t bytes = (size_t) self->pool.cap * sizeof (book_order_t) +
+                   (self->pool.index_mask + 1) * sizeof (uint32_t) +
+                   self->expiry_cap * sizeof (s_expiry_t);
+    for (uint32_t i = 0; i < self->book_count; i++)
+        for (int side = 0; side < 2; side++)
+            bytes += self->books[i].side[side].cap * sizeof (book_level_t);
+    return bytes;
+}

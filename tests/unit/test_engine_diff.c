@@ -1,0 +1,563 @@
+/*  test_engine_diff — the engine against a reference book written to be obviously right:
+    one flat array of orders, linear scans for the best price and for time priority, no
+    levels, no index. Random operations of every kind go through both; every event must be
+    the same, in the same order. At the end every order is cancelled in both, which compares
+    what is left, and every order's quantity must be accounted for (conservation).
+*/
+#include "engine.h"
+#include "money.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T0    (20000LL * 86400 * 1000000000LL)
+#define TICK  10
+#define LOT   1000
+#define USERS 4
+#define MAXO  400000
+
+//  ------------------------------------------------------------------------------------------
+//  The reference book
+
+typedef struct {
+    uint64_t id;
+    uint32_t user;
+    int side; //  0 bid, 1 ask
+    int64_t price, remaining, qty, expires_at;
+    uint64_t seq; //  time priority: lower first
+    bool live, post_only;
+} r_order_t;
+
+typedef struct {
+    r_order_t *o;
+    size_t n;
+    uint64_t next_id, next_trade, seq;
+    int stp, rule;
+    engine_event_t ev[4096];
+    size_t nev;
+} ref_t;
+
+static engine_event_t *r_ev (ref_t *r, engine_event_kind_t kind)
+{
+    cr_assert_lt (r->nev, 4096);
+    engine_event_t *e = &r->ev[r->nev++];
+    memset (e, 0, sizeof *e);
+    e->kind = (uint8_t) kind;
+    e->epoch = T0 / 1000000000LL / 86400;
+    return e;
+}
+
+static proto_side_t r_pside (int side)
+{
+    return side == 0 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
+}
+
+static bool r_better (int side, int64_t a, int64_t b)
+{
+    return side == 0 ? a > b : a < b;
+}
+
+//  Best price among live orders of a side; false if none.
+static bool r_best (ref_t *r, int side, int64_t *price)
+{
+    bool found = false;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->o[i].live && r->o[i].side == side &&
+            (!found || r_better (side, r->o[i].price, *price))) {
+            *price = r->o[i].price;
+            found = true;
+        }
+    return found;
+}
+
+static void r_level (ref_t *r, int side, int64_t price)
+{
+    engine_event_t *e = r_ev (r, ENGINE_EV_LEVEL);
+    e->side = (uint8_t) r_pside (side);
+    e->price = price;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->o[i].live && r->o[i].side == side && r->o[i].price == price) {
+            e->qty += r->o[i].remaining;
+            e->count++;
+        }
+}
+
+//  The live order at (side, price) with the earliest seq after `after`, or -1.
+static long r_next_at (ref_t *r, int side, int64_t price, uint64_t after)
+{
+    long pick = -1;
+    for (size_t i = 0; i < r->n; i++) {
+        r_order_t *o = &r->o[i];
+        if (o->live && o->side == side && o->price == price && o->seq > after &&
+            (pick < 0 || o->seq < r->o[pick].seq))
+            pick = (long) i;
+    }
+    return pick;
+}
+
+static long r_find (ref_t *r, uint64_t id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->o[i].live && r->o[i].id == id)
+            return (long) i;
+    return -1;
+}
+
+static void r_remove (ref_t *r, long i, engine_event_kind_t kind, uint8_t reason, bool level)
+{
+    r_order_t *o = &r->o[i];
+    engine_event_t *e = r_ev (r, kind);
+    e->order_id = o->id;
+    e->user = o->user;
+    e->side = (uint8_t) r_pside (o->side);
+    e->qty = o->remaining;
+    e->price = o->price;
+    e->reason = reason;
+    o->live = false;
+    if (level)
+        r_level (r, o->side, o->price);
+}
+
+static int64_t r_trade_price (ref_t *r, int side, int64_t tprice, bool market, int64_t mprice)
+{
+    if (r->rule == CONFIG_PRICE_ASK)
+        return side == 1 && !market ? tprice : mprice;
+    if (r->rule == CONFIG_PRICE_MID && !market) {
+        int64_t mid = (tprice + mprice) / 2;
+        return mid - mid % TICK;
+    }
+    return mprice;
+}
+
+//  Matches taker (index into o, not live) against the other side. Returns filled; *stopped.
+static int64_t r_match (ref_t *r, r_order_t *t, bool market, int64_t now, bool *stopped)
+{
+    int64_t filled = 0;
+    *stopped = false;
+    while (t->remaining > 0 && !*stopped) {
+        int64_t best = 0;
+        if (!r_best (r, !t->side, &best))
+            break;
+        if (!market && (t->side == 0 ? best > t->price : best < t->price))
+            break;
+        uint64_t after = 0;
+        long i;
+        while (t->remaining > 0 && (i = r_next_at (r, !t->side, best, after)) >= 0) {
+            r_order_t *m = &r->o[i];
+            after = m->seq;
+            if (m->expires_at && m->expires_at <= now) {
+                r_remove (r, i, ENGINE_EV_EXPIRED, PROTO_EXPIRE_REASON_EXPIRES_AT, false);
+                continue;
+            }
+            if (m->user == t->user) {
+                if (r->stp != ENGINE_STP_CANCEL_NEWEST)
+                    r_remove (r, i, ENGINE_EV_CANCELLED, PROTO_CANCEL_REASON_SELF_TRADE, false);
+                if (r->stp != ENGINE_STP_CANCEL_RESTING) {
+                    *stopped = true;
+                    break;
+                }
+                continue;
+            }
+            int64_t q = t->remaining < m->remaining ? t->remaining : m->remaining;
+            engine_event_t *e = r_ev (r, ENGINE_EV_TRADE);
+            e->trade_id = r->next_trade++;
+            e->order_id = t->side == 0 ? t->id : m->id;
+            e->order_id2 = t->side == 0 ? m->id : t->id;
+            e->user = t->side == 0 ? t->user : m->user;
+            e->user2 = t->side == 0 ? m->user : t->user;
+            e->side = (uint8_t) r_pside (t->side);
+            e->qty = q;
+            e->price = r_trade_price (r, t->side, t->price, market, m->price);
+            money_value (q, e->price, &e->value);
+            t->remaining -= q;
+            m->remaining -= q;
+            filled += q;
+            if (m->remaining == 0)
+                m->live = false;
+        }
+        r_level (r, !t->side, best);
+    }
+    return filled;
+}
+
+static int64_t r_fillable (ref_t *r, int side, bool market, int64_t price, uint32_t user,
+                           int64_t now)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        r_order_t *o = &r->o[i];
+        if (!o->live || o->side == side || o->user == user ||
+            (o->expires_at && o->expires_at <= now))
+            continue;
+        if (market || (side == 0 ? o->price <= price : o->price >= price))
+            sum += o->remaining;
+    }
+    return sum;
+}
+
+static void r_reject (ref_t *r, uint32_t user, proto_reject_reason_t reason)
+{
+    engine_event_t *e = r_ev (r, ENGINE_EV_REJECTED);
+    e->user = user;
+    e->reason = (uint8_t) reason;
+    e->epoch = 0;
+}
+
+static void r_new (ref_t *r, const engine_order_t *in, int64_t now)
+{
+    bool market = in->type == PROTO_ORDER_TYPE_MARKET;
+    int side = in->side == PROTO_SIDE_BUY ? 0 : 1;
+    if (in->qty <= 0)
+        return r_reject (r, in->user, PROTO_REJECT_REASON_BAD_QUANTITY);
+    if (in->qty % LOT)
+        return r_reject (r, in->user, PROTO_REJECT_REASON_OFF_LOT);
+    if (!market && in->price <= 0)
+        return r_reject (r, in->user, PROTO_REJECT_REASON_BAD_PRICE);
+    if (!market && in->price % TICK)
+        return r_reject (r, in->user, PROTO_REJECT_REASON_OFF_TICK);
+    int64_t best = 0;
+    if (!market && in->post_only && r_best (r, !side, &best) &&
+        (side == 0 ? best <= in->price : best >= in->price))
+        return r_reject (r, in->user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS);
+    if (in->tif == PROTO_TIF_FOK &&
+        r_fillable (r, side, market, in->price, in->user, now) < in->qty)
+        return r_reject (r, in->user, PROTO_REJECT_REASON_FOK_UNFILLABLE);
+    cr_assert_lt (r->n, MAXO);
+    r_order_t *t = &r->o[r->n++];
+    *t = (r_order_t){.id = r->next_id++,
+                     .user = in->user,
+                     .side = side,
+                     .price = market ? 0 : in->price,
+                     .remaining = in->qty,
+                     .qty = in->qty,
+                     .expires_at = in->expires_at,
+                     .seq = ++r->seq,
+                     .post_only = in->post_only};
+    engine_event_t *e = r_ev (r, ENGINE_EV_ACCEPTED);
+    e->order_id = t->id;
+    e->user = t->user;
+    e->side = (uint8_t) in->side;
+    e->qty = in->qty;
+    e->price = t->price;
+    bool stopped;
+    r_match (r, t, market, now, &stopped);
+    if (t->remaining > 0 && !stopped && !market && in->tif == PROTO_TIF_GTC) {
+        t->live = true;
+        r_level (r, side, t->price);
+    }
+    else if (t->remaining > 0) {
+        engine_event_t *c = r_ev (r, ENGINE_EV_CANCELLED);
+        c->order_id = t->id;
+        c->user = t->user;
+        c->side = (uint8_t) in->side;
+        c->qty = t->remaining;
+        c->price = t->price;
+        c->reason = stopped ? PROTO_CANCEL_REASON_SELF_TRADE : PROTO_CANCEL_REASON_UNFILLED;
+    }
+}
+
+static void r_cancel (ref_t *r, uint32_t user, uint64_t id)
+{
+    long i = r_find (r, id);
+    if (i < 0)
+        return r_reject (r, user, PROTO_REJECT_REASON_UNKNOWN_ORDER);
+    if (r->o[i].user != user)
+        return r_reject (r, user, PROTO_REJECT_REASON_NOT_OWNER);
+    r_remove (r, i, ENGINE_EV_CANCELLED, PROTO_CANCEL_REASON_USER, true);
+}
+
+static void r_amend (ref_t *r, uint32_t user, uint64_t id, int64_t qty, int64_t price, int64_t now)
+{
+    long i = r_find (r, id);
+    if (i < 0)
+        return r_reject (r, user, PROTO_REJECT_REASON_UNKNOWN_ORDER);
+    r_order_t *o = &r->o[i];
+    if (o->user != user)
+        return r_reject (r, user, PROTO_REJECT_REASON_NOT_OWNER);
+    if (qty == 0)
+        qty = o->remaining;
+    if (qty < 0)
+        return r_reject (r, user, PROTO_REJECT_REASON_BAD_QUANTITY);
+    if (qty % LOT)
+        return r_reject (r, user, PROTO_REJECT_REASON_OFF_LOT);
+    bool new_price = price && price != o->price;
+    if (new_price && price % TICK)
+        return r_reject (r, user, PROTO_REJECT_REASON_OFF_TICK);
+    int64_t best = 0;
+    if (new_price && o->post_only && r_best (r, !o->side, &best) &&
+        (o->side == 0 ? best <= price : best >= price))
+        return r_reject (r, user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS);
+    engine_event_t *e;
+    if (!new_price && qty <= o->remaining) {
+        o->qty -= o->remaining - qty;
+        o->remaining = qty;
+        e = r_ev (r, ENGINE_EV_AMENDED);
+        e->order_id = id, e->user = o->user, e->side = (uint8_t) r_pside (o->side);
+        e->qty = qty, e->price = o->price, e->flag = 1;
+        r_level (r, o->side, o->price);
+        return;
+    }
+    int64_t old = o->price;
+    o->live = false;
+    o->qty = o->qty - o->remaining + qty;
+    o->remaining = qty;
+    if (new_price)
+        o->price = price;
+    o->seq = ++r->seq;
+    e = r_ev (r, ENGINE_EV_AMENDED);
+    e->order_id = id, e->user = o->user, e->side = (uint8_t) r_pside (o->side);
+    e->qty = qty, e->price = o->price, e->flag = 0;
+    r_level (r, o->side, old);
+    bool stopped;
+    r_match (r, o, false, now, &stopped);
+    o = &r->o[i];
+    if (o->remaining > 0 && !stopped) {
+        o->live = true;
+        r_level (r, o->side, o->price);
+    }
+    else if (o->remaining > 0) {
+        engine_event_t *c = r_ev (r, ENGINE_EV_CANCELLED);
+        c->order_id = id, c->user = o->user, c->side = (uint8_t) r_pside (o->side);
+        c->qty = o->remaining, c->price = o->price, c->reason = PROTO_CANCEL_REASON_SELF_TRADE;
+    }
+}
+
+//  Orders past expires_at, earliest first (the generator never repeats an expires_at).
+static void r_advance (ref_t *r, int64_t now)
+{
+    for (;;) {
+        long pick = -1;
+        for (size_t i = 0; i < r->n; i++)
+            if (r->o[i].live && r->o[i].expires_at && r->o[i].expires_at <= now &&
+                (pick < 0 || r->o[i].expires_at < r->o[pick].expires_at))
+                pick = (long) i;
+        if (pick < 0)
+            return;
+        r_remove (r, pick, ENGINE_EV_EXPIRED, PROTO_EXPIRE_REASON_EXPIRES_AT, true);
+    }
+}
+
+//  ------------------------------------------------------------------------------------------
+//  Comparing
+
+typedef struct {
+    int64_t accepted, filled, removed, amended; //  per order: conservation
+} s_ledger_t;
+
+static s_ledger_t *s_ledger;
+
+static void s_account (const engine_event_t *e)
+{
+    switch (e->kind) {
+        case ENGINE_EV_ACCEPTED:
+            s_ledger[e->order_id].accepted = e->qty;
+            break;
+        case ENGINE_EV_TRADE: {
+            cr_assert_gt (e->qty, 0);
+            int64_t value;
+            cr_assert_eq (money_value (e->qty, e->price, &value), 0);
+            cr_assert_eq (e->value, value, "a trade's value is qty × price");
+            s_ledger[e->order_id].filled += e->qty;
+            s_ledger[e->order_id2].filled += e->qty;
+            break;
+        }
+        case ENGINE_EV_CANCELLED:
+        case ENGINE_EV_EXPIRED:
+            s_ledger[e->order_id].removed += e->qty;
+            break;
+        case ENGINE_EV_AMENDED: {
+            //  the new remaining quantity replaces whatever was open
+            s_ledger_t *l = &s_ledger[e->order_id];
+            l->amended += e->qty - (l->accepted + l->amended - l->filled - l->removed);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+static void s_dump (const char *who, const engine_event_t *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf (stderr,
+                 "  %s %zu: kind %d order %lu/%lu user %u/%u qty %ld price %ld reason %d count %u "
+                 "flag %d\n",
+                 who, i, ev[i].kind, (unsigned long) ev[i].order_id,
+                 (unsigned long) ev[i].order_id2, ev[i].user, ev[i].user2, (long) ev[i].qty,
+                 (long) ev[i].price, ev[i].reason, ev[i].count, ev[i].flag);
+}
+
+static void s_compare (const engine_result_t *got, const ref_t *want, uint64_t op)
+{
+    if (got->event_count != want->nev) {
+        s_dump ("engine", got->events, got->event_count);
+        s_dump ("reference", want->ev, want->nev);
+    }
+    cr_assert_eq (got->event_count, want->nev, "op %lu: %u events, reference %zu",
+                  (unsigned long) op, got->event_count, want->nev);
+    for (size_t i = 0; i < want->nev; i++) {
+        const engine_event_t *g = &got->events[i], *w = &want->ev[i];
+        cr_assert_eq (g->kind, w->kind, "op %lu event %zu: kind %d vs %d", (unsigned long) op, i,
+                      g->kind, w->kind);
+        bool same = g->order_id == w->order_id && g->order_id2 == w->order_id2 &&
+                    g->user == w->user && g->user2 == w->user2 && g->qty == w->qty &&
+                    g->price == w->price && g->value == w->value && g->reason == w->reason &&
+                    g->side == w->side && g->count == w->count && g->trade_id == w->trade_id &&
+                    g->flag == w->flag;
+        cr_assert (same,
+                   "op %lu event %zu (kind %d) differs: order %lu/%lu vs %lu/%lu, qty %ld vs %ld, "
+                   "price %ld vs %ld, reason %d vs %d, count %u vs %u, user %u vs %u",
+                   (unsigned long) op, i, g->kind, (unsigned long) g->order_id,
+                   (unsigned long) g->order_id2, (unsigned long) w->order_id,
+                   (unsigned long) w->order_id2, (long) g->qty, (long) w->qty, (long) g->price,
+                   (long) w->price, g->reason, w->reason, g->count, w->count, g->user, w->user);
+        s_account (g);
+    }
+}
+
+static uint64_t s_rng = 88172645463325252ull;
+
+static uint64_t s_rand (void)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return s_rng;
+}
+
+static void s_run (int rule, int stp, uint64_t ops, uint64_t seed)
+{
+    mce_config_t cfg;
+    char err[256];
+    cr_assert_eq (config_load (&cfg, NULL, err, sizeof err), 0);
+    config_market_t *m = &cfg.markets[0];
+    m->tick = TICK, m->lot = LOT, m->min_qty = 1, m->max_qty = 1000000000000LL;
+    m->min_price = 1, m->max_price = 1000000000000LL;
+    m->epoch_seconds = 86400, m->future_epochs = 0, m->price_rule = rule;
+    engine_t *e = engine_new (&cfg);
+    engine_set_stp (e, 0, stp);
+    for (int u = 0; u < USERS; u++) {
+        char name[8];
+        snprintf (name, sizeof name, "u%d", u);
+        cr_assert_eq (engine_user_intern (e, name), (uint32_t) u);
+    }
+    ref_t *r = calloc (1, sizeof *r);
+    r->o = calloc (MAXO, sizeof *r->o);
+    r->next_id = 1, r->next_trade = 1, r->stp = stp, r->rule = rule;
+    s_ledger = calloc (ops + 16, sizeof *s_ledger);
+    s_rng = seed;
+    int64_t now = T0;
+    engine_advance (e, now);
+    int64_t expiry_counter = 0;
+    for (uint64_t op = 0; op < ops; op++) {
+        r->nev = 0;
+        uint64_t k = s_rand () % 100;
+        uint32_t user = (uint32_t) (s_rand () % USERS);
+        const engine_result_t *got;
+        if (k < 55 || r->next_id < 10) {
+            engine_order_t o = {.user = user,
+                                .side = s_rand () & 1 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL,
+                                .type = PROTO_ORDER_TYPE_LIMIT,
+                                .tif = PROTO_TIF_GTC,
+                                .qty = (int64_t) (1 + s_rand () % 10) * LOT,
+                                .price = (int64_t) (1000 + s_rand () % 21) * TICK};
+            uint64_t v = s_rand () % 100;
+            if (v < 8)
+                o.tif = PROTO_TIF_IOC;
+            else if (v < 12)
+                o.tif = PROTO_TIF_FOK;
+            else if (v < 16)
+                o.type = PROTO_ORDER_TYPE_MARKET, o.tif = PROTO_TIF_IOC, o.price = 0;
+            else if (v < 22)
+                o.post_only = true;
+            else if (v < 30)
+                o.expires_at =
+                    now + 1 + (int64_t) (s_rand () % 2000) * 1000 + (++expiry_counter % 1000);
+            else if (v < 31)
+                o.qty += 1; //  off lot
+            else if (v < 32)
+                o.price += 3; //  off tick
+            else if (v < 33)
+                o.qty = 0;
+            if (o.type == PROTO_ORDER_TYPE_MARKET && o.tif == PROTO_TIF_IOC && (s_rand () & 3) == 0)
+                o.tif = PROTO_TIF_FOK;
+            got = engine_new_order (e, &o, now);
+            r_new (r, &o, now);
+        }
+        else if (k < 75) {
+            uint64_t id = 1 + s_rand () % (r->next_id + 5);
+            if (r_find (r, id) >= 0 && (s_rand () & 3))
+                user = r->o[r_find (r, id)].user;
+            got = engine_cancel (e, 0, user, false, id, now);
+            r_cancel (r, user, id);
+        }
+        else if (k < 97) {
+            uint64_t id = 1 + s_rand () % (r->next_id + 5);
+            if (r_find (r, id) >= 0 && (s_rand () & 7))
+                user = r->o[r_find (r, id)].user;
+            int64_t qty = (int64_t) (s_rand () % 12) * LOT;
+            int64_t price = s_rand () & 1 ? (int64_t) (1000 + s_rand () % 21) * TICK : 0;
+            if ((s_rand () % 50) == 0)
+                price += 5;
+            got = engine_amend (e, 0, user, false, id, qty, price, now);
+            r_amend (r, user, id, qty, price, now);
+        }
+        else {
+            now += (int64_t) (s_rand () % 500000);
+            got = engine_advance (e, now);
+            r_advance (r, now);
+        }
+        s_compare (got, r, op);
+        //  now moves on a little with every command, so orders expire in passing too
+        now += 1 + (int64_t) (s_rand () % 200);
+        if (op % 256 == 0) {
+            //  keep the reference's array (and its linear scans) short: drop finished orders
+            size_t w = 0;
+            for (size_t i = 0; i < r->n; i++)
+                if (r->o[i].live)
+                    r->o[w++] = r->o[i];
+            r->n = w;
+        }
+    }
+    //  Cancel everything left, through both; then every order must balance.
+    uint64_t left = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->o[i].live)
+            continue;
+        left++;
+        uint64_t id = r->o[i].id;
+        uint32_t user = r->o[i].user;
+        r->nev = 0;
+        const engine_result_t *got = engine_cancel (e, 0, user, false, id, now);
+        r_cancel (r, user, id);
+        s_compare (got, r, ops + left);
+    }
+    cr_assert_eq (engine_resting (e), 0, "nothing rests in the engine either");
+    for (uint64_t id = 1; id < r->next_id; id++) {
+        s_ledger_t *l = &s_ledger[id];
+        cr_assert_eq (l->accepted + l->amended, l->filled + l->removed,
+                      "order %lu: accepted %ld, filled %ld, removed %ld", (unsigned long) id,
+                      (long) l->accepted, (long) l->filled, (long) l->removed);
+    }
+    free (s_ledger);
+    free (r->o);
+    free (r);
+    engine_destroy (&e);
+}
+
+Test (engine_diff, a_million_random_operations_maker_rule_cancel_resting, .timeout = 1200)
+{
+    s_run (CONFIG_PRICE_MAKER, ENGINE_STP_CANCEL_RESTING, 1000000, 1);
+}
+
+Test (engine_diff, ask_rule_cancel_newest, .timeout = 600)
+{
+    s_run (CONFIG_PRICE_ASK, ENGINE_STP_CANCEL_NEWEST, 200000, 2);
+}
+
+Test (engine_diff, mid_rule_cancel_both, .timeout = 600)
+{
+    s_run (CONFIG_PRICE_MID, ENGINE_STP_CANCEL_BOTH, 200000, 3);
+}
