@@ -76,6 +76,8 @@ static const s_key_t s_market_keys[] = {
     {"fee_ppm", K_INT, "0", 0, 1000000, NULL, M (fee_ppm)},
     {"mode", K_ENUM, "continuous", 0, 0, "continuous|auction|pay_as_bid", M (mode)},
     {"price_rule", K_ENUM, "maker", 0, 0, "maker|ask|mid", M (price_rule)},
+    {"stp", K_ENUM, "cancel_resting", 0, 0, "cancel_resting|cancel_newest|cancel_both", M (stp)},
+    {"marginal", K_ENUM, "time", 0, 0, "time|pro_rata", M (marginal)},
 };
 
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])
@@ -232,6 +234,15 @@ static int s_load_market (mce_config_t *cfg, config_setting_t *entry, int index,
     if (m->id[0] == '\0' ||
         strspn (m->id, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen (m->id)) {
         snprintf (err, errlen, "markets[%d].id: \"%s\" must be lower-case letters, digits, - or _",
+                  index, m->id);
+        return -1;
+    }
+    __int128 largest = (__int128) m->max_qty * m->max_price / 1000;
+    if (largest > INT64_MAX / 4) {
+        //  a trade's value (and the sums built from it) must stay far inside int64
+        snprintf (err, errlen,
+                  "markets[%d] (%s): max_qty × max_price is too large for a "
+                  "trade's value in micro-units",
                   index, m->id);
         return -1;
     }

@@ -24,6 +24,12 @@ typedef enum {
     CONFIG_MODE_PAY_AS_BID
 } config_mode_t;
 typedef enum { CONFIG_PRICE_MAKER = 0, CONFIG_PRICE_ASK, CONFIG_PRICE_MID } config_price_rule_t;
+typedef enum {
+    CONFIG_STP_CANCEL_RESTING = 0,
+    CONFIG_STP_CANCEL_NEWEST,
+    CONFIG_STP_CANCEL_BOTH
+} config_stp_t;
+typedef enum { CONFIG_MARGINAL_TIME = 0, CONFIG_MARGINAL_PRO_RATA } config_marginal_t;
 
 typedef struct {
     char id[33];
@@ -38,6 +44,8 @@ typedef struct {
     int64_t fee_ppm;
     int mode;       //  config_mode_t
     int price_rule; //  config_price_rule_t
+    int stp;        //  config_stp_t
+    int marginal;   //  config_marginal_t
 } config_market_t;
 
 typedef struct {

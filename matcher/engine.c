@@ -403,6 +403,8 @@ engine_t *engine_new (const mce_config_t *cfg)
     zhashx_set_destructor (self->coids, s_coid_free);
     for (uint32_t i = 0; i < self->market_count; i++) {
         self->markets[i].cfg = cfg->markets[i];
+        self->markets[i].stp = (engine_stp_t) cfg->markets[i].stp;
+        self->markets[i].pro_rata = cfg->markets[i].marginal == CONFIG_MARGINAL_PRO_RATA;
         self->markets[i].current = -1;
         self->markets[i].closed_through = -1;
         self->markets[i].announced_through = -1;
@@ -578,7 +580,6 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
             book->trades++;
             book->last_price = price;
             if (maker->remaining == 0) {
-                maker->remaining = 0;
                 book_level_unlink (&self->pool, level, slot);
                 book->resting--;
                 book_pool_release (&self->pool, slot);
@@ -727,7 +728,6 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     r->epoch = epoch;
     bool stopped = false;
     int64_t filled = auction ? 0 : s_match (self, book, m, t, now, &stopped);
-    t = &self->pool.orders[slot]; //  (the pool does not move during matching; kept for clarity)
     r->filled = filled;
     bool rests =
         t->remaining > 0 && !stopped && (auction || (!is_market && t->tif == PROTO_TIF_GTC));

@@ -77,6 +77,10 @@ Test (config, errors_name_the_key)
     s_expect_error ("markets = ( { tick = \"0.01\"; } );", "markets[0].id");
     s_expect_error ("markets = ( { id = \"a\"; }, { id = \"a\"; } );", "defined twice");
     s_expect_error ("matcher = { batch_max = 5 ", ":1:");
+    s_expect_error ("markets = ( { id = \"a\"; stp = \"never\"; } );", "markets[0].stp");
+    s_expect_error (
+        "markets = ( { id = \"a\"; max_qty = \"1000000000\"; max_price = \"1000000\"; } );",
+        "too large");
 }
 
 Test (config, environment_overrides_the_file)

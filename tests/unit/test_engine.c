@@ -550,3 +550,20 @@ Test (engine, pay_as_bid_pays_each_bid_its_price, .fini = s_teardown)
     cr_assert_eq (price[0], PRICE (0.20));
     cr_assert_eq (price[1], PRICE (0.18));
 }
+
+Test (engine, self_trade_rule_and_marginal_rule_come_from_the_config, .fini = s_teardown)
+{
+    mce_config_t cfg;
+    char err[256];
+    cr_assert_eq (config_load_text (&cfg,
+                                    "markets = ( { id = \"m\"; tick = \"0.01\"; "
+                                    "stp = \"cancel_newest\"; } );",
+                                    err, sizeof err),
+                  0, "%s", err);
+    s_e = engine_new (&cfg);
+    s_alice = engine_user_intern (s_e, "alice");
+    engine_advance (s_e, T0);
+    s_limit (s_alice, PROTO_SIDE_SELL, 1, 0.15);
+    const engine_result_t *r = s_limit (s_alice, PROTO_SIDE_BUY, 1, 0.15);
+    cr_assert_eq (s_find (r, ENGINE_EV_CANCELLED)->order_id, r->order_id, "the newcomer goes");
+}
