@@ -71,7 +71,7 @@ static const s_key_t s_market_keys[] = {
     {"max_qty", K_KWH, "1000000", 1, S_QTY_MAX, NULL, M (max_qty)},
     {"min_price", K_PRICE, "0.0001", 1, S_PRICE_MAX, NULL, M (min_price)},
     {"max_price", K_PRICE, "100", 1, S_PRICE_MAX, NULL, M (max_price)},
-    {"epoch_seconds", K_INT, "900", 1, 86400, NULL, M (epoch_seconds)},
+    {"epoch_seconds", K_INT, "900", 1, 2678400, NULL, M (epoch_seconds)},
     {"future_epochs", K_INT, "4", 0, 1000, NULL, M (future_epochs)},
     {"fee_ppm", K_INT, "0", 0, 1000000, NULL, M (fee_ppm)},
     {"mode", K_ENUM, "continuous", 0, 0, "continuous|auction|pay_as_bid", M (mode)},

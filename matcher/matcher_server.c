@@ -1,12 +1,19 @@
 /*  matcher_server — see matcher_server.h.
 
+    What goes into the journal, and why: for every batch, a `clock` record (the time the
+    batch is decided at), then for every command the command itself followed by the events
+    the engine made of it; epoch changes follow the clock record that caused them. Recovery
+    re-executes the clock records and commands through the same engine and checks that every
+    event it makes is byte for byte the one in the journal: replay never reads the wall clock,
+    and a journal that does not reproduce is refused rather than silently diverging.
+
     Replies wait in `replies` until the batch is committed: an order is acknowledged only once
-    its events are durable (DESIGN.md §5.2). Recovery replays the journal through the same
-    s_apply that live events go through, so state after a restart is what it was.
+    its events are durable (DESIGN.md §5.2).
 */
 #include "matcher_server.h"
 #include "bus_pub.h"
 #include "clock.h"
+#include "engine.h"
 #include "log.h"
 #include "proto.h"
 
@@ -15,7 +22,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define S_ID_MAX 256 //  ZeroMQ routing ids are at most 255 bytes
+#define S_ID_MAX  256 //  ZeroMQ routing ids are at most 255 bytes
+#define S_TICK_MS 100 //  how often the clock moves epochs and expiries when idle
 
 typedef struct {
     uint8_t id[S_ID_MAX];
@@ -25,236 +33,381 @@ typedef struct {
 
 struct _matcher_server_t {
     const mce_config_t *cfg;
+    engine_t *engine;
     bus_pub_t *bus;
     zsock_t *router;
-    uint64_t next_order_id;
-    uint64_t resting;   //  orders accepted and not yet gone (skeleton depth)
-    s_reply_t *replies; //  this batch's replies, sent after the commit
+    int64_t now;          //  the clock of the batch being decided
+    bool clock_journaled; //  its clock record is in the journal
+    s_reply_t *replies;   //  this batch's replies, sent after the commit
     size_t reply_count;
     proto_buf_t out;
-    uint64_t commands, malformed, batches;
+    //  recovery: the journal being replayed, and the record expected next
+    journal_reader_t *replay;
+    uint64_t replay_last;
+    proto_buf_t expect;
+    int replay_error;
+    uint64_t commands, malformed, batches, events;
 };
 
-//  Applies a committed or recovered event to the state.
-static void s_apply (matcher_server_t *self, const proto_msg_t *ev)
+//  ---------------------------------------------------------------------------------------
+//  Engine events → bus messages
+
+static void s_copy (char *dst, size_t size, const char *src)
 {
-    if (ev->kind == PROTO_order_accepted) {
-        if (ev->order_accepted.order_id >= self->next_order_id)
-            self->next_order_id = ev->order_accepted.order_id + 1;
-        self->resting++;
-    }
+    snprintf (dst, size, "%s", src ? src : "");
 }
 
-static int s_recover (matcher_server_t *self)
+//  The bus message for one engine event. cmd is the command that caused it (NULL for the
+//  clock's own events); its fields complete an accepted order.
+static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const proto_msg_t *cmd,
+                        proto_msg_t *m)
 {
-    journal_t *journal = bus_pub_journal (self->bus);
-    uint64_t last = journal_last_seq (journal);
-    if (last == 0)
-        return 0;
-    if (journal_first_seq (journal) > 1) {
-        //  Retention removed the start of history and there are no snapshots yet (the matcher
-        //  service issue adds them): the books cannot be rebuilt, so refuse rather than
-        //  reuse order ids.
-        log_error ("matcher",
-                   "journal %s starts at seq %" PRIu64 ", not 1, and there is no snapshot to "
-                   "start from: set matcher.retain_segments = 0 or restore the removed segments",
-                   journal_dir (journal), journal_first_seq (journal));
-        return -1;
-    }
-    journal_reader_t *reader = journal_reader_new (journal_dir (journal), 1);
-    if (!reader)
-        return -1;
-    uint64_t seq, count = 0;
-    const uint8_t *data;
-    size_t len;
-    int64_t t0 = clock_mono_ns ();
-    int rc;
-    while ((rc = journal_reader_next (reader, last, &seq, &data, &len)) == 1) {
-        const char *topic;
-        const uint8_t *ev;
-        size_t tlen, elen;
-        proto_msg_t msg;
-        char err[160];
-        if (bus_record_split (data, len, &topic, &tlen, &ev, &elen) ||
-            proto_decode (ev, elen, &msg, err, sizeof err)) {
-            log_error ("matcher", "journal record seq %" PRIu64 " does not decode", seq);
-            rc = -1;
+    memset (m, 0, sizeof *m);
+    const char *market = engine_market_name (self->engine, ev->market);
+    if (cmd && proto_msg_market (cmd) && ev->market >= (uint32_t) self->cfg->market_count)
+        market = proto_msg_market (cmd); //  an unknown market is named as the sender wrote it
+    const char *user = engine_user_name (self->engine, ev->user);
+    switch (ev->kind) {
+        case ENGINE_EV_ACCEPTED: {
+            m->kind = PROTO_order_accepted;
+            proto_order_accepted_t *a = &m->order_accepted;
+            const proto_new_order_t *o = &cmd->new_order;
+            s_copy (a->market, sizeof a->market, market);
+            s_copy (a->user, sizeof a->user, user);
+            s_copy (a->client_order_id, sizeof a->client_order_id, o->client_order_id);
+            s_copy (a->source, sizeof a->source, o->source);
+            a->epoch = ev->epoch;
+            a->order_id = ev->order_id;
+            a->side = o->side;
+            a->type = o->type;
+            a->tif = o->tif;
+            a->post_only = o->post_only;
+            a->qty = ev->qty;
+            a->price = ev->price;
+            a->expires_at = o->expires_at;
             break;
         }
-        s_apply (self, &msg);
-        count++;
-    }
-    journal_reader_destroy (&reader);
-    if (rc < 0)
-        return -1;
-    log_info ("matcher", "recovered %" PRIu64 " events through seq %" PRIu64 " in %.1f ms", count,
-              last, (double) (clock_mono_ns () - t0) / 1e6);
-    return 0;
-}
-
-matcher_server_t *matcher_server_new (const mce_config_t *cfg)
-{
-    matcher_server_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->cfg = cfg;
-    self->next_order_id = 1;
-    proto_buf_init (&self->out);
-    self->replies = calloc ((size_t) cfg->matcher.batch_max, sizeof *self->replies);
-    char dir[CONFIG_PATH_MAX + 16];
-    bus_pub_opts_t opts = {
-        .stream = "m",
-        .pub_endpoint = cfg->matcher.bus.pub,
-        .replay_endpoint = cfg->matcher.bus.replay,
-        .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
-        .journal = {.fsync = cfg->matcher.fsync,
-                    .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
-                    .retain_segments = (uint32_t) cfg->matcher.retain_segments},
-    };
-    if (!self->replies || !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
-        matcher_server_destroy (&self);
-        return NULL;
-    }
-    self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
-        log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
-                   zmq_strerror (zmq_errno ()));
-        matcher_server_destroy (&self);
-        return NULL;
-    }
-    //  A gateway that vanished must not make replies pile up or block the loop.
-    zsock_set_router_mandatory (self->router, 0);
-    log_info ("matcher", "commands on %s, next order id %" PRIu64 ", %" PRIu64 " resting",
-              cfg->matcher.commands, self->next_order_id, self->resting);
-    return self;
-}
-
-void matcher_server_destroy (matcher_server_t **self_p)
-{
-    assert (self_p);
-    matcher_server_t *self = *self_p;
-    if (!self)
-        return;
-    zsock_destroy (&self->router);
-    bus_pub_destroy (&self->bus);
-    proto_buf_free (&self->out);
-    free (self->replies);
-    free (self);
-    *self_p = NULL;
-}
-
-static proto_msg_t *s_reply (matcher_server_t *self, const zmq_msg_t *id, proto_kind_t kind)
-{
-    assert (self->reply_count < (size_t) self->cfg->matcher.batch_max);
-    s_reply_t *r = &self->replies[self->reply_count++];
-    r->id_len = zmq_msg_size ((zmq_msg_t *) id);
-    memcpy (r->id, zmq_msg_data ((zmq_msg_t *) id), r->id_len);
-    memset (&r->msg, 0, sizeof r->msg);
-    r->msg.kind = kind;
-    return &r->msg;
-}
-
-static int s_emit (matcher_server_t *self, proto_msg_t *ev)
-{
-    //  every event kind carries seq as its first-class field; set through the union member
-    uint64_t seq = bus_pub_last_seq (self->bus) + 1;
-    switch (ev->kind) {
-        case PROTO_order_accepted:
-            ev->order_accepted.seq = seq;
+        case ENGINE_EV_REJECTED: {
+            m->kind = PROTO_order_rejected;
+            proto_order_rejected_t *r = &m->order_rejected;
+            s_copy (r->market, sizeof r->market, market);
+            s_copy (r->user, sizeof r->user, cmd ? cmd->new_order.user : user);
+            r->reason = ev->reason;
+            if (cmd && cmd->kind == PROTO_new_order) {
+                s_copy (r->client_order_id, sizeof r->client_order_id,
+                        cmd->new_order.client_order_id);
+                r->rid = cmd->new_order.rid;
+            }
+            else if (cmd && cmd->kind == PROTO_cancel_order)
+                r->rid = cmd->cancel_order.rid, r->order_id = cmd->cancel_order.order_id;
+            else if (cmd && cmd->kind == PROTO_amend_order)
+                r->rid = cmd->amend_order.rid, r->order_id = cmd->amend_order.order_id;
+            else if (cmd && cmd->kind == PROTO_market_control)
+                r->rid = cmd->market_control.rid;
             break;
-        case PROTO_order_rejected:
-            ev->order_rejected.seq = seq;
+        }
+        case ENGINE_EV_TRADE: {
+            m->kind = PROTO_trade;
+            proto_trade_t *t = &m->trade;
+            s_copy (t->market, sizeof t->market, market);
+            s_copy (t->buyer, sizeof t->buyer, user);
+            s_copy (t->seller, sizeof t->seller, engine_user_name (self->engine, ev->user2));
+            t->epoch = ev->epoch;
+            t->trade_id = ev->trade_id;
+            t->buy_order_id = ev->order_id;
+            t->sell_order_id = ev->order_id2;
+            t->qty = ev->qty;
+            t->price = ev->price;
+            t->value = ev->value;
+            t->aggressor = ev->side;
+            break;
+        }
+        case ENGINE_EV_CANCELLED: {
+            m->kind = PROTO_order_cancelled;
+            proto_order_cancelled_t *c = &m->order_cancelled;
+            s_copy (c->market, sizeof c->market, market);
+            s_copy (c->user, sizeof c->user, user);
+            if (ev->reason == PROTO_CANCEL_REASON_ADMIN)
+                s_copy (c->by, sizeof c->by, engine_user_name (self->engine, ev->user2));
+            c->epoch = ev->epoch;
+            c->order_id = ev->order_id;
+            c->remaining = ev->qty;
+            c->reason = ev->reason;
+            break;
+        }
+        case ENGINE_EV_EXPIRED: {
+            m->kind = PROTO_order_expired;
+            proto_order_expired_t *x = &m->order_expired;
+            s_copy (x->market, sizeof x->market, market);
+            s_copy (x->user, sizeof x->user, user);
+            x->epoch = ev->epoch;
+            x->order_id = ev->order_id;
+            x->remaining = ev->qty;
+            x->reason = ev->reason;
+            break;
+        }
+        case ENGINE_EV_AMENDED: {
+            m->kind = PROTO_order_amended;
+            proto_order_amended_t *a = &m->order_amended;
+            s_copy (a->market, sizeof a->market, market);
+            s_copy (a->user, sizeof a->user, user);
+            a->epoch = ev->epoch;
+            a->order_id = ev->order_id;
+            a->qty = ev->qty;
+            a->price = ev->price;
+            a->kept_priority = ev->flag;
+            break;
+        }
+        case ENGINE_EV_LEVEL: {
+            m->kind = PROTO_book_level;
+            proto_book_level_t *l = &m->book_level;
+            s_copy (l->market, sizeof l->market, market);
+            l->epoch = ev->epoch;
+            l->side = ev->side;
+            l->price = ev->price;
+            l->qty = ev->qty;
+            l->count = ev->count;
+            break;
+        }
+        case ENGINE_EV_EPOCH: {
+            m->kind = PROTO_epoch_state;
+            proto_epoch_state_t *e = &m->epoch_state;
+            int64_t len = self->cfg->markets[ev->market].epoch_seconds * MCE_NS_PER_SEC;
+            s_copy (e->market, sizeof e->market, market);
+            e->epoch = ev->epoch;
+            e->state = ev->reason;
+            e->start = ev->epoch * len;
+            e->end = e->start + len;
+            e->clearing_price = ev->price;
+            e->volume = ev->qty;
+            e->trades = ev->count;
+            break;
+        }
+        case ENGINE_EV_MARKET: {
+            m->kind = PROTO_market_state;
+            proto_market_state_t *s = &m->market_state;
+            s_copy (s->market, sizeof s->market, market);
+            s_copy (s->by, sizeof s->by, user);
+            s->state = ev->reason;
+            s->action = ev->flag;
+            break;
+        }
+        default:
+            assert (false);
+    }
+}
+
+//  Every event message carries seq and ts in the same two places of its struct.
+static void s_stamp (proto_msg_t *m, uint64_t seq, int64_t ts)
+{
+    switch (m->kind) {
+#define S_STAMP(kind)                                                                              \
+    case PROTO_##kind:                                                                             \
+        m->kind.seq = seq;                                                                         \
+        m->kind.ts = ts;                                                                           \
+        break;
+        S_STAMP (order_accepted)
+        S_STAMP (order_rejected)
+        S_STAMP (order_cancelled)
+        S_STAMP (order_expired)
+        S_STAMP (order_amended)
+        S_STAMP (trade)
+        S_STAMP (book_level)
+        S_STAMP (epoch_state)
+        S_STAMP (market_state)
+        S_STAMP (clock)
+#undef S_STAMP
+        case PROTO_new_order:
+            m->new_order.seq = seq;
+            break;
+        case PROTO_cancel_order:
+            m->cancel_order.seq = seq;
+            break;
+        case PROTO_amend_order:
+            m->amend_order.seq = seq;
+            break;
+        case PROTO_market_control:
+            m->market_control.seq = seq;
             break;
         default:
             assert (false);
     }
-    if (bus_pub_append (self->bus, ev))
-        return -1;
-    s_apply (self, ev);
-    return 0;
 }
 
-static int s_reject (matcher_server_t *self, const zmq_msg_t *id, const proto_new_order_t *cmd,
-                     proto_reject_reason_t reason, const char *text)
+//  ---------------------------------------------------------------------------------------
+//  Journaling (live) and checking (recovery) go through one door
+
+//  Live: appends msg with the next seq. Recovery: checks that the journal's next record is
+//  exactly msg. 0, or -1 on a journal failure or a mismatch.
+static int s_record (matcher_server_t *self, proto_msg_t *msg)
 {
-    proto_msg_t ev = {.kind = PROTO_order_rejected};
-    proto_order_rejected_t *r = &ev.order_rejected;
-    r->ts = clock_wall_ns ();
-    snprintf (r->market, sizeof r->market, "%s", cmd->market);
-    snprintf (r->user, sizeof r->user, "%s", cmd->user);
-    snprintf (r->client_order_id, sizeof r->client_order_id, "%s", cmd->client_order_id);
-    r->rid = cmd->rid;
-    r->reason = reason;
-    snprintf (r->message, sizeof r->message, "%s", text);
-    if (s_emit (self, &ev))
+    if (!self->replay) {
+        s_stamp (msg, bus_pub_last_seq (self->bus) + 1, self->now);
+        self->events++;
+        return bus_pub_append (self->bus, msg);
+    }
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    const char *topic;
+    const uint8_t *ev;
+    size_t tlen, elen;
+    if (journal_reader_next (self->replay, self->replay_last, &seq, &data, &len) != 1 ||
+        bus_record_split (data, len, &topic, &tlen, &ev, &elen)) {
+        log_error ("matcher", "recovery: the journal ends where the engine made %s",
+                   proto_kind_name (msg->kind));
+        self->replay_error = -1;
         return -1;
-    proto_msg_t *rep = s_reply (self, id, PROTO_reject);
-    rep->reject.rid = cmd->rid;
-    rep->reject.reason = reason;
-    snprintf (rep->reject.message, sizeof rep->reject.message, "%s", text);
-    log_debug ("matcher", "order from %s rejected: %s (market %s)", cmd->user, text, cmd->market);
+    }
+    s_stamp (msg, seq, self->now);
+    proto_buf_reset (&self->expect);
+    if (proto_encode (msg, &self->expect) || self->expect.len != elen ||
+        memcmp (self->expect.data, ev, elen) != 0) {
+        log_error ("matcher",
+                   "recovery: journal seq %" PRIu64 " is not what the engine makes of the same "
+                   "commands (engine: %s); refusing to start on a journal that does not "
+                   "reproduce",
+                   seq, proto_kind_name (msg->kind));
+        self->replay_error = -1;
+        return -1;
+    }
     return 0;
 }
 
-static int s_new_order (matcher_server_t *self, const zmq_msg_t *id, const proto_new_order_t *cmd)
+//  The clock record goes in before the first thing decided at self->now.
+static int s_clock (matcher_server_t *self)
 {
-    const config_market_t *m = config_market (self->cfg, cmd->market);
-    if (!m) {
-        return s_reject (self, id, cmd, PROTO_REJECT_REASON_UNKNOWN_MARKET, "unknown market");
+    if (self->clock_journaled || self->replay)
+        return 0;
+    self->clock_journaled = true;
+    proto_msg_t m = {.kind = PROTO_clock};
+    return s_record (self, &m);
+}
+
+//  Records the events of one engine call; returns the seq of the first (0 if none).
+static int s_events (matcher_server_t *self, const engine_result_t *r, const proto_msg_t *cmd,
+                     uint64_t *first_seq)
+{
+    uint64_t first = 0;
+    for (uint32_t i = 0; i < r->event_count; i++) {
+        proto_msg_t m;
+        s_to_proto (self, &r->events[i], cmd, &m);
+        if (s_record (self, &m))
+            return -1;
+        if (!first)
+            first = proto_msg_seq (&m);
     }
-    if (cmd->qty <= 0 || cmd->qty < m->min_qty || cmd->qty > m->max_qty) {
-        return s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_QUANTITY,
-                         "quantity outside the market's limits");
-    }
-    if (cmd->qty % m->lot) {
-        return s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_LOT,
-                         "quantity is not a multiple of the lot");
-    }
-    if (cmd->type == PROTO_ORDER_TYPE_LIMIT) {
-        if (cmd->price <= 0) {
-            return s_reject (self, id, cmd, PROTO_REJECT_REASON_BAD_PRICE,
-                             "price must be positive");
-        }
-        if (cmd->price % m->tick) {
-            return s_reject (self, id, cmd, PROTO_REJECT_REASON_OFF_TICK, "price is off the tick");
-        }
-        if (cmd->price < m->min_price || cmd->price > m->max_price) {
-            return s_reject (self, id, cmd, PROTO_REJECT_REASON_OUTSIDE_BAND,
-                             "price outside the market's band");
-        }
-    }
-    int64_t now = clock_wall_ns ();
-    proto_msg_t ev = {.kind = PROTO_order_accepted};
-    proto_order_accepted_t *a = &ev.order_accepted;
-    a->ts = now;
-    snprintf (a->market, sizeof a->market, "%s", cmd->market);
-    a->epoch = cmd->epoch ? cmd->epoch : now / MCE_NS_PER_SEC / m->epoch_seconds;
-    a->order_id = self->next_order_id;
-    snprintf (a->user, sizeof a->user, "%s", cmd->user);
-    snprintf (a->client_order_id, sizeof a->client_order_id, "%s", cmd->client_order_id);
-    a->side = cmd->side;
-    a->type = cmd->type;
-    a->tif = cmd->tif;
-    a->post_only = cmd->post_only;
-    a->qty = cmd->qty;
-    a->price = cmd->price;
-    a->expires_at = cmd->expires_at;
-    snprintf (a->source, sizeof a->source, "%s", cmd->source);
-    if (s_emit (self, &ev))
-        return -1;
-    proto_msg_t *rep = s_reply (self, id, PROTO_ack);
-    rep->ack.rid = cmd->rid;
-    rep->ack.order_id = a->order_id;
-    rep->ack.seq = a->seq;
-    rep->ack.epoch = a->epoch;
-    rep->ack.status = PROTO_ORDER_STATUS_OPEN;
-    rep->ack.remaining = a->qty;
-    log_info ("matcher", "order %" PRIu64 " accepted (market %s, seq %" PRIu64 ")", a->order_id,
-              a->market, a->seq);
+    if (first_seq)
+        *first_seq = first;
     return 0;
 }
 
-//  Reads one command [id][body] and decides it. -1 only on a journal failure.
+//  ---------------------------------------------------------------------------------------
+//  Deciding
+
+//  Moves the engine's epochs and expiries to self->now.
+static int s_advance (matcher_server_t *self)
+{
+    const engine_result_t *r = engine_advance (self->engine, self->now);
+    if (r->event_count == 0)
+        return 0;
+    if (s_clock (self))
+        return -1;
+    return s_events (self, r, NULL, NULL);
+}
+
+static int s_role_admin (proto_role_t role)
+{
+    return role == PROTO_ROLE_ADMIN;
+}
+
+//  Decides one command (already journaled, or being replayed): engine, events, reply.
+static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *reply)
+{
+    const engine_result_t *r = NULL;
+    const char *market_name = proto_msg_market (cmd);
+    int mi = engine_market_find (self->engine, market_name);
+    uint32_t market = mi < 0 ? UINT32_MAX : (uint32_t) mi;
+    switch (cmd->kind) {
+        case PROTO_new_order: {
+            const proto_new_order_t *o = &cmd->new_order;
+            engine_order_t eo = {.market = market,
+                                 .user = engine_user_intern (self->engine, o->user),
+                                 .admin = s_role_admin (o->role),
+                                 .side = o->side,
+                                 .type = o->type,
+                                 .tif = o->tif,
+                                 .post_only = o->post_only,
+                                 .qty = o->qty,
+                                 .price = o->price,
+                                 .epoch = o->epoch,
+                                 .expires_at = o->expires_at,
+                                 .client_order_id = o->client_order_id};
+            r = engine_new_order (self->engine, &eo, self->now);
+            break;
+        }
+        case PROTO_cancel_order: {
+            const proto_cancel_order_t *c = &cmd->cancel_order;
+            r = engine_cancel (self->engine, market, engine_user_intern (self->engine, c->user),
+                               s_role_admin (c->role), c->order_id, self->now);
+            break;
+        }
+        case PROTO_amend_order: {
+            const proto_amend_order_t *a = &cmd->amend_order;
+            r = engine_amend (self->engine, market, engine_user_intern (self->engine, a->user),
+                              s_role_admin (a->role), a->order_id, a->qty, a->price, self->now);
+            break;
+        }
+        case PROTO_market_control: {
+            const proto_market_control_t *c = &cmd->market_control;
+            r = engine_control (self->engine, market, engine_user_intern (self->engine, c->user),
+                                s_role_admin (c->role), c->action, self->now);
+            break;
+        }
+        default:
+            assert (false);
+    }
+    uint64_t first = 0;
+    if (s_events (self, r, cmd, &first))
+        return -1;
+    if (!reply)
+        return 0;
+    uint64_t rid = cmd->new_order.rid; //  rid is the first field of every command
+    memset (reply, 0, sizeof *reply);
+    if (r->rejected) {
+        reply->kind = PROTO_reject;
+        reply->reject.rid = rid;
+        reply->reject.reason = r->reason;
+        s_copy (reply->reject.message, sizeof reply->reject.message, r->message);
+    }
+    else {
+        reply->kind = PROTO_ack;
+        proto_ack_t *a = &reply->ack;
+        a->rid = rid;
+        a->order_id = r->order_id;
+        a->seq = first;
+        a->epoch = r->epoch;
+        a->status = r->status;
+        a->filled = r->filled;
+        a->remaining = r->remaining;
+    }
+    return 0;
+}
+
+static const char *s_check_command (const proto_msg_t *msg)
+{
+    switch (msg->kind) {
+        case PROTO_new_order:
+        case PROTO_cancel_order:
+        case PROTO_amend_order:
+        case PROTO_market_control:
+            return NULL;
+        default:
+            return "is not a command";
+    }
+}
+
+//  Reads one command [id][body], journals it and decides it. -1 only on a journal failure.
 static int s_handle_command (matcher_server_t *self)
 {
     void *sock = zsock_resolve (self->router);
@@ -275,15 +428,14 @@ static int s_handle_command (matcher_server_t *self)
         frames++;
     }
     self->commands++;
-    proto_msg_t msg;
+    proto_msg_t cmd;
     char err[160] = "";
     if (frames != 1)
         snprintf (err, sizeof err, "expected one frame after the routing id, got %d", frames);
-    else
-        proto_decode (zmq_msg_data (&body), zmq_msg_size (&body), &msg, err, sizeof err);
-    if (!err[0] && msg.kind != PROTO_new_order)
-        snprintf (err, sizeof err, "%s is not a command the matcher takes yet",
-                  proto_kind_name (msg.kind));
+    else if (proto_decode (zmq_msg_data (&body), zmq_msg_size (&body), &cmd, err, sizeof err) ==
+                 0 &&
+             s_check_command (&cmd))
+        snprintf (err, sizeof err, "%s %s", proto_kind_name (cmd.kind), s_check_command (&cmd));
     if (err[0]) {
         self->malformed++;
         //  ZeroMQ attaches the peer's address to frames from the wire, not to the routing id
@@ -292,11 +444,150 @@ static int s_handle_command (matcher_server_t *self)
                   peer ? peer : "?", err);
         goto done;
     }
-    rc = s_new_order (self, &id, &msg.new_order);
+    assert (self->reply_count < (size_t) self->cfg->matcher.batch_max);
+    s_reply_t *reply = &self->replies[self->reply_count++];
+    reply->id_len = zmq_msg_size (&id);
+    memcpy (reply->id, zmq_msg_data (&id), reply->id_len);
+    if (s_clock (self) || s_record (self, &cmd) || s_decide (self, &cmd, &reply->msg))
+        rc = -1;
 done:
     zmq_msg_close (&id);
     zmq_msg_close (&body);
     return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Recovery
+
+//  Re-executes the journal: clock records set the time and move epochs; commands are decided
+//  again; every event must come out as journaled.
+static int s_recover (matcher_server_t *self)
+{
+    journal_t *journal = bus_pub_journal (self->bus);
+    uint64_t last = journal_last_seq (journal);
+    if (last == 0)
+        return 0;
+    if (journal_first_seq (journal) > 1) {
+        //  Retention removed the start of history and there are no snapshots yet: the books
+        //  cannot be rebuilt, so refuse rather than reuse order ids.
+        log_error ("matcher",
+                   "journal %s starts at seq %" PRIu64 ", not 1, and there is no snapshot to "
+                   "start from: set matcher.retain_segments = 0 or restore the removed segments",
+                   journal_dir (journal), journal_first_seq (journal));
+        return -1;
+    }
+    self->replay = journal_reader_new (journal_dir (journal), 1);
+    self->replay_last = last;
+    if (!self->replay)
+        return -1;
+    int64_t t0 = clock_mono_ns ();
+    uint64_t seq, commands = 0;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+    while ((rc = journal_reader_next (self->replay, last, &seq, &data, &len)) == 1) {
+        const char *topic;
+        const uint8_t *ev;
+        size_t tlen, elen;
+        proto_msg_t msg;
+        char err[160];
+        if (bus_record_split (data, len, &topic, &tlen, &ev, &elen) ||
+            proto_decode (ev, elen, &msg, err, sizeof err)) {
+            log_error ("matcher", "recovery: journal seq %" PRIu64 " does not decode", seq);
+            rc = -1;
+            break;
+        }
+        if (msg.kind == PROTO_clock) {
+            self->now = msg.clock.ts;
+            if (s_advance (self)) {
+                rc = -1;
+                break;
+            }
+        }
+        else if (!s_check_command (&msg)) {
+            if (s_decide (self, &msg, NULL)) {
+                rc = -1;
+                break;
+            }
+            commands++;
+        }
+        else {
+            log_error ("matcher",
+                       "recovery: journal seq %" PRIu64 " (%s) was not made by the commands "
+                       "before it",
+                       seq, proto_kind_name (msg.kind));
+            rc = -1;
+            break;
+        }
+    }
+    journal_reader_destroy (&self->replay);
+    if (rc < 0 || self->replay_error)
+        return -1;
+    double ms = (double) (clock_mono_ns () - t0) / 1e6;
+    log_info ("matcher",
+              "recovered %" PRIu64 " records (%" PRIu64 " commands) through seq %" PRIu64
+              " in %.1f ms (%.0f records/s); %" PRIu64 " orders resting, state hash %016" PRIx64,
+              last, commands, last, ms, ms > 0 ? (double) last / ms * 1000 : 0,
+              engine_resting (self->engine), engine_state_hash (self->engine));
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+
+matcher_server_t *matcher_server_new (const mce_config_t *cfg)
+{
+    matcher_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    proto_buf_init (&self->out);
+    proto_buf_init (&self->expect);
+    self->replies = calloc ((size_t) cfg->matcher.batch_max, sizeof *self->replies);
+    self->engine = engine_new (cfg);
+    char dir[CONFIG_PATH_MAX + 16];
+    bus_pub_opts_t opts = {
+        .stream = "m",
+        .pub_endpoint = cfg->matcher.bus.pub,
+        .replay_endpoint = cfg->matcher.bus.replay,
+        .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
+        .journal = {.fsync = cfg->matcher.fsync,
+                    .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
+                    .retain_segments = (uint32_t) cfg->matcher.retain_segments},
+    };
+    if (!self->replies || !self->engine || !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
+        matcher_server_destroy (&self);
+        return NULL;
+    }
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
+        log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
+                   zmq_strerror (zmq_errno ()));
+        matcher_server_destroy (&self);
+        return NULL;
+    }
+    //  A gateway that vanished or stopped reading must not make replies pile up or block the
+    //  loop: unroutable or over-the-limit replies are dropped (the gateway times out).
+    zsock_set_router_mandatory (self->router, 0);
+    log_info ("matcher", "commands on %s; %" PRIu64 " orders resting; state hash %016" PRIx64,
+              cfg->matcher.commands, engine_resting (self->engine),
+              engine_state_hash (self->engine));
+    return self;
+}
+
+void matcher_server_destroy (matcher_server_t **self_p)
+{
+    assert (self_p);
+    matcher_server_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->router);
+    bus_pub_destroy (&self->bus);
+    engine_destroy (&self->engine);
+    proto_buf_free (&self->out);
+    proto_buf_free (&self->expect);
+    free (self->replies);
+    free (self);
+    *self_p = NULL;
 }
 
 static void s_send_replies (matcher_server_t *self)
@@ -313,35 +604,51 @@ static void s_send_replies (matcher_server_t *self)
     self->reply_count = 0;
 }
 
+//  The clock of a new batch: the wall clock, but never earlier than the last one journaled,
+//  so that time in the journal only moves forward.
+static void s_begin_batch (matcher_server_t *self)
+{
+    int64_t wall = clock_wall_ns ();
+    if (wall > self->now)
+        self->now = wall;
+    self->clock_journaled = false;
+}
+
 int matcher_server_run (matcher_server_t *self)
 {
     zmq_pollitem_t item = {zsock_resolve (self->router), 0, ZMQ_POLLIN, 0};
     int64_t next_heartbeat = clock_mono_ns ();
+    int64_t next_tick = next_heartbeat;
     while (!zsys_interrupted) {
-        int64_t now = clock_mono_ns ();
-        if (now >= next_heartbeat) {
+        int64_t mono = clock_mono_ns ();
+        if (mono >= next_heartbeat) {
             bus_pub_heartbeat (self->bus);
-            next_heartbeat = now + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
+            next_heartbeat = mono + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
         }
-        long wait_ms = (long) ((next_heartbeat - now) / MCE_NS_PER_MSEC) + 1;
+        int64_t until = next_heartbeat < next_tick ? next_heartbeat : next_tick;
+        long wait_ms = until > mono ? (long) ((until - mono) / MCE_NS_PER_MSEC) + 1 : 0;
         if (zmq_poll (&item, 1, wait_ms) < 0) {
             if (zmq_errno () == EINTR)
                 continue;
             break;
         }
-        if (!(item.revents & ZMQ_POLLIN))
+        bool commands = item.revents & ZMQ_POLLIN;
+        if (!commands && clock_mono_ns () < next_tick)
             continue;
-        //  Drain what is waiting, up to batch_max, then pay for one commit.
-        int64_t n = 0;
-        zsock_t *router = self->router;
-        while (n < self->cfg->matcher.batch_max && (zsock_events (router) & ZMQ_POLLIN)) {
+        //  One batch: the clock, epoch changes due by now, up to batch_max commands, one
+        //  commit, then publish and reply.
+        next_tick = clock_mono_ns () + S_TICK_MS * MCE_NS_PER_MSEC;
+        s_begin_batch (self);
+        if (s_advance (self))
+            return -1;
+        for (int64_t n = 0; commands && n < self->cfg->matcher.batch_max &&
+                            (zsock_events (self->router) & ZMQ_POLLIN);
+             n++)
             if (s_handle_command (self))
                 return -1;
-            n++;
-        }
         if (bus_pub_commit (self->bus)) {
             log_error ("matcher",
-                       "journal commit failed: stopping, nothing after seq %" PRIu64
+                       "journal commit failed: stopping; nothing after seq %" PRIu64
                        " was acknowledged",
                        bus_pub_committed_seq (self->bus));
             return -1;
@@ -351,7 +658,8 @@ int matcher_server_run (matcher_server_t *self)
     }
     log_info ("matcher",
               "stopping at seq %" PRIu64 " after %" PRIu64 " commands in %" PRIu64
-              " batches (%" PRIu64 " malformed)",
-              bus_pub_committed_seq (self->bus), self->commands, self->batches, self->malformed);
+              " batches (%" PRIu64 " malformed); state hash %016" PRIx64,
+              bus_pub_committed_seq (self->bus), self->commands, self->batches, self->malformed,
+              engine_state_hash (self->engine));
     return 0;
 }
