@@ -80,8 +80,11 @@ void harness_init (harness_t *h, const char *extra_config)
 
 int harness_start (harness_t *h, const char *exe)
 {
-    if (h->proc_count >= HARNESS_MAX_PROCS)
+    if (h->proc_count >= HARNESS_MAX_PROCS) {
+        fprintf (stderr, "harness: more than %d processes started; raise HARNESS_MAX_PROCS\n",
+                 HARNESS_MAX_PROCS);
         abort ();
+    }
     int i = h->proc_count++;
     snprintf (h->procs[i].name, sizeof h->procs[i].name, "%s", exe);
     char log[sizeof h->procs[i].log];

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define HARNESS_DEADLINE_MS 30000
-#define HARNESS_MAX_PROCS   16
+#define HARNESS_MAX_PROCS   64
 
 typedef struct {
     char dir[128];    //  temporary folder: config, logs, data

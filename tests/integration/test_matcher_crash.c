@@ -1,0 +1,254 @@
+/*  test_matcher_crash — kill -9 the matcher at random moments under load from several
+    clients, 20 times, and check what DESIGN.md §5 promises:
+    - every acknowledged order is in the journal (so in the book or in a trade after replay);
+    - the journal's seqs are gap-free, and every message seen on the bus is exactly the
+      journal's record at that seq: no seq was ever published twice with different content;
+    - the state hash of the last matcher equals that of a fresh matcher replaying a copy of
+      the same journal.
+*/
+#include "harness.h"
+#include "journal.h"
+#include "proto.h"
+#include "bus_pub.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_CLIENTS 4
+#define S_WINDOW  32 //  commands in flight per client
+#define S_KILLS   20
+#define S_MAX_ACK 200000
+
+static harness_t s_h, s_fresh;
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+    harness_cleanup (&s_fresh);
+}
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} s_seen_t;
+
+static uint64_t s_rng = 0x2545F4914F6CDD1Dull;
+
+static uint64_t s_rand (void)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return s_rng;
+}
+
+//  The last "state hash <hex>" in process i's log.
+static uint64_t s_logged_hash (harness_t *h, int i)
+{
+    FILE *f = fopen (h->procs[i].log, "r");
+    cr_assert_not_null (f);
+    char line[1024];
+    uint64_t hash = 0;
+    while (fgets (line, sizeof line, f)) {
+        char *p = strstr (line, "state hash ");
+        if (p)
+            hash = strtoull (p + 11, NULL, 16);
+    }
+    fclose (f);
+    return hash;
+}
+
+static void s_send_order (zsock_t *client, uint64_t rid, uint64_t *acked, size_t nacked)
+{
+    proto_msg_t cmd = {0};
+    char user[16];
+    snprintf (user, sizeof user, "u%d", (int) (s_rand () % 8));
+    if (nacked > 10 && s_rand () % 10 == 0) {
+        //  a cancel of something acknowledged earlier (it may have traded already)
+        cmd.kind = PROTO_cancel_order;
+        cmd.cancel_order.rid = rid;
+        snprintf (cmd.cancel_order.user, sizeof cmd.cancel_order.user, "%s", user);
+        snprintf (cmd.cancel_order.market, sizeof cmd.cancel_order.market, "campus-1");
+        cmd.cancel_order.role = PROTO_ROLE_ADMIN;
+        cmd.cancel_order.order_id = acked[s_rand () % nacked];
+        cmd.cancel_order.ts = 1;
+    }
+    else {
+        cmd.kind = PROTO_new_order;
+        proto_new_order_t *o = &cmd.new_order;
+        o->rid = rid;
+        snprintf (o->user, sizeof o->user, "%s", user);
+        snprintf (o->market, sizeof o->market, "campus-1");
+        o->side = s_rand () & 1 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
+        o->type = PROTO_ORDER_TYPE_LIMIT;
+        o->tif = s_rand () % 10 == 0 ? PROTO_TIF_IOC : PROTO_TIF_GTC;
+        o->qty = (int64_t) (1 + s_rand () % 20) * 1000;
+        o->price = (int64_t) (140 + s_rand () % 21) * 1000; //  0.140 .. 0.160: they cross
+        o->ts = 1;
+    }
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (&cmd, &buf), 0);
+    zmq_send (zsock_resolve (client), buf.data, buf.len, ZMQ_DONTWAIT);
+    proto_buf_free (&buf);
+}
+
+Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 600)
+{
+    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
+                        "epoch_seconds = 2592000; } );\n");
+    char commands[64], bus[64];
+    snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
+    snprintf (bus, sizeof bus, "tcp://127.0.0.1:%d", s_h.port_bus);
+
+    zsock_t *clients[S_CLIENTS];
+    for (int c = 0; c < S_CLIENTS; c++) {
+        clients[c] = zsock_new (ZMQ_DEALER);
+        zsock_set_linger (clients[c], 0);
+        zsock_connect (clients[c], "%s", commands);
+    }
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_set_rcvhwm (sub, 0);
+    zsock_set_subscribe (sub, "m.");
+    zsock_connect (sub, "%s", bus);
+    s_seen_t *seen = calloc (4000000, sizeof *seen);
+    uint64_t *acked = calloc (S_MAX_ACK, sizeof *acked);
+    size_t nacked = 0, nseen_total = 0;
+    uint64_t rid = 1;
+    int in_flight[S_CLIENTS] = {0};
+    int matcher = -1;
+
+    for (int round = 0; round <= S_KILLS; round++) {
+        matcher = harness_start (&s_h, "mce-matcher");
+        cr_assert (
+            harness_wait_log_count (&s_h, matcher, "commands on", round + 1, HARNESS_DEADLINE_MS),
+            "round %d: the matcher did not come back", round);
+        //  Requests sent to the dead matcher are lost: start each round with a clean window.
+        for (int c = 0; c < S_CLIENTS; c++)
+            in_flight[c] = 0;
+        size_t goal = nacked + 50 + s_rand () % 400;
+        int64_t deadline = zclock_mono () + HARNESS_DEADLINE_MS;
+        while (nacked < goal) {
+            cr_assert_lt (zclock_mono (), deadline, "round %d: acks stopped at %zu", round, nacked);
+            for (int c = 0; c < S_CLIENTS; c++)
+                while (in_flight[c] < S_WINDOW) {
+                    s_send_order (clients[c], rid++, acked, nacked);
+                    in_flight[c]++;
+                }
+            zmq_pollitem_t items[S_CLIENTS + 1];
+            for (int c = 0; c < S_CLIENTS; c++)
+                items[c] = (zmq_pollitem_t){zsock_resolve (clients[c]), 0, ZMQ_POLLIN, 0};
+            items[S_CLIENTS] = (zmq_pollitem_t){zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+            zmq_poll (items, S_CLIENTS + 1, 100);
+            for (int c = 0; c < S_CLIENTS; c++)
+                while (zsock_events (clients[c]) & ZMQ_POLLIN) {
+                    zframe_t *f = zframe_recv (clients[c]);
+                    if (!f)
+                        break; //  interrupted (a child's SIGCHLD): poll again
+                    proto_msg_t reply;
+                    char err[128];
+                    cr_assert_eq (
+                        proto_decode (zframe_data (f), zframe_size (f), &reply, err, sizeof err), 0,
+                        "%s", err);
+                    //  an ack names the order it created or acted on: that order was accepted
+                    if (reply.kind == PROTO_ack && reply.ack.order_id && nacked < S_MAX_ACK)
+                        acked[nacked++] = reply.ack.order_id;
+                    in_flight[c] = in_flight[c] > 0 ? in_flight[c] - 1 : 0;
+                    zframe_destroy (&f);
+                }
+            //  Everything published: topic, event; remember the event's bytes by its seq.
+            while (zsock_events (sub) & ZMQ_POLLIN) {
+                zframe_t *topic = zframe_recv (sub);
+                zframe_t *ev = topic && zframe_more (topic) ? zframe_recv (sub) : NULL;
+                proto_msg_t msg;
+                char err[128];
+                if (ev &&
+                    proto_decode (zframe_data (ev), zframe_size (ev), &msg, err, sizeof err) == 0 &&
+                    msg.kind != PROTO_heartbeat) {
+                    uint64_t seq = proto_msg_seq (&msg);
+                    cr_assert (seq > 0 && seq < 4000000);
+                    if (seen[seq].data) {
+                        cr_assert (
+                            seen[seq].len == zframe_size (ev) &&
+                                memcmp (seen[seq].data, zframe_data (ev), seen[seq].len) == 0,
+                            "seq %lu published twice with different content", (unsigned long) seq);
+                    }
+                    else {
+                        seen[seq].data = malloc (zframe_size (ev));
+                        memcpy (seen[seq].data, zframe_data (ev), zframe_size (ev));
+                        seen[seq].len = zframe_size (ev);
+                        nseen_total++;
+                    }
+                }
+                zframe_destroy (&topic);
+                zframe_destroy (&ev);
+            }
+        }
+        if (round < S_KILLS)
+            cr_assert_eq (WTERMSIG (harness_stop (&s_h, matcher, SIGKILL)), SIGKILL);
+    }
+    //  A clean stop logs the state hash of the final books.
+    harness_stop (&s_h, matcher, SIGTERM);
+    uint64_t final_hash = s_logged_hash (&s_h, matcher);
+    cr_assert_neq (final_hash, 0);
+
+    //  The journal: gap-free from seq 1, every acknowledged order accepted in it, every bus
+    //  message identical to its record.
+    char dir[256];
+    snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
+    uint8_t *accepted = calloc (S_MAX_ACK * 4, 1);
+    journal_reader_t *r = journal_reader_new (dir, 1);
+    uint64_t seq, expect = 1, compared = 0;
+    const uint8_t *data;
+    size_t len;
+    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
+        cr_assert_eq (seq, expect++, "journal seq gap");
+        const char *topic;
+        const uint8_t *ev;
+        size_t tlen, elen;
+        proto_msg_t msg;
+        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
+        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
+        if (msg.kind == PROTO_order_accepted && msg.order_accepted.order_id < S_MAX_ACK * 4)
+            accepted[msg.order_accepted.order_id] = 1;
+        if (seq < 4000000 && seen[seq].data) {
+            cr_assert (seen[seq].len == elen && memcmp (seen[seq].data, ev, elen) == 0,
+                       "bus seq %lu differs from the journal", (unsigned long) seq);
+            compared++;
+        }
+    }
+    journal_reader_destroy (&r);
+    for (size_t i = 0; i < nacked; i++)
+        cr_assert (acked[i] < S_MAX_ACK * 4 && accepted[acked[i]],
+                   "acknowledged order %lu is not in the journal", (unsigned long) acked[i]);
+    cr_assert_gt (compared, 100, "the bus was watched (%lu messages compared)",
+                  (unsigned long) compared);
+
+    //  A fresh matcher on a copy of the journal rebuilds the same books.
+    harness_init (&s_fresh, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
+                            "epoch_seconds = 2592000; } );\n");
+    char cmd[768];
+    snprintf (cmd, sizeof cmd, "mkdir -p %s/data && cp -r %s %s/data/matcher", s_fresh.dir, dir,
+              s_fresh.dir);
+    cr_assert_eq (system (cmd), 0);
+    int fresh = harness_start (&s_fresh, "mce-matcher");
+    cr_assert (harness_wait_log (&s_fresh, fresh, "commands on", HARNESS_DEADLINE_MS));
+    cr_assert_eq (s_logged_hash (&s_fresh, fresh), final_hash,
+                  "a fresh replay of the journal gives the same state");
+    fprintf (stderr,
+             "matcher_crash: %d kills, %zu acknowledged orders, %lu journal records, "
+             "%lu bus messages compared\n",
+             S_KILLS, nacked, (unsigned long) (expect - 1), (unsigned long) compared);
+
+    for (size_t i = 0; i < 4000000; i++)
+        free (seen[i].data);
+    free (seen);
+    free (acked);
+    free (accepted);
+    for (int c = 0; c < S_CLIENTS; c++)
+        zsock_destroy (&clients[c]);
+    zsock_destroy (&sub);
+}
