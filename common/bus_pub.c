@@ -58,7 +58,7 @@ bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
         bus_pub_destroy (&self);
         return NULL;
     }
-    atomic_store (&self->committed, journal_last_seq (self->journal));
+    atomic_store (&self->committed, opts->hold ? 0 : journal_last_seq (self->journal));
     self->pub = zsock_new (ZMQ_PUB);
     if (self->pub && opts->sndhwm > 0)
         zsock_set_sndhwm (self->pub, opts->sndhwm);
@@ -92,6 +92,17 @@ void bus_pub_destroy (bus_pub_t **self_p)
     free (self->pending);
     free (self);
     *self_p = NULL;
+}
+
+void bus_pub_recovered (bus_pub_t *self)
+{
+    atomic_store (&self->committed, journal_last_seq (self->journal));
+}
+
+int bus_pub_truncate (bus_pub_t *self, uint64_t keep_seq)
+{
+    assert (self->pending_len == 0);
+    return journal_truncate (self->journal, keep_seq);
 }
 
 uint64_t bus_pub_last_seq (bus_pub_t *self)

@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "proto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BUS_TOPIC_MAX        64
@@ -30,6 +31,8 @@ typedef struct {
     const char *journal_dir;
     journal_opts_t journal;
     int sndhwm; //  PUB high-water mark in messages, 0 = ZeroMQ's default
+    bool hold;  //  no replay until bus_pub_recovered: the journal's tail may be an uncommitted
+                //  batch its owner is about to cut
 } bus_pub_opts_t;
 
 typedef struct _bus_pub_t bus_pub_t;
@@ -38,6 +41,11 @@ typedef struct _bus_pub_t bus_pub_t;
 //  NULL on error, logged.
 bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts);
 void bus_pub_destroy (bus_pub_t **self_p);
+
+//  Recovery is over: replay may serve the journal up to its end.
+void bus_pub_recovered (bus_pub_t *self);
+//  Cuts the journal back to keep_seq (see journal_truncate), during recovery. 0 or -1.
+int bus_pub_truncate (bus_pub_t *self, uint64_t keep_seq);
 
 //  The last seq appended; the next event must carry bus_pub_last_seq () + 1.
 uint64_t bus_pub_last_seq (bus_pub_t *self);

@@ -64,6 +64,8 @@ typedef struct {
         int64_t batch_max;
         int64_t segment_mb;
         int64_t retain_segments;
+        int64_t snapshot_every; //  events between snapshots, 0 = only on command
+        int64_t snapshot_keep;
         int64_t metrics_port;
     } matcher;
     struct {

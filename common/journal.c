@@ -510,6 +510,38 @@ int journal_commit (journal_t *self)
     return 0;
 }
 
+int journal_truncate (journal_t *self, uint64_t keep_seq)
+{
+    assert (self->buf_len == 0);
+    if (keep_seq >= self->last_seq)
+        return 0;
+    if (keep_seq + 1 < self->seg_first) {
+        log_error ("journal", "cannot cut back to seq %" PRIu64 ": it is before the newest segment",
+                   keep_seq);
+        return -1;
+    }
+    //  Find where record keep_seq + 1 starts in the newest segment.
+    journal_reader_t *r = journal_reader_new (self->dir, self->seg_first);
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    uint64_t offset = JOURNAL_HEADER_BYTES;
+    while (r && journal_reader_position (r) <= keep_seq &&
+           journal_reader_next (r, keep_seq, &seq, &data, &len) == 1)
+        offset += 16 + len;
+    journal_reader_destroy (&r);
+    if (ftruncate (self->fd, (off_t) offset) || fdatasync (self->fd) ||
+        lseek (self->fd, (off_t) offset, SEEK_SET) < 0)
+        return s_fail (self, "truncate");
+    log_warn ("journal",
+              "cut back from seq %" PRIu64 " to seq %" PRIu64 " (%" PRIu64 " bytes kept "
+              "in segment %020" PRIu64 ")",
+              self->last_seq, keep_seq, offset, self->seg_first);
+    self->seg_bytes = offset;
+    self->last_seq = self->synced_seq = keep_seq;
+    return 0;
+}
+
 uint64_t journal_last_seq (journal_t *self)
 {
     return self->last_seq;

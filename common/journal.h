@@ -53,6 +53,10 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
 //  full. Returns 0, or -1 on an I/O error: the owner must stop, as nothing after it is durable.
 int journal_commit (journal_t *self);
 
+//  Cuts the journal back so that keep_seq is its last record (only within the newest
+//  segment: what a crash mid-batch leaves is never older). 0, or -1 (logged).
+int journal_truncate (journal_t *self, uint64_t keep_seq);
+
 uint64_t journal_last_seq (journal_t *self);   //  last appended seq, 0 when empty
 uint64_t journal_synced_seq (journal_t *self); //  last seq written (and synced per policy)
 uint64_t journal_first_seq (journal_t *self);  //  oldest retained seq

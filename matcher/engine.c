@@ -1383,3 +1383,315 @@ size_t engine_memory (const engine_t *self)
             bytes += self->books[i].side[side].cap * sizeof (book_level_t);
     return bytes;
 }
+
+//  ---------------------------------------------------------------------------------------
+//  Snapshots: a plain little-endian dump, versioned. Writing and reading go through one
+//  cursor type each, so a field added to one side is added to the other next to it.
+
+#define S_SNAP_VERSION 1
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+    bool failed;
+} s_out_t;
+
+static void s_put (s_out_t *o, const void *p, size_t n)
+{
+    if (o->failed)
+        return;
+    if (o->len + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + n)
+            cap *= 2;
+        uint8_t *bigger = realloc (o->data, cap);
+        if (!bigger) {
+            o->failed = true;
+            return;
+        }
+        o->data = bigger;
+        o->cap = cap;
+    }
+    memcpy (o->data + o->len, p, n);
+    o->len += n;
+}
+
+static void s_put64 (s_out_t *o, uint64_t v)
+{
+    s_put (o, &v, sizeof v); //  x86-64 and aarch64 Linux are little-endian, as the file is
+}
+
+static void s_put_str (s_out_t *o, const char *s)
+{
+    uint64_t n = strlen (s);
+    s_put64 (o, n);
+    s_put (o, s, n);
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool failed;
+} s_in_t;
+
+static uint64_t s_get64 (s_in_t *in)
+{
+    uint64_t v = 0;
+    if (in->failed || (size_t) (in->end - in->p) < sizeof v) {
+        in->failed = true;
+        return 0;
+    }
+    memcpy (&v, in->p, sizeof v);
+    in->p += sizeof v;
+    return v;
+}
+
+//  Reads a string of at most max bytes into buf (size max + 1).
+static void s_get_str (s_in_t *in, char *buf, size_t max)
+{
+    uint64_t n = s_get64 (in);
+    if (in->failed || n > max || (size_t) (in->end - in->p) < n) {
+        in->failed = true;
+        buf[0] = '\0';
+        return;
+    }
+    memcpy (buf, in->p, n);
+    buf[n] = '\0';
+    in->p += n;
+}
+
+uint8_t *engine_snapshot (const engine_t *self, size_t *size)
+{
+    s_out_t o = {0};
+    s_put64 (&o, S_SNAP_VERSION);
+    s_put64 (&o, self->next_order_id);
+    s_put64 (&o, self->next_trade_id);
+    s_put64 (&o, self->user_count);
+    for (uint32_t u = 0; u < self->user_count; u++)
+        s_put_str (&o, self->user_names[u]);
+    s_put64 (&o, self->market_count);
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        const s_market_t *m = &self->markets[mi];
+        s_put_str (&o, m->cfg.id);
+        s_put64 (&o, (uint64_t) m->paused | (uint64_t) m->started << 1);
+        s_put64 (&o, (uint64_t) m->current);
+        s_put64 (&o, (uint64_t) m->closed_through);
+        s_put64 (&o, (uint64_t) m->announced_through);
+    }
+    uint64_t books = 0;
+    for (uint32_t i = 0; i < self->book_count; i++)
+        books += self->books[i].in_use;
+    s_put64 (&o, books);
+    for (uint32_t i = 0; i < self->book_count; i++) {
+        const book_t *b = &self->books[i];
+        if (!b->in_use)
+            continue;
+        s_put64 (&o, b->market);
+        s_put64 (&o, (uint64_t) b->epoch);
+        s_put64 (&o, (uint64_t) b->volume);
+        s_put64 (&o, b->trades);
+        s_put64 (&o, (uint64_t) b->last_price);
+        for (int side = 0; side < 2; side++) {
+            //  orders of a side, best level first, queue order within it
+            uint64_t n = 0;
+            for (uint32_t l = 0; l < b->side[side].count; l++)
+                n += b->side[side].levels[l].count;
+            s_put64 (&o, n);
+            for (uint32_t l = b->side[side].count; l-- > 0;)
+                for (uint32_t s = b->side[side].levels[l].head; s != BOOK_NIL;
+                     s = self->pool.orders[s].next) {
+                    const book_order_t *ord = &self->pool.orders[s];
+                    s_put64 (&o, ord->id);
+                    s_put64 (&o, (uint64_t) ord->price);
+                    s_put64 (&o, (uint64_t) ord->qty);
+                    s_put64 (&o, (uint64_t) ord->remaining);
+                    s_put64 (&o, (uint64_t) ord->expires_at);
+                    s_put64 (&o, (uint64_t) ord->user | (uint64_t) ord->tif << 32 |
+                                     (uint64_t) ord->type << 40 | (uint64_t) ord->flags << 48);
+                }
+        }
+    }
+    s_put64 (&o, zhashx_size (self->coids));
+    for (const s_coid_t *c = zhashx_first (self->coids); c; c = zhashx_next (self->coids)) {
+        s_put_str (&o, (const char *) zhashx_cursor (self->coids));
+        s_put64 (&o, c->content);
+        s_put64 (&o, c->market);
+        s_put64 (&o, (uint64_t) c->epoch);
+        s_put64 (&o,
+                 (uint64_t) c->rejected | (uint64_t) c->reason << 8 | (uint64_t) c->status << 16);
+        s_put_str (&o, c->message ? c->message : "");
+        s_put64 (&o, c->order_id);
+        s_put64 (&o, (uint64_t) c->filled);
+        s_put64 (&o, (uint64_t) c->remaining);
+    }
+    if (o.failed) {
+        free (o.data);
+        return NULL;
+    }
+    *size = o.len;
+    return o.data;
+}
+
+//  Reject messages come from literals in this file; a restored answer points at one with the
+//  same text, so the bytes of the reply after a restart are those of the first answer.
+static const char *s_message_literal (const char *text)
+{
+    static const char *const known[] = {
+        "unknown market",
+        "the delivery epoch is closed",
+        "the delivery epoch is too far ahead",
+        "quantity outside the market's limits",
+        "quantity is not a multiple of the lot",
+        "price must be positive",
+        "price is off the tick",
+        "price outside the market's band",
+        "fill-or-kill is not available in auction mode",
+        "too many open books",
+        "out of memory",
+        "post-only order would trade",
+        "fill-or-kill order cannot be filled entirely",
+        "trading is paused in this market",
+        "client_order_id already used for a different order",
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp (known[i], text) == 0)
+            return known[i];
+    return text[0] ? "refused" : NULL;
+}
+
+static void s_clear (engine_t *self)
+{
+    for (uint32_t i = 0; i < self->book_count; i++)
+        book_free (&self->books[i]);
+    self->book_count = 0;
+    book_pool_free (&self->pool);
+    book_pool_init (&self->pool);
+    zhashx_purge (self->coids);
+    self->expiry_count = 0;
+    self->user_count = 0;
+    memset (self->user_index, 0xff, (self->user_mask + 1) * sizeof *self->user_index);
+    for (uint32_t i = 0; i < self->market_count; i++) {
+        s_market_t *m = &self->markets[i];
+        m->paused = m->started = false;
+        m->current = m->closed_through = m->announced_through = -1;
+    }
+    self->next_order_id = self->next_trade_id = 1;
+}
+
+int engine_restore (engine_t *self, const uint8_t *data, size_t size)
+{
+    s_clear (self);
+    s_in_t in = {data, data + size, false};
+    if (s_get64 (&in) != S_SNAP_VERSION)
+        return -1;
+    self->next_order_id = s_get64 (&in);
+    self->next_trade_id = s_get64 (&in);
+    uint64_t users = s_get64 (&in);
+    char name[ENGINE_USER_MAX + 1];
+    for (uint64_t u = 0; u < users && !in.failed; u++) {
+        s_get_str (&in, name, ENGINE_USER_MAX);
+        if (engine_user_intern (self, name) != u)
+            in.failed = true; //  duplicate names: not a snapshot of ours
+    }
+    if (s_get64 (&in) != self->market_count)
+        in.failed = true;
+    for (uint32_t mi = 0; mi < self->market_count && !in.failed; mi++) {
+        s_market_t *m = &self->markets[mi];
+        char id[sizeof m->cfg.id];
+        s_get_str (&in, id, sizeof id - 1);
+        if (strcmp (id, m->cfg.id) != 0)
+            in.failed = true; //  taken with other markets
+        uint64_t flags = s_get64 (&in);
+        m->paused = flags & 1;
+        m->started = flags & 2;
+        m->current = (int64_t) s_get64 (&in);
+        m->closed_through = (int64_t) s_get64 (&in);
+        m->announced_through = (int64_t) s_get64 (&in);
+    }
+    uint64_t books = s_get64 (&in);
+    for (uint64_t i = 0; i < books && !in.failed; i++) {
+        uint64_t market = s_get64 (&in);
+        int64_t epoch = (int64_t) s_get64 (&in);
+        book_t *b =
+            market < self->market_count ? s_book_get (self, (uint32_t) market, epoch) : NULL;
+        if (!b) {
+            in.failed = true;
+            break;
+        }
+        b->volume = (int64_t) s_get64 (&in);
+        b->trades = s_get64 (&in);
+        b->last_price = (int64_t) s_get64 (&in);
+        for (int side = 0; side < 2 && !in.failed; side++) {
+            uint64_t n = s_get64 (&in);
+            if (n > (uint64_t) (in.end - in.p) / 48) {
+                in.failed = true; //  claims more orders than there are bytes for
+                break;
+            }
+            for (uint64_t k = 0; k < n && !in.failed; k++) {
+                uint64_t id = s_get64 (&in);
+                int64_t price = (int64_t) s_get64 (&in);
+                int64_t qty = (int64_t) s_get64 (&in);
+                int64_t remaining = (int64_t) s_get64 (&in);
+                int64_t expires = (int64_t) s_get64 (&in);
+                uint64_t packed = s_get64 (&in);
+                uint32_t user = (uint32_t) packed;
+                if (in.failed || user >= self->user_count || remaining <= 0 || remaining > qty ||
+                    id == 0 || id >= self->next_order_id ||
+                    book_pool_find (&self->pool, id) != BOOK_NIL) {
+                    in.failed = true;
+                    break;
+                }
+                uint32_t slot = book_pool_alloc (&self->pool, id);
+                book_level_t *level = slot == BOOK_NIL ? NULL : book_level_get (b, side, price);
+                if (!level) {
+                    in.failed = true;
+                    break;
+                }
+                book_order_t *ord = &self->pool.orders[slot];
+                ord->price = price;
+                ord->qty = qty;
+                ord->remaining = remaining;
+                ord->expires_at = expires;
+                ord->user = user;
+                ord->book = s_book_index (self, b);
+                ord->side = (uint8_t) side;
+                ord->tif = (uint8_t) (packed >> 32);
+                ord->type = (uint8_t) (packed >> 40);
+                ord->flags = (uint8_t) (packed >> 48);
+                book_level_push (&self->pool, level, slot);
+                b->resting++;
+                if (expires)
+                    s_expiry_push (self, expires, id);
+            }
+        }
+    }
+    uint64_t coids = s_get64 (&in);
+    for (uint64_t i = 0; i < coids && !in.failed; i++) {
+        char key[2 * ENGINE_USER_MAX + 4], message[160];
+        s_get_str (&in, key, sizeof key - 1);
+        s_coid_t *c = calloc (1, sizeof *c);
+        if (!c) {
+            in.failed = true;
+            break;
+        }
+        c->content = s_get64 (&in);
+        c->market = (uint32_t) s_get64 (&in);
+        c->epoch = (int64_t) s_get64 (&in);
+        uint64_t flags = s_get64 (&in);
+        c->rejected = flags & 1;
+        c->reason = (proto_reject_reason_t) ((flags >> 8) & 0xff);
+        c->status = (proto_order_status_t) ((flags >> 16) & 0xff);
+        s_get_str (&in, message, sizeof message - 1);
+        c->message = s_message_literal (message);
+        c->order_id = s_get64 (&in);
+        c->filled = (int64_t) s_get64 (&in);
+        c->remaining = (int64_t) s_get64 (&in);
+        if (c->market >= self->market_count)
+            in.failed = true;
+        zhashx_update (self->coids, key, c);
+    }
+    if (in.failed || in.p != in.end) {
+        s_clear (self);
+        return -1;
+    }
+    return 0;
+}

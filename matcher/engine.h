@@ -117,6 +117,13 @@ const engine_result_t *engine_control (engine_t *self, uint32_t market, uint32_t
 //  ended, expires their leftovers and orders past expires_at, opens the new ones.
 const engine_result_t *engine_advance (engine_t *self, int64_t now);
 
+//  The whole state as bytes (books, orders in queue order, users, markets, counters, client
+//  order ids), for a snapshot. Returns a buffer the caller frees, NULL when out of memory.
+uint8_t *engine_snapshot (const engine_t *self, size_t *size);
+//  Replaces the state with a snapshot's. 0, or -1 when it is malformed or was taken with
+//  other markets (the engine is then empty, as new).
+int engine_restore (engine_t *self, const uint8_t *data, size_t size);
+
 //  A hash over every book, order, epoch and counter: equal states, equal hashes.
 uint64_t engine_state_hash (const engine_t *self);
 //  Orders resting over all books.

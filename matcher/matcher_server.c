@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "log.h"
 #include "proto.h"
+#include "snapshot.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -36,9 +37,12 @@ struct _matcher_server_t {
     engine_t *engine;
     bus_pub_t *bus;
     zsock_t *router;
-    int64_t now;          //  the clock of the batch being decided
-    bool clock_journaled; //  its clock record is in the journal
-    s_reply_t *replies;   //  this batch's replies, sent after the commit
+    snapshot_writer_t *snapshots;
+    uint64_t snapshot_seq;   //  seq of the newest snapshot taken or restored
+    bool snapshot_requested; //  by an admin, taken after this batch's commit
+    int64_t now;             //  the clock of the batch being decided
+    bool clock_journaled;    //  its clock record is in the journal
+    s_reply_t *replies;      //  this batch's replies, sent after the commit
     size_t reply_count;
     proto_buf_t out;
     //  recovery: the journal being replayed, and the record expected next
@@ -46,6 +50,7 @@ struct _matcher_server_t {
     uint64_t replay_last;
     proto_buf_t expect;
     int replay_error;
+    bool replay_short; //  the journal ended inside what a record made
     uint64_t commands, malformed, batches, events;
 };
 
@@ -254,8 +259,7 @@ static int s_record (matcher_server_t *self, proto_msg_t *msg)
     size_t tlen, elen;
     if (journal_reader_next (self->replay, self->replay_last, &seq, &data, &len) != 1 ||
         bus_record_split (data, len, &topic, &tlen, &ev, &elen)) {
-        log_error ("matcher", "recovery: the journal ends where the engine made %s",
-                   proto_kind_name (msg->kind));
+        self->replay_short = true;
         self->replay_error = -1;
         return -1;
     }
@@ -360,6 +364,9 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
         }
         case PROTO_market_control: {
             const proto_market_control_t *c = &cmd->market_control;
+            if (c->action == PROTO_CONTROL_ACTION_SNAPSHOT && s_role_admin (c->role) &&
+                !self->replay)
+                self->snapshot_requested = true;
             r = engine_control (self->engine, market, engine_user_intern (self->engine, c->user),
                                 s_role_admin (c->role), c->action, self->now);
             break;
@@ -467,25 +474,51 @@ static int s_recover (matcher_server_t *self)
     uint64_t last = journal_last_seq (journal);
     if (last == 0)
         return 0;
-    if (journal_first_seq (journal) > 1) {
+    //  The newest whole snapshot the journal reaches, then the journal after it.
+    uint64_t from = 1, snap_seq;
+    int64_t snap_clock;
+    size_t size;
+    int64_t t0 = clock_mono_ns ();
+    uint8_t *snap = snapshot_load (journal_dir (journal), last, &snap_seq, &snap_clock, &size);
+    if (snap && journal_first_seq (journal) <= snap_seq + 1) {
+        if (engine_restore (self->engine, snap, size) == 0) {
+            from = snap_seq + 1;
+            self->now = snap_clock;
+            self->snapshot_seq = snap_seq;
+            log_info ("matcher",
+                      "restored snapshot seq %" PRIu64 " (%zu bytes, %" PRIu64
+                      " orders resting) in %.1f ms",
+                      snap_seq, size, engine_resting (self->engine),
+                      (double) (clock_mono_ns () - t0) / 1e6);
+        }
+        else
+            log_warn ("matcher", "snapshot seq %" PRIu64 " does not restore: replaying the journal",
+                      snap_seq);
+    }
+    free (snap);
+    if (from > last)
+        return 0;
+    if (journal_first_seq (journal) > from) {
         //  Retention removed the start of history and there are no snapshots yet: the books
         //  cannot be rebuilt, so refuse rather than reuse order ids.
         log_error ("matcher",
-                   "journal %s starts at seq %" PRIu64 ", not 1, and there is no snapshot to "
-                   "start from: set matcher.retain_segments = 0 or restore the removed segments",
+                   "journal %s starts at seq %" PRIu64 " and no snapshot reaches it: the books "
+                   "cannot be rebuilt; restore the removed segments or a snapshot",
                    journal_dir (journal), journal_first_seq (journal));
         return -1;
     }
-    self->replay = journal_reader_new (journal_dir (journal), 1);
+    self->replay = journal_reader_new (journal_dir (journal), from);
     self->replay_last = last;
     if (!self->replay)
         return -1;
-    int64_t t0 = clock_mono_ns ();
+    t0 = clock_mono_ns ();
     uint64_t seq, commands = 0;
     const uint8_t *data;
     size_t len;
     int rc;
+    uint64_t unit = 0; //  seq of the clock or command record being re-executed
     while ((rc = journal_reader_next (self->replay, last, &seq, &data, &len)) == 1) {
+        unit = seq;
         const char *topic;
         const uint8_t *ev;
         size_t tlen, elen;
@@ -521,14 +554,35 @@ static int s_recover (matcher_server_t *self)
         }
     }
     journal_reader_destroy (&self->replay);
+    if (self->replay_short) {
+        //  A crash in the middle of writing a batch: the last command's events are not all
+        //  there. That batch was never committed, so nothing of it was published or
+        //  acknowledged: cut the journal back to before that command and recover again.
+        log_warn ("matcher",
+                  "recovery: the journal ends inside the effects of seq %" PRIu64
+                  " (a batch cut short by a crash, never acknowledged): cutting it back",
+                  unit);
+        self->replay_short = false;
+        self->replay_error = 0;
+        if (bus_pub_truncate (self->bus, unit - 1))
+            return -1;
+        engine_t *fresh = engine_new (self->cfg);
+        if (!fresh)
+            return -1;
+        engine_destroy (&self->engine);
+        self->engine = fresh;
+        self->now = 0;
+        return s_recover (self);
+    }
     if (rc < 0 || self->replay_error)
         return -1;
     double ms = (double) (clock_mono_ns () - t0) / 1e6;
     log_info ("matcher",
-              "recovered %" PRIu64 " records (%" PRIu64 " commands) through seq %" PRIu64
+              "replayed %" PRIu64 " records (%" PRIu64 " commands) through seq %" PRIu64
               " in %.1f ms (%.0f records/s); %" PRIu64 " orders resting, state hash %016" PRIx64,
-              last, commands, last, ms, ms > 0 ? (double) last / ms * 1000 : 0,
-              engine_resting (self->engine), engine_state_hash (self->engine));
+              last - from + 1, commands, last, ms,
+              ms > 0 ? (double) (last - from + 1) / ms * 1000 : 0, engine_resting (self->engine),
+              engine_state_hash (self->engine));
     return 0;
 }
 
@@ -550,14 +604,19 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         .pub_endpoint = cfg->matcher.bus.pub,
         .replay_endpoint = cfg->matcher.bus.replay,
         .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
+        .hold = true, //  until recovery has cut any uncommitted tail
         .journal = {.fsync = cfg->matcher.fsync,
                     .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
                     .retain_segments = (uint32_t) cfg->matcher.retain_segments},
     };
-    if (!self->replies || !self->engine || !(self->bus = bus_pub_new (&opts)) || s_recover (self)) {
+    if (!self->replies || !self->engine || !(self->bus = bus_pub_new (&opts)) ||
+        !(self->snapshots =
+              snapshot_writer_new (opts.journal_dir, (int) cfg->matcher.snapshot_keep)) ||
+        s_recover (self)) {
         matcher_server_destroy (&self);
         return NULL;
     }
+    bus_pub_recovered (self->bus);
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
@@ -581,6 +640,7 @@ void matcher_server_destroy (matcher_server_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->router);
+    snapshot_writer_destroy (&self->snapshots);
     bus_pub_destroy (&self->bus);
     engine_destroy (&self->engine);
     proto_buf_free (&self->out);
@@ -602,6 +662,25 @@ static void s_send_replies (matcher_server_t *self)
         zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);
     }
     self->reply_count = 0;
+}
+
+//  Serialises the engine here (memory only) and hands the bytes to the writer thread; the
+//  snapshot holds everything through `seq`, the end of a batch, so replay resumes at a clock.
+static void s_snapshot (matcher_server_t *self, uint64_t seq)
+{
+    self->snapshot_requested = false;
+    self->snapshot_seq = seq;
+    int64_t t0 = clock_mono_ns ();
+    size_t size;
+    uint8_t *body = engine_snapshot (self->engine, &size);
+    if (!body || snapshot_writer_write (self->snapshots, seq, self->now, &body, size)) {
+        log_error ("matcher", "snapshot at seq %" PRIu64 " failed: out of memory", seq);
+        return;
+    }
+    log_info ("matcher",
+              "snapshot at seq %" PRIu64
+              ": %zu bytes serialised in %.1f ms, state hash %016" PRIx64,
+              seq, size, (double) (clock_mono_ns () - t0) / 1e6, engine_state_hash (self->engine));
 }
 
 //  The clock of a new batch: the wall clock, but never earlier than the last one journaled,
@@ -655,6 +734,11 @@ int matcher_server_run (matcher_server_t *self)
         }
         s_send_replies (self);
         self->batches++;
+        uint64_t committed = bus_pub_committed_seq (self->bus);
+        if (self->snapshot_requested ||
+            (self->cfg->matcher.snapshot_every &&
+             committed - self->snapshot_seq >= (uint64_t) self->cfg->matcher.snapshot_every))
+            s_snapshot (self, committed);
     }
     log_info ("matcher",
               "stopping at seq %" PRIu64 " after %" PRIu64 " commands in %" PRIu64

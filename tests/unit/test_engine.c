@@ -567,3 +567,61 @@ Test (engine, self_trade_rule_and_marginal_rule_come_from_the_config, .fini = s_
     const engine_result_t *r = s_limit (s_alice, PROTO_SIDE_BUY, 1, 0.15);
     cr_assert_eq (s_find (r, ENGINE_EV_CANCELLED)->order_id, r->order_id, "the newcomer goes");
 }
+
+//  ------------------------------------------------------------------------------------------
+//  Snapshots: restore gives the same state, and the same future.
+
+Test (engine, snapshot_restore_gives_the_same_state_and_future, .fini = s_teardown)
+{
+    s_setup ();
+    for (int i = 0; i < 50; i++) {
+        engine_order_t o = {.user = i % 2 ? s_alice : s_bob,
+                            .side = i % 3 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL,
+                            .type = PROTO_ORDER_TYPE_LIMIT,
+                            .tif = PROTO_TIF_GTC,
+                            .qty = KWH (1 + i % 4),
+                            .price = PRICE (0.10 + 0.01 * (i % 7)),
+                            .expires_at = i % 5 ? 0 : T0 + 1000 + i,
+                            .epoch = i % 4 == 0 ? EPOCH0 + 1 : 0,
+                            .client_order_id = i % 3 ? NULL : (i % 2 ? "a" : "b")};
+        s_order (o);
+    }
+    engine_control (s_e, 0, s_carol, true, PROTO_CONTROL_ACTION_PAUSE_TRADING, T0 + 2);
+    size_t size;
+    uint8_t *snap = engine_snapshot (s_e, &size);
+    cr_assert_not_null (snap);
+    mce_config_t cfg;
+    char err[256];
+    config_load (&cfg, NULL, err, sizeof err);
+    cfg.markets[0].tick = PRICE (0.01);
+    cfg.markets[0].future_epochs = 2;
+    engine_t *copy = engine_new (&cfg);
+    cr_assert_eq (engine_restore (copy, snap, size), 0);
+    cr_assert_eq (engine_state_hash (copy), engine_state_hash (s_e));
+    cr_assert_eq (engine_resting (copy), engine_resting (s_e));
+    //  The same commands after it make the same events in both.
+    engine_t *both[2] = {s_e, copy};
+    uint64_t hashes[2];
+    uint32_t counts[2];
+    for (int k = 0; k < 2; k++) {
+        engine_control (both[k], 0, 2, true, PROTO_CONTROL_ACTION_RESUME_TRADING, T0 + 3);
+        engine_order_t o = {.user = engine_user_intern (both[k], "carol"),
+                            .side = PROTO_SIDE_SELL,
+                            .type = PROTO_ORDER_TYPE_MARKET,
+                            .tif = PROTO_TIF_IOC,
+                            .qty = KWH (30)};
+        counts[k] = engine_new_order (both[k], &o, T0 + 4)->event_count;
+        o.client_order_id = "a"; //  alice's and bob's ids live on; carol's is new
+        engine_new_order (both[k], &o, T0 + 4);
+        counts[k] += engine_advance (both[k], T0 + 900LL * 1000000000LL)->event_count;
+        hashes[k] = engine_state_hash (both[k]);
+    }
+    cr_assert_eq (counts[0], counts[1]);
+    cr_assert_gt (counts[0], 10);
+    cr_assert_eq (hashes[0], hashes[1]);
+    //  A snapshot cut short is refused and leaves an empty engine.
+    cr_assert_eq (engine_restore (copy, snap, size - 9), -1);
+    cr_assert_eq (engine_resting (copy), 0);
+    free (snap);
+    engine_destroy (&copy);
+}
