@@ -25,13 +25,22 @@ struct _bus_pub_t {
 
 int bus_topic (const char *stream, const proto_msg_t *msg, char *buf, size_t size)
 {
-    const char *kind = proto_kind_name (msg->kind);
-    const char *market = proto_msg_market (msg);
-    if (!kind)
+    //  "<stream>.<kind>[.<market>]", assembled by hand: once per published event
+    const char *parts[3] = {stream, proto_kind_name (msg->kind), proto_msg_market (msg)};
+    if (!parts[1])
         return -1;
-    int n = market ? snprintf (buf, size, "%s.%s.%s", stream, kind, market)
-                   : snprintf (buf, size, "%s.%s", stream, kind);
-    return (n < 0 || (size_t) n >= size || n > 255) ? -1 : n;
+    size_t n = 0;
+    for (int i = 0; i < 3 && parts[i]; i++) {
+        size_t len = strlen (parts[i]);
+        if (n + len + 2 > size || n + len + 1 > 256)
+            return -1;
+        if (i)
+            buf[n++] = '.';
+        memcpy (buf + n, parts[i], len);
+        n += len;
+    }
+    buf[n] = '\0';
+    return (int) n;
 }
 
 int bus_record_split (const uint8_t *data, size_t len, const char **topic, size_t *topic_len,

@@ -57,9 +57,12 @@ struct _matcher_server_t {
 //  ---------------------------------------------------------------------------------------
 //  Engine events → bus messages
 
+//  A bounded string copy; runs several times per event, where snprintf's formatting showed.
 static void s_copy (char *dst, size_t size, const char *src)
 {
-    snprintf (dst, size, "%s", src ? src : "");
+    size_t n = src ? strnlen (src, size - 1) : 0;
+    memcpy (dst, src, n);
+    dst[n] = '\0';
 }
 
 //  The bus message for one engine event. cmd is the command that caused it (NULL for the
