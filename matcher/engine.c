@@ -112,6 +112,21 @@ static engine_event_t *s_event (engine_t *self, engine_event_kind_t kind, uint32
     return ev;
 }
 
+//  An event about one order: accepted, cancelled, expired or amended.
+static engine_event_t *s_order_event (engine_t *self, engine_event_kind_t kind, uint32_t market,
+                                      int64_t epoch, uint64_t order_id, uint32_t user, uint8_t side,
+                                      int64_t qty, int64_t price)
+{
+    engine_event_t *ev = s_event (self, kind, market);
+    ev->epoch = epoch;
+    ev->order_id = order_id;
+    ev->user = user;
+    ev->side = side;
+    ev->qty = qty;
+    ev->price = price;
+    return ev;
+}
+
 static engine_result_t *s_begin (engine_t *self)
 {
     self->event_count = 0;
@@ -717,13 +732,8 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     t->tif = (uint8_t) o->tif;
     t->type = (uint8_t) o->type;
     t->flags = o->post_only ? BOOK_ORDER_POST_ONLY : 0;
-    engine_event_t *ev = s_event (self, ENGINE_EV_ACCEPTED, o->market);
-    ev->epoch = epoch;
-    ev->order_id = id;
-    ev->user = o->user;
-    ev->side = (uint8_t) o->side;
-    ev->qty = o->qty;
-    ev->price = is_market ? 0 : price;
+    s_order_event (self, ENGINE_EV_ACCEPTED, o->market, epoch, id, o->user, (uint8_t) o->side,
+                   o->qty, is_market ? 0 : price);
     r->order_id = id;
     r->epoch = epoch;
     bool stopped = false;
@@ -750,13 +760,9 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     }
     if (!rests) {
         if (t->remaining > 0) {
-            engine_event_t *c = s_event (self, ENGINE_EV_CANCELLED, o->market);
-            c->epoch = epoch;
-            c->order_id = id;
-            c->user = o->user;
-            c->side = (uint8_t) o->side;
-            c->qty = t->remaining;
-            c->price = is_market ? 0 : price;
+            engine_event_t *c =
+                s_order_event (self, ENGINE_EV_CANCELLED, o->market, epoch, id, o->user,
+                               (uint8_t) o->side, t->remaining, is_market ? 0 : price);
             c->reason = stopped ? PROTO_CANCEL_REASON_SELF_TRADE : PROTO_CANCEL_REASON_UNFILLED;
             r->status = PROTO_ORDER_STATUS_CANCELLED;
         }
@@ -853,13 +859,8 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
         level->total -= o->remaining - qty;
         o->qty -= o->remaining - qty;
         o->remaining = qty;
-        engine_event_t *ev = s_event (self, ENGINE_EV_AMENDED, market);
-        ev->epoch = book->epoch;
-        ev->order_id = order_id;
-        ev->user = o->user;
-        ev->side = (uint8_t) s_proto_side (side);
-        ev->qty = qty;
-        ev->price = old_price;
+        engine_event_t *ev = s_order_event (self, ENGINE_EV_AMENDED, market, book->epoch, order_id,
+                                            o->user, (uint8_t) s_proto_side (side), qty, old_price);
         ev->flag = 1;
         s_level_event (self, book, side, level, old_price);
         r->remaining = qty;
@@ -879,13 +880,8 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
     o->remaining = qty;
     if (new_price)
         o->price = price;
-    engine_event_t *ev = s_event (self, ENGINE_EV_AMENDED, market);
-    ev->epoch = book->epoch;
-    ev->order_id = order_id;
-    ev->user = o->user;
-    ev->side = (uint8_t) s_proto_side (side);
-    ev->qty = qty;
-    ev->price = o->price;
+    engine_event_t *ev = s_order_event (self, ENGINE_EV_AMENDED, market, book->epoch, order_id,
+                                        o->user, (uint8_t) s_proto_side (side), qty, o->price);
     ev->flag = 0;
     s_level_event (self, book, side, level, old_price);
     bool stopped = false;
@@ -905,13 +901,9 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
         stopped = true;
     }
     if (o->remaining > 0) {
-        engine_event_t *c = s_event (self, ENGINE_EV_CANCELLED, market);
-        c->epoch = book->epoch;
-        c->order_id = order_id;
-        c->user = o->user;
-        c->side = (uint8_t) s_proto_side (side);
-        c->qty = o->remaining;
-        c->price = o->price;
+        engine_event_t *c =
+            s_order_event (self, ENGINE_EV_CANCELLED, market, book->epoch, order_id, o->user,
+                           (uint8_t) s_proto_side (side), o->remaining, o->price);
         c->reason = PROTO_CANCEL_REASON_SELF_TRADE;
         r->status = PROTO_ORDER_STATUS_CANCELLED;
     }
@@ -937,13 +929,9 @@ static void s_close_book (engine_t *self, book_t *book)
             for (uint32_t slot = s->levels[l].head; slot != BOOK_NIL;) {
                 book_order_t *o = &self->pool.orders[slot];
                 uint32_t next = o->next;
-                engine_event_t *ev = s_event (self, ENGINE_EV_EXPIRED, book->market);
-                ev->epoch = book->epoch;
-                ev->order_id = o->id;
-                ev->user = o->user;
-                ev->side = (uint8_t) s_proto_side (side);
-                ev->qty = o->remaining;
-                ev->price = o->price;
+                engine_event_t *ev =
+                    s_order_event (self, ENGINE_EV_EXPIRED, book->market, book->epoch, o->id,
+                                   o->user, (uint8_t) s_proto_side (side), o->remaining, o->price);
                 ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
                 book_pool_release (&self->pool, slot);
                 slot = next;
@@ -1178,13 +1166,9 @@ static void s_auction_close (engine_t *self, book_t *book, const auction_order_t
             for (uint32_t k = 0; k < s->levels[l].count; k++, pos++) {
                 int64_t left = orders[pos].qty - filled[pos];
                 if (left > 0) {
-                    engine_event_t *ev = s_event (self, ENGINE_EV_EXPIRED, book->market);
-                    ev->epoch = book->epoch;
-                    ev->order_id = ids[pos];
-                    ev->user = orders[pos].user;
-                    ev->side = (uint8_t) s_proto_side (side);
-                    ev->qty = left;
-                    ev->price = orders[pos].price;
+                    engine_event_t *ev = s_order_event (
+                        self, ENGINE_EV_EXPIRED, book->market, book->epoch, ids[pos],
+                        orders[pos].user, (uint8_t) s_proto_side (side), left, orders[pos].price);
                     ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
                 }
                 book_pool_release (&self->pool, slots[pos]);
@@ -1221,13 +1205,9 @@ static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots
         if (o->remaining > 0 && !ioc)
             continue;
         if (o->remaining > 0) { //  IOC orders take part in one auction only
-            engine_event_t *ev = s_event (self, ENGINE_EV_CANCELLED, book->market);
-            ev->epoch = book->epoch;
-            ev->order_id = o->id;
-            ev->user = o->user;
-            ev->side = (uint8_t) s_proto_side (o->side);
-            ev->qty = o->remaining;
-            ev->price = o->price;
+            engine_event_t *ev =
+                s_order_event (self, ENGINE_EV_CANCELLED, book->market, book->epoch, o->id, o->user,
+                               (uint8_t) s_proto_side (o->side), o->remaining, o->price);
             ev->reason = PROTO_CANCEL_REASON_UNFILLED;
         }
         int side = o->side;
