@@ -11,6 +11,7 @@
     its events are durable (DESIGN.md §5.2).
 */
 #include "matcher_server.h"
+#include "matcher_metrics.h"
 #include "bus_pub.h"
 #include "clock.h"
 #include "engine.h"
@@ -38,6 +39,8 @@ struct _matcher_server_t {
     bus_pub_t *bus;
     zsock_t *router;
     snapshot_writer_t *snapshots;
+    matcher_metrics_t metrics; //  read by the metrics thread
+    matcher_metrics_server_t *metrics_server;
     uint64_t snapshot_seq;   //  seq of the newest snapshot taken or restored
     bool snapshot_requested; //  by an admin, taken after this batch's commit
     int64_t now;             //  the clock of the batch being decided
@@ -252,6 +255,9 @@ static int s_record (matcher_server_t *self, proto_msg_t *msg)
     if (!self->replay) {
         s_stamp (msg, bus_pub_last_seq (self->bus) + 1, self->now);
         self->events++;
+        atomic_fetch_add_explicit (&self->metrics.events, 1, memory_order_relaxed);
+        if (msg->kind == PROTO_trade)
+            atomic_fetch_add_explicit (&self->metrics.trades, 1, memory_order_relaxed);
         return bus_pub_append (self->bus, msg);
     }
     uint64_t seq;
@@ -438,6 +444,7 @@ static int s_handle_command (matcher_server_t *self)
         frames++;
     }
     self->commands++;
+    atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
     proto_msg_t cmd;
     char err[160] = "";
     if (frames != 1)
@@ -448,6 +455,7 @@ static int s_handle_command (matcher_server_t *self)
         snprintf (err, sizeof err, "%s %s", proto_kind_name (cmd.kind), s_check_command (&cmd));
     if (err[0]) {
         self->malformed++;
+        atomic_fetch_add_explicit (&self->metrics.malformed, 1, memory_order_relaxed);
         //  ZeroMQ attaches the peer's address to frames from the wire, not to the routing id
         const char *peer = frames ? zmq_msg_gets (&body, "Peer-Address") : NULL;
         log_warn ("matcher", "dropped malformed command #%" PRIu64 " from %s: %s", self->malformed,
@@ -620,6 +628,11 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         return NULL;
     }
     bus_pub_recovered (self->bus);
+    atomic_store (&self->metrics.resting, engine_resting (self->engine));
+    atomic_store (&self->metrics.last_seq, bus_pub_committed_seq (self->bus));
+    if (cfg->matcher.metrics_port)
+        self->metrics_server =
+            matcher_metrics_server_new ((int) cfg->matcher.metrics_port, &self->metrics);
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
@@ -642,6 +655,7 @@ void matcher_server_destroy (matcher_server_t **self_p)
     matcher_server_t *self = *self_p;
     if (!self)
         return;
+    matcher_metrics_server_destroy (&self->metrics_server);
     zsock_destroy (&self->router);
     snapshot_writer_destroy (&self->snapshots);
     bus_pub_destroy (&self->bus);
@@ -673,6 +687,7 @@ static void s_snapshot (matcher_server_t *self, uint64_t seq)
 {
     self->snapshot_requested = false;
     self->snapshot_seq = seq;
+    atomic_fetch_add_explicit (&self->metrics.snapshots, 1, memory_order_relaxed);
     int64_t t0 = clock_mono_ns ();
     size_t size;
     uint8_t *body = engine_snapshot (self->engine, &size);
@@ -723,11 +738,13 @@ int matcher_server_run (matcher_server_t *self)
         s_begin_batch (self);
         if (s_advance (self))
             return -1;
-        for (int64_t n = 0; commands && n < self->cfg->matcher.batch_max &&
-                            (zsock_events (self->router) & ZMQ_POLLIN);
+        int64_t n = 0;
+        for (; commands && n < self->cfg->matcher.batch_max &&
+               (zsock_events (self->router) & ZMQ_POLLIN);
              n++)
             if (s_handle_command (self))
                 return -1;
+        int64_t c0 = clock_mono_ns ();
         if (bus_pub_commit (self->bus)) {
             log_error ("matcher",
                        "journal commit failed: stopping; nothing after seq %" PRIu64
@@ -735,8 +752,16 @@ int matcher_server_run (matcher_server_t *self)
                        bus_pub_committed_seq (self->bus));
             return -1;
         }
+        int64_t commit_ns = clock_mono_ns () - c0;
         s_send_replies (self);
         self->batches++;
+        matcher_metrics_batch (&self->metrics, (uint64_t) n, commit_ns);
+        atomic_store_explicit (&self->metrics.last_seq, bus_pub_committed_seq (self->bus),
+                               memory_order_relaxed);
+        atomic_store_explicit (&self->metrics.journal_bytes,
+                               journal_bytes (bus_pub_journal (self->bus)), memory_order_relaxed);
+        atomic_store_explicit (&self->metrics.resting, engine_resting (self->engine),
+                               memory_order_relaxed);
         uint64_t committed = bus_pub_committed_seq (self->bus);
         if (self->snapshot_requested ||
             (self->cfg->matcher.snapshot_every &&

@@ -213,9 +213,15 @@ static size_t s_collect (char *ptr, size_t size, size_t n, void *arg)
 long harness_http (harness_t *h, const char *method, const char *path, const char *json,
                    char **body)
 {
+    return harness_http_port (h->port_http, method, path, json, body);
+}
+
+long harness_http_port (int port, const char *method, const char *path, const char *json,
+                        char **body)
+{
     CURL *c = curl_easy_init ();
     char url[256];
-    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", h->port_http, path);
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     s_sink_t sink = {calloc (1, 1), 0};
     struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
     curl_easy_setopt (c, CURLOPT_URL, url);

@@ -48,6 +48,9 @@ int harness_count_log (harness_t *h, int i, const char *needle);
 //  (caller frees).
 long harness_http (harness_t *h, const char *method, const char *path, const char *json,
                    char **body);
+//  The same against another port on 127.0.0.1 (a metrics endpoint, say).
+long harness_http_port (int port, const char *method, const char *path, const char *json,
+                        char **body);
 //  Waits until GET path answers 200.
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
 

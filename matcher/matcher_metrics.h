@@ -1,0 +1,34 @@
+/*  matcher_metrics — the matcher's numbers in Prometheus text on matcher.metrics_port.
+
+    The loop updates plain atomics (no locks, relaxed order: these are statistics); a
+    libmicrohttpd thread formats them on GET /metrics. Histograms are cumulative counters per
+    bucket, as Prometheus expects.
+*/
+#ifndef MCE_MATCHER_METRICS_H
+#define MCE_MATCHER_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define METRICS_BATCH_BUCKETS 12 //  1, 2, 4, ... 2048 commands
+#define METRICS_FSYNC_BUCKETS 12 //  50 µs, 100 µs, 200 µs, ... ~100 ms
+
+typedef struct {
+    _Atomic uint64_t commands, malformed, trades, events, batches;
+    _Atomic uint64_t last_seq, journal_bytes, resting, snapshots;
+    _Atomic uint64_t batch_buckets[METRICS_BATCH_BUCKETS + 1]; //  the last is +Inf
+    _Atomic uint64_t batch_sum;
+    _Atomic uint64_t commit_buckets[METRICS_FSYNC_BUCKETS + 1];
+    _Atomic uint64_t commit_sum_ns;
+} matcher_metrics_t;
+
+typedef struct _matcher_metrics_server_t matcher_metrics_server_t;
+
+//  Serves m on 127.0.0.1:port (or the gateway's address rules: loopback). NULL if port is 0
+//  or it cannot listen (logged).
+matcher_metrics_server_t *matcher_metrics_server_new (int port, const matcher_metrics_t *m);
+void matcher_metrics_server_destroy (matcher_metrics_server_t **self_p);
+
+void matcher_metrics_batch (matcher_metrics_t *m, uint64_t commands, int64_t commit_ns);
+
+#endif
