@@ -1,8 +1,10 @@
 /*  harness — see harness.h.  */
 #include "harness.h"
+#include "proto.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -280,4 +282,25 @@ int harness_run (const char *exe, const char *const *args, char **out)
         *out = s_read_file (log);
     unlink (log);
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
+                    int64_t price)
+{
+    proto_msg_t cmd = {.kind = PROTO_new_order};
+    proto_new_order_t *o = &cmd.new_order;
+    o->rid = rid;
+    snprintf (o->user, sizeof o->user, "%s", user);
+    snprintf (o->market, sizeof o->market, "campus-1");
+    o->side = buy ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
+    o->type = PROTO_ORDER_TYPE_LIMIT;
+    o->tif = PROTO_TIF_GTC;
+    o->qty = qty;
+    o->price = price;
+    o->ts = 1;
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    if (proto_encode (&cmd, &buf) == 0)
+        zmq_send (zsock_resolve (dealer), buf.data, buf.len, 0);
+    proto_buf_free (&buf);
 }

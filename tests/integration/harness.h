@@ -54,6 +54,11 @@ long harness_http_port (int port, const char *method, const char *path, const ch
 //  Waits until GET path answers 200.
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
 
+//  Sends a GTC limit order for market campus-1 straight to a matcher (a DEALER connected to
+//  its commands endpoint), as a gateway would: qty in Wh, price in µ/kWh, buy if `buy`.
+void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
+                    int64_t price);
+
 //  Runs exe with args (NULL-terminated), returns its exit status and its output in *out.
 int harness_run (const char *exe, const char *const *args, char **out);
 //  Full path of an executable in the build.

@@ -18,24 +18,10 @@ static void s_fini (void)
     harness_cleanup (&s_h);
 }
 
+//  Never crossing (bids at 0.14, asks at 0.16): every order rests.
 static void s_order (zsock_t *sock, uint64_t rid, const char *user)
 {
-    proto_msg_t cmd = {.kind = PROTO_new_order};
-    proto_new_order_t *o = &cmd.new_order;
-    o->rid = rid;
-    snprintf (o->user, sizeof o->user, "%s", user);
-    snprintf (o->market, sizeof o->market, "campus-1");
-    o->side = rid % 2 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
-    o->type = PROTO_ORDER_TYPE_LIMIT;
-    o->tif = PROTO_TIF_GTC;
-    o->qty = 1000;
-    o->price = rid % 2 ? 140000 : 160000; //  never crossing: every order rests
-    o->ts = 1;
-    proto_buf_t buf;
-    proto_buf_init (&buf);
-    cr_assert_eq (proto_encode (&cmd, &buf), 0);
-    zmq_send (zsock_resolve (sock), buf.data, buf.len, ZMQ_DONTWAIT);
-    proto_buf_free (&buf);
+    harness_order (sock, rid, user, rid % 2, 1000, rid % 2 ? 140000 : 160000);
 }
 
 Test (matcher_flood, hostile_clients_do_not_stall_the_others, .fini = s_fini, .timeout = 120)

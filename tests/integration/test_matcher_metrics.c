@@ -37,22 +37,7 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
     //  A buy, then a sell that trades with it; and one malformed frame.
     for (int i = 0; i < 2; i++) {
-        proto_msg_t cmd = {.kind = PROTO_new_order};
-        proto_new_order_t *o = &cmd.new_order;
-        o->rid = (uint64_t) i + 1;
-        snprintf (o->user, sizeof o->user, "u%d", i);
-        snprintf (o->market, sizeof o->market, "campus-1");
-        o->side = i ? PROTO_SIDE_SELL : PROTO_SIDE_BUY;
-        o->type = PROTO_ORDER_TYPE_LIMIT;
-        o->tif = PROTO_TIF_GTC;
-        o->qty = 1000;
-        o->price = 150000;
-        o->ts = 1;
-        proto_buf_t buf;
-        proto_buf_init (&buf);
-        cr_assert_eq (proto_encode (&cmd, &buf), 0);
-        zmq_send (zsock_resolve (client), buf.data, buf.len, 0);
-        proto_buf_free (&buf);
+        harness_order (client, (uint64_t) i + 1, i ? "u1" : "u0", i == 0, 1000, 150000);
         zframe_t *reply = zframe_recv (client);
         cr_assert_not_null (reply);
         zframe_destroy (&reply);

@@ -54,25 +54,12 @@ Test (matcher_torn, recovery_survives_a_cut_at_any_offset, .fini = s_fini, .time
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
     zsock_t *client = zsock_new_dealer (commands);
     //  Orders that cross, so that commands have many effects (trades, levels, cancels).
-    proto_buf_t buf;
-    proto_buf_init (&buf);
     for (int i = 0; i < 400; i++) {
-        proto_msg_t cmd = {.kind = PROTO_new_order};
-        proto_new_order_t *o = &cmd.new_order;
-        o->rid = (uint64_t) i + 1;
-        snprintf (o->user, sizeof o->user, "u%d", i % 5);
-        snprintf (o->market, sizeof o->market, "campus-1");
-        o->side = i % 2 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
-        o->type = PROTO_ORDER_TYPE_LIMIT;
-        o->tif = PROTO_TIF_GTC;
-        o->qty = (int64_t) (1 + i % 7) * 1000;
-        o->price = (int64_t) (145 + (i * 7) % 11) * 1000;
-        o->ts = 1;
-        proto_buf_reset (&buf);
-        cr_assert_eq (proto_encode (&cmd, &buf), 0);
-        zmq_send (zsock_resolve (client), buf.data, buf.len, 0);
+        char user[8];
+        snprintf (user, sizeof user, "u%d", i % 5);
+        harness_order (client, (uint64_t) i + 1, user, i % 2, (int64_t) (1 + i % 7) * 1000,
+                       (int64_t) (145 + (i * 7) % 11) * 1000);
     }
-    proto_buf_free (&buf);
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
     for (int i = 0; i < 400; i++) {
         zframe_t *f = zframe_recv (client);
