@@ -54,7 +54,6 @@ struct _matcher_server_t {
     proto_buf_t expect;
     int replay_error;
     bool replay_short; //  the journal ended inside what a record made
-    uint64_t commands, malformed, batches, events;
 };
 
 //  ---------------------------------------------------------------------------------------
@@ -254,7 +253,6 @@ static int s_record (matcher_server_t *self, proto_msg_t *msg)
 {
     if (!self->replay) {
         s_stamp (msg, bus_pub_last_seq (self->bus) + 1, self->now);
-        self->events++;
         atomic_fetch_add_explicit (&self->metrics.events, 1, memory_order_relaxed);
         if (msg->kind == PROTO_trade)
             atomic_fetch_add_explicit (&self->metrics.trades, 1, memory_order_relaxed);
@@ -443,7 +441,6 @@ static int s_handle_command (matcher_server_t *self)
         last = &body;
         frames++;
     }
-    self->commands++;
     atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
     proto_msg_t cmd;
     char err[160] = "";
@@ -454,11 +451,11 @@ static int s_handle_command (matcher_server_t *self)
              s_check_command (&cmd))
         snprintf (err, sizeof err, "%s %s", proto_kind_name (cmd.kind), s_check_command (&cmd));
     if (err[0]) {
-        self->malformed++;
-        atomic_fetch_add_explicit (&self->metrics.malformed, 1, memory_order_relaxed);
+        uint64_t malformed =
+            atomic_fetch_add_explicit (&self->metrics.malformed, 1, memory_order_relaxed) + 1;
         //  ZeroMQ attaches the peer's address to frames from the wire, not to the routing id
         const char *peer = frames ? zmq_msg_gets (&body, "Peer-Address") : NULL;
-        log_warn ("matcher", "dropped malformed command #%" PRIu64 " from %s: %s", self->malformed,
+        log_warn ("matcher", "dropped malformed command #%" PRIu64 " from %s: %s", malformed,
                   peer ? peer : "?", err);
         goto done;
     }
@@ -754,7 +751,6 @@ int matcher_server_run (matcher_server_t *self)
         }
         int64_t commit_ns = clock_mono_ns () - c0;
         s_send_replies (self);
-        self->batches++;
         matcher_metrics_batch (&self->metrics, (uint64_t) n, commit_ns);
         atomic_store_explicit (&self->metrics.last_seq, bus_pub_committed_seq (self->bus),
                                memory_order_relaxed);
@@ -771,7 +767,8 @@ int matcher_server_run (matcher_server_t *self)
     log_info ("matcher",
               "stopping at seq %" PRIu64 " after %" PRIu64 " commands in %" PRIu64
               " batches (%" PRIu64 " malformed); state hash %016" PRIx64,
-              bus_pub_committed_seq (self->bus), self->commands, self->batches, self->malformed,
+              bus_pub_committed_seq (self->bus), atomic_load (&self->metrics.commands),
+              atomic_load (&self->metrics.batches), atomic_load (&self->metrics.malformed),
               engine_state_hash (self->engine));
     return 0;
 }
