@@ -1,5 +1,8 @@
-/*  bus_pub — see bus_pub.h. Events wait in `pending` between append and commit, so that
-    nothing is published before it is durable (DESIGN.md §5.2).
+/*  bus_pub — see bus_pub.h. Three batch buffers take turns: the owner frames events into
+    one while the writer thread writes and syncs the next, then says so and publishes it, so
+    nothing is published before it is durable (DESIGN.md §5.2) and neither the disk nor the
+    publishing holds up the owner. When the owner collects batch i, batch i-1 has been fully
+    published (the writer works in order), so its buffer is free to fill again.
 */
 #include "bus_pub.h"
 #include "bus_replay.h"
@@ -14,14 +17,113 @@
 
 struct _bus_pub_t {
     char stream[8];
-    journal_t *journal;
-    zsock_t *pub;
+    journal_t *journal; //  the owner's until the first submit, then the writer's
+    zsock_t *pub;       //  the writer's
+    zactor_t *writer;
     bus_replay_t *replay;
-    _Atomic uint64_t committed; //  read by the replay thread
-    proto_buf_t scratch;        //  encoding buffer
-    uint8_t *pending;           //  records appended since the last commit: u32 len | record
-    size_t pending_len, pending_cap;
+    _Atomic uint64_t committed;     //  read by the replay thread and the owner
+    _Atomic uint64_t journal_bytes; //  as of the last commit
+    uint64_t last_seq;              //  appended by the owner
+    proto_buf_t batch[3];           //  framed journal records
+    size_t count[3];                //  events in each
+    int filling;                    //  the owner's; the one before it may be the writer's
+    bool busy;
+    bool failed;
+    proto_buf_t heartbeat; //  the writer's encoding buffer
 };
+
+//  ---------------------------------------------------------------------------------------
+//  The writer thread
+
+static void s_send_heartbeat (bus_pub_t *self)
+{
+    proto_msg_t hb = {.kind = PROTO_heartbeat};
+    snprintf (hb.heartbeat.stream, sizeof hb.heartbeat.stream, "%s", self->stream);
+    hb.heartbeat.seq = atomic_load (&self->committed);
+    hb.heartbeat.ts = clock_wall_ns ();
+    hb.heartbeat.version = PROTO_VERSION;
+    char topic[BUS_TOPIC_MAX];
+    int tlen = bus_topic (self->stream, &hb, topic, sizeof topic);
+    proto_buf_reset (&self->heartbeat);
+    if (tlen < 0 || proto_encode (&hb, &self->heartbeat))
+        return;
+    void *sock = zsock_resolve (self->pub);
+    zmq_send (sock, topic, (size_t) tlen, ZMQ_SNDMORE);
+    zmq_send (sock, self->heartbeat.data, self->heartbeat.len, 0);
+}
+
+//  Journals a batch and advances the committed seq. 0 or -1.
+static int s_write_batch (bus_pub_t *self, proto_buf_t *batch)
+{
+    if (journal_write (self->journal, batch->data, batch->len))
+        return -1;
+    atomic_store (&self->committed, journal_last_seq (self->journal));
+    atomic_store_explicit (&self->journal_bytes, journal_bytes (self->journal),
+                           memory_order_relaxed);
+    return 0;
+}
+
+//  Publishes a committed batch. PUB never blocks: at the high-water mark ZeroMQ drops, and
+//  subscribers replay.
+static void s_publish_batch (bus_pub_t *self, const proto_buf_t *batch)
+{
+    void *sock = zsock_resolve (self->pub);
+    for (size_t off = 0; off < batch->len;) {
+        uint32_t len32;
+        memcpy (&len32, batch->data + off, 4); //  little-endian, as journal_frame wrote it
+        const char *topic;
+        size_t tlen, elen;
+        const uint8_t *ev;
+        int rc = bus_record_split (batch->data + off + JOURNAL_RECORD_HDR, len32, &topic, &tlen,
+                                   &ev, &elen);
+        assert (rc == 0);
+        zmq_send (sock, topic, tlen, ZMQ_SNDMORE);
+        zmq_send (sock, ev, elen, 0);
+        off += JOURNAL_RECORD_HDR + len32;
+    }
+}
+
+//  Commands on the pipe: "BATCH" + pointer (answered with 0 or -1 as soon as it is durable,
+//  published after that), "HEARTBEAT", "$TERM".
+static void s_writer (zsock_t *pipe, void *arg)
+{
+    bus_pub_t *self = arg;
+    zsock_signal (pipe, 0);
+    zmq_pollitem_t item = {zsock_resolve (pipe), 0, ZMQ_POLLIN, 0};
+    int64_t next_heartbeat = clock_mono_ns ();
+    bool failed = false;
+    while (true) {
+        int64_t now = clock_mono_ns ();
+        if (now >= next_heartbeat) {
+            s_send_heartbeat (self);
+            next_heartbeat = now + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
+        }
+        long wait_ms = (long) ((next_heartbeat - now) / MCE_NS_PER_MSEC) + 1;
+        if (zmq_poll (&item, 1, wait_ms) < 0 && zmq_errno () != EINTR)
+            break;
+        if (!(item.revents & ZMQ_POLLIN))
+            continue;
+        char *command = NULL;
+        void *batch = NULL;
+        if (zsock_recv (pipe, "sp", &command, &batch))
+            break;
+        bool term = streq (command, "$TERM");
+        if (streq (command, "BATCH")) {
+            //  After a failure nothing more is written: see journal.c on fdatasync errors.
+            failed = failed || s_write_batch (self, batch);
+            zsock_send (pipe, "i", failed ? -1 : 0);
+            if (!failed)
+                s_publish_batch (self, batch);
+        }
+        else if (streq (command, "HEARTBEAT"))
+            s_send_heartbeat (self);
+        zstr_free (&command);
+        if (term)
+            break;
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
 
 int bus_topic (const char *stream, const proto_msg_t *msg, char *buf, size_t size)
 {
@@ -61,13 +163,17 @@ bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
     if (!self)
         return NULL;
     snprintf (self->stream, sizeof self->stream, "%s", opts->stream);
-    proto_buf_init (&self->scratch);
+    for (int i = 0; i < 3; i++)
+        proto_buf_init (&self->batch[i]);
+    proto_buf_init (&self->heartbeat);
     self->journal = journal_open (opts->journal_dir, &opts->journal);
     if (!self->journal) {
         bus_pub_destroy (&self);
         return NULL;
     }
-    atomic_store (&self->committed, opts->hold ? 0 : journal_last_seq (self->journal));
+    self->last_seq = journal_last_seq (self->journal);
+    atomic_store (&self->committed, opts->hold ? 0 : self->last_seq);
+    atomic_store (&self->journal_bytes, journal_bytes (self->journal));
     self->pub = zsock_new (ZMQ_PUB);
     if (self->pub && opts->sndhwm > 0)
         zsock_set_sndhwm (self->pub, opts->sndhwm);
@@ -79,12 +185,13 @@ bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
     }
     self->replay =
         bus_replay_new (self->stream, opts->replay_endpoint, opts->journal_dir, &self->committed);
-    if (!self->replay) {
+    self->writer = self->replay ? zactor_new (s_writer, self) : NULL;
+    if (!self->writer) {
         bus_pub_destroy (&self);
         return NULL;
     }
     log_info ("bus", "stream %s: publishing on %s, replay on %s, last seq %" PRIu64, self->stream,
-              opts->pub_endpoint, opts->replay_endpoint, journal_last_seq (self->journal));
+              opts->pub_endpoint, opts->replay_endpoint, self->last_seq);
     return self;
 }
 
@@ -94,34 +201,46 @@ void bus_pub_destroy (bus_pub_t **self_p)
     bus_pub_t *self = *self_p;
     if (!self)
         return;
+    if (self->busy)
+        bus_pub_collect (self);
+    zactor_destroy (&self->writer);
     bus_replay_destroy (&self->replay);
     zsock_destroy (&self->pub);
     journal_destroy (&self->journal);
-    proto_buf_free (&self->scratch);
-    free (self->pending);
+    for (int i = 0; i < 3; i++)
+        proto_buf_free (&self->batch[i]);
+    proto_buf_free (&self->heartbeat);
     free (self);
     *self_p = NULL;
 }
 
 void bus_pub_recovered (bus_pub_t *self)
 {
-    atomic_store (&self->committed, journal_last_seq (self->journal));
+    atomic_store (&self->committed, self->last_seq);
 }
 
 int bus_pub_truncate (bus_pub_t *self, uint64_t keep_seq)
 {
-    assert (self->pending_len == 0);
-    return journal_truncate (self->journal, keep_seq);
+    assert (self->count[self->filling] == 0 && !self->busy);
+    if (journal_truncate (self->journal, keep_seq))
+        return -1;
+    self->last_seq = journal_last_seq (self->journal);
+    return 0;
 }
 
 uint64_t bus_pub_last_seq (bus_pub_t *self)
 {
-    return journal_last_seq (self->journal);
+    return self->last_seq;
 }
 
 uint64_t bus_pub_committed_seq (bus_pub_t *self)
 {
     return atomic_load (&self->committed);
+}
+
+uint64_t bus_pub_journal_bytes (bus_pub_t *self)
+{
+    return atomic_load_explicit (&self->journal_bytes, memory_order_relaxed);
 }
 
 journal_t *bus_pub_journal (bus_pub_t *self)
@@ -132,77 +251,83 @@ journal_t *bus_pub_journal (bus_pub_t *self)
 int bus_pub_append (bus_pub_t *self, const proto_msg_t *event)
 {
     uint64_t seq = proto_msg_seq (event);
-    assert (seq == journal_last_seq (self->journal) + 1);
-    char topic[BUS_TOPIC_MAX];
-    int tlen = bus_topic (self->stream, event, topic, sizeof topic);
-    proto_buf_reset (&self->scratch);
-    if (tlen < 0 || proto_encode (event, &self->scratch)) {
-        log_error ("bus", "stream %s: cannot encode %s event seq %" PRIu64, self->stream,
-                   proto_kind_name (event->kind), seq);
+    assert (seq == self->last_seq + 1);
+    if (self->failed)
         return -1;
+    //  [journal record header][u8 topic length][topic][msgpack event], encoded in place
+    uint8_t head[JOURNAL_RECORD_HDR + 1 + BUS_TOPIC_MAX];
+    int tlen =
+        bus_topic (self->stream, event, (char *) head + JOURNAL_RECORD_HDR + 1, BUS_TOPIC_MAX);
+    proto_buf_t *batch = &self->batch[self->filling];
+    size_t at = batch->len;
+    if (tlen >= 0) {
+        head[JOURNAL_RECORD_HDR] = (uint8_t) tlen;
+        if (proto_buf_append (batch, head, JOURNAL_RECORD_HDR + 1 + (size_t) tlen) == 0 &&
+            proto_encode (event, batch) == 0) {
+            journal_frame (batch->data + at, seq, batch->len - at - JOURNAL_RECORD_HDR);
+            self->last_seq = seq;
+            self->count[self->filling]++;
+            return 0;
+        }
     }
-    size_t rec_len = 1 + (size_t) tlen + self->scratch.len;
-    size_t need = self->pending_len + 4 + rec_len;
-    if (need > self->pending_cap) {
-        size_t cap = self->pending_cap ? self->pending_cap : 64 * 1024;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *bigger = realloc (self->pending, cap);
-        if (!bigger)
-            return -1;
-        self->pending = bigger;
-        self->pending_cap = cap;
-    }
-    uint8_t *p = self->pending + self->pending_len;
-    uint32_t len32 = (uint32_t) rec_len;
-    memcpy (p, &len32, 4);
-    p[4] = (uint8_t) tlen;
-    memcpy (p + 5, topic, (size_t) tlen);
-    memcpy (p + 5 + tlen, self->scratch.data, self->scratch.len);
-    //  Queued for publishing only once it is in the journal: a failed append leaves no trace.
-    if (journal_append (self->journal, seq, p + 4, rec_len))
+    batch->len = at;
+    log_error ("bus", "stream %s: cannot encode %s event seq %" PRIu64, self->stream,
+               proto_kind_name (event->kind), seq);
+    return -1;
+}
+
+size_t bus_pub_appended (bus_pub_t *self)
+{
+    return self->count[self->filling];
+}
+
+int bus_pub_submit (bus_pub_t *self)
+{
+    assert (!self->busy);
+    if (self->failed)
         return -1;
-    self->pending_len = need;
+    proto_buf_t *batch = &self->batch[self->filling];
+    if (zsock_send (self->writer, "sp", "BATCH", batch))
+        return -1;
+    self->busy = true;
+    self->filling = (self->filling + 1) % 3;
+    proto_buf_reset (&self->batch[self->filling]);
+    self->count[self->filling] = 0;
     return 0;
+}
+
+bool bus_pub_busy (bus_pub_t *self)
+{
+    return self->busy;
+}
+
+void *bus_pub_pollable (bus_pub_t *self)
+{
+    return zsock_resolve (self->writer);
+}
+
+int bus_pub_collect (bus_pub_t *self)
+{
+    assert (self->busy);
+    int rc = -1;
+    if (zsock_recv (self->writer, "i", &rc))
+        rc = -1;
+    self->busy = false;
+    if (rc)
+        self->failed = true;
+    return rc;
 }
 
 int bus_pub_commit (bus_pub_t *self)
 {
-    if (journal_commit (self->journal))
+    if (self->busy && bus_pub_collect (self))
         return -1;
-    atomic_store (&self->committed, journal_last_seq (self->journal));
-    void *sock = zsock_resolve (self->pub);
-    size_t off = 0;
-    while (off < self->pending_len) {
-        uint32_t len32;
-        memcpy (&len32, self->pending + off, 4);
-        const char *topic;
-        size_t tlen, elen;
-        const uint8_t *ev;
-        int rc = bus_record_split (self->pending + off + 4, len32, &topic, &tlen, &ev, &elen);
-        assert (rc == 0);
-        //  PUB never blocks: at the high-water mark ZeroMQ drops, and subscribers replay.
-        zmq_send (sock, topic, tlen, ZMQ_SNDMORE);
-        zmq_send (sock, ev, elen, 0);
-        off += 4 + len32;
-    }
-    self->pending_len = 0;
-    return 0;
+    if (bus_pub_submit (self))
+        return -1;
+    return bus_pub_collect (self);
 }
 
 void bus_pub_heartbeat (bus_pub_t *self)
 {
-    proto_msg_t hb = {.kind = PROTO_heartbeat};
-    snprintf (hb.heartbeat.stream, sizeof hb.heartbeat.stream, "%s", self->stream);
-    hb.heartbeat.seq = atomic_load (&self->committed);
-    hb.heartbeat.ts = clock_wall_ns ();
-    hb.heartbeat.version = PROTO_VERSION;
-    char topic[BUS_TOPIC_MAX];
-    int tlen = bus_topic (self->stream, &hb, topic, sizeof topic);
-    proto_buf_reset (&self->scratch);
-    if (tlen < 0 || proto_encode (&hb, &self->scratch))
-        return;
-    void *sock = zsock_resolve (self->pub);
-    zmq_send (sock, topic, (size_t) tlen, ZMQ_SNDMORE);
-    zmq_send (sock, self->scratch.data, self->scratch.len, 0);
+    zsock_send (self->writer, "sp", "HEARTBEAT", NULL);
 }

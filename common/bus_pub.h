@@ -1,14 +1,25 @@
 /*  bus_pub — the producing side of a durable, sequenced bus (DESIGN.md §5).
 
-    The owning service (matcher, settler) decides a batch of commands and, for each event,
-    calls bus_pub_append with the next seq; bus_pub encodes it, journals it and queues it.
-    bus_pub_commit then group-commits the journal and only after that publishes the batch on
-    the PUB socket as [topic][msgpack event], where topic = "<stream>.<kind>[.<market>]".
-    A replay server (bus_replay, its own thread) answers "events from seq N" from the journal
-    files and never serves past what has been committed here.
+    The owning service (matcher, settler) decides commands and, for each event, calls
+    bus_pub_append with the next seq; bus_pub encodes it straight into a framed journal batch.
+    bus_pub_submit hands the batch to the writer thread, which writes it with one write(2) and
+    one fdatasync (group commit), tells the owner (bus_pub_pollable becomes readable;
+    bus_pub_collect), and only then publishes the events on the PUB socket as
+    [topic][msgpack event], where topic = "<stream>.<kind>[.<market>]". Meanwhile the owner goes on
+   deciding the next batch: its acknowledgements wait for bus_pub_collect, so nothing is
+   acknowledged or published before it is durable, yet the disk and the decisions overlap.
+   bus_pub_commit does both steps at once for owners that need no overlap.
+
+    The writer also sends a heartbeat with the committed seq every BUS_HEARTBEAT_MS. A replay
+    server (bus_replay, its own thread) answers "events from seq N" from the journal files and
+    never serves past what has been committed.
 
     A journal record holds u8 topic length, the topic, then the msgpack event, so replay can
     resend exactly what was published without decoding anything.
+
+    Threads: the journal belongs to the owner until its first submit (recovery reads and cuts
+    it through bus_pub_journal and bus_pub_truncate), to the writer after that. The PUB socket
+    is the writer's.
 */
 #ifndef MCE_BUS_PUB_H
 #define MCE_BUS_PUB_H
@@ -49,15 +60,32 @@ int bus_pub_truncate (bus_pub_t *self, uint64_t keep_seq);
 
 //  The last seq appended; the next event must carry bus_pub_last_seq () + 1.
 uint64_t bus_pub_last_seq (bus_pub_t *self);
-//  The last seq committed and published.
+//  The last seq committed (durable; published right after).
 uint64_t bus_pub_committed_seq (bus_pub_t *self);
-//  Journals one event (its seq must be last + 1) and queues it for publishing. 0 or -1.
+//  Bytes in the journal's files, as of the last commit.
+uint64_t bus_pub_journal_bytes (bus_pub_t *self);
+//  Frames one event (its seq must be last + 1) into the batch being filled. 0 or -1.
 int bus_pub_append (bus_pub_t *self, const proto_msg_t *event);
-//  Group-commits the journal, then publishes everything appended since the last commit.
-//  Returns 0, or -1 when the journal failed (the caller must stop: nothing is durable).
+//  Events appended since the last submit.
+size_t bus_pub_appended (bus_pub_t *self);
+
+//  Hands the events appended since the last submit to the writer; the previous batch must
+//  have been collected (bus_pub_busy is false). 0, or -1 once the journal has failed.
+int bus_pub_submit (bus_pub_t *self);
+//  Whether a submitted batch has not been collected yet.
+bool bus_pub_busy (bus_pub_t *self);
+//  A ZeroMQ socket handle for zmq_poll: readable when the batch in flight is done.
+void *bus_pub_pollable (bus_pub_t *self);
+//  Waits for the batch in flight (at once if bus_pub_pollable was readable). Returns 0 when
+//  it is durable (its publishing follows on the writer thread), -1 when the journal failed: the
+//  owner must stop, as nothing after bus_pub_committed_seq is durable.
+int bus_pub_collect (bus_pub_t *self);
+//  Submits what was appended and waits for it (collecting a batch in flight first). 0 or -1.
 int bus_pub_commit (bus_pub_t *self);
-//  Publishes a heartbeat carrying the committed seq; call every BUS_HEARTBEAT_MS.
+
+//  Asks the writer for a heartbeat now (it sends one every BUS_HEARTBEAT_MS anyway).
 void bus_pub_heartbeat (bus_pub_t *self);
+//  The journal, for recovery before the first submit (see above).
 journal_t *bus_pub_journal (bus_pub_t *self);
 
 //  Builds "<stream>.<kind>.<market>" (or "<stream>.<kind>" for kinds without a market).

@@ -26,7 +26,6 @@
 
 #define S_MAGIC        "MCEJRNL1"
 #define S_SUFFIX       ".mjl"
-#define S_RECORD_HDR   16u
 #define S_PATH_MAX     4096
 #define S_READ_CHUNK   (1u << 20)
 #define S_MAX_SEGMENTS 1000000
@@ -94,7 +93,7 @@ static size_t s_record_check (const uint8_t *p, size_t avail, uint64_t want_seq,
                               const char **reason, bool *incomplete)
 {
     *incomplete = false;
-    if (avail < S_RECORD_HDR) {
+    if (avail < JOURNAL_RECORD_HDR) {
         *reason = "short record header";
         *incomplete = true;
         return 0;
@@ -104,7 +103,7 @@ static size_t s_record_check (const uint8_t *p, size_t avail, uint64_t want_seq,
         *reason = "impossible record length";
         return 0;
     }
-    if (avail < S_RECORD_HDR + len) {
+    if (avail < JOURNAL_RECORD_HDR + len) {
         *reason = "record cut short";
         *incomplete = true;
         return 0;
@@ -114,11 +113,11 @@ static size_t s_record_check (const uint8_t *p, size_t avail, uint64_t want_seq,
         *reason = "seq out of order";
         return 0;
     }
-    if (s_get32 (p + 4) != s_record_crc (seq, p + S_RECORD_HDR, len)) {
+    if (s_get32 (p + 4) != s_record_crc (seq, p + JOURNAL_RECORD_HDR, len)) {
         *reason = "CRC mismatch";
         return 0;
     }
-    return S_RECORD_HDR + len;
+    return JOURNAL_RECORD_HDR + len;
 }
 
 static int s_write_all (int fd, const uint8_t *p, size_t len)
@@ -271,7 +270,7 @@ static int s_recover_newest (journal_t *self, uint64_t first)
         return s_segment_create (self, first);
     }
     //  Scan with a chunked buffer; a record never exceeds JOURNAL_RECORD_MAX.
-    size_t cap = S_READ_CHUNK + S_RECORD_HDR + JOURNAL_RECORD_MAX;
+    size_t cap = S_READ_CHUNK + JOURNAL_RECORD_HDR + JOURNAL_RECORD_MAX;
     uint8_t *buf = malloc (cap);
     if (!buf) {
         close (fd);
@@ -444,11 +443,8 @@ static int s_flush (journal_t *self, bool sync)
         self->buf_len = 0;
     }
     if (sync) {
-        if (fdatasync (self->fd)) {
-            log_error ("journal", "fdatasync of segment %020" PRIu64 " failed: %s", self->seg_first,
-                       strerror (errno));
-            return -1;
-        }
+        if (fdatasync (self->fd))
+            return s_fail (self, "fdatasync");
         self->fsyncs++;
     }
     self->synced_seq = self->last_seq;
@@ -462,7 +458,7 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
     assert (len > 0 && len <= JOURNAL_RECORD_MAX);
     if (self->failed)
         return -1;
-    size_t need = self->buf_len + S_RECORD_HDR + len;
+    size_t need = self->buf_len + JOURNAL_RECORD_HDR + len;
     if (need > self->buf_cap) {
         size_t cap = self->buf_cap ? self->buf_cap : 64 * 1024;
         while (cap < need)
@@ -477,11 +473,28 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
     s_put32 (p, (uint32_t) len);
     s_put32 (p + 4, s_record_crc (seq, data, len));
     s_put64 (p + 8, seq);
-    memcpy (p + S_RECORD_HDR, data, len);
+    memcpy (p + JOURNAL_RECORD_HDR, data, len);
     self->buf_len = need;
     self->last_seq = seq;
     if (self->opts.fsync == JOURNAL_FSYNC_ALWAYS)
         return s_flush (self, true);
+    return 0;
+}
+
+//  Rotates at a commit boundary once the segment is full; the closed segment must be durable
+//  whatever the policy, since recovery only ever scans the newest one.
+static int s_rotate_if_full (journal_t *self)
+{
+    if (self->seg_bytes < self->opts.segment_bytes || self->last_seq < self->seg_first)
+        return 0;
+    if (self->opts.fsync == JOURNAL_FSYNC_NEVER && fdatasync (self->fd))
+        return s_fail (self, "fdatasync before rotation");
+    self->closed_bytes += self->seg_bytes;
+    if (s_segment_create (self, self->last_seq + 1)) {
+        self->failed = true;
+        return -1;
+    }
+    s_apply_retention (self);
     return 0;
 }
 
@@ -495,19 +508,46 @@ int journal_commit (journal_t *self)
         return -1;
     //  With fsync=always the records were flushed by journal_append, so rotation is checked
     //  whether or not this commit wrote anything.
-    if (self->seg_bytes >= self->opts.segment_bytes && self->last_seq >= self->seg_first) {
-        //  Rotate at a commit boundary; the closed segment must be durable whatever the policy,
-        //  since recovery only ever scans the newest one.
-        if (self->opts.fsync == JOURNAL_FSYNC_NEVER && fdatasync (self->fd))
-            return s_fail (self, "fdatasync before rotation");
-        self->closed_bytes += self->seg_bytes;
-        if (s_segment_create (self, self->last_seq + 1)) {
-            self->failed = true;
-            return -1;
-        }
-        s_apply_retention (self);
+    return s_rotate_if_full (self);
+}
+
+void journal_frame (uint8_t *hdr, uint64_t seq, size_t len)
+{
+    assert (len > 0 && len <= JOURNAL_RECORD_MAX);
+    s_put32 (hdr, (uint32_t) len);
+    s_put32 (hdr + 4, 0);
+    s_put64 (hdr + 8, seq);
+}
+
+int journal_write (journal_t *self, uint8_t *records, size_t len)
+{
+    assert (self);
+    assert (self->buf_len == 0);
+    if (self->failed)
+        return -1;
+    uint64_t seq = self->last_seq;
+    for (size_t off = 0; off < len;) {
+        assert (len - off >= JOURNAL_RECORD_HDR);
+        uint8_t *p = records + off;
+        uint32_t payload = s_get32 (p);
+        assert (s_get64 (p + 8) == seq + 1);
+        assert (payload <= len - off - JOURNAL_RECORD_HDR);
+        s_put32 (p + 4, s_record_crc (++seq, p + JOURNAL_RECORD_HDR, payload));
+        off += JOURNAL_RECORD_HDR + payload;
     }
-    return 0;
+    if (len) {
+        if (s_write_all (self->fd, records, len))
+            return s_fail (self, "write");
+        self->seg_bytes += len;
+        self->last_seq = seq;
+        if (self->opts.fsync != JOURNAL_FSYNC_NEVER) {
+            if (fdatasync (self->fd))
+                return s_fail (self, "fdatasync");
+            self->fsyncs++;
+        }
+        self->synced_seq = seq;
+    }
+    return s_rotate_if_full (self);
 }
 
 int journal_truncate (journal_t *self, uint64_t keep_seq)
@@ -706,11 +746,12 @@ int journal_reader_next (journal_reader_t *self, uint64_t limit_seq, uint64_t *s
         if (rec) {
             *seq = self->next_seq++;
             *len = s_get32 (p);
-            *data = p + S_RECORD_HDR;
+            *data = p + JOURNAL_RECORD_HDR;
             self->buf_pos += rec;
             return 1;
         }
-        size_t need = avail >= S_RECORD_HDR ? S_RECORD_HDR + s_get32 (p) : S_RECORD_HDR;
+        size_t need =
+            avail >= JOURNAL_RECORD_HDR ? JOURNAL_RECORD_HDR + s_get32 (p) : JOURNAL_RECORD_HDR;
         if (incomplete) {
             ssize_t n = s_reader_fill (self, need);
             if (n < 0) {

@@ -29,7 +29,8 @@ typedef enum {
 } journal_fsync_t;
 
 #define JOURNAL_RECORD_MAX    (16u << 20) //  larger lengths are corruption, not records
-#define JOURNAL_HEADER_BYTES  16u
+#define JOURNAL_HEADER_BYTES  16u         //  segment header
+#define JOURNAL_RECORD_HDR    16u         //  before each payload: u32 len | u32 crc32c | u64 seq
 #define JOURNAL_SEGMENT_BYTES (64u << 20)
 
 typedef struct {
@@ -52,6 +53,16 @@ int journal_append (journal_t *self, uint64_t seq, const void *data, size_t len)
 //  Writes the buffered records and syncs them per the fsync policy; rotates the segment when
 //  full. Returns 0, or -1 on an I/O error: the owner must stop, as nothing after it is durable.
 int journal_commit (journal_t *self);
+
+//  Fills in the header of a record its owner framed itself (JOURNAL_RECORD_HDR bytes, then
+//  len bytes of payload): all but the CRC, which journal_write computes on the thread that
+//  writes. This lets a producer encode straight into the buffer that goes to disk.
+void journal_frame (uint8_t *hdr, uint64_t seq, size_t len);
+//  Writes records framed with journal_frame, with consecutive seqs from journal_last_seq ()
+//  + 1, by one write(2); syncs them once unless fsync=never (fsync=always included: the caller
+//  makes each batch one unit, e.g. one command), and rotates when the segment is full.
+//  Nothing may be waiting from journal_append. 0, or -1 on an I/O error as journal_commit.
+int journal_write (journal_t *self, uint8_t *records, size_t len);
 
 //  Cuts the journal back so that keep_seq is its last record (only within the newest
 //  segment: what a crash mid-batch leaves is never older). 0, or -1 (logged).

@@ -4,27 +4,31 @@
 #include "crc32c.h"
 #include "log.h"
 
-#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define S_MAGIC  "MCESNAP1"
 #define S_HEADER 40 //  magic 8 | seq 8 | clock 8 | length 8 | crc 4 | pad 4
 
 struct _snapshot_writer_t {
-    zactor_t *actor;
-    char *dir;
-};
-
-typedef struct {
     char dir[4096];
     int keep;
-} s_args_t;
+    pid_t child; //  0 when none
+    int hash_fd; //  the child writes its state hash here, -1 when none
+    uint64_t child_seq;
+    int64_t child_started;
+    uint64_t written;
+};
 
 static int s_cmp_u64_desc (const void *a, const void *b)
 {
@@ -68,12 +72,18 @@ static int s_write_all (int fd, const void *p, size_t len)
     return 0;
 }
 
-static void s_write (s_args_t *args, uint64_t seq, int64_t clock, uint8_t *body, size_t size)
+static void s_path (char *out, size_t size, const char *dir, uint64_t seq)
 {
-    int64_t t0 = clock_mono_ns ();
-    char path[4200], tmp[4210];
-    snprintf (path, sizeof path, "%s/snapshot-%020" PRIu64 ".snap", args->dir, seq);
-    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    snprintf (out, size, "%s/snapshot-%020" PRIu64 ".snap", dir, seq);
+}
+
+int snapshot_write (const char *dir, int keep, uint64_t seq, int64_t clock, const uint8_t *body,
+                    size_t size)
+{
+    char path[4200], tmp[4240];
+    s_path (path, sizeof path, dir, seq);
+    //  The pid keeps a writer that outlived a killed owner apart from the next owner's.
+    snprintf (tmp, sizeof tmp, "%s.%d.tmp", path, (int) getpid ());
     uint8_t header[S_HEADER] = {0};
     uint64_t len = size;
     uint32_t crc = crc32c (0, body, size);
@@ -83,78 +93,118 @@ static void s_write (s_args_t *args, uint64_t seq, int64_t clock, uint8_t *body,
     memcpy (header + 24, &len, 8);
     memcpy (header + 32, &crc, 4);
     int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int dfd = open (args->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     bool ok = fd >= 0 && dfd >= 0 && s_write_all (fd, header, sizeof header) == 0 &&
               s_write_all (fd, body, size) == 0 && fsync (fd) == 0 && rename (tmp, path) == 0 &&
               fsync (dfd) == 0;
+    int saved = errno;
     if (fd >= 0)
         close (fd);
     if (dfd >= 0)
         close (dfd);
     if (!ok) {
-        log_error ("snapshot", "cannot write %s: %s", path, strerror (errno));
         unlink (tmp);
-        return;
+        errno = saved;
+        return -1;
     }
-    log_info ("snapshot", "wrote %s: %zu bytes in %.1f ms", path, size + S_HEADER,
-              (double) (clock_mono_ns () - t0) / 1e6);
     //  Keep the newest `keep`.
     uint64_t seqs[64];
-    int n = s_list (args->dir, seqs, 64);
-    for (int i = args->keep; i < n; i++) {
-        snprintf (path, sizeof path, "%s/snapshot-%020" PRIu64 ".snap", args->dir, seqs[i]);
+    int n = s_list (dir, seqs, 64);
+    for (int i = keep > 0 ? keep : 1; i < n; i++) {
+        s_path (path, sizeof path, dir, seqs[i]);
         unlink (path);
     }
+    return 0;
 }
 
-static void s_actor (zsock_t *pipe, void *arg)
+//  In the child: nothing but the state, the file and write(2) to stderr; never returns.
+static void s_child (snapshot_writer_t *self, int hash_fd, uint64_t seq, int64_t clock,
+                     snapshot_serialise_fn *serialise, void *state)
 {
-    s_args_t *args = arg;
-    zsock_signal (pipe, 0);
-    while (true) {
-        //  "$TERM", or "WRITE" | seq | clock | body pointer | size (8 bytes each)
-        zmsg_t *msg = zmsg_recv (pipe);
-        if (!msg)
-            break;
-        char *command = zmsg_popstr (msg);
-        bool term = !command || strcmp (command, "$TERM") == 0;
-        if (!term && zmsg_size (msg) == 4) {
-            uint64_t fields[4];
-            for (int i = 0; i < 4; i++) {
-                zframe_t *f = zmsg_pop (msg);
-                memcpy (&fields[i], zframe_data (f), sizeof fields[i]);
-                zframe_destroy (&f);
-            }
-            uint8_t *body = (uint8_t *) (uintptr_t) fields[2];
-            s_write (args, fields[0], (int64_t) fields[1], body, (size_t) fields[3]);
-            free (body);
-        }
-        zstr_free (&command);
-        zmsg_destroy (&msg);
-        if (term)
-            break;
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    size_t size = 0;
+    uint64_t hash = 0;
+    uint8_t *body = serialise (state, &size, &hash);
+    int status = 0;
+    const char *what = NULL;
+    if (!body)
+        status = 2, what = "out of memory";
+    else if (snapshot_write (self->dir, self->keep, seq, clock, body, size))
+        status = 3, what = strerror (errno);
+    if (!what && write (hash_fd, &hash, sizeof hash) != sizeof hash)
+        status = 4;
+    if (what) {
+        char line[512];
+        int n = snprintf (line, sizeof line,
+                          "snapshot: cannot write the snapshot at seq %" PRIu64 " in %s: %s\n", seq,
+                          self->dir, what);
+        if (n > 0 && write (STDERR_FILENO, line, (size_t) n) < 0)
+            status = 4;
     }
-    free (args);
+    _exit (status);
+}
+
+//  Logs how the child ended (r is what waitpid returned for it).
+static void s_reaped (snapshot_writer_t *self, pid_t r, int status)
+{
+    double ms = (double) (clock_mono_ns () - self->child_started) / 1e6;
+    char path[4200];
+    s_path (path, sizeof path, self->dir, self->child_seq);
+    uint64_t hash = 0;
+    if (r == self->child && WIFEXITED (status) && WEXITSTATUS (status) == 0) {
+        self->written++;
+        if (read (self->hash_fd, &hash, sizeof hash) == sizeof hash)
+            log_info ("snapshot", "wrote %s in %.1f ms; state hash %016" PRIx64, path, ms, hash);
+        else
+            log_info ("snapshot", "wrote %s in %.1f ms", path, ms);
+    }
+    else if (r == self->child && WIFSIGNALED (status))
+        log_error ("snapshot", "the writer of %s was killed by signal %d after %.1f ms", path,
+                   WTERMSIG (status), ms);
+    else if (r == self->child)
+        log_error ("snapshot", "the writer of %s failed (status %d) after %.1f ms", path,
+                   WEXITSTATUS (status), ms);
+    else
+        log_error ("snapshot", "lost the writer of %s: %s", path, strerror (errno));
+    self->child = 0;
+    close (self->hash_fd);
+    self->hash_fd = -1;
 }
 
 snapshot_writer_t *snapshot_writer_new (const char *dir, int keep)
 {
     snapshot_writer_t *self = calloc (1, sizeof *self);
-    s_args_t *args = calloc (1, sizeof *args);
-    if (!self || !args) {
-        free (self);
-        free (args);
+    if (!self)
         return NULL;
+    snprintf (self->dir, sizeof self->dir, "%s", dir);
+    self->keep = keep > 0 ? keep : 1;
+    self->hash_fd = -1;
+    DIR *d = opendir (dir);
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        size_t n = strlen (e->d_name);
+        if (strncmp (e->d_name, "snapshot-", 9) == 0 && n > 4 &&
+            strcmp (e->d_name + n - 4, ".tmp") == 0) {
+            char path[4400];
+            snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink (path) == 0)
+                log_info ("snapshot", "removed %s, left by a writer that did not finish", path);
+        }
     }
-    snprintf (args->dir, sizeof args->dir, "%s", dir);
-    args->keep = keep > 0 ? keep : 1;
-    self->dir = strdup (dir);
-    self->actor = zactor_new (s_actor, args);
-    if (!self->actor) {
-        free (args);
-        snapshot_writer_destroy (&self);
-    }
+    if (d)
+        closedir (d);
     return self;
+}
+
+void snapshot_writer_wait (snapshot_writer_t *self)
+{
+    if (!self->child)
+        return;
+    int status;
+    pid_t r;
+    while ((r = waitpid (self->child, &status, 0)) < 0 && errno == EINTR)
+        ;
+    s_reaped (self, r, status);
 }
 
 void snapshot_writer_destroy (snapshot_writer_t **self_p)
@@ -162,28 +212,60 @@ void snapshot_writer_destroy (snapshot_writer_t **self_p)
     snapshot_writer_t *self = *self_p;
     if (!self)
         return;
-    zactor_destroy (&self->actor); //  the actor finishes the write it has, then reads $TERM
-    free (self->dir);
+    snapshot_writer_wait (self);
     free (self);
     *self_p = NULL;
 }
 
-int snapshot_writer_write (snapshot_writer_t *self, uint64_t seq, int64_t clock, uint8_t **body_p,
-                           size_t size)
+int snapshot_writer_start (snapshot_writer_t *self, uint64_t seq, int64_t clock,
+                           snapshot_serialise_fn *serialise, void *state)
 {
-    void *body = *body_p;
-    *body_p = NULL;
-    uint64_t fields[4] = {seq, (uint64_t) clock, (uint64_t) (uintptr_t) body, size};
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "WRITE");
-    for (int i = 0; i < 4; i++)
-        zmsg_addmem (msg, &fields[i], sizeof fields[i]);
-    if (zmsg_send (&msg, self->actor)) {
-        zmsg_destroy (&msg);
-        free (body);
+    if (snapshot_writer_busy (self))
+        return 1;
+    fflush (NULL); //  so that the child's copy of stdio buffers is empty
+    int64_t t0 = clock_mono_ns ();
+    int fds[2];
+    if (pipe2 (fds, O_CLOEXEC)) {
+        log_error ("snapshot", "cannot make a pipe for the writer of seq %" PRIu64 ": %s", seq,
+                   strerror (errno));
         return -1;
     }
+    pid_t pid = fork ();
+    if (pid < 0) {
+        log_error ("snapshot", "cannot fork the writer of seq %" PRIu64 ": %s", seq,
+                   strerror (errno));
+        close (fds[0]);
+        close (fds[1]);
+        return -1;
+    }
+    if (pid == 0)
+        s_child (self, fds[1], seq, clock, serialise, state);
+    close (fds[1]);
+    self->hash_fd = fds[0];
+    self->child = pid;
+    self->child_seq = seq;
+    self->child_started = t0;
+    log_info ("snapshot",
+              "writing the snapshot at seq %" PRIu64 " in process %d (fork took %.1f ms)", seq,
+              (int) pid, (double) (clock_mono_ns () - t0) / 1e6);
     return 0;
+}
+
+bool snapshot_writer_busy (snapshot_writer_t *self)
+{
+    if (!self->child)
+        return false;
+    int status;
+    pid_t r = waitpid (self->child, &status, WNOHANG);
+    if (r == 0)
+        return true;
+    s_reaped (self, r, status);
+    return false;
+}
+
+uint64_t snapshot_writer_written (snapshot_writer_t *self)
+{
+    return self->written;
 }
 
 uint8_t *snapshot_load (const char *dir, uint64_t max_seq, uint64_t *seq, int64_t *clock,
@@ -195,7 +277,7 @@ uint8_t *snapshot_load (const char *dir, uint64_t max_seq, uint64_t *seq, int64_
         if (seqs[i] > max_seq)
             continue; //  newer than the journal: not ours to trust
         char path[4200];
-        snprintf (path, sizeof path, "%s/snapshot-%020" PRIu64 ".snap", dir, seqs[i]);
+        s_path (path, sizeof path, dir, seqs[i]);
         FILE *f = fopen (path, "rb");
         uint8_t header[S_HEADER];
         uint64_t hseq, len;

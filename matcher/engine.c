@@ -1353,6 +1353,15 @@ uint64_t engine_resting (const engine_t *self)
     return n;
 }
 
+uint64_t engine_market_resting (const engine_t *self, uint32_t market)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < self->book_count; i++)
+        if (self->books[i].in_use && self->books[i].market == market)
+            n += self->books[i].resting;
+    return n;
+}
+
 size_t engine_memory (const engine_t *self)
 {
     size_t bytes = (size_t) self->pool.cap * sizeof (book_order_t) +

@@ -128,6 +128,8 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size);
 uint64_t engine_state_hash (const engine_t *self);
 //  Orders resting over all books.
 uint64_t engine_resting (const engine_t *self);
+//  Orders resting in the open books (every epoch) of one market.
+uint64_t engine_market_resting (const engine_t *self, uint32_t market);
 //  Bytes the engine holds on the heap (pool, index, levels), for the benchmark.
 size_t engine_memory (const engine_t *self);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_TEXT_MAX 8192
+#define S_TEXT_MAX 32768 //  room for 64 markets
 
 struct _matcher_metrics_server_t {
     struct MHD_Daemon *daemon;
@@ -87,12 +87,20 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     S_GAUGE ("mce_matcher_last_seq", "Last committed seq of the matcher bus.", last_seq)
     S_GAUGE ("mce_matcher_journal_bytes", "Bytes in the journal's segments.", journal_bytes)
     S_GAUGE ("mce_matcher_resting_orders", "Orders resting over all books.", resting)
+    o += (size_t) snprintf (text + o, S_TEXT_MAX - o,
+                            "# HELP mce_matcher_book_resting_orders Orders resting in the open "
+                            "books of a market.\n# TYPE mce_matcher_book_resting_orders gauge\n");
+    for (int i = 0; i < m->market_count; i++)
+        o += (size_t) snprintf (
+            text + o, S_TEXT_MAX - o, "mce_matcher_book_resting_orders{market=\"%s\"} %llu\n",
+            m->market_names[i], (unsigned long long) atomic_load (&m->market_resting[i]));
     o += s_histogram (text + o, S_TEXT_MAX - o, "mce_matcher_batch_commands",
                       "Commands decided per group commit.", m->batch_buckets, METRICS_BATCH_BUCKETS,
                       1, 1.0, atomic_load (&m->batch_sum), 1.0);
     o += s_histogram (text + o, S_TEXT_MAX - o, "mce_matcher_commit_seconds",
-                      "Time of one group commit (write and fdatasync).", m->commit_buckets,
-                      METRICS_FSYNC_BUCKETS, 50000, 1e-9, atomic_load (&m->commit_sum_ns), 1e-9);
+                      "Time from handing a batch to the journal writer until it is durable.",
+                      m->commit_buckets, METRICS_FSYNC_BUCKETS, 50000, 1e-9,
+                      atomic_load (&m->commit_sum_ns), 1e-9);
 #undef S_COUNTER
 #undef S_GAUGE
     struct MHD_Response *r = MHD_create_response_from_buffer (o, text, MHD_RESPMEM_MUST_FREE);

@@ -7,6 +7,8 @@
 #ifndef MCE_MATCHER_METRICS_H
 #define MCE_MATCHER_METRICS_H
 
+#include "config.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -20,6 +22,10 @@ typedef struct {
     _Atomic uint64_t batch_sum;
     _Atomic uint64_t commit_buckets[METRICS_FSYNC_BUCKETS + 1];
     _Atomic uint64_t commit_sum_ns;
+    //  per market, in the config's order (names borrowed from it)
+    int market_count;
+    const char *market_names[CONFIG_MARKETS_MAX];
+    _Atomic uint64_t market_resting[CONFIG_MARKETS_MAX];
 } matcher_metrics_t;
 
 typedef struct _matcher_metrics_server_t matcher_metrics_server_t;

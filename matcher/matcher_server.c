@@ -7,8 +7,14 @@
     event it makes is byte for byte the one in the journal: replay never reads the wall clock,
     and a journal that does not reproduce is refused rather than silently diverging.
 
-    Replies wait in `replies` until the batch is committed: an order is acknowledged only once
-    its events are durable (DESIGN.md §5.2).
+    Replies wait in `replies` until their batch is committed: an order is acknowledged only
+    once its events are durable (DESIGN.md §5.2). The commit itself runs on bus_pub's writer
+    thread, so while one batch is being written and synced the loop decides the next: a batch
+    is handed over as soon as the writer is free, and grows (up to batch_max commands) while
+    it is not. With fsync = always every command is a batch of its own.
+
+    Snapshots are taken when nothing is in flight, so the engine is exactly the committed
+    state; the writer forks and serialises in the child, so the loop pauses for the fork only.
 */
 #include "matcher_server.h"
 #include "matcher_metrics.h"
@@ -42,11 +48,15 @@ struct _matcher_server_t {
     matcher_metrics_t metrics; //  read by the metrics thread
     matcher_metrics_server_t *metrics_server;
     uint64_t snapshot_seq;   //  seq of the newest snapshot taken or restored
-    bool snapshot_requested; //  by an admin, taken after this batch's commit
+    bool snapshot_requested; //  by an admin, taken once the batch in flight is committed
     int64_t now;             //  the clock of the batch being decided
     bool clock_journaled;    //  its clock record is in the journal
-    s_reply_t *replies;      //  this batch's replies, sent after the commit
+    s_reply_t *replies;      //  replies of the batch being filled, sent after its commit
     size_t reply_count;
+    s_reply_t *flight; //  replies of the batch with the writer
+    size_t flight_count;
+    int64_t flight_started; //  when it was submitted
+    size_t batch_limit;     //  commands per batch: batch_max, or 1 with fsync = always
     proto_buf_t out;
     //  recovery: the journal being replayed, and the record expected next
     journal_reader_t *replay;
@@ -459,7 +469,7 @@ static int s_handle_command (matcher_server_t *self)
                   peer ? peer : "?", err);
         goto done;
     }
-    assert (self->reply_count < (size_t) self->cfg->matcher.batch_max);
+    assert (self->reply_count < self->batch_limit);
     s_reply_t *reply = &self->replies[self->reply_count++];
     reply->id_len = zmq_msg_size (&id);
     memcpy (reply->id, zmq_msg_data (&id), reply->id_len);
@@ -596,6 +606,16 @@ static int s_recover (matcher_server_t *self)
 
 //  ---------------------------------------------------------------------------------------
 
+static void s_metrics_resting (matcher_server_t *self)
+{
+    atomic_store_explicit (&self->metrics.resting, engine_resting (self->engine),
+                           memory_order_relaxed);
+    for (int i = 0; i < self->metrics.market_count; i++)
+        atomic_store_explicit (&self->metrics.market_resting[i],
+                               engine_market_resting (self->engine, (uint32_t) i),
+                               memory_order_relaxed);
+}
+
 matcher_server_t *matcher_server_new (const mce_config_t *cfg)
 {
     matcher_server_t *self = calloc (1, sizeof *self);
@@ -604,7 +624,10 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     self->cfg = cfg;
     proto_buf_init (&self->out);
     proto_buf_init (&self->expect);
-    self->replies = calloc ((size_t) cfg->matcher.batch_max, sizeof *self->replies);
+    self->batch_limit =
+        cfg->matcher.fsync == JOURNAL_FSYNC_ALWAYS ? 1 : (size_t) cfg->matcher.batch_max;
+    self->replies = calloc (self->batch_limit, sizeof *self->replies);
+    self->flight = calloc (self->batch_limit, sizeof *self->flight);
     self->engine = engine_new (cfg);
     char dir[CONFIG_PATH_MAX + 16];
     bus_pub_opts_t opts = {
@@ -617,7 +640,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
                     .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
                     .retain_segments = (uint32_t) cfg->matcher.retain_segments},
     };
-    if (!self->replies || !self->engine || !(self->bus = bus_pub_new (&opts)) ||
+    if (!self->replies || !self->flight || !self->engine || !(self->bus = bus_pub_new (&opts)) ||
         !(self->snapshots =
               snapshot_writer_new (opts.journal_dir, (int) cfg->matcher.snapshot_keep)) ||
         s_recover (self)) {
@@ -625,7 +648,10 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         return NULL;
     }
     bus_pub_recovered (self->bus);
-    atomic_store (&self->metrics.resting, engine_resting (self->engine));
+    self->metrics.market_count = cfg->market_count;
+    for (int i = 0; i < cfg->market_count; i++)
+        self->metrics.market_names[i] = cfg->markets[i].id;
+    s_metrics_resting (self);
     atomic_store (&self->metrics.last_seq, bus_pub_committed_seq (self->bus));
     if (cfg->matcher.metrics_port)
         self->metrics_server =
@@ -660,42 +686,52 @@ void matcher_server_destroy (matcher_server_t **self_p)
     proto_buf_free (&self->out);
     proto_buf_free (&self->expect);
     free (self->replies);
+    free (self->flight);
     free (self);
     *self_p = NULL;
 }
 
-static void s_send_replies (matcher_server_t *self)
+static void s_send_replies (matcher_server_t *self, s_reply_t *replies, size_t count)
 {
     void *sock = zsock_resolve (self->router);
-    for (size_t i = 0; i < self->reply_count; i++) {
-        s_reply_t *r = &self->replies[i];
+    for (size_t i = 0; i < count; i++) {
+        s_reply_t *r = &replies[i];
         proto_buf_reset (&self->out);
         if (proto_encode (&r->msg, &self->out))
             continue;
         zmq_send (sock, r->id, r->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);
     }
-    self->reply_count = 0;
 }
 
-//  Serialises the engine here (memory only) and hands the bytes to the writer thread; the
-//  snapshot holds everything through `seq`, the end of a batch, so replay resumes at a clock.
-static void s_snapshot (matcher_server_t *self, uint64_t seq)
+//  In the snapshot writer's child process.
+static uint8_t *s_serialise (void *engine, size_t *size, uint64_t *hash)
 {
+    *hash = engine_state_hash (engine);
+    return engine_snapshot (engine, size);
+}
+
+//  Starts a snapshot of the committed state (nothing may be in flight or appended): everything
+//  through `seq`, the end of a batch, so replay resumes at a clock.
+static void s_snapshot (matcher_server_t *self)
+{
+    uint64_t seq = bus_pub_committed_seq (self->bus);
+    assert (!bus_pub_busy (self->bus) && seq == bus_pub_last_seq (self->bus));
+    if (snapshot_writer_start (self->snapshots, seq, self->now, s_serialise, self->engine) == 1)
+        return; //  the previous one is still being written: try again after the next batch
     self->snapshot_requested = false;
     self->snapshot_seq = seq;
-    atomic_fetch_add_explicit (&self->metrics.snapshots, 1, memory_order_relaxed);
-    int64_t t0 = clock_mono_ns ();
-    size_t size;
-    uint8_t *body = engine_snapshot (self->engine, &size);
-    if (!body || snapshot_writer_write (self->snapshots, seq, self->now, &body, size)) {
-        log_error ("matcher", "snapshot at seq %" PRIu64 " failed: out of memory", seq);
-        return;
-    }
-    log_info ("matcher",
-              "snapshot at seq %" PRIu64
-              ": %zu bytes serialised in %.1f ms, state hash %016" PRIx64,
-              seq, size, (double) (clock_mono_ns () - t0) / 1e6, engine_state_hash (self->engine));
+}
+
+//  A snapshot is due by count or by request, unless the previous one is still being written
+//  (then it waits, and commands go on).
+static bool s_snapshot_due (matcher_server_t *self)
+{
+    uint64_t every = (uint64_t) self->cfg->matcher.snapshot_every;
+    if (!self->snapshot_requested &&
+        !(every && bus_pub_committed_seq (self->bus) - self->snapshot_seq >= every))
+        return false;
+    return !snapshot_writer_busy (self->snapshots);
 }
 
 //  The clock of a new batch: the wall clock, but never earlier than the last one journaled,
@@ -708,62 +744,97 @@ static void s_begin_batch (matcher_server_t *self)
     self->clock_journaled = false;
 }
 
+//  Hands what was decided since the last submit to the writer; its replies wait in flight.
+static int s_submit (matcher_server_t *self)
+{
+    if (bus_pub_submit (self->bus))
+        return -1;
+    s_reply_t *swap = self->flight;
+    self->flight = self->replies;
+    self->flight_count = self->reply_count;
+    self->replies = swap;
+    self->reply_count = 0;
+    self->flight_started = clock_mono_ns ();
+    return 0;
+}
+
+//  The batch in flight is durable and published: acknowledge its commands.
+static int s_collect (matcher_server_t *self)
+{
+    if (bus_pub_collect (self->bus)) {
+        log_error ("matcher",
+                   "journal commit failed: stopping; nothing after seq %" PRIu64
+                   " was acknowledged",
+                   bus_pub_committed_seq (self->bus));
+        return -1;
+    }
+    s_send_replies (self, self->flight, self->flight_count);
+    matcher_metrics_batch (&self->metrics, (uint64_t) self->flight_count,
+                           clock_mono_ns () - self->flight_started);
+    self->flight_count = 0;
+    atomic_store_explicit (&self->metrics.last_seq, bus_pub_committed_seq (self->bus),
+                           memory_order_relaxed);
+    atomic_store_explicit (&self->metrics.journal_bytes, bus_pub_journal_bytes (self->bus),
+                           memory_order_relaxed);
+    return 0;
+}
+
 int matcher_server_run (matcher_server_t *self)
 {
-    zmq_pollitem_t item = {zsock_resolve (self->router), 0, ZMQ_POLLIN, 0};
-    int64_t next_heartbeat = clock_mono_ns ();
-    int64_t next_tick = next_heartbeat;
+    zmq_pollitem_t items[2] = {{zsock_resolve (self->router), 0, ZMQ_POLLIN, 0},
+                               {bus_pub_pollable (self->bus), 0, ZMQ_POLLIN, 0}};
+    int64_t next_tick = clock_mono_ns ();
     while (!zsys_interrupted) {
+        //  Commands wait while a snapshot is due, so that the in-flight batch drains.
+        bool due = s_snapshot_due (self);
+        bool room = !due && self->reply_count < self->batch_limit;
+        bool busy = bus_pub_busy (self->bus);
+        bool waiting = self->reply_count || bus_pub_appended (self->bus);
+        items[0].events = room ? ZMQ_POLLIN : 0;
         int64_t mono = clock_mono_ns ();
-        if (mono >= next_heartbeat) {
-            bus_pub_heartbeat (self->bus);
-            next_heartbeat = mono + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
-        }
-        int64_t until = next_heartbeat < next_tick ? next_heartbeat : next_tick;
-        long wait_ms = until > mono ? (long) ((until - mono) / MCE_NS_PER_MSEC) + 1 : 0;
-        if (zmq_poll (&item, 1, wait_ms) < 0) {
+        long wait_ms = next_tick > mono ? (long) ((next_tick - mono) / MCE_NS_PER_MSEC) + 1 : 0;
+        if (waiting && !busy)
+            wait_ms = 0;
+        if (zmq_poll (items, 2, wait_ms) < 0) {
             if (zmq_errno () == EINTR)
                 continue;
             break;
         }
-        bool commands = item.revents & ZMQ_POLLIN;
-        if (!commands && clock_mono_ns () < next_tick)
-            continue;
-        //  One batch: the clock, epoch changes due by now, up to batch_max commands, one
-        //  commit, then publish and reply.
-        next_tick = clock_mono_ns () + S_TICK_MS * MCE_NS_PER_MSEC;
-        s_begin_batch (self);
-        if (s_advance (self))
+        if (busy && (items[1].revents & ZMQ_POLLIN) && s_collect (self))
             return -1;
-        int64_t n = 0;
-        for (; commands && n < self->cfg->matcher.batch_max &&
-               (zsock_events (self->router) & ZMQ_POLLIN);
-             n++)
-            if (s_handle_command (self))
+        bool commands = room && (items[0].revents & ZMQ_POLLIN);
+        if (commands || clock_mono_ns () >= next_tick) {
+            //  Decide: the clock, epoch changes due by now, then the commands waiting (up to
+            //  the room left in the batch).
+            if (!commands) {
+                next_tick = clock_mono_ns () + S_TICK_MS * MCE_NS_PER_MSEC;
+                snapshot_writer_busy (self->snapshots); //  reaps a finished writer
+            }
+            s_begin_batch (self);
+            if (s_advance (self))
                 return -1;
-        int64_t c0 = clock_mono_ns ();
-        if (bus_pub_commit (self->bus)) {
-            log_error ("matcher",
-                       "journal commit failed: stopping; nothing after seq %" PRIu64
-                       " was acknowledged",
-                       bus_pub_committed_seq (self->bus));
-            return -1;
+            for (size_t n = 0;
+                 commands && n < self->batch_limit && self->reply_count < self->batch_limit &&
+                 (zsock_events (self->router) & ZMQ_POLLIN);
+                 n++)
+                if (s_handle_command (self))
+                    return -1;
+            s_metrics_resting (self);
+            atomic_store_explicit (&self->metrics.snapshots,
+                                   snapshot_writer_written (self->snapshots), memory_order_relaxed);
         }
-        int64_t commit_ns = clock_mono_ns () - c0;
-        s_send_replies (self);
-        matcher_metrics_batch (&self->metrics, (uint64_t) n, commit_ns);
-        atomic_store_explicit (&self->metrics.last_seq, bus_pub_committed_seq (self->bus),
-                               memory_order_relaxed);
-        atomic_store_explicit (&self->metrics.journal_bytes,
-                               journal_bytes (bus_pub_journal (self->bus)), memory_order_relaxed);
-        atomic_store_explicit (&self->metrics.resting, engine_resting (self->engine),
-                               memory_order_relaxed);
-        uint64_t committed = bus_pub_committed_seq (self->bus);
-        if (self->snapshot_requested ||
-            (self->cfg->matcher.snapshot_every &&
-             committed - self->snapshot_seq >= (uint64_t) self->cfg->matcher.snapshot_every))
-            s_snapshot (self, committed);
+        if (!bus_pub_busy (self->bus) && (self->reply_count || bus_pub_appended (self->bus)) &&
+            s_submit (self))
+            return -1;
+        if (due && !bus_pub_busy (self->bus) && !bus_pub_appended (self->bus))
+            s_snapshot (self);
     }
+    //  Finish what was decided: it is journaled and acknowledged before stopping.
+    if ((bus_pub_busy (self->bus) && s_collect (self)) ||
+        ((self->reply_count || bus_pub_appended (self->bus)) &&
+         (s_submit (self) || s_collect (self))))
+        return -1;
+    snapshot_writer_wait (self->snapshots);
     log_info ("matcher",
               "stopping at seq %" PRIu64 " after %" PRIu64 " commands in %" PRIu64
               " batches (%" PRIu64 " malformed); state hash %016" PRIx64,

@@ -301,6 +301,12 @@ static int s_buf_write (void *data, const char *bytes, size_t len)
     return 0;
 }
 
+int proto_buf_append (proto_buf_t *buf, const void *data, size_t len)
+{
+    assert (buf);
+    return s_buf_write (buf, (const char *) data, len);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Encoder
 

@@ -103,6 +103,8 @@ void proto_buf_init (proto_buf_t *buf);
 //  Forgets the contents (len = 0) and keeps the memory for the next message.
 void proto_buf_reset (proto_buf_t *buf);
 void proto_buf_free (proto_buf_t *buf);
+//  Appends len bytes (growing the buffer). 0, or -1 when memory runs out.
+int proto_buf_append (proto_buf_t *buf, const void *data, size_t len);
 
 //  Appends msg as one msgpack map: "t", then every required field and every optional field
 //  that is not zero, "", false or enum 0 (those are omitted: absent decodes the same).

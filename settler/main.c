@@ -1,38 +1,21 @@
 /*  mce-settler — settles every trade on Solana and publishes settlement events.
 
     Walking skeleton: it follows the matcher bus through bus_sub and logs each event, and it
-    already owns its own journaled bus (settler.bus, settler.replay) with heartbeats, so
-    consumers of the settlement stream connect as DESIGN.md draws them. Settlement itself comes
-    with the settler issue.
+    already owns its own journaled bus (settler.bus, settler.replay, heartbeats from bus_pub),
+    so consumers of the settlement stream connect as DESIGN.md draws them. Settlement itself
+    comes with the settler issue.
 */
 #include "bus_pub.h"
 #include "bus_sub.h"
 #include "cli.h"
-#include "clock.h"
 #include "log.h"
 
 #include <czmq.h>
 #include <inttypes.h>
 
-typedef struct {
-    bus_pub_t *bus;
-    int64_t next_heartbeat;
-} s_settler_t;
-
 static int s_on_event (void *arg, bus_sub_t *sub, const bus_event_t *ev)
 {
     bus_event_log ("settler", sub, ev);
-    return 0;
-}
-
-static int s_on_tick (void *arg)
-{
-    s_settler_t *self = arg;
-    int64_t now = clock_mono_ns ();
-    if (now >= self->next_heartbeat) {
-        bus_pub_heartbeat (self->bus);
-        self->next_heartbeat = now + BUS_HEARTBEAT_MS * MCE_NS_PER_MSEC;
-    }
     return 0;
 }
 
@@ -53,14 +36,13 @@ int main (int argc, char **argv)
                           .pub_endpoint = cfg.settler.bus.pub,
                           .replay_endpoint = cfg.settler.bus.replay,
                           .journal_dir = config_journal_dir (&cfg, "settler", dir, sizeof dir)};
-    s_settler_t self = {.bus = bus_pub_new (&pub)};
+    bus_pub_t *bus = bus_pub_new (&pub);
     bus_sub_t *sub = bus_sub_new_for (&cfg, "m", "settler", 0);
     int rc = -1;
-    if (self.bus && sub) {
-        rc = bus_sub_follow (&(bus_follow_t){
-            .subs = &sub, .count = 1, .on_event = s_on_event, .on_tick = s_on_tick, .arg = &self});
+    if (bus && sub) {
+        rc = bus_sub_follow (&(bus_follow_t){.subs = &sub, .count = 1, .on_event = s_on_event});
     }
     bus_sub_destroy (&sub);
-    bus_pub_destroy (&self.bus);
+    bus_pub_destroy (&bus);
     return rc ? 1 : 0;
 }

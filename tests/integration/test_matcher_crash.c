@@ -241,8 +241,10 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     unsetenv ("MCE_MATCHER_SNAPSHOT_EVERY");
     int fresh = harness_start (&s_fresh, "mce-matcher");
     cr_assert (harness_wait_log (&s_fresh, fresh, "commands on", HARNESS_DEADLINE_MS));
-    cr_assert_eq (s_logged_hash (&s_fresh, fresh), final_hash,
-                  "a fresh replay of the journal gives the same state");
+    uint64_t fresh_hash = s_logged_hash (&s_fresh, fresh);
+    cr_assert_eq (fresh_hash, final_hash,
+                  "a fresh replay of the journal gives the same state (%016lx, not %016lx)",
+                  (unsigned long) fresh_hash, (unsigned long) final_hash);
     cr_assert_gt (harness_count_log (&s_h, matcher, "restored snapshot seq"), 5,
                   "restarts began from snapshots");
     fprintf (stderr,

@@ -20,6 +20,14 @@ static void s_expect_line (const char *text, const char *line)
     cr_assert_not_null (strstr (text, line), "no \"%s\" in:\n%s", line, text);
 }
 
+//  The number after `prefix` at the start of a line.
+static long long s_value (const char *text, const char *prefix)
+{
+    const char *at = strstr (text, prefix);
+    cr_assert_not_null (at, "no \"%s\" in:\n%s", prefix, text);
+    return strtoll (at + strlen (prefix), NULL, 10);
+}
+
 Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .timeout = 60)
 {
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
@@ -35,9 +43,10 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
     zsock_t *client = zsock_new_dealer (commands);
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
-    //  A buy, then a sell that trades with it; and one malformed frame.
-    for (int i = 0; i < 2; i++) {
-        harness_order (client, (uint64_t) i + 1, i ? "u1" : "u0", i == 0, 1000, 150000);
+    //  A buy, a sell that trades with it, a buy that rests; and one malformed frame.
+    for (int i = 0; i < 3; i++) {
+        harness_order (client, (uint64_t) i + 1, i == 1 ? "u1" : "u0", i != 1, 1000,
+                       i == 2 ? 140000 : 150000);
         zframe_t *reply = zframe_recv (client);
         cr_assert_not_null (reply);
         zframe_destroy (&reply);
@@ -46,16 +55,57 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
     cr_assert (harness_wait_log (&s_h, m, "dropped malformed command #1", HARNESS_DEADLINE_MS));
     char *body = NULL;
     cr_assert_eq (harness_http_port (port, "GET", "/metrics", NULL, &body), 200);
-    s_expect_line (body, "mce_matcher_commands_total 3");
+    s_expect_line (body, "mce_matcher_commands_total 4");
     s_expect_line (body, "mce_matcher_malformed_total 1");
     s_expect_line (body, "mce_matcher_trades_total 1");
-    s_expect_line (body, "mce_matcher_resting_orders 0");
+    s_expect_line (body, "mce_matcher_resting_orders 1");
+    s_expect_line (body, "mce_matcher_book_resting_orders{market=\"campus-1\"} 1");
     s_expect_line (body, "# TYPE mce_matcher_batch_commands histogram");
     s_expect_line (body, "mce_matcher_batch_commands_bucket{le=\"+Inf\"}");
     s_expect_line (body, "# TYPE mce_matcher_commit_seconds histogram");
     cr_assert_not_null (strstr (body, "mce_matcher_last_seq "));
     free (body);
     cr_assert_eq (harness_http_port (port, "GET", "/nowhere", NULL, &body), 404);
+    free (body);
+    zsock_destroy (&client);
+}
+
+//  With fsync = always every command is a group commit of its own, even when many arrive
+//  at once: the batch histogram shows one command per commit.
+Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, .timeout = 60)
+{
+    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
+                        "epoch_seconds = 2592000; } );\n");
+    int port = s_h.port_xpub;
+    char value[16];
+    snprintf (value, sizeof value, "%d", port);
+    setenv ("MCE_MATCHER_METRICS_PORT", value, 1);
+    setenv ("MCE_MATCHER_FSYNC", "always", 1);
+    int m = harness_start (&s_h, "mce-matcher");
+    unsetenv ("MCE_MATCHER_METRICS_PORT");
+    unsetenv ("MCE_MATCHER_FSYNC");
+    cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
+    char commands[64];
+    snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
+    zsock_t *client = zsock_new_dealer (commands);
+    zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
+    //  All 50 are sent before any reply is read, so they queue up at the matcher together.
+    enum { N = 50 };
+    for (int i = 0; i < N; i++)
+        harness_order (client, (uint64_t) i + 1, "u0", true, 1000, 100000 + i * 1000);
+    for (int i = 0; i < N; i++) {
+        zframe_t *reply = zframe_recv (client);
+        cr_assert_not_null (reply);
+        zframe_destroy (&reply);
+    }
+    char *body = NULL;
+    cr_assert_eq (harness_http_port (port, "GET", "/metrics", NULL, &body), 200);
+    //  Every commit held at most one command (a commit of none carries the clock's events).
+    s_expect_line (body, "mce_matcher_batch_commands_sum 50\n");
+    long long ones = s_value (body, "mce_matcher_batch_commands_bucket{le=\"1\"} ");
+    long long commits = s_value (body, "mce_matcher_batch_commands_count ");
+    cr_assert_geq (commits, 50);
+    cr_assert_eq (ones, commits, "%lld of %lld commits held one command or none", ones, commits);
     free (body);
     zsock_destroy (&client);
 }
