@@ -28,6 +28,7 @@ struct _snapshot_writer_t {
     uint64_t child_seq;
     int64_t child_started;
     uint64_t written;
+    uint64_t last_seq, last_hash; //  of the newest snapshot written
 };
 
 static int s_cmp_u64_desc (const void *a, const void *b)
@@ -153,8 +154,12 @@ static void s_reaped (snapshot_writer_t *self, pid_t r, int status)
     uint64_t hash = 0;
     if (r == self->child && WIFEXITED (status) && WEXITSTATUS (status) == 0) {
         self->written++;
-        if (read (self->hash_fd, &hash, sizeof hash) == sizeof hash)
+        self->last_seq = self->child_seq;
+        self->last_hash = 0;
+        if (read (self->hash_fd, &hash, sizeof hash) == sizeof hash) {
+            self->last_hash = hash;
             log_info ("snapshot", "wrote %s in %.1f ms; state hash %016" PRIx64, path, ms, hash);
+        }
         else
             log_info ("snapshot", "wrote %s in %.1f ms", path, ms);
     }
@@ -266,6 +271,12 @@ bool snapshot_writer_busy (snapshot_writer_t *self)
 uint64_t snapshot_writer_written (snapshot_writer_t *self)
 {
     return self->written;
+}
+
+uint64_t snapshot_writer_last (snapshot_writer_t *self, uint64_t *hash)
+{
+    *hash = self->last_hash;
+    return self->last_seq;
 }
 
 uint8_t *snapshot_load (const char *dir, uint64_t max_seq, uint64_t *seq, int64_t *clock,

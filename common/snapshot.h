@@ -41,6 +41,9 @@ void snapshot_writer_wait (snapshot_writer_t *self);
 bool snapshot_writer_busy (snapshot_writer_t *self);
 //  Snapshots written successfully since the writer was made.
 uint64_t snapshot_writer_written (snapshot_writer_t *self);
+//  The seq of the newest snapshot written (0 if none yet) and, in *hash, the state hash the
+//  child reported for it.
+uint64_t snapshot_writer_last (snapshot_writer_t *self, uint64_t *hash);
 //  Writes one snapshot file here and now, then keeps the newest `keep`. 0, or -1 (errno set).
 int snapshot_write (const char *dir, int keep, uint64_t seq, int64_t clock, const uint8_t *body,
                     size_t size);

@@ -87,6 +87,18 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     S_GAUGE ("mce_matcher_last_seq", "Last committed seq of the matcher bus.", last_seq)
     S_GAUGE ("mce_matcher_journal_bytes", "Bytes in the journal's segments.", journal_bytes)
     S_GAUGE ("mce_matcher_resting_orders", "Orders resting over all books.", resting)
+    uint64_t hv, hash_seq, hash;
+    do {
+        hv = atomic_load (&m->hash_version);
+        hash_seq = atomic_load (&m->hash_seq);
+        hash = atomic_load (&m->hash);
+    } while ((hv & 1) || hv != atomic_load (&m->hash_version));
+    o += (size_t) snprintf (text + o, S_TEXT_MAX - o,
+                            "# HELP mce_matcher_state_hash_info The state hash of the books as of "
+                            "seq (at start, then at each snapshot).\n"
+                            "# TYPE mce_matcher_state_hash_info gauge\n"
+                            "mce_matcher_state_hash_info{seq=\"%llu\",hash=\"%016llx\"} 1\n",
+                            (unsigned long long) hash_seq, (unsigned long long) hash);
     o += (size_t) snprintf (text + o, S_TEXT_MAX - o,
                             "# HELP mce_matcher_book_resting_orders Orders resting in the open "
                             "books of a market.\n# TYPE mce_matcher_book_resting_orders gauge\n");
@@ -141,4 +153,12 @@ void matcher_metrics_server_destroy (matcher_metrics_server_t **self_p)
     MHD_stop_daemon (self->daemon);
     free (self);
     *self_p = NULL;
+}
+
+void matcher_metrics_hash (matcher_metrics_t *m, uint64_t seq, uint64_t hash)
+{
+    atomic_fetch_add (&m->hash_version, 1);
+    atomic_store (&m->hash_seq, seq);
+    atomic_store (&m->hash, hash);
+    atomic_fetch_add (&m->hash_version, 1);
 }

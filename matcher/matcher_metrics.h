@@ -18,6 +18,10 @@
 typedef struct {
     _Atomic uint64_t commands, malformed, trades, events, batches;
     _Atomic uint64_t last_seq, journal_bytes, resting, snapshots;
+    //  The state hash at a known seq: at recovery, then at each snapshot (computed by the
+    //  snapshot's child: hashing the books on the loop would pause it). A hash and its seq
+    //  are published together through hash_version (odd while they change).
+    _Atomic uint64_t hash_version, hash_seq, hash;
     _Atomic uint64_t batch_buckets[METRICS_BATCH_BUCKETS + 1]; //  the last is +Inf
     _Atomic uint64_t batch_sum;
     _Atomic uint64_t commit_buckets[METRICS_FSYNC_BUCKETS + 1];
@@ -36,5 +40,7 @@ matcher_metrics_server_t *matcher_metrics_server_new (int port, const matcher_me
 void matcher_metrics_server_destroy (matcher_metrics_server_t **self_p);
 
 void matcher_metrics_batch (matcher_metrics_t *m, uint64_t commands, int64_t commit_ns);
+//  Sets the state hash as of seq (the loop's thread only).
+void matcher_metrics_hash (matcher_metrics_t *m, uint64_t seq, uint64_t hash);
 
 #endif

@@ -653,6 +653,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         self->metrics.market_names[i] = cfg->markets[i].id;
     s_metrics_resting (self);
     atomic_store (&self->metrics.last_seq, bus_pub_committed_seq (self->bus));
+    uint64_t hash = engine_state_hash (self->engine);
+    matcher_metrics_hash (&self->metrics, bus_pub_committed_seq (self->bus), hash);
     if (cfg->matcher.metrics_port)
         self->metrics_server =
             matcher_metrics_server_new ((int) cfg->matcher.metrics_port, &self->metrics);
@@ -667,8 +669,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     //  loop: unroutable or over-the-limit replies are dropped (the gateway times out).
     zsock_set_router_mandatory (self->router, 0);
     log_info ("matcher", "commands on %s; %" PRIu64 " orders resting; state hash %016" PRIx64,
-              cfg->matcher.commands, engine_resting (self->engine),
-              engine_state_hash (self->engine));
+              cfg->matcher.commands, engine_resting (self->engine), hash);
     return self;
 }
 
@@ -723,6 +724,18 @@ static void s_snapshot (matcher_server_t *self)
     self->snapshot_seq = seq;
 }
 
+//  Reaps a finished snapshot writer and shows the state hash its child computed.
+static void s_reap_snapshot (matcher_server_t *self)
+{
+    uint64_t before = snapshot_writer_written (self->snapshots);
+    if (!snapshot_writer_busy (self->snapshots) &&
+        snapshot_writer_written (self->snapshots) != before) {
+        uint64_t hash;
+        uint64_t seq = snapshot_writer_last (self->snapshots, &hash);
+        matcher_metrics_hash (&self->metrics, seq, hash);
+    }
+}
+
 //  A snapshot is due by count or by request, unless the previous one is still being written
 //  (then it waits, and commands go on).
 static bool s_snapshot_due (matcher_server_t *self)
@@ -731,6 +744,7 @@ static bool s_snapshot_due (matcher_server_t *self)
     if (!self->snapshot_requested &&
         !(every && bus_pub_committed_seq (self->bus) - self->snapshot_seq >= every))
         return false;
+    s_reap_snapshot (self);
     return !snapshot_writer_busy (self->snapshots);
 }
 
@@ -808,7 +822,7 @@ int matcher_server_run (matcher_server_t *self)
             //  the room left in the batch).
             if (!commands) {
                 next_tick = clock_mono_ns () + S_TICK_MS * MCE_NS_PER_MSEC;
-                snapshot_writer_busy (self->snapshots); //  reaps a finished writer
+                s_reap_snapshot (self);
             }
             s_begin_batch (self);
             if (s_advance (self))

@@ -60,6 +60,7 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
     s_expect_line (body, "mce_matcher_trades_total 1");
     s_expect_line (body, "mce_matcher_resting_orders 1");
     s_expect_line (body, "mce_matcher_book_resting_orders{market=\"campus-1\"} 1");
+    s_expect_line (body, "mce_matcher_state_hash_info{seq=\"");
     s_expect_line (body, "# TYPE mce_matcher_batch_commands histogram");
     s_expect_line (body, "mce_matcher_batch_commands_bucket{le=\"+Inf\"}");
     s_expect_line (body, "# TYPE mce_matcher_commit_seconds histogram");
