@@ -17,5 +17,8 @@ int64_t clock_mono_ns (void);
 //  Writes ns as RFC 3339 UTC with microseconds ("2026-11-21T21:40:00.123456Z").
 //  Returns the length written, or -1 when buf is too small (needs 28 bytes).
 int clock_format_rfc3339 (int64_t ns, char *buf, size_t size);
+//  Parses RFC 3339 ("2026-11-21T21:40:00Z", "2026-11-21T22:40:00.5+01:00") into ns since the
+//  Unix epoch (UTC). Years 1970..9999; a leap second counts as :59. 0, or -1 when malformed.
+int clock_parse_rfc3339 (const char *text, size_t len, int64_t *ns);
 
 #endif

@@ -16,7 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_STR, K_ENUM, K_PRICE, K_KWH } s_kind_t;
+typedef enum {
+    K_INT,
+    K_STR,
+    K_SECRET,
+    K_ENUM,
+    K_PRICE,
+    K_KWH
+} s_kind_t; //  SECRET: a STR never logged
 
 typedef struct {
     const char *path; //  dotted, from the root (or from a market entry)
@@ -52,6 +59,17 @@ static const s_key_t s_keys[] = {
     {"gateway.request_timeout_ms", K_INT, "5000", 10, 600000, NULL, F (gateway.request_timeout_ms)},
     {"gateway.max_body_bytes", K_INT, "65536", 256, 16777216, NULL, F (gateway.max_body_bytes)},
     {"gateway.max_in_flight", K_INT, "10000", 1, 1000000, NULL, F (gateway.max_in_flight)},
+    {"gateway.jwt_secret", K_SECRET, "", 0, 0, NULL, F (gateway.jwt_secret)},
+    {"gateway.jwt_ttl_s", K_INT, "3600", 60, 31622400, NULL, F (gateway.jwt_ttl_s)},
+    {"gateway.password_cost", K_ENUM, "interactive", 0, 0, "interactive|moderate|test",
+     F (gateway.password_cost)},
+    {"gateway.rate_per_s", K_INT, "100", 1, 100000000, NULL, F (gateway.rate_per_s)},
+    {"gateway.rate_burst", K_INT, "200", 1, 100000000, NULL, F (gateway.rate_burst)},
+    {"gateway.cors_origins", K_STR, "", 0, 0, NULL, F (gateway.cors_origins)},
+    {"gateway.access_log", K_INT, "1", 0, 1, NULL, F (gateway.access_log)},
+    {"postgres.url", K_SECRET, "host=127.0.0.1 port=5432 dbname=mce user=postgres", 0, 0, NULL,
+     F (postgres.url)},
+    {"redis.url", K_STR, "redis://127.0.0.1:6379", 0, 0, NULL, F (redis.url)},
     {"settler.bus", K_STR, "tcp://127.0.0.1:5566", 0, 0, NULL, F (settler.bus.pub)},
     {"settler.replay", K_STR, "tcp://127.0.0.1:5567", 0, 0, NULL, F (settler.bus.replay)},
     {"settler.journal_dir", K_STR, "", 0, 0, NULL, F (settler.journal_dir)},
@@ -86,7 +104,8 @@ static const s_key_t s_market_keys[] = {
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])
 #define N_MARKET_KEYS (sizeof s_market_keys / sizeof s_market_keys[0])
 
-static const char *s_sections[] = {"matcher", "gateway", "settler", "persister", "broadcaster"};
+static const char *s_sections[] = {"matcher",     "gateway",  "settler", "persister",
+                                   "broadcaster", "postgres", "redis"};
 
 //  Index of text in "a|b|c", or -1.
 static int s_choice (const char *choices, const char *text)
@@ -124,6 +143,7 @@ static int s_apply_text (const s_key_t *k, void *base, const char *text, const c
     char *field = (char *) base + k->offset;
     switch (k->kind) {
         case K_STR:
+        case K_SECRET:
             if (strlen (text) >= k->size) {
                 snprintf (err, errlen, "%s: longer than %zu characters", path, k->size - 1);
                 return -1;
@@ -391,6 +411,10 @@ static void s_log_key (const s_key_t *k, const void *base, const char *prefix, c
     switch (k->kind) {
         case K_STR:
             log_info (module, "config %s%s = \"%s\"", prefix, k->path, field);
+            break;
+        case K_SECRET:
+            log_info (module, "config %s%s = %s", prefix, k->path,
+                      field[0] ? "(set, not shown)" : "\"\"");
             break;
         case K_ENUM:
             if (k->size == sizeof (int)) {

@@ -75,7 +75,20 @@ typedef struct {
         int64_t request_timeout_ms;
         int64_t max_body_bytes;
         int64_t max_in_flight;
+        char jwt_secret[CONFIG_STR_MAX]; //  HS256 key; empty = random per start (logged)
+        int64_t jwt_ttl_s;
+        int password_cost;  //  auth_cost_t: interactive|moderate|test
+        int64_t rate_per_s; //  token bucket per user (and per client address)
+        int64_t rate_burst;
+        char cors_origins[CONFIG_STR_MAX]; //  comma-separated, "*", or empty = no CORS
+        int64_t access_log;                //  1 = one line per request
     } gateway;
+    struct {
+        char url[CONFIG_STR_MAX]; //  libpq conninfo or postgresql:// URL
+    } postgres;
+    struct {
+        char url[CONFIG_STR_MAX]; //  redis://host:port[/db]
+    } redis;
     struct {
         config_bus_t bus;
         char journal_dir[CONFIG_PATH_MAX]; //  empty = <data_dir>/settler

@@ -2,19 +2,58 @@
     routes that a linear match reads better than a router library.
 */
 #include "gateway_server.h"
+#include "auth.h"
+#include "bus_sub.h"
 #include "clock.h"
 #include "log.h"
+#include "migrate.h"
+#include "native_port.h"
+#include "ratelimit.h"
+#include "redis.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <czmq.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
+
+#define S_POLL_MAX_MS       100  //  the loop wakes at least this often (timeouts, signals)
+#define S_WAIT_SEQ_MS       1000 //  longest a write's answer waits for the read model
+#define S_WORKER_THREADS    2
+#define S_RATE_BUCKETS      65536
+#define S_LATENCY_BUCKETS   12   //  100 µs, 200 µs, 400 µs, ... ~200 ms
+#define S_HEALTH_TIMEOUT_MS 1000 //  for each of Postgres and Redis
+
+//  A write answered by the matcher, waiting for the read model to reach its seq.
+typedef struct {
+    gateway_request_t *req;
+    uint64_t seq;
+    unsigned status;
+    json_t *body;
+    int64_t deadline;
+} s_waiting_t;
 
 struct _gateway_server_t {
     const mce_config_t *cfg;
     struct MHD_Daemon *daemon;
+    int epoll_fd;
     matcher_link_t *link;
+    readmodel_t *model;
+    bus_sub_t *sub;
+    gateway_worker_t *worker;
+    native_port_t *native;
+    ratelimit_t *rates;
+    uint8_t secret[CONFIG_STR_MAX];
+    size_t secret_len;
+    s_waiting_t *waiting;
+    size_t waiting_count, waiting_cap;
     int64_t started;
+    //  metrics (the loop's thread only)
+    uint64_t responses[6];                   //  by status class: [1] = 1xx ... [5] = 5xx
+    uint64_t latency[S_LATENCY_BUCKETS + 1]; //  request → response, cumulative at render
+    uint64_t latency_sum_us;
+    uint64_t rate_limited;
 };
 
 const mce_config_t *gateway_server_config (gateway_server_t *self)
@@ -27,33 +66,149 @@ matcher_link_t *gateway_server_link (gateway_server_t *self)
     return self->link;
 }
 
-json_t *gateway_error (const char *code, const char *fmt, ...)
+readmodel_t *gateway_server_readmodel (gateway_server_t *self)
 {
-    char message[512];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (message, sizeof message, fmt, ap);
-    va_end (ap);
-    return json_pack ("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    return self->model;
 }
 
-enum MHD_Result gateway_respond (struct MHD_Connection *connection, unsigned status, json_t *body)
+gateway_worker_t *gateway_server_worker (gateway_server_t *self)
+{
+    return self->worker;
+}
+
+const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len)
+{
+    *len = self->secret_len;
+    return self->secret;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Responses
+
+static json_t *s_verror (const char *code, const char *field, const char *fmt, va_list ap)
+{
+    char message[512];
+    vsnprintf (message, sizeof message, fmt, ap);
+    return json_pack ("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message, "field",
+                      field ? json_string (field) : json_null ());
+}
+
+json_t *gateway_error (const char *code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    json_t *e = s_verror (code, field, fmt, ap);
+    va_end (ap);
+    return e;
+}
+
+//  Whether gateway.cors_origins ("*" or a comma-separated list) lets origin in.
+static bool s_origin_allowed (const mce_config_t *cfg, const char *origin)
+{
+    const char *list = cfg->gateway.cors_origins;
+    if (strcmp (list, "*") == 0)
+        return true;
+    size_t n = strlen (origin);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn (p, ", ");
+        if (len && len == n && strncmp (p, origin, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
     json_decref (body);
-    size_t len = text ? strlen (text) : 0;
     struct MHD_Response *r =
-        MHD_create_response_from_buffer (len, text ? text : (char *) "", MHD_RESPMEM_MUST_FREE);
-    if (!text)
-        r = MHD_create_response_from_buffer (0, (char *) "", MHD_RESPMEM_PERSISTENT);
+        text ? MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer (0, (char *) "", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free (text);
+        return MHD_NO;
+    }
     MHD_add_response_header (r, "Content-Type", "application/json");
     MHD_add_response_header (r, "Cache-Control", "no-store");
     MHD_add_response_header (r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header (r, "X-Frame-Options", "DENY");
+    MHD_add_response_header (r, "Content-Security-Policy",
+                             "default-src 'none'; frame-ancestors 'none'");
     MHD_add_response_header (r, "Referrer-Policy", "no-referrer");
-    enum MHD_Result rc = MHD_queue_response (connection, status, r);
+    const char *origin = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, "Origin");
+    if (origin && s_origin_allowed (req->server->cfg, origin)) {
+        MHD_add_response_header (r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header (r, "Vary", "Origin");
+    }
+    if (req->retry_after) {
+        char seconds[16];
+        snprintf (seconds, sizeof seconds, "%u", req->retry_after);
+        MHD_add_response_header (r, "Retry-After", seconds);
+    }
+    req->answered = status;
+    enum MHD_Result rc = MHD_queue_response (req->connection, status, r);
     MHD_destroy_response (r);
     return rc;
+}
+
+enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const char *code,
+                              const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    json_t *e = s_verror (code, field, fmt, ap);
+    va_end (ap);
+    return gateway_respond (req, status, e);
+}
+
+const char *gateway_query (gateway_request_t *req, const char *key)
+{
+    return MHD_lookup_connection_value (req->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int gateway_query_int (gateway_request_t *req, const char *key, long long def, long long min,
+                       long long max, long long *out)
+{
+    const char *text = gateway_query (req, key);
+    *out = def;
+    if (!text)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (!*text || *end || errno || v < min || v > max) {
+        gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", key,
+                      "%s must be an integer from %lld to %lld", key, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+//  The HTTP status for a matcher's reject.
+unsigned gateway_reject_status (proto_reject_reason_t reason)
+{
+    switch (reason) {
+        case PROTO_REJECT_REASON_MALFORMED:
+            return MHD_HTTP_BAD_REQUEST;
+        case PROTO_REJECT_REASON_UNKNOWN_ORDER:
+        case PROTO_REJECT_REASON_NOT_OWNER:
+            return MHD_HTTP_NOT_FOUND;
+        case PROTO_REJECT_REASON_DUPLICATE_CLIENT_ID:
+        case PROTO_REJECT_REASON_MARKET_PAUSED:
+            return MHD_HTTP_CONFLICT;
+        case PROTO_REJECT_REASON_NOT_ADMIN:
+            return MHD_HTTP_FORBIDDEN;
+        case PROTO_REJECT_REASON_OVERLOADED:
+            return MHD_HTTP_SERVICE_UNAVAILABLE;
+        case PROTO_REJECT_REASON_INTERNAL:
+            return MHD_HTTP_INTERNAL_SERVER_ERROR;
+        default:
+            return MHD_HTTP_UNPROCESSABLE_CONTENT;
+    }
 }
 
 void gateway_suspend (gateway_request_t *req)
@@ -69,44 +224,341 @@ void gateway_resume (gateway_request_t *req, unsigned status, json_t *body)
     MHD_resume_connection (req->connection);
 }
 
-static enum MHD_Result s_health (gateway_request_t *req)
+void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status, json_t *body)
 {
     gateway_server_t *self = req->server;
-    json_t *body = json_pack (
-        "{s:s,s:s,s:I,s:{s:s,s:i}}", "status", "ok", "version", MCE_VERSION, "uptime_s",
-        (json_int_t) ((clock_mono_ns () - self->started) / MCE_NS_PER_SEC), "matcher", "endpoint",
-        self->cfg->matcher.commands, "in_flight", matcher_link_in_flight (self->link));
-    return gateway_respond (req->connection, MHD_HTTP_OK, body);
+    if (readmodel_seq (self->model) >= seq) {
+        gateway_resume (req, status, body);
+        return;
+    }
+    if (self->waiting_count == self->waiting_cap) {
+        size_t cap = self->waiting_cap ? self->waiting_cap * 2 : 256;
+        s_waiting_t *bigger = realloc (self->waiting, cap * sizeof *bigger);
+        if (!bigger) {
+            gateway_resume (req, status, body);
+            return;
+        }
+        self->waiting = bigger;
+        self->waiting_cap = cap;
+    }
+    self->waiting[self->waiting_count++] =
+        (s_waiting_t){req, seq, status, body, clock_mono_ns () + S_WAIT_SEQ_MS * MCE_NS_PER_MSEC};
 }
+
+//  Resumes the writes whose seq the read model has reached, or that waited long enough.
+static void s_release_waiting (gateway_server_t *self, bool all)
+{
+    uint64_t seq = readmodel_seq (self->model);
+    int64_t now = clock_mono_ns ();
+    size_t kept = 0;
+    for (size_t i = 0; i < self->waiting_count; i++) {
+        s_waiting_t *w = &self->waiting[i];
+        if (all || w->seq <= seq || now >= w->deadline)
+            gateway_resume (w->req, w->status, w->body);
+        else
+            self->waiting[kept++] = *w;
+    }
+    self->waiting_count = kept;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Routes
+
+//  GET /api/health: the process, its matcher link, the bus, Postgres and Redis. The two
+//  databases are asked on the worker (a connection attempt may take its timeout), so the
+//  answer is current, not a cached guess. Public: it says how things are, not where.
+typedef struct {
+    gateway_job_t job; //  first: the worker hands back this pointer
+    gateway_request_t *req;
+    const char *redis_url;
+    bool db, redis;
+    char redis_error[160];
+} s_health_job_t;
+
+static void s_health_run (gateway_job_t *base, pg_t *pg)
+{
+    s_health_job_t *job = (s_health_job_t *) base;
+    pg_result_t *r = pg ? pg_exec (pg, "SELECT 1", 0, NULL) : NULL;
+    job->db = r != NULL;
+    pg_result_free (&r);
+    job->redis = redis_ping (job->redis_url, S_HEALTH_TIMEOUT_MS, job->redis_error,
+                             sizeof job->redis_error) == 0;
+}
+
+static void s_health_done (gateway_job_t *base)
+{
+    s_health_job_t *job = (s_health_job_t *) base;
+    gateway_request_t *req = job->req;
+    gateway_server_t *self = req->server;
+    bool heartbeat = bus_sub_stats (self->sub).heartbeats > 0;
+    bool ok = job->db && job->redis && heartbeat;
+    json_t *body = json_pack (
+        "{s:s,s:s,s:I,s:{s:b,s:i,s:I},s:{s:I,s:I},s:{s:b},s:{s:b}}", "status",
+        ok ? "ok" : "degraded", "version", MCE_VERSION, "uptime_s",
+        (json_int_t) ((clock_mono_ns () - self->started) / MCE_NS_PER_SEC), "matcher", "up",
+        heartbeat, "in_flight", matcher_link_in_flight (self->link), "timeouts",
+        (json_int_t) matcher_link_timeouts (self->link), "bus", "seq",
+        (json_int_t) readmodel_seq (self->model), "head", (json_int_t) bus_sub_head_seq (self->sub),
+        "postgres", "up", job->db, "redis", "up", job->redis);
+    gateway_resume (req, MHD_HTTP_OK, body); //  the gateway serves; status says what is missing
+    free (job);
+}
+
+static enum MHD_Result s_health (gateway_request_t *req)
+{
+    s_health_job_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return MHD_NO;
+    job->job.run = s_health_run;
+    job->job.done = s_health_done;
+    job->req = req;
+    job->redis_url = req->server->cfg->redis.url;
+    if (gateway_worker_submit (req->server->worker, &job->job)) {
+        free (job);
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
+                             "the worker is saturated");
+    }
+    gateway_suspend (req);
+    return MHD_YES;
+}
+
+extern const char gateway_openapi[]; //  gateway/openapi.json, embedded by CMake
+
+static enum MHD_Result s_openapi (gateway_request_t *req)
+{
+    json_error_t err;
+    json_t *doc = json_loads (gateway_openapi, 0, &err);
+    if (!doc)
+        return gateway_fail (req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+                             "the embedded OpenAPI document does not parse: %s", err.text);
+    return gateway_respond (req, MHD_HTTP_OK, doc);
+}
+
+//  GET /metrics, in Prometheus text.
+static enum MHD_Result s_metrics (gateway_request_t *req)
+{
+    gateway_server_t *self = req->server;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream (&text, &size);
+    if (!f)
+        return MHD_NO;
+    fprintf (f, "# HELP mce_gateway_responses_total HTTP responses by status class.\n"
+                "# TYPE mce_gateway_responses_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        fprintf (f, "mce_gateway_responses_total{class=\"%dxx\"} %llu\n", c,
+                 (unsigned long long) self->responses[c]);
+    fprintf (f,
+             "# HELP mce_gateway_request_seconds Time from a request's arrival to its response.\n"
+             "# TYPE mce_gateway_request_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (int b = 0; b <= S_LATENCY_BUCKETS; b++) {
+        cumulative += self->latency[b];
+        if (b < S_LATENCY_BUCKETS)
+            fprintf (f, "mce_gateway_request_seconds_bucket{le=\"%g\"} %llu\n",
+                     100e-6 * (double) (1 << b), (unsigned long long) cumulative);
+        else
+            fprintf (f, "mce_gateway_request_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long) cumulative);
+    }
+    fprintf (f, "mce_gateway_request_seconds_sum %g\nmce_gateway_request_seconds_count %llu\n",
+             (double) self->latency_sum_us / 1e6, (unsigned long long) cumulative);
+    fprintf (
+        f,
+        "# HELP mce_gateway_rate_limited_total Requests refused by the rate limit.\n"
+        "# TYPE mce_gateway_rate_limited_total counter\nmce_gateway_rate_limited_total %llu\n"
+        "# HELP mce_gateway_matcher_in_flight Commands waiting for the matcher.\n"
+        "# TYPE mce_gateway_matcher_in_flight gauge\nmce_gateway_matcher_in_flight %d\n"
+        "# HELP mce_gateway_matcher_timeouts_total Commands the matcher did not answer in time.\n"
+        "# TYPE mce_gateway_matcher_timeouts_total counter\nmce_gateway_matcher_timeouts_total "
+        "%llu\n"
+        "# HELP mce_gateway_bus_seq Last matcher event in the read model.\n"
+        "# TYPE mce_gateway_bus_seq gauge\nmce_gateway_bus_seq %llu\n"
+        "# HELP mce_gateway_worker_jobs Jobs (sign-ins, queries) waiting for the worker.\n"
+        "# TYPE mce_gateway_worker_jobs gauge\nmce_gateway_worker_jobs %d\n"
+        "# HELP mce_gateway_database_up Whether the worker reached Postgres last time.\n"
+        "# TYPE mce_gateway_database_up gauge\nmce_gateway_database_up %d\n",
+        (unsigned long long) self->rate_limited, matcher_link_in_flight (self->link),
+        (unsigned long long) matcher_link_timeouts (self->link),
+        (unsigned long long) readmodel_seq (self->model), gateway_worker_pending (self->worker),
+        gateway_worker_db_up (self->worker) ? 1 : 0);
+    fclose (f);
+    struct MHD_Response *r = MHD_create_response_from_buffer (size, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header (r, "Content-Type", "text/plain; version=0.0.4");
+    MHD_add_response_header (r, "X-Content-Type-Options", "nosniff");
+    req->answered = MHD_HTTP_OK;
+    enum MHD_Result rc = MHD_queue_response (req->connection, MHD_HTTP_OK, r);
+    MHD_destroy_response (r);
+    return rc;
+}
+
+typedef enum { S_PUBLIC, S_USER, S_ADMIN } s_access_t;
 
 typedef struct {
     const char *method;
-    const char *path;
+    const char *path; //  a segment "{id}" matches one non-empty segment, kept in req->param
+    s_access_t access;
+    bool limited; //  counts against the caller's rate limit
     enum MHD_Result (*handler) (gateway_request_t *req);
 } s_route_t;
 
 static const s_route_t s_routes[] = {
-    {"GET", "/api/health", s_health},
-    {"POST", "/api/trading/orders", routes_trading_post_order},
+    {"GET", "/api/health", S_PUBLIC, false, s_health},
+    {"GET", "/api/openapi.json", S_PUBLIC, true, s_openapi},
+    {"GET", "/metrics", S_PUBLIC, false, s_metrics},
+    {"POST", "/api/auth/register", S_PUBLIC, true, routes_auth_register},
+    {"POST", "/api/auth/login", S_PUBLIC, true, routes_auth_login},
+    {"POST", "/api/auth/api-keys", S_USER, true, routes_auth_api_key},
+    {"POST", "/api/trading/orders", S_USER, true, routes_trading_post_order},
+    {"GET", "/api/trading/orders", S_USER, true, routes_trading_list_orders},
+    {"GET", "/api/trading/orders/{id}", S_USER, true, routes_trading_get_order},
+    {"DELETE", "/api/trading/orders/{id}", S_USER, true, routes_trading_cancel_order},
+    {"PATCH", "/api/trading/orders/{id}", S_USER, true, routes_trading_amend_order},
+    {"GET", "/api/market/depth", S_PUBLIC, true, routes_market_depth},
+    {"GET", "/api/market/depth-chart", S_PUBLIC, true, routes_market_depth_chart},
+    {"GET", "/api/market/stats", S_PUBLIC, true, routes_market_stats},
+    {"GET", "/api/market/clearing-price", S_PUBLIC, true, routes_market_clearing_price},
+    {"GET", "/api/market/trades", S_PUBLIC, true, routes_market_trades},
+    {"GET", "/api/market/epoch/status", S_PUBLIC, true, routes_market_epoch_status},
+    {"GET", "/api/market/epochs", S_PUBLIC, true, routes_market_epochs},
+    {"GET", "/api/market/trades/my-history", S_USER, true, routes_market_my_trades},
+    {"GET", "/api/admin/market/health", S_ADMIN, true, routes_admin_health},
+    {"GET", "/api/admin/market/analytics", S_ADMIN, true, routes_admin_analytics},
+    {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
 };
 
-static enum MHD_Result s_dispatch (gateway_request_t *req, const char *method, const char *url)
+#define S_ROUTE_COUNT (int) (sizeof s_routes / sizeof s_routes[0])
+
+//  Whether url matches pattern; a "{id}" segment's text goes to param.
+static bool s_match (const char *pattern, const char *url, char *param, size_t size)
 {
+    while (*pattern && *url) {
+        if (strncmp (pattern, "{id}", 4) == 0) {
+            size_t n = strcspn (url, "/");
+            if (n == 0 || n >= size)
+                return false;
+            memcpy (param, url, n);
+            param[n] = '\0';
+            pattern += 4;
+            url += n;
+            continue;
+        }
+        if (*pattern++ != *url++)
+            return false;
+    }
+    return *pattern == '\0' && *url == '\0';
+}
+
+//  Who is calling, from "Authorization: Bearer <token>". NULL when the caller is signed in or
+//  sent no token; else why the token is refused (the caller stays anonymous).
+static const char *s_authenticate (gateway_request_t *req)
+{
+    gateway_server_t *self = req->server;
+    const char *header = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!header)
+        return NULL;
+    if (strncasecmp (header, "Bearer ", 7) != 0)
+        return "Authorization must be \"Bearer <token>\"";
+    const char *token = header + 7;
+    auth_claims_t claims;
+    const char *reason = "the token is refused";
+    if (auth_jwt_verify (self->secret, self->secret_len, token, strlen (token),
+                         clock_wall_ns () / MCE_NS_PER_SEC, &claims, &reason))
+        return reason;
+    req->who.authenticated = true;
+    snprintf (req->who.user, sizeof req->who.user, "%s", claims.sub);
+    req->who.role = claims.role;
+    return NULL;
+}
+
+//  The client's address as text, for logs and for the rate limit of anonymous callers.
+static void s_client_address (struct MHD_Connection *connection, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf (out, size, "-");
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out,
+                   (socklen_t) size);
+}
+
+//  A CORS preflight: allowed origins learn what they may send.
+static enum MHD_Result s_preflight (gateway_request_t *req)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer (0, (char *) "", MHD_RESPMEM_PERSISTENT);
+    const char *origin = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, "Origin");
+    if (origin && s_origin_allowed (req->server->cfg, origin)) {
+        MHD_add_response_header (r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header (r, "Access-Control-Allow-Methods",
+                                 "GET, POST, PATCH, DELETE, OPTIONS");
+        MHD_add_response_header (r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        MHD_add_response_header (r, "Access-Control-Max-Age", "600");
+        MHD_add_response_header (r, "Vary", "Origin");
+    }
+    req->answered = MHD_HTTP_NO_CONTENT;
+    enum MHD_Result rc = MHD_queue_response (req->connection, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response (r);
+    return rc;
+}
+
+static enum MHD_Result s_dispatch (gateway_request_t *req)
+{
+    gateway_server_t *self = req->server;
+    if (strcmp (req->method, "OPTIONS") == 0)
+        return s_preflight (req);
     bool path_known = false;
-    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
-        if (strcmp (url, s_routes[i].path) != 0)
+    const s_route_t *route = NULL;
+    for (int i = 0; i < S_ROUTE_COUNT && !route; i++) {
+        if (!s_match (s_routes[i].path, req->url, req->param, sizeof req->param))
             continue;
         path_known = true;
-        if (strcmp (method, s_routes[i].method) == 0)
-            return s_routes[i].handler (req);
+        if (strcmp (req->method, s_routes[i].method) == 0) {
+            route = &s_routes[i];
+            req->route = i;
+        }
     }
-    if (path_known)
-        return gateway_respond (
-            req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-            gateway_error ("method_not_allowed", "%s is not allowed on %s", method, url));
-    return gateway_respond (req->connection, MHD_HTTP_NOT_FOUND,
-                            gateway_error ("not_found", "no route for %s %s", method, url));
+    if (!route && path_known)
+        return gateway_fail (req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                             "%s is not allowed on %s", req->method, req->url);
+    if (!route)
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route for %s %s",
+                             req->method, req->url);
+    //  Public routes ignore the Authorization header: an expired token must not hide the
+    //  market data. A token that does not verify leaves the caller anonymous, limited by
+    //  address, and refused below where a user is needed.
+    const char *token_problem = route->access != S_PUBLIC ? s_authenticate (req) : NULL;
+    if (route->limited) {
+        char key[96];
+        if (req->who.authenticated)
+            snprintf (key, sizeof key, "u:%s", req->who.user);
+        else {
+            char addr[INET6_ADDRSTRLEN];
+            s_client_address (req->connection, addr, sizeof addr);
+            snprintf (key, sizeof key, "a:%s", addr);
+        }
+        unsigned wait = ratelimit_take (self->rates, key, clock_mono_ns ());
+        if (wait) {
+            self->rate_limited++;
+            req->retry_after = wait;
+            return gateway_fail (req, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", NULL,
+                                 "too many requests; retry in %u s", wait);
+        }
+    }
+    if (token_problem)
+        return gateway_fail (req, MHD_HTTP_UNAUTHORIZED, "bad_token", NULL, "%s", token_problem);
+    if (route->access != S_PUBLIC && !req->who.authenticated)
+        return gateway_fail (req, MHD_HTTP_UNAUTHORIZED, "unauthenticated", NULL,
+                             "sign in first: Authorization: Bearer <token from /api/auth/login>");
+    if (route->access == S_ADMIN && req->who.role != PROTO_ROLE_ADMIN)
+        return gateway_fail (req, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+                             "%s %s needs the admin role", req->method, route->path);
+    return route->handler (req);
 }
+
+//  ---------------------------------------------------------------------------------------
+//  libmicrohttpd callbacks
 
 static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
@@ -120,15 +572,19 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
             return MHD_NO;
         req->server = self;
         req->connection = connection;
+        req->method = method;
+        req->url = url;
+        req->route = -1;
+        req->started = clock_mono_ns ();
         *con_cls = req;
         return MHD_YES;
     }
     if (req->suspended) {
-        //  Resumed: the matcher answered (or the link gave up).
+        //  Resumed: the matcher or the worker answered (or gave up).
         req->suspended = false;
         json_t *body = req->response;
         req->response = NULL;
-        return gateway_respond (connection, req->status, body);
+        return gateway_respond (req, req->status, body);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -151,22 +607,72 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         return MHD_YES;
     }
     if (req->body_too_large)
-        return gateway_respond (connection, MHD_HTTP_CONTENT_TOO_LARGE,
-                                gateway_error ("body_too_large", "the body exceeds %lld bytes",
-                                               (long long) self->cfg->gateway.max_body_bytes));
-    return s_dispatch (req, method, url);
+        return gateway_fail (req, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+                             "the body exceeds %lld bytes",
+                             (long long) self->cfg->gateway.max_body_bytes);
+    return s_dispatch (req);
 }
 
 static void s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    gateway_server_t *self = cls;
     gateway_request_t *req = *con_cls;
     if (!req)
         return;
+    if (self->cfg->gateway.access_log) {
+        char addr[INET6_ADDRSTRLEN];
+        s_client_address (connection, addr, sizeof addr);
+        log_info ("access", "method=%s path=%s status=%u us=%lld user=%s addr=%s%s", req->method,
+                  req->url, req->answered, (long long) ((clock_mono_ns () - req->started) / 1000),
+                  req->who.authenticated ? req->who.user : "-", addr,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    }
+    int64_t us = (clock_mono_ns () - req->started) / 1000;
+    int bucket = 0;
+    while (bucket < S_LATENCY_BUCKETS && us > 100LL << bucket)
+        bucket++;
+    self->latency[bucket]++;
+    self->latency_sum_us += (uint64_t) us;
+    if (req->answered >= 100 && req->answered < 600)
+        self->responses[req->answered / 100]++;
     json_decref (req->response);
     free (req->body);
     free (req);
     *con_cls = NULL;
+}
+
+//  ---------------------------------------------------------------------------------------
+
+MIGRATE_DECLARE (gateway);
+
+//  On every new database connection of the worker: the gateway's tables, up to date.
+static int s_migrate (pg_t *pg, char *err, size_t errlen)
+{
+    return migrate_apply (pg, "gateway", gateway_migrations, gateway_migration_count, err, errlen);
+}
+
+//  The token key: the configured one, or a random one for this run (tokens then die with the
+//  process, which is fine for a local run and wrong for several gateways: hence the warning).
+static int s_secret (gateway_server_t *self)
+{
+    const char *configured = self->cfg->gateway.jwt_secret;
+    size_t n = strlen (configured);
+    if (n == 0) {
+        self->secret_len = 32;
+        auth_random (self->secret, self->secret_len);
+        log_warn ("gateway", "gateway.jwt_secret is not set: signing tokens with a random key "
+                             "for this run only (set it, the same on every gateway)");
+        return 0;
+    }
+    if (n < AUTH_JWT_SECRET_MIN) {
+        log_error ("gateway", "gateway.jwt_secret must be at least %d bytes (got %zu)",
+                   AUTH_JWT_SECRET_MIN, n);
+        return -1;
+    }
+    memcpy (self->secret, configured, n);
+    self->secret_len = n;
+    return 0;
 }
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg)
@@ -176,9 +682,21 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         return NULL;
     self->cfg = cfg;
     self->started = clock_mono_ns ();
+    if (auth_init () || s_secret (self)) {
+        gateway_server_destroy (&self);
+        return NULL;
+    }
     self->link = matcher_link_new (cfg->matcher.commands, (int) cfg->gateway.request_timeout_ms,
                                    (int) cfg->gateway.max_in_flight);
-    if (!self->link) {
+    self->model = readmodel_new (cfg);
+    self->sub = bus_sub_new_for (cfg, "m", "gateway", 0);
+    self->worker = gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, s_migrate);
+    self->rates = ratelimit_new (cfg->gateway.rate_per_s, cfg->gateway.rate_burst, S_RATE_BUCKETS);
+    if (self->link && self->worker)
+        self->native =
+            native_port_new (cfg, self->link, self->worker, self->secret, self->secret_len);
+    if (!self->link || !self->model || !self->sub || !self->worker || !self->rates ||
+        !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -190,18 +708,23 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         gateway_server_destroy (&self);
         return NULL;
     }
-    self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                                     0, NULL, NULL, s_access, self, MHD_OPTION_SOCK_ADDR, &addr,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 4096, MHD_OPTION_END);
-    if (!self->daemon) {
+    //  External mode: no thread of libmicrohttpd's own; this loop polls its epoll descriptor.
+    //  The memory limit per connection bounds the request line and headers (431 beyond).
+    self->daemon = MHD_start_daemon (
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0, NULL, NULL,
+        s_access, self, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 4096,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t) 64 * 1024, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info =
+        self->daemon ? MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
         log_error ("gateway", "cannot listen on http://%s:%lld", cfg->gateway.http_address,
                    (long long) cfg->gateway.http_port);
         gateway_server_destroy (&self);
         return NULL;
     }
+    self->epoll_fd = info->epoll_fd;
     log_info ("gateway", "HTTP API on http://%s:%lld, matcher at %s", cfg->gateway.http_address,
               (long long) cfg->gateway.http_port, cfg->matcher.commands);
     return self;
@@ -213,19 +736,59 @@ void gateway_server_destroy (gateway_server_t **self_p)
     gateway_server_t *self = *self_p;
     if (!self)
         return;
-    //  The link first: it answers every suspended request, so the daemon can then stop.
+    //  Answer every suspended request first (the link gives up on what is in flight, the
+    //  worker finishes its jobs, writes waiting for the bus go out), so the daemon can stop.
     matcher_link_destroy (&self->link);
-    if (self->daemon)
+    gateway_worker_destroy (&self->worker);
+    native_port_destroy (&self->native);
+    if (self->model)
+        s_release_waiting (self, true);
+    if (self->daemon) {
+        MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
+    }
+    bus_sub_destroy (&self->sub);
+    readmodel_destroy (&self->model);
+    ratelimit_destroy (&self->rates);
+    free (self->waiting);
     free (self);
     *self_p = NULL;
 }
 
+//  Applies every bus event waiting to the read model.
+static int s_follow_bus (gateway_server_t *self)
+{
+    bus_event_t ev;
+    int rc;
+    while ((rc = bus_sub_recv (self->sub, &ev, 0)) == 1)
+        readmodel_apply (self->model, &ev.msg);
+    return rc < 0 ? -1 : 0;
+}
+
 int gateway_server_run (gateway_server_t *self)
 {
-    zpoller_t *idle = zpoller_new (NULL);
-    while (!zsys_interrupted)
-        zpoller_wait (idle, 500); //  libmicrohttpd and the link run in their own threads
-    zpoller_destroy (&idle);
+    while (!zsys_interrupted) {
+        long wait_ms = S_POLL_MAX_MS;
+        MHD_UNSIGNED_LONG_LONG mhd_ms;
+        if (MHD_get_timeout (self->daemon, &mhd_ms) == MHD_YES && (long) mhd_ms < wait_ms)
+            wait_ms = (long) mhd_ms;
+        long link_ms = matcher_link_wait_ms (self->link);
+        if (link_ms >= 0 && link_ms < wait_ms)
+            wait_ms = link_ms;
+        zmq_pollitem_t items[7] = {{NULL, self->epoll_fd, ZMQ_POLLIN, 0},
+                                   {matcher_link_socket (self->link), 0, ZMQ_POLLIN, 0},
+                                   {gateway_worker_socket (self->worker), 0, ZMQ_POLLIN, 0}};
+        bus_sub_pollitems (self->sub, items + 3);
+        native_port_pollitems (self->native, items + 5);
+        if (zmq_poll (items, 7, wait_ms) < 0 && zmq_errno () != EINTR)
+            return -1;
+        if (s_follow_bus (self))
+            return -1;
+        matcher_link_process (self->link);
+        gateway_worker_process (self->worker);
+        native_port_process (self->native);
+        s_release_waiting (self, false);
+        MHD_run (self->daemon);
+    }
     return 0;
 }

@@ -1,50 +1,115 @@
-/*  gateway_server — the HTTP/JSON API on libmicrohttpd (DESIGN.md §6).
+/*  gateway_server — the HTTP/JSON API on libmicrohttpd (DESIGN.md §6), one thread.
 
-    One internal polling thread runs every connection. A handler that needs the matcher
-    suspends its connection and returns; the matcher link resumes it when the answer comes.
-    So the number of orders in flight is bounded by gateway.max_in_flight, not by threads.
+    One loop owns everything: libmicrohttpd runs in external mode (its epoll descriptor is
+    polled with the matcher link's socket, the bus subscriber's sockets and the native port),
+    so a handler, the matcher's reply that resumes it, and the read model it reads never
+    race, and nothing needs a lock. A handler that needs the matcher suspends its connection
+    and returns; the reply resumes it. Slow work (password hashing, Postgres) goes to the
+    worker thread (gateway_worker) and comes back the same way. Operators scale out by
+    running more gateways.
+
+    Every response goes through gateway_respond: JSON, the security headers, CORS when the
+    origin is allowed, and the access log line when the request completes.
 */
 #ifndef MCE_GATEWAY_SERVER_H
 #define MCE_GATEWAY_SERVER_H
 
 #include "config.h"
+#include "gateway_worker.h"
 #include "matcher_link.h"
+#include "readmodel.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdbool.h>
 
 typedef struct _gateway_server_t gateway_server_t;
+
+//  Who sent a request, from its bearer token.
+typedef struct {
+    bool authenticated;
+    char user[65];
+    int role; //  proto_role_t
+} gateway_identity_t;
 
 //  One HTTP request, from its first byte to its response.
 typedef struct {
     gateway_server_t *server;
     struct MHD_Connection *connection;
+    const char *method; //  borrowed from libmicrohttpd for the request's life
+    const char *url;
     char *body;
     size_t body_len, body_cap;
     bool body_too_large;
-    bool suspended;   //  waiting for the matcher
+    bool suspended;   //  waiting for the matcher or the worker
     unsigned status;  //  response to send once resumed
     json_t *response; //  its body
+    gateway_identity_t who;
+    char param[32]; //  the {id} of the route, if it has one
+    int64_t started;
+    unsigned answered; //  status sent, for the access log
+    int route;         //  index in the route table, -1 when none matched
+    unsigned retry_after;
 } gateway_request_t;
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg);
 void gateway_server_destroy (gateway_server_t **self_p);
-//  Runs until interrupted.
+//  Runs until interrupted. 0, or -1 on a fatal error.
 int gateway_server_run (gateway_server_t *self);
 
 const mce_config_t *gateway_server_config (gateway_server_t *self);
 matcher_link_t *gateway_server_link (gateway_server_t *self);
+readmodel_t *gateway_server_readmodel (gateway_server_t *self);
+gateway_worker_t *gateway_server_worker (gateway_server_t *self);
+//  The HS256 key tokens are signed and checked with.
+const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len);
 
-//  A JSON error body: {"error": {"code": code, "message": message}}. Returns a new reference.
-json_t *gateway_error (const char *code, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-//  Queues status + JSON body (stolen) on the connection, with the API's headers.
-enum MHD_Result gateway_respond (struct MHD_Connection *connection, unsigned status, json_t *body);
-//  Suspends the request until the matcher answers; then done fills status/response and resumes.
+//  The error body every failure uses: {"error": {"code", "message", "field"}} (field null
+//  when no one field is to blame). Returns a new reference.
+json_t *gateway_error (const char *code, const char *field, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+//  Queues status + JSON body (stolen) with the API's headers.
+enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t *body);
+//  gateway_respond with a gateway_error body.
+enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const char *code,
+                              const char *field, const char *fmt, ...)
+    __attribute__ ((format (printf, 5, 6)));
+//  The HTTP status for a matcher's reject reason (404 unknown order, 409 paused, ...).
+unsigned gateway_reject_status (proto_reject_reason_t reason);
+//  A query-string argument, or NULL.
+const char *gateway_query (gateway_request_t *req, const char *key);
+//  An integer query argument within [min, max], def when absent. 0, or -1 after answering 400.
+int gateway_query_int (gateway_request_t *req, const char *key, long long def, long long min,
+                       long long max, long long *out);
+//  Suspends the request until gateway_resume (from the matcher link or the worker).
 void gateway_suspend (gateway_request_t *req);
 void gateway_resume (gateway_request_t *req, unsigned status, json_t *body);
+//  As gateway_resume, once the read model has applied the bus event `seq` (a write is answered
+//  when the writer can read it back), or after a second if the bus lags.
+void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status, json_t *body);
 
-//  routes_trading.c
+//  routes_trading.c (signed-in users)
 enum MHD_Result routes_trading_post_order (gateway_request_t *req);
+enum MHD_Result routes_trading_get_order (gateway_request_t *req);
+enum MHD_Result routes_trading_cancel_order (gateway_request_t *req);
+enum MHD_Result routes_trading_amend_order (gateway_request_t *req);
+enum MHD_Result routes_trading_list_orders (gateway_request_t *req);
+//  routes_market.c (public)
+enum MHD_Result routes_market_depth (gateway_request_t *req);
+enum MHD_Result routes_market_depth_chart (gateway_request_t *req);
+enum MHD_Result routes_market_stats (gateway_request_t *req);
+enum MHD_Result routes_market_clearing_price (gateway_request_t *req);
+enum MHD_Result routes_market_trades (gateway_request_t *req);
+enum MHD_Result routes_market_epoch_status (gateway_request_t *req);
+enum MHD_Result routes_market_epochs (gateway_request_t *req);
+enum MHD_Result routes_market_my_trades (gateway_request_t *req);
+//  routes_auth.c
+enum MHD_Result routes_auth_register (gateway_request_t *req);
+enum MHD_Result routes_auth_login (gateway_request_t *req);
+enum MHD_Result routes_auth_api_key (gateway_request_t *req);
+//  routes_admin.c (admins)
+enum MHD_Result routes_admin_control (gateway_request_t *req);
+enum MHD_Result routes_admin_health (gateway_request_t *req);
+enum MHD_Result routes_admin_analytics (gateway_request_t *req);
 
 #endif

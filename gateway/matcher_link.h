@@ -1,30 +1,42 @@
 /*  matcher_link — the gateway's connection to the matcher (DEALER → ROUTER).
 
-    HTTP handlers never wait for the matcher: they hand a command to the link and suspend
-    their connection. The link, a czmq actor, owns the DEALER and the table of requests in
-    flight (by rid); when the matcher answers, or the request times out, it calls the
-    request's `done` in the link's thread, which resumes the connection. Hundreds of orders are
-    thus in flight at once and the matcher's group commit amortises its fsync.
+    Handlers never wait for the matcher: they hand a command to the link, which sends it at
+    once, and suspend their connection. The gateway's loop polls the link's socket; each reply
+    finds its request by rid and calls the request's `done`, which resumes the connection.
+    Hundreds of orders are thus in flight at once and the matcher's group commit amortises its
+    fsync. The link belongs to the gateway's one thread: no locks, no hand-offs.
+
+    Requests in flight live in a ring indexed by rid: rids are handed out in order and every
+    request has the same timeout, so the oldest is always at the tail and expiry is a walk
+    from there. A rid whose slot is still taken (the ring is 4 × max_in_flight) is refused as
+    overload rather than waiting.
 */
 #ifndef MCE_MATCHER_LINK_H
 #define MCE_MATCHER_LINK_H
 
 #include "proto.h"
 
-//  Called once per sent command, in the link's thread: reply is the matcher's ack or reject,
-//  or NULL when the matcher did not answer in time or the link is shutting down.
+//  Called once per sent command: reply is the matcher's ack or reject, or NULL when the
+//  matcher did not answer in time or the link is shutting down.
 typedef void (matcher_link_done_fn) (void *arg, const proto_msg_t *reply);
 
 typedef struct _matcher_link_t matcher_link_t;
 
 matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_in_flight);
-//  Stops the link; every request still in flight gets done (arg, NULL) first.
+//  Every request still in flight gets done (arg, NULL) first.
 void matcher_link_destroy (matcher_link_t **self_p);
-//  Sends cmd (its rid is assigned here) from the one thread that calls this (libmicrohttpd's).
-//  Returns 0, or -1 when the link is overloaded or stopping (done is then not called).
+//  Sends cmd (its rid is assigned here). 0, or -1 when the link is overloaded (done is then
+//  not called).
 int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done_fn *done,
                        void *arg);
-//  Requests in flight, for /api/health and metrics.
+//  The DEALER socket, for zmq_poll.
+void *matcher_link_socket (matcher_link_t *self);
+//  Reads every reply waiting and calls their done; then times out what is overdue.
+void matcher_link_process (matcher_link_t *self);
+//  Milliseconds until the oldest request times out (-1 when none is in flight).
+long matcher_link_wait_ms (matcher_link_t *self);
+//  Requests in flight, and replies seen in all, for /api/health and metrics.
 int matcher_link_in_flight (matcher_link_t *self);
+uint64_t matcher_link_timeouts (matcher_link_t *self);
 
 #endif

@@ -1,189 +1,201 @@
-/*  routes_trading — POST /api/trading/orders (more trading routes come with the gateway issue).
+/*  routes_trading — placing, amending, cancelling and listing one's orders.
 
-    Everything is validated here before it reaches the matcher: JSON shape, field types, the
-    exact decimals (decimal.c), the market's limits. The matcher checks the business rules
-    again; this just spares it the traffic and gives the client a precise error.
-
-    Authentication arrives with the gateway issue; until then every order is placed for the
-    user "demo".
+    Bodies are parsed and checked by order_parse (pure, fuzzed) before anything reaches the
+    matcher; the matcher checks the business rules again and its verdict is mapped to HTTP
+    here. A write is answered once its events are on the bus and in this gateway's read model
+    (gateway_resume_after), so a client that reads right after writing sees its own write.
+    Reads come from the read model; ownership is checked here (an admin sees everything), and
+    an order of someone else is answered exactly like an unknown one, so ids leak nothing.
 */
 #include "clock.h"
 #include "decimal.h"
 #include "gateway_server.h"
 #include "log.h"
+#include "order_parse.h"
+#include "readmodel.h"
 
-#include <strings.h>
 #include <string.h>
 
-#define S_SKELETON_USER "demo"
-
-//  Reads a decimal field that may be a JSON string ("100.5") or a JSON number (100.5).
-//  Returns 0, or -1 with the error response in *error.
-static int s_decimal (json_t *root, const char *key, int scale, bool required, int64_t *value,
-                      json_t **error)
-{
-    json_t *v = json_object_get (root, key);
-    *value = 0;
-    if (!v || json_is_null (v)) {
-        if (required)
-            *error = gateway_error ("missing_field", "%s is required", key);
-        return required ? -1 : 0;
-    }
-    decimal_status_t st;
-    if (json_is_string (v))
-        st = decimal_parse (json_string_value (v), json_string_length (v), scale, value);
-    else if (json_is_integer (v) && json_integer_value (v) >= 0) {
-        char text[32];
-        snprintf (text, sizeof text, "%lld", (long long) json_integer_value (v));
-        st = decimal_parse (text, strlen (text), scale, value);
-    }
-    else if (json_is_real (v))
-        st = decimal_from_double (json_real_value (v), scale, value);
-    else {
-        *error = gateway_error ("bad_field", "%s must be a decimal string like \"%s\"", key,
-                                scale == DECIMAL_PRICE_SCALE ? "0.15" : "100.5");
-        return -1;
-    }
-    if (st != DECIMAL_OK) {
-        *error = gateway_error ("bad_field", "%s: %s", key, decimal_status_text (st));
-        return -1;
-    }
-    return 0;
-}
-
-//  A string field restricted to a few values (case-insensitive, so "Buy" and "buy" both work).
-static int s_choice (json_t *root, const char *key, const char *const *names, const int *values,
-                     int n, int fallback, int *out, json_t **error)
-{
-    json_t *v = json_object_get (root, key);
-    if (!v || json_is_null (v)) {
-        if (fallback < 0) {
-            *error = gateway_error ("missing_field", "%s is required", key);
-            return -1;
-        }
-        *out = fallback;
-        return 0;
-    }
-    for (int i = 0; json_is_string (v) && i < n; i++)
-        if (strcasecmp (json_string_value (v), names[i]) == 0) {
-            *out = values[i];
-            return 0;
-        }
-    char list[128] = "";
-    for (int i = 0; i < n; i++)
-        snprintf (list + strlen (list), sizeof list - strlen (list), "%s%s", i ? ", " : "",
-                  names[i]);
-    *error = gateway_error ("bad_field", "%s must be one of %s", key, list);
-    return -1;
-}
-
-static int s_string (json_t *root, const char *key, char *out, size_t size, bool required,
-                     json_t **error)
-{
-    json_t *v = json_object_get (root, key);
-    out[0] = '\0';
-    if (!v || json_is_null (v)) {
-        if (required)
-            *error = gateway_error ("missing_field", "%s is required", key);
-        return required ? -1 : 0;
-    }
-    if (!json_is_string (v) || json_string_length (v) >= size ||
-        strlen (json_string_value (v)) != json_string_length (v)) {
-        *error = gateway_error ("bad_field", "%s must be a string of at most %zu characters", key,
-                                size - 1);
-        return -1;
-    }
-    memcpy (out, json_string_value (v), json_string_length (v) + 1);
-    return 0;
-}
-
+//  The matcher answered a write: the body the client gets, once the read model has it.
 static void s_answered (void *arg, const proto_msg_t *reply)
 {
     gateway_request_t *req = arg;
     if (!reply) {
         gateway_resume (req, MHD_HTTP_GATEWAY_TIMEOUT,
-                        gateway_error ("matcher_unavailable",
-                                       "the matcher did not answer in time; "
-                                       "the order may still be placed (resubmit with the same "
-                                       "client_order_id to find out)"));
+                        gateway_error ("matcher_unavailable", NULL,
+                                       "the matcher did not answer in time; the command may "
+                                       "still take effect (an order resubmitted with the same "
+                                       "client_order_id is placed at most once)"));
         return;
     }
     if (reply->kind == PROTO_reject) {
-        gateway_resume (req, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                        gateway_error (proto_reject_reason_name (reply->reject.reason), "%s",
-                                       reply->reject.message));
+        const char *reason = proto_reject_reason_name (reply->reject.reason);
+        unsigned status = gateway_reject_status (reply->reject.reason);
+        if (reply->reject.reason == PROTO_REJECT_REASON_NOT_OWNER)
+            reason = "order_not_found"; //  someone else's order is answered as unknown
+        else if (reply->reject.reason == PROTO_REJECT_REASON_UNKNOWN_ORDER)
+            reason = "order_not_found";
+        gateway_resume (req, status,
+                        gateway_error (reason, NULL, "%s",
+                                       reply->reject.reason == PROTO_REJECT_REASON_NOT_OWNER
+                                           ? "no such open order"
+                                           : reply->reject.message));
         return;
     }
     const proto_ack_t *ack = &reply->ack;
-    char order_id[24], remaining[32];
+    char order_id[24], filled[DECIMAL_FORMAT_MAX], remaining[DECIMAL_FORMAT_MAX];
     snprintf (order_id, sizeof order_id, "%llu", (unsigned long long) ack->order_id);
+    decimal_format (ack->filled, DECIMAL_KWH_SCALE, filled, sizeof filled);
     decimal_format (ack->remaining, DECIMAL_KWH_SCALE, remaining, sizeof remaining);
-    gateway_resume (req, MHD_HTTP_CREATED,
-                    json_pack ("{s:s,s:s,s:I,s:I,s:s}", "order_id", order_id, "status",
-                               proto_order_status_name (ack->status), "epoch",
-                               (json_int_t) ack->epoch, "seq", (json_int_t) ack->seq,
-                               "remaining_amount", remaining));
+    json_t *body = json_pack ("{s:s,s:s,s:I,s:s,s:s,s:I}", "order_id", order_id, "status",
+                              proto_order_status_name (ack->status), "epoch",
+                              (json_int_t) ack->epoch, "filled_amount", filled, "remaining_amount",
+                              remaining, "seq", (json_int_t) ack->seq);
+    unsigned status = strcmp (req->method, "POST") == 0 ? MHD_HTTP_CREATED : MHD_HTTP_OK;
+    gateway_resume_after (req, ack->last_seq ? ack->last_seq : ack->seq, status, body);
 }
 
+static enum MHD_Result s_send (gateway_request_t *req, proto_msg_t *cmd)
+{
+    if (matcher_link_send (gateway_server_link (req->server), cmd, s_answered, req))
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+                             "too many commands in flight; retry shortly");
+    gateway_suspend (req);
+    return MHD_YES;
+}
+
+static enum MHD_Result s_parse_failed (gateway_request_t *req, const order_error_t *err)
+{
+    return gateway_respond (
+        req, err->status,
+        gateway_error (err->code, err->field[0] ? err->field : NULL, "%s", err->message));
+}
+
+//  POST /api/trading/orders
 enum MHD_Result routes_trading_post_order (gateway_request_t *req)
 {
     const mce_config_t *cfg = gateway_server_config (req->server);
-    json_error_t jerr;
-    json_t *root =
-        req->body ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    if (!root || !json_is_object (root)) {
-        json_decref (root);
-        return gateway_respond (req->connection, MHD_HTTP_BAD_REQUEST,
-                                gateway_error ("bad_json", "the body must be a JSON object%s%s",
-                                               req->body ? ": " : "", req->body ? jerr.text : ""));
-    }
-    static const char *const sides[] = {"Buy", "Sell"};
-    static const int side_values[] = {PROTO_SIDE_BUY, PROTO_SIDE_SELL};
-    static const char *const types[] = {"Limit", "Market"};
-    static const int type_values[] = {PROTO_ORDER_TYPE_LIMIT, PROTO_ORDER_TYPE_MARKET};
-    static const char *const tifs[] = {"GTC", "IOC", "FOK"};
-    static const int tif_values[] = {PROTO_TIF_GTC, PROTO_TIF_IOC, PROTO_TIF_FOK};
-    proto_msg_t cmd = {.kind = PROTO_new_order};
+    proto_msg_t cmd;
+    order_error_t err;
+    if (order_parse_new (cfg, req->body, req->body_len, clock_wall_ns (), &cmd, &err))
+        return s_parse_failed (req, &err);
     proto_new_order_t *o = &cmd.new_order;
-    json_t *error = NULL;
-    int side = 0, type = 0, tif = 0;
-    json_t *post = json_object_get (root, "post_only");
-    if (s_string (root, "market", o->market, sizeof o->market, true, &error) ||
-        s_choice (root, "side", sides, side_values, 2, -1, &side, &error) ||
-        s_choice (root, "order_type", types, type_values, 2, PROTO_ORDER_TYPE_LIMIT, &type,
-                  &error) ||
-        s_choice (root, "time_in_force", tifs, tif_values, 3, PROTO_TIF_GTC, &tif, &error) ||
-        s_decimal (root, "energy_amount", DECIMAL_KWH_SCALE, true, &o->qty, &error) ||
-        s_decimal (root, "price", DECIMAL_PRICE_SCALE, type == PROTO_ORDER_TYPE_LIMIT, &o->price,
-                   &error) ||
-        s_string (root, "client_order_id", o->client_order_id, sizeof o->client_order_id, false,
-                  &error) ||
-        s_string (root, "energy_source", o->source, sizeof o->source, false, &error)) {
-        json_decref (root);
-        return gateway_respond (req->connection, MHD_HTTP_BAD_REQUEST, error);
-    }
-    if (post && !json_is_boolean (post)) {
-        json_decref (root);
-        return gateway_respond (req->connection, MHD_HTTP_BAD_REQUEST,
-                                gateway_error ("bad_field", "post_only must be true or false"));
-    }
-    o->post_only = post && json_is_true (post);
-    json_decref (root);
-    if (!config_market (cfg, o->market))
-        return gateway_respond (req->connection, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                                gateway_error ("unknown_market", "no market \"%s\"", o->market));
-    if (o->qty <= 0)
-        return gateway_respond (req->connection, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                                gateway_error ("bad_quantity", "energy_amount must be positive"));
-    o->side = side;
-    o->type = type;
-    o->tif = tif;
-    snprintf (o->user, sizeof o->user, "%s", S_SKELETON_USER);
-    o->role = PROTO_ROLE_USER;
+    snprintf (o->user, sizeof o->user, "%s", req->who.user);
+    o->role = req->who.role;
     o->ts = clock_wall_ns ();
-    if (matcher_link_send (gateway_server_link (req->server), &cmd, s_answered, req))
-        return gateway_respond (req->connection, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                gateway_error ("overloaded", "too many orders in flight; retry"));
-    gateway_suspend (req);
-    return MHD_YES;
+    return s_send (req, &cmd);
+}
+
+//  The order named in the path, as the read model knows it, if the caller may see it.
+//  Answers 404 itself and returns NULL otherwise.
+static json_t *s_visible_order (gateway_request_t *req, uint64_t *id)
+{
+    if (order_parse_id (req->param, id)) {
+        gateway_fail (req, MHD_HTTP_NOT_FOUND, "order_not_found", NULL, "\"%s\" is not an order id",
+                      req->param);
+        return NULL;
+    }
+    const char *owner = NULL;
+    json_t *order = readmodel_order (gateway_server_readmodel (req->server), *id, &owner);
+    if (order && req->who.role != PROTO_ROLE_ADMIN && strcmp (owner, req->who.user) != 0) {
+        json_decref (order);
+        order = NULL;
+    }
+    if (!order)
+        gateway_fail (req, MHD_HTTP_NOT_FOUND, "order_not_found", NULL, "no order %s", req->param);
+    return order;
+}
+
+//  GET /api/trading/orders/{id}
+enum MHD_Result routes_trading_get_order (gateway_request_t *req)
+{
+    uint64_t id;
+    json_t *order = s_visible_order (req, &id);
+    return order ? gateway_respond (req, MHD_HTTP_OK, order) : MHD_YES;
+}
+
+//  DELETE /api/trading/orders/{id}
+enum MHD_Result routes_trading_cancel_order (gateway_request_t *req)
+{
+    uint64_t id;
+    json_t *order = s_visible_order (req, &id);
+    if (!order)
+        return MHD_YES;
+    proto_msg_t cmd = {.kind = PROTO_cancel_order};
+    proto_cancel_order_t *c = &cmd.cancel_order;
+    snprintf (c->market, sizeof c->market, "%s",
+              json_string_value (json_object_get (order, "market")));
+    json_decref (order);
+    snprintf (c->user, sizeof c->user, "%s", req->who.user);
+    c->role = req->who.role;
+    c->order_id = id;
+    c->ts = clock_wall_ns ();
+    return s_send (req, &cmd);
+}
+
+//  PATCH /api/trading/orders/{id}: a new remaining energy_amount, a new price, or both.
+enum MHD_Result routes_trading_amend_order (gateway_request_t *req)
+{
+    uint64_t id;
+    json_t *order = s_visible_order (req, &id);
+    if (!order)
+        return MHD_YES;
+    const mce_config_t *cfg = gateway_server_config (req->server);
+    const char *market = json_string_value (json_object_get (order, "market"));
+    proto_msg_t cmd;
+    order_error_t err;
+    if (order_parse_amend (config_market (cfg, market), req->body, req->body_len, &cmd, &err)) {
+        json_decref (order);
+        return s_parse_failed (req, &err);
+    }
+    proto_amend_order_t *a = &cmd.amend_order;
+    if (a->qty == 0) {
+        //  price only: the quantity stays what is still open
+        const char *left = json_string_value (json_object_get (order, "remaining_amount"));
+        if (!left || decimal_parse (left, strlen (left), DECIMAL_KWH_SCALE, &a->qty) ||
+            a->qty <= 0) {
+            json_decref (order);
+            return gateway_fail (req, MHD_HTTP_CONFLICT, "order_not_open", NULL,
+                                 "order %s has nothing left to amend", req->param);
+        }
+    }
+    snprintf (a->market, sizeof a->market, "%s", market);
+    json_decref (order);
+    snprintf (a->user, sizeof a->user, "%s", req->who.user);
+    a->role = req->who.role;
+    a->order_id = id;
+    a->ts = clock_wall_ns ();
+    return s_send (req, &cmd);
+}
+
+//  GET /api/trading/orders?status&market&epoch&limit&offset
+enum MHD_Result routes_trading_list_orders (gateway_request_t *req)
+{
+    long long limit, offset, epoch;
+    if (gateway_query_int (req, "limit", 50, 1, 1000, &limit) ||
+        gateway_query_int (req, "offset", 0, 0, 100000000, &offset) ||
+        gateway_query_int (req, "epoch", -1, 0, INT64_MAX, &epoch))
+        return MHD_YES;
+    const char *status = gateway_query (req, "status");
+    static const char *const statuses[] = {"open",      "partially_filled", "filled",
+                                           "cancelled", "expired",          NULL};
+    bool known = !status;
+    for (int i = 0; statuses[i] && !known; i++)
+        known = strcmp (status, statuses[i]) == 0;
+    if (!known)
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", "status",
+                             "status must be one of open, partially_filled, filled, cancelled, "
+                             "expired");
+    const char *market = gateway_query (req, "market");
+    if (market && !config_market (gateway_server_config (req->server), market))
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_market", "market",
+                             "there is no market \"%s\"", market);
+    readmodel_order_filter_t filter = {.market = market,
+                                       .epoch = gateway_query (req, "epoch") ? epoch : -1,
+                                       .status = status,
+                                       .limit = (int) limit,
+                                       .offset = (int) offset};
+    return gateway_respond (
+        req, MHD_HTTP_OK,
+        readmodel_user_orders (gateway_server_readmodel (req->server), req->who.user, &filter));
 }

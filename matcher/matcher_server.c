@@ -410,6 +410,7 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
         a->rid = rid;
         a->order_id = r->order_id;
         a->seq = first;
+        a->last_seq = self->replay ? 0 : bus_pub_last_seq (self->bus);
         a->epoch = r->epoch;
         a->status = r->status;
         a->filled = r->filled;

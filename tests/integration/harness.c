@@ -1,5 +1,7 @@
 /*  harness — see harness.h.  */
 #include "harness.h"
+#include "auth.h"
+#include "clock.h"
 #include "proto.h"
 
 #include <arpa/inet.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -59,24 +62,27 @@ void harness_init (harness_t *h, const char *extra_config)
     if (!mkdtemp (h->dir))
         abort ();
     int *ports[] = {&h->port_commands,       &h->port_bus,  &h->port_replay, &h->port_settler_bus,
-                    &h->port_settler_replay, &h->port_http, &h->port_ws,     &h->port_xpub};
+                    &h->port_settler_replay, &h->port_http, &h->port_ws,     &h->port_xpub,
+                    &h->port_native};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         *ports[i] = s_free_port ();
     snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
     FILE *f = fopen (h->config, "w");
-    fprintf (f,
-             "data_dir = \"%s/data\";\n"
-             "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
-             "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-             "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
-             "metrics_port = 0; };\n"
-             "gateway = { http_port = %d; };\n"
-             "persister = { metrics_port = 0; };\n"
-             "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-             "%s\n",
-             h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
-             h->port_settler_replay, h->port_http, h->port_ws, h->port_xpub,
-             extra_config ? extra_config : "");
+    fprintf (
+        f,
+        "data_dir = \"%s/data\";\n"
+        "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
+        "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+        "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
+        "metrics_port = 0; };\n"
+        "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
+        "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000; };\n"
+        "persister = { metrics_port = 0; };\n"
+        "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+        "%s\n",
+        h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
+        h->port_settler_replay, h->port_http, h->port_native, HARNESS_JWT_SECRET, h->port_ws,
+        h->port_xpub, extra_config ? extra_config : "");
     fclose (f);
 }
 
@@ -244,6 +250,86 @@ long harness_http_port (int port, const char *method, const char *path, const ch
     else
         free (sink.data);
     return status;
+}
+
+const char *harness_token (const char *user, const char *role, char *out, size_t size)
+{
+    int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
+    auth_claims_t claims = {.role =
+                                strcmp (role, "admin") == 0 ? PROTO_ROLE_ADMIN : PROTO_ROLE_USER,
+                            .iat = now,
+                            .exp = now + 3600};
+    snprintf (claims.sub, sizeof claims.sub, "%s", user);
+    if (auth_init () || auth_jwt_mint ((const uint8_t *) HARNESS_JWT_SECRET,
+                                       strlen (HARNESS_JWT_SECRET), &claims, out, size))
+        abort ();
+    return out;
+}
+
+long harness_request (int port, const harness_request_t *r, harness_response_t *out)
+{
+    CURL *c = curl_easy_init ();
+    char url[4096];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d%s", port, r->path);
+    s_sink_t sink = {calloc (1, 1), 0}, head = {calloc (1, 1), 0};
+    struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
+    char auth[8192];
+    if (r->token) {
+        snprintf (auth, sizeof auth, "Authorization: Bearer %s", r->token);
+        headers = curl_slist_append (headers, auth);
+    }
+    for (int i = 0; i < 8 && r->headers[i]; i++)
+        headers = curl_slist_append (headers, r->headers[i]);
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, r->method);
+    curl_easy_setopt (c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) HARNESS_DEADLINE_MS);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, s_collect);
+    curl_easy_setopt (c, CURLOPT_HEADERDATA, &head);
+    if (r->body) {
+        curl_easy_setopt (c, CURLOPT_POSTFIELDS, r->body);
+        curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE,
+                          (long) (r->body_len ? r->body_len : strlen (r->body)));
+    }
+    out->status = 0;
+    if (curl_easy_perform (c) == CURLE_OK)
+        curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all (headers);
+    curl_easy_cleanup (c);
+    out->body = sink.data;
+    out->headers = head.data;
+    return out->status;
+}
+
+void harness_response_free (harness_response_t *out)
+{
+    free (out->body);
+    free (out->headers);
+    out->body = out->headers = NULL;
+}
+
+bool harness_response_header (const harness_response_t *resp, const char *name, char *value,
+                              size_t size)
+{
+    size_t n = strlen (name);
+    for (const char *line = resp->headers; line && *line;) {
+        const char *end = strchr (line, '\n');
+        size_t len = end ? (size_t) (end - line) : strlen (line);
+        if (len > n && line[n] == ':' && strncasecmp (line, name, n) == 0) {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t vlen = (size_t) (line + len - v);
+            while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+                vlen--;
+            snprintf (value, size, "%.*s", (int) vlen, v);
+            return true;
+        }
+        line = end ? end + 1 : line + len;
+    }
+    return false;
 }
 
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms)

@@ -13,13 +13,15 @@
 #include <sys/types.h>
 
 #define HARNESS_DEADLINE_MS 30000
-#define HARNESS_MAX_PROCS   64
+//  The gateway's token key in every test config, so tests can sign their own tokens.
+#define HARNESS_JWT_SECRET "integration-test-secret-0123456789abcdef"
+#define HARNESS_MAX_PROCS  64
 
 typedef struct {
     char dir[128];    //  temporary folder: config, logs, data
     char config[192]; //  the config file every process is started with
     int port_commands, port_bus, port_replay, port_settler_bus, port_settler_replay;
-    int port_http, port_ws, port_xpub;
+    int port_http, port_ws, port_xpub, port_native;
     struct {
         char name[32];
         pid_t pid;
@@ -51,6 +53,33 @@ long harness_http (harness_t *h, const char *method, const char *path, const cha
 //  The same against another port on 127.0.0.1 (a metrics endpoint, say).
 long harness_http_port (int port, const char *method, const char *path, const char *json,
                         char **body);
+//  A token for user with role "user" or "admin", signed with HARNESS_JWT_SECRET, valid for an
+//  hour. Returns out.
+const char *harness_token (const char *user, const char *role, char *out, size_t size);
+
+//  One HTTP exchange in full, for tests of the API itself.
+typedef struct {
+    const char *method;
+    const char *path;
+    const char *body;       //  NULL = none
+    size_t body_len;        //  0 = strlen (body)
+    const char *token;      //  sent as Authorization: Bearer <token> when not NULL
+    const char *headers[8]; //  extra "Name: value" lines, NULL-terminated
+} harness_request_t;
+
+typedef struct {
+    long status;   //  0 when there was no answer
+    char *body;    //  the response body (NUL-terminated; freed by harness_response_free)
+    char *headers; //  the response headers as received, one per line
+} harness_response_t;
+
+//  Sends r to 127.0.0.1:port. Returns the status (also in out->status).
+long harness_request (int port, const harness_request_t *r, harness_response_t *out);
+void harness_response_free (harness_response_t *out);
+//  The value of a response header (case-insensitive name) copied into value; false if absent.
+bool harness_response_header (const harness_response_t *resp, const char *name, char *value,
+                              size_t size);
+
 //  Waits until GET path answers 200.
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
 

@@ -1,0 +1,403 @@
+/*  native_port — see native_port.h.  */
+#include "native_port.h"
+#include "auth.h"
+#include "clock.h"
+#include "log.h"
+#include "order_parse.h"
+#include "proto.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01" //  fixed by RFC 27
+#define S_ID_MAX       256
+#define S_FRAME_MAX    16 //  frames of one ZAP request we look at
+
+struct _native_port_t {
+    const mce_config_t *cfg;
+    matcher_link_t *link;
+    gateway_worker_t *worker;
+    uint8_t key[CONFIG_STR_MAX];
+    size_t key_len;
+    zsock_t *router;
+    zsock_t *zap;
+    proto_buf_t out;
+    uint64_t commands, refused;
+};
+
+//  A command in flight: where the answer goes, and the client's own rid.
+typedef struct {
+    native_port_t *port;
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+    uint64_t rid;
+} s_pending_t;
+
+//  A ZAP request waiting for the worker (API keys).
+typedef struct {
+    gateway_job_t job; //  first: the worker hands back this pointer
+    native_port_t *port;
+    zmsg_t *envelope; //  routing id and empty delimiter, to address the reply
+    char request_id[64];
+    char key[AUTH_API_KEY_MAX];
+    char user_id[96]; //  "<role>/<user>" when the key is good
+    bool down;        //  the database could not be asked
+} s_key_job_t;
+
+//  ---------------------------------------------------------------------------------------
+//  Replies
+
+static void s_send (native_port_t *self, const uint8_t *id, size_t id_len, proto_msg_t *reply)
+{
+    proto_buf_reset (&self->out);
+    if (proto_encode (reply, &self->out))
+        return;
+    void *sock = zsock_resolve (self->router);
+    zmq_send (sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);
+}
+
+static void s_reject (native_port_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
+                      proto_reject_reason_t reason, const char *message)
+{
+    proto_msg_t reply = {.kind = PROTO_reject};
+    reply.reject.rid = rid;
+    reply.reject.reason = reason;
+    snprintf (reply.reject.message, sizeof reply.reject.message, "%s", message);
+    self->refused++;
+    s_send (self, id, id_len, &reply);
+}
+
+//  The matcher answered: pass it on with the client's rid.
+static void s_answered (void *arg, const proto_msg_t *matcher_reply)
+{
+    s_pending_t *p = arg;
+    proto_msg_t reply;
+    if (!matcher_reply) {
+        reply = (proto_msg_t){.kind = PROTO_reject};
+        reply.reject.reason = PROTO_REJECT_REASON_INTERNAL;
+        snprintf (reply.reject.message, sizeof reply.reject.message,
+                  "the matcher did not answer in time; the command may still take effect");
+    }
+    else
+        reply = *matcher_reply;
+    if (reply.kind == PROTO_ack)
+        reply.ack.rid = p->rid;
+    else
+        reply.reject.rid = p->rid;
+    s_send (p->port, p->id, p->id_len, &reply);
+    free (p);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Commands
+
+//  Who sent body: its connection's ZAP identity, "<role>/<user>". false if none.
+static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role)
+{
+    const char *id = zmq_msg_gets (body, "User-Id");
+    const char *slash = id ? strchr (id, '/') : NULL;
+    if (!slash || !slash[1])
+        return false;
+    *role = strncmp (id, "admin/", 6) == 0 ? PROTO_ROLE_ADMIN : PROTO_ROLE_USER;
+    snprintf (user, size, "%s", slash + 1);
+    return true;
+}
+
+static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zmq_msg_t *body)
+{
+    self->commands++;
+    proto_msg_t cmd;
+    char err[160];
+    if (proto_decode (zmq_msg_data (body), zmq_msg_size (body), &cmd, err, sizeof err)) {
+        s_reject (self, id, id_len, 0, PROTO_REJECT_REASON_MALFORMED, err);
+        return;
+    }
+    uint64_t rid = cmd.new_order.rid; //  the first field of every command
+    char user[PROTO_STR64_MAX + 1];
+    int role;
+    if (!s_sender (body, user, sizeof user, &role)) {
+        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
+                  "this connection did not authenticate (ZMQ PLAIN: jwt or apikey)");
+        return;
+    }
+    int64_t now = clock_wall_ns ();
+    order_error_t oerr;
+    switch (cmd.kind) {
+        case PROTO_new_order:
+            if (order_check_new (self->cfg, &cmd.new_order, now, &oerr)) {
+                s_reject (self, id, id_len, rid, order_error_reason (&oerr), oerr.message);
+                return;
+            }
+            snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "%s", user);
+            cmd.new_order.role = role;
+            cmd.new_order.ts = now;
+            cmd.new_order.seq = 0;
+            break;
+        case PROTO_cancel_order:
+            snprintf (cmd.cancel_order.user, sizeof cmd.cancel_order.user, "%s", user);
+            cmd.cancel_order.role = role;
+            cmd.cancel_order.ts = now;
+            cmd.cancel_order.seq = 0;
+            break;
+        case PROTO_amend_order:
+            snprintf (cmd.amend_order.user, sizeof cmd.amend_order.user, "%s", user);
+            cmd.amend_order.role = role;
+            cmd.amend_order.ts = now;
+            cmd.amend_order.seq = 0;
+            break;
+        case PROTO_market_control:
+            if (role != PROTO_ROLE_ADMIN) {
+                s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_NOT_ADMIN,
+                          "market_control needs the admin role");
+                return;
+            }
+            snprintf (cmd.market_control.user, sizeof cmd.market_control.user, "%s", user);
+            cmd.market_control.ts = now;
+            cmd.market_control.seq = 0;
+            break;
+        default:
+            s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
+                      "not a command: new_order, cancel_order, amend_order or market_control");
+            return;
+    }
+    s_pending_t *p = malloc (sizeof *p);
+    if (!p)
+        return;
+    *p = (s_pending_t){.port = self, .id_len = id_len, .rid = rid};
+    memcpy (p->id, id, id_len);
+    if (matcher_link_send (self->link, &cmd, s_answered, p)) {
+        free (p);
+        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_OVERLOADED,
+                  "too many commands in flight; retry shortly");
+    }
+}
+
+//  One message from a client: [routing id][command].
+static void s_receive (native_port_t *self)
+{
+    void *sock = zsock_resolve (self->router);
+    zmq_msg_t id, body;
+    zmq_msg_init (&id);
+    zmq_msg_init (&body);
+    if (zmq_msg_recv (&id, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&id);
+        zmq_msg_close (&body);
+        return;
+    }
+    int frames = 0;
+    zmq_msg_t *last = &id;
+    while (zmq_msg_more (last)) {
+        zmq_msg_close (&body);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&body, sock, 0) < 0)
+            break;
+        last = &body;
+        frames++;
+    }
+    if (frames == 1 && zmq_msg_size (&id) <= S_ID_MAX)
+        s_command (self, zmq_msg_data (&id), zmq_msg_size (&id), &body);
+    else if (zmq_msg_size (&id) <= S_ID_MAX)
+        s_reject (self, zmq_msg_data (&id), zmq_msg_size (&id), 0, PROTO_REJECT_REASON_MALFORMED,
+                  "one frame per command");
+    zmq_msg_close (&id);
+    zmq_msg_close (&body);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  ZAP (RFC 27): [id][""][version][request id][domain][address][identity][mechanism][creds..]
+
+static void s_zap_reply (native_port_t *self, zmsg_t **envelope_p, const char *request_id,
+                         const char *status, const char *text, const char *user_id)
+{
+    zmsg_t *reply = *envelope_p;
+    *envelope_p = NULL;
+    zmsg_addstr (reply, "1.0");
+    zmsg_addstr (reply, request_id);
+    zmsg_addstr (reply, status);
+    zmsg_addstr (reply, text);
+    zmsg_addstr (reply, user_id);
+    zmsg_addmem (reply, "", 0); //  no metadata
+    zmsg_send (&reply, self->zap);
+}
+
+//  Worker: the user and role an API key belongs to.
+static void s_key_run (gateway_job_t *base, pg_t *pg)
+{
+    s_key_job_t *job = (s_key_job_t *) base;
+    if (!pg) {
+        job->down = true;
+        return;
+    }
+    char hash[AUTH_API_KEY_HASH_MAX];
+    auth_api_key_hash (job->key, hash);
+    const char *params[] = {hash};
+    pg_result_t *r = pg_exec (pg,
+                              "UPDATE api_keys k SET last_used_at = now () FROM users u "
+                              "WHERE k.key_hash = $1 AND u.username = k.username "
+                              "RETURNING u.role, u.username",
+                              1, params);
+    if (!r)
+        job->down = true;
+    else if (pg_rows (r) == 1)
+        snprintf (job->user_id, sizeof job->user_id, "%s/%s", pg_value (r, 0, 0),
+                  pg_value (r, 0, 1));
+    pg_result_free (&r);
+}
+
+static void s_key_done (gateway_job_t *base)
+{
+    s_key_job_t *job = (s_key_job_t *) base;
+    native_port_t *self = job->port;
+    if (job->user_id[0])
+        s_zap_reply (self, &job->envelope, job->request_id, "200", "OK", job->user_id);
+    else if (job->down)
+        s_zap_reply (self, &job->envelope, job->request_id, "300", "database unavailable", "");
+    else
+        s_zap_reply (self, &job->envelope, job->request_id, "400", "unknown API key", "");
+    free (job);
+}
+
+static void s_zap (native_port_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->zap);
+    if (!msg)
+        return;
+    zmsg_t *envelope = zmsg_new ();
+    zframe_t *frames[S_FRAME_MAX] = {0};
+    size_t n = 0;
+    //  the envelope: routing id, then the empty delimiter
+    for (int i = 0; i < 2 && zmsg_size (msg); i++)
+        zmsg_append (envelope, &(zframe_t *){zmsg_pop (msg)});
+    while (zmsg_size (msg) && n < S_FRAME_MAX)
+        frames[n++] = zmsg_pop (msg);
+    char request_id[64] = "", mechanism[16] = "", kind[16] = "";
+    if (n >= 2)
+        snprintf (request_id, sizeof request_id, "%.*s", (int) zframe_size (frames[1]),
+                  (const char *) zframe_data (frames[1]));
+    if (n >= 6)
+        snprintf (mechanism, sizeof mechanism, "%.*s", (int) zframe_size (frames[5]),
+                  (const char *) zframe_data (frames[5]));
+    if (n >= 8)
+        snprintf (kind, sizeof kind, "%.*s", (int) zframe_size (frames[6]),
+                  (const char *) zframe_data (frames[6]));
+    const char *secret = n >= 8 ? (const char *) zframe_data (frames[7]) : "";
+    size_t secret_len = n >= 8 ? zframe_size (frames[7]) : 0;
+    if (strcmp (mechanism, "PLAIN") != 0 || n != 8)
+        s_zap_reply (self, &envelope, request_id, "400", "PLAIN credentials required", "");
+    else if (strcmp (kind, "jwt") == 0) {
+        auth_claims_t claims;
+        const char *reason = "bad token";
+        if (auth_jwt_verify (self->key, self->key_len, secret, secret_len,
+                             clock_wall_ns () / MCE_NS_PER_SEC, &claims, &reason) == 0) {
+            char user_id[96];
+            snprintf (user_id, sizeof user_id, "%s/%s",
+                      claims.role == PROTO_ROLE_ADMIN ? "admin" : "user", claims.sub);
+            s_zap_reply (self, &envelope, request_id, "200", "OK", user_id);
+        }
+        else
+            s_zap_reply (self, &envelope, request_id, "400", reason, "");
+    }
+    else if (strcmp (kind, "apikey") == 0 && !auth_check_api_key (secret, secret_len)) {
+        s_key_job_t *job = calloc (1, sizeof *job);
+        if (job) {
+            job->job.run = s_key_run;
+            job->job.done = s_key_done;
+            job->port = self;
+            job->envelope = envelope;
+            envelope = NULL;
+            snprintf (job->request_id, sizeof job->request_id, "%s", request_id);
+            memcpy (job->key, secret, secret_len);
+            job->key[secret_len] = '\0';
+            if (gateway_worker_submit (self->worker, &job->job)) {
+                envelope = job->envelope;
+                free (job);
+                s_zap_reply (self, &envelope, request_id, "300", "busy", "");
+            }
+        }
+        else
+            s_zap_reply (self, &envelope, request_id, "500", "out of memory", "");
+    }
+    else
+        s_zap_reply (self, &envelope, request_id, "400",
+                     "user name must be jwt or apikey, with a valid password", "");
+    for (size_t i = 0; i < n; i++)
+        zframe_destroy (&frames[i]);
+    zmsg_destroy (&envelope);
+    zmsg_destroy (&msg);
+}
+
+//  ---------------------------------------------------------------------------------------
+
+native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
+                                gateway_worker_t *worker, const uint8_t *key, size_t len)
+{
+    native_port_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->link = link;
+    self->worker = worker;
+    memcpy (self->key, key, len);
+    self->key_len = len;
+    proto_buf_init (&self->out);
+    //  The ZAP handler first: ZeroMQ asks it about every connection from then on.
+    self->zap = zsock_new (ZMQ_ROUTER);
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->zap || !self->router || zsock_bind (self->zap, S_ZAP_ENDPOINT) < 0) {
+        log_error ("gateway", "native port: cannot bind the ZAP handler: %s",
+                   zmq_strerror (zmq_errno ()));
+        native_port_destroy (&self);
+        return NULL;
+    }
+    zsock_set_zap_domain (self->router, "mce");
+    zsock_set_plain_server (self->router, 1);
+    zsock_set_router_mandatory (self->router, 0);
+    zsock_set_sndhwm (self->router, 100000);
+    if (zsock_bind (self->router, "%s", cfg->gateway.native) < 0) {
+        log_error ("gateway", "native port: cannot bind %s: %s", cfg->gateway.native,
+                   zmq_strerror (zmq_errno ()));
+        native_port_destroy (&self);
+        return NULL;
+    }
+    log_info ("gateway", "native msgpack port on %s (ZMQ PLAIN: jwt or apikey)",
+              cfg->gateway.native);
+    return self;
+}
+
+void native_port_destroy (native_port_t **self_p)
+{
+    native_port_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->router);
+    zsock_destroy (&self->zap);
+    proto_buf_free (&self->out);
+    free (self);
+    *self_p = NULL;
+}
+
+void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2])
+{
+    items[0] = (zmq_pollitem_t){zsock_resolve (self->router), 0, ZMQ_POLLIN, 0};
+    items[1] = (zmq_pollitem_t){zsock_resolve (self->zap), 0, ZMQ_POLLIN, 0};
+}
+
+void native_port_process (native_port_t *self)
+{
+    while (zsock_events (self->zap) & ZMQ_POLLIN)
+        s_zap (self);
+    for (int n = 0; n < 1024 && (zsock_events (self->router) & ZMQ_POLLIN); n++)
+        s_receive (self);
+}
+
+uint64_t native_port_commands (native_port_t *self)
+{
+    return self->commands;
+}
+
+uint64_t native_port_refused (native_port_t *self)
+{
+    return self->refused;
+}

@@ -1,0 +1,41 @@
+/*  native_port — order entry in msgpack (proto/) over ZeroMQ, for clients that find HTTP too
+    slow: a ROUTER on gateway.native, one request → one reply, as the matcher's own protocol.
+
+    Authentication is per connection, in ZeroMQ's own handshake: the PLAIN mechanism carries a
+    user name and a password, checked by this module's ZAP handler (RFC 27) before a single
+    command is read. The user name says what the password is:
+        "jwt"     the password is a token from POST /api/auth/login (checked here, at once);
+        "apikey"  the password is an API key from POST /api/auth/api-keys (looked up in
+                  Postgres on the worker, so the handshake waits for it, the loop does not).
+    ZeroMQ then stamps every message of that connection with the identity the handler gave
+    ("<role>/<user>"), so the sender of a command is never taken from the command itself.
+    PLAIN sends the secret in clear: run the port on loopback or a private network, or put
+    a TLS tunnel in front of it, as for HTTP.
+
+    Commands are new_order, cancel_order and amend_order (market_control for admins), with
+    the same checks as the HTTP API; the reply is the matcher's ack or reject, with the
+    client's own rid. Anything else gets a reject (malformed) and is counted, never trusted.
+*/
+#ifndef MCE_NATIVE_PORT_H
+#define MCE_NATIVE_PORT_H
+
+#include "config.h"
+#include "gateway_worker.h"
+#include "matcher_link.h"
+
+#include <zmq.h>
+
+typedef struct _native_port_t native_port_t;
+
+//  Binds gateway.native (and the ZAP handler). key/len: the HS256 token key. NULL on error.
+native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
+                                gateway_worker_t *worker, const uint8_t *key, size_t len);
+void native_port_destroy (native_port_t **self_p);
+//  The two sockets to poll (commands, ZAP requests); then call native_port_process.
+void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2]);
+void native_port_process (native_port_t *self);
+//  Commands taken and refused, for metrics.
+uint64_t native_port_commands (native_port_t *self);
+uint64_t native_port_refused (native_port_t *self);
+
+#endif

@@ -1,0 +1,112 @@
+/*  ratelimit — see ratelimit.h.  */
+#include "ratelimit.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_KEY_MAX 72
+#define S_PROBES  8
+#define S_MICRO   1000000LL //  micro-tokens per token
+
+typedef struct {
+    char key[S_KEY_MAX]; //  "" = free
+    int64_t tokens;      //  micro-tokens at `at`
+    int64_t at;          //  ns of the last refill
+} s_bucket_t;
+
+struct _ratelimit_t {
+    int64_t rate, burst;
+    s_bucket_t *table;
+    size_t mask;
+};
+
+ratelimit_t *ratelimit_new (int64_t rate, int64_t burst, size_t capacity)
+{
+    assert (rate > 0 && burst > 0);
+    ratelimit_t *self = calloc (1, sizeof *self);
+    size_t size = 16;
+    while (size < capacity)
+        size *= 2;
+    if (self)
+        self->table = calloc (size, sizeof *self->table);
+    if (!self || !self->table) {
+        ratelimit_destroy (&self);
+        return NULL;
+    }
+    self->rate = rate;
+    self->burst = burst;
+    self->mask = size - 1;
+    return self;
+}
+
+void ratelimit_destroy (ratelimit_t **self_p)
+{
+    ratelimit_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->table);
+    free (self);
+    *self_p = NULL;
+}
+
+static uint64_t s_hash (const char *key)
+{
+    uint64_t h = 1469598103934665603ULL; //  FNV-1a
+    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+//  The bucket's tokens brought up to now, capped at the burst.
+static int64_t s_refill (const ratelimit_t *self, const s_bucket_t *b, int64_t now)
+{
+    int64_t elapsed = now > b->at ? now - b->at : 0;
+    int64_t cap = self->burst * S_MICRO;
+    //  rate × elapsed in micro-tokens without overflow: elapsed is capped at the time a full
+    //  refill takes, which is small.
+    int64_t full_ns = (cap / self->rate + 1) * 1000;
+    if (elapsed > full_ns)
+        return cap;
+    int64_t tokens = b->tokens + self->rate * elapsed / 1000;
+    return tokens > cap ? cap : tokens;
+}
+
+unsigned ratelimit_take (ratelimit_t *self, const char *key, int64_t now)
+{
+    char k[S_KEY_MAX];
+    size_t n = strnlen (key, S_KEY_MAX - 1);
+    memcpy (k, key, n);
+    k[n] = '\0';
+    uint64_t h = s_hash (k);
+    s_bucket_t *slot = NULL, *victim = NULL;
+    for (int i = 0; i < S_PROBES && !slot; i++) {
+        s_bucket_t *b = &self->table[(h + (uint64_t) i) & self->mask];
+        if (strcmp (b->key, k) == 0)
+            slot = b;
+        else if (!b->key[0] || s_refill (self, b, now) == self->burst * S_MICRO) {
+            //  free, or idle long enough to be full: forgetting it loses nothing
+            if (!victim || victim->key[0])
+                victim = b;
+        }
+        else if (!victim || (victim->key[0] && b->at < victim->at))
+            victim = b;
+    }
+    if (!slot) {
+        slot = victim;
+        memcpy (slot->key, k, n + 1);
+        slot->tokens = self->burst * S_MICRO;
+        slot->at = now;
+    }
+    slot->tokens = s_refill (self, slot, now);
+    slot->at = now;
+    if (slot->tokens >= S_MICRO) {
+        slot->tokens -= S_MICRO;
+        return 0;
+    }
+    //  whole seconds until one token: (missing micro-tokens) / (rate per s), rounded up
+    int64_t missing = S_MICRO - slot->tokens;
+    int64_t wait = (missing + self->rate * S_MICRO - 1) / (self->rate * S_MICRO);
+    return wait < 1 ? 1 : (unsigned) wait;
+}

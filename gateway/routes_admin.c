@@ -1,0 +1,183 @@
+/*  routes_admin — what administrators see and do (the route table demands the admin role).
+
+    Control actions are matcher commands (market_control) carrying the admin's name, so each
+    one is journaled and published on the bus: that is the audit trail. Health and analytics
+    are read here, from the gateway's own state and its read model.
+*/
+#include "clock.h"
+#include "decimal.h"
+#include "gateway_server.h"
+
+#include <string.h>
+
+static void s_controlled (void *arg, const proto_msg_t *reply)
+{
+    gateway_request_t *req = arg;
+    if (!reply)
+        gateway_resume (req, MHD_HTTP_GATEWAY_TIMEOUT,
+                        gateway_error ("matcher_unavailable", NULL,
+                                       "the matcher did not answer in time; the action may "
+                                       "still take effect"));
+    else if (reply->kind == PROTO_reject)
+        gateway_resume (req, gateway_reject_status (reply->reject.reason),
+                        gateway_error (proto_reject_reason_name (reply->reject.reason), NULL, "%s",
+                                       reply->reject.message));
+    else
+        gateway_resume_after (
+            req, reply->ack.last_seq, MHD_HTTP_OK,
+            json_pack ("{s:s,s:I}", "status", "done", "seq", (json_int_t) reply->ack.seq));
+}
+
+//  POST /api/admin/market/control {market, action}
+enum MHD_Result routes_admin_control (gateway_request_t *req)
+{
+    json_error_t jerr;
+    json_t *root = req->body && req->body_len
+                       ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                       : NULL;
+    if (!root || !json_is_object (root)) {
+        json_decref (root);
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_json", NULL,
+                             "the body must be a JSON object {market, action}");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach (root, key, value)
+    {
+        if (strcmp (key, "market") && strcmp (key, "action")) {
+            char shown[40];
+            snprintf (shown, sizeof shown, "%s", key);
+            json_decref (root);
+            return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_field", shown,
+                                 "unknown field \"%s\"", shown);
+        }
+    }
+    const mce_config_t *cfg = gateway_server_config (req->server);
+    json_t *m = json_object_get (root, "market"), *a = json_object_get (root, "action");
+    const char *market = json_is_string (m) ? json_string_value (m) : "";
+    proto_msg_t cmd = {.kind = PROTO_market_control};
+    proto_market_control_t *c = &cmd.market_control;
+    enum MHD_Result rc = MHD_YES;
+    int action = -1;
+    for (int i = 1; json_is_string (a) && proto_control_action_name (i); i++)
+        if (strcmp (json_string_value (a), proto_control_action_name (i)) == 0)
+            action = i;
+    if (!m || !a)
+        rc = gateway_fail (req, MHD_HTTP_BAD_REQUEST, "missing_field", m ? "action" : "market",
+                           "market and action are required");
+    else if (!json_is_string (m))
+        rc = gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_field", "market",
+                           "market must be a string");
+    else if (!config_market (cfg, market))
+        rc = gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_market", "market",
+                           "there is no market \"%s\"", market);
+    else if (action < 0)
+        rc = gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_field", "action",
+                           "action must be one of pause_trading, resume_trading, "
+                           "trigger_matching, clear_epoch, snapshot");
+    else {
+        snprintf (c->market, sizeof c->market, "%s", market);
+        snprintf (c->user, sizeof c->user, "%s", req->who.user);
+        c->role = PROTO_ROLE_ADMIN;
+        c->action = action;
+        c->ts = clock_wall_ns ();
+        if (matcher_link_send (gateway_server_link (req->server), &cmd, s_controlled, req))
+            rc = gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+                               "too many commands in flight; retry shortly");
+        else
+            gateway_suspend (req);
+    }
+    json_decref (root);
+    return rc;
+}
+
+//  GET /api/admin/market/health: the gateway's view of the system.
+enum MHD_Result routes_admin_health (gateway_request_t *req)
+{
+    gateway_server_t *server = req->server;
+    const mce_config_t *cfg = gateway_server_config (server);
+    matcher_link_t *link = gateway_server_link (server);
+    readmodel_t *model = gateway_server_readmodel (server);
+    json_t *markets = json_array ();
+    for (int i = 0; i < cfg->market_count; i++)
+        json_array_append_new (
+            markets, readmodel_epoch_status (model, cfg->markets[i].id, clock_wall_ns ()));
+    return gateway_respond (
+        req, MHD_HTTP_OK,
+        json_pack ("{s:{s:s,s:i,s:I},s:{s:I},s:{s:b,s:i},s:o}", "matcher", "endpoint",
+                   cfg->matcher.commands, "in_flight", matcher_link_in_flight (link), "timeouts",
+                   (json_int_t) matcher_link_timeouts (link), "bus", "seq",
+                   (json_int_t) readmodel_seq (model), "database", "up",
+                   gateway_worker_db_up (gateway_server_worker (server)), "jobs",
+                   gateway_worker_pending (gateway_server_worker (server)), "markets", markets));
+}
+
+//  GET /api/admin/market/analytics?market&timeframe=1h|24h|7d|30d: the epochs that ended in
+//  the window, summed from the read model's epoch history.
+enum MHD_Result routes_admin_analytics (gateway_request_t *req)
+{
+    static const struct {
+        const char *name;
+        int64_t seconds;
+    } frames[] = {{"1h", 3600}, {"24h", 86400}, {"7d", 7 * 86400}, {"30d", 30 * 86400}};
+    const char *timeframe = gateway_query (req, "timeframe");
+    int64_t window = 0;
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
+        if (!timeframe ? i == 1 : strcmp (timeframe, frames[i].name) == 0)
+            window = frames[i].seconds;
+    if (!window)
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", "timeframe",
+                             "timeframe must be 1h, 24h, 7d or 30d");
+    const mce_config_t *cfg = gateway_server_config (req->server);
+    const char *market = gateway_query (req, "market");
+    if (!market)
+        market = cfg->markets[0].id;
+    else if (!config_market (cfg, market))
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_market", "market",
+                             "there is no market \"%s\"", market);
+    //  Every epoch the read model holds, a page at a time; those that ended inside the window.
+    readmodel_t *model = gateway_server_readmodel (req->server);
+    int64_t now = clock_wall_ns (), since = now - window * MCE_NS_PER_SEC;
+    int64_t volume = 0, trades = 0, count = 0, low = 0, high = 0;
+    for (int offset = 0;; offset += 1000) {
+        json_t *page = readmodel_epochs (model, market, 1000, offset);
+        json_t *list = json_object_get (page, "epochs");
+        size_t i;
+        json_t *e;
+        json_array_foreach (list, i, e)
+        {
+            const char *end = json_string_value (json_object_get (e, "end"));
+            const char *state = json_string_value (json_object_get (e, "state"));
+            const char *vol = json_string_value (json_object_get (e, "volume"));
+            const char *px = json_string_value (json_object_get (e, "clearing_price"));
+            int64_t end_ns, v, p;
+            if (!end || !state || clock_parse_rfc3339 (end, strlen (end), &end_ns) ||
+                end_ns < since || end_ns > now ||
+                (strcmp (state, "cleared") && strcmp (state, "settled")))
+                continue;
+            count++;
+            if (vol && decimal_parse (vol, strlen (vol), DECIMAL_KWH_SCALE, &v) == DECIMAL_OK)
+                volume += v;
+            trades += json_integer_value (json_object_get (e, "trades"));
+            if (px && decimal_parse (px, strlen (px), DECIMAL_PRICE_SCALE, &p) == DECIMAL_OK && p) {
+                low = low && low < p ? low : p;
+                high = high > p ? high : p;
+            }
+        }
+        size_t got = json_array_size (list);
+        json_decref (page);
+        if (got < 1000)
+            break;
+    }
+    char v[DECIMAL_FORMAT_MAX], lo[DECIMAL_FORMAT_MAX], hi[DECIMAL_FORMAT_MAX];
+    decimal_format (volume, DECIMAL_KWH_SCALE, v, sizeof v);
+    decimal_format (low, DECIMAL_PRICE_SCALE, lo, sizeof lo);
+    decimal_format (high, DECIMAL_PRICE_SCALE, hi, sizeof hi);
+    return gateway_respond (
+        req, MHD_HTTP_OK,
+        json_pack ("{s:s,s:s,s:I,s:I,s:s,s:o,s:o}", "market", market, "timeframe",
+                   timeframe ? timeframe : "24h", "epochs", (json_int_t) count, "trades",
+                   (json_int_t) trades, "volume", v, "lowest_clearing_price",
+                   low ? json_string (lo) : json_null (), "highest_clearing_price",
+                   high ? json_string (hi) : json_null ()));
+}

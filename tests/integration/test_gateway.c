@@ -1,0 +1,672 @@
+/*  test_gateway — the HTTP API with the real gateway, matcher and Postgres: sign-up and
+    sign-in, a table of bad requests that must each get the right 4xx and change nothing,
+    orders that trade and show in the market data, rate limits, security headers and CORS,
+    and every route of the OpenAPI document answering.
+*/
+#include "auth.h"
+#include "clock.h"
+#include "harness.h"
+#include "pgtest.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
+static harness_t s_h;
+
+ReportHook (PRE_ALL) (struct criterion_test_set *tests)
+{
+    (void) tests;
+    if (pgtest_start (&s_server, NULL) || pgtest_export (&s_server))
+        fprintf (stderr, "test_gateway: no PostgreSQL: the tests will fail\n");
+}
+
+ReportHook (POST_ALL) (struct criterion_global_stats *stats)
+{
+    (void) stats;
+    pgtest_stop (&s_server);
+}
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+}
+
+//  A fresh database, a matcher and a gateway; extra is more config. Returns the gateway.
+static int s_start (const char *db, const char *extra)
+{
+    pgtest_t pg;
+    cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
+    char conninfo[PGTEST_CONNINFO_MAX];
+    cr_assert_eq (pgtest_create_db (&pg, db, conninfo, sizeof conninfo), 0);
+    char config[2048];
+    snprintf (config, sizeof config,
+              "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
+              "            { id = \"campus-2\"; epoch_seconds = 2592000; } );\n"
+              "postgres = { url = \"%s\"; };\n%s",
+              conninfo, extra ? extra : "");
+    harness_init (&s_h, config);
+    harness_start (&s_h, "mce-matcher");
+    int gateway = harness_start (&s_h, "mce-gateway");
+    cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
+    return gateway;
+}
+
+//  One request; the response is returned (free with harness_response_free).
+static harness_response_t s_call (const char *method, const char *path, const char *token,
+                                  const char *body)
+{
+    harness_response_t resp;
+    harness_request (
+        s_h.port_http,
+        &(harness_request_t){.method = method, .path = path, .token = token, .body = body}, &resp);
+    return resp;
+}
+
+//  The body as JSON (the test fails if it is not).
+static json_t *s_json (const harness_response_t *resp)
+{
+    json_error_t err;
+    json_t *j = json_loads (resp->body ? resp->body : "", 0, &err);
+    cr_assert_not_null (j, "not JSON (%s): %s", err.text, resp->body);
+    return j;
+}
+
+//  A string member at a dotted path ("error.code"), or NULL.
+static const char *s_get (json_t *j, const char *path)
+{
+    char key[64];
+    while (j && strchr (path, '.')) {
+        size_t n = (size_t) (strchr (path, '.') - path);
+        snprintf (key, sizeof key, "%.*s", (int) n, path);
+        j = json_object_get (j, key);
+        path += n + 1;
+    }
+    return j ? json_string_value (json_object_get (j, path)) : NULL;
+}
+
+//  Registers and signs in; returns the token in out.
+static void s_sign_up (const char *user, const char *password, char *out, size_t size)
+{
+    char body[256];
+    snprintf (body, sizeof body,
+              "{\"username\":\"%s\",\"password\":\"%s\","
+              "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}",
+              user, password);
+    harness_response_t r = s_call ("POST", "/api/auth/register", NULL, body);
+    cr_assert_eq (r.status, 201, "register %s: %ld %s", user, r.status, r.body);
+    harness_response_free (&r);
+    snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", user, password);
+    r = s_call ("POST", "/api/auth/login", NULL, body);
+    cr_assert_eq (r.status, 200, "login %s: %ld %s", user, r.status, r.body);
+    json_t *j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "token_type"), "Bearer");
+    snprintf (out, size, "%s", s_get (j, "token"));
+    json_decref (j);
+    harness_response_free (&r);
+}
+
+//  POSTs an order that must be accepted; returns its id.
+static char *s_place (const char *token, const char *body, char *id, size_t size)
+{
+    harness_response_t r = s_call ("POST", "/api/trading/orders", token, body);
+    cr_assert_eq (r.status, 201, "%s -> %ld %s", body, r.status, r.body);
+    json_t *j = s_json (&r);
+    const char *order_id = s_get (j, "order_id");
+    cr_assert_not_null (order_id, "%s", r.body);
+    snprintf (id, size, "%s", order_id);
+    json_decref (j);
+    harness_response_free (&r);
+    return id;
+}
+
+//  A token signed with key, with header and payload as given (for forgeries).
+static void s_forge (const char *header, const char *payload, const char *key, char *out,
+                     size_t size)
+{
+    char h64[256], p64[512], sig64[64];
+    sodium_bin2base64 (h64, sizeof h64, (const unsigned char *) header, strlen (header),
+                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64 (p64, sizeof p64, (const unsigned char *) payload, strlen (payload),
+                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char signing[800];
+    snprintf (signing, sizeof signing, "%s.%s", h64, p64);
+    sig64[0] = '\0';
+    if (key) {
+        unsigned char mac[crypto_auth_hmacsha256_BYTES];
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init (&st, (const unsigned char *) key, strlen (key));
+        crypto_auth_hmacsha256_update (&st, (const unsigned char *) signing, strlen (signing));
+        crypto_auth_hmacsha256_final (&st, mac);
+        sodium_bin2base64 (sig64, sizeof sig64, mac, sizeof mac,
+                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    snprintf (out, size, "%s.%s", signing, sig64);
+}
+
+Test (gateway, sign_up_sign_in_and_roles, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_auth", NULL);
+    char alice[1024];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    //  the same name again
+    harness_response_t r = s_call ("POST", "/api/auth/register", NULL,
+                                   "{\"username\":\"alice\",\"password\":\"another one\","
+                                   "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}");
+    cr_assert_eq (r.status, 409, "%s", r.body);
+    json_t *j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "username_taken");
+    json_decref (j);
+    harness_response_free (&r);
+    //  a wrong password and an unknown user get the same answer
+    const char *tries[] = {"{\"username\":\"alice\",\"password\":\"wrong password\"}",
+                           "{\"username\":\"nobody\",\"password\":\"wrong password\"}"};
+    for (int i = 0; i < 2; i++) {
+        r = s_call ("POST", "/api/auth/login", NULL, tries[i]);
+        cr_assert_eq (r.status, 401, "%s", r.body);
+        j = s_json (&r);
+        cr_assert_str_eq (s_get (j, "error.code"), "invalid_credentials");
+        json_decref (j);
+        harness_response_free (&r);
+    }
+    //  the token works, and carries the role "user": admin routes refuse it
+    r = s_call ("GET", "/api/trading/orders", alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/admin/market/health", alice, NULL);
+    cr_assert_eq (r.status, 403, "%s", r.body);
+    harness_response_free (&r);
+    char admin[1024];
+    harness_token ("root", "admin", admin, sizeof admin);
+    r = s_call ("GET", "/api/admin/market/health", admin, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    j = s_json (&r);
+    cr_assert (json_is_true (json_object_get (json_object_get (j, "database"), "up")), "%s",
+               r.body);
+    json_decref (j);
+    harness_response_free (&r);
+}
+
+//  The part of the state a bad request must not change: alice's and bob's orders and the book.
+static char *s_state (const char *alice, const char *bob)
+{
+    harness_response_t a = s_call ("GET", "/api/trading/orders", alice, NULL);
+    harness_response_t b = s_call ("GET", "/api/trading/orders", bob, NULL);
+    harness_response_t d = s_call ("GET", "/api/market/depth?market=campus-1", NULL, NULL);
+    json_t *ja = s_json (&a), *jb = s_json (&b), *jd = s_json (&d);
+    json_object_del (ja, "seq"); //  rejected commands are events too; the state is what counts
+    json_object_del (jb, "seq");
+    json_object_del (jd, "seq");
+    json_t *all = json_pack ("{s:o,s:o,s:o}", "alice", ja, "bob", jb, "depth", jd);
+    char *text = json_dumps (all, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref (all);
+    harness_response_free (&a);
+    harness_response_free (&b);
+    harness_response_free (&d);
+    return text;
+}
+
+Test (gateway, every_bad_request_gets_its_4xx_and_changes_nothing, .fini = s_fini, .timeout = 180)
+{
+    s_start ("gw_bad", NULL);
+    char alice[1024], bob[1024], admin[1024], expired[1024], forged[1024], none[1024], hs384[1024];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    s_sign_up ("bob", "bob's long password", bob, sizeof bob);
+    harness_token ("root", "admin", admin, sizeof admin);
+    int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
+    char payload[256];
+    snprintf (payload, sizeof payload,
+              "{\"sub\":\"alice\",\"role\":\"user\",\"iat\":%lld,\"exp\":%lld}",
+              (long long) now - 7200, (long long) now - 3600);
+    s_forge ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, HARNESS_JWT_SECRET, expired,
+             sizeof expired);
+    snprintf (payload, sizeof payload,
+              "{\"sub\":\"alice\",\"role\":\"admin\",\"iat\":%lld,\"exp\":%lld}", (long long) now,
+              (long long) now + 3600);
+    s_forge ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, "not-the-secret-but-long-enough-12345",
+             forged, sizeof forged);
+    s_forge ("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL, none, sizeof none);
+    s_forge ("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload, HARNESS_JWT_SECRET, hs384,
+             sizeof hs384);
+    //  Bob's resting order, and one of Alice's with a client_order_id, to act on.
+    char bobs[32], path_bobs[64], alices[32];
+    s_place (
+        bob,
+        "{\"market\":\"campus-1\",\"side\":\"Sell\",\"energy_amount\":\"5\",\"price\":\"0.2\"}",
+        bobs, sizeof bobs);
+    s_place (alice,
+             "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+             "\"client_order_id\":\"a-1\"}",
+             alices, sizeof alices);
+    snprintf (path_bobs, sizeof path_bobs, "/api/trading/orders/%s", bobs);
+    char *before = s_state (alice, bob);
+
+    char huge_coid[200] = "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\","
+                          "\"price\":\"0.1\",\"client_order_id\":\"";
+    memset (huge_coid + strlen (huge_coid), 'x', 65);
+    strcat (huge_coid, "\"}");
+    static const char *O = "/api/trading/orders";
+    const struct {
+        const char *method, *path, *token, *body;
+        long status;
+        const char *code, *field;
+    } cases[] = {
+        //  the body's shape
+        {"POST", O, alice, "not json", 400, "bad_json", NULL},
+        {"POST", O, alice, "[1,2]", 400, "bad_json", NULL},
+        {"POST", O, alice, "", 400, "bad_json", NULL},
+        {"POST", O, alice, "{\"market\":\"campus-1\",\"market\":\"campus-2\"}", 400, "bad_json",
+         NULL},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_source\":\"\xff\xfe\"}", 400,
+         "bad_json", NULL},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"colour\":\"green\"}",
+         400, "unknown_field", "colour"},
+        //  missing fields
+        {"POST", O, alice, "{\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}", 400,
+         "missing_field", "market"},
+        {"POST", O, alice, "{\"market\":\"campus-1\",\"energy_amount\":\"1\",\"price\":\"0.1\"}",
+         400, "missing_field", "side"},
+        {"POST", O, alice, "{\"market\":\"campus-1\",\"side\":\"Buy\",\"price\":\"0.1\"}", 400,
+         "missing_field", "energy_amount"},
+        {"POST", O, alice, "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\"}",
+         400, "missing_field", "price"},
+        //  wrong types
+        {"POST", O, alice,
+         "{\"market\":7,\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}", 400,
+         "bad_field", "market"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Up\",\"energy_amount\":\"1\",\"price\":\"0.1\"}", 400,
+         "bad_field", "side"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":true,\"price\":\"0.1\"}", 400,
+         "bad_field", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":0.15}", 400,
+         "bad_field", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"post_only\":\"yes\"}",
+         400, "bad_field", "post_only"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"time_in_force\":\"forever\"}",
+         400, "bad_field", "time_in_force"},
+        //  amounts: negative, zero, over-precise, exponents, too big
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"-1\",\"price\":\"0.1\"}",
+         400, "bad_field", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"0\",\"price\":\"0.1\"}",
+         400, "not_positive", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"0.0001\",\"price\":\"0."
+         "1\"}",
+         400, "too_precise", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0."
+         "0000001\"}",
+         400, "too_precise", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1e3\",\"price\":\"0.1\"}",
+         400, "bad_field", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"-0.1\"}",
+         400, "bad_field", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0\"}", 400,
+         "not_positive", "price"},
+        //  the market's limits
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1505\"}",
+         422, "off_tick", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1.25\",\"price\":\"0.1\"}",
+         422, "off_lot", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"2000\",\"price\":\"0.1\"}",
+         422, "bad_quantity", "energy_amount"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"11\"}", 422,
+         "outside_band", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"mars\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}", 422,
+         "unknown_market", "market"},
+        //  combinations that make no sense
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"order_type\":\"Market\",\"energy_amount\":"
+         "\"1\","
+         "\"price\":\"0.1\"}",
+         400, "bad_field", "price"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"epoch\":5,\"delivery_time\":\"2026-11-22T10:00:00Z\"}",
+         400, "bad_field", "epoch"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"delivery_time\":\"tomorrow\"}",
+         400, "bad_field", "delivery_time"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"expires_at\":\"2020-01-01T00:00:00Z\"}",
+         422, "expired", "expires_at"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"client_order_id\":\"bad\\u0001id\"}",
+         400, "bad_field", "client_order_id"},
+        {"POST", O, alice, huge_coid, 400, "bad_field", "client_order_id"},
+        //  a client_order_id reused with other content
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"2\",\"price\":\"0.1\","
+         "\"client_order_id\":\"a-1\"}",
+         409, "duplicate_client_id", NULL},
+        //  tokens
+        {"POST", O, NULL,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}",
+         401, "unauthenticated", NULL},
+        {"POST", O, expired, "{}", 401, "bad_token", NULL},
+        {"POST", O, forged, "{}", 401, "bad_token", NULL},
+        {"POST", O, none, "{}", 401, "bad_token", NULL},
+        {"POST", O, hs384, "{}", 401, "bad_token", NULL},
+        {"POST", O, "garbage", "{}", 401, "bad_token", NULL},
+        //  other people's orders, unknown orders
+        {"DELETE", path_bobs, alice, NULL, 404, "order_not_found", NULL},
+        {"PATCH", path_bobs, alice, "{\"price\":\"0.3\"}", 404, "order_not_found", NULL},
+        {"GET", path_bobs, alice, NULL, 404, "order_not_found", NULL},
+        {"DELETE", "/api/trading/orders/999999", alice, NULL, 404, "order_not_found", NULL},
+        {"DELETE", "/api/trading/orders/abc", alice, NULL, 404, "order_not_found", NULL},
+        {"PATCH", path_bobs, bob, "{}", 400, "missing_field", NULL},
+        {"PATCH", path_bobs, bob, "{\"size\":\"1\"}", 400, "unknown_field", "size"},
+        //  roles and routes
+        {"POST", "/api/admin/market/control", alice,
+         "{\"market\":\"campus-1\",\"action\":\"pause_trading\"}", 403, "forbidden", NULL},
+        {"POST", "/api/admin/market/control", admin,
+         "{\"market\":\"campus-1\",\"action\":\"explode\"}", 400, "bad_field", "action"},
+        {"PUT", O, alice, "{}", 405, "method_not_allowed", NULL},
+        {"GET", "/api/nowhere", NULL, NULL, 404, "not_found", NULL},
+        //  queries
+        {"GET", "/api/trading/orders?status=lost", alice, NULL, 400, "bad_query", "status"},
+        {"GET", "/api/trading/orders?limit=0", alice, NULL, 400, "bad_query", "limit"},
+        {"GET", "/api/trading/orders?limit=abc", alice, NULL, 400, "bad_query", "limit"},
+        {"GET", "/api/market/depth?market=mars", NULL, NULL, 400, "unknown_market", "market"},
+        {"GET", "/api/admin/market/analytics?timeframe=1y", admin, NULL, 400, "bad_query",
+         "timeframe"},
+        //  sign-up and sign-in
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"long enough pw\",\"wallet\":\"not-base58-0OIl\"}",
+         400, "bad_field", "wallet"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"short\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}",
+         400, "bad_field", "password"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"Carol!\",\"password\":\"long enough pw\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}",
+         400, "bad_field", "username"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"long enough pw\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"role\":\"admin\"}",
+         400, "unknown_field", "role"},
+        {"POST", "/api/auth/login", NULL, "{\"username\":\"alice\"}", 400, "missing_field",
+         "password"},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    cr_assert_geq (n, 40);
+    for (size_t i = 0; i < n; i++) {
+        harness_response_t r =
+            s_call (cases[i].method, cases[i].path, cases[i].token, cases[i].body);
+        cr_assert_eq (r.status, cases[i].status, "case %zu: %s %s %s -> %ld %s", i, cases[i].method,
+                      cases[i].path, cases[i].body ? cases[i].body : "", r.status, r.body);
+        json_t *j = s_json (&r);
+        cr_assert_str_eq (s_get (j, "error.code"), cases[i].code, "case %zu: %s", i, r.body);
+        cr_assert_not_null (s_get (j, "error.message"), "case %zu: %s", i, r.body);
+        json_t *field = json_object_get (json_object_get (j, "error"), "field");
+        cr_assert_not_null (field, "case %zu: an error always has a field member: %s", i, r.body);
+        if (cases[i].field)
+            cr_assert_str_eq (json_string_value (field), cases[i].field, "case %zu: %s", i, r.body);
+        else
+            cr_assert (json_is_null (field), "case %zu: %s", i, r.body);
+        json_decref (j);
+        harness_response_free (&r);
+    }
+    //  A body beyond gateway.max_body_bytes, and a 10 MB header.
+    char *big = malloc (70001);
+    memset (big, ' ', 70000);
+    big[0] = '{', big[69999] = '}', big[70000] = '\0';
+    harness_response_t r = s_call ("POST", O, alice, big);
+    cr_assert_eq (r.status, 413, "%s", r.body);
+    harness_response_free (&r);
+    free (big);
+    size_t hsize = 10u << 20;
+    char *header = malloc (hsize + 16);
+    memcpy (header, "X-Junk: ", 8);
+    memset (header + 8, 'a', hsize);
+    header[hsize + 8] = '\0';
+    harness_request (s_h.port_http,
+                     &(harness_request_t){
+                         .method = "GET", .path = "/api/market/stats", .headers = {header, NULL}},
+                     &r);
+    cr_assert (r.status == 431 || r.status == 413 || r.status == 400 || r.status == 0,
+               "a 10 MB header is refused (%ld)", r.status);
+    cr_assert_neq (r.status, 200);
+    harness_response_free (&r);
+    free (header);
+    //  ...and the gateway still answers, and nothing changed.
+    char *after = s_state (alice, bob);
+    cr_assert_str_eq (after, before);
+    free (before);
+    free (after);
+}
+
+Test (gateway, orders_trade_and_show_in_the_market_data, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_trade", NULL);
+    char alice[1024], bob[1024], a[32], b[32], path[64];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    s_sign_up ("bob", "bob's long password", bob, sizeof bob);
+    s_place (
+        alice,
+        "{\"market\":\"campus-1\",\"side\":\"Sell\",\"energy_amount\":\"10\",\"price\":\"0.15\","
+        "\"energy_source\":\"solar\"}",
+        a, sizeof a);
+    s_place (
+        bob,
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"4\",\"price\":\"0.16\"}", b,
+        sizeof b);
+    //  4 kWh traded at the resting order's price; the ask keeps 6
+    harness_response_t r = s_call ("GET", "/api/market/depth?market=campus-1", NULL, NULL);
+    json_t *j = s_json (&r);
+    json_t *ask = json_array_get (json_object_get (j, "asks"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (ask, "price")), "0.15", "%s", r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (ask, "energy_amount")), "6", "%s",
+                      r.body);
+    cr_assert_eq (json_array_size (json_object_get (j, "bids")), 0, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/stats", NULL, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "last_price"), "0.15", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "volume_24h"), "4", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/trades?limit=10", NULL, NULL);
+    j = s_json (&r);
+    cr_assert_eq (json_array_size (json_object_get (j, "trades")), 1, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    //  each side sees its own order and trade
+    snprintf (path, sizeof path, "/api/trading/orders/%s", b);
+    r = s_call ("GET", path, bob, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "status"), "filled", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "average_price"), "0.15", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/trades/my-history", bob, NULL);
+    j = s_json (&r);
+    json_t *t = json_array_get (json_object_get (j, "trades"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (t, "side")), "Buy", "%s", r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (t, "energy_amount")), "4", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/trading/orders?status=open", alice, NULL);
+    j = s_json (&r);
+    cr_assert_eq (json_integer_value (json_object_get (j, "total")), 1, "%s", r.body);
+    json_t *o = json_array_get (json_object_get (j, "orders"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (o, "status")), "partially_filled");
+    cr_assert_str_eq (json_string_value (json_object_get (o, "energy_source")), "solar");
+    json_decref (j);
+    harness_response_free (&r);
+    //  amend the rest down to 5 kWh at a new price, then cancel it
+    snprintf (path, sizeof path, "/api/trading/orders/%s", a);
+    r = s_call ("PATCH", path, alice, "{\"energy_amount\":\"5\",\"price\":\"0.17\"}");
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/depth", NULL, NULL);
+    j = s_json (&r);
+    ask = json_array_get (json_object_get (j, "asks"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (ask, "price")), "0.17", "%s", r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (ask, "energy_amount")), "5", "%s",
+                      r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("DELETE", path, alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    harness_response_free (&r);
+    r = s_call ("GET", path, alice, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "status"), "cancelled", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    //  an admin pauses the market: orders are refused until it resumes
+    char admin[1024];
+    harness_token ("root", "admin", admin, sizeof admin);
+    r = s_call ("POST", "/api/admin/market/control", admin,
+                "{\"market\":\"campus-1\",\"action\":\"pause_trading\"}");
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    harness_response_free (&r);
+    r = s_call (
+        "POST", "/api/trading/orders", bob,
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}");
+    cr_assert_eq (r.status, 409, "%s", r.body);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "market_paused");
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/stats", NULL, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "status"), "paused", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+}
+
+Test (gateway, rate_limits_security_headers_and_cors, .fini = s_fini, .timeout = 120)
+{
+    //  the harness config sets a huge rate: the environment overrides it for this gateway
+    setenv ("MCE_GATEWAY_RATE_PER_S", "1", 1);
+    setenv ("MCE_GATEWAY_RATE_BURST", "3", 1);
+    setenv ("MCE_GATEWAY_CORS_ORIGINS", "https://dash.example, https://ops.example", 1);
+    s_start ("gw_limits", NULL);
+    unsetenv ("MCE_GATEWAY_RATE_PER_S");
+    unsetenv ("MCE_GATEWAY_RATE_BURST");
+    unsetenv ("MCE_GATEWAY_CORS_ORIGINS");
+    for (int i = 0; i < 3; i++) {
+        harness_response_t r = s_call ("GET", "/api/market/stats", NULL, NULL);
+        cr_assert_eq (r.status, 200, "request %d: %s", i, r.body);
+        char v[256];
+        cr_assert (harness_response_header (&r, "X-Content-Type-Options", v, sizeof v));
+        cr_assert_str_eq (v, "nosniff");
+        cr_assert (harness_response_header (&r, "X-Frame-Options", v, sizeof v));
+        cr_assert_str_eq (v, "DENY");
+        cr_assert (harness_response_header (&r, "Content-Security-Policy", v, sizeof v));
+        cr_assert (harness_response_header (&r, "Referrer-Policy", v, sizeof v));
+        cr_assert_not (harness_response_header (&r, "Server", v, sizeof v), "no Server header");
+        harness_response_free (&r);
+    }
+    harness_response_t r = s_call ("GET", "/api/market/stats", NULL, NULL);
+    cr_assert_eq (r.status, 429, "%s", r.body);
+    char v[256];
+    cr_assert (harness_response_header (&r, "Retry-After", v, sizeof v));
+    cr_assert_eq (atoi (v), 1);
+    harness_response_free (&r);
+    //  health is never limited
+    r = s_call ("GET", "/api/health", NULL, NULL);
+    cr_assert_eq (r.status, 200);
+    harness_response_free (&r);
+    //  CORS: a listed origin is echoed, another is not; the preflight says what may be sent
+    harness_request (s_h.port_http,
+                     &(harness_request_t){.method = "OPTIONS",
+                                          .path = "/api/trading/orders",
+                                          .headers = {"Origin: https://ops.example",
+                                                      "Access-Control-Request-Method: POST", NULL}},
+                     &r);
+    cr_assert_eq (r.status, 204);
+    cr_assert (harness_response_header (&r, "Access-Control-Allow-Origin", v, sizeof v));
+    cr_assert_str_eq (v, "https://ops.example");
+    cr_assert (harness_response_header (&r, "Access-Control-Allow-Methods", v, sizeof v));
+    cr_assert_not_null (strstr (v, "POST"));
+    harness_response_free (&r);
+    harness_request (s_h.port_http,
+                     &(harness_request_t){.method = "OPTIONS",
+                                          .path = "/api/trading/orders",
+                                          .headers = {"Origin: https://evil.example", NULL}},
+                     &r);
+    cr_assert_not (harness_response_header (&r, "Access-Control-Allow-Origin", v, sizeof v));
+    harness_response_free (&r);
+}
+
+Test (gateway, every_route_in_the_openapi_document_answers, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_openapi", NULL);
+    harness_response_t r = s_call ("GET", "/api/openapi.json", NULL, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    json_t *doc = s_json (&r);
+    harness_response_free (&r);
+    cr_assert_str_eq (json_string_value (json_object_get (doc, "openapi")), "3.0.3");
+    char admin[1024];
+    harness_token ("root", "admin", admin, sizeof admin);
+    const char *path;
+    json_t *item;
+    int checked = 0;
+    json_object_foreach (json_object_get (doc, "paths"), path, item)
+    {
+        const char *method;
+        json_t *op;
+        json_object_foreach (item, method, op)
+        {
+            char upper[16], concrete[256];
+            size_t k = 0;
+            for (; method[k] && k < sizeof upper - 1; k++)
+                upper[k] = (char) (method[k] - ('a' - 'A'));
+            upper[k] = '\0';
+            //  {id} becomes an id that does not exist: the route must still be there
+            const char *brace = strstr (path, "{id}");
+            if (brace)
+                snprintf (concrete, sizeof concrete, "%.*s424242%s", (int) (brace - path), path,
+                          brace + 4);
+            else
+                snprintf (concrete, sizeof concrete, "%s", path);
+            r = s_call (upper, concrete, admin, strcmp (upper, "GET") ? "{}" : NULL);
+            cr_assert_neq (r.status, 0, "%s %s: no answer", upper, concrete);
+            cr_assert_neq (r.status, 405, "%s %s is in the document but not served", upper,
+                           concrete);
+            if (r.status == 404) {
+                json_t *j = s_json (&r);
+                cr_assert_str_neq (s_get (j, "error.code"), "not_found",
+                                   "%s %s is in the document but not served", upper, concrete);
+                json_decref (j);
+            }
+            harness_response_free (&r);
+            checked++;
+        }
+    }
+    cr_assert_geq (checked, 20, "the document lists the API (%d operations)", checked);
+    json_decref (doc);
+}
