@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -122,7 +123,9 @@ bus_sub_stats_t bus_sub_stats (bus_sub_t *self)
 
 //  Reads [topic][body] from sock into self->topic/body. 0, or -1 if it was not two frames
 //  (the rest of the message is drained).
-static int s_recv_pair (bus_sub_t *self, void *sock)
+//  Receives [topic][event] into self->topic and self->body. 0, -1 when malformed, or -2 when
+//  flags has ZMQ_DONTWAIT and nothing is there (the rest of a message is always there).
+static int s_recv_pair (bus_sub_t *self, void *sock, int flags)
 {
     int frames = 0;
     int more = 1;
@@ -136,8 +139,8 @@ static int s_recv_pair (bus_sub_t *self, void *sock)
             zmq_msg_close (&junk);
         }
         else {
-            if (zmq_msg_recv (dst, sock, 0) < 0)
-                return -1;
+            if (zmq_msg_recv (dst, sock, frames == 0 ? flags : 0) < 0)
+                return frames == 0 && zmq_errno () == EAGAIN ? -2 : -1;
             more = zmq_msg_more (dst);
         }
         frames++;
@@ -264,6 +267,25 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
     int64_t deadline = clock_mono_ns () + (int64_t) timeout_ms * MCE_NS_PER_MSEC;
     zmq_pollitem_t items[2];
     bus_sub_pollitems (self, items);
+    if (timeout_ms == 0) {
+        //  Draining without waiting (a consumer with its own loop): straight reads, no poll
+        //  per event, which is what a busy consumer would otherwise spend its time on.
+        if (self->replay_outstanding && clock_mono_ns () >= self->replay_deadline)
+            s_request_replay (self);
+        for (int i = 0; i < 2; i++) {
+            int rc;
+            while ((rc = s_recv_pair (self, items[i].socket, ZMQ_DONTWAIT)) != -2) {
+                if (rc) {
+                    s_malformed (self, i == 0 ? self->replay_endpoint : self->pub_endpoint,
+                                 "expected [topic][event]");
+                    continue;
+                }
+                if (s_consider (self, event, i == 0))
+                    return 1;
+            }
+        }
+        return 0;
+    }
     while (!zsys_interrupted) {
         int64_t now = clock_mono_ns ();
         if (self->replay_outstanding && now >= self->replay_deadline)
@@ -285,7 +307,7 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
         for (int i = 0; i < 2; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
-            if (s_recv_pair (self, items[i].socket)) {
+            if (s_recv_pair (self, items[i].socket, 0)) {
                 s_malformed (self, i == 0 ? self->replay_endpoint : self->pub_endpoint,
                              "expected [topic][event]");
                 continue;

@@ -2,6 +2,7 @@
 #include "clock.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -104,6 +105,8 @@ int clock_parse_rfc3339 (const char *text, size_t len, int64_t *ns)
     if (sec == 60)
         sec = 59; //  a leap second: POSIX time has none; take the second before it
     int64_t s = s_days_from_civil (year, mon, day) * 86400 + hour * 3600 + min * 60 + sec - offset;
+    if (s < 0 || s > INT64_MAX / MCE_NS_PER_SEC - 1)
+        return -1; //  beyond what int64 nanoseconds hold (April 2262)
     *ns = s * MCE_NS_PER_SEC + frac;
     return 0;
 }

@@ -18,7 +18,8 @@ int64_t clock_mono_ns (void);
 //  Returns the length written, or -1 when buf is too small (needs 28 bytes).
 int clock_format_rfc3339 (int64_t ns, char *buf, size_t size);
 //  Parses RFC 3339 ("2026-11-21T21:40:00Z", "2026-11-21T22:40:00.5+01:00") into ns since the
-//  Unix epoch (UTC). Years 1970..9999; a leap second counts as :59. 0, or -1 when malformed.
+//  Unix epoch (UTC), from 1970 until int64 nanoseconds run out (2262); a leap second counts as
+//  :59. 0, or -1 when malformed or out of that range.
 int clock_parse_rfc3339 (const char *text, size_t len, int64_t *ns);
 
 #endif

@@ -63,6 +63,7 @@ readmodel_t *gateway_server_readmodel (gateway_server_t *self);
 gateway_worker_t *gateway_server_worker (gateway_server_t *self);
 //  The HS256 key tokens are signed and checked with.
 const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len);
+struct _respcache_t *gateway_server_cache (gateway_server_t *self);
 
 //  The error body every failure uses: {"error": {"code", "message", "field"}} (field null
 //  when no one field is to blame). Returns a new reference.
@@ -70,6 +71,9 @@ json_t *gateway_error (const char *code, const char *field, const char *fmt, ...
     __attribute__ ((format (printf, 3, 4)));
 //  Queues status + JSON body (stolen) with the API's headers.
 enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t *body);
+//  Queues status + an already rendered JSON text (copied).
+enum MHD_Result gateway_respond_text (gateway_request_t *req, unsigned status, const char *text,
+                                      size_t len);
 //  gateway_respond with a gateway_error body.
 enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const char *code,
                               const char *field, const char *fmt, ...)

@@ -174,8 +174,8 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     }
 }
 
-//  One message from a client: [routing id][command].
-static void s_receive (native_port_t *self)
+//  One message from a client: [routing id][command]. false when none was waiting.
+static bool s_receive (native_port_t *self)
 {
     void *sock = zsock_resolve (self->router);
     zmq_msg_t id, body;
@@ -184,7 +184,7 @@ static void s_receive (native_port_t *self)
     if (zmq_msg_recv (&id, sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close (&id);
         zmq_msg_close (&body);
-        return;
+        return false;
     }
     int frames = 0;
     zmq_msg_t *last = &id;
@@ -203,6 +203,7 @@ static void s_receive (native_port_t *self)
                   "one frame per command");
     zmq_msg_close (&id);
     zmq_msg_close (&body);
+    return true;
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -384,12 +385,15 @@ void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2])
     items[1] = (zmq_pollitem_t){zsock_resolve (self->zap), 0, ZMQ_POLLIN, 0};
 }
 
-void native_port_process (native_port_t *self)
+void native_port_process (native_port_t *self, const zmq_pollitem_t items[2])
 {
-    while (zsock_events (self->zap) & ZMQ_POLLIN)
-        s_zap (self);
-    for (int n = 0; n < 1024 && (zsock_events (self->router) & ZMQ_POLLIN); n++)
-        s_receive (self);
+    //  ZAP requests come with new connections only: looked at when the poll says so
+    if (items[1].revents & ZMQ_POLLIN)
+        while (zsock_events (self->zap) & ZMQ_POLLIN)
+            s_zap (self);
+    //  commands: straight reads until none is left (bounded, so HTTP gets its turn)
+    for (int n = 0; n < 1024 && s_receive (self); n++)
+        ;
 }
 
 uint64_t native_port_commands (native_port_t *self)

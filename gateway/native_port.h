@@ -31,9 +31,9 @@ typedef struct _native_port_t native_port_t;
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
                                 gateway_worker_t *worker, const uint8_t *key, size_t len);
 void native_port_destroy (native_port_t **self_p);
-//  The two sockets to poll (commands, ZAP requests); then call native_port_process.
+//  The two sockets to poll (commands, ZAP requests); then call native_port_process with them.
 void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2]);
-void native_port_process (native_port_t *self);
+void native_port_process (native_port_t *self, const zmq_pollitem_t items[2]);
 //  Commands taken and refused, for metrics.
 uint64_t native_port_commands (native_port_t *self);
 uint64_t native_port_refused (native_port_t *self);

@@ -1,5 +1,7 @@
-/*  mce-loadgen — drives orders into the matcher (or, later, a gateway) and measures how fast
-    they are acknowledged.
+/*  mce-loadgen — drives orders into the matcher or a gateway and measures how fast they are
+    acknowledged: --target matcher (DEALER to its commands port), gateway-native (DEALER to the
+    gateway's msgpack port, ZMQ PLAIN with a token per connection) or gateway-http (HTTP/1.1
+    keep-alive connections, W requests pipelined on each, a token per connection).
 
     Each connection keeps a window of commands in flight, so the matcher sees batches and its
     group commit has something to amortise. The flow is an energy market's: limit orders
@@ -7,13 +9,23 @@
     the spread, 1–20 kWh each, and cancels of earlier orders (10 %). Latency is send → ack per
     command, from one monotonic clock read at each; percentiles over every command.
 */
+#include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "decimal.h"
 #include "log.h"
 #include "proto.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +87,291 @@ static void s_build (s_conn_t *c, uint64_t rid, int user, const char *market, pr
     proto_encode (&cmd, buf);
 }
 
+typedef struct {
+    uint64_t acked, rejected, errors;
+    int64_t *latency; //  one per answered command, ns
+    double seconds;
+} s_result_t;
+
+//  --------------------------------------------------------------------------------------
+//  ZeroMQ targets: the matcher's commands port, or the gateway's native port
+
+static int s_run_zmq (const char *endpoint, char **tokens, const char *market, long orders,
+                      long connections, long window, s_result_t *res)
+{
+    s_conn_t *conns = calloc ((size_t) connections, sizeof *conns);
+    int64_t *sent_at = calloc ((size_t) orders + 1, sizeof *sent_at);
+    for (long c = 0; c < connections; c++) {
+        conns[c].sock = zsock_new (ZMQ_DEALER);
+        zsock_set_linger (conns[c].sock, 0);
+        zsock_set_sndhwm (conns[c].sock, 0);
+        zsock_set_rcvhwm (conns[c].sock, 0);
+        if (tokens) {
+            zsock_set_plain_username (conns[c].sock, "jwt");
+            zsock_set_plain_password (conns[c].sock, tokens[c]);
+        }
+        zsock_connect (conns[c].sock, "%s", endpoint);
+        conns[c].rng = 0x9E3779B97F4A7C15ull * (uint64_t) (c + 1);
+        conns[c].orders = calloc ((size_t) orders + 1, sizeof (uint64_t));
+    }
+    zmq_pollitem_t *items = calloc ((size_t) connections, sizeof *items);
+    for (long c = 0; c < connections; c++)
+        items[c] = (zmq_pollitem_t){zsock_resolve (conns[c].sock), 0, ZMQ_POLLIN, 0};
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    uint64_t next_rid = 1;
+    int64_t t0 = clock_mono_ns (), last_progress = t0;
+    while ((long) (res->acked + res->errors) < orders) {
+        for (long c = 0; c < connections; c++)
+            while (conns[c].in_flight < window && (long) next_rid <= orders) {
+                s_build (&conns[c], next_rid, (int) ((next_rid * 7 + (uint64_t) c) % 50), market,
+                         &buf);
+                sent_at[next_rid] = clock_mono_ns ();
+                zmq_send (items[c].socket, buf.data, buf.len, 0);
+                next_rid++;
+                conns[c].in_flight++;
+            }
+        if (zmq_poll (items, (int) connections, 1000) <= 0) {
+            if (clock_mono_ns () - last_progress > 10 * MCE_NS_PER_SEC) {
+                fprintf (stderr, "mce-loadgen: no answer for 10 s from %s (%llu of %ld acked)\n",
+                         endpoint, (unsigned long long) res->acked, orders);
+                res->errors += (uint64_t) (orders - (long) (res->acked + res->errors));
+                break;
+            }
+            continue;
+        }
+        last_progress = clock_mono_ns ();
+        for (long c = 0; c < connections; c++) {
+            if (!(items[c].revents & ZMQ_POLLIN))
+                continue;
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            while (zmq_msg_recv (&frame, items[c].socket, ZMQ_DONTWAIT) >= 0) {
+                int64_t now = clock_mono_ns ();
+                proto_msg_t reply;
+                if (proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &reply, NULL, 0)) {
+                    res->errors++;
+                    continue;
+                }
+                uint64_t rid = reply.kind == PROTO_ack ? reply.ack.rid : reply.reject.rid;
+                if (rid == 0 || rid > (uint64_t) orders || !sent_at[rid]) {
+                    res->errors++;
+                    continue;
+                }
+                res->latency[res->acked] = now - sent_at[rid];
+                sent_at[rid] = 0;
+                //  a refusal is an answer too (a cancel of an order that traded meanwhile)
+                res->acked++;
+                if (reply.kind == PROTO_ack && reply.ack.remaining > 0)
+                    conns[c].orders[conns[c].norders++] = reply.ack.order_id;
+                else if (reply.kind == PROTO_reject)
+                    res->rejected++;
+                conns[c].in_flight--;
+            }
+            zmq_msg_close (&frame);
+        }
+    }
+    res->seconds = (double) (clock_mono_ns () - t0) / 1e9;
+    proto_buf_free (&buf);
+    for (long c = 0; c < connections; c++) {
+        zsock_destroy (&conns[c].sock);
+        free (conns[c].orders);
+    }
+    free (conns);
+    free (items);
+    free (sent_at);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------------------
+//  HTTP target: plain HTTP/1.1 over keep-alive connections, requests pipelined; written here
+//  rather than with libcurl so that the client costs less than the server it measures
+
+typedef struct {
+    int fd;
+    char out[1 << 16];
+    size_t out_len, out_sent;
+    char in[1 << 16];
+    size_t in_len;
+    int64_t *sent; //  send times of the requests in flight, oldest first (a ring)
+    size_t head, count, cap;
+    s_conn_t gen;
+    char auth[1200];
+} s_http_t;
+
+static int s_connect (const char *address, int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    inet_pton (AF_INET, address, &sa.sin_addr);
+    int one = 1;
+    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect (fd, (struct sockaddr *) &sa, sizeof sa)) {
+        close (fd);
+        return -1;
+    }
+    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+//  Appends the next request of this connection's flow to its output.
+static void s_http_request (s_http_t *h, const char *market, bool depth)
+{
+    char body[256], line[4096];
+    int n;
+    if (depth)
+        n = snprintf (line, sizeof line,
+                      "GET /api/market/depth?market=%s&levels=20 HTTP/1.1\r\nHost: x\r\n\r\n",
+                      market);
+    else if (h->gen.norders > 16 && s_rand (&h->gen.rng) % 10 == 0) {
+        uint64_t id = h->gen.orders[s_rand (&h->gen.rng) % h->gen.norders];
+        n = snprintf (line, sizeof line,
+                      "DELETE /api/trading/orders/%llu HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                      (unsigned long long) id, h->auth);
+    }
+    else {
+        bool buy = s_rand (&h->gen.rng) & 1;
+        int64_t qty = (int64_t) (1 + s_rand (&h->gen.rng) % 20) * 1000;
+        int64_t off = (int64_t) (s_rand (&h->gen.rng) % 100) - 20;
+        int64_t price = buy ? 150000 - off * 100 : 150000 + off * 100;
+        char q[DECIMAL_FORMAT_MAX], p[DECIMAL_FORMAT_MAX];
+        decimal_format (qty, DECIMAL_KWH_SCALE, q, sizeof q);
+        decimal_format (price, DECIMAL_PRICE_SCALE, p, sizeof p);
+        int blen = snprintf (body, sizeof body,
+                             "{\"market\":\"%s\",\"side\":\"%s\",\"energy_amount\":\"%s\","
+                             "\"price\":\"%s\"}",
+                             market, buy ? "Buy" : "Sell", q, p);
+        n = snprintf (line, sizeof line,
+                      "POST /api/trading/orders HTTP/1.1\r\nHost: x\r\n%sContent-Type: "
+                      "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                      h->auth, blen, body);
+    }
+    if (h->out_len + (size_t) n <= sizeof h->out) {
+        memcpy (h->out + h->out_len, line, (size_t) n);
+        h->out_len += (size_t) n;
+    }
+    h->sent[(h->head + h->count++) % h->cap] = clock_mono_ns ();
+}
+
+//  Takes every whole response out of h->in. Returns how many, -1 on a broken stream.
+static int s_http_responses (s_http_t *h, s_result_t *res)
+{
+    int done = 0;
+    while (true) {
+        char *end = memmem (h->in, h->in_len, "\r\n\r\n", 4);
+        if (!end)
+            break;
+        size_t head = (size_t) (end - h->in) + 4;
+        int status = 0;
+        if (sscanf (h->in, "HTTP/1.1 %d", &status) != 1)
+            return -1;
+        char *cl = memmem (h->in, head, "Content-Length: ", 16);
+        size_t body = cl ? (size_t) strtoul (cl + 16, NULL, 10) : 0;
+        if (h->in_len < head + body)
+            break;
+        if (!h->count)
+            return -1;
+        int64_t sent = h->sent[h->head];
+        h->head = (h->head + 1) % h->cap;
+        h->count--;
+        if (status >= 200 && status < 300) {
+            char *id = memmem (h->in + head, body, "\"order_id\":\"", 12);
+            char *left = memmem (h->in + head, body, "\"remaining_amount\":\"0\"", 22);
+            if (id && !left && h->gen.norders < 1000000)
+                h->gen.orders[h->gen.norders++] = strtoull (id + 12, NULL, 10);
+        }
+        if (status >= 200 && status < 500 && status != 429) {
+            res->latency[res->acked++] = clock_mono_ns () - sent;
+            if (status >= 400)
+                res->rejected++;
+        }
+        else
+            res->errors++;
+        memmove (h->in, h->in + head + body, h->in_len - head - body);
+        h->in_len -= head + body;
+        done++;
+    }
+    return done;
+}
+
+static int s_run_http (const mce_config_t *cfg, char **tokens, const char *market, bool depth,
+                       long orders, long connections, long window, s_result_t *res)
+{
+    s_http_t *conns = calloc ((size_t) connections, sizeof *conns);
+    struct pollfd *fds = calloc ((size_t) connections, sizeof *fds);
+    for (long c = 0; c < connections; c++) {
+        s_http_t *h = &conns[c];
+        h->fd = s_connect (cfg->gateway.http_address, (int) cfg->gateway.http_port);
+        if (h->fd < 0) {
+            fprintf (stderr, "mce-loadgen: cannot connect to http://%s:%lld: %s\n",
+                     cfg->gateway.http_address, (long long) cfg->gateway.http_port,
+                     strerror (errno));
+            return -1;
+        }
+        h->cap = (size_t) window;
+        h->sent = calloc (h->cap, sizeof *h->sent);
+        h->gen.rng = 0x9E3779B97F4A7C15ull * (uint64_t) (c + 1);
+        h->gen.orders = calloc (1000000, sizeof (uint64_t));
+        snprintf (h->auth, sizeof h->auth, "Authorization: Bearer %s\r\n", tokens[c]);
+    }
+    long issued = 0;
+    int64_t t0 = clock_mono_ns (), last_progress = t0;
+    while ((long) (res->acked + res->errors) < orders) {
+        for (long c = 0; c < connections; c++) {
+            s_http_t *h = &conns[c];
+            while ((long) h->count < window && issued < orders) {
+                s_http_request (h, market, depth);
+                issued++;
+            }
+            fds[c] = (struct pollfd){
+                h->fd, (short) (POLLIN | (h->out_sent < h->out_len ? POLLOUT : 0)), 0};
+        }
+        if (poll (fds, (nfds_t) connections, 1000) <= 0) {
+            if (clock_mono_ns () - last_progress > 10 * MCE_NS_PER_SEC) {
+                fprintf (stderr, "mce-loadgen: no answer for 10 s (%llu of %ld answered)\n",
+                         (unsigned long long) res->acked, orders);
+                res->errors += (uint64_t) (orders - (long) (res->acked + res->errors));
+                break;
+            }
+            continue;
+        }
+        last_progress = clock_mono_ns ();
+        for (long c = 0; c < connections; c++) {
+            s_http_t *h = &conns[c];
+            if (fds[c].revents & POLLOUT) {
+                ssize_t n =
+                    send (h->fd, h->out + h->out_sent, h->out_len - h->out_sent, MSG_NOSIGNAL);
+                if (n > 0 && (h->out_sent += (size_t) n) == h->out_len)
+                    h->out_sent = h->out_len = 0;
+            }
+            if (fds[c].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t n = recv (h->fd, h->in + h->in_len, sizeof h->in - h->in_len, 0);
+                if (n <= 0 && errno != EAGAIN) {
+                    fprintf (stderr, "mce-loadgen: connection %ld closed by the gateway\n", c);
+                    res->errors += h->count;
+                    return -1;
+                }
+                if (n > 0) {
+                    h->in_len += (size_t) n;
+                    if (s_http_responses (h, res) < 0) {
+                        fprintf (stderr, "mce-loadgen: a response did not parse\n");
+                        return -1;
+                    }
+                }
+            }
+        }
+    }
+    res->seconds = (double) (clock_mono_ns () - t0) / 1e9;
+    for (long c = 0; c < connections; c++) {
+        close (conns[c].fd);
+        free (conns[c].sent);
+        free (conns[c].gen.orders);
+    }
+    free (conns);
+    free (fds);
+    return 0;
+}
+
 int main (int argc, char **argv)
 {
     static const struct option options[] = {
@@ -84,11 +381,12 @@ int main (int argc, char **argv)
         {"window", required_argument, NULL, 'w'},
         {"config", required_argument, NULL, 'c'},
         {"market", required_argument, NULL, 'm'},
+        {"flow", required_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *target = "matcher", *config_path = NULL, *market = "campus-1";
+    const char *target = "matcher", *config_path = NULL, *market = "campus-1", *flow = "orders";
     long orders = 100000, connections = 4, window = S_WINDOW_DEFAULT;
     bool json = false;
     int opt;
@@ -112,18 +410,27 @@ int main (int argc, char **argv)
             case 'm':
                 market = optarg;
                 break;
+            case 'f':
+                flow = optarg;
+                break;
             case 'j':
                 json = true;
                 break;
             case 'h':
                 printf ("Usage: mce-loadgen --target matcher|gateway-native|gateway-http\n"
                         "                   [--orders N] [--connections C] [--window W]\n"
-                        "                   [-c FILE] [--market ID] [--json]\n\n"
+                        "                   [--flow orders|depth] [-c FILE] [--market ID] "
+                        "[--json]\n\n"
                         "Sends N commands (orders around 0.15/kWh, a share crossing, 10 %% "
                         "cancels)\nover C connections with W in flight each (default 100000, 4, "
                         "256), to the\nendpoints of the config (default: built-in), and prints "
-                        "acknowledged/s and\nack latency percentiles; --json adds one JSON "
-                        "object on the last line.\n");
+                        "acknowledged/s and\nlatency percentiles; --json adds one JSON object on "
+                        "the last line.\n\n"
+                        "The gateway targets sign a token per connection (user load-<n>) with "
+                        "the config's\ngateway.jwt_secret, which must be the gateway's; run the "
+                        "gateway with a rate\nlimit above the load (MCE_GATEWAY_RATE_PER_S). "
+                        "--flow depth (gateway-http)\nreads GET /api/market/depth instead of "
+                        "placing orders.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-loadgen: try --help\n");
@@ -134,11 +441,19 @@ int main (int argc, char **argv)
         fprintf (stderr, "mce-loadgen: --orders >= 1, --connections 1..1000, --window 1..100000\n");
         return 2;
     }
-    if (strcmp (target, "matcher") != 0) {
-        fprintf (stderr,
-                 "mce-loadgen: --target %s needs the gateway's native port and authentication, "
-                 "which come with the gateway issue; only --target matcher works today\n",
-                 target);
+    bool http = strcmp (target, "gateway-http") == 0;
+    bool native = strcmp (target, "gateway-native") == 0;
+    if (!http && !native && strcmp (target, "matcher") != 0) {
+        fprintf (stderr, "mce-loadgen: --target is matcher, gateway-native or gateway-http\n");
+        return 2;
+    }
+    bool depth = strcmp (flow, "depth") == 0;
+    if (!depth && strcmp (flow, "orders") != 0) {
+        fprintf (stderr, "mce-loadgen: --flow is orders or depth\n");
+        return 2;
+    }
+    if (depth && !http) {
+        fprintf (stderr, "mce-loadgen: --flow depth reads market data: --target gateway-http\n");
         return 2;
     }
     log_init ("mce-loadgen");
@@ -148,104 +463,54 @@ int main (int argc, char **argv)
         fprintf (stderr, "mce-loadgen: configuration error: %s\n", err);
         return 2;
     }
+    //  A token per connection, user load-<c>, signed with the gateway's key.
+    char **tokens = NULL;
+    if (http || native) {
+        size_t key_len = strlen (cfg.gateway.jwt_secret);
+        if (key_len < AUTH_JWT_SECRET_MIN || auth_init ()) {
+            fprintf (stderr,
+                     "mce-loadgen: the gateway targets sign their tokens with "
+                     "gateway.jwt_secret: set it (%d bytes or more) in the config or "
+                     "MCE_GATEWAY_JWT_SECRET, the same as the gateway's\n",
+                     AUTH_JWT_SECRET_MIN);
+            return 2;
+        }
+        tokens = calloc ((size_t) connections, sizeof *tokens);
+        int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
+        for (long c = 0; c < connections; c++) {
+            auth_claims_t claims = {.role = PROTO_ROLE_USER, .iat = now, .exp = now + 86400};
+            snprintf (claims.sub, sizeof claims.sub, "load-%ld", c);
+            tokens[c] = malloc (AUTH_JWT_MAX);
+            if (auth_jwt_mint ((const uint8_t *) cfg.gateway.jwt_secret, key_len, &claims,
+                               tokens[c], AUTH_JWT_MAX))
+                return 2;
+        }
+    }
     zsys_init ();
     zsys_set_logstream (NULL);
-    s_conn_t *conns = calloc ((size_t) connections, sizeof *conns);
-    int64_t *sent_at = calloc ((size_t) orders + 1, sizeof *sent_at);
-    int64_t *latency = calloc ((size_t) orders + 1, sizeof *latency);
-    for (long c = 0; c < connections; c++) {
-        conns[c].sock = zsock_new (ZMQ_DEALER);
-        zsock_set_linger (conns[c].sock, 0);
-        zsock_set_sndhwm (conns[c].sock, 0);
-        zsock_set_rcvhwm (conns[c].sock, 0);
-        zsock_connect (conns[c].sock, "%s", cfg.matcher.commands);
-        conns[c].rng = 0x9E3779B97F4A7C15ull * (uint64_t) (c + 1);
-        conns[c].orders = calloc ((size_t) orders + 1, sizeof (uint64_t));
-    }
-    zmq_pollitem_t *items = calloc ((size_t) connections, sizeof *items);
-    for (long c = 0; c < connections; c++)
-        items[c] = (zmq_pollitem_t){zsock_resolve (conns[c].sock), 0, ZMQ_POLLIN, 0};
-    proto_buf_t buf;
-    proto_buf_init (&buf);
-    uint64_t next_rid = 1, acked = 0, errors = 0, rejected = 0;
-    int64_t t0 = clock_mono_ns (), last_progress = t0;
-    while ((long) acked + (long) errors < orders) {
-        for (long c = 0; c < connections; c++)
-            while (conns[c].in_flight < window && (long) next_rid <= orders) {
-                s_build (&conns[c], next_rid, (int) ((next_rid * 7 + (uint64_t) c) % 50), market,
-                         &buf);
-                sent_at[next_rid] = clock_mono_ns ();
-                zmq_send (items[c].socket, buf.data, buf.len, 0);
-                next_rid++;
-                conns[c].in_flight++;
-            }
-        if (zmq_poll (items, (int) connections, 1000) <= 0) {
-            if (clock_mono_ns () - last_progress > 10 * MCE_NS_PER_SEC) {
-                fprintf (stderr, "mce-loadgen: no answer for 10 s from %s (%llu of %ld acked)\n",
-                         cfg.matcher.commands, (unsigned long long) acked, orders);
-                errors += (uint64_t) (orders - (long) acked - (long) errors);
-                break;
-            }
-            continue;
-        }
-        last_progress = clock_mono_ns ();
-        for (long c = 0; c < connections; c++) {
-            if (!(items[c].revents & ZMQ_POLLIN))
-                continue;
-            zmq_msg_t frame;
-            zmq_msg_init (&frame);
-            while (zmq_msg_recv (&frame, items[c].socket, ZMQ_DONTWAIT) >= 0) {
-                int64_t now = clock_mono_ns ();
-                proto_msg_t reply;
-                if (proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &reply, NULL, 0)) {
-                    errors++;
-                    continue;
-                }
-                uint64_t rid = reply.kind == PROTO_ack ? reply.ack.rid : reply.reject.rid;
-                if (rid == 0 || rid > (uint64_t) orders || !sent_at[rid]) {
-                    errors++;
-                    continue;
-                }
-                latency[acked + errors] = now - sent_at[rid];
-                sent_at[rid] = 0;
-                if (reply.kind == PROTO_ack) {
-                    acked++;
-                    if (reply.ack.remaining > 0)
-                        conns[c].orders[conns[c].norders++] = reply.ack.order_id;
-                }
-                else {
-                    //  a refusal is an answer too (a cancel of an order that traded meanwhile)
-                    acked++;
-                    rejected++;
-                }
-                conns[c].in_flight--;
-            }
-            zmq_msg_close (&frame);
-        }
-    }
-    double secs = (double) (clock_mono_ns () - t0) / 1e9;
-    size_t n = (size_t) (acked);
-    qsort (latency, n, sizeof *latency, s_cmp_i64);
-    double p50 = n ? latency[n / 2] / 1e3 : 0, p99 = n ? latency[(size_t) (n * 0.99)] / 1e3 : 0;
-    double p999 = n ? latency[(size_t) (n * 0.999)] / 1e3 : 0;
-    printf ("%-10s %8s %6s %12s %10s %10s %10s %8s\n", "target", "orders", "conns", "acked/s",
-            "p50 us", "p99 us", "p99.9 us", "errors");
-    printf ("%-10s %8ld %6ld %12.0f %10.1f %10.1f %10.1f %8llu\n", target, orders, connections,
-            (double) acked / secs, p50, p99, p999, (unsigned long long) errors);
+    s_result_t res = {.latency = calloc ((size_t) orders + 1, sizeof (int64_t))};
+    int rc = http ? s_run_http (&cfg, tokens, market, depth, orders, connections, window, &res)
+                  : s_run_zmq (native ? cfg.gateway.native : cfg.matcher.commands, tokens, market,
+                               orders, connections, window, &res);
+    size_t n = (size_t) res.acked;
+    qsort (res.latency, n, sizeof *res.latency, s_cmp_i64);
+    double p50 = n ? res.latency[n / 2] / 1e3 : 0,
+           p99 = n ? res.latency[(size_t) (n * 0.99)] / 1e3 : 0;
+    double p999 = n ? res.latency[(size_t) (n * 0.999)] / 1e3 : 0;
+    double rate = res.seconds > 0 ? (double) res.acked / res.seconds : 0;
+    printf ("%-14s %6s %8s %6s %12s %10s %10s %10s %8s\n", "target", "flow", "orders", "conns",
+            "acked/s", "p50 us", "p99 us", "p99.9 us", "errors");
+    printf ("%-14s %6s %8ld %6ld %12.0f %10.1f %10.1f %10.1f %8llu\n", target, flow, orders,
+            connections, rate, p50, p99, p999, (unsigned long long) res.errors);
     if (json)
-        printf ("{\"target\":\"%s\",\"orders\":%ld,\"connections\":%ld,\"window\":%ld,"
-                "\"acked_per_sec\":%.0f,\"ack_p50_us\":%.1f,\"ack_p99_us\":%.1f,"
+        printf ("{\"target\":\"%s\",\"flow\":\"%s\",\"orders\":%ld,\"connections\":%ld,"
+                "\"window\":%ld,\"acked_per_sec\":%.0f,\"ack_p50_us\":%.1f,\"ack_p99_us\":%.1f,"
                 "\"ack_p999_us\":%.1f,\"rejected\":%llu,\"errors\":%llu}\n",
-                target, orders, connections, window, (double) acked / secs, p50, p99, p999,
-                (unsigned long long) rejected, (unsigned long long) errors);
-    proto_buf_free (&buf);
-    for (long c = 0; c < connections; c++) {
-        zsock_destroy (&conns[c].sock);
-        free (conns[c].orders);
-    }
-    free (conns);
-    free (items);
-    free (sent_at);
-    free (latency);
-    return errors ? 1 : 0;
+                target, flow, orders, connections, window, rate, p50, p99, p999,
+                (unsigned long long) res.rejected, (unsigned long long) res.errors);
+    for (long c = 0; tokens && c < connections; c++)
+        free (tokens[c]);
+    free (tokens);
+    free (res.latency);
+    return rc || res.errors ? 1 : 0;
 }

@@ -86,8 +86,13 @@ if [[ $skip != *,fuzz,* ]]; then
     if CC=clang build build-fuzz -DMCE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
         for f in build-fuzz/bin/fuzz_*; do
             corpus=$(mktemp -d)
+            name=$(basename "$f")
+            # seeds and a dictionary where a target has them (parsers we do not instrument)
+            extra=()
+            [ -d "tests/fuzz/seeds/$name" ] && cp "tests/fuzz/seeds/$name"/* "$corpus"/
+            [ -f "tests/fuzz/$name.dict" ] && extra+=(-dict="tests/fuzz/$name.dict")
             if LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp \
-                "$f" -runs="$fuzz_runs" -max_len=4096 "$corpus" >"$log" 2>&1; then
+                "$f" -runs="$fuzz_runs" -max_len=4096 "${extra[@]}" "$corpus" >"$log" 2>&1; then
                 passed=$((passed + 1)); echo "ok   $(basename "$f")"
             else
                 failed=$((failed + 1)); echo "FAIL $(basename "$f")"; tail -40 "$log"
