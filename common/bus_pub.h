@@ -32,7 +32,8 @@
 
 #define BUS_TOPIC_MAX        64
 #define BUS_HEARTBEAT_MS     1000
-#define BUS_REPLAY_BATCH     1000 //  events per replay answer unless the request asks fewer
+#define BUS_PUB_HWM          1000000 //  messages queued per subscriber before PUB drops
+#define BUS_REPLAY_BATCH     1000    //  events per replay answer unless the request asks fewer
 #define BUS_REPLAY_BATCH_MAX 10000
 
 typedef struct {

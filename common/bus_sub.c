@@ -340,7 +340,10 @@ bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const char *stream, const c
                            .stream = stream,
                            .pub_endpoint = bus->pub,
                            .replay_endpoint = bus->replay,
-                           .last_seq = last_seq};
+                           .last_seq = last_seq,
+                           //  a burst must not overflow into drops: each costs a replay, and a
+                           //  gap at the end of a burst is only seen at the next heartbeat
+                           .rcvhwm = BUS_SUB_HWM};
     bus_sub_t *self = bus_sub_new (&opts);
     if (self)
         log_info ("bus", "%s: following stream %s at %s (replay %s) after seq %" PRIu64, name,

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #define BUS_SUB_REPLAY_TIMEOUT_MS 2000
+#define BUS_SUB_HWM               1000000 //  messages a consumer may fall behind by (bus_sub_new_for)
 
 typedef struct {
     const char *name;            //  the consumer, for logs ("persister")

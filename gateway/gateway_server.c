@@ -11,6 +11,7 @@
 #include "ratelimit.h"
 #include "redis.h"
 #include "respcache.h"
+#include "seqwait.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -36,15 +37,6 @@ typedef struct {
     auth_claims_t claims;
 } s_verified_t;
 
-//  A write answered by the matcher, waiting for the read model to reach its seq.
-typedef struct {
-    gateway_request_t *req;
-    uint64_t seq;
-    unsigned status;
-    json_t *body;
-    int64_t deadline;
-} s_waiting_t;
-
 struct _gateway_server_t {
     const mce_config_t *cfg;
     struct MHD_Daemon *daemon;
@@ -59,8 +51,7 @@ struct _gateway_server_t {
     s_verified_t *verified; //  tokens already checked, by hash (S_VERIFIED_SLOTS)
     uint8_t secret[CONFIG_STR_MAX];
     size_t secret_len;
-    s_waiting_t *waiting;
-    size_t waiting_count, waiting_cap;
+    seqwait_t *waits; //  answers waiting for the read model to catch up
     int64_t started;
     //  metrics (the loop's thread only)
     uint64_t responses[6];                   //  by status class: [1] = 1xx ... [5] = 5xx
@@ -258,41 +249,18 @@ void gateway_resume (gateway_request_t *req, unsigned status, json_t *body)
     MHD_resume_connection (req->connection);
 }
 
+static void s_resume_waiting (void *arg)
+{
+    gateway_request_t *req = arg;
+    MHD_resume_connection (req->connection);
+}
+
 void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status, json_t *body)
 {
     gateway_server_t *self = req->server;
-    if (readmodel_seq (self->model) >= seq) {
-        gateway_resume (req, status, body);
-        return;
-    }
-    if (self->waiting_count == self->waiting_cap) {
-        size_t cap = self->waiting_cap ? self->waiting_cap * 2 : 256;
-        s_waiting_t *bigger = realloc (self->waiting, cap * sizeof *bigger);
-        if (!bigger) {
-            gateway_resume (req, status, body);
-            return;
-        }
-        self->waiting = bigger;
-        self->waiting_cap = cap;
-    }
-    self->waiting[self->waiting_count++] =
-        (s_waiting_t){req, seq, status, body, clock_mono_ns () + S_WAIT_SEQ_MS * MCE_NS_PER_MSEC};
-}
-
-//  Resumes the writes whose seq the read model has reached, or that waited long enough.
-static void s_release_waiting (gateway_server_t *self, bool all)
-{
-    uint64_t seq = readmodel_seq (self->model);
-    int64_t now = clock_mono_ns ();
-    size_t kept = 0;
-    for (size_t i = 0; i < self->waiting_count; i++) {
-        s_waiting_t *w = &self->waiting[i];
-        if (all || w->seq <= seq || now >= w->deadline)
-            gateway_resume (w->req, w->status, w->body);
-        else
-            self->waiting[kept++] = *w;
-    }
-    self->waiting_count = kept;
+    req->status = status;
+    req->response = body;
+    seqwait_after (self->waits, readmodel_seq (self->model), seq, s_resume_waiting, req);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -745,9 +713,10 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->rates = ratelimit_new (cfg->gateway.rate_per_s, cfg->gateway.rate_burst, S_RATE_BUCKETS);
     self->cache = respcache_new (S_CACHE_SLOTS);
     self->verified = calloc (S_VERIFIED_SLOTS, sizeof *self->verified);
-    if (self->link && self->worker)
-        self->native =
-            native_port_new (cfg, self->link, self->worker, self->secret, self->secret_len);
+    self->waits = seqwait_new (S_WAIT_SEQ_MS);
+    if (self->link && self->worker && self->model && self->waits)
+        self->native = native_port_new (cfg, self->link, self->worker, self->model, self->waits,
+                                        self->secret, self->secret_len);
     if (!self->link || !self->model || !self->sub || !self->worker || !self->rates ||
         !self->cache || !self->native) {
         gateway_server_destroy (&self);
@@ -793,9 +762,8 @@ void gateway_server_destroy (gateway_server_t **self_p)
     //  worker finishes its jobs, writes waiting for the bus go out), so the daemon can stop.
     matcher_link_destroy (&self->link);
     gateway_worker_destroy (&self->worker);
+    seqwait_destroy (&self->waits); //  answers every write still waiting (HTTP and native)
     native_port_destroy (&self->native);
-    if (self->model)
-        s_release_waiting (self, true);
     if (self->daemon) {
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
@@ -805,7 +773,6 @@ void gateway_server_destroy (gateway_server_t **self_p)
     ratelimit_destroy (&self->rates);
     respcache_destroy (&self->cache);
     free (self->verified);
-    free (self->waiting);
     free (self);
     *self_p = NULL;
 }
@@ -842,7 +809,7 @@ int gateway_server_run (gateway_server_t *self)
         matcher_link_process (self->link);
         gateway_worker_process (self->worker);
         native_port_process (self->native, items + 5);
-        s_release_waiting (self, false);
+        seqwait_release (self->waits, readmodel_seq (self->model));
         MHD_run (self->daemon);
     }
     return 0;

@@ -18,6 +18,8 @@ struct _native_port_t {
     const mce_config_t *cfg;
     matcher_link_t *link;
     gateway_worker_t *worker;
+    readmodel_t *model;
+    seqwait_t *waits;
     uint8_t key[CONFIG_STR_MAX];
     size_t key_len;
     zsock_t *router;
@@ -32,6 +34,7 @@ typedef struct {
     uint8_t id[S_ID_MAX];
     size_t id_len;
     uint64_t rid;
+    proto_msg_t reply; //  once the matcher answered, while the read model catches up
 } s_pending_t;
 
 //  A ZAP request waiting for the worker (API keys).
@@ -69,6 +72,14 @@ static void s_reject (native_port_t *self, const uint8_t *id, size_t id_len, uin
     s_send (self, id, id_len, &reply);
 }
 
+//  The answer goes out once the read model has its events.
+static void s_send_pending (void *arg)
+{
+    s_pending_t *p = arg;
+    s_send (p->port, p->id, p->id_len, &p->reply);
+    free (p);
+}
+
 //  The matcher answered: pass it on with the client's rid.
 static void s_answered (void *arg, const proto_msg_t *matcher_reply)
 {
@@ -86,8 +97,9 @@ static void s_answered (void *arg, const proto_msg_t *matcher_reply)
         reply.ack.rid = p->rid;
     else
         reply.reject.rid = p->rid;
-    s_send (p->port, p->id, p->id_len, &reply);
-    free (p);
+    p->reply = reply;
+    uint64_t last = reply.kind == PROTO_ack ? reply.ack.last_seq : 0;
+    seqwait_after (p->port->waits, readmodel_seq (p->port->model), last, s_send_pending, p);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -332,7 +344,8 @@ static void s_zap (native_port_t *self)
 //  ---------------------------------------------------------------------------------------
 
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
-                                gateway_worker_t *worker, const uint8_t *key, size_t len)
+                                gateway_worker_t *worker, readmodel_t *model, seqwait_t *waits,
+                                const uint8_t *key, size_t len)
 {
     native_port_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -340,6 +353,8 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
     self->cfg = cfg;
     self->link = link;
     self->worker = worker;
+    self->model = model;
+    self->waits = waits;
     memcpy (self->key, key, len);
     self->key_len = len;
     proto_buf_init (&self->out);

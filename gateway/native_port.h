@@ -22,14 +22,18 @@
 #include "config.h"
 #include "gateway_worker.h"
 #include "matcher_link.h"
+#include "readmodel.h"
+#include "seqwait.h"
 
 #include <zmq.h>
 
 typedef struct _native_port_t native_port_t;
 
-//  Binds gateway.native (and the ZAP handler). key/len: the HS256 token key. NULL on error.
+//  Binds gateway.native (and the ZAP handler). Acks wait in waits until model has their last
+//  event, as HTTP answers do. key/len: the HS256 token key. NULL on error.
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
-                                gateway_worker_t *worker, const uint8_t *key, size_t len);
+                                gateway_worker_t *worker, readmodel_t *model, seqwait_t *waits,
+                                const uint8_t *key, size_t len);
 void native_port_destroy (native_port_t **self_p);
 //  The two sockets to poll (commands, ZAP requests); then call native_port_process with them.
 void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2]);

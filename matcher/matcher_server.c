@@ -636,7 +636,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         .pub_endpoint = cfg->matcher.bus.pub,
         .replay_endpoint = cfg->matcher.bus.replay,
         .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
-        .hold = true, //  until recovery has cut any uncommitted tail
+        .hold = true,          //  until recovery has cut any uncommitted tail
+        .sndhwm = BUS_PUB_HWM, //  bursts go out whole; a slow subscriber still cannot stall us
         .journal = {.fsync = cfg->matcher.fsync,
                     .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
                     .retain_segments = (uint32_t) cfg->matcher.retain_segments},

@@ -35,7 +35,8 @@ int main (int argc, char **argv)
     bus_pub_opts_t pub = {.stream = "s",
                           .pub_endpoint = cfg.settler.bus.pub,
                           .replay_endpoint = cfg.settler.bus.replay,
-                          .journal_dir = config_journal_dir (&cfg, "settler", dir, sizeof dir)};
+                          .journal_dir = config_journal_dir (&cfg, "settler", dir, sizeof dir),
+                          .sndhwm = BUS_PUB_HWM};
     bus_pub_t *bus = bus_pub_new (&pub);
     bus_sub_t *sub = bus_sub_new_for (&cfg, "m", "settler", 0);
     int rc = -1;

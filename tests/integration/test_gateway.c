@@ -7,8 +7,10 @@
 #include "clock.h"
 #include "harness.h"
 #include "pgtest.h"
+#include "proto.h"
 
 #include <criterion/criterion.h>
+#include <czmq.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -669,4 +671,191 @@ Test (gateway, every_route_in_the_openapi_document_answers, .fini = s_fini, .tim
     }
     cr_assert_geq (checked, 20, "the document lists the API (%d operations)", checked);
     json_decref (doc);
+}
+
+//  A DEALER on the native port with PLAIN credentials.
+static zsock_t *s_native (const char *kind, const char *secret)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_native);
+    zsock_t *s = zsock_new (ZMQ_DEALER);
+    zsock_set_plain_username (s, kind);
+    zsock_set_plain_password (s, secret);
+    zsock_set_rcvtimeo (s, HARNESS_DEADLINE_MS);
+    zsock_set_linger (s, 0);
+    cr_assert_eq (zsock_connect (s, "%s", endpoint), 0);
+    return s;
+}
+
+//  Sends a limit buy for `user` (which the gateway must ignore) and returns the reply.
+static proto_msg_t s_native_order (zsock_t *s, uint64_t rid, const char *user)
+{
+    proto_msg_t cmd = {.kind = PROTO_new_order};
+    proto_new_order_t *o = &cmd.new_order;
+    o->rid = rid;
+    snprintf (o->user, sizeof o->user, "%s", user);
+    snprintf (o->market, sizeof o->market, "campus-1");
+    o->side = PROTO_SIDE_BUY;
+    o->type = PROTO_ORDER_TYPE_LIMIT;
+    o->tif = PROTO_TIF_GTC;
+    o->qty = 2000;
+    o->price = 120000;
+    o->ts = 1;
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (&cmd, &buf), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (s), buf.data, buf.len, 0), (int) buf.len);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (s);
+    cr_assert_not_null (f, "no reply from the native port");
+    proto_msg_t reply;
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    return reply;
+}
+
+Test (gateway, native_port_authenticates_each_connection, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_native", NULL);
+    char alice[1024];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    //  with a token: the order is alice's, whatever the command says
+    zsock_t *by_token = s_native ("jwt", alice);
+    proto_msg_t reply = s_native_order (by_token, 7, "mallory");
+    cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
+    cr_assert_eq (reply.ack.rid, 7, "the client's own rid comes back");
+    //  with an API key made over HTTP
+    harness_response_t r = s_call ("POST", "/api/auth/api-keys", alice, "{\"label\":\"bot\"}");
+    cr_assert_eq (r.status, 201, "%s", r.body);
+    json_t *j = s_json (&r);
+    char key[AUTH_API_KEY_MAX];
+    const char *api_key = s_get (j, "api_key");
+    cr_assert_not_null (api_key, "%s", r.body);
+    snprintf (key, sizeof key, "%s", api_key);
+    json_decref (j);
+    harness_response_free (&r);
+    zsock_t *by_key = s_native ("apikey", key);
+    reply = s_native_order (by_key, 8, "mallory");
+    cr_assert_eq (reply.kind, PROTO_ack);
+    cr_assert_eq (reply.ack.rid, 8);
+    //  a command the gateway refuses itself (price off the tick), and garbage
+    proto_msg_t cmd = {.kind = PROTO_new_order};
+    cmd.new_order = (proto_new_order_t){.rid = 9,
+                                        .side = PROTO_SIDE_SELL,
+                                        .type = PROTO_ORDER_TYPE_LIMIT,
+                                        .tif = PROTO_TIF_GTC,
+                                        .qty = 1000,
+                                        .price = 150500,
+                                        .ts = 1};
+    snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "x");
+    snprintf (cmd.new_order.market, sizeof cmd.new_order.market, "campus-1");
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    proto_encode (&cmd, &buf);
+    zmq_send (zsock_resolve (by_key), buf.data, buf.len, 0);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (by_key);
+    cr_assert_not_null (f);
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    cr_assert_eq (reply.kind, PROTO_reject);
+    cr_assert_eq (reply.reject.rid, 9);
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_OFF_TICK);
+    zstr_send (by_key, "not msgpack");
+    f = zframe_recv (by_key);
+    cr_assert_not_null (f);
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    cr_assert_eq (reply.kind, PROTO_reject);
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_MALFORMED);
+    //  both orders are alice's, and nobody else has any
+    r = s_call ("GET", "/api/trading/orders", alice, NULL);
+    j = s_json (&r);
+    cr_assert_eq (json_integer_value (json_object_get (j, "total")), 2, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    char mallory[1024];
+    harness_token ("mallory", "user", mallory, sizeof mallory);
+    r = s_call ("GET", "/api/trading/orders", mallory, NULL);
+    j = s_json (&r);
+    cr_assert_eq (json_integer_value (json_object_get (j, "total")), 0, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    //  a wrong key fails the handshake itself: the socket monitor says so
+    zsock_t *bad = zsock_new (ZMQ_DEALER);
+    zsock_set_plain_username (bad, "apikey");
+    zsock_set_plain_password (bad, "mce_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    zsock_set_linger (bad, 0);
+    cr_assert_eq (zmq_socket_monitor (zsock_resolve (bad), "inproc://bad-monitor",
+                                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH),
+                  0);
+    zsock_t *monitor = zsock_new_pair (">inproc://bad-monitor");
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_native);
+    zsock_connect (bad, "%s", endpoint);
+    zframe_t *event = zframe_recv (monitor);
+    cr_assert_not_null (event, "no authentication failure reported");
+    uint16_t code;
+    uint32_t status;
+    memcpy (&code, zframe_data (event), 2);
+    memcpy (&status, zframe_data (event) + 2, 4);
+    cr_assert_eq (code, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    cr_assert_eq (status, 400, "the ZAP handler refused the key (status %u)", status);
+    zframe_destroy (&event);
+    zsock_destroy (&monitor);
+    zsock_destroy (&bad);
+    zsock_destroy (&by_key);
+    zsock_destroy (&by_token);
+}
+
+Test (gateway, a_postgres_outage_is_503_then_heals, .fini = s_fini, .timeout = 120)
+{
+    //  its own server, so stopping it touches no other test
+    pgtest_t pg;
+    cr_assert_eq (pgtest_start (&pg, NULL), 0);
+    char config[512];
+    snprintf (config, sizeof config,
+              "markets = ( { id = \"campus-1\"; epoch_seconds = 2592000; } );\n"
+              "postgres = { url = \"%s\"; };\n",
+              pg.conninfo);
+    harness_init (&s_h, config);
+    harness_start (&s_h, "mce-matcher");
+    harness_start (&s_h, "mce-gateway");
+    cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
+    char alice[1024];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    cr_assert_eq (pgtest_stop_server (&pg), 0);
+    const char *login = "{\"username\":\"alice\",\"password\":\"correct horse battery\"}";
+    harness_response_t r = s_call ("POST", "/api/auth/login", NULL, login);
+    cr_assert_eq (r.status, 503, "%s", r.body);
+    json_t *j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "database_unavailable");
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/health", NULL, NULL);
+    j = s_json (&r);
+    cr_assert (json_is_false (json_object_get (json_object_get (j, "postgres"), "up")), "%s",
+               r.body);
+    cr_assert_str_eq (s_get (j, "status"), "degraded");
+    json_decref (j);
+    harness_response_free (&r);
+    //  trading does not need Postgres
+    r = s_call (
+        "POST", "/api/trading/orders", alice,
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}");
+    cr_assert_eq (r.status, 201, "%s", r.body);
+    harness_response_free (&r);
+    cr_assert_eq (pgtest_restart (&pg), 0);
+    //  the worker reconnects by itself (backoff capped at 5 s)
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    long status = 0;
+    while (status != 200 && clock_mono_ns () < deadline) {
+        r = s_call ("POST", "/api/auth/login", NULL, login);
+        status = r.status;
+        harness_response_free (&r);
+    }
+    cr_assert_eq (status, 200, "login works again after the outage");
+    harness_cleanup (&s_h);
+    pgtest_stop (&pg);
 }
