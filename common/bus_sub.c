@@ -11,6 +11,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#define S_RESEND_SOON_MS 20 //  a request that could not be sent is tried again this soon
+
 #define S_TOPIC_MAX 256
 
 struct _bus_sub_t {
@@ -38,15 +40,21 @@ static void s_request_replay (bus_sub_t *self)
     req.replay_req.max = 0;
     proto_buf_t buf;
     proto_buf_init (&buf);
+    bool sent = false;
     if (proto_encode (&req, &buf) == 0) {
         //  With ZMQ_IMMEDIATE nothing is queued while the producer is away: the send fails and
-        //  the request is sent again after the timeout, so requests never pile up.
-        if (zmq_send (zsock_resolve (self->replay), buf.data, buf.len, ZMQ_DONTWAIT) >= 0)
+        //  the request is sent again later, so requests never pile up. "Later" is soon when the
+        //  send failed (the connection is often just not up yet, as at start), the full timeout
+        //  when it went out and the answer is what we wait for.
+        sent = zmq_send (zsock_resolve (self->replay), buf.data, buf.len, ZMQ_DONTWAIT) >= 0;
+        if (sent)
             self->stats.replays++;
     }
     proto_buf_free (&buf);
     self->replay_outstanding = true;
-    self->replay_deadline = clock_mono_ns () + (int64_t) self->replay_timeout_ms * MCE_NS_PER_MSEC;
+    self->replay_deadline =
+        clock_mono_ns () +
+        (int64_t) (sent ? self->replay_timeout_ms : S_RESEND_SOON_MS) * MCE_NS_PER_MSEC;
     log_debug ("bus", "%s: stream %s: replay from seq %" PRIu64, self->name, self->stream,
                self->last_seq + 1);
 }

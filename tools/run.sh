@@ -30,18 +30,53 @@ for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
 done
 rm -f .run-check.log
 
-mkdir -p .run/logs
+mkdir -p .run/logs .run/data
 pids=()
 names=()
+local_pg=false
+local_redis=false
 stop_all() {
     trap - INT TERM EXIT
     echo
     echo "run: stopping ..."
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if $local_redis; then
+        redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    fi
+    if $local_pg; then
+        bash tools/pg.sh stop "$PWD/.run/data" >/dev/null 2>&1 || true
+    fi
     echo "run: stopped"
 }
 trap stop_all INT TERM EXIT
+
+# Postgres and Redis: the configured ones, or (with the built-in defaults and no
+# MCE_POSTGRES_URL / MCE_REDIS_URL) local ones with their data in .run/data.
+PG_PORT=${MCE_RUN_PG_PORT:-55432}
+REDIS_PORT=${MCE_RUN_REDIS_PORT:-56379}
+if [ ${#config_args[@]} -eq 0 ] && [ -z "${MCE_POSTGRES_URL:-}" ]; then
+    echo "run: starting a local Postgres on 127.0.0.1:$PG_PORT (.run/data/postgres) ..."
+    MCE_POSTGRES_URL=$(bash tools/pg.sh start "$PWD/.run/data" "$PG_PORT")
+    export MCE_POSTGRES_URL
+    local_pg=true
+fi
+if [ ${#config_args[@]} -eq 0 ] && [ -z "${MCE_REDIS_URL:-}" ]; then
+    echo "run: starting a local Redis on 127.0.0.1:$REDIS_PORT (.run/data/redis) ..."
+    mkdir -p .run/data/redis
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/.run/data/redis" \
+        --daemonize yes --logfile "$PWD/.run/logs/redis.log" --save "" >/dev/null
+    export MCE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    local_redis=true
+fi
+# The gateway's token key: made once for the local run, kept private in .run/.
+if [ ${#config_args[@]} -eq 0 ] && [ -z "${MCE_GATEWAY_JWT_SECRET:-}" ]; then
+    if [ ! -s .run/jwt_secret ]; then
+        (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n/+=' > .run/jwt_secret)
+    fi
+    MCE_GATEWAY_JWT_SECRET=$(cat .run/jwt_secret)
+    export MCE_GATEWAY_JWT_SECRET
+fi
 
 # The matcher first: everything else connects to it (ZeroMQ reconnects, so order is a courtesy).
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
@@ -52,9 +87,14 @@ done
 
 port=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_port = \([0-9]*\).*/\1/p')
 addr=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p')
-echo "run: mce is up — API at http://$addr:$port (try: curl -s http://$addr:$port/api/health)"
-echo "run: place an order:"
-echo "       curl -s -XPOST http://$addr:$port/api/trading/orders -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"12.5\",\"price\":\"0.15\"}'"
+api="http://$addr:$port"
+echo "run: mce is up — API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
+echo "run: sign up, sign in and place an order:"
+echo "       curl -s -XPOST $api/api/auth/register -d '{\"username\":\"alice\",\"password\":\"correct horse\",\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}'"
+echo "       TOKEN=\$(curl -s -XPOST $api/api/auth/login -d '{\"username\":\"alice\",\"password\":\"correct horse\"}' | sed 's/.*\"token\":\"\([^\"]*\)\".*/\\1/')"
+echo "       curl -s -XPOST $api/api/trading/orders -H \"Authorization: Bearer \$TOKEN\" -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"12.5\",\"price\":\"0.15\"}'"
+echo "run: an administrator: echo 'a long password' | build/bin/mcectl user add root --wallet <key> --admin"
+echo "     (in another shell, with the same MCE_POSTGRES_URL=$MCE_POSTGRES_URL)"
 echo "run: logs in .run/logs/, data in the configured data_dir; Ctrl-C stops everything"
 
 # Wait until one of them stops by itself (or Ctrl-C).
