@@ -5,9 +5,11 @@
 #include "auth.h"
 #include "bus_sub.h"
 #include "clock.h"
+#include "fnv.h"
 #include "log.h"
 #include "migrate.h"
 #include "native_port.h"
+#include "order_parse.h"
 #include "ratelimit.h"
 #include "redis.h"
 #include "respcache.h"
@@ -187,6 +189,16 @@ enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const cha
     json_t *e = s_verror (code, field, fmt, ap);
     va_end (ap);
     return gateway_respond (req, status, e);
+}
+
+json_t *gateway_body (gateway_request_t *req, const char *const *allowed)
+{
+    order_error_t err;
+    json_t *root = order_parse_object (req->body, req->body_len, allowed, &err);
+    if (!root)
+        gateway_fail (req, err.status, err.code, err.field[0] ? err.field : NULL, "%s",
+                      err.message);
+    return root;
 }
 
 const char *gateway_query (gateway_request_t *req, const char *key)
@@ -465,10 +477,7 @@ static const char *s_authenticate (gateway_request_t *req)
     const char *token = header + 7;
     size_t len = strlen (token);
     int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
-    uint64_t h = 1469598103934665603ULL; //  FNV-1a over the token
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char) token[i]) * 1099511628211ULL;
-    s_verified_t *slot = &self->verified[h & (S_VERIFIED_SLOTS - 1)];
+    s_verified_t *slot = &self->verified[fnv1a (token, len) & (S_VERIFIED_SLOTS - 1)];
     auth_claims_t claims;
     if (slot->len == len && memcmp (slot->token, token, len) == 0) {
         if (now >= slot->claims.exp)

@@ -80,6 +80,9 @@ enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const cha
     __attribute__ ((format (printf, 5, 6)));
 //  The HTTP status for a matcher's reject reason (404 unknown order, 409 paused, ...).
 unsigned gateway_reject_status (proto_reject_reason_t reason);
+//  The request's body as a JSON object with only the keys in allowed (NULL-terminated), or
+//  NULL after answering 400 (bad_json, unknown_field).
+json_t *gateway_body (gateway_request_t *req, const char *const *allowed);
 //  A query-string argument, or NULL.
 const char *gateway_query (gateway_request_t *req, const char *key);
 //  An integer query argument within [min, max], def when absent. 0, or -1 after answering 400.

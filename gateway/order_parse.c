@@ -25,9 +25,8 @@ static int s_fail (order_error_t *err, unsigned status, const char *code, const 
     return -1;
 }
 
-//  The body as a JSON object whose keys are all in `allowed` (NULL-terminated).
-static json_t *s_object (const char *body, size_t len, const char *const *allowed,
-                         order_error_t *err)
+json_t *order_parse_object (const char *body, size_t len, const char *const *allowed,
+                            order_error_t *err)
 {
     json_error_t jerr;
     json_t *root = body && len ? json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
@@ -192,7 +191,7 @@ int order_parse_new (const mce_config_t *cfg, const char *body, size_t len, int6
     memset (cmd, 0, sizeof *cmd);
     cmd->kind = PROTO_new_order;
     proto_new_order_t *o = &cmd->new_order;
-    json_t *root = s_object (body, len, allowed, err);
+    json_t *root = order_parse_object (body, len, allowed, err);
     if (!root)
         return -1;
     int rc = -1;
@@ -293,7 +292,7 @@ int order_parse_amend (const config_market_t *market, const char *body, size_t l
     memset (cmd, 0, sizeof *cmd);
     cmd->kind = PROTO_amend_order;
     proto_amend_order_t *a = &cmd->amend_order;
-    json_t *root = s_object (body, len, allowed, err);
+    json_t *root = order_parse_object (body, len, allowed, err);
     if (!root)
         return -1;
     int rc = -1, q, p;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "proto.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,10 @@ typedef struct {
     char message[200]; //  for a person
 } order_error_t;
 
+//  Any body of the API: a JSON object (duplicate keys refused) whose keys are all in allowed
+//  (NULL-terminated). A new reference, or NULL with err filled (400 bad_json, unknown_field).
+json_t *order_parse_object (const char *body, size_t len, const char *const *allowed,
+                            order_error_t *err);
 //  POST /api/trading/orders. Fills cmd (kind new_order) except rid, user, role and ts. now_ns
 //  is the wall clock, for expires_at. 0, or -1 with err filled.
 int order_parse_new (const mce_config_t *cfg, const char *body, size_t len, int64_t now_ns,

@@ -1,5 +1,6 @@
 /*  ratelimit — see ratelimit.h.  */
 #include "ratelimit.h"
+#include "fnv.h"
 
 #include <assert.h>
 #include <stdbool.h>
@@ -51,14 +52,6 @@ void ratelimit_destroy (ratelimit_t **self_p)
     *self_p = NULL;
 }
 
-static uint64_t s_hash (const char *key)
-{
-    uint64_t h = 1469598103934665603ULL; //  FNV-1a
-    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return h;
-}
-
 //  The bucket's tokens brought up to now, capped at the burst.
 static int64_t s_refill (const ratelimit_t *self, const s_bucket_t *b, int64_t now)
 {
@@ -79,7 +72,7 @@ unsigned ratelimit_take (ratelimit_t *self, const char *key, int64_t now)
     size_t n = strnlen (key, S_KEY_MAX - 1);
     memcpy (k, key, n);
     k[n] = '\0';
-    uint64_t h = s_hash (k);
+    uint64_t h = fnv1a (k, n);
     s_bucket_t *slot = NULL, *victim = NULL;
     for (int i = 0; i < S_PROBES && !slot; i++) {
         s_bucket_t *b = &self->table[(h + (uint64_t) i) & self->mask];

@@ -1,5 +1,6 @@
 /*  respcache — see respcache.h.  */
 #include "respcache.h"
+#include "fnv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,7 @@ void respcache_destroy (respcache_t **self_p)
 
 static s_slot_t *s_slot (respcache_t *self, const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; //  FNV-1a
-    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return &self->slots[h & self->mask];
+    return &self->slots[fnv1a (key, strlen (key)) & self->mask];
 }
 
 const char *respcache_get (respcache_t *self, const char *key, uint64_t seq, size_t *len)

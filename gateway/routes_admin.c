@@ -31,27 +31,10 @@ static void s_controlled (void *arg, const proto_msg_t *reply)
 //  POST /api/admin/market/control {market, action}
 enum MHD_Result routes_admin_control (gateway_request_t *req)
 {
-    json_error_t jerr;
-    json_t *root = req->body && req->body_len
-                       ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
-                       : NULL;
-    if (!root || !json_is_object (root)) {
-        json_decref (root);
-        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_json", NULL,
-                             "the body must be a JSON object {market, action}");
-    }
-    const char *key;
-    json_t *value;
-    json_object_foreach (root, key, value)
-    {
-        if (strcmp (key, "market") && strcmp (key, "action")) {
-            char shown[40];
-            snprintf (shown, sizeof shown, "%s", key);
-            json_decref (root);
-            return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_field", shown,
-                                 "unknown field \"%s\"", shown);
-        }
-    }
+    static const char *const keys[] = {"market", "action", NULL};
+    json_t *root = gateway_body (req, keys);
+    if (!root)
+        return MHD_YES;
     const mce_config_t *cfg = gateway_server_config (req->server);
     json_t *m = json_object_get (root, "market"), *a = json_object_get (root, "action");
     const char *market = json_is_string (m) ? json_string_value (m) : "";

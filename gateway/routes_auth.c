@@ -57,38 +57,6 @@ static int s_field (gateway_request_t *req, json_t *root, const char *key,
     return 0;
 }
 
-//  The body as an object holding exactly the keys given. NULL after answering.
-static json_t *s_body (gateway_request_t *req, const char *const *keys)
-{
-    json_error_t jerr;
-    json_t *root = req->body && req->body_len
-                       ? json_loadb (req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
-                       : NULL;
-    if (!root || !json_is_object (root)) {
-        json_decref (root);
-        gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_json", NULL,
-                      "the body must be a JSON object");
-        return NULL;
-    }
-    const char *key;
-    json_t *value;
-    json_object_foreach (root, key, value)
-    {
-        bool known = false;
-        for (int i = 0; keys[i] && !known; i++)
-            known = strcmp (key, keys[i]) == 0;
-        if (!known) {
-            char shown[40];
-            snprintf (shown, sizeof shown, "%s", key);
-            gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_field", shown, "unknown field \"%s\"",
-                          shown);
-            json_decref (root);
-            return NULL;
-        }
-    }
-    return root;
-}
-
 static void s_set (s_job_t *job, unsigned status, const char *code, const char *message)
 {
     job->status = status;
@@ -256,7 +224,7 @@ static enum MHD_Result s_submit (gateway_request_t *req, s_job_t *job)
 enum MHD_Result routes_auth_register (gateway_request_t *req)
 {
     static const char *const keys[] = {"username", "password", "wallet", NULL};
-    json_t *root = s_body (req, keys);
+    json_t *root = gateway_body (req, keys);
     if (!root)
         return MHD_YES;
     s_job_t *job = calloc (1, sizeof *job);
@@ -282,7 +250,7 @@ enum MHD_Result routes_auth_register (gateway_request_t *req)
 enum MHD_Result routes_auth_login (gateway_request_t *req)
 {
     static const char *const keys[] = {"username", "password", NULL};
-    json_t *root = s_body (req, keys);
+    json_t *root = gateway_body (req, keys);
     if (!root)
         return MHD_YES;
     s_job_t *job = calloc (1, sizeof *job);
@@ -307,7 +275,7 @@ enum MHD_Result routes_auth_login (gateway_request_t *req)
 enum MHD_Result routes_auth_api_key (gateway_request_t *req)
 {
     static const char *const keys[] = {"label", NULL};
-    json_t *root = req->body_len ? s_body (req, keys) : json_object ();
+    json_t *root = req->body_len ? gateway_body (req, keys) : json_object ();
     if (!root)
         return MHD_YES;
     json_t *label = json_object_get (root, "label");
