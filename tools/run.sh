@@ -49,7 +49,8 @@ stop_all() {
     fi
     echo "run: stopped"
 }
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'stop_all; exit 0' INT TERM # Ctrl-C is the normal way to stop: no tails of logs
 
 # Postgres and Redis: the configured ones, or (with the built-in defaults and no
 # MCE_POSTGRES_URL / MCE_REDIS_URL) local ones with their data in .run/data.
