@@ -740,13 +740,14 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         return NULL;
     }
     //  External mode: no thread of libmicrohttpd's own; this loop polls its epoll descriptor.
-    //  The memory limit per connection bounds the request line and headers (431 beyond).
+    //  The memory limit per connection bounds the request line and headers (431 beyond); it
+    //  is zeroed for every request, so it is kept to what a request with a token needs.
     self->daemon = MHD_start_daemon (
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0, NULL, NULL,
         s_access, self, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 4096,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t) 64 * 1024, MHD_OPTION_END);
+        (size_t) 16 * 1024, MHD_OPTION_END);
     const union MHD_DaemonInfo *info =
         self->daemon ? MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info) {
