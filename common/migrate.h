@@ -2,7 +2,7 @@
 
     Each component (gateway, persister, ...) keeps its migrations as numbered SQL files,
     <component>/migrations/NNNN_title.sql, embedded into the binary at build time by
-    cmake/embed_sql.cmake. Several components share one database and one bookkeeping table:
+    common/embed.cmake. Several components share one database and one bookkeeping table:
 
         schema_migrations (component text, version int, name text, applied_at timestamptz,
                            primary key (component, version))
@@ -32,7 +32,7 @@ typedef struct {
     const char *sql;
 } migrate_file_t;
 
-//  Declares the tables cmake/embed_sql.cmake generates for a component, e.g. after
+//  Declares the tables common/embed.cmake generates for a component, e.g. after
 //      mce_embed_sql (TARGET mce_gateway_core COMPONENT gateway DIR .../migrations)
 //  write `MIGRATE_DECLARE (gateway);` and call
 //      migrate_apply (pg, "gateway", gateway_migrations, gateway_migration_count, err, size)
