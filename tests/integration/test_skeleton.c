@@ -1,7 +1,8 @@
 /*  test_skeleton — the walking skeleton, end to end with the real executables: an order
     posted over HTTP reaches the matcher, is journaled and acknowledged, and its event reaches
-    the persister, the settler and the broadcaster, each logging its seq. Bad input on every
-    door is refused with a clear answer and changes nothing.
+    the settler and the broadcaster, each logging its seq (the persister writes Postgres: it
+    has its own test). Bad input on every door is refused with a clear answer and changes
+    nothing.
 */
 #include "bus_sub.h"
 #include "harness.h"
@@ -63,7 +64,6 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
                         "epoch_seconds = 2592000; } );");
     int matcher = harness_start (&s_h, "mce-matcher");
     int settler = harness_start (&s_h, "mce-settler");
-    int persister = harness_start (&s_h, "mce-persister");
     int broadcaster = harness_start (&s_h, "mce-broadcaster");
     int gateway = harness_start (&s_h, "mce-gateway");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS),
@@ -111,7 +111,6 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     char line[96];
     snprintf (line, sizeof line, "stream m event seq %llu: order_accepted market campus-1",
               (unsigned long long) acked_seq);
-    cr_assert (harness_wait_log (&s_h, persister, line, HARNESS_DEADLINE_MS));
     cr_assert (harness_wait_log (&s_h, settler, line, HARNESS_DEADLINE_MS));
     cr_assert (harness_wait_log (&s_h, broadcaster, line, HARNESS_DEADLINE_MS));
 
@@ -148,14 +147,14 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     cr_assert_eq (ev.msg.order_accepted.qty, 2250);
 
     //  A killed consumer that comes back catches up by replay: it sees every seq again
-    //  (offsets are not stored yet: the persister issue adds them) and nothing twice.
+    //  (the broadcaster stores no offset) and nothing twice.
     snprintf (line, sizeof line, "stream m event seq %llu:", (unsigned long long) second_seq);
-    cr_assert (harness_wait_log (&s_h, persister, line, HARNESS_DEADLINE_MS));
-    harness_stop (&s_h, persister, SIGKILL);
-    int persister2 = harness_start (&s_h, "mce-persister");
-    cr_assert (harness_wait_log_count (&s_h, persister2, line, 2, HARNESS_DEADLINE_MS),
+    cr_assert (harness_wait_log (&s_h, broadcaster, line, HARNESS_DEADLINE_MS));
+    harness_stop (&s_h, broadcaster, SIGKILL);
+    int broadcaster2 = harness_start (&s_h, "mce-broadcaster");
+    cr_assert (harness_wait_log_count (&s_h, broadcaster2, line, 2, HARNESS_DEADLINE_MS),
                "once before the kill, once after it (same log file)");
-    cr_assert_eq (harness_count_log (&s_h, persister2, "stream m event seq 1:"), 2,
+    cr_assert_eq (harness_count_log (&s_h, broadcaster2, "stream m event seq 1:"), 2,
                   "and each seq once per run, never twice");
 
     //  A matcher killed with -9 rebuilds its books by replaying its journal, and the same

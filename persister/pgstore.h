@@ -1,0 +1,61 @@
+/*  pgstore — the persister's Postgres: bus events in, history tables out (see
+    persister/migrations), each event exactly once.
+
+    pgstore_apply writes a batch of consecutive events of one stream in one transaction that
+    also moves that stream's row in consumer_offsets to the batch's last seq: the effects and
+    the offset commit together or not at all. A batch that does not start right after the
+    stored offset is refused, so a batch delivered twice (a replay after a crash, a retry
+    after a lost COMMIT answer) never takes effect twice.
+
+    Rows are written with multi-row statements (INSERT ... VALUES (...), (...) and
+    UPDATE ... FROM (VALUES ...)), a few per batch rather than one per event; the changes a
+    batch makes to one order are folded into one row first.
+
+    One thread uses a pgstore_t at a time. pg_t (and so libpq) stays inside pgstore.c.
+*/
+#ifndef MCE_PGSTORE_H
+#define MCE_PGSTORE_H
+
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PGSTORE_COMPONENT  "persister" //  its name in schema_migrations
+#define PGSTORE_MAX_PARAMS 65535       //  Postgres's limit on the parameters of one statement
+
+typedef struct _pgstore_t pgstore_t;
+
+//  Connects (within PG_CONNECT_TIMEOUT_MS) and brings the schema up to date. Returns a store
+//  the caller owns, or NULL with the reason in err (unreachable, a migration failed, or the
+//  database's schema is newer than this binary knows).
+pgstore_t *pgstore_new (const char *conninfo, char *err, size_t errlen);
+//  Closes the connection. Idempotent; nulls *self_p.
+void pgstore_destroy (pgstore_t **self_p);
+
+//  true while the connection is up, as far as the last call could tell.
+bool pgstore_ok (pgstore_t *self);
+//  Connects again with the same conninfo. 0, or -1 with the reason in pgstore_error.
+int pgstore_reconnect (pgstore_t *self);
+
+//  The last seq of stream ("m", "s") whose effects are stored; 0 if none. -1 on error.
+int64_t pgstore_offset (pgstore_t *self, const char *stream);
+
+//  Applies count events of stream, whose seqs are consecutive and start at offset + 1, in
+//  one transaction that also sets the stream's offset to the last of them. Returns 0, or -1
+//  with the transaction rolled back (nothing of the batch stored, the offset unchanged) and
+//  the reason in pgstore_error: the batch does not start at offset + 1 (already applied, or
+//  a gap), its seqs are not consecutive, or the database failed. count 0 does nothing.
+//
+//  Stream "m" (the matcher): order_accepted, trade, order_cancelled, order_expired,
+//  order_amended, epoch_state, market_state and market_control write rows; every other kind
+//  only advances the offset. Other streams only advance the offset for now.
+int pgstore_apply (pgstore_t *self, const char *stream, const proto_msg_t *events, size_t count);
+
+//  Why the last call failed, on one line. Borrowed, valid until the next call on self.
+const char *pgstore_error (pgstore_t *self);
+//  SQLSTATE of the last database failure, "" when the last failure was not the database's.
+const char *pgstore_sqlstate (pgstore_t *self);
+
+#endif

@@ -1,0 +1,204 @@
+/*  test_persister — every matcher event lands in Postgres exactly once, whatever happens to the
+    persister: killed with -9 at twenty random moments under load, and through a Postgres
+    outage. Postgres is compared with the matcher's journal at the end: every accepted order
+    and every trade there, none twice, and the same sums per epoch.
+*/
+#include "bus_pub.h"
+#include "clock.h"
+#include "harness.h"
+#include "journal.h"
+#include "pg.h"
+#include "pgtest.h"
+#include "proto.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define S_KILLS   20
+#define S_CLIENTS 2
+
+static harness_t s_h;
+static pgtest_t s_pg;
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+    pgtest_stop (&s_pg);
+}
+
+static uint64_t s_rand (void)
+{
+    static uint64_t x = 0x2545F4914F6CDD1Dull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+//  What the journal says should be in Postgres.
+typedef struct {
+    uint64_t last_seq;
+    int64_t orders, trades, trade_qty, trade_value;
+} s_truth_t;
+
+static s_truth_t s_journal_truth (void)
+{
+    char dir[256];
+    snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
+    s_truth_t t = {0};
+    journal_reader_t *r = journal_reader_new (dir, 1);
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    while (r && journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
+        const char *topic;
+        const uint8_t *ev;
+        size_t tlen, elen;
+        proto_msg_t msg;
+        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
+        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
+        if (msg.kind == PROTO_order_accepted)
+            t.orders++;
+        else if (msg.kind == PROTO_trade) {
+            t.trades++;
+            t.trade_qty += msg.trade.qty;
+            t.trade_value += msg.trade.value;
+        }
+        t.last_seq = seq;
+    }
+    journal_reader_destroy (&r);
+    return t;
+}
+
+static int64_t s_query_int (pg_t *pg, const char *sql)
+{
+    pg_result_t *r = pg_exec (pg, sql, 0, NULL);
+    cr_assert_not_null (r, "%s: %s", sql, pg_error (pg));
+    int64_t v = pg_int (r, 0, 0);
+    pg_result_free (&r);
+    return v;
+}
+
+//  Waits (polling with a deadline) until Postgres holds the bus through seq.
+static void s_wait_offset (pg_t *pg, uint64_t seq)
+{
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * 2 * MCE_NS_PER_MSEC;
+    int64_t got = -1;
+    while (clock_mono_ns () < deadline) {
+        pg_result_t *r =
+            pg_exec (pg, "SELECT last_seq FROM consumer_offsets WHERE stream = 'm'", 0, NULL);
+        got = r && pg_rows (r) ? pg_int (r, 0, 0) : -1;
+        pg_result_free (&r);
+        if (!r && !pg_ok (pg))
+            pg_reset (pg);
+        if (got >= (int64_t) seq)
+            return;
+        zclock_sleep (5); //  between polls of the deadline-bounded wait, to leave the CPU free
+    }
+    cr_assert_fail ("Postgres reached seq %lld of %llu", (long long) got, (unsigned long long) seq);
+}
+
+static void s_send_orders (zsock_t **clients, int count, uint64_t *rid)
+{
+    for (int c = 0; c < S_CLIENTS; c++)
+        for (int i = 0; i < count; i++) {
+            bool buy = s_rand () & 1;
+            int64_t price = 150000 + (int64_t) (s_rand () % 20) * 1000 - 10000;
+            harness_order (clients[c], (*rid)++, buy ? "buyer" : "seller", buy,
+                           (int64_t) (1 + s_rand () % 10) * 1000, price);
+        }
+}
+
+//  Takes count replies from each client.
+static void s_drain (zsock_t **clients, int count)
+{
+    for (int i = 0; i < count * S_CLIENTS; i++) {
+        zframe_t *f = zframe_recv (clients[i % S_CLIENTS]);
+        cr_assert_not_null (f, "the matcher stopped answering");
+        zframe_destroy (&f);
+    }
+}
+
+static void s_compare (pg_t *pg)
+{
+    s_truth_t t = s_journal_truth ();
+    s_wait_offset (pg, t.last_seq);
+    cr_assert_eq (s_query_int (pg, "SELECT count(*) FROM orders"), t.orders,
+                  "every accepted order once");
+    cr_assert_eq (s_query_int (pg, "SELECT count(*) FROM trades"), t.trades, "every trade once");
+    cr_assert_eq (s_query_int (pg, "SELECT coalesce(sum(qty), 0) FROM trades"), t.trade_qty);
+    cr_assert_eq (s_query_int (pg, "SELECT coalesce(sum(value), 0) FROM trades"), t.trade_value);
+    //  per order: what the trades filled is what the order says it has filled
+    cr_assert_eq (s_query_int (pg,
+                               "SELECT count(*) FROM orders o WHERE o.filled <> coalesce ((SELECT "
+                               "sum(qty) FROM trades t WHERE t.buy_order_id = o.order_id OR "
+                               "t.sell_order_id = o.order_id), 0)"),
+                  0, "each order's filled equals the sum of its trades");
+    cr_assert_gt (t.trades, 10, "the load made trades (%lld)", (long long) t.trades);
+    fprintf (stderr, "persister: %lld orders, %lld trades, seq %llu in Postgres\n",
+             (long long) t.orders, (long long) t.trades, (unsigned long long) t.last_seq);
+}
+
+Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 300)
+{
+    cr_assert_eq (pgtest_start (&s_pg, NULL), 0);
+    char config[512];
+    snprintf (config, sizeof config,
+              "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; } );\n"
+              "postgres = { url = \"%s\"; };\n",
+              s_pg.conninfo);
+    harness_init (&s_h, config);
+    harness_start (&s_h, "mce-matcher");
+    int persister = harness_start (&s_h, "mce-persister");
+    cr_assert (harness_wait_log (&s_h, persister, "following stream m", HARNESS_DEADLINE_MS));
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
+    zsock_t *clients[S_CLIENTS];
+    for (int c = 0; c < S_CLIENTS; c++) {
+        clients[c] = zsock_new_dealer (endpoint);
+        zsock_set_rcvtimeo (clients[c], HARNESS_DEADLINE_MS);
+    }
+    char err[256];
+    pg_t *pg = pg_connect (s_pg.conninfo, 5000, err, sizeof err);
+    cr_assert_not_null (pg, "%s", err);
+    uint64_t rid = 1;
+    for (int round = 0; round < S_KILLS; round++) {
+        //  Load, and a kill at a random moment of the persister's work on it: after a random
+        //  number of the matcher's acknowledgements (each one an event on its way to Postgres).
+        int sent = 50 + (int) (s_rand () % 200);
+        s_send_orders (clients, sent, &rid);
+        int kill_after = (int) (s_rand () % (uint64_t) (sent * S_CLIENTS));
+        for (int got = 0; got < sent * S_CLIENTS; got++) {
+            if (got == kill_after)
+                cr_assert_eq (WTERMSIG (harness_stop (&s_h, persister, SIGKILL)), SIGKILL);
+            zframe_t *f = zframe_recv (clients[got % S_CLIENTS]);
+            cr_assert_not_null (f, "round %d: the matcher stopped answering", round);
+            zframe_destroy (&f);
+        }
+        persister = harness_start (&s_h, "mce-persister");
+        cr_assert (harness_wait_log_count (&s_h, persister, "Postgres ready", round + 2,
+                                           HARNESS_DEADLINE_MS),
+                   "round %d: the persister did not come back", round);
+    }
+    s_send_orders (clients, 100, &rid);
+    s_drain (clients, 100);
+    s_compare (pg);
+    //  A Postgres outage under load: the persister waits, keeps its place, and catches up.
+    cr_assert_eq (pgtest_stop_server (&s_pg), 0);
+    s_send_orders (clients, 200, &rid);
+    s_drain (clients, 200);
+    cr_assert (harness_wait_log (&s_h, persister, "not applied", HARNESS_DEADLINE_MS),
+               "the persister noticed the outage");
+    cr_assert_eq (pgtest_restart (&s_pg), 0);
+    pg_reset (pg);
+    cr_assert (harness_wait_log (&s_h, persister, "Postgres is back", HARNESS_DEADLINE_MS * 2));
+    s_compare (pg);
+    pg_destroy (&pg);
+    for (int c = 0; c < S_CLIENTS; c++)
+        zsock_destroy (&clients[c]);
+}

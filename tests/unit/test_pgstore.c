@@ -1,0 +1,564 @@
+/*  test_pgstore — the persister's Postgres store against a real PostgreSQL.
+
+    As in test_pg, the runner starts one server for the binary in ReportHook (PRE_ALL) and
+    each test works in a database of its own. The tests build matcher events by hand, apply
+    them, and read the tables back with SQL: the rows a batch leaves, the offset, the refusal
+    of a batch applied twice or out of place, and the rollback of a batch that fails halfway.
+*/
+#include "clock.h"
+#include "pg.h"
+#include "pgstore.h"
+#include "pgtest.h"
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  The runner's server. Only the runner process touches it (in the two hooks).
+static pgtest_t s_server;
+
+ReportHook (PRE_ALL) (struct criterion_test_set *tests)
+{
+    (void) tests;
+    if (pgtest_start (&s_server, NULL) != 0 || pgtest_export (&s_server) != 0)
+        fprintf (stderr, "test_pgstore: no PostgreSQL: every test will fail\n");
+}
+
+ReportHook (POST_ALL) (struct criterion_global_stats *stats)
+{
+    (void) stats;
+    pgtest_stop (&s_server);
+}
+
+#define MKT "campus-1"
+#define EP  1234567
+//  2025-11-21T21:40:00.123456789Z: the nanoseconds below a microsecond are dropped
+#define T0 1763761200123456789LL
+
+//  A fresh database of the shared server: its conninfo in conninfo.
+static void s_fresh (const char *name, char *conninfo, size_t size)
+{
+    pgtest_t server;
+    cr_assert_eq (pgtest_attach (&server), 0, "no shared PostgreSQL: see the runner's output");
+    cr_assert_eq (pgtest_create_db (&server, name, conninfo, size), 0);
+}
+
+static pgstore_t *s_open (const char *conninfo)
+{
+    char err[512];
+    pgstore_t *store = pgstore_new (conninfo, err, sizeof err);
+    cr_assert_not_null (store, "pgstore_new: %s", err);
+    return store;
+}
+
+//  A plain connection to look at the tables.
+static pg_t *s_look (const char *conninfo)
+{
+    char err[PG_ERROR_MAX];
+    pg_t *pg = pg_connect (conninfo, 5000, err, sizeof err);
+    cr_assert_not_null (pg, "connect: %s", err);
+    return pg;
+}
+
+static int64_t s_int (pg_t *pg, const char *sql)
+{
+    pg_result_t *r = pg_exec (pg, sql, 0, NULL);
+    cr_assert_not_null (r, "%s: %s", sql, pg_error (pg));
+    cr_assert_eq (pg_rows (r), 1, "%s: %d rows", sql, pg_rows (r));
+    int64_t v = pg_int (r, 0, 0);
+    pg_result_free (&r);
+    return v;
+}
+
+//  The query's rows as "a|b|c;a|b|c" (NULL as "-"), for comparing whole rows at once.
+static void s_rows (pg_t *pg, const char *sql, char *out, size_t size)
+{
+    pg_result_t *r = pg_exec (pg, sql, 0, NULL);
+    cr_assert_not_null (r, "%s: %s", sql, pg_error (pg));
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < pg_rows (r); i++)
+        for (int j = 0; j < pg_cols (r); j++) {
+            const char *v = pg_value (r, i, j);
+            int n = snprintf (out + len, size - len, "%s%s", v ? v : "-",
+                              j + 1 < pg_cols (r) ? "|" : (i + 1 < pg_rows (r) ? ";" : ""));
+            cr_assert (n >= 0 && (size_t) n < size - len, "%s: answer too long", sql);
+            len += (size_t) n;
+        }
+    pg_result_free (&r);
+}
+
+#define s_assert_rows(pg, sql, expected)                                                           \
+    do {                                                                                           \
+        char got_[8192];                                                                           \
+        s_rows (pg, sql, got_, sizeof got_);                                                       \
+        cr_assert_str_eq (got_, expected, "%s", sql);                                              \
+    } while (0)
+
+//  Every row of every table, for "nothing changed" checks.
+static void s_everything (pg_t *pg, char *out, size_t size)
+{
+    s_rows (pg,
+            "SELECT (SELECT count(*) FROM markets), (SELECT count(*) FROM epochs), "
+            "(SELECT count(*) FROM orders), (SELECT count(*) FROM order_events), "
+            "(SELECT count(*) FROM trades), (SELECT count(*) FROM audit_log), "
+            "(SELECT string_agg (stream || '=' || last_seq, ',') FROM consumer_offsets), "
+            "(SELECT md5 (string_agg (o::text, ',' ORDER BY order_id)) FROM orders o), "
+            "(SELECT md5 (string_agg (e::text, ',' ORDER BY market, epoch)) FROM epochs e)",
+            out, size);
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Events, as the matcher would publish them
+
+static proto_msg_t s_accepted (uint64_t seq, uint64_t oid, const char *user, proto_side_t side,
+                               int64_t qty, int64_t price)
+{
+    proto_msg_t m = {.kind = PROTO_order_accepted};
+    proto_order_accepted_t *e = &m.order_accepted;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->order_id = oid;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    snprintf (e->client_order_id, sizeof e->client_order_id, "c-%" PRIu64, oid);
+    e->side = side;
+    e->type = PROTO_ORDER_TYPE_LIMIT;
+    e->tif = PROTO_TIF_GTC;
+    e->qty = qty;
+    e->price = price;
+    snprintf (e->source, sizeof e->source, "solar");
+    return m;
+}
+
+static proto_msg_t s_trade (uint64_t seq, uint64_t tid, uint64_t boid, uint64_t soid,
+                            const char *buyer, const char *seller, int64_t qty, int64_t price)
+{
+    proto_msg_t m = {.kind = PROTO_trade};
+    proto_trade_t *e = &m.trade;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->trade_id = tid;
+    e->buy_order_id = boid;
+    e->sell_order_id = soid;
+    snprintf (e->buyer, sizeof e->buyer, "%s", buyer);
+    snprintf (e->seller, sizeof e->seller, "%s", seller);
+    e->qty = qty;
+    e->price = price;
+    e->value = qty * price / 1000; //  µ: Wh × µ/kWh / 1000
+    e->aggressor = PROTO_SIDE_BUY;
+    return m;
+}
+
+static proto_msg_t s_cancelled (uint64_t seq, uint64_t oid, const char *user, int64_t left)
+{
+    proto_msg_t m = {.kind = PROTO_order_cancelled};
+    proto_order_cancelled_t *e = &m.order_cancelled;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->order_id = oid;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->remaining = left;
+    e->reason = PROTO_CANCEL_REASON_USER;
+    return m;
+}
+
+static proto_msg_t s_expired (uint64_t seq, uint64_t oid, const char *user, int64_t left)
+{
+    proto_msg_t m = {.kind = PROTO_order_expired};
+    proto_order_expired_t *e = &m.order_expired;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->order_id = oid;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->remaining = left;
+    e->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
+    return m;
+}
+
+static proto_msg_t s_amended (uint64_t seq, uint64_t oid, const char *user, int64_t qty,
+                              int64_t price)
+{
+    proto_msg_t m = {.kind = PROTO_order_amended};
+    proto_order_amended_t *e = &m.order_amended;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->order_id = oid;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->qty = qty;
+    e->price = price;
+    return m;
+}
+
+static proto_msg_t s_epoch (uint64_t seq, proto_epoch_phase_t state, int64_t cpx, int64_t vol,
+                            uint64_t trades)
+{
+    proto_msg_t m = {.kind = PROTO_epoch_state};
+    proto_epoch_state_t *e = &m.epoch_state;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->state = state;
+    e->start = (int64_t) EP * 900 * MCE_NS_PER_SEC;
+    e->end = e->start + 900 * MCE_NS_PER_SEC;
+    e->clearing_price = cpx;
+    e->volume = vol;
+    e->trades = trades;
+    return m;
+}
+
+static proto_msg_t s_control (uint64_t seq, const char *user, proto_control_action_t action)
+{
+    proto_msg_t m = {.kind = PROTO_market_control};
+    proto_market_control_t *e = &m.market_control;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    e->rid = 99;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->role = PROTO_ROLE_ADMIN;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->action = action;
+    return m;
+}
+
+static proto_msg_t s_market_state (uint64_t seq, proto_market_status_t state)
+{
+    proto_msg_t m = {.kind = PROTO_market_state};
+    proto_market_state_t *e = &m.market_state;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->state = state;
+    e->action = PROTO_CONTROL_ACTION_PAUSE_TRADING;
+    snprintf (e->by, sizeof e->by, "root");
+    return m;
+}
+
+static proto_msg_t s_book_level (uint64_t seq)
+{
+    proto_msg_t m = {.kind = PROTO_book_level};
+    proto_book_level_t *e = &m.book_level;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->side = PROTO_SIDE_BUY;
+    e->price = 150000;
+    e->qty = 400;
+    e->count = 1;
+    return m;
+}
+
+static proto_msg_t s_clock (uint64_t seq)
+{
+    return (proto_msg_t){.kind = PROTO_clock, .clock = {.seq = seq, .ts = T0}};
+}
+
+static proto_msg_t s_rejected (uint64_t seq)
+{
+    proto_msg_t m = {.kind = PROTO_order_rejected};
+    proto_order_rejected_t *e = &m.order_rejected;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    snprintf (e->user, sizeof e->user, "mallory");
+    e->reason = PROTO_REJECT_REASON_OFF_TICK;
+    return m;
+}
+
+//  A day in one market: three orders, two trades (one against an amended order), a cancel,
+//  an expiry, the epoch from active to cleared, an admin's pause, and events that store
+//  nothing. Fills events[] (room for 16) and returns their count; seqs 1...15.
+static size_t s_day (proto_msg_t *ev)
+{
+    size_t n = 0;
+    ev[n++] = s_epoch (1, PROTO_EPOCH_PHASE_ACTIVE, 0, 0, 0);
+    ev[n++] = s_accepted (2, 11, "alice", PROTO_SIDE_BUY, 1000, 150000);
+    ev[n++] = s_accepted (3, 12, "bob", PROTO_SIDE_SELL, 600, 140000);
+    ev[n++] = s_trade (4, 501, 11, 12, "alice", "bob", 600, 150000); //  bob's order filled
+    ev[n++] = s_accepted (5, 13, "carol", PROTO_SIDE_SELL, 500, 160000);
+    ev[n++] = s_amended (6, 13, "carol", 300, 155000); //  carol: 300 at 155000
+    ev[n++] = s_trade (7, 502, 11, 13, "alice", "carol", 200, 155000);
+    ev[n++] = s_cancelled (8, 11, "alice", 200); //  alice: 800 filled, 200 cancelled
+    ev[n++] = s_book_level (9);
+    ev[n++] = s_clock (10);
+    ev[n++] = s_rejected (11);
+    ev[n++] = s_control (12, "root", PROTO_CONTROL_ACTION_PAUSE_TRADING);
+    ev[n++] = s_market_state (13, PROTO_MARKET_STATUS_PAUSED);
+    ev[n++] = s_epoch (14, PROTO_EPOCH_PHASE_CLEARED, 150000, 800, 2);
+    ev[n++] = s_expired (15, 13, "carol", 100); //  carol: 200 filled, 100 expired
+    return n;
+}
+
+//  The tables after s_day, however it was cut into batches.
+static void s_assert_day (pg_t *pg)
+{
+    s_assert_rows (pg,
+                   "SELECT order_id, market, epoch, username, client_order_id, side, order_type, "
+                   "tif, post_only, qty, price, filled, remaining, status, source, expires_at, "
+                   "created_at, updated_at, seq FROM orders ORDER BY order_id",
+                   "11|campus-1|1234567|alice|c-11|buy|limit|gtc|f|1000|150000|800|200|cancelled|"
+                   "solar|-|2025-11-21 21:40:00.123456+00|2025-11-21 21:40:00.123456+00|8;"
+                   "12|campus-1|1234567|bob|c-12|sell|limit|gtc|f|600|140000|600|0|filled|"
+                   "solar|-|2025-11-21 21:40:00.123456+00|2025-11-21 21:40:00.123456+00|4;"
+                   "13|campus-1|1234567|carol|c-13|sell|limit|gtc|f|300|155000|200|100|expired|"
+                   "solar|-|2025-11-21 21:40:00.123456+00|2025-11-21 21:40:00.123456+00|15");
+    s_assert_rows (pg,
+                   "SELECT trade_id, market, epoch, buy_order_id, sell_order_id, buyer, seller, "
+                   "qty, price, value, fee, aggressor, seq, at FROM trades ORDER BY trade_id",
+                   "501|campus-1|1234567|11|12|alice|bob|600|150000|90000|0|buy|4|"
+                   "2025-11-21 21:40:00.123456+00;"
+                   "502|campus-1|1234567|11|13|alice|carol|200|155000|31000|0|buy|7|"
+                   "2025-11-21 21:40:00.123456+00");
+    s_assert_rows (pg,
+                   "SELECT seq, order_id, kind, qty, price, trade_id, reason FROM order_events "
+                   "ORDER BY seq, order_id",
+                   "2|11|accepted|1000|150000|-|-;3|12|accepted|600|140000|-|-;"
+                   "4|11|trade|600|150000|501|-;4|12|trade|600|150000|501|-;"
+                   "5|13|accepted|500|160000|-|-;6|13|amended|300|155000|-|lost_priority;"
+                   "7|11|trade|200|155000|502|-;7|13|trade|200|155000|502|-;"
+                   "8|11|cancelled|200|-|-|user;15|13|expired|100|-|-|epoch_close");
+    s_assert_rows (pg,
+                   "SELECT market, epoch, state, start_at, end_at, clearing_price, volume, trades, "
+                   "seq FROM epochs",
+                   "campus-1|1234567|cleared|2005-03-18 01:45:00+00|2005-03-18 02:00:00+00|150000|"
+                   "800|2|14");
+    s_assert_rows (pg, "SELECT id, status, seq FROM markets", "campus-1|paused|13");
+    s_assert_rows (pg, "SELECT seq, username, action, market, at FROM audit_log",
+                   "12|root|pause_trading|campus-1|2025-11-21 21:40:00.123456+00");
+    s_assert_rows (pg, "SELECT stream, last_seq FROM consumer_offsets", "m|15");
+}
+
+//  --------------------------------------------------------------------------------------------
+
+Test (pgstore, migrates_once_and_a_second_open_changes_nothing)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_migrate", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    cr_assert (pgstore_ok (store));
+    cr_assert_eq (pgstore_offset (store, "m"), 0);
+    proto_msg_t ev[16];
+    size_t n = s_day (ev);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+    pgstore_destroy (&store);
+    cr_assert_null (store);
+    pgstore_destroy (&store); //  idempotent
+
+    pg_t *pg = s_look (conninfo);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM schema_migrations WHERE component = "
+                             "'persister'"),
+                  1);
+    char before[4096], after[4096];
+    s_everything (pg, before, sizeof before);
+
+    store = s_open (conninfo); //  nothing left to migrate
+    cr_assert_eq (pgstore_offset (store, "m"), 15);
+    pgstore_destroy (&store);
+    s_everything (pg, after, sizeof after);
+    cr_assert_str_eq (after, before);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM schema_migrations WHERE component = "
+                             "'persister'"),
+                  1);
+
+    //  a binary older than the database refuses to start
+    pg_result_t *r = pg_exec (pg,
+                              "INSERT INTO schema_migrations (component, version, name) "
+                              "VALUES ('persister', 999, 'future')",
+                              0, NULL);
+    cr_assert_not_null (r, "%s", pg_error (pg));
+    pg_result_free (&r);
+    char err[512] = "";
+    cr_assert_null (pgstore_new (conninfo, err, sizeof err));
+    cr_assert (strstr (err, "version 999"), "%s", err);
+    pg_destroy (&pg);
+}
+
+Test (pgstore, a_batch_writes_the_rows_and_moves_the_offset)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_batch", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    proto_msg_t ev[16];
+    size_t n = s_day (ev);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+    cr_assert_eq (pgstore_offset (store, "m"), 15);
+    cr_assert_eq (pgstore_offset (store, "s"), 0);
+    pg_t *pg = s_look (conninfo);
+    s_assert_day (pg);
+    //  an empty batch changes nothing
+    cr_assert_eq (pgstore_apply (store, "m", NULL, 0), 0);
+    cr_assert_eq (pgstore_offset (store, "m"), 15);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
+
+Test (pgstore, one_event_per_batch_ends_the_same_as_one_batch)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_single", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+    proto_msg_t ev[16];
+    size_t n = s_day (ev);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq (pgstore_apply (store, "m", &ev[i], 1), 0, "seq %zu: %s", i + 1,
+                      pgstore_error (store));
+        if (i == 0) //  active: nothing cleared yet
+            s_assert_rows (pg, "SELECT state, clearing_price, volume, trades FROM epochs",
+                           "active|-|-|-");
+        if (i == 3) //  after the first trade
+            s_assert_rows (pg,
+                           "SELECT order_id, filled, remaining, status FROM orders "
+                           "ORDER BY order_id",
+                           "11|600|400|partially_filled;12|600|0|filled");
+    }
+    s_assert_day (pg);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
+
+Test (pgstore, a_batch_applied_twice_or_past_a_gap_is_refused)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_twice", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+    proto_msg_t ev[16];
+    size_t n = s_day (ev);
+    cr_assert_eq (pgstore_apply (store, "m", ev, 8), 0, "%s", pgstore_error (store));
+    char before[4096], after[4096];
+    s_everything (pg, before, sizeof before);
+
+    //  the same batch again, and one overlapping it
+    cr_assert_eq (pgstore_apply (store, "m", ev, 8), -1);
+    cr_assert (strstr (pgstore_error (store), "already applied"), "%s", pgstore_error (store));
+    cr_assert_eq (pgstore_apply (store, "m", ev + 5, 5), -1);
+    //  a batch past a gap
+    cr_assert_eq (pgstore_apply (store, "m", ev + 9, n - 9), -1);
+    cr_assert (strstr (pgstore_error (store), "gap"), "%s", pgstore_error (store));
+    //  a batch whose seqs are not consecutive
+    proto_msg_t holey[2] = {ev[8], ev[10]};
+    cr_assert_eq (pgstore_apply (store, "m", holey, 2), -1);
+    s_everything (pg, after, sizeof after);
+    cr_assert_str_eq (after, before);
+    cr_assert_eq (pgstore_offset (store, "m"), 8);
+
+    //  the rest, in its place, completes the day
+    cr_assert_eq (pgstore_apply (store, "m", ev + 8, n - 8), 0, "%s", pgstore_error (store));
+    s_assert_day (pg);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
+
+Test (pgstore, a_batch_that_fails_halfway_leaves_nothing)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_fail", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+    proto_msg_t ev[16];
+    size_t n = s_day (ev);
+
+    //  a trade of 0 Wh breaks a CHECK after the markets, epochs and orders are inserted
+    proto_msg_t bad[16];
+    memcpy (bad, ev, sizeof bad);
+    bad[3].trade.qty = 0;
+    cr_assert_eq (pgstore_apply (store, "m", bad, n), -1);
+    cr_assert_str_eq (pgstore_sqlstate (store), PG_CHECK_VIOLATION, "%s", pgstore_error (store));
+    cr_assert (strstr (pgstore_error (store), "insert trades"), "%s", pgstore_error (store));
+    char empty[4096], now[4096];
+    s_rows (pg,
+            "SELECT (SELECT count(*) FROM markets) + (SELECT count(*) FROM epochs) + "
+            "(SELECT count(*) FROM orders) + (SELECT count(*) FROM order_events) + "
+            "(SELECT count(*) FROM trades) + (SELECT count(*) FROM audit_log) + "
+            "(SELECT count(*) FROM consumer_offsets)",
+            empty, sizeof empty);
+    cr_assert_str_eq (empty, "0");
+    cr_assert_eq (pgstore_offset (store, "m"), 0);
+
+    //  the last statement failing (the audit log is gone) undoes all the ones before it
+    pg_result_t *r = pg_exec (pg, "ALTER TABLE audit_log RENAME TO audit_log_away", 0, NULL);
+    cr_assert_not_null (r, "%s", pg_error (pg));
+    pg_result_free (&r);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), -1);
+    cr_assert (strstr (pgstore_error (store), "audit_log"), "%s", pgstore_error (store));
+    s_rows (pg,
+            "SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM trades) + "
+            "(SELECT count(*) FROM consumer_offsets)",
+            now, sizeof now);
+    cr_assert_str_eq (now, "0");
+    cr_assert (pgstore_ok (store));
+
+    //  once the table is back the same batch goes through
+    r = pg_exec (pg, "ALTER TABLE audit_log_away RENAME TO audit_log", 0, NULL);
+    cr_assert_not_null (r, "%s", pg_error (pg));
+    pg_result_free (&r);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+    s_assert_day (pg);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
+
+Test (pgstore, ten_thousand_events_in_one_batch)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_bulk", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+
+    //  2 500 rounds of: a buy, a sell, a trade (in full on even rounds, half on odd ones) and
+    //  a book level: 5 000 orders (90 000 parameters: two INSERTs) and 2 500 trades
+    enum { ROUNDS = 2500, COUNT = ROUNDS * 4 };
+    proto_msg_t *ev = calloc (COUNT, sizeof *ev);
+    cr_assert_not_null (ev);
+    uint64_t seq = 1;
+    int64_t traded = 0;
+    for (uint64_t i = 0; i < ROUNDS; i++) {
+        uint64_t buy = 1000 + 2 * i, sell = buy + 1;
+        int64_t qty = 100 + (int64_t) (i % 50) * 10;
+        int64_t fill = i % 2 ? qty / 2 : qty;
+        ev[seq - 1] = s_accepted (seq, buy, "alice", PROTO_SIDE_BUY, qty, 150000);
+        seq++;
+        ev[seq - 1] = s_accepted (seq, sell, "bob", PROTO_SIDE_SELL, qty, 140000);
+        seq++;
+        ev[seq - 1] = s_trade (seq, 1 + i, buy, sell, "alice", "bob", fill, 150000);
+        seq++;
+        ev[seq - 1] = s_book_level (seq);
+        seq++;
+        traded += fill;
+    }
+    int64_t t0 = clock_mono_ns ();
+    cr_assert_eq (pgstore_apply (store, "m", ev, COUNT), 0, "%s", pgstore_error (store));
+    int64_t ns = clock_mono_ns () - t0;
+    fprintf (stderr, "test_pgstore: %d events in one batch in %.1f ms: %.0f events/s\n", COUNT,
+             (double) ns / 1e6, COUNT / ((double) ns / 1e9));
+
+    cr_assert_eq (pgstore_offset (store, "m"), COUNT);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM orders"), 2 * ROUNDS);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM trades"), ROUNDS);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM order_events"), 4 * ROUNDS);
+    cr_assert_eq (s_int (pg, "SELECT sum(qty) FROM trades"), traded);
+    cr_assert_eq (s_int (pg, "SELECT sum(filled) FROM orders"), 2 * traded);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM orders WHERE status = 'filled'"), ROUNDS);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM orders WHERE status = 'partially_filled'"),
+                  ROUNDS);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM orders WHERE filled + remaining <> qty"), 0);
+    cr_assert_eq (s_int (pg, "SELECT sum(value) FROM trades"), traded * 150000 / 1000);
+    free (ev);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
