@@ -5,11 +5,12 @@
     Every query takes ?market= (default: the first configured market). Unknown markets are a
     400 that names the field; numbers are bounded. Answers that depend on the read model's
     seq alone (depth, depth chart, trades, clearing price, epochs) are kept rendered until
-    the next bus event (respcache), so many readers of one book cost one rendering. The history is
-   the read model's recent trades of the user until the persister's tables exist to page further
-   back.
+    the next bus event (respcache), so many readers of one book cost one rendering. A user's
+    trade history comes from Postgres (the persister's trades table, all of it) on the worker,
+    or from the read model's recent trades when Postgres cannot answer ("source" says which).
 */
 #include "clock.h"
+#include "decimal.h"
 #include "gateway_server.h"
 #include "readmodel.h"
 #include "respcache.h"
@@ -172,13 +173,92 @@ enum MHD_Result routes_market_epochs (gateway_request_t *req)
                                               (int) limit, (int) offset));
 }
 
-//  GET /api/market/trades/my-history?limit&offset
+//  GET /api/market/trades/my-history?limit&offset: from Postgres (the persister's trades
+//  table, the whole history), or from the read model's recent trades when the database is
+//  unreachable or the persister has not made its tables yet.
+typedef struct {
+    gateway_job_t job; //  first: the worker hands back this pointer
+    gateway_request_t *req;
+    char user[65];
+    long long limit, offset;
+    json_t *body; //  built on the worker; NULL = fall back to the read model
+} s_history_t;
+
+static void s_history_run (gateway_job_t *base, pg_t *pg)
+{
+    s_history_t *job = (s_history_t *) base;
+    if (!pg)
+        return;
+    char limit[24], offset[24];
+    snprintf (limit, sizeof limit, "%lld", job->limit);
+    snprintf (offset, sizeof offset, "%lld", job->offset);
+    const char *params[] = {job->user, limit, offset};
+    pg_result_t *total =
+        pg_exec (pg, "SELECT count(*) FROM trades WHERE buyer = $1 OR seller = $1", 1, params);
+    pg_result_t *rows = total ? pg_exec (pg,
+                                         "SELECT trade_id, market, epoch, buyer = $1, price, qty, "
+                                         "value, to_char (at AT TIME ZONE 'UTC', "
+                                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM trades "
+                                         "WHERE buyer = $1 OR seller = $1 ORDER BY seq DESC "
+                                         "LIMIT $2::bigint OFFSET $3::bigint",
+                                         3, params)
+                              : NULL;
+    if (rows) {
+        json_t *list = json_array ();
+        for (int r = 0; r < pg_rows (rows); r++) {
+            char price[DECIMAL_FORMAT_MAX], qty[DECIMAL_FORMAT_MAX], value[DECIMAL_FORMAT_MAX];
+            decimal_format (pg_int (rows, r, 4), DECIMAL_PRICE_SCALE, price, sizeof price);
+            decimal_format (pg_int (rows, r, 5), DECIMAL_KWH_SCALE, qty, sizeof qty);
+            decimal_format (pg_int (rows, r, 6), DECIMAL_PRICE_SCALE, value, sizeof value);
+            json_array_append_new (
+                list, json_pack ("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "trade_id",
+                                 pg_value (rows, r, 0), "market", pg_value (rows, r, 1), "epoch",
+                                 (json_int_t) pg_int (rows, r, 2), "side",
+                                 strcmp (pg_value (rows, r, 3), "t") == 0 ? "Buy" : "Sell", "price",
+                                 price, "energy_amount", qty, "value", value, "time",
+                                 pg_value (rows, r, 7)));
+        }
+        job->body = json_pack ("{s:o,s:I,s:I,s:I,s:s}", "trades", list, "limit",
+                               (json_int_t) job->limit, "offset", (json_int_t) job->offset, "total",
+                               (json_int_t) pg_int (total, 0, 0), "source", "postgres");
+    }
+    pg_result_free (&total);
+    pg_result_free (&rows);
+}
+
+static void s_history_done (gateway_job_t *base)
+{
+    s_history_t *job = (s_history_t *) base;
+    json_t *body = job->body;
+    if (!body) {
+        body = readmodel_user_trades (gateway_server_readmodel (job->req->server), job->user,
+                                      (int) job->limit, (int) job->offset);
+        json_object_set_new (body, "source", json_string ("recent"));
+    }
+    gateway_resume (job->req, MHD_HTTP_OK, body);
+    free (job);
+}
+
 enum MHD_Result routes_market_my_trades (gateway_request_t *req)
 {
     long long limit, offset;
     if (gateway_query_int (req, "limit", 50, 1, 1000, &limit) ||
         gateway_query_int (req, "offset", 0, 0, 100000000, &offset))
         return MHD_YES;
-    return s_answer (req, readmodel_user_trades (gateway_server_readmodel (req->server),
-                                                 req->who.user, (int) limit, (int) offset));
+    s_history_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return MHD_NO;
+    job->job.run = s_history_run;
+    job->job.done = s_history_done;
+    job->req = req;
+    snprintf (job->user, sizeof job->user, "%s", req->who.user);
+    job->limit = limit;
+    job->offset = offset;
+    if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
+        free (job);
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
+                             "the worker is saturated; retry shortly");
+    }
+    gateway_suspend (req);
+    return MHD_YES;
 }

@@ -198,6 +198,24 @@ Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 3
     pg_reset (pg);
     cr_assert (harness_wait_log (&s_h, persister, "Postgres is back", HARNESS_DEADLINE_MS * 2));
     s_compare (pg);
+    //  The gateway reads a user's whole trade history from these tables.
+    harness_start (&s_h, "mce-gateway");
+    cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
+    char token[1024];
+    harness_response_t r;
+    harness_request (
+        s_h.port_http,
+        &(harness_request_t){.method = "GET",
+                             .path = "/api/market/trades/my-history?limit=5",
+                             .token = harness_token ("buyer", "user", token, sizeof token)},
+        &r);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    char want[64];
+    snprintf (want, sizeof want, "\"total\":%lld",
+              (long long) s_query_int (pg, "SELECT count(*) FROM trades WHERE buyer = 'buyer'"));
+    cr_assert_not_null (strstr (r.body, "\"source\":\"postgres\""), "%s", r.body);
+    cr_assert_not_null (strstr (r.body, want), "%s wanted in %s", want, r.body);
+    harness_response_free (&r);
     pg_destroy (&pg);
     for (int c = 0; c < S_CLIENTS; c++)
         zsock_destroy (&clients[c]);
