@@ -10,7 +10,7 @@
 # not run says so. The conninfo is the only thing on stdout, so
 #   conninfo=$(tools/pg.sh start .run/data 5433)
 # works; messages go to stderr. PostgreSQL refuses to run as root, so as root initdb and
-# pg_ctl run as the `postgres` user (runuser), and DATA_DIR/postgres belongs to it.
+# pg_ctl run as the `postgres` user (setpriv: no PAM session), and DATA_DIR/postgres belongs to it.
 # The binaries: $MCE_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin, else PATH.
 set -euo pipefail
 
@@ -46,7 +46,7 @@ find_bin() {
 # Runs a PostgreSQL tool as the postgres user when we are root, from a folder it may enter.
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
-        (cd / && runuser -u "$PG_USER" -- "$@")
+        (cd / && setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups -- "$@")
     else
         "$@"
     fi
@@ -74,7 +74,7 @@ check_traversal() {
     for part in "${parts[@]}"; do # from the top down, so the first closed folder is named
         [ -n "$part" ] || continue
         d="$d/$part"
-        runuser -u "$PG_USER" -- test -x "$d" ||
+        setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups -- test -x "$d" ||
             die "the '$PG_USER' user cannot enter $d: chmod o+x $d, or choose another DATA_DIR"
     done
 }

@@ -43,9 +43,13 @@ static bool s_root (void)
     return geteuid () == 0;
 }
 
-static const char *s_runuser (void)
+//  setpriv, not runuser: runuser opens a PAM session, and where a session manager ends every
+//  process of a user when that user's last session closes, one test's runuser finishing killed
+//  another test's initdb (seen as "Session terminated" in a parallel ctest). setpriv only
+//  changes the ids.
+static const char *s_setpriv (void)
 {
-    static const char *paths[] = {"/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"};
+    static const char *paths[] = {"/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (access (paths[i], X_OK) == 0)
             return paths[i];
@@ -100,9 +104,10 @@ static int s_tool (pgtest_t *pg, const char *tool, const char *const *args)
     const char *argv[S_ARGS_MAX];
     int n = 0;
     if (s_root ()) {
-        argv[n++] = s_runuser ();
-        argv[n++] = "-u";
-        argv[n++] = S_PG_USER;
+        argv[n++] = s_setpriv ();
+        argv[n++] = "--reuid=" S_PG_USER;
+        argv[n++] = "--regid=" S_PG_USER;
+        argv[n++] = "--init-groups";
         argv[n++] = "--";
     }
     argv[n++] = exe;
@@ -219,9 +224,9 @@ static int s_make_dir (pgtest_t *pg, const char *dir)
     }
     if (s_root ()) {
         struct passwd *pw = getpwnam (S_PG_USER);
-        if (!pw || !s_runuser ()) {
+        if (!pw || !s_setpriv ()) {
             fprintf (stderr,
-                     "pgtest: running as root needs the '%s' user and runuser "
+                     "pgtest: running as root needs the '%s' user and setpriv "
                      "(apt-get install postgresql)\n",
                      S_PG_USER);
             return -1;
@@ -244,9 +249,10 @@ static int s_start_guardian (pgtest_t *pg)
         fprintf (stderr, "pgtest: pipe: %s\n", strerror (errno));
         return -1;
     }
-    char as_pg[64] = "";
+    char as_pg[128] = "";
     if (s_root ())
-        snprintf (as_pg, sizeof as_pg, "%s -u %s -- ", s_runuser (), S_PG_USER);
+        snprintf (as_pg, sizeof as_pg, "%s --reuid=%s --regid=%s --init-groups -- ", s_setpriv (),
+                  S_PG_USER, S_PG_USER);
     bool keep = getenv ("MCE_KEEP_TEST_DIR") != NULL;
     char script[2048];
     snprintf (script, sizeof script,
@@ -340,7 +346,9 @@ int pgtest_start (pgtest_t *pg, const char *dir)
     //  trust on loopback, no fsync, C locale: a test cluster, fast to make and predictable
     const char *initdb[] = {"-D", data, "-A",   "trust",      "-U", "postgres",
                             "-N", "-E", "UTF8", "--locale=C", NULL};
-    if (s_tool (pg, "initdb", initdb) != 0)
+    //  Once more if it fails: a machine busy with parallel tests has been seen to end an
+    //  initdb (it removes its half-made folder itself), and a second try costs a second.
+    if (s_tool (pg, "initdb", initdb) != 0 && s_tool (pg, "initdb", initdb) != 0)
         goto failed;
     int attempt = 0;
     do {

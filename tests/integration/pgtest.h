@@ -2,7 +2,7 @@
     a free loopback port, a database, and everything removed again at the end.
 
     Postgres refuses to run as root, so when the test runs as root (CI does) initdb and pg_ctl
-    run as the `postgres` user through `runuser -u postgres --`, and the folder is handed to
+    run as the `postgres` user through `setpriv` (no PAM session), and the folder is handed to
     that user; otherwise they run as the current user. The binaries are found in
     $MCE_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin, else the PATH.
 
