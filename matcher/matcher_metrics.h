@@ -1,13 +1,14 @@
 /*  matcher_metrics — the matcher's numbers in Prometheus text on matcher.metrics_port.
 
     The loop updates plain atomics (no locks, relaxed order: these are statistics); a
-    libmicrohttpd thread formats them on GET /metrics. Histograms are cumulative counters per
+    metrics_http thread formats them on GET /metrics. Histograms are cumulative counters per
     bucket, as Prometheus expects.
 */
 #ifndef MCE_MATCHER_METRICS_H
 #define MCE_MATCHER_METRICS_H
 
 #include "config.h"
+#include "metrics_http.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,12 +33,8 @@ typedef struct {
     _Atomic uint64_t market_resting[CONFIG_MARKETS_MAX];
 } matcher_metrics_t;
 
-typedef struct _matcher_metrics_server_t matcher_metrics_server_t;
-
-//  Serves m on 127.0.0.1:port (or the gateway's address rules: loopback). NULL if port is 0
-//  or it cannot listen (logged).
-matcher_metrics_server_t *matcher_metrics_server_new (int port, const matcher_metrics_t *m);
-void matcher_metrics_server_destroy (matcher_metrics_server_t **self_p);
+//  Serves m on 127.0.0.1:port (metrics_http). NULL if port is 0 or it cannot listen (logged).
+metrics_http_t *matcher_metrics_serve (int port, const matcher_metrics_t *m);
 
 void matcher_metrics_batch (matcher_metrics_t *m, uint64_t commands, int64_t commit_ns);
 //  Sets the state hash as of seq (the loop's thread only).

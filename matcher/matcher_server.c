@@ -46,7 +46,7 @@ struct _matcher_server_t {
     zsock_t *router;
     snapshot_writer_t *snapshots;
     matcher_metrics_t metrics; //  read by the metrics thread
-    matcher_metrics_server_t *metrics_server;
+    metrics_http_t *metrics_server;
     uint64_t snapshot_seq;   //  seq of the newest snapshot taken or restored
     bool snapshot_requested; //  by an admin, taken once the batch in flight is committed
     int64_t now;             //  the clock of the batch being decided
@@ -659,7 +659,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     matcher_metrics_hash (&self->metrics, bus_pub_committed_seq (self->bus), hash);
     if (cfg->matcher.metrics_port)
         self->metrics_server =
-            matcher_metrics_server_new ((int) cfg->matcher.metrics_port, &self->metrics);
+            matcher_metrics_serve ((int) cfg->matcher.metrics_port, &self->metrics);
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
@@ -681,7 +681,7 @@ void matcher_server_destroy (matcher_server_t **self_p)
     matcher_server_t *self = *self_p;
     if (!self)
         return;
-    matcher_metrics_server_destroy (&self->metrics_server);
+    metrics_http_destroy (&self->metrics_server);
     zsock_destroy (&self->router);
     snapshot_writer_destroy (&self->snapshots);
     bus_pub_destroy (&self->bus);

@@ -3,10 +3,12 @@
 #include "bus_sub.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "pgstore.h"
 
 #include <czmq.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +26,39 @@ struct _persister_server_t {
     uint64_t applied_events, applied_batches;
     int64_t last_ts; //  wall ns of the last applied event, for the lag in seconds
     int64_t next_lag_log;
+    //  for the metrics thread
+    _Atomic uint64_t m_events, m_batches, m_failures, m_seq, m_behind, m_lag_ms, m_up;
+    metrics_http_t *metrics;
 };
+
+//  GET /metrics (on the metrics thread): what was applied, how far behind, and whether
+//  Postgres takes batches.
+static void s_render (void *arg, FILE *f)
+{
+    persister_server_t *self = arg;
+    fprintf (f,
+             "# HELP mce_persister_events_total Events applied to Postgres.\n"
+             "# TYPE mce_persister_events_total counter\nmce_persister_events_total %llu\n"
+             "# HELP mce_persister_batches_total Transactions committed.\n"
+             "# TYPE mce_persister_batches_total counter\nmce_persister_batches_total %llu\n"
+             "# HELP mce_persister_failures_total Batches Postgres did not take (retried).\n"
+             "# TYPE mce_persister_failures_total counter\nmce_persister_failures_total %llu\n"
+             "# HELP mce_persister_applied_seq Last matcher seq in Postgres.\n"
+             "# TYPE mce_persister_applied_seq gauge\nmce_persister_applied_seq %llu\n"
+             "# HELP mce_persister_lag_events Matcher events not yet in Postgres.\n"
+             "# TYPE mce_persister_lag_events gauge\nmce_persister_lag_events %llu\n"
+             "# HELP mce_persister_lag_seconds Age of the newest event applied.\n"
+             "# TYPE mce_persister_lag_seconds gauge\nmce_persister_lag_seconds %.3f\n"
+             "# HELP mce_persister_postgres_up Whether the last batch went in.\n"
+             "# TYPE mce_persister_postgres_up gauge\nmce_persister_postgres_up %llu\n",
+             (unsigned long long) atomic_load (&self->m_events),
+             (unsigned long long) atomic_load (&self->m_batches),
+             (unsigned long long) atomic_load (&self->m_failures),
+             (unsigned long long) atomic_load (&self->m_seq),
+             (unsigned long long) atomic_load (&self->m_behind),
+             (double) atomic_load (&self->m_lag_ms) / 1000.0,
+             (unsigned long long) atomic_load (&self->m_up));
+}
 
 //  Waits with backoff until Postgres answers (or the process is interrupted).
 static pgstore_t *s_connect (const mce_config_t *cfg, bool *fatal)
@@ -73,6 +107,10 @@ persister_server_t *persister_server_new (const mce_config_t *cfg)
         persister_server_destroy (&self);
         return NULL;
     }
+    atomic_store (&self->m_seq, (uint64_t) offset);
+    atomic_store (&self->m_up, 1);
+    self->metrics =
+        metrics_http_new ("persister", (int) cfg->persister.metrics_port, s_render, self);
     log_info ("persister", "Postgres ready; following stream m after seq %" PRId64, offset);
     return self;
 }
@@ -82,6 +120,7 @@ void persister_server_destroy (persister_server_t **self_p)
     persister_server_t *self = *self_p;
     if (!self)
         return;
+    metrics_http_destroy (&self->metrics);
     bus_sub_destroy (&self->sub);
     pgstore_destroy (&self->store);
     free (self->batch);
@@ -116,9 +155,15 @@ static int s_flush (persister_server_t *self)
     self->retry_at = 0;
     self->applied_events += self->count;
     self->applied_batches++;
+    atomic_store (&self->m_events, self->applied_events);
+    atomic_store (&self->m_batches, self->applied_batches);
+    atomic_store (&self->m_seq, proto_msg_seq (&self->batch[self->count - 1]));
+    atomic_store (&self->m_up, 1);
     self->count = 0;
     return 0;
 backoff:
+    atomic_fetch_add (&self->m_failures, 1);
+    atomic_store (&self->m_up, 0);
     self->retry_at = clock_mono_ns () + (int64_t) self->backoff_ms * MCE_NS_PER_MSEC;
     self->backoff_ms = self->backoff_ms * 2 > PERSISTER_BACKOFF_CAP_MS ? PERSISTER_BACKOFF_CAP_MS
                                                                        : self->backoff_ms * 2;
@@ -143,12 +188,17 @@ static int64_t s_ts (const proto_msg_t *m)
 static void s_report_lag (persister_server_t *self)
 {
     int64_t now = clock_mono_ns ();
-    if (now < self->next_lag_log)
-        return;
-    self->next_lag_log = now + S_LAG_LOG_MS * MCE_NS_PER_MSEC;
     uint64_t head = bus_sub_head_seq (self->sub), last = bus_sub_last_seq (self->sub);
     uint64_t behind = head > last ? head - last : 0;
     behind += self->count;
+    atomic_store (&self->m_behind, behind);
+    atomic_store (&self->m_lag_ms,
+                  behind && self->last_ts
+                      ? (uint64_t) ((clock_wall_ns () - self->last_ts) / MCE_NS_PER_MSEC)
+                      : 0);
+    if (now < self->next_lag_log)
+        return;
+    self->next_lag_log = now + S_LAG_LOG_MS * MCE_NS_PER_MSEC;
     if (behind || self->backoff_ms > PERSISTER_BACKOFF_MS)
         log_info ("persister",
                   "behind by %" PRIu64 " events (%.1f s); %" PRIu64 " events applied in %" PRIu64

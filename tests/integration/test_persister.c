@@ -154,6 +154,9 @@ Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 3
               s_pg.conninfo);
     harness_init (&s_h, config);
     harness_start (&s_h, "mce-matcher");
+    char port[16];
+    snprintf (port, sizeof port, "%d", s_h.port_ws); //  free, and unused here
+    setenv ("MCE_PERSISTER_METRICS_PORT", port, 1);  //  for every persister this test starts
     int persister = harness_start (&s_h, "mce-persister");
     cr_assert (harness_wait_log (&s_h, persister, "following stream m", HARNESS_DEADLINE_MS));
     char endpoint[64];
@@ -198,6 +201,16 @@ Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 3
     pg_reset (pg);
     cr_assert (harness_wait_log (&s_h, persister, "Postgres is back", HARNESS_DEADLINE_MS * 2));
     s_compare (pg);
+    //  The metrics say where it is: the journal's end, nothing behind.
+    char *metrics = NULL;
+    cr_assert_eq (harness_http_port (s_h.port_ws, "GET", "/metrics", NULL, &metrics), 200);
+    char want_seq[64];
+    snprintf (want_seq, sizeof want_seq, "mce_persister_applied_seq %llu\n",
+              (unsigned long long) s_journal_truth ().last_seq);
+    cr_assert_not_null (strstr (metrics, want_seq), "%s wanted in:\n%s", want_seq, metrics);
+    cr_assert_not_null (strstr (metrics, "mce_persister_failures_total "), "%s", metrics);
+    free (metrics);
+    unsetenv ("MCE_PERSISTER_METRICS_PORT");
     //  The gateway reads a user's whole trade history from these tables.
     harness_start (&s_h, "mce-gateway");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
