@@ -5,6 +5,7 @@
 #include "log.h"
 #include "order_parse.h"
 #include "proto.h"
+#include "router.h"
 
 #include <czmq.h>
 #include <inttypes.h>
@@ -193,20 +194,11 @@ static bool s_receive (native_port_t *self)
     zmq_msg_t id, body;
     zmq_msg_init (&id);
     zmq_msg_init (&body);
-    if (zmq_msg_recv (&id, sock, ZMQ_DONTWAIT) < 0) {
+    int frames = router_recv (sock, &id, &body, ZMQ_DONTWAIT);
+    if (frames < 0) {
         zmq_msg_close (&id);
         zmq_msg_close (&body);
         return false;
-    }
-    int frames = 0;
-    zmq_msg_t *last = &id;
-    while (zmq_msg_more (last)) {
-        zmq_msg_close (&body);
-        zmq_msg_init (&body);
-        if (zmq_msg_recv (&body, sock, 0) < 0)
-            break;
-        last = &body;
-        frames++;
     }
     if (frames == 1 && zmq_msg_size (&id) <= S_ID_MAX)
         s_command (self, zmq_msg_data (&id), zmq_msg_size (&id), &body);

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "log.h"
 #include "proto.h"
+#include "router.h"
 #include "snapshot.h"
 
 #include <assert.h>
@@ -440,18 +441,9 @@ static int s_handle_command (matcher_server_t *self)
     zmq_msg_init (&id);
     zmq_msg_init (&body);
     int rc = 0;
-    if (zmq_msg_recv (&id, sock, ZMQ_DONTWAIT) < 0)
+    int frames = router_recv (sock, &id, &body, ZMQ_DONTWAIT);
+    if (frames < 0)
         goto done;
-    int frames = 0;
-    zmq_msg_t *last = &id;
-    while (zmq_msg_more (last)) {
-        zmq_msg_close (&body);
-        zmq_msg_init (&body);
-        if (zmq_msg_recv (&body, sock, 0) < 0)
-            break;
-        last = &body;
-        frames++;
-    }
     atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
     proto_msg_t cmd;
     char err[160] = "";

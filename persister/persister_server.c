@@ -23,8 +23,7 @@ struct _persister_server_t {
     int64_t batch_started; //  mono ns of the batch's first event
     int backoff_ms;
     int64_t retry_at; //  mono ns: no attempt before (after a failure)
-    uint64_t applied_events, applied_batches;
-    int64_t last_ts; //  wall ns of the last applied event, for the lag in seconds
+    int64_t last_ts;  //  wall ns of the last applied event, for the lag in seconds
     int64_t next_lag_log;
     //  for the metrics thread
     _Atomic uint64_t m_events, m_batches, m_failures, m_seq, m_behind, m_lag_ms, m_up;
@@ -153,11 +152,11 @@ static int s_flush (persister_server_t *self)
                   proto_msg_seq (&self->batch[self->count - 1]));
     self->backoff_ms = PERSISTER_BACKOFF_MS;
     self->retry_at = 0;
-    self->applied_events += self->count;
-    self->applied_batches++;
-    atomic_store (&self->m_events, self->applied_events);
-    atomic_store (&self->m_batches, self->applied_batches);
-    atomic_store (&self->m_seq, proto_msg_seq (&self->batch[self->count - 1]));
+    uint64_t through = proto_msg_seq (&self->batch[self->count - 1]);
+    atomic_fetch_add (&self->m_events, self->count);
+    atomic_fetch_add (&self->m_batches, 1);
+    atomic_store (&self->m_seq, through);
+    log_debug ("persister", "applied %zu events through seq %" PRIu64, self->count, through);
     atomic_store (&self->m_up, 1);
     self->count = 0;
     return 0;
@@ -204,7 +203,7 @@ static void s_report_lag (persister_server_t *self)
                   "behind by %" PRIu64 " events (%.1f s); %" PRIu64 " events applied in %" PRIu64
                   " batches",
                   behind, self->last_ts ? (double) (clock_wall_ns () - self->last_ts) / 1e9 : 0.0,
-                  self->applied_events, self->applied_batches);
+                  atomic_load (&self->m_events), atomic_load (&self->m_batches));
 }
 
 int persister_server_run (persister_server_t *self)
@@ -253,6 +252,6 @@ int persister_server_run (persister_server_t *self)
     if (self->count && pgstore_ok (self->store))
         pgstore_apply (self->store, "m", self->batch, self->count);
     log_info ("persister", "stopping after %" PRIu64 " events in %" PRIu64 " batches",
-              self->applied_events, self->applied_batches);
+              atomic_load (&self->m_events), atomic_load (&self->m_batches));
     return 0;
 }
