@@ -26,7 +26,26 @@ done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+
+# The local ledger's npm packages (tools/ledger: litesvm and @solana/kit, Node >= 20).
+# `npm install` with the lock file, not `npm ci` (the lock lacks other platforms' optional
+# binary packages). Runs only when node_modules is missing or the lock file changed.
+ledger_npm() {
+    local dir stamp want
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/ledger"
+    [ -f "$dir/package-lock.json" ] || return 0
+    stamp="$dir/node_modules/.mce-lock.sha256"
+    want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        [ -d "$dir/node_modules/litesvm" ]; then
+        return 0
+    fi
+    echo "deps: npm install in tools/ledger" >&2
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >&2)
+    echo "$want" >"$stamp"
+}
+
+[ ${#missing[@]} -eq 0 ] && { ledger_npm; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
@@ -37,4 +56,5 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+ledger_npm
 echo "deps: done" >&2

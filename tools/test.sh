@@ -2,8 +2,9 @@
 # Runs every test of mce, as CI does:
 #   1. the Release build (build/) and its ctest: unit, integration, generated-code checks
 #   2. the AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/) and its ctest
-#   3. clang-format check of every C file
-#   4. a short run of every libFuzzer target (build-fuzz/) — MCE_FUZZ_RUNS executions each
+#   3. the local ledger's own test (tools/ledger/test.js: JSON-RPC, setup, fault knobs)
+#   4. clang-format check of every C file
+#   5. a short run of every libFuzzer target (build-fuzz/) — MCE_FUZZ_RUNS executions each
 # Ends with one line "tests: N passed, N failed". Exit status 0 only if everything passed.
 # MCE_TEST_SKIP=asan,fuzz skips steps while iterating; CI runs everything.
 set -uo pipefail
@@ -72,6 +73,13 @@ if [[ $skip != *,asan,* ]]; then
     else
         echo "sanitizer build failed"; failed=$((failed + 1))
     fi
+fi
+
+step "local ledger (tools/ledger/test.js)"
+if node tools/ledger/test.js >"$log" 2>&1; then
+    passed=$((passed + 1)); echo "ledger: $(grep -E '^# pass' "$log")"
+else
+    cat "$log"; failed=$((failed + 1))
 fi
 
 step "clang-format check"
