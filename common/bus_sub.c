@@ -25,6 +25,7 @@ struct _bus_sub_t {
     uint64_t last_seq;
     uint64_t head_seq;
     bool replay_outstanding;
+    bool replay_drained;     //  bus_sub_recv (timeout 0) found the replay socket empty this round
     uint64_t replay_from;    //  `from` of the outstanding request: only its replay_end counts
     int64_t replay_deadline; //  monotonic ns after which the request is sent again
     int replay_timeout_ms;
@@ -272,7 +273,6 @@ static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
 
 int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
 {
-    int64_t deadline = clock_mono_ns () + (int64_t) timeout_ms * MCE_NS_PER_MSEC;
     zmq_pollitem_t items[2];
     bus_sub_pollitems (self, items);
     if (timeout_ms == 0) {
@@ -280,7 +280,9 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
         //  per event, which is what a busy consumer would otherwise spend its time on.
         if (self->replay_outstanding && clock_mono_ns () >= self->replay_deadline)
             s_request_replay (self);
-        for (int i = 0; i < 2; i++) {
+        //  A round of such calls (until one returns 0) looks at the replay socket once: it is
+        //  empty nearly always, and each empty read costs a system call.
+        for (int i = self->replay_drained ? 1 : 0; i < 2; i++) {
             int rc;
             while ((rc = s_recv_pair (self, items[i].socket, ZMQ_DONTWAIT)) != -2) {
                 if (rc) {
@@ -291,9 +293,13 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
                 if (s_consider (self, event, i == 0))
                     return 1;
             }
+            if (i == 0)
+                self->replay_drained = true;
         }
+        self->replay_drained = false;
         return 0;
     }
+    int64_t deadline = clock_mono_ns () + (int64_t) timeout_ms * MCE_NS_PER_MSEC;
     while (!zsys_interrupted) {
         int64_t now = clock_mono_ns ();
         if (self->replay_outstanding && now >= self->replay_deadline)
@@ -327,6 +333,17 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms)
             return 0;
     }
     return 0;
+}
+
+void bus_sub_fds (bus_sub_t *self, int fds[2])
+{
+    fds[0] = zsock_fd (self->replay);
+    fds[1] = zsock_fd (self->sub);
+}
+
+bool bus_sub_replaying (bus_sub_t *self)
+{
+    return self->replay_outstanding;
 }
 
 void bus_sub_pollitems (bus_sub_t *self, zmq_pollitem_t items[2])

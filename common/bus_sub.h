@@ -62,6 +62,11 @@ int bus_sub_recv (bus_sub_t *self, bus_event_t *event, int timeout_ms);
 //  readable, call bus_sub_recv with timeout 0 until it returns 0. Call it at least every
 //  BUS_SUB_REPLAY_TIMEOUT_MS as well, so that lost replay requests are sent again.
 void bus_sub_pollitems (bus_sub_t *self, zmq_pollitem_t items[2]);
+//  The same sockets' ZMQ_FDs, for a loop on epoll: readable when something may be waiting.
+//  Drain as above when either is, and on every turn while bus_sub_replaying (a replay
+//  request sent from inside bus_sub_recv can consume the replay socket's signal).
+void bus_sub_fds (bus_sub_t *self, int fds[2]);
+bool bus_sub_replaying (bus_sub_t *self);
 uint64_t bus_sub_last_seq (bus_sub_t *self);
 //  Newest seq the producer is known to have (from heartbeats and replay answers).
 uint64_t bus_sub_head_seq (bus_sub_t *self);

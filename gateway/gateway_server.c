@@ -21,6 +21,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #define S_POLL_MAX_MS       100  //  the loop wakes at least this often (timeouts, signals)
 #define S_WAIT_SEQ_MS       1000 //  longest a write's answer waits for the read model
@@ -273,6 +275,15 @@ void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status
     req->status = status;
     req->response = body;
     seqwait_after (self->waits, readmodel_seq (self->model), seq, s_resume_waiting, req);
+}
+
+void gateway_resume_after_text (gateway_request_t *req, uint64_t seq, unsigned status,
+                                const char *text, size_t len)
+{
+    assert (len > 0 && len < sizeof req->text);
+    memcpy (req->text, text, len);
+    req->text_len = len;
+    gateway_resume_after (req, seq, status, NULL);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -610,6 +621,8 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     if (req->suspended) {
         //  Resumed: the matcher or the worker answered (or gave up).
         req->suspended = false;
+        if (req->text_len)
+            return gateway_respond_text (req, req->status, req->text, req->text_len);
         json_t *body = req->response;
         req->response = NULL;
         return gateway_respond (req, req->status, body);
@@ -797,8 +810,42 @@ static int s_follow_bus (gateway_server_t *self)
     return rc < 0 ? -1 : 0;
 }
 
+//  What the loop's epoll set watches, by its data.u32.
+enum { S_FD_HTTP, S_FD_LINK, S_FD_WORKER, S_FD_REPLAY, S_FD_BUS, S_FD_NATIVE, S_FD_ZAP, S_FDS };
+
+//  The loop's epoll set: libmicrohttpd's own epoll descriptor and the ZMQ_FD of every socket.
+//  zmq_poll would ask each socket for its events before and after every wait, a system call
+//  each (a third of the gateway's time went there); here a socket is only looked at when its
+//  descriptor says so, or when a send on it may have consumed that signal (the modules say
+//  when: matcher_link_sent, native_port_pending, bus_sub_replaying).
+static int s_loop_fd (gateway_server_t *self)
+{
+    int fds[S_FDS];
+    fds[S_FD_HTTP] = self->epoll_fd;
+    fds[S_FD_LINK] = matcher_link_fd (self->link);
+    size_t size = sizeof fds[S_FD_WORKER];
+    if (zmq_getsockopt (gateway_worker_socket (self->worker), ZMQ_FD, &fds[S_FD_WORKER], &size))
+        return -1;
+    bus_sub_fds (self->sub, fds + S_FD_REPLAY);
+    native_port_fds (self->native, fds + S_FD_NATIVE);
+    int loop_fd = epoll_create1 (EPOLL_CLOEXEC);
+    for (int i = 0; loop_fd >= 0 && i < S_FDS; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t) i};
+        if (epoll_ctl (loop_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+            log_error ("gateway", "epoll_ctl: %s", strerror (errno));
+            close (loop_fd);
+            return -1;
+        }
+    }
+    return loop_fd;
+}
+
 int gateway_server_run (gateway_server_t *self)
 {
+    int loop_fd = s_loop_fd (self);
+    if (loop_fd < 0)
+        return -1;
+    int rc = 0;
     while (!zsys_interrupted) {
         long wait_ms = S_POLL_MAX_MS;
         MHD_UNSIGNED_LONG_LONG mhd_ms;
@@ -807,20 +854,37 @@ int gateway_server_run (gateway_server_t *self)
         long link_ms = matcher_link_wait_ms (self->link);
         if (link_ms >= 0 && link_ms < wait_ms)
             wait_ms = link_ms;
-        zmq_pollitem_t items[7] = {{NULL, self->epoll_fd, ZMQ_POLLIN, 0},
-                                   {matcher_link_socket (self->link), 0, ZMQ_POLLIN, 0},
-                                   {gateway_worker_socket (self->worker), 0, ZMQ_POLLIN, 0}};
-        bus_sub_pollitems (self->sub, items + 3);
-        native_port_pollitems (self->native, items + 5);
-        if (zmq_poll (items, 7, wait_ms) < 0 && zmq_errno () != EINTR)
-            return -1;
-        if (s_follow_bus (self))
-            return -1;
-        matcher_link_process (self->link);
-        gateway_worker_process (self->worker);
-        native_port_process (self->native, items + 5);
+        bool link_sent = matcher_link_sent (self->link);
+        bool native_pending = native_port_pending (self->native);
+        bool replaying = bus_sub_replaying (self->sub);
+        if (link_sent || native_pending)
+            wait_ms = 0;
+        struct epoll_event evs[S_FDS];
+        int n = epoll_wait (loop_fd, evs, S_FDS, (int) wait_ms);
+        if (n < 0 && errno != EINTR) {
+            log_error ("gateway", "epoll_wait: %s", strerror (errno));
+            rc = -1;
+            break;
+        }
+        //  A turn that timed out looks at everything (timeouts, resends, and any signal
+        //  missed).
+        bool ready[S_FDS] = {false};
+        bool all = n <= 0;
+        for (int i = 0; i < n; i++)
+            ready[evs[i].data.u32] = true;
+        if ((all || ready[S_FD_REPLAY] || ready[S_FD_BUS] || replaying) && s_follow_bus (self)) {
+            rc = -1;
+            break;
+        }
+        if (all || ready[S_FD_LINK] || link_sent || link_ms == 0)
+            matcher_link_process (self->link);
+        if (all || ready[S_FD_WORKER])
+            gateway_worker_process (self->worker);
+        if (all || ready[S_FD_NATIVE] || ready[S_FD_ZAP] || native_pending)
+            native_port_process (self->native, all || ready[S_FD_ZAP]);
         seqwait_release (self->waits, readmodel_seq (self->model));
         MHD_run (self->daemon);
     }
-    return 0;
+    close (loop_fd);
+    return rc;
 }

@@ -44,6 +44,8 @@ typedef struct {
     bool suspended;   //  waiting for the matcher or the worker
     unsigned status;  //  response to send once resumed
     json_t *response; //  its body
+    char text[256];   //  or, when text_len > 0, its body already rendered
+    size_t text_len;
     gateway_identity_t who;
     char param[32]; //  the {id} of the route, if it has one
     int64_t started;
@@ -94,6 +96,10 @@ void gateway_resume (gateway_request_t *req, unsigned status, json_t *body);
 //  As gateway_resume, once the read model has applied the bus event `seq` (a write is answered
 //  when the writer can read it back), or after a second if the bus lags.
 void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status, json_t *body);
+//  The same with a body already rendered as JSON text (at most sizeof req->text - 1 bytes; the
+//  hot answers — an order acknowledged — are written with snprintf rather than built).
+void gateway_resume_after_text (gateway_request_t *req, uint64_t seq, unsigned status,
+                                const char *text, size_t len);
 
 //  routes_trading.c (signed-in users)
 enum MHD_Result routes_trading_post_order (gateway_request_t *req);

@@ -18,6 +18,7 @@ typedef struct {
 struct _matcher_link_t {
     char endpoint[256];
     zsock_t *dealer;
+    bool sent; //  a command went out since the last matcher_link_process (see the header)
     int64_t timeout_ns;
     int max_in_flight;
     int in_flight;
@@ -128,6 +129,7 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
     *slot = (s_slot_t){
         .rid = rid, .done = done, .arg = arg, .deadline = clock_mono_ns () + self->timeout_ns};
     self->in_flight++;
+    self->sent = true;
     return 0;
 }
 
@@ -167,6 +169,7 @@ static void s_reply (matcher_link_t *self, zmq_msg_t *frame, bool multi)
 void matcher_link_process (matcher_link_t *self)
 {
     void *sock = zsock_resolve (self->dealer);
+    self->sent = false;
     while (true) {
         zmq_msg_t frame;
         zmq_msg_init (&frame);
@@ -198,6 +201,16 @@ void matcher_link_process (matcher_link_t *self)
         }
         self->tail++;
     }
+}
+
+bool matcher_link_sent (matcher_link_t *self)
+{
+    return self->sent;
+}
+
+int matcher_link_fd (matcher_link_t *self)
+{
+    return zsock_fd (self->dealer);
 }
 
 long matcher_link_wait_ms (matcher_link_t *self)

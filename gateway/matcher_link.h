@@ -16,6 +16,8 @@
 
 #include "proto.h"
 
+#include <stdbool.h>
+
 //  Called once per sent command: reply is the matcher's ack or reject, or NULL when the
 //  matcher did not answer in time or the link is shutting down.
 typedef void (matcher_link_done_fn) (void *arg, const proto_msg_t *reply);
@@ -33,6 +35,12 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
 void *matcher_link_socket (matcher_link_t *self);
 //  Reads every reply waiting and calls their done; then times out what is overdue.
 void matcher_link_process (matcher_link_t *self);
+//  The socket's ZMQ_FD, for a loop on epoll: readable when replies may be waiting. A send
+//  can consume that signal while a reply is already queued, so a loop that waits on the fd
+//  must call matcher_link_process before waiting whenever matcher_link_sent says a command
+//  went out since the last call.
+int matcher_link_fd (matcher_link_t *self);
+bool matcher_link_sent (matcher_link_t *self);
 //  Milliseconds until the oldest request times out (-1 when none is in flight).
 long matcher_link_wait_ms (matcher_link_t *self);
 //  Requests in flight, and replies seen in all, for /api/health and metrics.

@@ -11,9 +11,10 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01" //  fixed by RFC 27
-#define S_ID_MAX       256
-#define S_FRAME_MAX    16 //  frames of one ZAP request we look at
+#define S_ZAP_ENDPOINT      "inproc://zeromq.zap.01" //  fixed by RFC 27
+#define S_COMMANDS_PER_TURN 1024
+#define S_ID_MAX            256
+#define S_FRAME_MAX         16 //  frames of one ZAP request we look at
 
 struct _native_port_t {
     const mce_config_t *cfg;
@@ -25,6 +26,8 @@ struct _native_port_t {
     size_t key_len;
     zsock_t *router;
     zsock_t *zap;
+    bool pending;  //  see native_port_pending: a reply went out, or commands were left
+    bool zap_sent; //  a ZAP answer went out (the same, for the ZAP socket)
     proto_buf_t out;
     uint64_t commands, refused;
 };
@@ -60,6 +63,7 @@ static void s_send (native_port_t *self, const uint8_t *id, size_t id_len, proto
     void *sock = zsock_resolve (self->router);
     zmq_send (sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);
+    self->pending = true;
 }
 
 static void s_reject (native_port_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
@@ -225,6 +229,7 @@ static void s_zap_reply (native_port_t *self, zmsg_t **envelope_p, const char *r
     zmsg_addstr (reply, user_id);
     zmsg_addmem (reply, "", 0); //  no metadata
     zmsg_send (&reply, self->zap);
+    self->zap_sent = true;
 }
 
 //  Worker: the user and role an API key belongs to.
@@ -386,21 +391,32 @@ void native_port_destroy (native_port_t **self_p)
     *self_p = NULL;
 }
 
-void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2])
+void native_port_fds (native_port_t *self, int fds[2])
 {
-    items[0] = (zmq_pollitem_t){zsock_resolve (self->router), 0, ZMQ_POLLIN, 0};
-    items[1] = (zmq_pollitem_t){zsock_resolve (self->zap), 0, ZMQ_POLLIN, 0};
+    fds[0] = zsock_fd (self->router);
+    fds[1] = zsock_fd (self->zap);
 }
 
-void native_port_process (native_port_t *self, const zmq_pollitem_t items[2])
+bool native_port_pending (native_port_t *self)
 {
-    //  ZAP requests come with new connections only: looked at when the poll says so
-    if (items[1].revents & ZMQ_POLLIN)
+    return self->pending || self->zap_sent;
+}
+
+void native_port_process (native_port_t *self, bool zap_ready)
+{
+    //  ZAP requests come with new connections only: looked at when signalled
+    if (zap_ready || self->zap_sent) {
+        self->zap_sent = false;
         while (zsock_events (self->zap) & ZMQ_POLLIN)
             s_zap (self);
+    }
+    self->pending = false;
     //  commands: straight reads until none is left (bounded, so HTTP gets its turn)
-    for (int n = 0; n < 1024 && s_receive (self); n++)
-        ;
+    int n = 0;
+    while (n < S_COMMANDS_PER_TURN && s_receive (self))
+        n++;
+    if (n == S_COMMANDS_PER_TURN)
+        self->pending = true;
 }
 
 uint64_t native_port_commands (native_port_t *self)

@@ -35,9 +35,15 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
                                 gateway_worker_t *worker, readmodel_t *model, seqwait_t *waits,
                                 const uint8_t *key, size_t len);
 void native_port_destroy (native_port_t **self_p);
-//  The two sockets to poll (commands, ZAP requests); then call native_port_process with them.
-void native_port_pollitems (native_port_t *self, zmq_pollitem_t items[2]);
-void native_port_process (native_port_t *self, const zmq_pollitem_t items[2]);
+//  The ZMQ_FDs of the two sockets (commands, ZAP requests), for a loop on epoll: readable
+//  when something may be waiting. Call native_port_process when either is, or when
+//  native_port_pending says so: a send (a reply, a ZAP answer) can consume a socket's signal
+//  while a message is already queued, and a turn reads at most a bounded number of commands.
+void native_port_fds (native_port_t *self, int fds[2]);
+bool native_port_pending (native_port_t *self);
+//  Answers the ZAP requests waiting (when zap_ready: its fd was readable) and reads the
+//  commands waiting (up to a bound per call).
+void native_port_process (native_port_t *self, bool zap_ready);
 //  Commands taken and refused, for metrics.
 uint64_t native_port_commands (native_port_t *self);
 uint64_t native_port_refused (native_port_t *self);

@@ -30,6 +30,8 @@
 #include <czmq.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #define S_ID_MAX  256 //  ZeroMQ routing ids are at most 255 bytes
 #define S_TICK_MS 100 //  how often the clock moves epochs and expiries when idle
@@ -433,7 +435,8 @@ static const char *s_check_command (const proto_msg_t *msg)
     }
 }
 
-//  Reads one command [id][body], journals it and decides it. -1 only on a journal failure.
+//  Reads one command [id][body], journals it and decides it. 0 when one was read (decided, or
+//  dropped as malformed), 1 when none was waiting, -1 only on a journal failure.
 static int s_handle_command (matcher_server_t *self)
 {
     void *sock = zsock_resolve (self->router);
@@ -442,8 +445,10 @@ static int s_handle_command (matcher_server_t *self)
     zmq_msg_init (&body);
     int rc = 0;
     int frames = router_recv (sock, &id, &body, ZMQ_DONTWAIT);
-    if (frames < 0)
+    if (frames < 0) {
+        rc = 1;
         goto done;
+    }
     atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
     proto_msg_t cmd;
     char err[160] = "";
@@ -787,30 +792,84 @@ static int s_collect (matcher_server_t *self)
     return 0;
 }
 
+//  Watches the ROUTER (only while the batch has room) and the writer's answer with epoll on
+//  their ZMQ_FDs. zmq_poll asks every socket for its events around each wait, and the loop
+//  asked the ROUTER again before each command: a system call each time, most of the loop's
+//  cost at a few commands per batch. A ZMQ_FD only signals after a read found its socket empty
+//  (libzmq's pipes wake a reader that went to sleep), so the ROUTER is read until empty or
+//  marked pending, and the writer's socket is looked at once after each submit.
+static int s_epoll_set (int loop_fd, int op, void *sock, uint32_t which, bool on)
+{
+    int fd;
+    size_t size = sizeof fd;
+    if (zmq_getsockopt (sock, ZMQ_FD, &fd, &size))
+        return -1;
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u32 = which};
+    return epoll_ctl (loop_fd, op, fd, &ev);
+}
+
 int matcher_server_run (matcher_server_t *self)
 {
-    zmq_pollitem_t items[2] = {{zsock_resolve (self->router), 0, ZMQ_POLLIN, 0},
-                               {bus_pub_pollable (self->bus), 0, ZMQ_POLLIN, 0}};
+    enum { S_ROUTER, S_WRITER };
+    void *router = zsock_resolve (self->router);
+    void *writer = bus_pub_pollable (self->bus);
+    int loop_fd = epoll_create1 (EPOLL_CLOEXEC);
+    if (loop_fd < 0 || s_epoll_set (loop_fd, EPOLL_CTL_ADD, router, S_ROUTER, true) ||
+        s_epoll_set (loop_fd, EPOLL_CTL_ADD, writer, S_WRITER, true)) {
+        log_error ("matcher", "epoll: %s", strerror (errno));
+        if (loop_fd >= 0)
+            close (loop_fd);
+        return -1;
+    }
+    bool router_on = true;       //  the ROUTER's fd is in the epoll set
+    bool router_pending = true;  //  commands may be waiting without a signal
+    bool writer_checked = false; //  the writer's socket was looked at since the last submit
     int64_t next_tick = clock_mono_ns ();
+    int rc = 0;
     while (!zsys_interrupted) {
         //  Commands wait while a snapshot is due, so that the in-flight batch drains.
         bool due = s_snapshot_due (self);
         bool room = !due && self->reply_count < self->batch_limit;
         bool busy = bus_pub_busy (self->bus);
         bool waiting = self->reply_count || bus_pub_appended (self->bus);
-        items[0].events = room ? ZMQ_POLLIN : 0;
+        if (room != router_on) {
+            if (s_epoll_set (loop_fd, EPOLL_CTL_MOD, router, S_ROUTER, room)) {
+                rc = -1;
+                break;
+            }
+            router_on = room;
+        }
+        bool done = false;
+        if (busy && !writer_checked) {
+            done = zsock_events (writer) & ZMQ_POLLIN;
+            writer_checked = true;
+        }
         int64_t mono = clock_mono_ns ();
         long wait_ms = next_tick > mono ? (long) ((next_tick - mono) / MCE_NS_PER_MSEC) + 1 : 0;
-        if (waiting && !busy)
+        if ((waiting && !busy) || done || (room && router_pending))
             wait_ms = 0;
-        if (zmq_poll (items, 2, wait_ms) < 0) {
-            if (zmq_errno () == EINTR)
+        struct epoll_event evs[2];
+        int n = epoll_wait (loop_fd, evs, 2, (int) wait_ms);
+        if (n < 0) {
+            if (errno == EINTR)
                 continue;
+            log_error ("matcher", "epoll_wait: %s", strerror (errno));
+            rc = -1;
             break;
         }
-        if (busy && (items[1].revents & ZMQ_POLLIN) && s_collect (self))
-            return -1;
-        bool commands = room && (items[0].revents & ZMQ_POLLIN);
+        bool ready[2] = {false, false};
+        for (int i = 0; i < n; i++)
+            ready[evs[i].data.u32] = true;
+        if (busy && !done && ready[S_WRITER])
+            done = zsock_events (writer) & ZMQ_POLLIN;
+        if (done) {
+            if (s_collect (self)) {
+                rc = -1;
+                break;
+            }
+            router_pending = true; //  the replies went out on it: see above
+        }
+        bool commands = room && (ready[S_ROUTER] || router_pending);
         if (commands || clock_mono_ns () >= next_tick) {
             //  Decide: the clock, epoch changes due by now, then the commands waiting (up to
             //  the room left in the batch).
@@ -819,24 +878,43 @@ int matcher_server_run (matcher_server_t *self)
                 s_reap_snapshot (self);
             }
             s_begin_batch (self);
-            if (s_advance (self))
-                return -1;
-            for (size_t n = 0;
-                 commands && n < self->batch_limit && self->reply_count < self->batch_limit &&
-                 (zsock_events (self->router) & ZMQ_POLLIN);
-                 n++)
-                if (s_handle_command (self))
-                    return -1;
+            if (s_advance (self)) {
+                rc = -1;
+                break;
+            }
+            if (commands) {
+                int got = 0;
+                router_pending = true; //  unless the ROUTER is read until empty below
+                for (size_t k = 0; k < self->batch_limit && self->reply_count < self->batch_limit;
+                     k++) {
+                    got = s_handle_command (self);
+                    if (got)
+                        break;
+                }
+                if (got < 0) {
+                    rc = -1;
+                    break;
+                }
+                if (got == 1)
+                    router_pending = false;
+            }
             s_metrics_resting (self);
             atomic_store_explicit (&self->metrics.snapshots,
                                    snapshot_writer_written (self->snapshots), memory_order_relaxed);
         }
-        if (!bus_pub_busy (self->bus) && (self->reply_count || bus_pub_appended (self->bus)) &&
-            s_submit (self))
-            return -1;
+        if (!bus_pub_busy (self->bus) && (self->reply_count || bus_pub_appended (self->bus))) {
+            if (s_submit (self)) {
+                rc = -1;
+                break;
+            }
+            writer_checked = false;
+        }
         if (due && !bus_pub_busy (self->bus) && !bus_pub_appended (self->bus))
             s_snapshot (self);
     }
+    close (loop_fd);
+    if (rc)
+        return -1;
     //  Finish what was decided: it is journaled and acknowledged before stopping.
     if ((bus_pub_busy (self->bus) && s_collect (self)) ||
         ((self->reply_count || bus_pub_appended (self->bus)) &&
