@@ -306,8 +306,8 @@ static void s_health_run (gateway_job_t *base, pg_t *pg)
     pg_result_t *r = pg ? pg_exec (pg, "SELECT 1", 0, NULL) : NULL;
     job->db = r != NULL;
     pg_result_free (&r);
-    job->redis = redis_ping (job->redis_url, S_HEALTH_TIMEOUT_MS, job->redis_error,
-                             sizeof job->redis_error) == 0;
+    job->redis = job->redis_url[0] && redis_ping (job->redis_url, S_HEALTH_TIMEOUT_MS,
+                                                  job->redis_error, sizeof job->redis_error) == 0;
 }
 
 static void s_health_done (gateway_job_t *base)
@@ -316,15 +316,17 @@ static void s_health_done (gateway_job_t *base)
     gateway_request_t *req = job->req;
     gateway_server_t *self = req->server;
     bool heartbeat = bus_sub_stats (self->sub).heartbeats > 0;
-    bool ok = job->db && job->redis && heartbeat;
+    //  Redis is optional (redis.url empty: nothing writes it), and then not a fault
+    bool redis_configured = job->redis_url[0] != '\0';
+    bool ok = job->db && (job->redis || !redis_configured) && heartbeat;
     json_t *body = json_pack (
-        "{s:s,s:s,s:I,s:{s:b,s:i,s:I},s:{s:I,s:I},s:{s:b},s:{s:b}}", "status",
+        "{s:s,s:s,s:I,s:{s:b,s:i,s:I},s:{s:I,s:I},s:{s:b},s:{s:b,s:b}}", "status",
         ok ? "ok" : "degraded", "version", MCE_VERSION, "uptime_s",
         (json_int_t) ((clock_mono_ns () - self->started) / MCE_NS_PER_SEC), "matcher", "up",
         heartbeat, "in_flight", matcher_link_in_flight (self->link), "timeouts",
         (json_int_t) matcher_link_timeouts (self->link), "bus", "seq",
         (json_int_t) readmodel_seq (self->model), "head", (json_int_t) bus_sub_head_seq (self->sub),
-        "postgres", "up", job->db, "redis", "up", job->redis);
+        "postgres", "up", job->db, "redis", "up", job->redis, "configured", redis_configured);
     gateway_resume (req, MHD_HTTP_OK, body); //  the gateway serves; status says what is missing
     free (job);
 }

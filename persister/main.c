@@ -1,5 +1,5 @@
-/*  mce-persister — writes every matcher event exactly once into Postgres (and, with the
-    rest of the persister issue, Redis). See persister_server.h.
+/*  mce-persister — writes every matcher event exactly once into Postgres, and keeps Redis's
+    view of the books, market totals and newest trades. See persister_server.h.
 */
 #include "cli.h"
 #include "log.h"
@@ -10,8 +10,10 @@ int main (int argc, char **argv)
     static const cli_info_t info = {
         "mce-persister",
         "The persister: follows the matcher bus and writes every event exactly once into\n"
-        "Postgres, in batches that carry their own bus offset.",
-        "Connects: matcher.bus, matcher.replay, postgres.url (waits for it, with backoff)."};
+        "Postgres, in batches that carry their own bus offset, then the current books, market\n"
+        "totals and newest trades into Redis (rewritten whole after a Redis outage).",
+        "Connects: matcher.bus, matcher.replay, postgres.url (waits for it, with backoff),\n"
+        "redis.url (empty: no Redis; while unreachable, retried with backoff)."};
     mce_config_t cfg;
     int status;
     if (cli_start (argc, argv, &info, &cfg, &status))

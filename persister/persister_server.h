@@ -9,6 +9,16 @@
     When Postgres is unreachable the batch is kept, the position too, and it tries again with
     exponential backoff (capped); events keep arriving in the bus subscriber's queue and, past
     it, come back by replay. The log says how far behind it is, in events and in seconds.
+
+    Redis (when redis.url is set) comes after Postgres: each batch Postgres took goes into the
+    persister's replica of the books (replica.h), and then, in one transaction, into Redis
+    (rstore.h). Postgres does not wait for Redis: every Redis call is bounded by a short
+    timeout, and when one fails Redis is marked behind and retried with the same capped
+    exponential backoff while batches keep going into Postgres and the replica; once it
+    answers again, every book, order, market total and the newest trades are rewritten from
+    the replica in one transaction, and batches go in one by one again. At start the replica
+    is loaded from Postgres as of its offset, and Redis is only rewritten if its own seq says
+    it is not at that state. Without redis.url, none of this runs.
 */
 #ifndef MCE_PERSISTER_SERVER_H
 #define MCE_PERSISTER_SERVER_H
@@ -19,6 +29,8 @@
 #define PERSISTER_BATCH_MS       20
 #define PERSISTER_BACKOFF_MS     100 //  first retry after an outage; doubles up to the cap
 #define PERSISTER_BACKOFF_CAP_MS 5000
+//  How often the TTLs of the live Redis keys are set again (well within RSTORE_TTL_S)
+#define PERSISTER_REDIS_REFRESH_S 3600
 
 typedef struct _persister_server_t persister_server_t;
 

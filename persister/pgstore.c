@@ -837,6 +837,118 @@ int64_t pgstore_offset (pgstore_t *self, const char *stream)
     return s_offset (self, stream, false);
 }
 
+//  The part of pgstore_load_replica inside its transaction. 0, or -1 with the error recorded.
+static int s_load_in_tx (pgstore_t *self, const char *stream, replica_t *replica, int64_t *offset)
+{
+    *offset = s_offset (self, stream, false);
+    if (*offset < 0)
+        return -1;
+    replica_set_seq (replica, (uint64_t) *offset);
+    //  Resting: what pgstore_apply leaves open with something left. IOC, FOK and market orders
+    //  never rest, whatever a batch cut in the middle of their command shows.
+    pg_result_t *r = pg_exec (self->pg,
+                              "SELECT order_id, market, epoch, username, side, price, qty, filled, "
+                              "remaining, seq FROM orders WHERE status IN ('open', "
+                              "'partially_filled') AND remaining > 0 AND order_type = 'limit' "
+                              "AND tif = 'gtc' AND price IS NOT NULL",
+                              0, NULL);
+    if (!r) {
+        s_fail_pg (self, "read resting orders");
+        return -1;
+    }
+    for (int i = 0; i < pg_rows (r); i++) {
+        replica_order_t o = {.id = (uint64_t) pg_int (r, i, 0),
+                             .epoch = pg_int (r, i, 2),
+                             .side = proto_side_from_name (pg_value (r, i, 4)),
+                             .price = pg_int (r, i, 5),
+                             .qty = pg_int (r, i, 6),
+                             .filled = pg_int (r, i, 7),
+                             .remaining = pg_int (r, i, 8),
+                             .seq = (uint64_t) pg_int (r, i, 9)};
+        snprintf (o.user, sizeof o.user, "%s", pg_value (r, i, 3));
+        if (replica_load_order (replica, pg_value (r, i, 1), &o) != 0) {
+            s_fail (self, "order %" PRIu64 " cannot be loaded (out of memory, or not resting)",
+                    o.id);
+            pg_result_free (&r);
+            return -1;
+        }
+    }
+    pg_result_free (&r);
+    //  Every market, with its totals (a market without trades has zeros)
+    r = pg_exec (self->pg,
+                 "SELECT m.id, count(t.trade_id), coalesce (sum (t.qty), 0), "
+                 "coalesce (sum (t.value), 0) FROM (SELECT id FROM markets UNION SELECT DISTINCT "
+                 "market FROM trades) AS m LEFT JOIN trades t ON t.market = m.id GROUP BY m.id",
+                 0, NULL);
+    if (!r) {
+        s_fail_pg (self, "read market totals");
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < pg_rows (r) && rc == 0; i++)
+        rc = replica_load_totals (replica, pg_value (r, i, 0), (uint64_t) pg_int (r, i, 1),
+                                  pg_int (r, i, 2), pg_int (r, i, 3));
+    if (rc != 0)
+        s_fail (self, "out of memory loading the markets");
+    //  The newest trades of each market, oldest first
+    char limit[24];
+    snprintf (limit, sizeof limit, "%zu", replica_trades_kept (replica));
+    for (int i = 0; i < pg_rows (r) && rc == 0; i++) {
+        const char *params[] = {pg_value (r, i, 0), limit};
+        pg_result_t *t = pg_exec (
+            self->pg,
+            "SELECT trade_id, epoch, buy_order_id, sell_order_id, qty, price, value, aggressor, "
+            "seq, (extract (epoch FROM at) * 1000000)::bigint FROM (SELECT * FROM trades WHERE "
+            "market = $1 ORDER BY seq DESC LIMIT $2::bigint) AS newest ORDER BY seq",
+            2, params);
+        if (!t) {
+            s_fail_pg (self, "read the newest trades");
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < pg_rows (t) && rc == 0; k++) {
+            const char *aggressor = pg_value (t, k, 7);
+            replica_trade_t trade = {.trade_id = (uint64_t) pg_int (t, k, 0),
+                                     .epoch = pg_int (t, k, 1),
+                                     .buy_order_id = (uint64_t) pg_int (t, k, 2),
+                                     .sell_order_id = (uint64_t) pg_int (t, k, 3),
+                                     .qty = pg_int (t, k, 4),
+                                     .price = pg_int (t, k, 5),
+                                     .value = pg_int (t, k, 6),
+                                     .aggressor = aggressor ? proto_side_from_name (aggressor)
+                                                            : PROTO_SIDE_NONE,
+                                     .seq = (uint64_t) pg_int (t, k, 8),
+                                     .ts = pg_int (t, k, 9) * 1000};
+            rc = replica_load_trade (replica, pg_value (r, i, 0), &trade);
+            if (rc != 0)
+                s_fail (self, "out of memory loading the trades");
+        }
+        pg_result_free (&t);
+    }
+    pg_result_free (&r);
+    return rc;
+}
+
+int pgstore_load_replica (pgstore_t *self, const char *stream, replica_t *replica, int64_t *offset)
+{
+    assert (self);
+    assert (stream && replica && offset);
+    s_clear_error (self);
+    *offset = -1;
+    if (pg_run (self->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0) {
+        s_fail_pg (self, "begin");
+        return -1;
+    }
+    int rc = s_load_in_tx (self, stream, replica, offset);
+    if (rc == 0 && pg_commit (self->pg) != 0) {
+        s_fail_pg (self, "commit");
+        rc = -1;
+    }
+    if (rc != 0)
+        pg_rollback (self->pg);
+    return rc;
+}
+
 //  The part of pgstore_apply inside the transaction. 0, or -1 with the error recorded.
 static int s_apply_in_tx (pgstore_t *self, const char *stream, batch_t *b, uint64_t first,
                           uint64_t last)

@@ -17,6 +17,7 @@
 #define MCE_PGSTORE_H
 
 #include "proto.h"
+#include "replica.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +42,12 @@ int pgstore_reconnect (pgstore_t *self);
 
 //  The last seq of stream ("m", "s") whose effects are stored; 0 if none. -1 on error.
 int64_t pgstore_offset (pgstore_t *self, const char *stream);
+
+//  Loads into replica (new, empty) what Redis should show as of the stream's offset, and that
+//  offset into *offset, all read in one snapshot: every resting GTC limit order, each market's
+//  trade totals and its newest replica_trades_kept trades. 0, or -1 with the reason in
+//  pgstore_error (the replica is then partly loaded: throw it away).
+int pgstore_load_replica (pgstore_t *self, const char *stream, replica_t *replica, int64_t *offset);
 
 //  Applies count events of stream, whose seqs are consecutive and start at offset + 1, in
 //  one transaction that also sets the stream's offset to the last of them. Returns 0, or -1

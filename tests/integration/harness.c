@@ -67,6 +67,10 @@ void harness_init (harness_t *h, const char *extra_config)
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         *ports[i] = s_free_port ();
     snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
+    //  No Redis unless the test configures its own: the default URL is the usual local port,
+    //  and a developer's Redis there must never receive a test's keys.
+    const char *redis =
+        extra_config && strstr (extra_config, "redis") ? "" : "redis = { url = \"\"; };\n";
     FILE *f = fopen (h->config, "w");
     fprintf (
         f,
@@ -79,10 +83,10 @@ void harness_init (harness_t *h, const char *extra_config)
         "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000; };\n"
         "persister = { metrics_port = 0; };\n"
         "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-        "%s\n",
+        "%s%s\n",
         h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
         h->port_settler_replay, h->port_http, h->port_native, HARNESS_JWT_SECRET, h->port_ws,
-        h->port_xpub, extra_config ? extra_config : "");
+        h->port_xpub, redis, extra_config ? extra_config : "");
     fclose (f);
 }
 

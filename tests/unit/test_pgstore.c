@@ -562,3 +562,72 @@ Test (pgstore, ten_thousand_events_in_one_batch)
     pg_destroy (&pg);
     pgstore_destroy (&store);
 }
+
+//  The replica loaded from the tables is the replica that followed the same events: the resting
+//  GTC limit orders (an IOC order the tables still show open is not one), the market's totals
+//  and its newest trades (times as exact as timestamptz keeps them), at the offset.
+Test (pgstore, loads_the_replica_the_events_make)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_replica", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    proto_msg_t ev[20];
+    size_t n = s_day (ev) - 2; //  before the epoch clears: carol's order still rests
+    ev[n] = s_accepted (n + 1, 14, "dave", PROTO_SIDE_BUY, 100, 150000);
+    ev[n].order_accepted.tif = PROTO_TIF_IOC; //  its cancel is in a later batch
+    n++;
+    ev[n] = s_accepted (n + 1, 15, "erin", PROTO_SIDE_BUY, 700, 145000);
+    n++;
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+
+    replica_t *followed = replica_new (1);
+    cr_assert_eq (replica_apply (followed, ev, n), 0);
+    replica_t *loaded = replica_new (1);
+    int64_t offset;
+    cr_assert_eq (pgstore_load_replica (store, "m", loaded, &offset), 0, "%s",
+                  pgstore_error (store));
+    cr_assert_eq (offset, (int64_t) n);
+    cr_assert_eq (replica_seq (loaded), n);
+    cr_assert_eq (replica_order_count (loaded), 2, "carol's 13 and erin's 15");
+    cr_assert_eq (replica_order_count (followed), 2);
+    const uint64_t ids[] = {13, 15};
+    for (size_t i = 0; i < 2; i++) {
+        const replica_order_t *a = replica_order (loaded, ids[i]);
+        const replica_order_t *b = replica_order (followed, ids[i]);
+        cr_assert_not_null (a, "order %" PRIu64, ids[i]);
+        cr_assert_not_null (b);
+        cr_assert_eq (a->epoch, b->epoch);
+        cr_assert_eq (a->price, b->price);
+        cr_assert_eq (a->qty, b->qty);
+        cr_assert_eq (a->filled, b->filled);
+        cr_assert_eq (a->remaining, b->remaining);
+        cr_assert_eq (a->side, b->side);
+        cr_assert_eq (a->seq, b->seq);
+        cr_assert_str_eq (a->user, b->user);
+        cr_assert_str_eq (replica_market (loaded, a->market)->id, MKT);
+    }
+    cr_assert_eq (replica_order (loaded, 13)->remaining, 100);
+    cr_assert_eq (replica_market_count (loaded), 1);
+    const replica_market_t *a = replica_market (loaded, 0), *b = replica_market (followed, 0);
+    cr_assert_eq (a->trades, 2);
+    cr_assert_eq (a->trades, b->trades);
+    cr_assert_eq (a->volume, b->volume);
+    cr_assert_eq (a->value, b->value);
+    cr_assert_eq (a->seq, b->seq);
+    cr_assert_eq (a->ring_count, 1, "only the newest is kept");
+    const replica_trade_t *ta = replica_trade (a, 0), *tb = replica_trade (b, 0);
+    cr_assert_eq (ta->trade_id, 502);
+    cr_assert_eq (ta->trade_id, tb->trade_id);
+    cr_assert_eq (ta->seq, tb->seq);
+    cr_assert_eq (ta->epoch, tb->epoch);
+    cr_assert_eq (ta->buy_order_id, tb->buy_order_id);
+    cr_assert_eq (ta->sell_order_id, tb->sell_order_id);
+    cr_assert_eq (ta->qty, tb->qty);
+    cr_assert_eq (ta->price, tb->price);
+    cr_assert_eq (ta->value, tb->value);
+    cr_assert_eq (ta->aggressor, tb->aggressor);
+    cr_assert_eq (ta->ts, tb->ts / 1000 * 1000, "to the microsecond");
+    replica_destroy (&loaded);
+    replica_destroy (&followed);
+    pgstore_destroy (&store);
+}

@@ -1,0 +1,472 @@
+/*  replica — see replica.h.
+
+    The resting orders live packed in one array (removal moves the last one into the hole), and
+    an open-addressing index of positions finds them by id: linear probing, deletion by
+    backward shift so that no tombstones accumulate however many orders come and go. Markets
+    are few (a campus has a handful): a plain array searched by name, the last hit remembered.
+*/
+#include "replica.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_EMPTY UINT32_MAX
+
+struct _replica_t {
+    replica_order_t *orders;
+    size_t count, cap;
+    uint32_t *index; //  positions in orders, S_EMPTY; a power of two long, or NULL
+    size_t index_cap;
+    replica_market_t *markets;
+    uint32_t nmarkets, markets_cap;
+    uint32_t last_market; //  where the last lookup found its market
+    size_t trades_kept;
+    replica_change_t *changes;
+    size_t nchanges, changes_cap;
+    uint64_t gen; //  of the current change list; an order with this change_gen is in it
+    uint64_t seq;
+};
+
+static uint64_t s_mix (uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static bool s_grow (void **p, size_t *cap, size_t need, size_t unit)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc (*p, n * unit);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+replica_t *replica_new (size_t trades_kept)
+{
+    assert (trades_kept >= 1);
+    replica_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->trades_kept = trades_kept;
+    self->gen = 1;
+    return self;
+}
+
+void replica_destroy (replica_t **self_p)
+{
+    assert (self_p);
+    replica_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t i = 0; i < self->nmarkets; i++)
+        free (self->markets[i].ring);
+    free (self->markets);
+    free (self->orders);
+    free (self->index);
+    free (self->changes);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Orders by id
+
+//  The index slot holding id, or the empty slot where it would go.
+static size_t s_slot (const replica_t *self, uint64_t id)
+{
+    size_t mask = self->index_cap - 1;
+    size_t i = (size_t) s_mix (id) & mask;
+    while (self->index[i] != S_EMPTY && self->orders[self->index[i]].id != id)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static replica_order_t *s_find (const replica_t *self, uint64_t id)
+{
+    if (!self->index_cap)
+        return NULL;
+    uint32_t pos = self->index[s_slot (self, id)];
+    return pos == S_EMPTY ? NULL : &self->orders[pos];
+}
+
+//  Makes room for one more order. false when memory runs out.
+static bool s_reserve (replica_t *self)
+{
+    if (!s_grow ((void **) &self->orders, &self->cap, self->count + 1, sizeof *self->orders))
+        return false;
+    if ((self->count + 1) * 2 <= self->index_cap)
+        return true;
+    size_t cap = self->index_cap ? self->index_cap * 2 : 256;
+    uint32_t *index = malloc (cap * sizeof *index);
+    if (!index)
+        return false;
+    memset (index, 0xff, cap * sizeof *index); //  every slot S_EMPTY
+    free (self->index);
+    self->index = index;
+    self->index_cap = cap;
+    for (size_t pos = 0; pos < self->count; pos++)
+        self->index[s_slot (self, self->orders[pos].id)] = (uint32_t) pos;
+    return true;
+}
+
+//  Adds (or replaces) an order. NULL when memory runs out.
+static replica_order_t *s_put (replica_t *self, const replica_order_t *order)
+{
+    replica_order_t *o = s_find (self, order->id);
+    if (o) {
+        *o = *order;
+        return o;
+    }
+    if (self->count >= UINT32_MAX - 1 || !s_reserve (self))
+        return NULL;
+    size_t pos = self->count++;
+    self->orders[pos] = *order;
+    self->index[s_slot (self, order->id)] = (uint32_t) pos;
+    return &self->orders[pos];
+}
+
+//  Removes order o (found by s_find).
+static void s_remove (replica_t *self, replica_order_t *o)
+{
+    size_t mask = self->index_cap - 1;
+    size_t hole = s_slot (self, o->id);
+    uint32_t pos = self->index[hole];
+    //  Backward shift: pull later entries of the probe run into the hole when their home slot
+    //  does not lie cyclically within (hole, j].
+    for (size_t j = (hole + 1) & mask; self->index[j] != S_EMPTY; j = (j + 1) & mask) {
+        size_t home = (size_t) s_mix (self->orders[self->index[j]].id) & mask;
+        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            self->index[hole] = self->index[j];
+            hole = j;
+        }
+    }
+    self->index[hole] = S_EMPTY;
+    //  The last order moves into the freed position.
+    size_t last = self->count - 1;
+    if (pos != last) {
+        self->orders[pos] = self->orders[last];
+        self->index[s_slot (self, self->orders[pos].id)] = pos;
+    }
+    self->count--;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Markets
+
+//  The index of market id, created if new; UINT32_MAX when memory runs out.
+static uint32_t s_market (replica_t *self, const char *id)
+{
+    if (self->last_market < self->nmarkets && strcmp (self->markets[self->last_market].id, id) == 0)
+        return self->last_market;
+    for (uint32_t i = 0; i < self->nmarkets; i++)
+        if (strcmp (self->markets[i].id, id) == 0)
+            return self->last_market = i;
+    size_t cap = self->markets_cap;
+    if (!s_grow ((void **) &self->markets, &cap, (size_t) self->nmarkets + 1,
+                 sizeof *self->markets))
+        return UINT32_MAX;
+    self->markets_cap = (uint32_t) cap;
+    replica_trade_t *ring = calloc (self->trades_kept, sizeof *ring);
+    if (!ring)
+        return UINT32_MAX;
+    replica_market_t *m = &self->markets[self->nmarkets];
+    *m = (replica_market_t){.ring = ring, .ring_cap = self->trades_kept};
+    snprintf (m->id, sizeof m->id, "%s", id);
+    return self->last_market = self->nmarkets++;
+}
+
+static void s_ring_push (replica_market_t *m, const replica_trade_t *t)
+{
+    m->ring[m->ring_head] = *t;
+    m->ring_head = (m->ring_head + 1) % m->ring_cap;
+    if (m->ring_count < m->ring_cap)
+        m->ring_count++;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Changes
+
+//  Puts the order in the change list (once per list). false when memory runs out.
+static bool s_touch (replica_t *self, replica_order_t *o)
+{
+    if (o->change_gen == self->gen)
+        return true;
+    if (!s_grow ((void **) &self->changes, &self->changes_cap, self->nchanges + 1,
+                 sizeof *self->changes))
+        return false;
+    self->changes[self->nchanges++] =
+        (replica_change_t){.id = o->id, .market = o->market, .epoch = o->epoch, .side = o->side};
+    o->change_gen = self->gen;
+    return true;
+}
+
+void replica_clear_changes (replica_t *self)
+{
+    assert (self);
+    self->nchanges = 0;
+    self->gen++;
+    for (uint32_t i = 0; i < self->nmarkets; i++) {
+        self->markets[i].changed = false;
+        self->markets[i].new_trades = 0;
+    }
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Loading
+
+int replica_load_order (replica_t *self, const char *market, const replica_order_t *order)
+{
+    assert (self);
+    assert (market && order);
+    if (!order->id || order->price <= 0 || order->remaining <= 0)
+        return -1;
+    replica_order_t o = *order;
+    o.market = s_market (self, market);
+    if (o.market == UINT32_MAX)
+        return -1;
+    o.change_gen = 0;
+    return s_put (self, &o) ? 0 : -1;
+}
+
+int replica_load_totals (replica_t *self, const char *market, uint64_t trades, int64_t volume,
+                         int64_t value)
+{
+    assert (self);
+    uint32_t i = s_market (self, market);
+    if (i == UINT32_MAX)
+        return -1;
+    replica_market_t *m = &self->markets[i];
+    m->trades = trades;
+    m->volume = volume;
+    m->value = value;
+    return 0;
+}
+
+int replica_load_trade (replica_t *self, const char *market, const replica_trade_t *trade)
+{
+    assert (self);
+    uint32_t i = s_market (self, market);
+    if (i == UINT32_MAX)
+        return -1;
+    replica_market_t *m = &self->markets[i];
+    s_ring_push (m, trade);
+    if (trade->seq > m->seq)
+        m->seq = trade->seq;
+    return 0;
+}
+
+void replica_set_seq (replica_t *self, uint64_t seq)
+{
+    assert (self);
+    self->seq = seq;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Following the bus
+
+static int s_accepted (replica_t *self, const proto_order_accepted_t *e)
+{
+    uint32_t market = s_market (self, e->market);
+    if (market == UINT32_MAX)
+        return -1;
+    //  only a GTC limit order can rest (see the header)
+    if (e->type != PROTO_ORDER_TYPE_LIMIT || e->tif != PROTO_TIF_GTC || e->price <= 0 ||
+        e->qty <= 0 || !e->order_id)
+        return 0;
+    replica_order_t o = {.id = e->order_id,
+                         .epoch = e->epoch,
+                         .price = e->price,
+                         .qty = e->qty,
+                         .remaining = e->qty,
+                         .seq = e->seq,
+                         .market = market,
+                         .side = e->side};
+    snprintf (o.user, sizeof o.user, "%s", e->user);
+    replica_order_t *put = s_put (self, &o);
+    return put && s_touch (self, put) ? 0 : -1;
+}
+
+static int s_trade (replica_t *self, const proto_trade_t *e)
+{
+    uint32_t market = s_market (self, e->market);
+    if (market == UINT32_MAX)
+        return -1;
+    replica_market_t *m = &self->markets[market];
+    m->trades++;
+    m->volume += e->qty;
+    m->value += e->value;
+    m->seq = e->seq;
+    m->changed = true;
+    m->new_trades++;
+    replica_trade_t t = {.trade_id = e->trade_id,
+                         .seq = e->seq,
+                         .ts = e->ts,
+                         .epoch = e->epoch,
+                         .buy_order_id = e->buy_order_id,
+                         .sell_order_id = e->sell_order_id,
+                         .qty = e->qty,
+                         .price = e->price,
+                         .value = e->value,
+                         .aggressor = e->aggressor};
+    s_ring_push (m, &t);
+    const uint64_t ids[2] = {e->buy_order_id, e->sell_order_id};
+    for (int i = 0; i < 2; i++) {
+        replica_order_t *o = s_find (self, ids[i]);
+        if (!o)
+            continue;
+        if (!s_touch (self, o))
+            return -1;
+        o->filled += e->qty;
+        o->remaining -= e->qty;
+        o->seq = e->seq;
+        if (o->remaining <= 0)
+            s_remove (self, o);
+    }
+    return 0;
+}
+
+//  A cancel or an expiry: the order leaves its book.
+static int s_gone (replica_t *self, uint64_t id)
+{
+    replica_order_t *o = s_find (self, id);
+    if (!o)
+        return 0;
+    if (!s_touch (self, o))
+        return -1;
+    s_remove (self, o);
+    return 0;
+}
+
+static int s_amended (replica_t *self, const proto_order_amended_t *e)
+{
+    replica_order_t *o = s_find (self, e->order_id);
+    if (!o)
+        return 0;
+    if (!s_touch (self, o))
+        return -1;
+    o->remaining = e->qty;
+    o->qty = o->filled + e->qty;
+    if (e->price > 0)
+        o->price = e->price;
+    o->seq = e->seq;
+    if (o->remaining <= 0)
+        s_remove (self, o);
+    return 0;
+}
+
+int replica_apply (replica_t *self, const proto_msg_t *events, size_t count)
+{
+    assert (self);
+    assert (events || count == 0);
+    for (size_t i = 0; i < count; i++) {
+        const proto_msg_t *msg = &events[i];
+        int rc = 0;
+        switch (msg->kind) {
+            case PROTO_order_accepted:
+                rc = s_accepted (self, &msg->order_accepted);
+                break;
+            case PROTO_trade:
+                rc = s_trade (self, &msg->trade);
+                break;
+            case PROTO_order_cancelled:
+                rc = s_gone (self, msg->order_cancelled.order_id);
+                break;
+            case PROTO_order_expired:
+                rc = s_gone (self, msg->order_expired.order_id);
+                break;
+            case PROTO_order_amended:
+                rc = s_amended (self, &msg->order_amended);
+                break;
+            default: //  book levels, epochs, markets, clocks, rejects: nothing rests or trades
+                break;
+        }
+        if (rc)
+            return -1;
+        uint64_t seq = proto_msg_seq (msg);
+        if (seq)
+            self->seq = seq;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Reading
+
+uint64_t replica_seq (const replica_t *self)
+{
+    assert (self);
+    return self->seq;
+}
+
+const replica_order_t *replica_order (const replica_t *self, uint64_t id)
+{
+    assert (self);
+    return s_find (self, id);
+}
+
+size_t replica_order_count (const replica_t *self)
+{
+    assert (self);
+    return self->count;
+}
+
+void replica_each_order (const replica_t *self,
+                         void (*fn) (void *arg, const replica_order_t *order), void *arg)
+{
+    assert (self);
+    for (size_t i = 0; i < self->count; i++)
+        fn (arg, &self->orders[i]);
+}
+
+size_t replica_market_count (const replica_t *self)
+{
+    assert (self);
+    return self->nmarkets;
+}
+
+const replica_market_t *replica_market (const replica_t *self, uint32_t i)
+{
+    assert (self);
+    assert (i < self->nmarkets);
+    return &self->markets[i];
+}
+
+size_t replica_trades_kept (const replica_t *self)
+{
+    assert (self);
+    return self->trades_kept;
+}
+
+const replica_trade_t *replica_trade (const replica_market_t *market, size_t i)
+{
+    assert (market);
+    assert (i < market->ring_count);
+    //  ring_head is where the next trade goes
+    size_t cap = market->ring_cap;
+    return &market->ring[(market->ring_head + cap - 1 - i) % cap];
+}
+
+size_t replica_change_count (const replica_t *self)
+{
+    assert (self);
+    return self->nchanges;
+}
+
+const replica_change_t *replica_change (const replica_t *self, size_t i)
+{
+    assert (self);
+    assert (i < self->nchanges);
+    return &self->changes[i];
+}
