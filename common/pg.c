@@ -25,10 +25,11 @@
 #include <string.h>
 #include <time.h>
 
-#define S_GRACE_MS  5000 //  beyond the statement timeout, for the answer to arrive
-#define S_LINE_MAX  512  //  a notice is logged up to this length
-#define S_NO_STATE  ""
-#define S_STATE_LEN 5
+#define S_GRACE_MS   5000      //  beyond the statement timeout, for the answer to arrive
+#define S_COPY_CHUNK (1 << 20) //  bytes handed to PQputCopyData at a time
+#define S_LINE_MAX   512       //  a notice is logged up to this length
+#define S_NO_STATE   ""
+#define S_STATE_LEN  5
 
 struct _pg_t {
     PGconn *conn; //  NULL after a hard timeout or a failed pg_reset
@@ -193,45 +194,75 @@ static void s_drop (pg_t *self)
     self->conn = NULL;
 }
 
-//  Sends sql (several statements when multi) and collects its results within the deadline.
-//  Keeps the last successful result in *keep when keep is not NULL. 0, or -1 with the error
-//  set.
-static int s_query (pg_t *self, const char *sql, int nparams, const char *const *params, bool multi,
-                    PGresult **keep)
+//  The connection was lost mid-call: -1 with the error set, the connection dropped.
+static int s_lost (pg_t *self)
 {
-    assert (sql);
-    assert (nparams >= 0 && (nparams == 0 || params));
+    s_set_error (self, PG_CONNECTION_FAILURE, "%s", PQerrorMessage (self->conn));
+    s_drop (self);
+    return -1;
+}
+
+//  No answer within the deadline: -1 with the error set, the connection dropped.
+static int s_timed_out (pg_t *self)
+{
+    s_set_error (self, PG_CONNECTION_FAILURE,
+                 "no answer from the database within %d ms: connection closed",
+                 self->query_timeout_ms + S_GRACE_MS);
+    s_drop (self);
+    return -1;
+}
+
+//  Clears the last error and checks the connection. 0, or -1 with the error set.
+static int s_ready (pg_t *self)
+{
     s_clear_error (self);
     if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
         s_set_error (self, PG_CONNECTION_FAILURE, "not connected to the database%s%s",
                      self->conn ? ": " : "", self->conn ? PQerrorMessage (self->conn) : "");
         return -1;
     }
-    int sent = multi ? PQsendQuery (self->conn, sql)
-                     : PQsendQueryParams (self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (!sent) {
-        s_set_error (self,
-                     PQstatus (self->conn) == CONNECTION_BAD ? PG_CONNECTION_FAILURE : "XX000",
-                     "%s", PQerrorMessage (self->conn));
-        return -1;
-    }
-    int64_t deadline = s_now_ms () + self->query_timeout_ms + S_GRACE_MS;
+    return 0;
+}
+
+//  libpq refused to send: -1 with its reason.
+static int s_send_failed (pg_t *self)
+{
+    s_set_error (self, PQstatus (self->conn) == CONNECTION_BAD ? PG_CONNECTION_FAILURE : "XX000",
+                 "%s", PQerrorMessage (self->conn));
+    return -1;
+}
+
+//  Flushes what libpq has queued to send, within the deadline. 0, or -1 with the error set
+//  and the connection dropped.
+static int s_flush (pg_t *self, int64_t deadline)
+{
     int rc;
     while ((rc = PQflush (self->conn)) == 1) {
         int ready = s_wait (self->conn, POLLIN | POLLOUT, deadline);
         if (ready == 0)
-            goto timed_out;
+            return s_timed_out (self);
         if (ready < 0 || !PQconsumeInput (self->conn))
-            goto lost;
+            return s_lost (self);
     }
-    if (rc < 0)
-        goto lost;
+    return rc < 0 ? s_lost (self) : 0;
+}
+
+//  Collects the results of what was sent, within the deadline. Keeps the last successful
+//  result in *keep when keep is not NULL. 0, or -1 with the error set. A COPY FROM STDIN result
+//  stops the collection with 1 when copy_in, and is refused otherwise.
+static int s_results (pg_t *self, int64_t deadline, PGresult **keep, bool copy_in)
+{
     bool failed = false;
     for (;;) {
         while (PQisBusy (self->conn)) {
             int ready = s_wait (self->conn, POLLIN, deadline);
-            if (ready == 0)
-                goto timed_out;
+            if (ready == 0) {
+                if (keep && *keep)
+                    PQclear (*keep);
+                if (keep)
+                    *keep = NULL;
+                return s_timed_out (self);
+            }
             if (ready < 0 || !PQconsumeInput (self->conn))
                 break; //  lost: PQgetResult reports it, or the check after the loop does
         }
@@ -239,14 +270,19 @@ static int s_query (pg_t *self, const char *sql, int nparams, const char *const 
         if (!res)
             break;
         ExecStatusType status = PQresultStatus (res);
+        if (status == PGRES_COPY_IN && copy_in && !failed) {
+            PQclear (res);
+            return 1;
+        }
         if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
-            //  COPY would need its own protocol; a fresh connection is the simple way out
+            //  COPY outside pg_copy_in would need its own protocol; a fresh connection is the
+            //  simple way out
             PQclear (res);
             if (keep && *keep)
                 PQclear (*keep);
             if (keep)
                 *keep = NULL;
-            s_set_error (self, "0A000", "COPY is not supported by pg_exec; connection closed");
+            s_set_error (self, "0A000", "COPY is only supported by pg_copy_in; connection closed");
             s_drop (self);
             return -1;
         }
@@ -273,22 +309,26 @@ static int s_query (pg_t *self, const char *sql, int nparams, const char *const 
         failed = true;
     }
     return failed ? -1 : 0;
+}
 
-lost:
-    s_set_error (self, PG_CONNECTION_FAILURE, "%s", PQerrorMessage (self->conn));
-    s_drop (self);
-    return -1;
-
-timed_out:
-    if (keep && *keep)
-        PQclear (*keep);
-    if (keep)
-        *keep = NULL;
-    s_set_error (self, PG_CONNECTION_FAILURE,
-                 "no answer from the database within %d ms: connection closed",
-                 self->query_timeout_ms + S_GRACE_MS);
-    s_drop (self);
-    return -1;
+//  Sends sql (several statements when multi) and collects its results within the deadline.
+//  Keeps the last successful result in *keep when keep is not NULL. 0, or -1 with the error
+//  set.
+static int s_query (pg_t *self, const char *sql, int nparams, const char *const *params, bool multi,
+                    PGresult **keep)
+{
+    assert (sql);
+    assert (nparams >= 0 && (nparams == 0 || params));
+    if (s_ready (self))
+        return -1;
+    int sent = multi ? PQsendQuery (self->conn, sql)
+                     : PQsendQueryParams (self->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!sent)
+        return s_send_failed (self);
+    int64_t deadline = s_now_ms () + self->query_timeout_ms + S_GRACE_MS;
+    if (s_flush (self, deadline))
+        return -1;
+    return s_results (self, deadline, keep, false);
 }
 
 //  What every new connection gets before it is handed out: the server-side statement bound.
@@ -393,6 +433,58 @@ int pg_run (pg_t *self, const char *sql)
 {
     assert (self);
     return s_query (self, sql, 0, NULL, true, NULL);
+}
+
+int pg_copy_in (pg_t *self, const char *sql, const char *data, size_t len, int64_t *rows)
+{
+    assert (self && sql && (data || len == 0));
+    if (s_ready (self))
+        return -1;
+    if (!PQsendQuery (self->conn, sql))
+        return s_send_failed (self);
+    int64_t deadline = s_now_ms () + self->query_timeout_ms + S_GRACE_MS;
+    if (s_flush (self, deadline))
+        return -1;
+    int rc = s_results (self, deadline, NULL, true);
+    if (rc <= 0) {
+        if (rc == 0)
+            s_set_error (self, "0A000", "COPY FROM STDIN expected: %s", sql);
+        return -1;
+    }
+    //  The rows, in pieces libpq takes without blocking; then the end, then the result.
+    size_t off = 0;
+    while (off < len) {
+        size_t n = len - off < S_COPY_CHUNK ? len - off : S_COPY_CHUNK;
+        int put = PQputCopyData (self->conn, data + off, (int) n);
+        if (put < 0)
+            return s_lost (self);
+        if (put == 0) {
+            int ready = s_wait (self->conn, POLLOUT, deadline);
+            if (ready == 0)
+                return s_timed_out (self);
+            if (ready < 0 || !PQconsumeInput (self->conn))
+                return s_lost (self);
+            continue;
+        }
+        off += n;
+    }
+    int end;
+    while ((end = PQputCopyEnd (self->conn, NULL)) == 0) {
+        int ready = s_wait (self->conn, POLLOUT, deadline);
+        if (ready == 0)
+            return s_timed_out (self);
+        if (ready < 0)
+            return s_lost (self);
+    }
+    if (end < 0 || s_flush (self, deadline))
+        return end < 0 ? s_lost (self) : -1;
+    PGresult *res = NULL;
+    if (s_results (self, deadline, &res, false))
+        return -1;
+    if (rows)
+        *rows = res ? strtoll (PQcmdTuples (res), NULL, 10) : 0;
+    PQclear (res);
+    return 0;
 }
 
 int pg_begin (pg_t *self)

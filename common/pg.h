@@ -61,6 +61,12 @@ pg_result_t *pg_exec (pg_t *self, const char *sql, int nparams, const char *cons
 //  their results. 0, or -1 on the first error (the statements after it are not run).
 int pg_run (pg_t *self, const char *sql);
 
+//  Runs sql, a COPY ... FROM STDIN, feeding it len bytes of data in COPY's text format (rows
+//  end with a newline, columns are separated by tabs, \\N is NULL, and a backslash, tab, newline or
+//  carriage return inside a value is escaped). Sets *rows (when not NULL) to the rows copied. 0, or
+//  -1 with the error set; a failed COPY inside a transaction aborts it, as any failed statement
+//  does.
+int pg_copy_in (pg_t *self, const char *sql, const char *data, size_t len, int64_t *rows);
 int pg_begin (pg_t *self);
 int pg_commit (pg_t *self);
 //  Rolls back. When it succeeds it keeps the error of the call that failed before it, so a

@@ -217,6 +217,67 @@ static void s_fail_pg (pgstore_t *self, const char *what)
     snprintf (self->sqlstate, sizeof self->sqlstate, "%s", pg_sqlstate (self->pg));
 }
 
+//  Appends one value in COPY's text format: backslash, tab, newline and carriage return
+//  escaped. false when memory runs out.
+static bool s_copy_value (char **buf, size_t *len, size_t *cap, const char *v)
+{
+    size_t n = strlen (v);
+    if (!s_grow ((void **) buf, cap, *len + 2 * n + 1, 1))
+        return false;
+    char *out = *buf + *len;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        const char *esc = c == '\\'   ? "\\\\"
+                          : c == '\t' ? "\\t"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                                      : NULL;
+        if (esc) {
+            *out++ = esc[0];
+            *out++ = esc[1];
+        }
+        else
+            *out++ = c;
+    }
+    *len = (size_t) (out - *buf);
+    return true;
+}
+
+//  A plain INSERT (no tail) goes in with COPY FROM STDIN: Postgres takes rows that way several
+//  times faster than as a VALUES list of typed parameters, which it must parse and plan.
+//  "INSERT INTO t (a, b) VALUES " becomes "COPY t (a, b) FROM STDIN"; every value is the same
+//  text the parameter would have carried (each column's type reads it the same way).
+static int s_copy_run (pgstore_t *self, stmt_t *st, int64_t *affected)
+{
+    const char *table = st->head + strlen ("INSERT INTO ");
+    const char *values = strstr (table, " VALUES");
+    assert (values);
+    char sql[512];
+    snprintf (sql, sizeof sql, "COPY %.*s FROM STDIN", (int) (values - table), table);
+    char *data = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = true;
+    for (size_t i = 0; i < st->nparams && ok; i++) {
+        size_t off = st->offs[i];
+        ok = off == S_NULL ? s_cat (&data, &len, &cap, "\\N")
+                           : s_copy_value (&data, &len, &cap, st->arena + off);
+        ok = ok && s_cat (&data, &len, &cap, "%c", (i + 1) % (size_t) st->ncols ? '\t' : '\n');
+    }
+    int rc = -1;
+    int64_t rows = 0;
+    if (!ok)
+        s_fail (self, "%s: out of memory", st->what);
+    else if (pg_copy_in (self->pg, sql, data, len, &rows))
+        s_fail_pg (self, st->what);
+    else {
+        if (affected)
+            *affected += rows;
+        rc = 0;
+    }
+    free (data);
+    return rc;
+}
+
 //  Runs the statement's rows, PGSTORE_MAX_PARAMS parameters at most per statement. Adds the
 //  rows changed to *affected when not NULL. 0, or -1 with the error recorded.
 static int s_stmt_run (pgstore_t *self, stmt_t *st, int64_t *affected)
@@ -225,6 +286,8 @@ static int s_stmt_run (pgstore_t *self, stmt_t *st, int64_t *affected)
         s_fail (self, "%s: out of memory", st->what);
         return -1;
     }
+    if (st->tail[0] == '\0' && strncmp (st->head, "INSERT INTO ", 12) == 0)
+        return st->nparams ? s_copy_run (self, st, affected) : 0;
     size_t rows = s_rows (st);
     size_t per = PGSTORE_MAX_PARAMS / (size_t) st->ncols;
     const char **params = calloc (per * (size_t) st->ncols, sizeof *params);

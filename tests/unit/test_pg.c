@@ -204,6 +204,46 @@ Test (pg, unique_violation_reports_23505_and_the_connection_goes_on)
     pg_destroy (&pg);
 }
 
+Test (pg, copy_in_loads_rows_nulls_and_escaped_text_and_reports_failures)
+{
+    pg_t *pg = s_fresh ("t_copy");
+    cr_assert_eq (pg_run (pg, "CREATE TABLE c (id int PRIMARY KEY, name text, at timestamptz)"), 0);
+    //  a tab, a newline, a carriage return and a backslash inside values, escaped; \N is NULL
+    const char rows[] = "1\ta\\tb\\nc\\rd\\\\e\t2026-11-22T03:00:00.000001Z\n"
+                        "2\t\\N\t\\N\n"
+                        "3\tO'Brien\t2026-11-22T03:00:00Z\n";
+    int64_t n = -1;
+    cr_assert_eq (pg_copy_in (pg, "COPY c (id, name, at) FROM STDIN", rows, sizeof rows - 1, &n), 0,
+                  "%s", pg_error (pg));
+    cr_assert_eq (n, 3);
+    pg_result_t *r = pg_exec (pg,
+                              "SELECT name, extract (microseconds FROM at)::bigint FROM c "
+                              "ORDER BY id",
+                              0, NULL);
+    cr_assert_not_null (r, "%s", pg_error (pg));
+    cr_assert_str_eq (pg_value (r, 0, 0), "a\tb\nc\rd\\e");
+    cr_assert_eq (pg_int (r, 0, 1), 1);
+    cr_assert_null (pg_value (r, 1, 0));
+    cr_assert_str_eq (pg_value (r, 2, 0), "O'Brien");
+    pg_result_free (&r);
+
+    //  a duplicate key fails the COPY with its SQLSTATE, inside a transaction that then rolls
+    //  back whole, and the connection goes on
+    cr_assert_eq (pg_begin (pg), 0);
+    const char more[] = "4\tnew\t\\N\n1\tdup\t\\N\n";
+    cr_assert_eq (pg_copy_in (pg, "COPY c (id, name, at) FROM STDIN", more, sizeof more - 1, NULL),
+                  -1);
+    cr_assert_str_eq (pg_sqlstate (pg), PG_UNIQUE_VIOLATION, "%s", pg_error (pg));
+    cr_assert_eq (pg_rollback (pg), 0);
+    cr_assert (pg_ok (pg));
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM c"), 3);
+
+    //  not a COPY: refused, and the connection goes on
+    cr_assert_eq (pg_copy_in (pg, "SELECT 1", "", 0, NULL), -1);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM c"), 3);
+    pg_destroy (&pg);
+}
+
 Test (pg, transactions_commit_and_roll_back)
 {
     pg_t *pg = s_fresh ("t_txn");
