@@ -30,6 +30,7 @@ typedef enum {
     CONFIG_STP_CANCEL_BOTH
 } config_stp_t;
 typedef enum { CONFIG_MARGINAL_TIME = 0, CONFIG_MARGINAL_PRO_RATA } config_marginal_t;
+typedef enum { CONFIG_WALLETS_POSTGRES = 0, CONFIG_WALLETS_KEYS_FILE } config_wallets_t;
 
 typedef struct {
     char id[33];
@@ -93,6 +94,18 @@ typedef struct {
         config_bus_t bus;
         char journal_dir[CONFIG_PATH_MAX]; //  empty = <data_dir>/settler
         int64_t metrics_port;
+        int fsync;                       //  journal_fsync_t of the settler journal
+        char commands[CONFIG_STR_MAX];   //  ROUTER for admin commands; empty = none
+        char rpc_url[CONFIG_STR_MAX];    //  Solana JSON-RPC endpoint
+        int64_t rpc_timeout_ms;          //  bound on one HTTP exchange with it
+        char keys_file[CONFIG_PATH_MAX]; //  platform key, mints, treasury (ledger setup JSON)
+        int wallets;                     //  config_wallets_t: where user wallets come from
+        int64_t retry_attempts;          //  signed transactions per settlement before failed
+        int64_t confirmation_timeout_ms; //  how long one transaction is rebroadcast
+        int64_t backoff_ms;              //  first delay after a failure; doubles (with jitter)
+        int64_t backoff_cap_ms;          //  ... up to this
+        int64_t max_trades_per_tx;       //  settlements packed into one transaction at most
+        int64_t max_in_flight;           //  transactions sent and not yet resolved, at most
     } settler;
     struct {
         int64_t metrics_port;

@@ -63,7 +63,10 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.01\"; "
                         "epoch_seconds = 2592000; } );");
     int matcher = harness_start (&s_h, "mce-matcher");
+    //  the settler names each matcher event it takes at debug level
+    setenv ("MCE_LOG_LEVEL", "debug", 1);
     int settler = harness_start (&s_h, "mce-settler");
+    unsetenv ("MCE_LOG_LEVEL");
     int broadcaster = harness_start (&s_h, "mce-broadcaster");
     int gateway = harness_start (&s_h, "mce-gateway");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS),
