@@ -14,6 +14,7 @@
 #include "redis.h"
 #include "respcache.h"
 #include "seqwait.h"
+#include "settler_link.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -46,6 +47,7 @@ struct _gateway_server_t {
     struct MHD_Daemon *daemon;
     int epoll_fd;
     matcher_link_t *link;
+    settler_link_t *settler; //  the settler's admin port (admin settlement routes)
     readmodel_t *model;
     bus_sub_t *sub;
     gateway_worker_t *worker;
@@ -67,6 +69,11 @@ struct _gateway_server_t {
 const mce_config_t *gateway_server_config (gateway_server_t *self)
 {
     return self->cfg;
+}
+
+settler_link_t *gateway_server_settler (gateway_server_t *self)
+{
+    return self->settler;
 }
 
 matcher_link_t *gateway_server_link (gateway_server_t *self)
@@ -452,6 +459,8 @@ static const s_route_t s_routes[] = {
     {"GET", "/api/admin/market/health", S_ADMIN, true, routes_admin_health},
     {"GET", "/api/admin/market/analytics", S_ADMIN, true, routes_admin_analytics},
     {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
+    {"GET", "/api/admin/settlements", S_ADMIN, true, routes_admin_settlements},
+    {"POST", "/api/admin/settlements/{id}/retry", S_ADMIN, true, routes_admin_settlement_retry},
 };
 
 #define S_ROUTE_COUNT (int) (sizeof s_routes / sizeof s_routes[0])
@@ -731,6 +740,7 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     }
     self->link = matcher_link_new (cfg->matcher.commands, (int) cfg->gateway.request_timeout_ms,
                                    (int) cfg->gateway.max_in_flight);
+    self->settler = settler_link_new (cfg->settler.commands, (int) cfg->gateway.request_timeout_ms);
     self->model = readmodel_new (cfg);
     self->sub = bus_sub_new_for (cfg, "m", "gateway", 0);
     self->worker = gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, s_migrate);
@@ -741,8 +751,8 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     if (self->link && self->worker && self->model && self->waits)
         self->native = native_port_new (cfg, self->link, self->worker, self->model, self->waits,
                                         self->secret, self->secret_len);
-    if (!self->link || !self->model || !self->sub || !self->worker || !self->rates ||
-        !self->cache || !self->native) {
+    if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
+        !self->rates || !self->cache || !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -786,6 +796,7 @@ void gateway_server_destroy (gateway_server_t **self_p)
     //  Answer every suspended request first (the link gives up on what is in flight, the
     //  worker finishes its jobs, writes waiting for the bus go out), so the daemon can stop.
     matcher_link_destroy (&self->link);
+    settler_link_destroy (&self->settler);
     gateway_worker_destroy (&self->worker);
     seqwait_destroy (&self->waits); //  answers every write still waiting (HTTP and native)
     native_port_destroy (&self->native);
@@ -813,7 +824,17 @@ static int s_follow_bus (gateway_server_t *self)
 }
 
 //  What the loop's epoll set watches, by its data.u32.
-enum { S_FD_HTTP, S_FD_LINK, S_FD_WORKER, S_FD_REPLAY, S_FD_BUS, S_FD_NATIVE, S_FD_ZAP, S_FDS };
+enum {
+    S_FD_HTTP,
+    S_FD_LINK,
+    S_FD_WORKER,
+    S_FD_REPLAY,
+    S_FD_BUS,
+    S_FD_NATIVE,
+    S_FD_ZAP,
+    S_FD_SETTLER, //  -1 (not watched) when no settler is configured
+    S_FDS
+};
 
 //  The loop's epoll set: libmicrohttpd's own epoll descriptor and the ZMQ_FD of every socket.
 //  zmq_poll would ask each socket for its events before and after every wait, a system call
@@ -830,8 +851,11 @@ static int s_loop_fd (gateway_server_t *self)
         return -1;
     bus_sub_fds (self->sub, fds + S_FD_REPLAY);
     native_port_fds (self->native, fds + S_FD_NATIVE);
+    fds[S_FD_SETTLER] = settler_link_fd (self->settler);
     int loop_fd = epoll_create1 (EPOLL_CLOEXEC);
     for (int i = 0; loop_fd >= 0 && i < S_FDS; i++) {
+        if (fds[i] < 0)
+            continue;
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t) i};
         if (epoll_ctl (loop_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
             log_error ("gateway", "epoll_ctl: %s", strerror (errno));
@@ -856,10 +880,14 @@ int gateway_server_run (gateway_server_t *self)
         long link_ms = matcher_link_wait_ms (self->link);
         if (link_ms >= 0 && link_ms < wait_ms)
             wait_ms = link_ms;
+        long settler_ms = settler_link_wait_ms (self->settler);
+        if (settler_ms >= 0 && settler_ms < wait_ms)
+            wait_ms = settler_ms;
+        bool settler_sent = settler_link_sent (self->settler);
         bool link_sent = matcher_link_sent (self->link);
         bool native_pending = native_port_pending (self->native);
         bool replaying = bus_sub_replaying (self->sub);
-        if (link_sent || native_pending)
+        if (link_sent || native_pending || settler_sent)
             wait_ms = 0;
         struct epoll_event evs[S_FDS];
         int n = epoll_wait (loop_fd, evs, S_FDS, (int) wait_ms);
@@ -882,6 +910,8 @@ int gateway_server_run (gateway_server_t *self)
             matcher_link_process (self->link);
         if (all || ready[S_FD_WORKER])
             gateway_worker_process (self->worker);
+        if (all || ready[S_FD_SETTLER] || settler_sent || settler_ms == 0)
+            settler_link_process (self->settler);
         if (all || ready[S_FD_NATIVE] || ready[S_FD_ZAP] || native_pending)
             native_port_process (self->native, all || ready[S_FD_ZAP]);
         seqwait_release (self->waits, readmodel_seq (self->model));

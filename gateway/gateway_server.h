@@ -61,6 +61,7 @@ int gateway_server_run (gateway_server_t *self);
 
 const mce_config_t *gateway_server_config (gateway_server_t *self);
 matcher_link_t *gateway_server_link (gateway_server_t *self);
+struct _settler_link_t *gateway_server_settler (gateway_server_t *self);
 readmodel_t *gateway_server_readmodel (gateway_server_t *self);
 gateway_worker_t *gateway_server_worker (gateway_server_t *self);
 //  The HS256 key tokens are signed and checked with.
@@ -122,6 +123,8 @@ enum MHD_Result routes_auth_login (gateway_request_t *req);
 enum MHD_Result routes_auth_api_key (gateway_request_t *req);
 //  routes_admin.c (admins)
 enum MHD_Result routes_admin_control (gateway_request_t *req);
+enum MHD_Result routes_admin_settlements (gateway_request_t *req);
+enum MHD_Result routes_admin_settlement_retry (gateway_request_t *req);
 enum MHD_Result routes_admin_health (gateway_request_t *req);
 enum MHD_Result routes_admin_analytics (gateway_request_t *req);
 

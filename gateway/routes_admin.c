@@ -7,7 +7,11 @@
 #include "clock.h"
 #include "decimal.h"
 #include "gateway_server.h"
+#include "settler_link.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void s_controlled (void *arg, const proto_msg_t *reply)
@@ -163,4 +167,157 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
                    (json_int_t) trades, "volume", v, "lowest_clearing_price",
                    low ? json_string (lo) : json_null (), "highest_clearing_price",
                    high ? json_string (hi) : json_null ()));
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Settlements: the settler's admin port (settler_link) answers; the gateway turns the
+//  settlements into JSON. Confirmed settlements are history, in Postgres: the settler lists
+//  what is still pending, processing or failed.
+
+static json_t *s_money (int64_t v, int scale)
+{
+    char text[DECIMAL_FORMAT_MAX];
+    decimal_format (v, scale, text, sizeof text);
+    return json_string (text);
+}
+
+static json_t *s_opt_string (const char *s)
+{
+    return s && s[0] ? json_string (s) : json_null ();
+}
+
+static json_t *s_settlement_json (const proto_settlement_t *s)
+{
+    char sid[24], tid[24];
+    snprintf (sid, sizeof sid, "%llu", (unsigned long long) s->settlement_id);
+    snprintf (tid, sizeof tid, "%llu", (unsigned long long) s->trade_id);
+    json_t *o = json_pack (
+        "{s:s,s:s,s:s,s:I,s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "settlement_id", sid,
+        "trade_id", tid, "market", s->market, "epoch", (json_int_t) s->epoch, "state",
+        proto_settle_state_name (s->state), "attempts", (json_int_t) s->attempts, "value",
+        s_money (s->value, DECIMAL_PRICE_SCALE), "fee", s_money (s->fee, DECIMAL_PRICE_SCALE),
+        "energy_amount", s_money (s->qty, DECIMAL_KWH_SCALE), "price",
+        s_money (s->price, DECIMAL_PRICE_SCALE), "buyer", s_opt_string (s->buyer), "seller",
+        s_opt_string (s->seller), "signature", s_opt_string (s->signature), "error",
+        s_opt_string (s->error));
+    return o;
+}
+
+//  A settler answer that is not ok, or none at all, as the HTTP answer. true when it was one.
+static bool s_settler_failed (gateway_request_t *req, const proto_settler_reply_t *reply)
+{
+    if (!reply) {
+        gateway_resume (
+            req, MHD_HTTP_GATEWAY_TIMEOUT,
+            gateway_error ("settler_unavailable", NULL, "the settler did not answer in time"));
+        return true;
+    }
+    switch (reply->status) {
+        case PROTO_SETTLER_STATUS_OK:
+            return false;
+        case PROTO_SETTLER_STATUS_NOT_FOUND:
+            gateway_resume (req, MHD_HTTP_NOT_FOUND,
+                            gateway_error ("settlement_not_found", NULL, "%s",
+                                           reply->message[0] ? reply->message
+                                                             : "no such settlement in flight"));
+            return true;
+        case PROTO_SETTLER_STATUS_NOT_FAILED:
+            gateway_resume (req, MHD_HTTP_CONFLICT,
+                            gateway_error ("settlement_not_failed", NULL, "%s",
+                                           reply->message[0]
+                                               ? reply->message
+                                               : "only a failed settlement can be retried"));
+            return true;
+        default:
+            gateway_resume (req, MHD_HTTP_BAD_GATEWAY,
+                            gateway_error ("settler_error", NULL, "%s",
+                                           reply->message[0] ? reply->message
+                                                             : "the settler refused the command"));
+            return true;
+    }
+}
+
+static void s_listed (void *arg, const proto_settler_reply_t *reply,
+                      const proto_settlement_t *settlements, size_t count)
+{
+    gateway_request_t *req = arg;
+    if (s_settler_failed (req, reply))
+        return;
+    json_t *list = json_array ();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new (list, s_settlement_json (&settlements[i]));
+    json_t *next = json_null ();
+    if (reply->more && count) {
+        char after[24];
+        snprintf (after, sizeof after, "%llu",
+                  (unsigned long long) settlements[count - 1].settlement_id);
+        next = json_string (after);
+    }
+    gateway_resume (
+        req, MHD_HTTP_OK,
+        json_pack ("{s:o,s:b,s:o}", "settlements", list, "more", reply->more, "next_after", next));
+}
+
+static enum MHD_Result s_settler_send (gateway_request_t *req, proto_msg_t *cmd,
+                                       settler_link_done_fn *done)
+{
+    snprintf (cmd->settler_command.user, sizeof cmd->settler_command.user, "%s", req->who.user);
+    if (settler_link_send (gateway_server_settler (req->server), cmd, done, req))
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "settler_unavailable", NULL,
+                             "the settler is not reachable at settler.commands, or too many "
+                             "admin commands wait for it");
+    gateway_suspend (req);
+    return MHD_YES;
+}
+
+//  GET /api/admin/settlements?state=failed|pending|processing&after=ID&limit=N
+enum MHD_Result routes_admin_settlements (gateway_request_t *req)
+{
+    proto_msg_t cmd = {.kind = PROTO_settler_command};
+    proto_settler_command_t *c = &cmd.settler_command;
+    c->action = PROTO_SETTLER_ACTION_LIST;
+    const char *state = gateway_query (req, "state");
+    if (!state || strcmp (state, "failed") == 0)
+        c->state = PROTO_SETTLE_STATE_FAILED;
+    else if (strcmp (state, "pending") == 0)
+        c->state = PROTO_SETTLE_STATE_PENDING;
+    else if (strcmp (state, "processing") == 0)
+        c->state = PROTO_SETTLE_STATE_PROCESSING;
+    else
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", "state",
+                             "state must be failed, pending or processing (confirmed "
+                             "settlements are in the trade history)");
+    long long after, limit;
+    if (gateway_query_int (req, "after", 0, 0, INT64_MAX, &after) ||
+        gateway_query_int (req, "limit", 100, 1, 1000, &limit))
+        return MHD_YES;
+    c->after = (uint64_t) after;
+    c->limit = (uint32_t) limit;
+    return s_settler_send (req, &cmd, s_listed);
+}
+
+static void s_retried (void *arg, const proto_settler_reply_t *reply,
+                       const proto_settlement_t *settlements, size_t count)
+{
+    gateway_request_t *req = arg;
+    if (s_settler_failed (req, reply))
+        return;
+    json_t *body = count ? s_settlement_json (&settlements[0])
+                         : json_pack ("{s:s,s:s}", "settlement_id", req->param, "state", "pending");
+    gateway_resume (req, MHD_HTTP_ACCEPTED, body);
+}
+
+//  POST /api/admin/settlements/{id}/retry
+enum MHD_Result routes_admin_settlement_retry (gateway_request_t *req)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long id = strtoull (req->param, &end, 10);
+    if (!req->param[0] || *end || errno || id == 0 || req->param[0] == '-')
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "settlement_not_found", NULL,
+                             "\"%s\" is not a settlement id", req->param);
+    proto_msg_t cmd = {.kind = PROTO_settler_command};
+    cmd.settler_command.action = PROTO_SETTLER_ACTION_RETRY;
+    cmd.settler_command.settlement_id = (uint64_t) id;
+    return s_settler_send (req, &cmd, s_retried);
 }

@@ -61,9 +61,16 @@ void harness_init (harness_t *h, const char *extra_config)
     snprintf (h->dir, sizeof h->dir, "/tmp/mce-it-XXXXXX");
     if (!mkdtemp (h->dir))
         abort ();
-    int *ports[] = {&h->port_commands,       &h->port_bus,  &h->port_replay, &h->port_settler_bus,
-                    &h->port_settler_replay, &h->port_http, &h->port_ws,     &h->port_xpub,
-                    &h->port_native};
+    int *ports[] = {&h->port_commands,
+                    &h->port_bus,
+                    &h->port_replay,
+                    &h->port_settler_bus,
+                    &h->port_settler_replay,
+                    &h->port_http,
+                    &h->port_ws,
+                    &h->port_xpub,
+                    &h->port_native,
+                    &h->port_settler_commands};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         *ports[i] = s_free_port ();
     snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
@@ -78,15 +85,15 @@ void harness_init (harness_t *h, const char *extra_config)
         "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
         "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
         "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
-        "metrics_port = 0; };\n"
+        "commands = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
         "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
         "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000; };\n"
         "persister = { metrics_port = 0; };\n"
         "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
         "%s%s\n",
         h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
-        h->port_settler_replay, h->port_http, h->port_native, HARNESS_JWT_SECRET, h->port_ws,
-        h->port_xpub, redis, extra_config ? extra_config : "");
+        h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,
+        HARNESS_JWT_SECRET, h->port_ws, h->port_xpub, redis, extra_config ? extra_config : "");
     fclose (f);
 }
 

@@ -20,7 +20,8 @@
 typedef struct {
     char dir[128];    //  temporary folder: config, logs, data
     char config[192]; //  the config file every process is started with
-    int port_commands, port_bus, port_replay, port_settler_bus, port_settler_replay;
+    int port_commands, port_bus, port_replay, port_settler_bus, port_settler_replay,
+        port_settler_commands;
     int port_http, port_ws, port_xpub, port_native;
     struct {
         char name[32];
