@@ -23,6 +23,9 @@ struct _persister_server_t {
     bus_sub_t *sub;
     proto_msg_t *batch;
     size_t count;
+    bus_sub_t *ssub;     //  the settler's bus (stream s): settlements, settled epochs
+    proto_msg_t *sbatch; //  its events not yet applied (PERSISTER_BATCH_MAX at most)
+    size_t scount;
     int64_t batch_started; //  mono ns of the batch's first event
     int backoff_ms;
     int64_t retry_at; //  mono ns: no attempt before (after a failure)
@@ -41,6 +44,7 @@ struct _persister_server_t {
     int64_t redis_ts;           //  ... and in Redis
     //  for the metrics thread
     _Atomic uint64_t m_events, m_batches, m_failures, m_seq, m_behind, m_lag_ms, m_up;
+    _Atomic uint64_t m_settler_events, m_settler_seq;
     _Atomic uint64_t m_redis_up, m_redis_failures, m_redis_rewrites, m_redis_seq, m_redis_behind,
         m_redis_lag_ms, m_resting;
     metrics_http_t *metrics;
@@ -73,6 +77,15 @@ static void s_render (void *arg, FILE *f)
              (unsigned long long) atomic_load (&self->m_behind),
              (double) atomic_load (&self->m_lag_ms) / 1000.0,
              (unsigned long long) atomic_load (&self->m_up));
+    fprintf (
+        f,
+        "# HELP mce_persister_settler_events_total Settler bus events applied to Postgres.\n"
+        "# TYPE mce_persister_settler_events_total counter\n"
+        "mce_persister_settler_events_total %llu\n"
+        "# HELP mce_persister_settler_applied_seq Last settler seq in Postgres.\n"
+        "# TYPE mce_persister_settler_applied_seq gauge\nmce_persister_settler_applied_seq %llu\n",
+        (unsigned long long) atomic_load (&self->m_settler_events),
+        (unsigned long long) atomic_load (&self->m_settler_seq));
     if (!self->rstore)
         return;
     fprintf (f,
@@ -300,8 +313,9 @@ persister_server_t *persister_server_new (const mce_config_t *cfg)
     self->cfg = cfg;
     self->backoff_ms = PERSISTER_BACKOFF_MS;
     self->batch = calloc (PERSISTER_BATCH_MAX, sizeof *self->batch);
+    self->sbatch = calloc (PERSISTER_BATCH_MAX, sizeof *self->sbatch);
     bool fatal;
-    self->store = self->batch ? s_connect (cfg, &fatal) : NULL;
+    self->store = self->batch && self->sbatch ? s_connect (cfg, &fatal) : NULL;
     if (!self->store) {
         persister_server_destroy (&self);
         return NULL;
@@ -323,15 +337,20 @@ persister_server_t *persister_server_new (const mce_config_t *cfg)
         log_info ("persister", "redis.url is empty: Postgres only");
     }
     self->sub = bus_sub_new_for (cfg, "m", "persister", (uint64_t) offset);
-    if (!self->sub) {
+    int64_t soffset = pgstore_offset (self->store, "s");
+    self->ssub = soffset >= 0 ? bus_sub_new_for (cfg, "s", "persister", (uint64_t) soffset) : NULL;
+    if (!self->sub || !self->ssub) {
         persister_server_destroy (&self);
         return NULL;
     }
     atomic_store (&self->m_seq, (uint64_t) offset);
+    atomic_store (&self->m_settler_seq, (uint64_t) soffset);
     atomic_store (&self->m_up, 1);
     self->metrics =
         metrics_http_new ("persister", (int) cfg->persister.metrics_port, s_render, self);
-    log_info ("persister", "Postgres ready; following stream m after seq %" PRId64, offset);
+    log_info ("persister",
+              "Postgres ready; following stream m after seq %" PRId64 " and s after seq %" PRId64,
+              offset, soffset);
     return self;
 }
 
@@ -342,6 +361,8 @@ void persister_server_destroy (persister_server_t **self_p)
         return;
     metrics_http_destroy (&self->metrics);
     bus_sub_destroy (&self->sub);
+    bus_sub_destroy (&self->ssub);
+    free (self->sbatch);
     rstore_destroy (&self->rstore);
     replica_destroy (&self->replica);
     pgstore_destroy (&self->store);
@@ -392,6 +413,38 @@ backoff:
     self->retry_at = clock_mono_ns () + (int64_t) self->backoff_ms * MCE_NS_PER_MSEC;
     self->backoff_ms = s_next_backoff (self->backoff_ms);
     return -1;
+}
+
+//  Applies the settler's events gathered so far, in their own transaction with stream s's
+//  offset. Shares the backoff with the matcher stream: Postgres is down for both. 0 or -1.
+static int s_flush_settler (persister_server_t *self)
+{
+    if (self->scount == 0 || clock_mono_ns () < self->retry_at)
+        return self->scount ? -1 : 0;
+    if (!pgstore_ok (self->store) && pgstore_reconnect (self->store))
+        return -1; //  s_flush reports and backs off
+    if (pgstore_apply (self->store, "s", self->sbatch, self->scount)) {
+        log_warn ("persister", "settler batch of %zu events (seq %" PRIu64 "..) not applied: %s",
+                  self->scount, proto_msg_seq (&self->sbatch[0]), pgstore_error (self->store));
+        atomic_fetch_add (&self->m_failures, 1);
+        self->retry_at = clock_mono_ns () + (int64_t) self->backoff_ms * MCE_NS_PER_MSEC;
+        self->backoff_ms = s_next_backoff (self->backoff_ms);
+        return -1;
+    }
+    atomic_fetch_add (&self->m_settler_events, self->scount);
+    atomic_store (&self->m_settler_seq, proto_msg_seq (&self->sbatch[self->scount - 1]));
+    self->scount = 0;
+    return 0;
+}
+
+//  Takes what the settler's bus has, without waiting (its events are few).
+static int s_gather_settler (persister_server_t *self)
+{
+    bus_event_t ev;
+    int rc;
+    while (self->scount < PERSISTER_BATCH_MAX && (rc = bus_sub_recv (self->ssub, &ev, 0)) == 1)
+        self->sbatch[self->scount++] = ev.msg;
+    return self->scount < PERSISTER_BATCH_MAX && rc < 0 ? -1 : 0;
 }
 
 static void s_report_lag (persister_server_t *self)
@@ -446,6 +499,10 @@ int persister_server_run (persister_server_t *self)
                     break;
                 wait_ms = (long) ((due - now) / MCE_NS_PER_MSEC) + 1;
             }
+            if (s_gather_settler (self))
+                return -1;
+            if (self->scount == PERSISTER_BATCH_MAX)
+                break;
             bus_event_t ev;
             int rc = bus_sub_recv (self->sub, &ev, (int) wait_ms);
             if (rc < 0)
@@ -471,10 +528,13 @@ int persister_server_run (persister_server_t *self)
         }
         if (s_flush (self) == S_FATAL)
             return -1;
+        s_flush_settler (self);
         s_redis_tick (self);
         s_report_lag (self);
     }
     //  Stop: apply what is in hand if Postgres takes it (otherwise the next start replays it).
+    if (self->scount && pgstore_ok (self->store))
+        pgstore_apply (self->store, "s", self->sbatch, self->scount);
     if (self->count && pgstore_ok (self->store) &&
         pgstore_apply (self->store, "m", self->batch, self->count) == 0)
         s_redis_batch (self, self->batch, self->count);

@@ -421,7 +421,18 @@ typedef struct {
     bool cleared;                    //  volume and trades are known
     int64_t volume;
     uint64_t trades;
+    uint64_t mseq; //  from the settler's stream: the matcher seq its record copies
 } epoch_acc_t;
+
+//  One trade's settlement, folded over the batch: the latest record, with the fields only
+//  some records carry (the creating one: value, fee, buyer, seller; processing ones: the
+//  signature) taken from the latest record that has them.
+typedef struct {
+    const proto_settlement_t *last;
+    int64_t value, fee;
+    bool has_amounts;
+    const char *buyer, *seller, *signature;
+} settle_acc_t;
 
 typedef struct {
     const char *id;
@@ -432,7 +443,10 @@ typedef struct {
 
 typedef struct {
     //  the statements, in the order they run
-    stmt_t markets, epochs, orders, trades, order_updates, order_events, audit;
+    stmt_t markets, epochs, orders, trades, order_updates, order_events, audit, settlements;
+    settle_acc_t *sets;
+    size_t nsets, sets_cap;
+    map_t set_map;
     order_acc_t *ords;
     size_t nords, ords_cap;
     map_t ord_map;
@@ -461,6 +475,9 @@ static const char *const s_cast_updates[] = {"bigint", "bigint", "bigint",      
 static const char *const s_cast_events[] = {"bigint", "bigint", "text", "bigint",
                                             "bigint", "bigint", "text", "timestamptz"};
 static const char *const s_cast_audit[] = {"bigint", "text", "text", "text", "timestamptz"};
+static const char *const s_cast_settlements[] = {
+    "bigint", "bigint", "text",   "bigint", "text", "text",        "text",
+    "bigint", "bigint", "bigint", "text",   "text", "timestamptz", "bigint"};
 
 #define S_COUNT(a) ((int) (sizeof (a) / sizeof ((a)[0])))
 
@@ -479,7 +496,8 @@ static void s_batch_init (batch_t *b)
     s_stmt_init (&b->epochs, "upsert epochs",
                  "INSERT INTO epochs AS e (market, epoch, state, start_at, end_at, clearing_price, "
                  "volume, trades, updated_at, seq) VALUES ",
-                 " ON CONFLICT (market, epoch) DO UPDATE SET state = EXCLUDED.state, "
+                 " ON CONFLICT (market, epoch) DO UPDATE SET "
+                 "state = CASE WHEN e.state = 'settled' THEN e.state ELSE EXCLUDED.state END, "
                  "start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, "
                  "clearing_price = COALESCE (EXCLUDED.clearing_price, e.clearing_price), "
                  "volume = COALESCE (EXCLUDED.volume, e.volume), "
@@ -515,6 +533,20 @@ static void s_batch_init (batch_t *b)
                  "INSERT INTO order_events (seq, order_id, kind, qty, price, trade_id, reason, at) "
                  "VALUES ",
                  "", s_cast_events, S_COUNT (s_cast_events));
+    //  One row per trade: its settlement's latest state (the settler's stream, in seq order)
+    s_stmt_init (
+        &b->settlements, "upsert settlements",
+        "INSERT INTO settlements AS s (trade_id, settlement_id, market, epoch, state, "
+        "signature, reason, attempts, value, fee, buyer, seller, updated_at, seq) VALUES ",
+        " ON CONFLICT (trade_id) DO UPDATE SET settlement_id = EXCLUDED.settlement_id, "
+        "market = EXCLUDED.market, epoch = EXCLUDED.epoch, state = EXCLUDED.state, "
+        "signature = COALESCE (EXCLUDED.signature, s.signature), "
+        "reason = EXCLUDED.reason, attempts = EXCLUDED.attempts, "
+        "value = COALESCE (EXCLUDED.value, s.value), fee = COALESCE (EXCLUDED.fee, s.fee), "
+        "buyer = COALESCE (EXCLUDED.buyer, s.buyer), "
+        "seller = COALESCE (EXCLUDED.seller, s.seller), "
+        "updated_at = EXCLUDED.updated_at, seq = EXCLUDED.seq WHERE s.seq < EXCLUDED.seq",
+        s_cast_settlements, S_COUNT (s_cast_settlements));
     s_stmt_init (&b->audit, "insert audit_log",
                  "INSERT INTO audit_log (seq, username, action, market, at) VALUES ", "",
                  s_cast_audit, S_COUNT (s_cast_audit));
@@ -523,10 +555,12 @@ static void s_batch_init (batch_t *b)
 static void s_batch_free (batch_t *b)
 {
     stmt_t *all[] = {&b->markets,       &b->epochs,       &b->orders, &b->trades,
-                     &b->order_updates, &b->order_events, &b->audit};
+                     &b->order_updates, &b->order_events, &b->audit,  &b->settlements};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         s_stmt_free (all[i]);
     free (b->ords);
+    free (b->sets);
+    s_map_free (&b->set_map);
     free (b->eps);
     free (b->mkts);
     s_map_free (&b->ord_map);
@@ -771,6 +805,56 @@ static int s_add_matcher_event (batch_t *b, const proto_msg_t *msg)
     }
 }
 
+static settle_acc_t *s_settle (batch_t *b, uint64_t trade_id)
+{
+    if (!s_map_reserve (&b->set_map))
+        return NULL;
+    size_t slot = s_map_slot (&b->set_map, trade_id, NULL, NULL);
+    if (b->set_map.vals[slot] >= 0)
+        return &b->sets[b->set_map.vals[slot]];
+    if (!s_grow ((void **) &b->sets, &b->sets_cap, b->nsets + 1, sizeof *b->sets))
+        return NULL;
+    b->sets[b->nsets] = (settle_acc_t){0};
+    b->set_map.keys[slot] = trade_id;
+    b->set_map.vals[slot] = (int32_t) b->nsets;
+    b->set_map.count++;
+    return &b->sets[b->nsets++];
+}
+
+//  Folds one event of the settler's stream: settlements into their trade's row, and an epoch
+//  the settler declares settled into the epochs upsert (with the matcher seq it copies, so
+//  epochs.seq stays a matcher seq). Heartbeats and the rest only advance the offset.
+static int s_add_settler_event (batch_t *b, const proto_msg_t *msg)
+{
+    if (msg->kind == PROTO_epoch_state && msg->epoch_state.state == PROTO_EPOCH_PHASE_SETTLED) {
+        if (s_epoch (b, &msg->epoch_state))
+            return -1;
+        for (size_t i = 0; i < b->neps; i++)
+            if (b->eps[i].last == &msg->epoch_state)
+                b->eps[i].mseq = msg->epoch_state.mseq;
+        return 0;
+    }
+    if (msg->kind != PROTO_settlement)
+        return 0;
+    const proto_settlement_t *e = &msg->settlement;
+    settle_acc_t *acc = s_settle (b, e->trade_id);
+    if (!acc)
+        return -1;
+    acc->last = e;
+    if (e->value || e->fee || e->buyer[0]) {
+        acc->has_amounts = true;
+        acc->value = e->value;
+        acc->fee = e->fee;
+    }
+    if (e->buyer[0])
+        acc->buyer = e->buyer;
+    if (e->seller[0])
+        acc->seller = e->seller;
+    if (e->signature[0])
+        acc->signature = e->signature;
+    return 0;
+}
+
 //  Turns the accumulators into rows, once every event is folded.
 static void s_batch_finish (batch_t *b)
 {
@@ -805,6 +889,31 @@ static void s_batch_finish (batch_t *b)
             s_text (st, NULL);
             s_text (st, NULL);
         }
+        s_time (st, e->ts);
+        s_uint (st, acc->mseq ? acc->mseq : e->seq);
+    }
+    for (size_t i = 0; i < b->nsets; i++) {
+        const settle_acc_t *acc = &b->sets[i];
+        const proto_settlement_t *e = acc->last;
+        stmt_t *st = &b->settlements;
+        s_uint (st, e->trade_id);
+        s_uint (st, e->settlement_id);
+        s_text (st, e->market);
+        s_int (st, e->epoch);
+        s_text (st, proto_settle_state_name (e->state));
+        s_text (st, acc->signature);
+        s_opt_text (st, e->error);
+        s_uint (st, e->attempts);
+        if (acc->has_amounts) {
+            s_int (st, acc->value);
+            s_int (st, acc->fee);
+        }
+        else {
+            s_text (st, NULL);
+            s_text (st, NULL);
+        }
+        s_text (st, acc->buyer);
+        s_text (st, acc->seller);
         s_time (st, e->ts);
         s_uint (st, e->seq);
     }
@@ -1025,8 +1134,8 @@ static int s_apply_in_tx (pgstore_t *self, const char *stream, batch_t *b, uint6
                 first <= (uint64_t) offset ? " (already applied)" : " (a gap)");
         return -1;
     }
-    stmt_t *inserts[] = {&b->markets, &b->epochs,       &b->orders,
-                         &b->trades,  &b->order_events, &b->audit};
+    stmt_t *inserts[] = {&b->markets,      &b->epochs, &b->orders,     &b->trades,
+                         &b->order_events, &b->audit,  &b->settlements};
     for (size_t i = 0; i < sizeof inserts / sizeof inserts[0]; i++)
         if (s_stmt_run (self, inserts[i], NULL) != 0)
             return -1;
@@ -1090,6 +1199,9 @@ int pgstore_apply (pgstore_t *self, const char *stream, const proto_msg_t *event
     if (strcmp (stream, "m") == 0)
         for (size_t i = 0; i < count && rc == 0; i++)
             rc = s_add_matcher_event (&b, &events[i]);
+    else if (strcmp (stream, "s") == 0)
+        for (size_t i = 0; i < count && rc == 0; i++)
+            rc = s_add_settler_event (&b, &events[i]);
     if (rc == 0)
         s_batch_finish (&b);
     if (rc != 0) {

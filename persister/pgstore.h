@@ -57,7 +57,10 @@ int pgstore_load_replica (pgstore_t *self, const char *stream, replica_t *replic
 //
 //  Stream "m" (the matcher): order_accepted, trade, order_cancelled, order_expired,
 //  order_amended, epoch_state, market_state and market_control write rows; every other kind
-//  only advances the offset. Other streams only advance the offset for now.
+//  only advances the offset. Stream "s" (the settler): each settlement upserts its trade's row
+//  in settlements (the latest state; amounts, parties and signature kept from the records that
+//  carry them), and an epoch_state saying settled marks the epoch settled (an epoch never goes
+//  back from settled, whichever stream is applied first); the rest only advances the offset.
 int pgstore_apply (pgstore_t *self, const char *stream, const proto_msg_t *events, size_t count);
 
 //  Why the last call failed, on one line. Borrowed, valid until the next call on self.

@@ -162,6 +162,79 @@ Test (settler, trades_settle_to_the_net_positions, .fini = s_fini, .timeout = 24
     cr_assert_eq (reply.status, PROTO_SETTLER_STATUS_NOT_FOUND, "confirmed: not kept");
     cr_assert_eq (n, 0);
 
+    //  The same through the gateway's admin routes (which ask the settler's admin port), and
+    //  the settlements in Postgres through the persister (the settler's bus, stream s).
+    harness_start (&t->h, "mce-gateway");
+    int persister = harness_start (&t->h, "mce-persister");
+    cr_assert (harness_wait_http (&t->h, "/api/health", HARNESS_DEADLINE_MS));
+    char admin[1024], user[1024];
+    harness_token ("ops", "admin", admin, sizeof admin);
+    harness_token ("user1", "user", user, sizeof user);
+    harness_response_t r;
+    harness_request (t->h.port_http,
+                     &(harness_request_t){.method = "GET",
+                                          .path = "/api/admin/settlements?state=failed",
+                                          .token = admin},
+                     &r);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    json_t *list = json_loads (r.body, 0, NULL);
+    cr_assert_not_null (list, "%s", r.body);
+    json_t *items = json_object_get (list, "settlements");
+    cr_assert_eq (json_array_size (items), 3, "%s", r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (items, 0), "trade_id")),
+                      "41");
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (items, 0), "error")),
+                      t->seen[41].error);
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (items, 0), "buyer")),
+                      "poor");
+    json_decref (list);
+    harness_response_free (&r);
+    harness_request (t->h.port_http,
+                     &(harness_request_t){.method = "GET",
+                                          .path = "/api/admin/settlements?state=settled",
+                                          .token = admin},
+                     &r);
+    cr_assert_eq (r.status, 400, "%s", r.body);
+    harness_response_free (&r);
+    harness_request (
+        t->h.port_http,
+        &(harness_request_t){.method = "GET", .path = "/api/admin/settlements", .token = user}, &r);
+    cr_assert_eq (r.status, 403, "%s", r.body);
+    harness_response_free (&r);
+    char path[96];
+    snprintf (path, sizeof path, "/api/admin/settlements/%llu/retry",
+              (unsigned long long) t->seen[42].settlement_id);
+    harness_request (t->h.port_http,
+                     &(harness_request_t){.method = "POST", .path = path, .token = admin}, &r);
+    cr_assert_eq (r.status, 404, "a confirmed settlement is not in flight: %s", r.body);
+    harness_response_free (&r);
+    //  Postgres: every trade's settlement, its state and the reason of each failure
+    int64_t pg_deadline = clock_mono_ns () + HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    int64_t rows = 0;
+    while (clock_mono_ns () < pg_deadline) {
+        pg_result_t *res = pg_exec (t->db, "SELECT count(*) FROM settlements", 0, NULL);
+        rows = res ? pg_int (res, 0, 0) : 0;
+        pg_result_free (&res);
+        if (rows == 45)
+            break;
+        settlertest_next (t, 100); //  bounded wait on the settler bus, not a sleep
+    }
+    cr_assert_eq (rows, 45, "the persister wrote every settlement");
+    pg_result_t *res = pg_exec (t->db,
+                                "SELECT count(*) FILTER (WHERE state = 'confirmed'), "
+                                "count(*) FILTER (WHERE state = 'failed'), "
+                                "(SELECT reason FROM settlements WHERE trade_id = 41), "
+                                "(SELECT state FROM epochs ORDER BY epoch LIMIT 1) "
+                                "FROM settlements",
+                                0, NULL);
+    cr_assert_not_null (res, "%s", pg_error (t->db));
+    cr_assert_eq (pg_int (res, 0, 0), 42);
+    cr_assert_eq (pg_int (res, 0, 1), 3);
+    cr_assert_str_eq (pg_value (res, 0, 2), t->seen[41].error);
+    cr_assert_str_eq (pg_value (res, 0, 3), "settled", "the settler's word on the epoch");
+    pg_result_free (&res);
+    (void) persister;
+
     //  The late user registers; an admin retries; it settles.
     settlertest_register (t, "late", late);
     uint64_t late_sid = t->seen[44].settlement_id;

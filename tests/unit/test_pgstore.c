@@ -111,6 +111,8 @@ static void s_everything (pg_t *pg, char *out, size_t size)
             out, size);
 }
 
+#define S_MIGRATIONS 2 //  files in persister/migrations
+
 //  --------------------------------------------------------------------------------------------
 //  Events, as the matcher would publish them
 
@@ -361,7 +363,7 @@ Test (pgstore, migrates_once_and_a_second_open_changes_nothing)
     pg_t *pg = s_look (conninfo);
     cr_assert_eq (s_int (pg, "SELECT count(*) FROM schema_migrations WHERE component = "
                              "'persister'"),
-                  1);
+                  S_MIGRATIONS);
     char before[4096], after[4096];
     s_everything (pg, before, sizeof before);
 
@@ -372,7 +374,7 @@ Test (pgstore, migrates_once_and_a_second_open_changes_nothing)
     cr_assert_str_eq (after, before);
     cr_assert_eq (s_int (pg, "SELECT count(*) FROM schema_migrations WHERE component = "
                              "'persister'"),
-                  1);
+                  S_MIGRATIONS);
 
     //  a binary older than the database refuses to start
     pg_result_t *r = pg_exec (pg,
@@ -629,5 +631,73 @@ Test (pgstore, loads_the_replica_the_events_make)
     cr_assert_eq (ta->ts, tb->ts / 1000 * 1000, "to the microsecond");
     replica_destroy (&loaded);
     replica_destroy (&followed);
+    pgstore_destroy (&store);
+}
+
+//  --------------------------------------------------------------------------------------------
+//  The settler's stream
+
+static proto_msg_t s_settlement (uint64_t seq, uint64_t tid, proto_settle_state_t state,
+                                 const char *sig, const char *err, bool creating)
+{
+    proto_msg_t m = {.kind = PROTO_settlement};
+    proto_settlement_t *e = &m.settlement;
+    e->seq = seq;
+    e->ts = T0 + (int64_t) seq;
+    snprintf (e->market, sizeof e->market, "%s", MKT);
+    e->epoch = EP;
+    e->trade_id = tid;
+    e->settlement_id = 100 + tid;
+    e->state = state;
+    e->attempts = state == PROTO_SETTLE_STATE_PENDING ? 0 : 1;
+    snprintf (e->signature, sizeof e->signature, "%s", sig);
+    snprintf (e->error, sizeof e->error, "%s", err);
+    if (creating) {
+        e->value = 1500000;
+        e->fee = 1500;
+        snprintf (e->buyer, sizeof e->buyer, "alice");
+        snprintf (e->seller, sizeof e->seller, "bob");
+        e->qty = 10000;
+        e->price = 150000;
+    }
+    return m;
+}
+
+Test (pgstore, the_settler_stream_fills_settlements_and_settles_epochs_in_either_order)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_settler", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    //  trade 1: created, sent, confirmed, across two batches; trade 2: created and failed
+    proto_msg_t s1[] = {s_settlement (1, 1, PROTO_SETTLE_STATE_PENDING, "", "", true),
+                        s_settlement (2, 1, PROTO_SETTLE_STATE_PROCESSING, "5igA", "", false),
+                        s_settlement (3, 2, PROTO_SETTLE_STATE_PENDING, "", "", true)};
+    cr_assert_eq (pgstore_apply (store, "s", s1, 3), 0, "%s", pgstore_error (store));
+    //  the settler says the epoch is settled before the persister has the matcher's cleared
+    proto_msg_t settled = s_epoch (6, PROTO_EPOCH_PHASE_SETTLED, 150000, 10000, 1);
+    settled.epoch_state.mseq = 42;
+    proto_msg_t s2[] = {
+        s_settlement (4, 1, PROTO_SETTLE_STATE_CONFIRMED, "", "", false),
+        s_settlement (5, 2, PROTO_SETTLE_STATE_FAILED, "", "InsufficientFundsForFee", false),
+        settled};
+    cr_assert_eq (pgstore_apply (store, "s", s2, 3), 0, "%s", pgstore_error (store));
+    cr_assert_eq (pgstore_offset (store, "s"), 6);
+    cr_assert_eq (pgstore_offset (store, "m"), 0, "the streams' offsets are apart");
+    //  the matcher's cleared event, applied later, does not take the epoch back
+    proto_msg_t cleared = s_epoch (1, PROTO_EPOCH_PHASE_CLEARED, 150000, 10000, 1);
+    cr_assert_eq (pgstore_apply (store, "m", &cleared, 1), 0, "%s", pgstore_error (store));
+    pg_t *pg = s_look (conninfo);
+    s_assert_rows (
+        pg,
+        "SELECT trade_id, settlement_id, state, signature, reason, attempts, value, fee, "
+        "buyer, seller, seq FROM settlements ORDER BY trade_id",
+        "1|101|confirmed|5igA|-|1|1500000|1500|alice|bob|4;"
+        "2|102|failed|-|InsufficientFundsForFee|1|1500000|1500|alice|bob|5");
+    s_assert_rows (pg, "SELECT state, clearing_price, volume, trades FROM epochs",
+                   "settled|150000|10000|1");
+    //  a settler batch delivered twice is refused, and changes nothing
+    cr_assert_eq (pgstore_apply (store, "s", s2, 3), -1);
+    s_assert_rows (pg, "SELECT count(*) FROM settlements", "2");
+    pg_destroy (&pg);
     pgstore_destroy (&store);
 }
