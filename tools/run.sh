@@ -35,11 +35,13 @@ pids=()
 names=()
 local_pg=false
 local_redis=false
+ledger_pid=
 stop_all() {
     trap - INT TERM EXIT
     echo
     echo "run: stopping ..."
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    [ -n "$ledger_pid" ] && kill -TERM "$ledger_pid" 2>/dev/null
     wait 2>/dev/null || true
     if $local_redis; then
         redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
@@ -79,6 +81,36 @@ if [ ${#config_args[@]} -eq 0 ] && [ -z "${MCE_GATEWAY_JWT_SECRET:-}" ]; then
     export MCE_GATEWAY_JWT_SECRET
 fi
 
+# The local Solana ledger (tools/ledger: real SPL Token programs in litesvm), unless a
+# cluster is configured (MCE_SETTLER_RPC_URL or -c). It keeps no state between runs: each run
+# starts a fresh chain with four funded users (user1..user4) whose wallets can sign up.
+LEDGER_PORT=${MCE_RUN_LEDGER_PORT:-58899}
+wallets=()
+if [ ${#config_args[@]} -eq 0 ] && [ -z "${MCE_SETTLER_RPC_URL:-}" ]; then
+    echo "run: starting the local Solana ledger on 127.0.0.1:$LEDGER_PORT (tools/ledger) ..."
+    rm -f .run/ledger.ready
+    node tools/ledger/ledger.js --port "$LEDGER_PORT" --users 4 \
+        --setup-out "$PWD/.run/ledger.json" --watch-pid $$ \
+        >.run/ledger.ready 2>>.run/logs/ledger.log &
+    ledger_pid=$!
+    for _ in $(seq 300); do
+        grep -q "listening" .run/ledger.ready 2>/dev/null && break
+        if ! kill -0 "$ledger_pid" 2>/dev/null; then
+            echo "run: the local ledger did not start; .run/logs/ledger.log:" >&2
+            tail -n 15 .run/logs/ledger.log >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    export MCE_SETTLER_RPC_URL="http://127.0.0.1:$LEDGER_PORT"
+    export MCE_SETTLER_KEYS_FILE="$PWD/.run/ledger.json"
+    mapfile -t wallets < <(node -e \
+        'for (const u of require(process.argv[1]).users) console.log(u.wallet)' \
+        "$PWD/.run/ledger.json")
+fi
+wallet1=${wallets[0]:-4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T}
+wallet2=${wallets[1]:-$wallet1}
+
 # The matcher first: everything else connects to it (ZeroMQ reconnects, so order is a courtesy).
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
     build/bin/$exe "${config_args[@]}" >>".run/logs/$exe.log" 2>&1 &
@@ -90,10 +122,11 @@ port=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's
 addr=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p')
 api="http://$addr:$port"
 echo "run: mce is up — API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
-echo "run: sign up, sign in and place an order:"
-echo "       curl -s -XPOST $api/api/auth/register -d '{\"username\":\"alice\",\"password\":\"correct horse\",\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}'"
+echo "run: sign up (with a wallet the local ledger funded), sign in and place an order:"
+echo "       curl -s -XPOST $api/api/auth/register -d '{\"username\":\"alice\",\"password\":\"correct horse\",\"wallet\":\"$wallet1\"}'"
 echo "       TOKEN=\$(curl -s -XPOST $api/api/auth/login -d '{\"username\":\"alice\",\"password\":\"correct horse\"}' | sed 's/.*\"token\":\"\([^\"]*\)\".*/\\1/')"
 echo "       curl -s -XPOST $api/api/trading/orders -H \"Authorization: Bearer \$TOKEN\" -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"12.5\",\"price\":\"0.15\"}'"
+echo "run: a seller (bob, wallet $wallet2) selling at 0.15 makes a trade the settler pays on the ledger"
 echo "run: an administrator: echo 'a long password' | build/bin/mcectl user add root --wallet <key> --admin"
 echo "     (in another shell, with the same MCE_POSTGRES_URL=$MCE_POSTGRES_URL)"
 echo "run: logs in .run/logs/, data in the configured data_dir; Ctrl-C stops everything"
