@@ -2,6 +2,7 @@
     allocation per message on the consumer's hot path.
 */
 #include "bus_sub.h"
+#include "bus_pub.h"
 #include "clock.h"
 #include "log.h"
 
@@ -38,7 +39,9 @@ static void s_request_replay (bus_sub_t *self)
     proto_msg_t req = {.kind = PROTO_replay_req};
     req.replay_req.from = self->last_seq + 1;
     self->replay_from = req.replay_req.from;
-    req.replay_req.max = 0;
+    //  As much as one answer may carry: a subscriber that fell behind drops the live events
+    //  until replay reaches them, so it catches up in as few round trips as the producer allows.
+    req.replay_req.max = BUS_REPLAY_BATCH_MAX;
     proto_buf_t buf;
     proto_buf_init (&buf);
     bool sent = false;

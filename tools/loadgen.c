@@ -216,6 +216,41 @@ static int s_connect (const char *address, int port)
     return fd;
 }
 
+//  Waits (up to 30 s) until the gateway's /api/health says its matcher is up: its bus
+//  subscription is live, so the run measures a running system, not the start-up race of a
+//  fresh gateway (whose first events would be fetched by replay while the writes wait). 0,
+//  or -1 with the reason on stderr.
+static int s_wait_gateway (const char *address, int port)
+{
+    int64_t deadline = clock_mono_ns () + 30 * MCE_NS_PER_SEC;
+    while (clock_mono_ns () < deadline) {
+        int fd = s_connect (address, port);
+        if (fd >= 0) {
+            fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+            struct timeval tv = {.tv_sec = 2};
+            setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            const char req[] = "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            char buf[4096];
+            size_t len = 0;
+            ssize_t n = send (fd, req, sizeof req - 1, 0);
+            while (n > 0 && len < sizeof buf - 1 &&
+                   (n = recv (fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+                len += (size_t) n;
+            buf[len] = '\0';
+            close (fd);
+            if (strstr (buf, "\"matcher\":{\"up\":true"))
+                return 0;
+        }
+        struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
+        nanosleep (&ts, NULL); //  polling a server that is starting, not synchronising a test
+    }
+    fprintf (stderr,
+             "mce-loadgen: the gateway at %s:%d did not report its matcher up within "
+             "30 s (GET /api/health)\n",
+             address, port);
+    return -1;
+}
+
 //  Appends the next request of this connection's flow to its output.
 static void s_http_request (s_http_t *h, const char *market, bool depth)
 {
@@ -510,6 +545,8 @@ int main (int argc, char **argv)
     }
     zsys_init ();
     zsys_set_logstream (NULL);
+    if ((http || native) && s_wait_gateway (cfg.gateway.http_address, (int) cfg.gateway.http_port))
+        return 1;
     s_result_t res = {.latency = calloc ((size_t) orders + 1, sizeof (int64_t))};
     int rc = http ? s_run_http (&cfg, tokens, market, depth, orders, connections, window, &res)
                   : s_run_zmq (native ? cfg.gateway.native : cfg.matcher.commands, tokens, market,
