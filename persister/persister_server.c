@@ -223,6 +223,7 @@ static int s_redis_batch (persister_server_t *self, const proto_msg_t *batch, si
         if (rstore_apply (self->rstore, self->replica) == 0) {
             atomic_store (&self->m_redis_seq, replica_seq (self->replica));
             self->redis_ts = self->replica_ts;
+            log_debug ("persister", "redis: at seq %" PRIu64, replica_seq (self->replica));
         }
         else {
             self->redis_must_rewrite = true;

@@ -41,7 +41,6 @@
 #define S_TRADES_KEPT 1000  //  REPLICA_TRADES_DEFAULT: the Redis list's length
 #define S_TTL_S       86400 //  RSTORE_TTL_S
 #define S_CATCH_UP_MS (HARNESS_DEADLINE_MS * 4)
-#define S_POLL_MS     20 //  between two looks at the offsets while waiting for them
 #define MKT           "campus-1"
 
 static harness_t s_h;
@@ -402,14 +401,11 @@ static uint64_t s_redis_seq (void)
     return seq;
 }
 
-//  Polls (with a deadline) until Redis holds something.
-static void s_wait_redis_moved (void)
+//  Waits until the persister says (in its debug log) that Redis took a batch.
+static void s_wait_redis_moved (int persister)
 {
-    int64_t deadline = s_now_ms () + S_CATCH_UP_MS;
-    while (s_redis_seq () == 0) {
-        cr_assert_lt (s_now_ms (), deadline, "Redis never got a batch");
-        zclock_sleep (S_POLL_MS);
-    }
+    cr_assert (harness_wait_log (&s_h, persister, "redis: at seq ", S_CATCH_UP_MS),
+               "Redis never got a batch");
 }
 
 static int64_t s_query_int (pg_t *pg, const char *sql)
@@ -426,29 +422,34 @@ static int64_t s_pg_offset (pg_t *pg)
 {
     if (!pg_ok (pg) && pg_reset (pg) != 0)
         return -1;
-    pg_result_t *r =
-        pg_exec (pg, "SELECT last_seq FROM consumer_offsets WHERE stream = 'm'", 0, NULL);
+    const char *sql = "SELECT last_seq FROM consumer_offsets WHERE stream = 'm'";
+    pg_result_t *r = pg_exec (pg, sql, 0, NULL);
+    if (!r && pg_reset (pg) == 0) //  a connection from before an outage fails once, then works
+        r = pg_exec (pg, sql, 0, NULL);
     int64_t v = r && pg_rows (r) ? pg_int (r, 0, 0) : -1;
     pg_result_free (&r);
     return v;
 }
 
-//  Polls (with a deadline) until Postgres and, when redis, Redis are at seq.
-static void s_wait_caught_up (pg_t *pg, uint64_t seq, bool redis)
+//  Waits until the persister says (in its debug log) that Postgres and, when redis, Redis are
+//  at seq: a batch ends at the last event it has, so once the load stops the last batch of
+//  each ends exactly at the journal's last seq ("applied N events through seq S" for Postgres;
+//  "redis: at seq S" after a batch, or "...; at seq S" after a rewrite, for Redis). Then the
+//  offsets themselves say so.
+static void s_wait_caught_up (pg_t *pg, int persister, uint64_t seq, bool redis)
 {
-    int64_t deadline = s_now_ms () + S_CATCH_UP_MS;
-    int64_t pg_seq = -1;
-    uint64_t redis_seq = 0;
-    while (s_now_ms () < deadline) {
-        pg_seq = s_pg_offset (pg);
-        redis_seq = redis ? s_redis_seq () : seq;
-        if (pg_seq == (int64_t) seq && redis_seq == seq)
-            return;
-        zclock_sleep (S_POLL_MS);
-    }
-    cr_assert_fail ("not caught up with seq %" PRIu64 ": Postgres at %" PRId64
-                    ", Redis at %" PRIu64,
-                    seq, pg_seq, redis_seq);
+    char line[64];
+    snprintf (line, sizeof line, "events through seq %" PRIu64 "\n", seq);
+    cr_assert (harness_wait_log (&s_h, persister, line, S_CATCH_UP_MS),
+               "Postgres never reached seq %" PRIu64 " (offset %" PRId64 ")", seq,
+               s_pg_offset (pg));
+    cr_assert_eq (s_pg_offset (pg), (int64_t) seq);
+    if (!redis)
+        return;
+    snprintf (line, sizeof line, "at seq %" PRIu64 "\n", seq);
+    cr_assert (harness_wait_log (&s_h, persister, line, S_CATCH_UP_MS),
+               "Redis never reached seq %" PRIu64 " (it is at %" PRIu64 ")", seq, s_redis_seq ());
+    cr_assert_eq (s_redis_seq (), seq);
 }
 
 static void s_compare_postgres (pg_t *pg, const s_truth_t *t)
@@ -628,10 +629,10 @@ static void s_compare_redis (const s_truth_t *t)
 }
 
 //  Waits until both stores hold the whole journal, then compares both with it.
-static void s_compare (pg_t *pg)
+static void s_compare (pg_t *pg, int persister)
 {
     s_truth_t t = s_journal_truth ();
-    s_wait_caught_up (pg, t.last_seq, true);
+    s_wait_caught_up (pg, persister, t.last_seq, true);
     s_compare_postgres (pg, &t);
     s_compare_redis (&t);
     fprintf (stderr,
@@ -658,6 +659,7 @@ static int s_setup (s_load_t *load, pg_t **pg)
     char port[16];
     snprintf (port, sizeof port, "%d", s_h.port_ws); //  free, and unused here
     setenv ("MCE_PERSISTER_METRICS_PORT", port, 1);
+    setenv ("MCE_LOG_LEVEL", "debug", 1); //  the persister says what it applied, where
     int persister = harness_start (&s_h, "mce-persister");
     cr_assert (harness_wait_log (&s_h, persister, "following stream m", HARNESS_DEADLINE_MS));
     cr_assert (harness_wait_log (&s_h, persister, "redis: ready", HARNESS_DEADLINE_MS));
@@ -686,6 +688,7 @@ static void s_teardown (s_load_t *load, pg_t **pg)
     }
     pg_destroy (pg);
     unsetenv ("MCE_PERSISTER_METRICS_PORT");
+    unsetenv ("MCE_LOG_LEVEL");
 }
 
 //  The persister's metrics text contains want.
@@ -706,7 +709,7 @@ Test (persister_redis, redis_shows_the_books_under_load_and_across_a_kill, .fini
     pg_t *pg;
     int persister = s_setup (&load, &pg);
     s_rounds (&load, 40);
-    s_wait_redis_moved ();
+    s_wait_redis_moved (persister);
     //  kill -9 under load (while it works through these rounds), then a start with Redis
     //  possibly one batch short of Postgres
     s_rounds (&load, 40);
@@ -720,9 +723,9 @@ Test (persister_redis, redis_shows_the_books_under_load_and_across_a_kill, .fini
     persister = harness_start (&s_h, "mce-persister");
     cr_assert (harness_wait_log_count (&s_h, persister, "redis: ready", 2, HARNESS_DEADLINE_MS));
     cr_assert (harness_wait_log (&s_h, persister, "ready; book rewritten", HARNESS_DEADLINE_MS));
-    s_compare (pg); //  all of it from what the new persister loaded from Postgres
+    s_compare (pg, persister); //  all of it from what the new persister loaded from Postgres
     s_rounds (&load, 100);
-    s_compare (pg);
+    s_compare (pg, persister);
     s_metrics_say ("mce_persister_redis_up 1\n");
     char want[64];
     snprintf (want, sizeof want, "mce_persister_redis_applied_seq %" PRIu64 "\n", s_redis_seq ());
@@ -737,7 +740,7 @@ Test (persister_redis, a_redis_outage_of_30_s_under_load_is_caught_up, .fini = s
     pg_t *pg;
     int persister = s_setup (&load, &pg);
     s_rounds (&load, 60);
-    s_compare (pg);
+    s_compare (pg, persister);
     cr_assert_eq (redistest_stop_server (&s_redis), 0);
     int64_t down = s_now_ms ();
     s_round (&load);
@@ -747,16 +750,16 @@ Test (persister_redis, a_redis_outage_of_30_s_under_load_is_caught_up, .fini = s
     s_rounds_for (&load, (int) (S_OUTAGE_MS - (s_now_ms () - down)));
     //  Postgres did not wait for Redis
     s_truth_t t = s_journal_truth ();
-    s_wait_caught_up (pg, t.last_seq, false);
+    s_wait_caught_up (pg, persister, t.last_seq, false);
     s_truth_free (&t);
     s_metrics_say ("mce_persister_redis_up 0\n");
     cr_assert_eq (redistest_restart (&s_redis), 0); //  empty: it had no persistence
     s_rounds (&load, 5);
     cr_assert (harness_wait_log (&s_h, persister, "redis: back after", S_CATCH_UP_MS));
-    s_compare (pg);
+    s_compare (pg, persister);
     //  and incremental again after the rewrite
     s_rounds (&load, 20);
-    s_compare (pg);
+    s_compare (pg, persister);
     s_metrics_say ("mce_persister_redis_up 1\n");
     s_teardown (&load, &pg);
 }
@@ -768,7 +771,7 @@ Test (persister_redis, a_postgres_outage_of_30_s_under_load_is_caught_up, .fini 
     pg_t *pg;
     int persister = s_setup (&load, &pg);
     s_rounds (&load, 60);
-    s_compare (pg);
+    s_compare (pg, persister);
     cr_assert_eq (pgtest_stop_server (&s_pg), 0);
     int64_t down = s_now_ms ();
     s_round (&load);
@@ -777,7 +780,7 @@ Test (persister_redis, a_postgres_outage_of_30_s_under_load_is_caught_up, .fini 
     s_rounds_for (&load, (int) (S_OUTAGE_MS - (s_now_ms () - down)));
     cr_assert_eq (pgtest_restart (&s_pg), 0);
     cr_assert (harness_wait_log (&s_h, persister, "Postgres is back", S_CATCH_UP_MS));
-    s_compare (pg);
+    s_compare (pg, persister);
     s_metrics_say ("mce_persister_postgres_up 1\n");
     s_metrics_say ("mce_persister_redis_up 1\n");
     s_teardown (&load, &pg);
