@@ -5,6 +5,7 @@
     through a shell: initdb and pg_ctl are spawned with their arguments as they are.
 */
 #include "pgtest.h"
+#include "guardian.h"
 #include "pg.h"
 
 #include <arpa/inet.h>
@@ -244,50 +245,17 @@ static int s_make_dir (pgtest_t *pg, const char *dir)
 //  already and it just exits.
 static int s_start_guardian (pgtest_t *pg)
 {
-    int fds[2];
-    if (pipe2 (fds, O_CLOEXEC) != 0) {
-        fprintf (stderr, "pgtest: pipe: %s\n", strerror (errno));
-        return -1;
-    }
     char as_pg[128] = "";
     if (s_root ())
         snprintf (as_pg, sizeof as_pg, "%s --reuid=%s --regid=%s --init-groups -- ", s_setpriv (),
                   S_PG_USER, S_PG_USER);
-    bool keep = getenv ("MCE_KEEP_TEST_DIR") != NULL;
-    char script[2048];
-    snprintf (script, sizeof script,
-              "trap '' INT TERM HUP; cat >/dev/null; "
+    char stop[2048];
+    snprintf (stop, sizeof stop,
               "pid=$(head -n1 '%s/data/postmaster.pid' 2>/dev/null); "
               "if [ -n \"$pid\" ]; then "
-              "%s'%s/pg_ctl' -D '%s/data' -m immediate -w -t %d stop || kill -9 \"$pid\"; fi; "
-              "%s%s%s",
-              pg->dir, as_pg, pg->bin, pg->dir, PGTEST_DEADLINE_S, keep ? "" : "rm -rf '",
-              keep ? "" : pg->dir, keep ? "" : "'");
-    const char *argv[] = {"/bin/sh", "-c", script, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init (&fa);
-    posix_spawn_file_actions_adddup2 (&fa, fds[0], 0);
-    posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2 (&fa, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init (&attr);
-    sigset_t none;
-    sigemptyset (&none);
-    posix_spawnattr_setsigmask (&attr, &none);
-    //  its own session: a Ctrl-C or a kill of the test's process group must not take it too
-    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawn (&pg->guardian, argv[0], &fa, &attr, (char *const *) argv, environ);
-    posix_spawn_file_actions_destroy (&fa);
-    posix_spawnattr_destroy (&attr);
-    close (fds[0]);
-    if (rc != 0) {
-        fprintf (stderr, "pgtest: cannot start the guardian: %s\n", strerror (rc));
-        close (fds[1]);
-        pg->guardian = 0;
-        return -1;
-    }
-    pg->guard_fd = fds[1];
-    return 0;
+              "%s'%s/pg_ctl' -D '%s/data' -m immediate -w -t %d stop || kill -9 \"$pid\"; fi",
+              pg->dir, as_pg, pg->bin, pg->dir, PGTEST_DEADLINE_S);
+    return guardian_start ("pgtest", stop, pg->dir, &pg->guardian, &pg->guard_fd);
 }
 
 //  pg_ctl start on pg->port, waiting (with pg_ctl's deadline) until the server accepts.

@@ -1,5 +1,6 @@
 /*  redistest — see redistest.h.  */
 #include "redistest.h"
+#include "guardian.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,44 +106,13 @@ static int s_reap (pid_t pid, int timeout_ms)
 //  redis.pid (if that pid is still a redis-server) and removes the folder.
 static int s_start_guardian (redistest_t *rt)
 {
-    int fds[2];
-    if (pipe2 (fds, O_CLOEXEC) != 0) {
-        fprintf (stderr, "redistest: pipe: %s\n", strerror (errno));
-        return -1;
-    }
-    bool keep = getenv ("MCE_KEEP_TEST_DIR") != NULL;
-    char script[1024];
-    snprintf (script, sizeof script,
-              "trap '' INT TERM HUP; cat >/dev/null; "
+    char stop[1024];
+    snprintf (stop, sizeof stop,
               "pid=$(head -n1 '%s/redis.pid' 2>/dev/null); "
               "if [ -n \"$pid\" ] && grep -q redis-server \"/proc/$pid/comm\" 2>/dev/null; then "
-              "kill -9 \"$pid\"; fi; %s%s%s",
-              rt->dir, keep ? "" : "rm -rf '", keep ? "" : rt->dir, keep ? "" : "'");
-    const char *argv[] = {"/bin/sh", "-c", script, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init (&fa);
-    posix_spawn_file_actions_adddup2 (&fa, fds[0], 0);
-    posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2 (&fa, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init (&attr);
-    sigset_t none;
-    sigemptyset (&none);
-    posix_spawnattr_setsigmask (&attr, &none);
-    //  its own session: a Ctrl-C or a kill of the test's process group must not take it too
-    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawn (&rt->guardian, argv[0], &fa, &attr, (char *const *) argv, environ);
-    posix_spawn_file_actions_destroy (&fa);
-    posix_spawnattr_destroy (&attr);
-    close (fds[0]);
-    if (rc != 0) {
-        fprintf (stderr, "redistest: cannot start the guardian: %s\n", strerror (rc));
-        close (fds[1]);
-        rt->guardian = 0;
-        return -1;
-    }
-    rt->guard_fd = fds[1];
-    return 0;
+              "kill -9 \"$pid\"; fi",
+              rt->dir);
+    return guardian_start ("redistest", stop, rt->dir, &rt->guardian, &rt->guard_fd);
 }
 
 //  One PING on a fresh connection: true when it answers PONG.
