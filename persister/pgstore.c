@@ -622,8 +622,9 @@ static market_acc_t *s_market (batch_t *b, const char *id)
     return &b->mkts[b->nmkts++];
 }
 
-//  Folds one epoch_state into its epoch's accumulator.
-static int s_epoch (batch_t *b, const proto_epoch_state_t *ev)
+//  Folds one epoch_state into its epoch's accumulator. mseq: the matcher seq a settler record
+//  copies (0 for the matcher's own events).
+static int s_epoch (batch_t *b, const proto_epoch_state_t *ev, uint64_t mseq)
 {
     if (!s_map_reserve (&b->ep_map))
         return -1;
@@ -643,6 +644,7 @@ static int s_epoch (batch_t *b, const proto_epoch_state_t *ev)
         b->ep_map.count++;
     }
     acc->last = ev;
+    acc->mseq = mseq;
     if (ev->clearing_price)
         acc->clearing_price = ev->clearing_price;
     //  volume and trades are only meaningful (and may be 0) once the epoch has cleared
@@ -779,7 +781,7 @@ static int s_add_matcher_event (batch_t *b, const proto_msg_t *msg)
         case PROTO_epoch_state:
             if (!s_market (b, msg->epoch_state.market))
                 return -1;
-            return s_epoch (b, &msg->epoch_state);
+            return s_epoch (b, &msg->epoch_state, 0);
         case PROTO_market_state: {
             const proto_market_state_t *e = &msg->market_state;
             market_acc_t *acc = s_market (b, e->market);
@@ -827,12 +829,7 @@ static settle_acc_t *s_settle (batch_t *b, uint64_t trade_id)
 static int s_add_settler_event (batch_t *b, const proto_msg_t *msg)
 {
     if (msg->kind == PROTO_epoch_state && msg->epoch_state.state == PROTO_EPOCH_PHASE_SETTLED) {
-        if (s_epoch (b, &msg->epoch_state))
-            return -1;
-        for (size_t i = 0; i < b->neps; i++)
-            if (b->eps[i].last == &msg->epoch_state)
-                b->eps[i].mseq = msg->epoch_state.mseq;
-        return 0;
+        return s_epoch (b, &msg->epoch_state, msg->epoch_state.mseq);
     }
     if (msg->kind != PROTO_settlement)
         return 0;
