@@ -29,8 +29,9 @@
 //  ---------------------------------------------------------------------------------------
 //  Tables expanded from messages.def
 
-#define ENUM_TYPE(name_, upper_, doc_)     static const proto_enum_value_info_t s_values_##name_[] = {
-#define VALUE(upper_, value_, wire_, doc_) {wire_, "PROTO_" #upper_ "_" #value_, doc_},
+#define ENUM_TYPE(name_, upper_, doc_) static const proto_enum_value_info_t s_values_##name_[] = {
+#define VALUE(upper_, value_, wire_, doc_)                                                         \
+    {wire_, "PROTO_" #upper_ "_" #value_, doc_, sizeof (wire_) - 1},
 #define END_ENUM_TYPE(name_)                                                                       \
     }                                                                                              \
     ;                                                                                              \
@@ -52,6 +53,12 @@ static const proto_enum_info_t s_enums[S_ENUM_COUNT] = {
 static const char *const s_kind_names[PROTO_KIND_COUNT] = {
     NULL,
 #define MESSAGE(name_, direction_, doc_) #name_,
+#include "messages.def"
+};
+
+static const size_t s_kind_name_lens[PROTO_KIND_COUNT] = {
+    0,
+#define MESSAGE(name_, direction_, doc_) sizeof (#name_) - 1,
 #include "messages.def"
 };
 
@@ -85,6 +92,7 @@ const proto_message_info_t *proto_message_info (proto_kind_t kind)
 #define FIELD(cname_, key_, type_, required_, unit_, doc_)                                         \
     {.cname = #cname_,                                                                             \
      .key = key_,                                                                                  \
+     .key_len = sizeof (key_) - 1,                                                                 \
      S_TYPE_##type_,                                                                               \
      .required = S_REQUIRED_##required_,                                                           \
      .unit = unit_,                                                                                \
@@ -124,8 +132,8 @@ static const char *s_enum_wire (const proto_enum_info_t *info, int value)
 static int s_enum_lookup (const proto_enum_info_t *info, const void *wire, size_t len)
 {
     for (size_t index = 0; index < info->count; index++) {
-        const char *name = info->values[index].wire;
-        if (strlen (name) == len && memcmp (name, wire, len) == 0)
+        const proto_enum_value_info_t *value = &info->values[index];
+        if (value->wire_len == len && memcmp (value->wire, wire, len) == 0)
             return (int) index + 1;
     }
     return 0;
@@ -152,7 +160,7 @@ const char *proto_kind_name (proto_kind_t kind)
 static proto_kind_t s_kind_lookup (const void *name, size_t len)
 {
     for (int kind = 1; kind < PROTO_KIND_COUNT; kind++)
-        if (strlen (s_kind_names[kind]) == len && memcmp (s_kind_names[kind], name, len) == 0)
+        if (s_kind_name_lens[kind] == len && memcmp (s_kind_names[kind], name, len) == 0)
             return (proto_kind_t) kind;
     return PROTO_NONE;
 }
@@ -629,9 +637,8 @@ typedef struct {
 static int s_find_field (const proto_message_info_t *info, const uint8_t *key, size_t len)
 {
     for (size_t index = 0; index < info->field_count; index++) {
-        const char *candidate = info->fields[index].key;
-        if (candidate[0] == key[0] && strlen (candidate) == len &&
-            memcmp (candidate, key, len) == 0)
+        const proto_field_info_t *field = &info->fields[index];
+        if (field->key_len == len && memcmp (field->key, key, len) == 0)
             return (int) index;
     }
     return -1;

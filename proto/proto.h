@@ -153,6 +153,7 @@ typedef struct {
     const char *wire;  // "buy"
     const char *cname; // "PROTO_SIDE_BUY"
     const char *doc;
+    size_t wire_len; // strlen (wire), for the decoder's lookups
 } proto_enum_value_info_t;
 
 typedef struct {
@@ -165,6 +166,7 @@ typedef struct {
 typedef struct {
     const char *cname; // C member name: "price"
     const char *key;   // wire key: "px"
+    size_t key_len;    // strlen (key), for the decoder's lookups
     proto_type_t type;
     const char *type_name;              // "U64", "STR32", ...; the enum's name for ENUM
     size_t max_len;                     // PROTO_TYPE_STR: most bytes allowed (without the NUL)
