@@ -13,6 +13,7 @@
 #include "ratelimit.h"
 #include "redis.h"
 #include "respcache.h"
+#include "respool.h"
 #include "seqwait.h"
 #include "settler_link.h"
 
@@ -31,6 +32,8 @@
 #define S_RATE_BUCKETS      65536
 #define S_LATENCY_BUCKETS   12 //  100 µs, 200 µs, 400 µs, ... ~200 ms
 #define S_CACHE_SLOTS       256
+#define S_POOL_MAX_LEN      2048 //  bodies up to this many bytes go out in pooled responses
+#define S_POOL_MAX_IDLE     2048
 #define S_VERIFIED_SLOTS    4096
 #define S_HEALTH_TIMEOUT_MS 1000 //  for each of Postgres and Redis
 
@@ -54,6 +57,7 @@ struct _gateway_server_t {
     native_port_t *native;
     ratelimit_t *rates;
     respcache_t *cache;
+    respool_t *pool;        //  reused responses, headers and all
     s_verified_t *verified; //  tokens already checked, by hash (S_VERIFIED_SLOTS)
     uint8_t secret[CONFIG_STR_MAX];
     size_t secret_len;
@@ -140,32 +144,8 @@ static bool s_origin_allowed (const mce_config_t *cfg, const char *origin)
     return false;
 }
 
-//  Queues a response made from r (consumed) with the API's headers.
-static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, struct MHD_Response *r);
-
-enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t *body)
-{
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-    json_decref (body);
-    struct MHD_Response *r =
-        text ? MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE)
-             : MHD_create_response_from_buffer (0, (char *) "", MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        free (text);
-        return MHD_NO;
-    }
-    return s_queue (req, status, r);
-}
-
-enum MHD_Result gateway_respond_text (gateway_request_t *req, unsigned status, const char *text,
-                                      size_t len)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer (len, (void *) text, MHD_RESPMEM_MUST_COPY);
-    return r ? s_queue (req, status, r) : MHD_NO;
-}
-
-static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, struct MHD_Response *r)
+//  The headers every API answer carries.
+static void s_dress (struct MHD_Response *r)
 {
     MHD_add_response_header (r, "Content-Type", "application/json");
     MHD_add_response_header (r, "Cache-Control", "no-store");
@@ -174,8 +154,30 @@ static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, struct 
     MHD_add_response_header (r, "Content-Security-Policy",
                              "default-src 'none'; frame-ancestors 'none'");
     MHD_add_response_header (r, "Referrer-Policy", "no-referrer");
+}
+
+//  Queues status + text (len bytes, copied) with the API's headers. An answer with nothing
+//  but those goes out in a pooled response; one that needs more (CORS, Retry-After), or is
+//  empty or large, in a response of its own.
+static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, const char *text,
+                                size_t len)
+{
+    gateway_server_t *self = req->server;
+    assert (!req->pooled);
+    req->answered = status;
     const char *origin = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, "Origin");
-    if (origin && s_origin_allowed (req->server->cfg, origin)) {
+    bool cors = origin && s_origin_allowed (self->cfg, origin);
+    if (!cors && !req->retry_after) {
+        req->pooled = respool_take (self->pool, text, len);
+        if (req->pooled)
+            return MHD_queue_response (req->connection, status, respool_response (req->pooled));
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer (len, (void *) (len ? text : ""), MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    s_dress (r);
+    if (cors) {
         MHD_add_response_header (r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header (r, "Vary", "Origin");
     }
@@ -184,10 +186,26 @@ static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, struct 
         snprintf (seconds, sizeof seconds, "%u", req->retry_after);
         MHD_add_response_header (r, "Retry-After", seconds);
     }
-    req->answered = status;
     enum MHD_Result rc = MHD_queue_response (req->connection, status, r);
     MHD_destroy_response (r);
     return rc;
+}
+
+enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    json_decref (body);
+    if (body && !text)
+        return MHD_NO;
+    enum MHD_Result rc = s_queue (req, status, text, text ? strlen (text) : 0);
+    free (text);
+    return rc;
+}
+
+enum MHD_Result gateway_respond_text (gateway_request_t *req, unsigned status, const char *text,
+                                      size_t len)
+{
+    return s_queue (req, status, text, len);
 }
 
 enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const char *code,
@@ -697,6 +715,8 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     self->latency_sum_us += (uint64_t) us;
     if (req->answered >= 100 && req->answered < 600)
         self->responses[req->answered / 100]++;
+    if (req->pooled)
+        respool_give (self->pool, req->pooled);
     json_decref (req->response);
     free (req->body);
     free (req);
@@ -755,13 +775,14 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->worker = gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, s_migrate);
     self->rates = ratelimit_new (cfg->gateway.rate_per_s, cfg->gateway.rate_burst, S_RATE_BUCKETS);
     self->cache = respcache_new (S_CACHE_SLOTS);
+    self->pool = respool_new (S_POOL_MAX_LEN, S_POOL_MAX_IDLE, s_dress);
     self->verified = calloc (S_VERIFIED_SLOTS, sizeof *self->verified);
     self->waits = seqwait_new (S_WAIT_SEQ_MS);
     if (self->link && self->worker && self->model && self->waits)
         self->native = native_port_new (cfg, self->link, self->worker, self->model, self->waits,
                                         self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
-        !self->rates || !self->cache || !self->native) {
+        !self->rates || !self->cache || !self->pool || !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -817,6 +838,7 @@ void gateway_server_destroy (gateway_server_t **self_p)
     readmodel_destroy (&self->model);
     ratelimit_destroy (&self->rates);
     respcache_destroy (&self->cache);
+    respool_destroy (&self->pool); //  after the daemon: stopping it completes every request
     free (self->verified);
     free (self);
     *self_p = NULL;

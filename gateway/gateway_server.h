@@ -52,6 +52,7 @@ typedef struct {
     unsigned answered; //  status sent, for the access log
     int route;         //  index in the route table, -1 when none matched
     unsigned retry_after;
+    struct _respool_entry_t *pooled; //  the pooled response queued, given back on completion
 } gateway_request_t;
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg);

@@ -602,6 +602,28 @@ Test (gateway, rate_limits_security_headers_and_cors, .fini = s_fini, .timeout =
     r = s_call ("GET", "/api/health", NULL, NULL);
     cr_assert_eq (r.status, 200);
     harness_response_free (&r);
+    //  An answer to a listed origin names it; the next answer, to no origin, does not (answers
+    //  without extra headers go out in reused responses, which must never keep one)
+    for (int i = 0; i < 2; i++) {
+        harness_request (s_h.port_http,
+                         &(harness_request_t){.method = "GET",
+                                              .path = "/api/health",
+                                              .headers = {"Origin: https://dash.example", NULL}},
+                         &r);
+        cr_assert_eq (r.status, 200);
+        cr_assert (harness_response_header (&r, "Access-Control-Allow-Origin", v, sizeof v));
+        cr_assert_str_eq (v, "https://dash.example");
+        cr_assert (harness_response_header (&r, "Vary", v, sizeof v));
+        cr_assert (harness_response_header (&r, "X-Content-Type-Options", v, sizeof v));
+        harness_response_free (&r);
+        r = s_call ("GET", "/api/health", NULL, NULL);
+        cr_assert_eq (r.status, 200);
+        cr_assert_not (harness_response_header (&r, "Access-Control-Allow-Origin", v, sizeof v));
+        cr_assert_not (harness_response_header (&r, "Retry-After", v, sizeof v));
+        cr_assert (harness_response_header (&r, "X-Content-Type-Options", v, sizeof v));
+        cr_assert_str_eq (v, "nosniff");
+        harness_response_free (&r);
+    }
     //  CORS: a listed origin is echoed, another is not; the preflight says what may be sent
     harness_request (s_h.port_http,
                      &(harness_request_t){.method = "OPTIONS",
