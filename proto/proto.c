@@ -634,11 +634,21 @@ typedef struct {
     const uint8_t *value; // its first byte; the item was checked to be complete
 } entry_t;
 
-static int s_find_field (const proto_message_info_t *info, const uint8_t *key, size_t len)
+//  The field whose key this is, or -1. The search starts at hint, the field after the last
+//  one found: our encoder writes fields in table order, so the first try nearly always hits.
+static int s_find_field (const proto_message_info_t *info, const uint8_t *key, size_t len,
+                         size_t hint)
 {
-    for (size_t index = 0; index < info->field_count; index++) {
+    size_t count = info->field_count;
+    for (size_t tried = 0; tried < count; tried++) {
+        size_t index = (hint + tried) % count;
         const proto_field_info_t *field = &info->fields[index];
-        if (field->key_len == len && memcmp (field->key, key, len) == 0)
+        if (field->key_len != len)
+            continue;
+        size_t at = 0;
+        while (at < len && (uint8_t) field->key[at] == key[at])
+            at++;
+        if (at == len)
             return (int) index;
     }
     return -1;
@@ -804,11 +814,12 @@ static int s_decode (proto_kind_t expected, const uint8_t *data, size_t size, pr
 
     //  Every other key: a field of this kind, or an unknown key (ignored, but at most once)
     uint64_t seen = 0;
+    size_t hint = 0;
     for (int index = 0; index < count; index++) {
         if (index == t_index)
             continue;
         const entry_t *entry = &entries[index];
-        int found = entry->key_len ? s_find_field (info, entry->key, entry->key_len) : -1;
+        int found = entry->key_len ? s_find_field (info, entry->key, entry->key_len, hint) : -1;
         if (found < 0) {
             for (int other = 0; other < index; other++)
                 if (entries[other].key_len == entry->key_len &&
@@ -819,6 +830,7 @@ static int s_decode (proto_kind_t expected, const uint8_t *data, size_t size, pr
                 }
             continue;
         }
+        hint = (size_t) found + 1;
         const proto_field_info_t *field = &info->fields[found];
         if (seen & (UINT64_C (1) << found))
             return s_fail (err, errlen, "%s: duplicate key '%s'", info->name, field->key);
