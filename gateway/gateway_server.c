@@ -954,6 +954,7 @@ int gateway_server_run (gateway_server_t *self)
             native_port_process (self->native, all || ready[S_FD_ZAP]);
         seqwait_release (self->waits, readmodel_seq (self->model));
         MHD_run (self->daemon);
+        matcher_link_flush (self->link); //  the commands of this turn's handlers, together
     }
     close (loop_fd);
     return rc;

@@ -27,8 +27,15 @@ struct _matcher_link_t {
     s_slot_t *ring;
     uint64_t mask;
     uint64_t timeouts;
-    proto_buf_t buf;
+    proto_buf_t buf;     //  commands encoded and not yet sent, back to back
+    size_t *staged_ends; //  where each one ends in buf
+    size_t staged;       //  how many; they are rids next_rid - staged ... next_rid - 1
 };
+
+//  Commands are sent once per loop turn (matcher_link_flush), or at once when this many wait.
+//  A burst of sends wakes libzmq's I/O thread once and goes out in few TCP segments; one send
+//  per handler, spread over a turn, woke it for nearly every command.
+#define S_STAGE_MAX 64
 
 matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_in_flight)
 {
@@ -45,8 +52,9 @@ matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_
     self->ring = calloc (size, sizeof *self->ring);
     self->mask = size - 1;
     proto_buf_init (&self->buf);
+    self->staged_ends = calloc (S_STAGE_MAX, sizeof *self->staged_ends);
     self->dealer = zsock_new (ZMQ_DEALER);
-    if (!self->ring || !self->dealer) {
+    if (!self->ring || !self->staged_ends || !self->dealer) {
         matcher_link_destroy (&self);
         return NULL;
     }
@@ -89,6 +97,7 @@ void matcher_link_destroy (matcher_link_t **self_p)
     }
     zsock_destroy (&self->dealer);
     proto_buf_free (&self->buf);
+    free (self->staged_ends);
     free (self->ring);
     free (self);
     *self_p = NULL;
@@ -117,20 +126,42 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
         default:
             return -1;
     }
-    proto_buf_reset (&self->buf);
     if (proto_encode (cmd, &self->buf))
         return -1;
-    if (zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.len, ZMQ_DONTWAIT) < 0) {
-        log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", rid,
-                  zmq_strerror (zmq_errno ()));
-        return -1;
-    }
+    self->staged_ends[self->staged++] = self->buf.len;
     self->next_rid++;
     *slot = (s_slot_t){
         .rid = rid, .done = done, .arg = arg, .deadline = clock_mono_ns () + self->timeout_ns};
     self->in_flight++;
-    self->sent = true;
+    if (self->staged == S_STAGE_MAX)
+        matcher_link_flush (self);
     return 0;
+}
+
+void matcher_link_flush (matcher_link_t *self)
+{
+    assert (self);
+    if (self->staged == 0)
+        return;
+    void *sock = zsock_resolve (self->dealer);
+    uint64_t rid = self->next_rid - self->staged;
+    size_t start = 0;
+    for (size_t i = 0; i < self->staged; i++, rid++) {
+        size_t end = self->staged_ends[i];
+        //  No high-water mark (max_in_flight bounds the link), so only a closing context
+        //  refuses; the request is then answered as if the matcher had not.
+        if (zmq_send (sock, self->buf.data + start, end - start, ZMQ_DONTWAIT) < 0) {
+            log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", rid,
+                      zmq_strerror (zmq_errno ()));
+            s_slot_t *slot = &self->ring[rid & self->mask];
+            if (slot->rid == rid)
+                s_finish (self, slot, NULL);
+        }
+        start = end;
+    }
+    self->staged = 0;
+    proto_buf_reset (&self->buf);
+    self->sent = true;
 }
 
 void *matcher_link_socket (matcher_link_t *self)

@@ -1,7 +1,8 @@
 /*  matcher_link — the gateway's connection to the matcher (DEALER → ROUTER).
 
-    Handlers never wait for the matcher: they hand a command to the link, which sends it at
-    once, and suspend their connection. The gateway's loop polls the link's socket; each reply
+    Handlers never wait for the matcher: they hand a command to the link, which sends it by
+    the end of the loop's turn (together with the others of that turn), and suspend their
+    connection. The gateway's loop polls the link's socket; each reply
     finds its request by rid and calls the request's `done`, which resumes the connection.
     Hundreds of orders are thus in flight at once and the matcher's group commit amortises its
     fsync. The link belongs to the gateway's one thread: no locks, no hand-offs.
@@ -27,10 +28,13 @@ typedef struct _matcher_link_t matcher_link_t;
 matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_in_flight);
 //  Every request still in flight gets done (arg, NULL) first.
 void matcher_link_destroy (matcher_link_t **self_p);
-//  Sends cmd (its rid is assigned here). 0, or -1 when the link is overloaded (done is then
-//  not called).
+//  Queues cmd (its rid is assigned here) to go out with the next matcher_link_flush. 0, or -1
+//  when the link is overloaded (done is then not called).
 int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done_fn *done,
                        void *arg);
+//  Sends every queued command: the loop calls it once per turn, after its handlers ran (and
+//  matcher_link_send itself when many wait).
+void matcher_link_flush (matcher_link_t *self);
 //  The DEALER socket, for zmq_poll.
 void *matcher_link_socket (matcher_link_t *self);
 //  Reads every reply waiting and calls their done; then times out what is overdue.

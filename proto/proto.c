@@ -347,7 +347,7 @@ static int s_field_present (const uint8_t *body, const proto_field_info_t *field
 static int s_pack_field (msgpack_packer *packer, const uint8_t *body,
                          const proto_field_info_t *field)
 {
-    int rc = msgpack_pack_str_with_body (packer, field->key, strlen (field->key));
+    int rc = msgpack_pack_str_with_body (packer, field->key, field->key_len);
     if (rc)
         return rc;
     uint64_t value = field->type == PROTO_TYPE_STR ? 0 : s_scalar (body, field);
@@ -360,8 +360,9 @@ static int s_pack_field (msgpack_packer *packer, const uint8_t *body,
         case PROTO_TYPE_BOOL:
             return value ? msgpack_pack_true (packer) : msgpack_pack_false (packer);
         case PROTO_TYPE_ENUM: {
-            const char *wire = s_enum_wire (field->enum_info, (int) (int64_t) value);
-            return msgpack_pack_str_with_body (packer, wire, strlen (wire));
+            //  s_field_present checked the value
+            const proto_enum_value_info_t *wire = &field->enum_info->values[value - 1];
+            return msgpack_pack_str_with_body (packer, wire->wire, wire->wire_len);
         }
         case PROTO_TYPE_STR: {
             const char *text = (const char *) body + field->offset;
@@ -397,7 +398,7 @@ int proto_encode (const proto_msg_t *msg, proto_buf_t *out)
     msgpack_packer_init (&packer, out, s_buf_write);
     int rc = msgpack_pack_map (&packer, entries);
     rc = rc ? rc : msgpack_pack_str_with_body (&packer, "t", 1);
-    rc = rc ? rc : msgpack_pack_str_with_body (&packer, info->name, strlen (info->name));
+    rc = rc ? rc : msgpack_pack_str_with_body (&packer, info->name, s_kind_name_lens[msg->kind]);
     for (size_t index = 0; rc == 0 && index < info->field_count; index++)
         if (present & (UINT64_C (1) << index))
             rc = s_pack_field (&packer, body, &info->fields[index]);
