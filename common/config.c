@@ -67,6 +67,8 @@ static const s_key_t s_keys[] = {
     {"gateway.rate_burst", K_INT, "200", 1, 100000000, NULL, F (gateway.rate_burst)},
     {"gateway.cors_origins", K_STR, "", 0, 0, NULL, F (gateway.cors_origins)},
     {"gateway.access_log", K_INT, "1", 0, 1, NULL, F (gateway.access_log)},
+    {"gateway.broadcaster_url", K_STR, "ws://127.0.0.1:8081", 0, 0, NULL,
+     F (gateway.broadcaster_url)},
     {"postgres.url", K_SECRET, "host=127.0.0.1 port=5432 dbname=mce user=postgres", 0, 0, NULL,
      F (postgres.url)},
     {"redis.url", K_STR, "redis://127.0.0.1:6379", 0, 0, NULL, F (redis.url)},
@@ -92,6 +94,12 @@ static const s_key_t s_keys[] = {
     {"broadcaster.ws_port", K_INT, "8081", PORT, NULL, F (broadcaster.ws_port)},
     {"broadcaster.xpub", K_STR, "tcp://127.0.0.1:5570", 0, 0, NULL, F (broadcaster.xpub)},
     {"broadcaster.metrics_port", K_INT, "9104", PORT, NULL, F (broadcaster.metrics_port)},
+    {"broadcaster.origins", K_STR, "", 0, 0, NULL, F (broadcaster.origins)},
+    {"broadcaster.queue_bytes", K_INT, "1048576", 4096, 1073741824, NULL,
+     F (broadcaster.queue_bytes)},
+    {"broadcaster.slow_grace_ms", K_INT, "10000", 10, 3600000, NULL, F (broadcaster.slow_grace_ms)},
+    {"broadcaster.max_subscriptions", K_INT, "64", 1, 100000, NULL,
+     F (broadcaster.max_subscriptions)},
 };
 
 #define S_PRICE_MAX 1000000000000LL //  1 000 000 per kWh: far above any real tariff

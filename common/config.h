@@ -81,8 +81,9 @@ typedef struct {
         int password_cost;  //  auth_cost_t: interactive|moderate|test
         int64_t rate_per_s; //  token bucket per user (and per client address)
         int64_t rate_burst;
-        char cors_origins[CONFIG_STR_MAX]; //  comma-separated, "*", or empty = no CORS
-        int64_t access_log;                //  1 = one line per request
+        char cors_origins[CONFIG_STR_MAX];    //  comma-separated, "*", or empty = no CORS
+        int64_t access_log;                   //  1 = one line per request
+        char broadcaster_url[CONFIG_STR_MAX]; //  where the dashboard's browser finds live data
     } gateway;
     struct {
         char url[CONFIG_STR_MAX]; //  libpq conninfo or postgresql:// URL
@@ -115,6 +116,10 @@ typedef struct {
         int64_t ws_port;
         char xpub[CONFIG_STR_MAX];
         int64_t metrics_port;
+        char origins[CONFIG_STR_MAX]; //  allowed Origin headers, comma-separated; empty = any
+        int64_t queue_bytes;          //  a connection's outgoing queue, at most
+        int64_t slow_grace_ms;        //  how long a client may stay behind before it is closed
+        int64_t max_subscriptions;    //  per connection
     } broadcaster;
     config_market_t markets[CONFIG_MARKETS_MAX];
     int market_count;

@@ -1,7 +1,8 @@
-/*  auth — passwords, bearer tokens and API keys for the HTTP gateway and the native port.
+/*  auth — passwords, bearer tokens and API keys: the gateway (HTTP and the native port) and
+    the broadcaster (its private orders channel) decide who is talking with it.
 
-    Everything a gateway needs to decide who is talking, in one place, so libsodium and
-    libjwt appear nowhere else (STYLE.md: one module per external library):
+    All of it in one place, so libsodium and libjwt appear nowhere else (STYLE.md: one module
+    per external library):
 
     - Passwords are stored as argon2id strings (libsodium), which carry their own salt and
       cost, so raising the cost later needs no migration: old hashes still verify.

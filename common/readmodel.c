@@ -28,6 +28,7 @@
 #include "money.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
@@ -908,7 +909,9 @@ static json_t *s_depth (readmodel_t *self, const char *market, int64_t epoch, in
     if (!m)
         return NULL;
     epoch = s_resolve_epoch (m, epoch);
-    int max = levels <= 0 ? READMODEL_LIMIT_MAX : s_clamp (levels, READMODEL_LIMIT_MAX);
+    int max = levels == INT_MAX ? INT_MAX
+              : levels <= 0     ? READMODEL_LIMIT_MAX
+                                : s_clamp (levels, READMODEL_LIMIT_MAX);
     const s_book_t *book = s_book_find (m, epoch);
     json_t *root = s_market_head (self, m);
     json_object_set_new (root, "epoch", s_int (epoch));
@@ -942,6 +945,11 @@ json_t *readmodel_depth (readmodel_t *self, const char *market, int64_t epoch, i
 json_t *readmodel_depth_chart (readmodel_t *self, const char *market, int64_t epoch, int levels)
 {
     return s_depth (self, market, epoch, levels, true);
+}
+
+json_t *readmodel_book (readmodel_t *self, const char *market, int64_t epoch)
+{
+    return s_depth (self, market, epoch, INT_MAX, false);
 }
 
 json_t *readmodel_stats (readmodel_t *self, const char *market, int64_t now_ns)
@@ -1064,6 +1072,29 @@ json_t *readmodel_epoch_status (readmodel_t *self, const char *market, int64_t n
     return root;
 }
 
+static json_t *s_epoch_json (const s_epoch_t *e)
+{
+    json_t *row = json_object ();
+    json_object_set_new (row, "epoch", s_int (e->epoch));
+    json_object_set_new (row, "state", s_epoch_state (e->state));
+    json_object_set_new (row, "start", s_time (e->start));
+    json_object_set_new (row, "end", s_time (e->end));
+    json_object_set_new (row, "clearing_price", s_price_or_null (e->clearing_price));
+    json_object_set_new (row, "volume", s_kwh (e->volume));
+    json_object_set_new (row, "trades", s_int ((int64_t) e->trades));
+    return row;
+}
+
+json_t *readmodel_epoch (readmodel_t *self, const char *market, int64_t epoch)
+{
+    assert (self);
+    s_market_t *m = s_market (self, market);
+    for (size_t i = 0; m && i < m->epoch_count; i++)
+        if (m->epochs[i].epoch == epoch)
+            return s_epoch_json (&m->epochs[i]);
+    return NULL;
+}
+
 json_t *readmodel_epochs (readmodel_t *self, const char *market, int limit, int offset)
 {
     assert (self);
@@ -1075,16 +1106,7 @@ json_t *readmodel_epochs (readmodel_t *self, const char *market, int limit, int 
     json_t *list = json_array ();
     for (size_t i = (size_t) offset; i < (size_t) offset + (size_t) limit && i < m->epoch_count;
          i++) {
-        const s_epoch_t *e = &m->epochs[m->epoch_count - 1 - i];
-        json_t *row = json_object ();
-        json_object_set_new (row, "epoch", s_int (e->epoch));
-        json_object_set_new (row, "state", s_epoch_state (e->state));
-        json_object_set_new (row, "start", s_time (e->start));
-        json_object_set_new (row, "end", s_time (e->end));
-        json_object_set_new (row, "clearing_price", s_price_or_null (e->clearing_price));
-        json_object_set_new (row, "volume", s_kwh (e->volume));
-        json_object_set_new (row, "trades", s_int ((int64_t) e->trades));
-        json_array_append_new (list, row);
+        json_array_append_new (list, s_epoch_json (&m->epochs[m->epoch_count - 1 - i]));
     }
     json_t *root = s_market_head (self, m);
     json_object_set_new (root, "epochs", list);

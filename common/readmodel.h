@@ -1,7 +1,8 @@
-/*  readmodel — the gateway's in-memory view of the markets, kept from the matcher bus
+/*  readmodel — an in-memory view of the markets, kept from the matcher bus, shared by the
+    gateway (market data, my orders) and the broadcaster (channel snapshots)
     (DESIGN.md §5–6), answering the market-data and my-orders queries as JSON.
 
-    The gateway's event loop feeds it every event of stream m in seq order (bus_sub does the
+    Its owner's event loop feeds it every event of stream m in seq order (bus_sub does the
     replay and the de-duplication) and asks it questions between events, all on that one
     thread: there are no locks, and nothing here may be called from another thread.
 
@@ -75,6 +76,11 @@ uint64_t readmodel_seq (readmodel_t *self);
 
 //  {market, epoch, seq, bids: [{price, energy_amount, orders}], asks: [...]}, best first.
 json_t *readmodel_depth (readmodel_t *self, const char *market, int64_t epoch, int levels);
+//  As readmodel_depth, with every level of the book (no cap): the broadcaster's snapshots.
+json_t *readmodel_book (readmodel_t *self, const char *market, int64_t epoch);
+//  {epoch, state, start, end, clearing_price, volume, trades} of one epoch, as in
+//  readmodel_epochs; NULL when the market or the epoch is unknown.
+json_t *readmodel_epoch (readmodel_t *self, const char *market, int64_t epoch);
 //  {market, epoch, seq, bids: [{price, cumulative_energy}], asks: [...]}: bids summed from the
 //  best (highest) down, asks from the best (lowest) up.
 json_t *readmodel_depth_chart (readmodel_t *self, const char *market, int64_t epoch, int levels);
