@@ -1,39 +1,33 @@
 /*  mce-broadcaster — fans market data out over WebSocket and a ZeroMQ XPUB.
 
-    Walking skeleton: it follows both buses through bus_sub (so it sees every event exactly
-    once, in order, across its own restarts and the producers') and logs each one. Sessions
-    and channels come with the broadcaster issue.
+    It follows both buses from their first event (bus_sub replays what it missed, across its
+    own restarts and the producers'), keeps the read model the gateway keeps, and serves the
+    channels of broadcaster/PROTOCOL.md: a snapshot on subscribe, then shared updates.
 */
-#include "bus_sub.h"
+#include "broadcaster_server.h"
 #include "cli.h"
 #include "log.h"
 
 #include <czmq.h>
-#include <inttypes.h>
-
-static int s_on_event (void *arg, bus_sub_t *sub, const bus_event_t *ev)
-{
-    bus_event_log ("broadcaster", sub, ev);
-    return 0;
-}
 
 int main (int argc, char **argv)
 {
     static const cli_info_t info = {
         "mce-broadcaster",
         "The broadcaster: follows the matcher and settler buses and fans market data out to\n"
-        "WebSocket clients and ZeroMQ monitors.",
-        "Connects: matcher.bus, matcher.replay, settler.bus, settler.replay."};
+        "WebSocket clients (channels depth, trades, ticker, epochs, settlements, and each\n"
+        "user's orders; see broadcaster/PROTOCOL.md) and to ZeroMQ monitors on an XPUB.",
+        "Listens: broadcaster.ws_address:ws_port (WebSocket), broadcaster.xpub (monitors),\n"
+        "broadcaster.metrics_port. Connects: matcher.bus, matcher.replay, settler.bus,\n"
+        "settler.replay. The orders channel checks tokens with gateway.jwt_secret."};
     mce_config_t cfg;
     int status;
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
-    bus_sub_t *subs[2] = {bus_sub_new_for (&cfg, "m", "broadcaster", 0),
-                          bus_sub_new_for (&cfg, "s", "broadcaster", 0)};
-    int rc = -1;
-    if (subs[0] && subs[1])
-        rc = bus_sub_follow (&(bus_follow_t){.subs = subs, .count = 2, .on_event = s_on_event});
-    bus_sub_destroy (&subs[0]);
-    bus_sub_destroy (&subs[1]);
+    broadcaster_server_t *server = broadcaster_server_new (&cfg);
+    if (!server)
+        return 1;
+    int rc = broadcaster_server_run (server);
+    broadcaster_server_destroy (&server);
     return rc ? 1 : 0;
 }

@@ -67,7 +67,9 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     setenv ("MCE_LOG_LEVEL", "debug", 1);
     int settler = harness_start (&s_h, "mce-settler");
     unsetenv ("MCE_LOG_LEVEL");
+    setenv ("MCE_LOG_LEVEL", "debug", 1); //  the broadcaster logs each event at debug
     int broadcaster = harness_start (&s_h, "mce-broadcaster");
+    unsetenv ("MCE_LOG_LEVEL");
     int gateway = harness_start (&s_h, "mce-gateway");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS),
                "gateway never came up");
@@ -154,7 +156,9 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     snprintf (line, sizeof line, "stream m event seq %llu:", (unsigned long long) second_seq);
     cr_assert (harness_wait_log (&s_h, broadcaster, line, HARNESS_DEADLINE_MS));
     harness_stop (&s_h, broadcaster, SIGKILL);
+    setenv ("MCE_LOG_LEVEL", "debug", 1);
     int broadcaster2 = harness_start (&s_h, "mce-broadcaster");
+    unsetenv ("MCE_LOG_LEVEL");
     cr_assert (harness_wait_log_count (&s_h, broadcaster2, line, 2, HARNESS_DEADLINE_MS),
                "once before the kill, once after it (same log file)");
     cr_assert_eq (harness_count_log (&s_h, broadcaster2, "stream m event seq 1:"), 2,

@@ -1,0 +1,144 @@
+/*  ws — see ws.h.  */
+#include "ws.h"
+#include "log.h"
+
+#include <libwebsockets.h>
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _ws_entry_t {
+    ws_entry_t *next;
+    ws_msg_t *msg;
+    ws_sub_t *sub; //  NULL for a control message
+};
+
+ws_msg_t *ws_msg_new (const char *text, size_t len)
+{
+    ws_msg_t *msg = malloc (sizeof *msg + LWS_PRE + len + 1);
+    if (!msg)
+        return NULL;
+    msg->refs = 1;
+    msg->len = len;
+    memcpy (msg->data + LWS_PRE, text, len);
+    msg->data[LWS_PRE + len] = '\0';
+    return msg;
+}
+
+ws_msg_t *ws_msg_ref (ws_msg_t *msg)
+{
+    assert (msg);
+    msg->refs++;
+    return msg;
+}
+
+void ws_msg_unref (ws_msg_t **msg_p)
+{
+    assert (msg_p);
+    ws_msg_t *msg = *msg_p;
+    if (msg && --msg->refs == 0)
+        free (msg);
+    *msg_p = NULL;
+}
+
+const char *ws_msg_text (const ws_msg_t *msg)
+{
+    return (const char *) msg->data + LWS_PRE;
+}
+
+void ws_session_init (ws_session_t *self, struct lws *wsi, size_t queue_limit)
+{
+    memset (self, 0, sizeof *self);
+    self->wsi = wsi;
+    self->queue_limit = queue_limit;
+}
+
+void ws_session_clear (ws_session_t *self)
+{
+    assert (!self->subs);
+    while (self->head)
+        ws_session_pop (self);
+    free (self->rx);
+    self->rx = NULL;
+    self->rx_len = 0;
+}
+
+void ws_session_push (ws_session_t *self, ws_msg_t *msg, ws_sub_t *sub, int64_t now_ns)
+{
+    if (self->closing || (sub && sub->stale))
+        return;
+    //  Behind (or now without room): this update goes, and its channel owes a snapshot. Once
+    //  behind, every channel that moves is conflated so, until the snapshots have gone out.
+    if (sub && (self->behind_since || self->queued_bytes + msg->len > self->queue_limit)) {
+        //  Conflate: this channel's queued updates go too, and a snapshot will replace them.
+        ws_session_purge (self, sub);
+        sub->stale = true;
+        self->dropped++;
+        if (!self->behind_since) {
+            self->behind_since = now_ns;
+            log_info ("broadcaster",
+                      "client %s is behind: its updates are dropped until it has room for "
+                      "snapshots",
+                      self->peer);
+        }
+        if (self->wsi)
+            lws_callback_on_writable (self->wsi);
+        return;
+    }
+    ws_entry_t *entry = malloc (sizeof *entry);
+    if (!entry)
+        return;
+    entry->next = NULL;
+    entry->msg = ws_msg_ref (msg);
+    entry->sub = sub;
+    if (self->tail)
+        self->tail->next = entry;
+    else
+        self->head = entry;
+    self->tail = entry;
+    self->queued_bytes += msg->len;
+    if (self->wsi)
+        lws_callback_on_writable (self->wsi);
+}
+
+void ws_session_purge (ws_session_t *self, ws_sub_t *sub)
+{
+    ws_entry_t **link = &self->head;
+    self->tail = NULL;
+    while (*link) {
+        ws_entry_t *entry = *link;
+        if (entry->sub == sub) {
+            *link = entry->next;
+            self->queued_bytes -= entry->msg->len;
+            ws_msg_unref (&entry->msg);
+            free (entry);
+            continue;
+        }
+        self->tail = entry;
+        link = &entry->next;
+    }
+}
+
+ws_msg_t *ws_session_peek (ws_session_t *self)
+{
+    return self->head ? self->head->msg : NULL;
+}
+
+void ws_session_pop (ws_session_t *self)
+{
+    ws_entry_t *entry = self->head;
+    if (!entry)
+        return;
+    self->head = entry->next;
+    if (!self->head)
+        self->tail = NULL;
+    self->queued_bytes -= entry->msg->len;
+    ws_msg_unref (&entry->msg);
+    free (entry);
+}
+
+bool ws_session_overdue (const ws_session_t *self, int64_t now_ns, int64_t grace_ns)
+{
+    return self->behind_since && now_ns - self->behind_since > grace_ns;
+}

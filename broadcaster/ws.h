@@ -1,0 +1,88 @@
+/*  ws — one WebSocket client of the broadcaster: its outgoing queue and its subscriptions.
+
+    Outgoing messages are rendered once and shared by every session that sends them
+    (ws_msg_t, reference-counted), with LWS_PRE bytes of headroom for libwebsockets' frame
+    header: ten thousand clients of one channel cost one JSON rendering per update.
+
+    The queue is bounded in bytes (broadcaster.queue_bytes). An update that does not fit is
+    dropped, and so are that subscription's updates already queued; the subscription is then
+    marked stale and owes the client a snapshot, and the session is behind: until the queue
+    has emptied, every subscription that gets an update goes stale the same way. Once it
+    has, the snapshots owed are queued (channels_catch_up). A session that stays behind longer than
+   broadcaster.slow_grace_ms is closed with 1008 "too slow" (ws_session_overdue says when). Queued
+   bytes count each message in full, shared or not, so one slow client never holds more than its
+   bound.
+
+    Sessions live in libwebsockets' per-session memory; the server calls ws_session_init on
+    LWS_CALLBACK_ESTABLISHED and ws_session_clear on LWS_CALLBACK_CLOSED. One thread.
+*/
+#ifndef MCE_WS_H
+#define MCE_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lws;
+typedef struct _channel_t channel_t;
+
+//  A rendered message: data[LWS_PRE ...] holds len bytes of JSON.
+typedef struct {
+    int refs;
+    size_t len;
+    unsigned char data[];
+} ws_msg_t;
+
+//  A new message holding a copy of text, one reference. NULL when memory runs out.
+ws_msg_t *ws_msg_new (const char *text, size_t len);
+ws_msg_t *ws_msg_ref (ws_msg_t *msg);
+void ws_msg_unref (ws_msg_t **msg_p);
+//  The JSON text (not NUL-terminated).
+const char *ws_msg_text (const ws_msg_t *msg);
+
+typedef struct _ws_sub_t ws_sub_t;
+typedef struct _ws_entry_t ws_entry_t;
+
+typedef struct _ws_session_t ws_session_t;
+struct _ws_session_t {
+    struct lws *wsi;
+    ws_entry_t *head, *tail; //  the outgoing queue
+    size_t queued_bytes;
+    size_t queue_limit;
+    ws_sub_t *subs; //  this session's subscriptions
+    int sub_count;
+    int64_t behind_since; //  monotonic ns when updates were first dropped; 0 = not behind
+    bool closing;         //  asked to go; nothing more is queued
+    char *rx;             //  a message arriving in fragments
+    size_t rx_len;
+    ws_session_t *prev, *next; //  the server's list of sessions
+    uint64_t dropped;          //  updates dropped for this client (conflation)
+    char peer[64];             //  "address:port", for logs
+};
+
+//  A subscription: one session on one channel.
+struct _ws_sub_t {
+    channel_t *channel;
+    ws_session_t *session;
+    ws_sub_t *ch_prev, *ch_next; //  in the channel's list of subscribers
+    ws_sub_t *next;              //  in the session's list
+    bool stale;                  //  updates were dropped: a snapshot is owed
+};
+
+void ws_session_init (ws_session_t *self, struct lws *wsi, size_t queue_limit);
+//  Drops the queue and the receive buffer; the subscriptions must be gone (channels_drop_session).
+void ws_session_clear (ws_session_t *self);
+
+//  Queues msg (a new reference is taken) for sub's channel, or as a control message when sub
+//  is NULL (errors, acknowledgements, snapshots: always queued). Applies the bound: an update
+//  that does not fit makes sub stale instead. Asks libwebsockets for a writable callback.
+void ws_session_push (ws_session_t *self, ws_msg_t *msg, ws_sub_t *sub, int64_t now_ns);
+//  Forgets the queued updates of sub (it is being removed or made stale).
+void ws_session_purge (ws_session_t *self, ws_sub_t *sub);
+//  The next message to write, still queued (NULL when none); ws_session_pop after writing it.
+ws_msg_t *ws_session_peek (ws_session_t *self);
+void ws_session_pop (ws_session_t *self);
+//  Whether the session has been behind for longer than grace_ns at now_ns.
+bool ws_session_overdue (const ws_session_t *self, int64_t now_ns, int64_t grace_ns);
+
+#endif

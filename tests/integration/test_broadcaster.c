@@ -1,0 +1,547 @@
+/*  test_broadcaster — the real mce-broadcaster, fed by the real matcher, read by WebSocket
+    clients (wsclient) and a ZeroMQ monitor.
+
+    The truth is the matcher's own word: this test follows the matcher's bus itself and folds
+    its book_level events into the book; a client's snapshot plus the updates after it must
+    come to exactly that book, level by level.
+*/
+#include "bus_sub.h"
+#include "decimal.h"
+#include "harness.h"
+#include "wsclient.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define S_CONFIG                                                                                   \
+    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; } );\n"
+#define S_PRICE_LOW   100000 //  µ/kWh: the test's prices lie in [low, low + S_PRICES * 1000)
+#define S_PRICES      101
+#define S_SLOW_RCVBUF 4096
+
+static harness_t s_h;
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+}
+
+static uint64_t s_rng = 0x2545F4914F6CDD1DULL;
+static uint64_t s_rand (void)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return s_rng;
+}
+
+//  A book by (side, price slot): what the matcher said, or what a client rebuilt.
+typedef struct {
+    int64_t qty[2][S_PRICES];
+    int64_t count[2][S_PRICES];
+    uint64_t seq; //  a client: the seq of the last snapshot or update applied
+    int snapshots, updates;
+    int64_t epoch;
+} s_book_t;
+
+static int s_slot (int64_t price)
+{
+    int64_t slot = (price - S_PRICE_LOW) / 1000;
+    cr_assert (slot >= 0 && slot < S_PRICES && (price - S_PRICE_LOW) % 1000 == 0,
+               "a level at %lld, not a price this test uses", (long long) price);
+    return (int) slot;
+}
+
+static void s_book_eq (const s_book_t *a, const s_book_t *b, const char *who)
+{
+    for (int side = 0; side < 2; side++)
+        for (int i = 0; i < S_PRICES; i++) {
+            cr_assert_eq (a->qty[side][i], b->qty[side][i],
+                          "%s: %s at %d: %lld Wh, the matcher says %lld", who,
+                          side ? "asks" : "bids", S_PRICE_LOW + i * 1000,
+                          (long long) a->qty[side][i], (long long) b->qty[side][i]);
+            cr_assert_eq (a->count[side][i], b->count[side][i], "%s: orders at %d", who,
+                          S_PRICE_LOW + i * 1000);
+        }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The truth: the matcher's bus, folded
+
+typedef struct {
+    bus_sub_t *sub;
+    s_book_t book;
+    uint64_t last_level_seq; //  the last book_level event
+    uint64_t last_trade_id;
+    int64_t trades;
+} s_truth_t;
+
+static void s_truth_start (s_truth_t *t)
+{
+    memset (t, 0, sizeof *t);
+    char pub[64], replay[64];
+    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", s_h.port_bus);
+    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", s_h.port_replay);
+    t->sub = bus_sub_new (&(bus_sub_opts_t){
+        .name = "test", .stream = "m", .pub_endpoint = pub, .replay_endpoint = replay});
+    cr_assert_not_null (t->sub);
+}
+
+//  Folds the bus through seq.
+static void s_truth_follow (s_truth_t *t, uint64_t seq)
+{
+    while (bus_sub_last_seq (t->sub) < seq) {
+        bus_event_t ev;
+        int rc = bus_sub_recv (t->sub, &ev, HARNESS_DEADLINE_MS);
+        cr_assert_eq (rc, 1, "the bus stopped at seq %llu of %llu",
+                      (unsigned long long) bus_sub_last_seq (t->sub), (unsigned long long) seq);
+        if (ev.msg.kind == PROTO_book_level) {
+            const proto_book_level_t *l = &ev.msg.book_level;
+            int side = l->side == PROTO_SIDE_BUY ? 0 : 1;
+            t->book.qty[side][s_slot (l->price)] = l->qty;
+            t->book.count[side][s_slot (l->price)] = l->count;
+            t->book.epoch = l->epoch;
+            t->last_level_seq = ev.seq;
+        }
+        else if (ev.msg.kind == PROTO_trade) {
+            t->last_trade_id = ev.msg.trade.trade_id;
+            t->trades++;
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Load
+
+static zsock_t *s_dealer (void)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
+    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_set_rcvtimeo (dealer, HARNESS_DEADLINE_MS);
+    return dealer;
+}
+
+//  Sends count orders (buyer and seller alternating at random prices around 0.15, so some
+//  cross) and returns the seq of the last event of the last one acknowledged.
+static uint64_t s_orders (zsock_t *dealer, int count, uint64_t *rid)
+{
+    for (int i = 0; i < count; i++) {
+        bool buy = s_rand () & 1;
+        int64_t price = 140000 + (int64_t) (s_rand () % 21) * 1000;
+        harness_order (dealer, (*rid)++, buy ? "buyer" : "seller", buy,
+                       (int64_t) (1 + s_rand () % 10) * 1000, price);
+    }
+    uint64_t last = 0;
+    for (int i = 0; i < count; i++) {
+        zframe_t *f = zframe_recv (dealer);
+        cr_assert_not_null (f, "the matcher stopped answering");
+        proto_msg_t reply;
+        cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+        if (reply.kind == PROTO_ack && reply.ack.last_seq > last)
+            last = reply.ack.last_seq;
+        zframe_destroy (&f);
+    }
+    return last;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Clients
+
+static int64_t s_decimal (json_t *value, int scale)
+{
+    const char *text = json_string_value (value);
+    cr_assert_not_null (text, "a decimal string");
+    int64_t out;
+    cr_assert_eq (decimal_parse (text, strlen (text), scale, &out), DECIMAL_OK, "%s", text);
+    return out;
+}
+
+static void s_level (s_book_t *b, json_t *row, int side)
+{
+    int64_t price = s_decimal (json_object_get (row, "price"), DECIMAL_PRICE_SCALE);
+    int slot = s_slot (price);
+    b->qty[side][slot] = s_decimal (json_object_get (row, "energy_amount"), DECIMAL_KWH_SCALE);
+    b->count[side][slot] = json_integer_value (json_object_get (row, "orders"));
+}
+
+//  Applies one depth message; returns its type ("snapshot", "update", ...).
+static const char *s_apply (s_book_t *b, const char *text, char *type, size_t type_size)
+{
+    json_error_t jerr;
+    json_t *m = json_loads (text, 0, &jerr);
+    cr_assert_not_null (m, "%s: %s", jerr.text, text);
+    snprintf (type, type_size, "%s", json_string_value (json_object_get (m, "type")));
+    const char *channel = json_string_value (json_object_get (m, "channel"));
+    if (!channel || strcmp (channel, "depth") != 0) { //  only the depth book is followed here
+        json_decref (m);
+        return type;
+    }
+    json_t *data = json_object_get (m, "data");
+    uint64_t seq = (uint64_t) json_integer_value (json_object_get (m, "seq"));
+    if (strcmp (type, "snapshot") == 0) {
+        cr_assert_str_eq (json_string_value (json_object_get (m, "channel")), "depth", "%s", text);
+        memset (b->qty, 0, sizeof b->qty);
+        memset (b->count, 0, sizeof b->count);
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (data, "bids"), i, row) s_level (b, row, 0);
+        json_array_foreach (json_object_get (data, "asks"), i, row) s_level (b, row, 1);
+        b->epoch = json_integer_value (json_object_get (m, "epoch"));
+        b->seq = seq;
+        b->snapshots++;
+    }
+    else if (strcmp (type, "update") == 0) {
+        uint64_t prev = (uint64_t) json_integer_value (json_object_get (m, "prev"));
+        cr_assert_leq (prev, b->seq, "a gap: update %llu follows %llu, the client holds %llu",
+                       (unsigned long long) seq, (unsigned long long) prev,
+                       (unsigned long long) b->seq);
+        cr_assert_gt (seq, b->seq, "updates move forward");
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (data, "bids"), i, row) s_level (b, row, 0);
+        json_array_foreach (json_object_get (data, "asks"), i, row) s_level (b, row, 1);
+        b->seq = seq;
+        b->updates++;
+    }
+    json_decref (m);
+    return type;
+}
+
+static wsclient_t *s_connect (int rcvbuf)
+{
+    wsclient_t *ws = wsclient_connect (s_h.port_ws, NULL, rcvbuf, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (ws, "the broadcaster accepts WebSocket clients");
+    return ws;
+}
+
+//  Subscribes to the current epoch's depth and applies the snapshot.
+static void s_subscribe_depth (wsclient_t *ws, s_book_t *b)
+{
+    cr_assert_eq (wsclient_send (ws, "{\"op\":\"subscribe\",\"channel\":\"depth\","
+                                     "\"market\":\"campus-1\"}"),
+                  0);
+    const char *text = wsclient_recv (ws, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (text, "a snapshot answers the subscription");
+    char type[32];
+    cr_assert_str_eq (s_apply (b, text, type, sizeof type), "snapshot", "%s", text);
+}
+
+//  Reads until the client holds seq (or later).
+static void s_read_through (wsclient_t *ws, s_book_t *b, uint64_t seq, const char *who)
+{
+    while (b->seq < seq) {
+        const char *text = wsclient_recv (ws, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text, "%s: no message after seq %llu (want %llu)", who,
+                            (unsigned long long) b->seq, (unsigned long long) seq);
+        char type[32];
+        s_apply (b, text, type, sizeof type);
+    }
+}
+
+static int s_start_broadcaster (bool debug)
+{
+    if (debug)
+        setenv ("MCE_LOG_LEVEL", "debug", 1); //  a line per event applied
+    int b = harness_start (&s_h, "mce-broadcaster");
+    unsetenv ("MCE_LOG_LEVEL");
+    cr_assert (harness_wait_log (&s_h, b, "WebSocket on", HARNESS_DEADLINE_MS));
+    return b;
+}
+
+//  ---------------------------------------------------------------------------------------
+
+Test (broadcaster, snapshot_and_updates_rebuild_the_matchers_book, .fini = s_fini, .timeout = 180)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    s_start_broadcaster (true);
+    s_truth_t truth;
+    s_truth_start (&truth);
+    zsock_t *dealer = s_dealer ();
+    uint64_t rid = 1;
+
+    //  One client from the start, one from the middle: each book must come out whole.
+    s_book_t early = {0}, late = {0};
+    wsclient_t *a = s_connect (0);
+    s_subscribe_depth (a, &early);
+    //  In batches, each read through on the early client: updates gather what happened
+    //  since the previous one, and small batches make many of them.
+    for (int batch = 0; batch < 40; batch++) {
+        s_truth_follow (&truth, s_orders (dealer, 10, &rid));
+        s_read_through (a, &early, truth.last_level_seq, "early client");
+    }
+    wsclient_t *b = s_connect (0);
+    s_subscribe_depth (b, &late);
+    cr_assert_geq (late.seq, truth.last_level_seq, "the late snapshot is at the bus's seq");
+    uint64_t last = 0;
+    for (int batch = 0; batch < 40; batch++) {
+        last = s_orders (dealer, 10, &rid);
+        s_truth_follow (&truth, last);
+        s_read_through (a, &early, truth.last_level_seq, "early client");
+    }
+
+    s_truth_follow (&truth, last);
+    cr_assert_gt (truth.trades, 20, "the load crossed (%lld trades)", (long long) truth.trades);
+    s_read_through (a, &early, truth.last_level_seq, "early client");
+    s_read_through (b, &late, truth.last_level_seq, "late client");
+    s_book_eq (&early, &truth.book, "early client");
+    s_book_eq (&late, &truth.book, "late client");
+    cr_assert_eq (early.snapshots, 1);
+    cr_assert_eq (late.snapshots, 1);
+    cr_assert_gt (early.updates, late.updates, "the early client saw more updates");
+    cr_assert_eq (early.epoch, truth.book.epoch, "the current epoch's book");
+    fprintf (stderr, "broadcaster: %lld trades; early client %d updates, late client %d\n",
+             (long long) truth.trades, early.updates, late.updates);
+
+    //  Subscribing again answers a fresh snapshot: the same book.
+    s_book_t again = {0};
+    s_subscribe_depth (b, &again);
+    s_book_eq (&again, &truth.book, "a second subscription");
+
+    //  Other channels: trades (snapshot newest first, then each trade), ticker, errors.
+    cr_assert_eq (wsclient_send (a, "{\"op\":\"subscribe\",\"channel\":\"trades\","
+                                    "\"market\":\"campus-1\"}"),
+                  0);
+    json_t *m = NULL;
+    do { //  depth updates may still be queued before the answer
+        json_decref (m);
+        const char *text = wsclient_recv (a, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text);
+        m = json_loads (text, 0, NULL);
+    } while (strcmp (json_string_value (json_object_get (m, "channel")), "trades") != 0);
+    cr_assert_str_eq (json_string_value (json_object_get (m, "type")), "snapshot");
+    json_t *newest = json_array_get (json_object_get (json_object_get (m, "data"), "trades"), 0);
+    char id[24];
+    snprintf (id, sizeof id, "%llu", (unsigned long long) truth.last_trade_id);
+    cr_assert_str_eq (json_string_value (json_object_get (newest, "trade_id")), id);
+    json_decref (m);
+
+    static const struct {
+        const char *request, *code;
+    } bad[] = {
+        {"not json", "bad_json"},
+        {"{\"op\":\"subscribe\",\"channel\":\"depht\",\"market\":\"campus-1\"}", "bad_request"},
+        {"{\"op\":\"watch\",\"channel\":\"depth\",\"market\":\"campus-1\"}", "bad_request"},
+        {"{\"op\":\"subscribe\",\"channel\":\"depth\",\"market\":\"mars-1\"}", "unknown_market"},
+        {"{\"op\":\"subscribe\",\"channel\":\"trades\"}", "bad_request"},
+        {"{\"op\":\"subscribe\",\"channel\":\"depth\",\"market\":\"campus-1\",\"epoch\":-3}",
+         "bad_request"},
+        {"{\"op\":\"subscribe\",\"channel\":\"ticker\",\"market\":\"campus-1\",\"x\":1}",
+         "bad_request"},
+        {"{\"op\":\"subscribe\",\"channel\":\"orders\",\"token\":\"a.b.c\"}", "bad_token"},
+        {"{\"op\":\"unsubscribe\",\"channel\":\"ticker\",\"market\":\"campus-1\"}", "bad_request"},
+    };
+    wsclient_t *c = s_connect (0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq (wsclient_send (c, bad[i].request), 0);
+        const char *text = wsclient_recv (c, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text, "%s: an answer", bad[i].request);
+        json_t *e = json_loads (text, 0, NULL);
+        cr_assert_str_eq (json_string_value (json_object_get (e, "type")), "error", "%s", text);
+        cr_assert_str_eq (json_string_value (json_object_get (e, "code")), bad[i].code, "%s -> %s",
+                          bad[i].request, text);
+        json_decref (e);
+    }
+
+    //  The private orders channel: the owner's orders, each change as it happens.
+    char token[1024], sub[1200];
+    harness_token ("buyer", "user", token, sizeof token);
+    snprintf (sub, sizeof sub, "{\"op\":\"subscribe\",\"channel\":\"orders\",\"token\":\"%s\"}",
+              token);
+    cr_assert_eq (wsclient_send (c, sub), 0);
+    const char *text = wsclient_recv (c, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (strstr (text, "\"subscribed\""), "%s", text);
+    cr_assert_not_null (strstr (text, "\"user\":\"buyer\""), "%s", text);
+    text = wsclient_recv (c, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (strstr (text, "\"snapshot\""), "%s", text);
+    s_orders (dealer, 10, &rid); //  about half of them the buyer's
+    bool own = false, others = false;
+    while (!own) {
+        text = wsclient_recv (c, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text, "the buyer hears of its new orders");
+        json_t *u = json_loads (text, 0, NULL);
+        cr_assert_str_eq (json_string_value (json_object_get (u, "channel")), "orders");
+        const char *owner = json_string_value (json_object_get (u, "user"));
+        own = strcmp (owner, "buyer") == 0;
+        others = others || !own;
+        json_decref (u);
+    }
+    cr_assert_not (others, "never someone else's orders");
+
+    wsclient_destroy (&a);
+    wsclient_destroy (&b);
+    wsclient_destroy (&c);
+    zsock_destroy (&dealer);
+    bus_sub_destroy (&truth.sub);
+}
+
+Test (broadcaster, a_restarted_broadcaster_resumes_by_replay, .fini = s_fini, .timeout = 180)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    int broadcaster = s_start_broadcaster (true);
+    s_truth_t truth;
+    s_truth_start (&truth);
+    zsock_t *dealer = s_dealer ();
+    uint64_t rid = 1;
+    s_orders (dealer, 300, &rid);
+    cr_assert_eq (WTERMSIG (harness_stop (&s_h, broadcaster, SIGKILL)), SIGKILL);
+    uint64_t last = s_orders (dealer, 300, &rid); //  while it is down
+    broadcaster = s_start_broadcaster (true);
+    char line[64];
+    snprintf (line, sizeof line, "stream m event seq %llu:", (unsigned long long) last);
+    cr_assert (harness_wait_log (&s_h, broadcaster, line, HARNESS_DEADLINE_MS),
+               "the new broadcaster replayed the bus through seq %llu", (unsigned long long) last);
+    s_truth_follow (&truth, last);
+    s_book_t book = {0};
+    wsclient_t *ws = s_connect (0);
+    s_subscribe_depth (ws, &book);
+    cr_assert_geq (book.seq, last);
+    s_book_eq (&book, &truth.book, "after a restart");
+    //  and it goes on live
+    last = s_orders (dealer, 100, &rid);
+    s_truth_follow (&truth, last);
+    s_read_through (ws, &book, truth.last_level_seq, "after a restart, live");
+    s_book_eq (&book, &truth.book, "after a restart, live");
+    wsclient_destroy (&ws);
+    zsock_destroy (&dealer);
+    bus_sub_destroy (&truth.sub);
+}
+
+//  Reads whatever the client has now, without waiting.
+static void s_read_available (wsclient_t *ws, s_book_t *b)
+{
+    const char *text;
+    char type[32];
+    while ((text = wsclient_recv (ws, 0)))
+        s_apply (b, text, type, sizeof type);
+}
+
+Test (broadcaster, a_slow_client_is_conflated_and_a_stuck_one_dropped, .fini = s_fini,
+      .timeout = 240)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    setenv ("MCE_BROADCASTER_QUEUE_BYTES", "4096", 1);
+    setenv ("MCE_BROADCASTER_SLOW_GRACE_MS", "3000", 1);
+    int broadcaster = s_start_broadcaster (false);
+    unsetenv ("MCE_BROADCASTER_QUEUE_BYTES");
+    unsetenv ("MCE_BROADCASTER_SLOW_GRACE_MS");
+    s_truth_t truth;
+    s_truth_start (&truth);
+    zsock_t *dealer = s_dealer ();
+    uint64_t rid = 1;
+
+    //  fast reads all along; slow stops reading until the broadcaster says it is behind;
+    //  stuck never reads again. slow and stuck have small receive buffers and follow three
+    //  channels, so that they fill up.
+    s_book_t fast = {0}, slow = {0}, stuck = {0};
+    wsclient_t *f = s_connect (0), *s = s_connect (S_SLOW_RCVBUF), *k = s_connect (S_SLOW_RCVBUF);
+    s_subscribe_depth (f, &fast);
+    s_subscribe_depth (s, &slow);
+    s_subscribe_depth (k, &stuck);
+    for (int i = 0; i < 2; i++) {
+        wsclient_t *ws = i ? k : s;
+        wsclient_send (ws, "{\"op\":\"subscribe\",\"channel\":\"trades\",\"market\":\"campus-1\"}");
+        wsclient_send (ws, "{\"op\":\"subscribe\",\"channel\":\"ticker\",\"market\":\"campus-1\"}");
+    }
+    char slow_behind[96], stuck_closed[96];
+    snprintf (slow_behind, sizeof slow_behind, "client 127.0.0.1:%d is behind",
+              wsclient_local_port (s));
+    snprintf (stuck_closed, sizeof stuck_closed, "closing client 127.0.0.1:%d,",
+              wsclient_local_port (k));
+    //  Small batches, each waited for on the fast client: every one is an update of each
+    //  channel for the others, which do not read.
+    bool slow_reads = false;
+    uint64_t last = 0;
+    for (int batch = 0; batch < 400; batch++) {
+        last = s_orders (dealer, 5, &rid);
+        s_truth_follow (&truth, last);
+        s_read_through (f, &fast, truth.last_level_seq, "fast client");
+        slow_reads = slow_reads || harness_count_log (&s_h, broadcaster, slow_behind) > 0;
+        if (slow_reads)
+            s_read_available (s, &slow);
+    }
+    cr_assert (slow_reads, "the slow client was never behind (the log line: %s)", slow_behind);
+    s_read_through (s, &slow, truth.last_level_seq, "slow client");
+    s_book_eq (&fast, &truth.book, "fast client");
+    s_book_eq (&slow, &truth.book, "slow client");
+    cr_assert_eq (fast.snapshots, 1, "the fast client never lost an update");
+    cr_assert_geq (slow.snapshots, 2, "the slow client got snapshots instead of what it missed");
+    cr_assert_lt (slow.updates, fast.updates, "and fewer updates");
+
+    //  The stuck client is closed once the grace is over: 1008 "too slow" if the close frame
+    //  got through, else just the end of the connection.
+    cr_assert (harness_wait_log (&s_h, broadcaster, stuck_closed, HARNESS_DEADLINE_MS));
+    while (wsclient_recv (k, HARNESS_DEADLINE_MS))
+        ;
+    const char *reason;
+    int code = wsclient_closed (k, &reason);
+    cr_assert_geq (code, 0, "the stuck client's connection ended");
+    if (code > 0) {
+        cr_assert_eq (code, 1008);
+        cr_assert_str_eq (reason, "too slow");
+    }
+    //  and the others go on
+    last = s_orders (dealer, 50, &rid);
+    s_truth_follow (&truth, last);
+    s_read_through (f, &fast, truth.last_level_seq, "fast client, after");
+    s_book_eq (&fast, &truth.book, "fast client, after");
+    fprintf (stderr, "broadcaster: fast client %d updates, slow client %d updates + %d snapshots\n",
+             fast.updates, slow.updates, slow.snapshots);
+    wsclient_destroy (&f);
+    wsclient_destroy (&s);
+    wsclient_destroy (&k);
+    zsock_destroy (&dealer);
+    bus_sub_destroy (&truth.sub);
+}
+
+Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .timeout = 120)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    setenv ("MCE_BROADCASTER_ORIGINS", "https://ok.example, https://ops.example", 1);
+    s_start_broadcaster (true);
+    unsetenv ("MCE_BROADCASTER_ORIGINS");
+
+    wsclient_t *ws = wsclient_connect (s_h.port_ws, "https://evil.example", 0, 5000);
+    cr_assert_null (ws, "an origin not listed is refused");
+    ws = wsclient_connect (s_h.port_ws, "https://ops.example", 0, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (ws, "a listed origin is accepted");
+    wsclient_destroy (&ws);
+    ws = wsclient_connect (s_h.port_ws, NULL, 0, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (ws, "no origin (not a browser) is accepted");
+    wsclient_destroy (&ws);
+
+    char xpub[64];
+    snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
+    zsock_t *monitor = zsock_new_sub (xpub, "trades.campus-1");
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    //  Subscribing gets the channel's snapshot, then each trade as an update.
+    char *topic = NULL, *body = NULL;
+    cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "the monitor gets a snapshot");
+    cr_assert_str_eq (topic, "trades.campus-1");
+    cr_assert_not_null (strstr (body, "\"type\":\"snapshot\""), "%s", body);
+    zstr_free (&topic);
+    zstr_free (&body);
+    zsock_t *dealer = s_dealer ();
+    uint64_t rid = 1;
+    s_orders (dealer, 200, &rid);
+    cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "a trade reaches the monitor");
+    cr_assert_str_eq (topic, "trades.campus-1");
+    cr_assert_not_null (strstr (body, "\"type\":\"update\""), "%s", body);
+    cr_assert_not_null (strstr (body, "\"trade_id\""), "%s", body);
+    zstr_free (&topic);
+    zstr_free (&body);
+    zsock_destroy (&monitor);
+    zsock_destroy (&dealer);
+}
