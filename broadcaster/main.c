@@ -9,6 +9,19 @@
 #include "log.h"
 
 #include <czmq.h>
+#include <sys/resource.h>
+
+//  A descriptor per client: the soft limit (often 1024) goes up to the hard one.
+static void s_raise_fd_limit (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &limit) < 0)
+            log_warn ("broadcaster", "cannot raise the descriptor limit to %llu",
+                      (unsigned long long) limit.rlim_max);
+    }
+}
 
 int main (int argc, char **argv)
 {
@@ -24,6 +37,7 @@ int main (int argc, char **argv)
     int status;
     if (cli_start (argc, argv, &info, &cfg, &status))
         return status;
+    s_raise_fd_limit ();
     broadcaster_server_t *server = broadcaster_server_new (&cfg);
     if (!server)
         return 1;
