@@ -1,9 +1,10 @@
 /*  mcectl — the operator's command line. For now: users (admins are made here and only here,
-    never by self-service registration) and tokens for testing. Orders, the bus and health
-    come with the run-for-real issue.
+    never by self-service registration), tokens for testing, and the live market data the
+    broadcaster publishes for monitors. Orders and health come with the run-for-real issue.
 
         mcectl [-c FILE] user add NAME --wallet KEY [--admin]   (password on standard input)
         mcectl [-c FILE] token NAME [--role user|admin] [--ttl SECONDS]
+        mcectl [-c FILE] tail [TOPIC ...] [--count N]
 
     It talks to Postgres directly (postgres.url) with the gateway's own migrations, and signs
     tokens with gateway.jwt_secret, so it needs the same configuration as the gateway.
@@ -16,6 +17,7 @@
 #include "pg.h"
 #include "proto.h"
 
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +28,18 @@ static int s_usage (FILE *out, int status)
 {
     fprintf (out,
              "Usage: mcectl [-c FILE] user add NAME --wallet KEY [--admin]\n"
-             "       mcectl [-c FILE] token NAME [--role user|admin] [--ttl SECONDS]\n\n"
+             "       mcectl [-c FILE] token NAME [--role user|admin] [--ttl SECONDS]\n"
+             "       mcectl [-c FILE] tail [TOPIC ...] [--count N]\n\n"
              "user add   creates a user in the gateway's database (postgres.url); the password\n"
              "           is read from standard input (one line), never from the command line.\n"
              "           --admin makes an administrator: the only way to get one.\n"
              "token      prints a token for NAME signed with gateway.jwt_secret (for tests and\n"
-             "           scripts; default role user, ttl 3600 s). The user need not exist.\n\n"
+             "           scripts; default role user, ttl 3600 s). The user need not exist.\n"
+             "tail       prints the broadcaster's market data as it happens, one line per\n"
+             "           message: the topic, then the JSON (broadcaster/PROTOCOL.md). Topics are\n"
+             "           <channel>.<market> prefixes: depth.campus-1, trades., ticker, ...;\n"
+             "           none = everything. Each starts with the channel's snapshot. It reads\n"
+             "           broadcaster.xpub; --count N stops after N messages; Ctrl-C stops.\n\n"
              "Without -c the built-in defaults are used; MCE_<KEY> environment variables\n"
              "override, as for every mce executable (MCE_POSTGRES_URL, MCE_GATEWAY_JWT_SECRET).\n");
     return status;
@@ -147,6 +155,47 @@ static int s_token (const mce_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
+static int s_tail (const mce_config_t *cfg, int argc, char **argv)
+{
+    long count = -1;
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    if (!sub || zsock_connect (sub, "%s", cfg->broadcaster.xpub) < 0) {
+        fprintf (stderr, "mcectl: cannot connect to the broadcaster at %s\n",
+                 cfg->broadcaster.xpub);
+        zsock_destroy (&sub);
+        return 1;
+    }
+    int topics = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp (argv[i], "--count") == 0 && i + 1 < argc)
+            count = atol (argv[++i]);
+        else if (argv[i][0] != '-') {
+            zsock_set_subscribe (sub, argv[i]);
+            topics++;
+        }
+        else {
+            zsock_destroy (&sub);
+            return s_usage (stderr, 2);
+        }
+    }
+    if (topics == 0)
+        zsock_set_subscribe (sub, "");
+    zsock_set_rcvtimeo (sub, 1000); //  to notice Ctrl-C
+    long seen = 0;
+    while (!zsys_interrupted && (count < 0 || seen < count)) {
+        char *topic = NULL, *body = NULL;
+        if (zstr_recvx (sub, &topic, &body, NULL) == 2) {
+            printf ("%s %s\n", topic, body);
+            fflush (stdout);
+            seen++;
+        }
+        zstr_free (&topic);
+        zstr_free (&body);
+    }
+    zsock_destroy (&sub);
+    return 0;
+}
+
 int main (int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -173,6 +222,8 @@ int main (int argc, char **argv)
         return s_user_add (&cfg, argc - i - 2, argv + i + 2);
     if (strcmp (argv[i], "token") == 0)
         return s_token (&cfg, argc - i - 1, argv + i + 1);
+    if (strcmp (argv[i], "tail") == 0)
+        return s_tail (&cfg, argc - i - 1, argv + i + 1);
     fprintf (stderr, "mcectl: unknown command \"%s\"\n", argv[i]);
     return s_usage (stderr, 2);
 }

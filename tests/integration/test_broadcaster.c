@@ -544,4 +544,14 @@ Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .t
     zstr_free (&body);
     zsock_destroy (&monitor);
     zsock_destroy (&dealer);
+
+    //  mcectl tail reads the same: the snapshot first.
+    char *out = NULL;
+    int status = harness_run (
+        "mcectl",
+        (const char *[]){"-c", s_h.config, "tail", "ticker.campus-1", "--count", "1", NULL}, &out);
+    cr_assert_eq (status, 0, "%s", out);
+    cr_assert (strncmp (out, "ticker.campus-1 {", 17) == 0, "%s", out);
+    cr_assert_not_null (strstr (out, "\"type\":\"snapshot\""), "%s", out);
+    free (out);
 }
