@@ -446,7 +446,8 @@ static bool s_market_known (channels_t *self, const char *market)
     return false;
 }
 
-static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch, int64_t now_ns)
+static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch, int64_t expires_s,
+                          int64_t now_ns)
 {
     ws_sub_t *sub = NULL;
     for (ws_sub_t *s = session->subs; s && !sub; s = s->next)
@@ -478,6 +479,7 @@ static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch
     else //  subscribing again: the updates still queued are superseded by the snapshot
         ws_session_purge (session, sub);
     sub->stale = false;
+    sub->expires_s = expires_s;
     if (ch->kind == C_ORDERS) {
         json_t *ack = json_object ();
         json_object_set_new (ack, "type", json_string ("subscribed"));
@@ -491,6 +493,19 @@ static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch
     ws_msg_unref (&snap);
 }
 
+//  Takes sub off its session and its channel (the channel may then go: the caller decides).
+static void s_remove (channels_t *self, ws_session_t *session, ws_sub_t *sub)
+{
+    ws_sub_t **link = &session->subs;
+    while (*link && *link != sub)
+        link = &(*link)->next;
+    if (*link)
+        *link = sub->next;
+    session->sub_count--;
+    s_unlink (self, sub);
+    free (sub);
+}
+
 static void s_unsubscribed (channels_t *self, ws_session_t *session, channel_t *ch, int64_t now_ns)
 {
     ws_sub_t **link = &session->subs;
@@ -500,11 +515,7 @@ static void s_unsubscribed (channels_t *self, ws_session_t *session, channel_t *
         s_error (session, now_ns, "bad_request", "channel", "not subscribed to %s", ch->key);
         return;
     }
-    ws_sub_t *sub = *link;
-    *link = sub->next;
-    session->sub_count--;
-    s_unlink (self, sub);
-    free (sub);
+    s_remove (self, session, *link);
     json_t *ack = json_object ();
     json_object_set_new (ack, "type", json_string ("unsubscribed"));
     json_object_set_new (ack, "channel", json_string (s_kind_names[ch->kind]));
@@ -570,7 +581,7 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
     else if (kind == C_ORDERS && !token)
         s_error (session, now_ns, "bad_token", "token", "the orders channel needs a token");
     else {
-        int64_t epoch = 0;
+        int64_t epoch = 0, expires_s = 0;
         char user[S_USER_MAX] = "";
         bool ok = true;
         if (kind == C_DEPTH) {
@@ -591,20 +602,24 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                          "this broadcaster has no gateway.jwt_secret to check tokens with");
                 ok = false;
             }
-            else if (auth_jwt_verify ((const uint8_t *) secret, strlen (secret), token,
-                                      strlen (token), clock_wall_ns () / MCE_NS_PER_SEC, &claims,
-                                      &reason)) {
+            //  Leaving needs the token's signature, not its freshness: an expired token may
+            //  still unsubscribe (its updates stopped when it expired).
+            else if (auth_jwt_verify (
+                         (const uint8_t *) secret, strlen (secret), token, strlen (token),
+                         subscribe ? clock_wall_ns () / MCE_NS_PER_SEC : 0, &claims, &reason)) {
                 s_error (session, now_ns, "bad_token", "token", "%s", reason);
                 ok = false;
             }
-            else
+            else {
                 snprintf (user, sizeof user, "%s", claims.sub);
+                expires_s = claims.exp;
+            }
         }
         if (ok) {
             channel_t *ch = subscribe ? s_get (self, (s_kind_t) kind, market, epoch, user)
                                       : s_find (self, (s_kind_t) kind, market, epoch, user);
             if (subscribe && ch)
-                s_subscribed (self, session, ch, now_ns);
+                s_subscribed (self, session, ch, expires_s, now_ns);
             else if (!subscribe && ch)
                 s_unsubscribed (self, session, ch, now_ns);
             else if (!subscribe)
@@ -626,8 +641,19 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
     ch->last_seq = seq;
     if (!msg)
         return;
-    for (ws_sub_t *sub = ch->subs; sub; sub = sub->ch_next)
+    int64_t wall_s = ch->kind == C_ORDERS ? clock_wall_ns () / MCE_NS_PER_SEC : 0;
+    for (ws_sub_t *sub = ch->subs, *next; sub; sub = next) {
+        next = sub->ch_next;
+        if (sub->expires_s && wall_s >= sub->expires_s) {
+            //  A user's orders go to whoever holds a valid token only: this one ran out.
+            ws_session_t *session = sub->session;
+            s_remove (self, session, sub);
+            s_error (session, now_ns, "bad_token", "token",
+                     "the token expired: the orders channel ends; subscribe with a new one");
+            continue;
+        }
         ws_session_push (sub->session, msg, sub, now_ns);
+    }
     if (ch->kind != C_ORDERS && self->monitors > 0) {
         char topic[S_KEY_MAX];
         snprintf (topic, sizeof topic, "%s.%s", s_kind_names[ch->kind], ch->market);
