@@ -479,6 +479,10 @@ static const s_route_t s_routes[] = {
     {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
     {"GET", "/api/admin/settlements", S_ADMIN, true, routes_admin_settlements},
     {"POST", "/api/admin/settlements/{id}/retry", S_ADMIN, true, routes_admin_settlement_retry},
+    {"GET", "/", S_PUBLIC, false, routes_web_asset},
+    {"GET", "/web/app.js", S_PUBLIC, false, routes_web_asset},
+    {"GET", "/web/style.css", S_PUBLIC, false, routes_web_asset},
+    {"GET", "/api/dashboard/config", S_PUBLIC, true, routes_web_config},
 };
 
 #define S_ROUTE_COUNT (int) (sizeof s_routes / sizeof s_routes[0])

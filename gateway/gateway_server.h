@@ -128,5 +128,9 @@ enum MHD_Result routes_admin_settlements (gateway_request_t *req);
 enum MHD_Result routes_admin_settlement_retry (gateway_request_t *req);
 enum MHD_Result routes_admin_health (gateway_request_t *req);
 enum MHD_Result routes_admin_analytics (gateway_request_t *req);
+//  routes_web.c (public): the dashboard's files (/, /web/app.js, /web/style.css, by req->url)
+//  and /api/dashboard/config
+enum MHD_Result routes_web_asset (gateway_request_t *req);
+enum MHD_Result routes_web_config (gateway_request_t *req);
 
 #endif

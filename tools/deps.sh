@@ -13,6 +13,8 @@ PACKAGES=(
     libwebsockets-dev libjansson-dev libsodium-dev libjwt-dev
     # servers and clients used by the local run and the tests
     postgresql redis-server curl
+    # the dashboard's browser test (tests/browser: Playwright drives Debian's Chromium)
+    chromium
 )
 
 missing=()
@@ -21,7 +23,7 @@ for p in "${PACKAGES[@]}"; do
         missing+=("$p")
     fi
 done
-# Node.js (the local Solana ledger, later the browser test) may come from Debian or from
+# Node.js (the local Solana ledger, the browser test) may come from Debian or from
 # nodesource; Debian's npm package conflicts with the latter, so check for the commands.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
@@ -45,7 +47,24 @@ ledger_npm() {
     echo "$want" >"$stamp"
 }
 
-[ ${#missing[@]} -eq 0 ] && { ledger_npm; exit 0; }
+# The browser test's npm packages (tests/browser: playwright-core, plain JavaScript, so the
+# lock file is complete and `npm ci` installs exactly it). Likewise only when needed.
+browser_npm() {
+    local dir stamp want
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    [ -f "$dir/package-lock.json" ] || return 0
+    stamp="$dir/node_modules/.mce-lock.sha256"
+    want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        [ -d "$dir/node_modules/playwright-core" ]; then
+        return 0
+    fi
+    echo "deps: npm ci in tests/browser" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$want" >"$stamp"
+}
+
+[ ${#missing[@]} -eq 0 ] && { ledger_npm; browser_npm; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
@@ -57,4 +76,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 ledger_npm
+browser_npm
 echo "deps: done" >&2

@@ -1,0 +1,1048 @@
+/*  mce dashboard — market data, sign-in, orders and admin controls, over the gateway's
+    HTTP API and the broadcaster's WebSocket (broadcaster/PROTOCOL.md).
+
+    Live data comes from the broadcaster when its WebSocket is open: each channel's snapshot
+    replaces what the page holds, each update (what changed, in the snapshot's shape) applies
+    on top, and an update whose `prev` is greater than the seq we hold means we missed one, so
+    we subscribe again for a fresh snapshot. While the WebSocket is not open (the broadcaster
+    is down, or not configured) the page reads the same data over HTTP every POLL_MS, and
+    keeps trying to reconnect with a growing delay.
+
+    Prices and amounts stay decimal strings as the API sends them. Where the page must add
+    them (cumulative depth from WebSocket levels, the spread) it uses exact BigInt units;
+    only the charts turn them into floating point, to place pixels.
+
+    No inline script or style: the page's Content-Security-Policy allows only this file and
+    style.css, and connections only to this origin and the broadcaster.
+*/
+(function () {
+    'use strict';
+
+    const POLL_MS = 2000;
+    const WS_RETRY_MIN_MS = 1000;
+    const WS_RETRY_MAX_MS = 30000;
+    const BOOK_LEVELS = 15;      // per side in the ladder
+    const TRADES_KEPT = 50;
+    const EPOCHS_CHARTED = 48;
+    const TOKEN_KEY = 'mce.token';
+    const KWH = 3;               // decimals of kWh (Wh)
+    const PRICE = 6;             // decimals of prices (micro-units)
+    const OPEN_STATES = ['open', 'partially_filled'];
+
+    const $ = (id) => document.getElementById(id);
+
+    const S = {
+        config: { broadcaster_url: '', markets: [] },
+        market: '',          // selected market id
+        epoch: '',           // selected epoch number as text, '' = the current one
+        token: null, user: '', role: '', expiryTimer: null,
+        ws: null, live: false, wsRetry: WS_RETRY_MIN_MS, wsTimer: null,
+        subs: new Map(),     // channel|market (orders: channel|user) -> {sel, seq, epoch}:
+                             // what we asked the broadcaster for, and what we hold of it
+        ordersLeaving: false, // an orders unsubscribe awaits its answer
+        book: { bids: new Map(), asks: new Map() }, // price key -> {price, energy_amount, orders}
+        trades: [], stats: null, epochStatus: null, epochs: [], orders: [],
+        chart: { bids: [], asks: [] }, // what the depth chart shows
+        epochEnd: null,      // ms since the Unix epoch, for the countdown
+        polling: false, pollAgain: false, pollError: '',
+    };
+
+    // ------------------------------------------------------------------------------------
+    // Exact decimals
+
+    // "12.5" at scale 3 -> 12500n. The API never sends more decimals than the scale.
+    function units(text, scale) {
+        const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text));
+        if (!m) return 0n;
+        const v = BigInt(m[2] + (m[3] || '').padEnd(scale, '0').slice(0, scale));
+        return m[1] ? -v : v;
+    }
+
+    // 12500n at scale 3 -> "12.5"
+    function decimal(v, scale) {
+        const neg = v < 0n;
+        const digits = (neg ? -v : v).toString().padStart(scale + 1, '0');
+        const whole = digits.slice(0, digits.length - scale);
+        const frac = digits.slice(digits.length - scale).replace(/0+$/, '');
+        return (neg ? '-' : '') + whole + (frac ? '.' + frac : '');
+    }
+
+    // One spelling per price ("0.150000" and "0.15" are one level).
+    const priceKey = (p) => decimal(units(p, PRICE), PRICE);
+
+    // ------------------------------------------------------------------------------------
+    // HTTP API
+
+    class ApiError extends Error {
+        constructor(status, code, message, field) {
+            super(message);
+            this.status = status;
+            this.code = code;
+            this.field = field;
+        }
+    }
+
+    // method path [body] [auth]: the parsed JSON answer, or throws ApiError with the API's
+    // {"error": {code, message, field}}.
+    async function api(method, path, body, auth) {
+        const headers = {};
+        if (body !== undefined) headers['Content-Type'] = 'application/json';
+        if (auth && S.token) headers.Authorization = 'Bearer ' + S.token;
+        let resp;
+        try {
+            resp = await fetch(path, {
+                method, headers, cache: 'no-store',
+                body: body === undefined ? undefined : JSON.stringify(body),
+            });
+        } catch (e) {
+            throw new ApiError(0, 'network', 'cannot reach the gateway (' + e.message + ')', null);
+        }
+        const text = await resp.text();
+        let json = null;
+        try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+        if (!resp.ok) {
+            const err = (json && json.error) || {};
+            if (resp.status === 401 && auth) setToken(null); // expired or refused: sign out
+            throw new ApiError(resp.status, err.code || 'http_' + resp.status,
+                err.message || resp.statusText || 'request failed', err.field || null);
+        }
+        return json;
+    }
+
+    function marketQuery(withEpoch) {
+        const q = new URLSearchParams();
+        if (S.market) q.set('market', S.market);
+        if (withEpoch && S.epoch) q.set('epoch', S.epoch);
+        const s = q.toString();
+        return s ? '?' + s : '';
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Status line
+
+    function say(kind, text) {
+        const el = $('status');
+        el.textContent = text;
+        el.className = 'status ' + kind;
+        el.dataset.kind = kind;
+    }
+
+    function errorText(err) {
+        if (err instanceof ApiError)
+            return err.code + ': ' + err.message + (err.field ? ' (field ' + err.field + ')' : '');
+        return 'error: ' + (err && err.message ? err.message : String(err));
+    }
+
+    // Shows err, and marks the form's input the API blamed.
+    function fail(err, form) {
+        say('error', errorText(err));
+        if (form && err instanceof ApiError && err.field) {
+            const input = form.querySelector('[name="' + CSS.escape(err.field) + '"]');
+            if (input) input.classList.add('invalid');
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Small DOM helpers
+
+    function cell(tr, text, cls) {
+        const td = document.createElement('td');
+        td.textContent = text === null || text === undefined ? '-' : String(text);
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+        return td;
+    }
+
+    function emptyRow(tbody, cols, text) {
+        const tr = document.createElement('tr');
+        tr.className = 'empty';
+        const td = cell(tr, text);
+        td.colSpan = cols;
+        tbody.appendChild(tr);
+    }
+
+    // "2026-11-21T21:45:00.000000Z" -> ms (Date.parse wants at most milliseconds)
+    const parseTime = (t) => (t ? Date.parse(String(t).replace(/(\.\d{3})\d+/, '$1')) : NaN);
+
+    function clockTime(t) {
+        const ms = parseTime(t);
+        return isNaN(ms) ? '-' : new Date(ms).toLocaleTimeString([], { hour12: false });
+    }
+
+    function duration(seconds) {
+        const s = Math.max(0, Math.floor(seconds));
+        const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24;
+        const m = Math.floor(s / 60) % 60, sec = s % 60;
+        const two = (n) => String(n).padStart(2, '0');
+        if (d > 0) return d + 'd ' + h + 'h ' + two(m) + 'm';
+        if (h > 0) return h + ':' + two(m) + ':' + two(sec);
+        return m + ':' + two(sec);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Rendering
+
+    function renderEpochStatus() {
+        const st = S.epochStatus;
+        if (!st) return;
+        $('epoch-number').textContent = st.epoch + (st.state ? ' (' + st.state + ')' : '');
+        $('market-status').textContent = st.market_status;
+        $('last-clearing').textContent = st.last_clearing_price !== null
+            ? st.last_clearing_price + ' x ' + st.last_volume + ' kWh (epoch ' + st.last_cleared_epoch + ')'
+            : (st.last_cleared_epoch !== null
+                ? 'no trades (epoch ' + st.last_cleared_epoch + ', volume ' + st.last_volume + ' kWh)'
+                : '-');
+        S.epochEnd = parseTime(st.end);
+        tickCountdown();
+        updateEpochOptions();
+    }
+
+    function tickCountdown() {
+        if (S.epochEnd === null || isNaN(S.epochEnd)) return;
+        $('countdown').textContent = duration((S.epochEnd - Date.now()) / 1000);
+    }
+
+    function renderStats() {
+        const st = S.stats;
+        if (!st) return;
+        $('best').textContent = (st.best_bid || '-') + ' / ' + (st.best_ask || '-');
+        $('last-price').textContent = st.last_price || '-';
+        $('volume-24h').textContent = st.volume_24h + ' kWh (' + st.trades_24h + ' trades)';
+    }
+
+    // The book's levels, best first: bids by price down, asks by price up.
+    function sortedLevels(map, descending) {
+        const levels = [...map.values()];
+        levels.sort((a, b) => {
+            const d = units(a.price, PRICE) - units(b.price, PRICE);
+            return (d < 0n ? -1 : d > 0n ? 1 : 0) * (descending ? -1 : 1);
+        });
+        return levels;
+    }
+
+    function setBook(bids, asks) {
+        S.book.bids = new Map(bids.map((l) => [priceKey(l.price), l]));
+        S.book.asks = new Map(asks.map((l) => [priceKey(l.price), l]));
+    }
+
+    function renderBook() {
+        const bids = sortedLevels(S.book.bids, true), asks = sortedLevels(S.book.asks, false);
+        const fill = (tbody, levels) => {
+            tbody.replaceChildren();
+            for (const l of levels) {
+                const tr = document.createElement('tr');
+                tr.dataset.price = l.price;
+                cell(tr, l.price);
+                cell(tr, l.energy_amount);
+                cell(tr, l.orders);
+                tbody.appendChild(tr);
+            }
+        };
+        fill($('asks'), asks.slice(0, BOOK_LEVELS).reverse()); // the best ask next to the spread
+        fill($('bids'), bids.slice(0, BOOK_LEVELS));
+        $('spread').textContent = bids.length && asks.length
+            ? 'spread ' + decimal(units(asks[0].price, PRICE) - units(bids[0].price, PRICE), PRICE)
+            : (bids.length || asks.length ? 'one-sided book' : 'empty book');
+    }
+
+    // Cumulative depth from the book we hold (WebSocket levels), best first, exact.
+    function cumulative(levels) {
+        let sum = 0n;
+        return levels.map((l) => {
+            sum += units(l.energy_amount, KWH);
+            return { price: l.price, cumulative_energy: decimal(sum, KWH) };
+        });
+    }
+
+    function renderTrades() {
+        const tbody = $('trades');
+        tbody.replaceChildren();
+        for (const t of S.trades.slice(0, TRADES_KEPT)) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'trade-row';
+            tr.dataset.tradeId = t.trade_id;
+            cell(tr, clockTime(t.time));
+            cell(tr, t.price);
+            cell(tr, t.energy_amount);
+            cell(tr, t.aggressor || 'auction', t.aggressor || '');
+            cell(tr, t.epoch);
+            tbody.appendChild(tr);
+        }
+        if (!S.trades.length) emptyRow(tbody, 5, 'no trades yet');
+    }
+
+    function renderOrders() {
+        const tbody = $('my-orders');
+        tbody.replaceChildren();
+        const mine = S.orders.filter((o) => !S.market || o.market === S.market);
+        for (const o of mine) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'my-order-row';
+            tr.dataset.orderId = o.order_id;
+            tr.dataset.status = o.status;
+            cell(tr, o.order_id);
+            cell(tr, o.side, o.side);
+            cell(tr, o.price === null ? 'market' : o.price);
+            cell(tr, o.energy_amount);
+            cell(tr, o.filled_amount);
+            cell(tr, o.status);
+            cell(tr, o.epoch);
+            const td = cell(tr, '');
+            if (OPEN_STATES.includes(o.status)) {
+                const b = document.createElement('button');
+                b.type = 'button';
+                b.textContent = 'Cancel';
+                b.dataset.testid = 'cancel-order';
+                b.dataset.orderId = o.order_id;
+                td.replaceChildren(b);
+            }
+            tbody.appendChild(tr);
+        }
+        if (!mine.length) emptyRow(tbody, 8, 'no orders in this market');
+    }
+
+    // The epoch selector: the current epoch, the future ones that accept orders, and the
+    // recent ones we know of. Rebuilt only when that list changes, keeping the selection.
+    function updateEpochOptions() {
+        const cur = S.epochStatus ? S.epochStatus.epoch : null;
+        const market = S.config.markets.find((m) => m.id === S.market);
+        const ahead = market ? market.future_epochs : 0;
+        const options = [['', cur === null ? 'current' : 'current (' + cur + ')']];
+        if (cur !== null)
+            for (let e = cur + 1; e <= cur + ahead; e++) options.push([String(e), e + ' (future)']);
+        for (const ep of S.epochs)
+            if (cur === null || ep.epoch < cur) options.push([String(ep.epoch), ep.epoch + ' (' + ep.state + ')']);
+        const select = $('epoch');
+        const signature = options.map((o) => o.join(':')).join(',');
+        if (select.dataset.signature === signature) return;
+        select.dataset.signature = signature;
+        select.replaceChildren(...options.map(([value, label]) => new Option(label, value)));
+        if (!options.some(([value]) => value === S.epoch)) S.epoch = '';
+        select.value = S.epoch;
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Charts (canvas, by hand)
+
+    // Sizes the canvas for its CSS box and the screen's pixel ratio; returns its 2D context
+    // in CSS pixels, with w and h.
+    function canvasContext(canvas) {
+        const ratio = window.devicePixelRatio || 1;
+        const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+        if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
+            canvas.width = Math.round(w * ratio);
+            canvas.height = Math.round(h * ratio);
+        }
+        const ctx = canvas.getContext('2d');
+        ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+        ctx.clearRect(0, 0, w, h);
+        ctx.font = '11px system-ui, sans-serif';
+        return { ctx, w, h };
+    }
+
+    const COLORS = { bid: '#2fbf71', ask: '#e5534b', axis: '#8a96a3', grid: '#2a3440', line: '#4c9aff', bar: '#3b4b5c' };
+
+    // A chart's kWh label: whole numbers from 100 up, one decimal below.
+    const amount = (n) => (n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(1));
+
+    function label(ctx, text, x, y, align) {
+        ctx.fillStyle = COLORS.axis;
+        ctx.textAlign = align || 'left';
+        ctx.fillText(text, x, y);
+    }
+
+    // bids and asks: [{price, cumulative_energy}], best first (GET /api/market/depth-chart).
+    // source: 'http' or 'ws', where they came from.
+    function drawDepth(bids, asks, seq, source) {
+        S.chart = { bids, asks, seq, source }; // drawn again as it was when the window resizes
+        const canvas = $('depth-chart');
+        // What was drawn, for tests and people: it changes exactly when the picture does.
+        const sig = (side) => side.map((l) => priceKey(l.price) + '@' + l.cumulative_energy).join(',');
+        canvas.dataset.signature = 'bids:' + sig(bids) + '|asks:' + sig(asks);
+        canvas.dataset.bids = bids.length;
+        canvas.dataset.asks = asks.length;
+        if (seq !== undefined) canvas.dataset.seq = seq;
+        canvas.dataset.source = source || '';
+
+        const { ctx, w, h } = canvasContext(canvas);
+        const pad = { l: 12, r: 12, t: 16, b: 22 };
+        if (!bids.length && !asks.length) {
+            label(ctx, 'no orders in this book', w / 2, h / 2, 'center');
+            return;
+        }
+        const points = (side) => side.map((l) => [Number(l.price), Number(l.cumulative_energy)]);
+        const b = points(bids), a = points(asks);
+        const prices = b.concat(a).map((p) => p[0]);
+        let lo = Math.min(...prices), hi = Math.max(...prices);
+        const span = hi - lo || Math.max(hi * 0.1, 0.01);
+        lo -= span * 0.1;
+        hi += span * 0.1;
+        const top = Math.max(...b.concat(a).map((p) => p[1])) * 1.1;
+        const x = (p) => pad.l + ((p - lo) / (hi - lo)) * (w - pad.l - pad.r);
+        const y = (q) => h - pad.b - (q / top) * (h - pad.t - pad.b);
+
+        ctx.strokeStyle = COLORS.grid;
+        ctx.beginPath();
+        ctx.moveTo(pad.l, pad.t);
+        ctx.lineTo(pad.l, h - pad.b);
+        ctx.lineTo(w - pad.r, h - pad.b);
+        ctx.stroke();
+
+        // A step curve from the best price outwards: quantity jumps at each level's price.
+        const side = (pts, edge, color) => {
+            if (!pts.length) return;
+            ctx.beginPath();
+            ctx.moveTo(x(pts[0][0]), y(0));
+            let prev = 0;
+            for (const [p, q] of pts) {
+                ctx.lineTo(x(p), y(prev));
+                ctx.lineTo(x(p), y(q));
+                prev = q;
+            }
+            ctx.lineTo(x(edge), y(prev));
+            ctx.lineTo(x(edge), y(0));
+            ctx.closePath();
+            ctx.globalAlpha = 0.25;
+            ctx.fillStyle = color;
+            ctx.fill();
+            ctx.globalAlpha = 1;
+            ctx.strokeStyle = color;
+            ctx.lineWidth = 1.5;
+            ctx.stroke();
+        };
+        side(b, lo, COLORS.bid);
+        side(a, hi, COLORS.ask);
+
+        label(ctx, lo.toFixed(4), pad.l, h - 6, 'left');
+        label(ctx, ((lo + hi) / 2).toFixed(4), (pad.l + w - pad.r) / 2, h - 6, 'center');
+        label(ctx, hi.toFixed(4), w - pad.r, h - 6, 'right');
+        label(ctx, amount(top / 1.1) + ' kWh', pad.l + 4, y(top / 1.1) - 3, 'left');
+    }
+
+    function drawDepthFromBook(seq) {
+        drawDepth(cumulative(sortedLevels(S.book.bids, true)),
+            cumulative(sortedLevels(S.book.asks, false)), seq, 'ws');
+    }
+
+    // Volume bars and the clearing price line of recent epochs, oldest on the left.
+    function drawEpochs() {
+        const { ctx, w, h } = canvasContext($('epochs-chart'));
+        // Future (pending) epochs have nothing to show yet.
+        const eps = S.epochs.filter((e) => e.state !== 'pending').slice(0, EPOCHS_CHARTED).reverse();
+        if (!eps.length) {
+            label(ctx, 'no epochs yet', w / 2, h / 2, 'center');
+            return;
+        }
+        const pad = { l: 12, r: 50, t: 10, b: 22 };
+        const vols = eps.map((e) => Number(e.volume || 0));
+        const prices = eps.map((e) => (e.clearing_price === null ? null : Number(e.clearing_price)));
+        const known = prices.filter((p) => p !== null);
+        const vtop = Math.max(...vols), vmax = vtop || 1;
+        const pmin = known.length ? Math.min(...known) : 0, pmax = known.length ? Math.max(...known) : 1;
+        // 10 % of room above and below the prices; one price alone sits in the middle
+        const pspan = pmax - pmin || Math.max(pmax * 0.1, 0.01);
+        const plo = pmax > pmin ? pmin - pspan * 0.1 : pmin - pspan / 2;
+        const phi = pmax > pmin ? pmax + pspan * 0.1 : pmax + pspan / 2;
+        const slot = (w - pad.l - pad.r) / eps.length;
+        const yv = (v) => h - pad.b - (v / vmax) * (h - pad.t - pad.b);
+        const yp = (p) => h - pad.b - ((p - plo) / (phi - plo)) * (h - pad.t - pad.b);
+
+        ctx.fillStyle = COLORS.bar;
+        eps.forEach((e, i) => {
+            const v = vols[i];
+            if (v > 0) ctx.fillRect(pad.l + i * slot + slot * 0.15, yv(v), slot * 0.7, h - pad.b - yv(v));
+        });
+        ctx.strokeStyle = COLORS.line;
+        ctx.fillStyle = COLORS.line;
+        ctx.lineWidth = 1.5;
+        ctx.beginPath();
+        let pen = false;
+        prices.forEach((p, i) => {
+            if (p === null) { pen = false; return; }
+            const px = pad.l + (i + 0.5) * slot;
+            if (pen) ctx.lineTo(px, yp(p)); else ctx.moveTo(px, yp(p));
+            pen = true;
+            ctx.fillRect(px - 2, yp(p) - 2, 4, 4);
+        });
+        ctx.stroke();
+
+        label(ctx, String(eps[0].epoch), pad.l, h - 6, 'left');
+        if (eps.length > 1) label(ctx, String(eps[eps.length - 1].epoch), w - pad.r, h - 6, 'right');
+        label(ctx, vtop ? amount(vtop) + ' kWh' : 'no volume yet', pad.l + 4, pad.t + 8, 'left');
+        if (known.length) {
+            label(ctx, pmax.toFixed(4), w - pad.r + 4, yp(pmax) + 4, 'left');
+            if (pmin !== pmax) label(ctx, pmin.toFixed(4), w - pad.r + 4, yp(pmin) + 4, 'left');
+        }
+        else label(ctx, 'no clearing prices', w - pad.r, pad.t + 8, 'right');
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Reading over HTTP (while the WebSocket is not open, and at start)
+
+    async function refreshMarket() {
+        const market = S.market, epoch = S.epoch;
+        const mq = marketQuery(false), eq = marketQuery(true);
+        const results = await Promise.allSettled([
+            api('GET', '/api/market/depth-chart' + eq),
+            api('GET', '/api/market/depth' + eq),
+            api('GET', '/api/market/trades' + mq + (mq ? '&' : '?') + 'limit=' + TRADES_KEPT),
+            api('GET', '/api/market/epoch/status' + mq),
+            api('GET', '/api/market/epochs' + mq + (mq ? '&' : '?') + 'limit=' + EPOCHS_CHARTED),
+            api('GET', '/api/market/stats' + mq),
+        ]);
+        // Too late: the selection moved, or live data took over while we waited.
+        if (market !== S.market || epoch !== S.epoch || S.live) return null;
+        const [chart, depth, trades, status, epochs, stats] = results.map((r) =>
+            r.status === 'fulfilled' ? r.value : null);
+        if (depth) { setBook(depth.bids, depth.asks); renderBook(); }
+        if (chart) drawDepth(chart.bids, chart.asks, chart.seq, 'http');
+        if (trades) { S.trades = trades.trades; renderTrades(); }
+        if (status) { S.epochStatus = status; renderEpochStatus(); }
+        if (epochs) { S.epochs = epochs.epochs; drawEpochs(); updateEpochOptions(); }
+        if (stats) { S.stats = stats; renderStats(); }
+        const failed = results.find((r) => r.status === 'rejected');
+        return failed ? failed.reason : null;
+    }
+
+    async function refreshOrders() {
+        const token = S.token;
+        if (!token) return null;
+        try {
+            const list = await api('GET', '/api/trading/orders' + marketQuery(false) +
+                (S.market ? '&' : '?') + 'limit=50', undefined, true);
+            // Not when the orders channel has taken over, nor for someone who signed out.
+            if (!ordersLive() && S.token === token) { S.orders = list.orders; renderOrders(); }
+            return null;
+        } catch (e) {
+            return e;
+        }
+    }
+
+    // One round of reads; a failure shows once on the status line, and its end is said too.
+    async function refreshAll() {
+        const errors = await Promise.all([refreshMarket(), refreshOrders()]);
+        const err = errors.find((e) => e);
+        if (err) {
+            const text = errorText(err);
+            if (text !== S.pollError) say('error', text);
+            S.pollError = text;
+        }
+        else if (S.pollError) {
+            if ($('status').textContent === S.pollError) say('ok', 'the gateway answers again');
+            S.pollError = '';
+        }
+    }
+
+    // One round at a time; a call during a round asks for one more (an action's result must
+    // not wait for the next tick because a round that began before it was under way).
+    async function poll() {
+        if (S.live) return;
+        if (S.polling) {
+            S.pollAgain = true;
+            return;
+        }
+        S.polling = true;
+        try {
+            do {
+                S.pollAgain = false;
+                await refreshAll();
+            } while (S.pollAgain && !S.live);
+        } finally {
+            S.polling = false;
+        }
+    }
+
+    // After an action: read at once what live data will not bring.
+    function afterAction() {
+        if (!S.live) poll();
+        else if (!ordersLive()) refreshOrders();
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Live data: the broadcaster's WebSocket (broadcaster/PROTOCOL.md)
+    //
+    // Each subscription holds the seq of the last snapshot or update it applied. An update
+    // whose `prev` is greater than that means one went missing: we subscribe again, and the
+    // snapshot that answers replaces what we hold. An update at or below the seq we hold is
+    // already in what we hold (a snapshot taken while it waited to be sent): it is skipped.
+    // Updates carry only what changed, in the snapshot's shape.
+
+    function setConn() {
+        const el = $('conn');
+        const state = S.live ? 'live' : 'polling';
+        el.textContent = state;
+        el.className = 'conn ' + state;
+        el.dataset.state = state;
+    }
+
+    // Subscriptions and the messages they receive go by channel and key: the user for the
+    // private orders channel, the market for the others.
+    const subKey = (channel, who) => channel + '|' + who;
+    const msgKey = (msg) => subKey(msg.channel, msg.channel === 'orders' ? msg.user : msg.market);
+
+    function wsSend(msg) {
+        if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
+    }
+
+    // What names a subscription on the wire: a depth book by the epoch we hold once we know it
+    // (the "current" book is some epoch's book; asking again must not move to another one).
+    function wireSel(sub) {
+        return sub.sel.channel === 'depth' && sub.epoch !== null
+            ? Object.assign({}, sub.sel, { epoch: sub.epoch }) : sub.sel;
+    }
+
+    // sel: {channel, market[, epoch]} or {channel: 'orders', token}.
+    function subscribe(sel) {
+        const who = sel.channel === 'orders' ? S.user : sel.market;
+        const sub = { sel, seq: null, epoch: sel.epoch === undefined ? null : sel.epoch };
+        S.subs.set(subKey(sel.channel, who), sub);
+        wsSend(Object.assign({ op: 'subscribe' }, sel));
+        return sub;
+    }
+
+    // Asks again: until the snapshot comes, updates are not applied.
+    function resubscribe(sub) {
+        sub.seq = null;
+        wsSend(Object.assign({ op: 'subscribe' }, wireSel(sub)));
+    }
+
+    function unsubscribe(key) {
+        const sub = S.subs.get(key);
+        if (!sub) return;
+        S.subs.delete(key);
+        wsSend(Object.assign({ op: 'unsubscribe' }, wireSel(sub)));
+    }
+
+    function marketSubscriptions() {
+        const depth = { channel: 'depth', market: S.market };
+        if (S.epoch) depth.epoch = Number(S.epoch);
+        return [depth].concat(['trades', 'ticker', 'epochs'].map((c) => ({ channel: c, market: S.market })));
+    }
+
+    function subscribeAll() {
+        marketSubscriptions().forEach(subscribe);
+        if (S.token) subscribe({ channel: 'orders', token: S.token });
+    }
+
+    // The market or epoch changed: drop the old subscriptions, take the new ones.
+    function resubscribeMarket() {
+        for (const [key, sub] of [...S.subs])
+            if (sub.sel.channel !== 'orders') unsubscribe(key);
+        marketSubscriptions().forEach(subscribe);
+    }
+
+    // The orders channel is signed in with a token: the subscription answered with a snapshot.
+    // Until then (or if the broadcaster refused the token) the orders are read over HTTP.
+    function ordersLive() {
+        const sub = S.live && S.token ? S.subs.get(subKey('orders', S.user)) : null;
+        return !!(sub && sub.seq !== null);
+    }
+
+    // Signed out (or another user signed in): the private channel goes, by unsubscribing with
+    // the token it was taken with. An expired token would be refused for that too: then, and
+    // if the broadcaster refuses it anyway, a fresh connection drops it.
+    function leaveOrders(token, user) {
+        S.subs.delete(subKey('orders', user));
+        const claims = claimsOf(token);
+        if (claims && claims.exp && claims.exp * 1000 <= Date.now() + 5000) {
+            reconnectWs();
+            return;
+        }
+        S.ordersLeaving = true;
+        wsSend({ op: 'unsubscribe', channel: 'orders', token });
+    }
+
+    function connectWs() {
+        clearTimeout(S.wsTimer);
+        const url = S.config.broadcaster_url;
+        if (!url || !window.WebSocket) return;
+        let ws;
+        try {
+            ws = new WebSocket(url); // no subprotocol: the broadcaster negotiates none
+        } catch (e) {
+            scheduleWs();
+            return;
+        }
+        S.ws = ws;
+        ws.onopen = () => {
+            if (S.ws !== ws) return;
+            S.live = true;
+            S.wsRetry = WS_RETRY_MIN_MS;
+            S.subs.clear();
+            S.ordersLeaving = false;
+            setConn();
+            subscribeAll();
+        };
+        ws.onmessage = (ev) => {
+            if (S.ws !== ws) return;
+            let msg;
+            try { msg = JSON.parse(ev.data); } catch (e) { return; }
+            if (msg && typeof msg === 'object') onWsMessage(msg);
+        };
+        ws.onclose = () => {
+            if (S.ws !== ws) return;
+            S.ws = null;
+            S.live = false;
+            S.subs.clear();
+            S.ordersLeaving = false;
+            setConn();
+            scheduleWs();
+            poll(); // at once, not at the next tick
+        };
+        ws.onerror = () => {}; // onclose follows, and handles it
+    }
+
+    function scheduleWs() {
+        clearTimeout(S.wsTimer);
+        S.wsTimer = setTimeout(connectWs, S.wsRetry);
+        S.wsRetry = Math.min(S.wsRetry * 2, WS_RETRY_MAX_MS);
+    }
+
+    // Drops the connection and makes a new one.
+    function reconnectWs() {
+        const ws = S.ws;
+        S.ws = null;
+        S.live = false;
+        S.subs.clear();
+        S.ordersLeaving = false;
+        setConn();
+        if (ws) ws.close();
+        S.wsRetry = WS_RETRY_MIN_MS;
+        connectWs();
+    }
+
+    function onWsMessage(msg) {
+        switch (msg.type) {
+            case 'error':
+                say('error', 'broadcaster: ' + msg.code + ': ' + msg.message);
+                // The private channel could not be left with its token: leave the connection.
+                if (msg.code === 'bad_token' && S.ordersLeaving) reconnectWs();
+                return;
+            case 'unsubscribed':
+                if (msg.channel === 'orders') S.ordersLeaving = false;
+                return;
+            case 'snapshot':
+            case 'update':
+                break;
+            default:
+                return; // 'subscribed', and whatever a later version adds
+        }
+        const sub = S.subs.get(msgKey(msg));
+        if (!sub) return; // not ours, or not any more
+        // Another epoch's book (one we left, or not the one we asked for) is not ours.
+        if (msg.channel === 'depth' && sub.epoch !== null && msg.epoch !== sub.epoch) return;
+        if (msg.type === 'snapshot') {
+            sub.seq = msg.seq;
+            if (msg.channel === 'depth') sub.epoch = msg.epoch;
+            applySnapshot(msg);
+            return;
+        }
+        if (sub.seq === null) return; // an update before its snapshot: wait for the snapshot
+        if (msg.prev > sub.seq) {
+            // A gap: what we hold is no longer right. Ask again; the snapshot replaces it.
+            resubscribe(sub);
+            return;
+        }
+        if (msg.seq <= sub.seq) return; // already in the snapshot we hold
+        sub.seq = msg.seq;
+        applyUpdate(msg);
+    }
+
+    function applySnapshot(msg) {
+        const d = msg.data || {};
+        switch (msg.channel) {
+            case 'depth':
+                setBook(d.bids || [], d.asks || []);
+                renderBook();
+                drawDepthFromBook(msg.seq);
+                break;
+            case 'trades':
+                S.trades = (d.trades || []).slice(0, TRADES_KEPT);
+                renderTrades();
+                break;
+            case 'ticker':
+                S.stats = d;
+                renderStats();
+                break;
+            case 'epochs':
+                if (d.current) { S.epochStatus = d.current; renderEpochStatus(); }
+                S.epochs = d.recent || [];
+                drawEpochs();
+                updateEpochOptions();
+                break;
+            case 'orders':
+                S.orders = d.orders || [];
+                renderOrders();
+                break;
+        }
+    }
+
+    // An update's data: the snapshot's shape, with only what changed.
+    function applyUpdate(msg) {
+        const d = msg.data || {};
+        switch (msg.channel) {
+            case 'depth': {
+                // The levels that changed, as they now are; "0" kWh: the level is gone.
+                for (const [name, side] of [['bids', S.book.bids], ['asks', S.book.asks]])
+                    for (const l of d[name] || []) {
+                        if (units(l.energy_amount, KWH) === 0n) side.delete(priceKey(l.price));
+                        else side.set(priceKey(l.price), { price: l.price, energy_amount: l.energy_amount, orders: l.orders });
+                    }
+                renderBook();
+                drawDepthFromBook(msg.seq);
+                break;
+            }
+            case 'trades': {
+                // The new trades, newest first (one the snapshot already had is not listed twice).
+                const known = new Set(S.trades.map((t) => t.trade_id));
+                const fresh = (d.trades || []).filter((t) => !known.has(t.trade_id));
+                if (fresh.length) {
+                    S.trades = fresh.concat(S.trades).slice(0, TRADES_KEPT);
+                    renderTrades();
+                }
+                break;
+            }
+            case 'ticker': // the whole object
+                S.stats = d;
+                renderStats();
+                break;
+            case 'epochs':
+                applyEpochRows(d.epochs || []);
+                break;
+            case 'orders': {
+                // The orders that changed, as they now are; new ones are the newest.
+                const fresh = [];
+                for (const o of d.orders || []) {
+                    const i = S.orders.findIndex((x) => x.order_id === o.order_id);
+                    if (i >= 0) S.orders[i] = o;
+                    else fresh.unshift(o);
+                }
+                S.orders = fresh.concat(S.orders);
+                renderOrders();
+                break;
+            }
+        }
+    }
+
+    // Epochs that changed phase: [{epoch, state, start, end, clearing_price, volume, trades}].
+    function applyEpochRows(rows) {
+        const st = S.epochStatus ? Object.assign({}, S.epochStatus) : null;
+        for (const e of rows) {
+            const i = S.epochs.findIndex((x) => x.epoch === e.epoch);
+            if (i >= 0) S.epochs[i] = e;
+            else S.epochs.push(e);
+            if (st && e.state === 'active' && e.epoch > st.epoch) {
+                Object.assign(st, { epoch: e.epoch, state: e.state, start: e.start, end: e.end });
+                if (!S.epoch) currentEpochMoved(e.epoch);
+            }
+            else if (st && e.epoch === st.epoch) st.state = e.state;
+            if (st && (e.state === 'cleared' || e.state === 'settled') &&
+                (st.last_cleared_epoch === null || e.epoch >= st.last_cleared_epoch)) {
+                Object.assign(st, { last_cleared_epoch: e.epoch, last_clearing_price: e.clearing_price, last_volume: e.volume });
+            }
+        }
+        S.epochs.sort((a, b) => b.epoch - a.epoch);
+        if (st) { S.epochStatus = st; renderEpochStatus(); }
+        drawEpochs();
+        updateEpochOptions();
+    }
+
+    // A new current epoch: the "current" depth book is another book now. The old one is left,
+    // the new one taken by its number.
+    function currentEpochMoved(epoch) {
+        const sub = S.subs.get(subKey('depth', S.market));
+        if (!sub || sub.epoch === epoch) return;
+        if (sub.epoch !== null) wsSend(Object.assign({ op: 'unsubscribe' }, wireSel(sub)));
+        sub.epoch = epoch;
+        resubscribe(sub);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Signing in
+
+    function claimsOf(token) {
+        try {
+            const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+            return JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+        } catch (e) {
+            return null;
+        }
+    }
+
+    // Keeps token (null: signs out) in sessionStorage, and shows what its role may do.
+    function setToken(token) {
+        const claims = token ? claimsOf(token) : null;
+        const valid = claims && (!claims.exp || claims.exp * 1000 > Date.now());
+        const had = S.token, hadUser = S.user;
+        S.token = valid ? token : null;
+        S.user = valid ? claims.sub : '';
+        S.role = valid ? claims.role : '';
+        if (S.token) sessionStorage.setItem(TOKEN_KEY, S.token);
+        else sessionStorage.removeItem(TOKEN_KEY);
+        clearTimeout(S.expiryTimer);
+        if (S.token && claims.exp) {
+            const left = claims.exp * 1000 - Date.now();
+            if (left < 2147483647) // setTimeout's limit
+                S.expiryTimer = setTimeout(() => {
+                    setToken(null);
+                    say('error', 'your session expired: sign in again');
+                }, left);
+        }
+        if (!S.token) {
+            S.orders = [];
+            renderOrders();
+        }
+        const signedIn = !!S.token;
+        $('login-form').hidden = signedIn;
+        $('register-form').hidden = signedIn;
+        $('signed-in').hidden = !signedIn;
+        $('order-panel').hidden = !signedIn;
+        $('orders-panel').hidden = !signedIn;
+        $('admin-panel').hidden = S.role !== 'admin';
+        $('user-name').textContent = S.user;
+        $('user-role').textContent = S.role;
+        $('whoami').textContent = signedIn ? S.user + ' (' + S.role + ')' : 'not signed in';
+        // The private channel follows the token: the old one's goes, the new one's comes.
+        if (S.live && had && had !== S.token) leaveOrders(had, hadUser);
+        if (S.live && S.token && S.token !== had) subscribe({ channel: 'orders', token: S.token });
+    }
+
+    async function signIn(username, password) {
+        const r = await api('POST', '/api/auth/login', { username, password });
+        setToken(r.token);
+        await refreshOrders();
+        return r;
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Forms and buttons
+
+    // Runs action for a form's submit: no navigation, the button disabled meanwhile, errors
+    // shown with the blamed field marked.
+    function onSubmit(form, action) {
+        form.addEventListener('submit', async (ev) => {
+            ev.preventDefault();
+            form.querySelectorAll('.invalid').forEach((el) => el.classList.remove('invalid'));
+            const button = form.querySelector('button[type=submit]');
+            button.disabled = true;
+            try {
+                await action(new FormData(form));
+            } catch (e) {
+                fail(e, form);
+            } finally {
+                button.disabled = false;
+            }
+        });
+    }
+
+    function wire() {
+        onSubmit($('login-form'), async (f) => {
+            const r = await signIn(f.get('username').trim(), f.get('password'));
+            $('login-password').value = '';
+            say('ok', 'signed in as ' + r.username + ' (' + r.role + ')');
+        });
+        onSubmit($('register-form'), async (f) => {
+            const username = f.get('username').trim(), password = f.get('password');
+            await api('POST', '/api/auth/register', { username, password, wallet: f.get('wallet').trim() });
+            $('register-form').reset();
+            await signIn(username, password);
+            say('ok', 'registered and signed in as ' + username);
+        });
+        $('logout').addEventListener('click', () => {
+            setToken(null);
+            say('ok', 'signed out');
+        });
+        onSubmit($('order-form'), async (f) => {
+            const body = {
+                market: S.market,
+                side: f.get('side'),
+                order_type: f.get('order_type'),
+                energy_amount: f.get('energy_amount').trim(),
+                time_in_force: f.get('time_in_force'),
+            };
+            if (body.order_type === 'Limit') body.price = f.get('price').trim();
+            if (S.epoch) body.epoch = Number(S.epoch);
+            const r = await api('POST', '/api/trading/orders', body, true);
+            say('ok', 'order ' + r.order_id + ' ' + r.status + ': ' + r.filled_amount + ' kWh filled, ' +
+                r.remaining_amount + ' kWh open (epoch ' + r.epoch + ')');
+            afterAction();
+        });
+        $('order-type').addEventListener('change', () => {
+            $('order-price').disabled = $('order-type').value === 'Market';
+        });
+        $('my-orders').addEventListener('click', async (ev) => {
+            const b = ev.target.closest('button[data-order-id]');
+            if (!b) return;
+            b.disabled = true;
+            try {
+                const r = await api('DELETE', '/api/trading/orders/' + encodeURIComponent(b.dataset.orderId), undefined, true);
+                say('ok', 'order ' + r.order_id + ' ' + r.status);
+                afterAction();
+            } catch (e) {
+                fail(e);
+                b.disabled = false;
+            }
+        });
+        $('admin-panel').addEventListener('click', async (ev) => {
+            const b = ev.target.closest('button[data-action]');
+            if (!b) return;
+            b.disabled = true;
+            try {
+                const r = await api('POST', '/api/admin/market/control', { market: S.market, action: b.dataset.action }, true);
+                say('ok', b.dataset.action + ' on ' + S.market + ': ' + r.status + ' (seq ' + r.seq + ')');
+                afterAction();
+            } catch (e) {
+                fail(e);
+            } finally {
+                b.disabled = false;
+            }
+        });
+        $('market').addEventListener('change', () => selectionChanged($('market').value, ''));
+        $('epoch').addEventListener('change', () => selectionChanged(S.market, $('epoch').value));
+        window.addEventListener('resize', () => {
+            drawEpochs();
+            drawDepth(S.chart.bids, S.chart.asks, S.chart.seq, S.chart.source);
+        });
+    }
+
+    function selectionChanged(market, epoch) {
+        const marketChanged = market !== S.market;
+        S.market = market;
+        S.epoch = epoch;
+        if (marketChanged) {
+            S.epochStatus = null;
+            S.epochs = [];
+            $('epoch').dataset.signature = '';
+            updateEpochOptions();
+        }
+        setBook([], []);
+        renderBook();
+        drawDepth([], []);
+        renderOrders();
+        if (S.live) resubscribeMarket();
+        else poll();
+    }
+
+    async function boot() {
+        wire();
+        setConn();
+        setToken(sessionStorage.getItem(TOKEN_KEY));
+        try {
+            S.config = await api('GET', '/api/dashboard/config');
+        } catch (e) {
+            fail(e);
+        }
+        const select = $('market');
+        select.replaceChildren(...S.config.markets.map((m) => new Option(m.id + ' (' + m.mode + ')', m.id)));
+        S.market = S.config.markets.length ? S.config.markets[0].id : '';
+        renderTrades();
+        drawEpochs();
+        await poll();
+        setInterval(poll, POLL_MS);
+        setInterval(tickCountdown, 1000);
+        connectWs();
+        document.body.dataset.ready = '1';
+    }
+
+    boot();
+})();

@@ -1,0 +1,103 @@
+// lib.mjs — what the browser tests share: Chromium through Playwright, waits with deadlines,
+// and the exit codes (0 passed, 1 the dashboard misbehaved, 2 this machine cannot run them).
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const STEP_MS = 20000; // longest any one step may take
+const TOTAL_MS = 120000;      // a whole run
+const here = dirname(fileURLToPath(import.meta.url));
+
+// A failure of the dashboard itself (exit 1): says what was expected and what the page showed.
+export class Failure extends Error {}
+
+export const say = (name, text) => console.log(`${name}: ${text}`);
+
+// Exits 2 with advice when Chromium or playwright-core is missing; else starts Chromium
+// headless and opens a page that records script errors and CSP violations in `problems`.
+export async function open(name) {
+    const chromiumPath = process.env.MCE_CHROMIUM || '/usr/bin/chromium';
+    if (!existsSync(chromiumPath)) {
+        console.error(`${name}: no Chromium at ${chromiumPath}: run tools/deps.sh (it installs Debian's chromium)`);
+        process.exit(2);
+    }
+    const pw = join(here, 'node_modules', 'playwright-core');
+    if (!existsSync(pw)) {
+        console.error(`${name}: no ${pw}: run tools/deps.sh (npm ci in tests/browser)`);
+        process.exit(2);
+    }
+    const watchdog = setTimeout(() => {
+        console.error(`${name}: FAILED: the run took more than ${TOTAL_MS / 1000} s`);
+        process.exit(1);
+    }, TOTAL_MS);
+    watchdog.unref();
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push('script error: ' + e.message));
+    page.on('console', (m) => {
+        if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text()))
+            problems.push('console: ' + m.text());
+    });
+    return { browser, page, problems };
+}
+
+// What the status line says now, for failure messages.
+export async function statusLine(page) {
+    const el = page.getByTestId('status');
+    return `[${await el.getAttribute('data-kind')}] ${await el.textContent()}`;
+}
+
+// Waits until fn (run in the page with arg) is truthy, polling every 100 ms up to STEP_MS;
+// returns its value.
+export async function until(page, what, fn, arg) {
+    try {
+        const handle = await page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: 100 });
+        return await handle.jsonValue();
+    } catch (e) {
+        throw new Failure(`${what}: not within ${STEP_MS / 1000} s; status line: ${await statusLine(page)}`);
+    }
+}
+
+// Waits for the status line to report kind ('ok' or 'error') with text matching re.
+export function outcome(page, what, kind, re) {
+    return until(page, what, ([kind, source]) => {
+        const el = document.querySelector('[data-testid=status]');
+        return el.dataset.kind === kind && new RegExp(source).test(el.textContent) && el.textContent;
+    }, [kind, re.source]);
+}
+
+// The depth chart: the levels drawn (data attributes the page keeps) and its pixels.
+export function depthChart(page) {
+    return page.getByTestId('depth-chart').evaluate((c) => ({
+        signature: c.dataset.signature, bids: Number(c.dataset.bids), asks: Number(c.dataset.asks), png: c.toDataURL(),
+    }));
+}
+
+// Waits until the depth chart's signature is `want` (a string) and returns it.
+export function depthIs(page, what, want) {
+    return until(page, what, (want) => {
+        const sig = document.querySelector('[data-testid=depth-chart]').dataset.signature;
+        return sig === want && sig;
+    }, want);
+}
+
+// Runs body (async), then closes the browser and exits 0, or 1 with the failure.
+export async function run(name, body) {
+    let opened = null;
+    try {
+        opened = await open(name);
+        await body(opened);
+        if (opened.problems.length) throw new Failure(opened.problems.join('; '));
+        say(name, 'PASSED');
+        await opened.browser.close();
+        process.exit(0);
+    } catch (e) {
+        console.error(`${name}: FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
+        if (opened && opened.problems.length) console.error(`${name}: the page reported: ${opened.problems.join('; ')}`);
+        if (opened) await opened.browser.close().catch(() => {});
+        process.exit(1);
+    }
+}

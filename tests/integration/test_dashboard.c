@@ -1,0 +1,337 @@
+/*  test_dashboard — the web dashboard the gateway serves, with the real gateway, matcher and
+    Postgres: its files and their headers (a Content-Security-Policy that lets the page reach
+    the broadcaster and nothing else), its config route, and two people trading through it in
+    headless Chromium (tests/browser/dashboard.mjs, Playwright), down to the trade in the
+    trades list, the depth chart redrawn and a screenshot.
+
+    They trade twice: with the real mce-broadcaster, where the page must go live on its
+    WebSocket and get the bid, the trade and the remainder as updates (no market data over
+    HTTP); and with no broadcaster where the gateway says it is, where the page must poll the
+    HTTP API. The WebSocket path's corners (gaps, snapshots that already have the update after
+    them, a new epoch, the private orders channel, the broadcaster going away and coming back)
+    are tests/browser/live.mjs's, against a stand-in for the broadcaster that speaks
+    broadcaster/PROTOCOL.md. Chromium and the browser test's node_modules come from
+    tools/deps.sh: without them the test fails and says so, rather than passing without a
+    browser.
+*/
+#include "base58.h"
+#include "harness.h"
+#include "pgtest.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_CHROMIUM    "/usr/bin/chromium"
+#define S_BROWSER_DIR MCE_SOURCE_DIR "/tests/browser"
+#define S_BROWSER_MS  180000 //  the browser run's own watchdog is 120 s; this is the backstop
+#define S_DEPS_ADVICE "run tools/deps.sh (it installs chromium and the browser test's npm packages)"
+#define S_PASSWORD    "correct horse battery"
+
+extern char **environ;
+
+static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
+static harness_t s_h;
+
+ReportHook (PRE_ALL) (struct criterion_test_set *tests)
+{
+    (void) tests;
+    if (pgtest_start (&s_server, NULL) || pgtest_export (&s_server))
+        fprintf (stderr, "test_dashboard: no PostgreSQL: the tests will fail\n");
+}
+
+ReportHook (POST_ALL) (struct criterion_global_stats *stats)
+{
+    (void) stats;
+    pgtest_stop (&s_server);
+}
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+}
+
+//  The broadcaster's URL the gateway hands the page: the harness's broadcaster port, where the
+//  real broadcaster listens when the test starts one, live.mjs's stand-in listens in its test,
+//  and nothing listens otherwise (the page falls back to polling).
+static void s_broadcaster_url (char *out, size_t size)
+{
+    snprintf (out, size, "ws://127.0.0.1:%d", s_h.port_ws);
+}
+
+//  A fresh database, a matcher, a broadcaster if asked (it follows the matcher's bus and checks
+//  tokens with the harness's gateway.jwt_secret, as the gateway signs them) and a gateway.
+//  Epochs of 30 days: none closes during a test.
+static void s_start (const char *db, bool broadcaster)
+{
+    pgtest_t pg;
+    cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
+    char conninfo[PGTEST_CONNINFO_MAX];
+    cr_assert_eq (pgtest_create_db (&pg, db, conninfo, sizeof conninfo), 0);
+    char config[2048];
+    snprintf (config, sizeof config,
+              "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
+              "            { id = \"campus-2\"; mode = \"auction\"; epoch_seconds = 2592000; } );\n"
+              "postgres = { url = \"%s\"; };\n",
+              conninfo);
+    harness_init (&s_h, config);
+    //  The harness writes the gateway's section itself: the URL goes in by environment.
+    char ws[64];
+    s_broadcaster_url (ws, sizeof ws);
+    setenv ("MCE_GATEWAY_BROADCASTER_URL", ws, 1);
+    harness_start (&s_h, "mce-matcher");
+    if (broadcaster) {
+        int b = harness_start (&s_h, "mce-broadcaster");
+        cr_assert (harness_wait_log (&s_h, b, "WebSocket on", HARNESS_DEADLINE_MS),
+                   "the broadcaster did not start: see %s", s_h.procs[b].log);
+    }
+    harness_start (&s_h, "mce-gateway");
+    cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
+}
+
+static harness_response_t s_get (const char *path)
+{
+    harness_response_t resp;
+    harness_request (s_h.port_http, &(harness_request_t){.method = "GET", .path = path}, &resp);
+    return resp;
+}
+
+//  A header that must be there, copied into value.
+static void s_header (const harness_response_t *r, const char *name, char *value, size_t size)
+{
+    cr_assert (harness_response_header (r, name, value, size), "no %s header in\n%s", name,
+               r->headers);
+}
+
+//  The whole of a file of the source tree (caller frees).
+static char *s_source_file (const char *relative)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", MCE_SOURCE_DIR, relative);
+    FILE *f = fopen (path, "rb");
+    cr_assert_not_null (f, "%s: %s", path, strerror (errno));
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    char buf[8192];
+    size_t n;
+    while ((n = fread (buf, 1, sizeof buf, f)) > 0)
+        fwrite (buf, 1, n, out);
+    fclose (f);
+    fclose (out);
+    return text;
+}
+
+Test (dashboard, serves_its_files_with_a_policy_that_lets_them_work, .fini = s_fini, .timeout = 120)
+{
+    s_start ("dash_files", false);
+    char ws[64], v[1024];
+    s_broadcaster_url (ws, sizeof ws);
+    const struct {
+        const char *path, *file, *type;
+    } files[] = {
+        {"/", "gateway/web/index.html", "text/html; charset=utf-8"},
+        {"/web/app.js", "gateway/web/app.js", "text/javascript; charset=utf-8"},
+        {"/web/style.css", "gateway/web/style.css", "text/css; charset=utf-8"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        harness_response_t r = s_get (files[i].path);
+        cr_assert_eq (r.status, 200, "GET %s: %ld %s", files[i].path, r.status, r.body);
+        //  byte for byte what is in the source tree: the embedding changes nothing
+        char *want = s_source_file (files[i].file);
+        cr_assert_str_eq (r.body, want, "GET %s differs from %s", files[i].path, files[i].file);
+        free (want);
+        s_header (&r, "Content-Type", v, sizeof v);
+        cr_assert_str_eq (v, files[i].type);
+        s_header (&r, "X-Content-Type-Options", v, sizeof v);
+        cr_assert_str_eq (v, "nosniff");
+        s_header (&r, "X-Frame-Options", v, sizeof v);
+        cr_assert_str_eq (v, "DENY");
+        s_header (&r, "Referrer-Policy", v, sizeof v);
+        cr_assert_str_eq (v, "no-referrer");
+        s_header (&r, "Content-Security-Policy", v, sizeof v);
+        char csp[512];
+        snprintf (csp, sizeof csp,
+                  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                  "connect-src 'self' %s; frame-ancestors 'none'; base-uri 'none'; "
+                  "form-action 'none'",
+                  ws);
+        cr_assert_str_eq (v, csp);
+        harness_response_free (&r);
+    }
+    //  The page keeps to that policy: no inline script, style or handler anywhere.
+    char *html = s_source_file ("gateway/web/index.html");
+    cr_assert_null (strstr (html, "<script>"), "an inline script in index.html");
+    cr_assert_null (strstr (html, "<style"), "an inline style sheet in index.html");
+    cr_assert_null (strstr (html, " style="), "an inline style in index.html");
+    cr_assert_null (strstr (html, " onclick="), "an inline handler in index.html");
+    free (html);
+
+    harness_response_t r = s_get ("/api/dashboard/config");
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    s_header (&r, "Content-Type", v, sizeof v);
+    cr_assert_str_eq (v, "application/json");
+    json_error_t err;
+    json_t *config = json_loads (r.body, 0, &err);
+    cr_assert_not_null (config, "%s: %s", err.text, r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (config, "broadcaster_url")), ws);
+    json_t *markets = json_object_get (config, "markets");
+    cr_assert_eq (json_array_size (markets), 2, "%s", r.body);
+    json_t *first = json_array_get (markets, 0), *second = json_array_get (markets, 1);
+    cr_assert_str_eq (json_string_value (json_object_get (first, "id")), "campus-1");
+    cr_assert_str_eq (json_string_value (json_object_get (first, "tick")), "0.001");
+    cr_assert_str_eq (json_string_value (json_object_get (first, "lot")), "0.1");
+    cr_assert_str_eq (json_string_value (json_object_get (first, "mode")), "continuous");
+    cr_assert_str_eq (json_string_value (json_object_get (second, "mode")), "auction");
+    json_decref (config);
+    harness_response_free (&r);
+
+    //  Only these paths are files: anything else under /web/ is the API's 404
+    r = s_get ("/web/other.js");
+    cr_assert_eq (r.status, 404, "%s", r.body);
+    harness_response_free (&r);
+}
+
+//  Registers user through the API with a wallet of its own.
+static void s_register (const char *user)
+{
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair (pk, sk);
+    char wallet[BASE58_ENCODE_SIZE (BASE58_KEY_BYTES)];
+    cr_assert_gt (base58_encode (pk, sizeof pk, wallet, sizeof wallet), 0);
+    char body[256];
+    snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\",\"wallet\":\"%s\"}",
+              user, S_PASSWORD, wallet);
+    char *answer = NULL;
+    long status = harness_http (&s_h, "POST", "/api/auth/register", body, &answer);
+    cr_assert_eq (status, 201, "register %s: %ld %s", user, status, answer);
+    free (answer);
+}
+
+//  Runs argv (argv[0] found in PATH) with its output into log, and waits for it at most
+//  timeout_ms (a pidfd says when it ends; then it is killed). Returns its exit status, -1 if
+//  it could not start, -2 if it was killed for time.
+static int s_run (char *const argv[], const char *log, int timeout_ms)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    posix_spawn_file_actions_addopen (&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2 (&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy (&fa);
+    if (rc != 0)
+        return -1;
+    int fd = (int) syscall (SYS_pidfd_open, pid, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    bool killed = false;
+    if (fd < 0 || poll (&p, 1, timeout_ms) <= 0) {
+        kill (pid, SIGKILL);
+        killed = true;
+    }
+    if (fd >= 0)
+        close (fd);
+    int status = 0;
+    waitpid (pid, &status, 0);
+    if (killed)
+        return -2;
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+//  Runs tests/browser/<script> with node and args (NULL-terminated), its output shown, and fails
+//  the test unless it exits 0. Chromium and node_modules must be there: a clear failure if not.
+static void s_browser (const char *script, const char *const *args)
+{
+    cr_assert_eq (access (S_CHROMIUM, X_OK), 0, "no %s: %s", S_CHROMIUM, S_DEPS_ADVICE);
+    cr_assert_eq (access (S_BROWSER_DIR "/node_modules/playwright-core/package.json", R_OK), 0,
+                  "no %s/node_modules/playwright-core: %s", S_BROWSER_DIR, S_DEPS_ADVICE);
+    char path[512], log[256];
+    snprintf (path, sizeof path, "%s/%s", S_BROWSER_DIR, script);
+    snprintf (log, sizeof log, "%s/%s.log", s_h.dir, script);
+    char *argv[16] = {"node", path};
+    int n = 2;
+    for (; args[n - 2] && n < 15; n++)
+        argv[n] = (char *) args[n - 2];
+    argv[n] = NULL;
+    int rc = s_run (argv, log, S_BROWSER_MS);
+    FILE *f = fopen (log, "r");
+    char line[1024];
+    while (f && fgets (line, sizeof line, f))
+        fprintf (stderr, "  %s", line);
+    if (f)
+        fclose (f);
+    cr_assert_neq (rc, -1, "cannot run node: %s", S_DEPS_ADVICE);
+    cr_assert_neq (rc, -2, "%s ran longer than %d s", script, S_BROWSER_MS / 1000);
+    cr_assert_neq (rc, 2, "%s cannot run here: %s", script, S_DEPS_ADVICE);
+    cr_assert_eq (rc, 0, "%s failed (exit %d): its output is above", script, rc);
+}
+
+//  alice bids, bob sells into it, in the browser; data is where the page must get its data from,
+//  "live" (the broadcaster, which the caller started) or "polling" (the HTTP API).
+static void s_trade_in_the_browser (const char *db, const char *data, bool keep_screenshot)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_start (db, strcmp (data, "live") == 0);
+    s_register ("alice");
+    s_register ("bob");
+    char url[64], screenshot[256];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
+    snprintf (screenshot, sizeof screenshot, "%s/dashboard.png", s_h.dir);
+    s_browser ("dashboard.mjs", (const char *[]){url, "alice", S_PASSWORD, "bob", S_PASSWORD,
+                                                 screenshot, data, NULL});
+
+    //  The screenshot is a PNG, and not an empty one.
+    struct stat st;
+    cr_assert_eq (stat (screenshot, &st), 0, "no screenshot at %s", screenshot);
+    cr_assert_gt (st.st_size, 10000, "a %lld-byte screenshot", (long long) st.st_size);
+    unsigned char magic[8] = {0};
+    FILE *f = fopen (screenshot, "rb");
+    cr_assert_not_null (f);
+    cr_assert_eq (fread (magic, 1, sizeof magic, f), sizeof magic);
+    fclose (f);
+    cr_assert_eq (memcmp (magic, "\x89PNG\r\n\x1a\n", 8), 0, "%s is not a PNG", screenshot);
+    //  Kept where a person can look at it after the run (the harness removes its folder).
+    const char *keep = getenv ("MCE_DASHBOARD_SCREENSHOT");
+    if (keep_screenshot && keep && *keep) {
+        char *copy[] = {"cp", screenshot, (char *) keep, NULL};
+        cr_assert_eq (s_run (copy, "/dev/null", HARNESS_DEADLINE_MS), 0, "cp to %s", keep);
+    }
+}
+
+//  With the real broadcaster: the page goes live, and the trade reaches it by WebSocket.
+Test (dashboard, two_users_trade_in_the_browser, .fini = s_fini, .timeout = 300)
+{
+    s_trade_in_the_browser ("dash_browser", "live", true);
+}
+
+//  With no broadcaster: the page polls the HTTP API, and the trade reaches it that way.
+Test (dashboard, two_users_trade_in_the_browser_by_polling, .fini = s_fini, .timeout = 300)
+{
+    s_trade_in_the_browser ("dash_polling", "polling", false);
+}
+
+//  The WebSocket path, against tests/browser/live.mjs's stand-in for the broadcaster, which
+//  listens where the gateway tells the page the broadcaster is.
+Test (dashboard, follows_the_broadcaster_and_falls_back_to_polling, .fini = s_fini, .timeout = 300)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_start ("dash_live", false);
+    s_register ("carol");
+    char url[64], port[16];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
+    snprintf (port, sizeof port, "%d", s_h.port_ws);
+    s_browser ("live.mjs", (const char *[]){url, port, "carol", S_PASSWORD, NULL});
+}
