@@ -37,6 +37,7 @@
         epoch: '',           // selected epoch number as text, '' = the current one
         token: null, user: '', role: '', expiryTimer: null,
         ws: null, live: false, wsRetry: WS_RETRY_MIN_MS, wsTimer: null,
+        wsCount: { attempts: 0, opens: 0, failures: 0 }, // connections tried, opened, failed to open
         subs: new Map(),     // channel|market (orders: channel|user) -> {sel, seq, epoch}:
                              // what we asked the broadcaster for, and what we hold of it
         ordersLeaving: false, // an orders unsubscribe awaits its answer
@@ -573,6 +574,11 @@
         el.textContent = state;
         el.className = 'conn ' + state;
         el.dataset.state = state;
+        // What became of the connections tried, for tests and people: data-ws-attempts,
+        // data-ws-opens, data-ws-failures (attempts that ended without opening).
+        el.dataset.wsAttempts = S.wsCount.attempts;
+        el.dataset.wsOpens = S.wsCount.opens;
+        el.dataset.wsFailures = S.wsCount.failures;
     }
 
     // Subscriptions and the messages they receive go by channel and key: the user for the
@@ -656,16 +662,22 @@
         clearTimeout(S.wsTimer);
         const url = S.config.broadcaster_url;
         if (!url || !window.WebSocket) return;
-        let ws;
+        let ws, opened = false;
+        S.wsCount.attempts++;
         try {
             ws = new WebSocket(url); // no subprotocol: the broadcaster negotiates none
         } catch (e) {
+            S.wsCount.failures++;
+            setConn();
             scheduleWs();
             return;
         }
         S.ws = ws;
+        setConn();
         ws.onopen = () => {
             if (S.ws !== ws) return;
+            opened = true;
+            S.wsCount.opens++;
             S.live = true;
             S.wsRetry = WS_RETRY_MIN_MS;
             S.subs.clear();
@@ -685,6 +697,7 @@
             S.live = false;
             S.subs.clear();
             S.ordersLeaving = false;
+            if (!opened) S.wsCount.failures++;
             setConn();
             scheduleWs();
             poll(); // at once, not at the next tick

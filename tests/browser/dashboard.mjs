@@ -101,9 +101,16 @@ await run(NAME, async ({ page }) => {
             () => document.querySelector('[data-testid=depth-chart]').dataset.source === 'ws');
     }
     else {
-        // Long enough for a WebSocket to open if one could: the page must not think it did.
-        await new Promise((r) => setTimeout(r, 1500));
-        await connIs('at start');
+        // The page tries the broadcaster's WebSocket: once a try has failed (nothing listens
+        // there), it must not think it is live, nor have opened one.
+        const tries = await until(page, 'a WebSocket attempt to fail (data-ws-failures on the connection state)', () => {
+            const d = document.querySelector('[data-testid=conn-state]').dataset;
+            return Number(d.wsFailures) >= 1 && { attempts: d.wsAttempts, opens: d.wsOpens, failures: d.wsFailures };
+        });
+        await connIs('once a WebSocket attempt has failed');
+        if (Number(tries.opens) !== 0)
+            throw new Failure(`the page opened ${tries.opens} WebSocket(s) where no broadcaster listens`);
+        log(`WebSocket attempts ${tries.attempts}, failed ${tries.failures}, opened ${tries.opens}`);
     }
     const readsWhenLive = marketReads;
     log(`page up: market ${market}, data ${data}`);

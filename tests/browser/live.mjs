@@ -492,8 +492,18 @@ await run(NAME, async ({ page }) => {
     if (again.epoch !== epoch) throw new Failure(`asked again for ${JSON.stringify(again)}, not the book of epoch ${epoch} it holds`);
     bc.depth(market, epoch, { asks: [level('0.180000', '1.000', 1)] });
     bc.flush(); // before the snapshot: not applied
-    await sleep(300);
-    await depthIs(page, 'the book unchanged by updates after a gap', 'bids:0.15@12.5,0.14@15|asks:0.17@2');
+    const early = bc.sent.filter((m) => m.type === 'update' && m.channel === 'depth').pop();
+    if (!early.data.asks.some((l) => norm(l.price) === '0.18'))
+        throw new Failure(`the stand-in did not send the update before the snapshot: ${JSON.stringify(early)}`);
+    // Then a ticker update the page does apply: once it shows, the page has handled the depth
+    // update before it (messages are handled in order), and must have left the book as it was.
+    bc.ticker(market, stats('0.15', '0.17', '0.1575', 3));
+    bc.flush();
+    await until(page, 'the ticker update sent after the early depth update shown',
+        () => document.getElementById('last-price').textContent === '0.1575');
+    const unchanged = await page.getByTestId('depth-chart').getAttribute('data-signature');
+    if (unchanged !== 'bids:0.15@12.5,0.14@15|asks:0.17@2')
+        throw new Failure(`an update after a gap, before its snapshot, was applied: the chart shows ${unchanged}`);
     bc.ticker(market, stats('0.15', '0.17', '0.156', 3)); // the bus moves on before the snapshot
     bc.release();
     const held = bc.seq; // the snapshot's
@@ -560,7 +570,12 @@ await run(NAME, async ({ page }) => {
     if (bc.channels.get(`orders/${user}`).subs.size) throw new Failure('the stand-in still sends the orders');
     bc.orders(user, [order('44', 'open', '0')]);
     bc.flush();
-    await sleep(300);
+    // Then a ticker update the page does apply: once it shows, whatever came before it has
+    // been handled, and no order may be shown.
+    bc.ticker(market, stats('0.15', '0.17', '0.1585', 3));
+    bc.flush();
+    await until(page, 'the ticker update sent after the orders shown',
+        () => document.getElementById('last-price').textContent === '0.1585');
     if (await page.locator('[data-testid=my-orders] tr[data-order-id]').count())
         throw new Failure('orders still shown after signing out');
     if (bc.connections !== connectionsBefore || await page.evaluate(connState) !== 'live')
