@@ -25,6 +25,7 @@
 #define S_SNDBUF_MAX  262144 //  kernel send buffer per client: queue_bytes, up to this
 #define S_FDS         5      //  m: pub + replay, s: pub + replay, the XPUB
 #define S_CLOSE_AFTER 2      //  s to send the close frame before the socket goes
+#define S_BATCH_MAX   65536  //  bytes of frames gathered into one write
 
 struct _broadcaster_server_t {
     const mce_config_t *cfg;
@@ -41,6 +42,7 @@ struct _broadcaster_server_t {
     bool flush_scheduled;
     int64_t flushed_ns; //  when the last flush ran
     int fd_tags[S_FDS]; //  what an adopted descriptor's opaque user data points at
+    unsigned char batch[LWS_PRE + S_BATCH_MAX]; //  a session's frames, gathered for one write
     metrics_http_t *metrics;
     int64_t started;
     atomic_uint_least64_t sessions_open, subscriptions, channel_count, updates, dropped,
@@ -237,10 +239,21 @@ static int s_writable (broadcaster_server_t *self, ws_session_t *session)
     }
     if (!msg)
         return 0;
-    int n = lws_write (wsi, msg->data + LWS_PRE, msg->len, LWS_WRITE_TEXT);
-    if (n < (int) msg->len)
+    //  Everything queued, in one write: the frames are built already (ws_msg_frame), so
+    //  several go out as one run of bytes. One write per message and per loop turn fell
+    //  behind as soon as a turn took longer than a flush.
+    size_t size, count = ws_session_gather (session, self->batch + LWS_PRE, S_BATCH_MAX, &size);
+    const unsigned char *bytes = self->batch + LWS_PRE;
+    if (count == 0) { //  one message larger than the batch buffer: its own frame
+        bytes = ws_msg_frame (msg, &size);
+        count = 1;
+    }
+    //  LWS_WRITE_RAW: the bytes are whole frames; libwebsockets keeps what the socket does
+    //  not take and calls back only once it is sent.
+    if (lws_write (wsi, (unsigned char *) bytes, size, LWS_WRITE_RAW) < (int) size)
         return -1;
-    ws_session_pop (session);
+    while (count--)
+        ws_session_pop (session);
     if (ws_session_peek (session) || session->behind_since)
         lws_callback_on_writable (wsi);
     return 0;
@@ -298,7 +311,8 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         }
         case LWS_CALLBACK_ESTABLISHED: {
-            ws_session_init (session, wsi, (size_t) self->cfg->broadcaster.queue_bytes);
+            ws_session_init (session, wsi, (size_t) self->cfg->broadcaster.queue_bytes,
+                             self->cfg->broadcaster.queue_ms * MCE_NS_PER_MSEC);
             int fd = lws_get_socket_fd (wsi);
             int sndbuf = (int) (self->cfg->broadcaster.queue_bytes < S_SNDBUF_MAX
                                     ? self->cfg->broadcaster.queue_bytes

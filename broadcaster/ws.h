@@ -4,8 +4,9 @@
     (ws_msg_t, reference-counted), with LWS_PRE bytes of headroom for libwebsockets' frame
     header: ten thousand clients of one channel cost one JSON rendering per update.
 
-    The queue is bounded in bytes (broadcaster.queue_bytes). An update that does not fit is
-    dropped, and so are that subscription's updates already queued; the subscription is then
+    The queue is bounded in bytes (broadcaster.queue_bytes) and in age (broadcaster.queue_ms:
+    a client whose oldest queued update is older is not keeping up). An update that does not
+    fit is dropped, and so are that subscription's updates already queued; the subscription is then
     marked stale and owes the client a snapshot, and the session is behind: until the queue
     has emptied, every subscription that gets an update goes stale the same way. Once it
     has, the snapshots owed are queued (channels_catch_up). A session that stays behind longer than
@@ -26,10 +27,13 @@
 struct lws;
 typedef struct _channel_t channel_t;
 
-//  A rendered message: data[LWS_PRE ...] holds len bytes of JSON.
+//  A rendered message: data[LWS_PRE ...] holds len bytes of JSON, and the hlen bytes before
+//  them its WebSocket frame header (a final text frame, unmasked, as a server sends it), so
+//  the whole frame is built once for every client and several go out in one write.
 typedef struct {
     int refs;
     size_t len;
+    size_t hlen;
     unsigned char data[];
 } ws_msg_t;
 
@@ -37,8 +41,10 @@ typedef struct {
 ws_msg_t *ws_msg_new (const char *text, size_t len);
 ws_msg_t *ws_msg_ref (ws_msg_t *msg);
 void ws_msg_unref (ws_msg_t **msg_p);
-//  The JSON text (not NUL-terminated).
+//  The JSON text (NUL-terminated after len bytes).
 const char *ws_msg_text (const ws_msg_t *msg);
+//  The whole frame: header and payload, *size bytes.
+const unsigned char *ws_msg_frame (const ws_msg_t *msg, size_t *size);
 
 typedef struct _ws_sub_t ws_sub_t;
 typedef struct _ws_entry_t ws_entry_t;
@@ -49,7 +55,8 @@ struct _ws_session_t {
     ws_entry_t *head, *tail; //  the outgoing queue
     size_t queued_bytes;
     size_t queue_limit;
-    ws_sub_t *subs; //  this session's subscriptions
+    int64_t queue_age_ns; //  an update older than this in the queue puts the session behind
+    ws_sub_t *subs;       //  this session's subscriptions
     int sub_count;
     int64_t behind_since; //  monotonic ns when updates were first dropped; 0 = not behind
     bool closing;         //  asked to go; nothing more is queued
@@ -70,7 +77,8 @@ struct _ws_sub_t {
     int64_t expires_s;           //  orders: the token's exp (Unix s); the channel ends then
 };
 
-void ws_session_init (ws_session_t *self, struct lws *wsi, size_t queue_limit);
+void ws_session_init (ws_session_t *self, struct lws *wsi, size_t queue_limit,
+                      int64_t queue_age_ns);
 //  Drops the queue and the receive buffer; the subscriptions must be gone (channels_drop_session).
 void ws_session_clear (ws_session_t *self);
 
@@ -83,6 +91,10 @@ void ws_session_purge (ws_session_t *self, ws_sub_t *sub);
 //  The next message to write, still queued (NULL when none); ws_session_pop after writing it.
 ws_msg_t *ws_session_peek (ws_session_t *self);
 void ws_session_pop (ws_session_t *self);
+//  Copies the frames of the queued messages, from the first, into buf while they fit (at
+//  least the first must), and returns how many; their bytes in *size. The caller writes them
+//  in one go and pops that many.
+size_t ws_session_gather (ws_session_t *self, unsigned char *buf, size_t cap, size_t *size);
 //  Whether the session has been behind for longer than grace_ns at now_ns.
 bool ws_session_overdue (const ws_session_t *self, int64_t now_ns, int64_t grace_ns);
 

@@ -101,6 +101,7 @@ static const s_key_t s_keys[] = {
     {"broadcaster.max_subscriptions", K_INT, "64", 1, 100000, NULL,
      F (broadcaster.max_subscriptions)},
     {"broadcaster.flush_ms", K_INT, "10", 0, 1000, NULL, F (broadcaster.flush_ms)},
+    {"broadcaster.queue_ms", K_INT, "1000", 0, 600000, NULL, F (broadcaster.queue_ms)},
 };
 
 #define S_PRICE_MAX 1000000000000LL //  1 000 000 per kWh: far above any real tariff

@@ -121,6 +121,7 @@ typedef struct {
         int64_t slow_grace_ms;        //  how long a client may stay behind before it is closed
         int64_t max_subscriptions;    //  per connection
         int64_t flush_ms;             //  changes are sent together at most this often
+        int64_t queue_ms;             //  a client whose oldest queued update is older is behind
     } broadcaster;
     config_market_t markets[CONFIG_MARKETS_MAX];
     int market_count;

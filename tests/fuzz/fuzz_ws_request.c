@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (!s_channels)
         s_setup ();
     ws_session_t session;
-    ws_session_init (&session, NULL, 1 << 20);
+    ws_session_init (&session, NULL, 1 << 20, 0);
     //  The input may hold several requests, one per line, as a client would send frames.
     const char *text = (const char *) data;
     size_t at = 0;
