@@ -121,7 +121,7 @@ done
 port=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_port = \([0-9]*\).*/\1/p')
 addr=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p')
 api="http://$addr:$port"
-echo "run: mce is up — API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
+echo "run: mce is up — the dashboard at $api/ and the API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
 echo "run: sign up (with a wallet the local ledger funded), sign in and place an order:"
 echo "       curl -s -XPOST $api/api/auth/register -d '{\"username\":\"alice\",\"password\":\"correct horse\",\"wallet\":\"$wallet1\"}'"
 echo "       TOKEN=\$(curl -s -XPOST $api/api/auth/login -d '{\"username\":\"alice\",\"password\":\"correct horse\"}' | sed 's/.*\"token\":\"\([^\"]*\)\".*/\\1/')"
