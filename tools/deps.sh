@@ -29,42 +29,32 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
 
-# The local ledger's npm packages (tools/ledger: litesvm and @solana/kit, Node >= 20).
-# `npm install` with the lock file, not `npm ci` (the lock lacks other platforms' optional
-# binary packages). Runs only when node_modules is missing or the lock file changed.
-ledger_npm() {
+# The npm packages of a folder (relative to the repository), installed only when its
+# node_modules lacks the package named or its lock file changed: npm_in DIR PACKAGE COMMAND.
+npm_in() {
     local dir stamp want
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/ledger"
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$1"
     [ -f "$dir/package-lock.json" ] || return 0
     stamp="$dir/node_modules/.mce-lock.sha256"
     want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        [ -d "$dir/node_modules/litesvm" ]; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$dir/node_modules/$2" ]; then
         return 0
     fi
-    echo "deps: npm install in tools/ledger" >&2
-    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >&2)
+    echo "deps: npm $3 in $1" >&2
+    (cd "$dir" && npm "$3" --no-audit --no-fund --loglevel=error >&2)
     echo "$want" >"$stamp"
 }
 
-# The browser test's npm packages (tests/browser: playwright-core, plain JavaScript, so the
-# lock file is complete and `npm ci` installs exactly it). Likewise only when needed.
-browser_npm() {
-    local dir stamp want
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
-    [ -f "$dir/package-lock.json" ] || return 0
-    stamp="$dir/node_modules/.mce-lock.sha256"
-    want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        [ -d "$dir/node_modules/playwright-core" ]; then
-        return 0
-    fi
-    echo "deps: npm ci in tests/browser" >&2
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    echo "$want" >"$stamp"
+# The local ledger's (tools/ledger: litesvm and @solana/kit, Node >= 20): `npm install` with
+# the lock file, not `npm ci` (the lock lacks other platforms' optional binary packages).
+# The browser test's (tests/browser: playwright-core, plain JavaScript, so the lock file is
+# complete and `npm ci` installs exactly it).
+node_packages() {
+    npm_in tools/ledger litesvm install
+    npm_in tests/browser playwright-core ci
 }
 
-[ ${#missing[@]} -eq 0 ] && { ledger_npm; browser_npm; exit 0; }
+[ ${#missing[@]} -eq 0 ] && { node_packages; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
@@ -75,6 +65,5 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-ledger_npm
-browser_npm
+node_packages
 echo "deps: done" >&2
