@@ -428,6 +428,7 @@ bool channels_catch_up (channels_t *self, ws_session_t *session, int64_t now_ns)
         if (!snap)
             return false;
         sub->stale = false;
+        sub->snap_seq = sub->channel->snap_seq;
         ws_session_push (session, snap, NULL, now_ns);
         ws_msg_unref (&snap);
     }
@@ -488,8 +489,10 @@ static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch
         s_control (session, ack, now_ns);
     }
     ws_msg_t *snap = s_snapshot (self, ch, now_ns);
-    if (snap)
+    if (snap) {
+        sub->snap_seq = ch->snap_seq;
         ws_session_push (session, snap, NULL, now_ns);
+    }
     ws_msg_unref (&snap);
 }
 
@@ -652,7 +655,10 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
                      "the token expired: the orders channel ends; subscribe with a new one");
             continue;
         }
-        ws_session_push (sub->session, msg, sub, now_ns);
+        //  Changes its snapshot already holds (it was taken after they were applied, before
+        //  this flush) are not sent again.
+        if (seq > sub->snap_seq)
+            ws_session_push (sub->session, msg, sub, now_ns);
     }
     if (ch->kind != C_ORDERS && self->monitors > 0) {
         char topic[S_KEY_MAX];

@@ -75,6 +75,7 @@ struct _ws_sub_t {
     ws_sub_t *next;              //  in the session's list
     bool stale;                  //  updates were dropped: a snapshot is owed
     int64_t expires_s;           //  orders: the token's exp (Unix s); the channel ends then
+    uint64_t snap_seq;           //  the seq of the last snapshot queued for it
 };
 
 void ws_session_init (ws_session_t *self, struct lws *wsi, size_t queue_limit,
