@@ -39,6 +39,8 @@ struct _broadcaster_server_t {
     ws_session_t *sessions; //  every open WebSocket session
     lws_sorted_usec_list_t tick;
     lws_sorted_usec_list_t flush; //  the next channels_flush, while changes wait
+    lws_sorted_usec_list_t again; //  s_drain once more: a socket had more
+    bool drained_any;             //  the last s_drain applied events
     bool flush_scheduled;
     int64_t flushed_ns; //  when the last flush ran
     int fd_tags[S_FDS]; //  what an adopted descriptor's opaque user data points at
@@ -127,6 +129,18 @@ static void s_log_event (const char *stream, const bus_event_t *ev)
                market ? " market " : "", market ? market : "");
 }
 
+static bool s_readable (void *socket)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    return zmq_getsockopt (socket, ZMQ_EVENTS, &events, &size) == 0 && (events & ZMQ_POLLIN);
+}
+
+static void s_again (lws_sorted_usec_list_t *sul)
+{
+    s_drain (lws_container_of (sul, broadcaster_server_t, again));
+}
+
 static void s_drain (broadcaster_server_t *self)
 {
     int64_t now = clock_mono_ns ();
@@ -144,9 +158,21 @@ static void s_drain (broadcaster_server_t *self)
         channels_apply_s (self->channels, &ev.msg, now);
         any = true;
     }
-    (void) any;
+    self->drained_any = any;
     s_schedule_flush (self, now);
     s_monitors (self);
+    //  ZMQ_FD is an edge, but libwebsockets polls it as a level: a descriptor left signalled
+    //  made its loop spin (14 000 polls a second while idle). Asking each socket for its
+    //  events clears the signal, and says whether something came in meanwhile: then this
+    //  runs again at once, after the loop has served the clients.
+    zmq_pollitem_t items[4];
+    bus_sub_pollitems (self->m, items);
+    bus_sub_pollitems (self->s, items + 2);
+    bool more = s_readable (zsock_resolve (self->xpub));
+    for (int i = 0; i < 4; i++)
+        more = s_readable (items[i].socket) || more;
+    if (more)
+        lws_sul_schedule (self->context, 0, &self->again, s_again, 1);
     atomic_store (&self->m_seq, readmodel_seq (self->model));
     atomic_store (&self->s_seq, bus_sub_last_seq (self->s));
     atomic_store (&self->channel_count, channels_count (self->channels));
@@ -182,8 +208,11 @@ static void s_tick (lws_sorted_usec_list_t *sul)
     }
     (void) dropped;
     //  While a replay is streaming in, come back at once: its signals may have been consumed.
-    bool replaying = bus_sub_replaying (self->m) || bus_sub_replaying (self->s);
-    lws_sul_schedule (self->context, 0, &self->tick, s_tick, replaying ? 1000 : S_TICK_US);
+    //  A replay asked of a producer that is not there (no settler yet) is no reason to hurry:
+    //  that made the loop tick every millisecond.
+    bool streaming =
+        self->drained_any && (bus_sub_replaying (self->m) || bus_sub_replaying (self->s));
+    lws_sul_schedule (self->context, 0, &self->tick, s_tick, streaming ? 1000 : S_TICK_US);
 }
 
 //  ---------------------------------------------------------------------------------------
