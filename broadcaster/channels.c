@@ -1,8 +1,10 @@
 /*  channels — see channels.h.  */
 #include "channels.h"
+#include "apijson.h"
 #include "auth.h"
 #include "clock.h"
 #include "decimal.h"
+#include "grow.h"
 #include "log.h"
 
 #include <assert.h>
@@ -136,31 +138,6 @@ void channels_destroy (channels_t **self_p)
 //  ---------------------------------------------------------------------------------------
 //  Rendering
 
-static json_t *s_decimal (int64_t value, int scale)
-{
-    char text[DECIMAL_FORMAT_MAX];
-    return decimal_format (value, scale, text, sizeof text) < 0 ? json_null () : json_string (text);
-}
-
-static json_t *s_time (int64_t ns)
-{
-    char text[64];
-    return ns && clock_format_rfc3339 (ns, text, sizeof text) == 0 ? json_string (text)
-                                                                   : json_null ();
-}
-
-static json_t *s_id (uint64_t id)
-{
-    char text[24];
-    snprintf (text, sizeof text, "%llu", (unsigned long long) id);
-    return json_string (text);
-}
-
-static json_t *s_text_or_null (const char *text)
-{
-    return text && *text ? json_string (text) : json_null ();
-}
-
 //  {"type", "channel", key fields, "seq", ["prev"], "data"} as one shared message; data is
 //  stolen. NULL when memory runs out.
 static ws_msg_t *s_message (const channel_t *ch, const char *type, uint64_t seq, bool with_prev,
@@ -215,7 +192,7 @@ static void s_error (ws_session_t *session, int64_t now_ns, const char *code, co
     json_object_set_new (root, "type", json_string ("error"));
     json_object_set_new (root, "code", json_string (code));
     json_object_set_new (root, "message", json_string (message));
-    json_object_set_new (root, "field", s_text_or_null (field));
+    json_object_set_new (root, "field", apijson_text_or_null (field));
     s_control (session, root, now_ns);
 }
 
@@ -237,23 +214,20 @@ static s_settlements_t *s_settlements_of (channels_t *self, const char *market)
 static json_t *s_settlement_json (const s_settlement_t *s)
 {
     json_t *row = json_object ();
-    json_object_set_new (row, "settlement_id", s_id (s->settlement_id));
-    json_object_set_new (row, "trade_id", s_id (s->trade_id));
+    json_object_set_new (row, "settlement_id", apijson_id (s->settlement_id));
+    json_object_set_new (row, "trade_id", apijson_id (s->trade_id));
     json_object_set_new (row, "epoch", json_integer (s->epoch));
-    json_object_set_new (row, "state", s_text_or_null (proto_settle_state_name (s->state)));
-    json_object_set_new (row, "signature", s_text_or_null (s->signature));
+    json_object_set_new (row, "state", apijson_text_or_null (proto_settle_state_name (s->state)));
+    json_object_set_new (row, "signature", apijson_text_or_null (s->signature));
     json_object_set_new (row, "attempts", json_integer (s->attempts));
-    json_object_set_new (row, "buyer", s_text_or_null (s->buyer));
-    json_object_set_new (row, "seller", s_text_or_null (s->seller));
-    json_object_set_new (row, "energy_amount",
-                         s->qty ? s_decimal (s->qty, DECIMAL_KWH_SCALE) : json_null ());
-    json_object_set_new (row, "price",
-                         s->price ? s_decimal (s->price, DECIMAL_PRICE_SCALE) : json_null ());
-    json_object_set_new (row, "value",
-                         s->value ? s_decimal (s->value, DECIMAL_PRICE_SCALE) : json_null ());
-    json_object_set_new (row, "fee", s_decimal (s->fee, DECIMAL_PRICE_SCALE));
-    json_object_set_new (row, "error", s_text_or_null (s->error));
-    json_object_set_new (row, "time", s_time (s->ts));
+    json_object_set_new (row, "buyer", apijson_text_or_null (s->buyer));
+    json_object_set_new (row, "seller", apijson_text_or_null (s->seller));
+    json_object_set_new (row, "energy_amount", s->qty ? apijson_kwh (s->qty) : json_null ());
+    json_object_set_new (row, "price", s->price ? apijson_price (s->price) : json_null ());
+    json_object_set_new (row, "value", s->value ? apijson_money (s->value) : json_null ());
+    json_object_set_new (row, "fee", apijson_money (s->fee));
+    json_object_set_new (row, "error", apijson_text_or_null (s->error));
+    json_object_set_new (row, "time", apijson_time (s->ts));
     return row;
 }
 
@@ -673,14 +647,9 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
 static bool s_pend (channels_t *self, channel_t *ch, uint64_t seq)
 {
     if (!ch->pending) {
-        if (self->pending_count == self->pending_cap) {
-            size_t cap = self->pending_cap ? self->pending_cap * 2 : 64;
-            channel_t **grown = realloc (self->pending, cap * sizeof *grown);
-            if (!grown)
-                return false;
-            self->pending = grown;
-            self->pending_cap = cap;
-        }
+        if (!grow_to ((void **) &self->pending, &self->pending_cap, self->pending_count + 1,
+                      sizeof *self->pending))
+            return false;
         self->pending[self->pending_count++] = ch;
         ch->pending = true;
     }
@@ -695,15 +664,8 @@ static void s_pend_id (channels_t *self, channel_t *ch, uint64_t seq, uint64_t i
     for (size_t i = 0; i < ch->id_count; i++)
         if (ch->ids[i] == id)
             return;
-    if (ch->id_count == ch->id_cap) {
-        size_t cap = ch->id_cap ? ch->id_cap * 2 : 16;
-        uint64_t *grown = realloc (ch->ids, cap * sizeof *grown);
-        if (!grown)
-            return;
-        ch->ids = grown;
-        ch->id_cap = cap;
-    }
-    ch->ids[ch->id_count++] = id;
+    if (grow_to ((void **) &ch->ids, &ch->id_cap, ch->id_count + 1, sizeof *ch->ids))
+        ch->ids[ch->id_count++] = id;
 }
 
 static void s_pend_level (channels_t *self, channel_t *ch, uint64_t seq,
@@ -717,14 +679,9 @@ static void s_pend_level (channels_t *self, channel_t *ch, uint64_t seq,
         if (ch->levels[i].side == side && ch->levels[i].price == l->price)
             change = &ch->levels[i];
     if (!change) {
-        if (ch->level_count == ch->level_cap) {
-            size_t cap = ch->level_cap ? ch->level_cap * 2 : 16;
-            s_change_t *grown = realloc (ch->levels, cap * sizeof *grown);
-            if (!grown)
-                return;
-            ch->levels = grown;
-            ch->level_cap = cap;
-        }
+        if (!grow_to ((void **) &ch->levels, &ch->level_cap, ch->level_count + 1,
+                      sizeof *ch->levels))
+            return;
         change = &ch->levels[ch->level_count++];
         change->side = side;
         change->price = l->price;
@@ -887,8 +844,8 @@ static json_t *s_changes (channels_t *self, channel_t *ch, int64_t now_ns)
             for (size_t i = 0; i < ch->level_count; i++) {
                 const s_change_t *c = &ch->levels[i];
                 json_t *row = json_object ();
-                json_object_set_new (row, "price", s_decimal (c->price, DECIMAL_PRICE_SCALE));
-                json_object_set_new (row, "energy_amount", s_decimal (c->qty, DECIMAL_KWH_SCALE));
+                json_object_set_new (row, "price", apijson_price (c->price));
+                json_object_set_new (row, "energy_amount", apijson_kwh (c->qty));
                 json_object_set_new (row, "orders", json_integer (c->count));
                 json_array_append_new (sides[c->side], row);
             }

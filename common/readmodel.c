@@ -24,6 +24,7 @@
 */
 #include "readmodel.h"
 #include "clock.h"
+#include "apijson.h"
 #include "decimal.h"
 #include "money.h"
 
@@ -40,8 +41,6 @@
 #define S_MINUTE_UNUSED INT64_MIN
 #define S_LEVELS_START  16
 #define S_BOOKS_START   4
-#define S_TIME_MAX      40 //  clock_format_rfc3339 needs 28
-#define S_ID_MAX        24 //  a uint64 in decimal and the NUL
 
 typedef struct {
     int64_t price;
@@ -822,59 +821,15 @@ uint64_t readmodel_seq (readmodel_t *self)
 //  ---------------------------------------------------------------------------------------
 //  JSON helpers: every value the API shows goes through one of these
 
-static json_t *s_decimal (int64_t value, int scale)
-{
-    char text[DECIMAL_FORMAT_MAX];
-    if (decimal_format (value, scale, text, sizeof text) < 0)
-        return json_null ();
-    return json_string (text);
-}
-
-static json_t *s_kwh (int64_t wh)
-{
-    return s_decimal (wh, DECIMAL_KWH_SCALE);
-}
-
-static json_t *s_price (int64_t price)
-{
-    return s_decimal (price, DECIMAL_PRICE_SCALE);
-}
-
-//  Money is in micro-units, the same scale as a price.
-static json_t *s_money (int64_t micro)
-{
-    return s_decimal (micro, DECIMAL_PRICE_SCALE);
-}
-
 //  0 means "not known" for prices and times in events (optional fields).
 static json_t *s_price_or_null (int64_t price)
 {
-    return price ? s_price (price) : json_null ();
-}
-
-static json_t *s_time (int64_t ns)
-{
-    char text[S_TIME_MAX];
-    if (ns == 0 || clock_format_rfc3339 (ns, text, sizeof text) < 0)
-        return json_null ();
-    return json_string (text);
-}
-
-static json_t *s_id (uint64_t id)
-{
-    char text[S_ID_MAX];
-    snprintf (text, sizeof text, "%llu", (unsigned long long) id);
-    return json_string (text);
+    return price ? apijson_price (price) : json_null ();
 }
 
 static json_t *s_int (int64_t value)
 {
     return json_integer ((json_int_t) value);
-}
-
-static json_t *s_string_or_null (const char *text)
-{
-    return text && *text ? json_string (text) : json_null ();
 }
 
 static json_t *s_side (proto_side_t side)
@@ -886,7 +841,7 @@ static json_t *s_side (proto_side_t side)
 
 static json_t *s_epoch_state (proto_epoch_phase_t state)
 {
-    return s_string_or_null (proto_epoch_phase_name (state));
+    return apijson_text_or_null (proto_epoch_phase_name (state));
 }
 
 //  {market, seq}, the start of every market response.
@@ -923,11 +878,11 @@ static json_t *s_depth (readmodel_t *self, const char *market, int64_t epoch, in
             const s_level_t *l = &book->side[side].levels[i];
             cumulative += l->qty;
             json_t *row = json_object ();
-            json_object_set_new (row, "price", s_price (l->price));
+            json_object_set_new (row, "price", apijson_price (l->price));
             if (chart)
-                json_object_set_new (row, "cumulative_energy", s_kwh (cumulative));
+                json_object_set_new (row, "cumulative_energy", apijson_kwh (cumulative));
             else {
-                json_object_set_new (row, "energy_amount", s_kwh (l->qty));
+                json_object_set_new (row, "energy_amount", apijson_kwh (l->qty));
                 json_object_set_new (row, "orders", json_integer (l->count));
             }
             json_array_append_new (list, row);
@@ -985,15 +940,16 @@ json_t *readmodel_stats (readmodel_t *self, const char *market, int64_t now_ns)
     json_t *root = s_market_head (self, m);
     json_object_set_new (root, "epoch", s_int (epoch));
     json_object_set_new (root, "status", json_string (m->paused ? "paused" : "open"));
-    json_object_set_new (root, "best_bid", bid ? s_price (bid->price) : json_null ());
-    json_object_set_new (root, "best_ask", ask ? s_price (ask->price) : json_null ());
+    json_object_set_new (root, "best_bid", bid ? apijson_price (bid->price) : json_null ());
+    json_object_set_new (root, "best_ask", ask ? apijson_price (ask->price) : json_null ());
     json_object_set_new (root, "spread",
-                         bid && ask ? s_price (ask->price - bid->price) : json_null ());
-    json_object_set_new (root, "last_price", m->has_last ? s_price (m->last_price) : json_null ());
-    json_object_set_new (root, "volume_24h", s_kwh (volume));
+                         bid && ask ? apijson_price (ask->price - bid->price) : json_null ());
+    json_object_set_new (root, "last_price",
+                         m->has_last ? apijson_price (m->last_price) : json_null ());
+    json_object_set_new (root, "volume_24h", apijson_kwh (volume));
     json_object_set_new (root, "trades_24h", s_int (trades));
     json_object_set_new (root, "change_24h",
-                         first && m->has_last ? s_price (m->last_price - first->first_price)
+                         first && m->has_last ? apijson_price (m->last_price - first->first_price)
                                               : json_null ());
     json_object_set_new (root, "active_orders", s_int (active));
     return root;
@@ -1012,7 +968,7 @@ json_t *readmodel_clearing_price (readmodel_t *self, const char *market)
     //  A cleared epoch without trades has no price (the matcher sends none).
     json_object_set_new (root, "clearing_price",
                          e ? s_price_or_null (e->clearing_price) : json_null ());
-    json_object_set_new (root, "volume", e ? s_kwh (e->volume) : json_null ());
+    json_object_set_new (root, "volume", e ? apijson_kwh (e->volume) : json_null ());
     json_object_set_new (root, "trades", e ? s_int ((int64_t) e->trades) : json_null ());
     return root;
 }
@@ -1029,13 +985,13 @@ json_t *readmodel_trades (readmodel_t *self, const char *market, int limit)
     for (size_t i = 0; i < n && i < m->trade_count; i++) {
         const s_trade_t *t = &m->trades[(m->trade_next + cap - 1 - i) % cap];
         json_t *row = json_object ();
-        json_object_set_new (row, "trade_id", s_id (t->trade_id));
+        json_object_set_new (row, "trade_id", apijson_id (t->trade_id));
         json_object_set_new (row, "epoch", s_int (t->epoch));
-        json_object_set_new (row, "price", s_price (t->price));
-        json_object_set_new (row, "energy_amount", s_kwh (t->qty));
-        json_object_set_new (row, "value", s_money (t->value));
+        json_object_set_new (row, "price", apijson_price (t->price));
+        json_object_set_new (row, "energy_amount", apijson_kwh (t->qty));
+        json_object_set_new (row, "value", apijson_money (t->value));
         json_object_set_new (row, "aggressor", s_side (t->aggressor));
-        json_object_set_new (row, "time", s_time (t->ts));
+        json_object_set_new (row, "time", apijson_time (t->ts));
         json_array_append_new (list, row);
     }
     json_t *root = s_market_head (self, m);
@@ -1061,14 +1017,14 @@ json_t *readmodel_epoch_status (readmodel_t *self, const char *market, int64_t n
     json_t *root = s_market_head (self, m);
     json_object_set_new (root, "epoch", s_int (epoch));
     json_object_set_new (root, "state", e ? s_epoch_state (e->state) : json_null ());
-    json_object_set_new (root, "start", s_time (start));
-    json_object_set_new (root, "end", s_time (end));
+    json_object_set_new (root, "start", apijson_time (start));
+    json_object_set_new (root, "end", apijson_time (end));
     json_object_set_new (root, "seconds_remaining", s_int (remaining));
     json_object_set_new (root, "market_status", json_string (m->paused ? "paused" : "open"));
     json_object_set_new (root, "last_cleared_epoch", last ? s_int (last->epoch) : json_null ());
     json_object_set_new (root, "last_clearing_price",
                          last ? s_price_or_null (last->clearing_price) : json_null ());
-    json_object_set_new (root, "last_volume", last ? s_kwh (last->volume) : json_null ());
+    json_object_set_new (root, "last_volume", last ? apijson_kwh (last->volume) : json_null ());
     return root;
 }
 
@@ -1077,10 +1033,10 @@ static json_t *s_epoch_json (const s_epoch_t *e)
     json_t *row = json_object ();
     json_object_set_new (row, "epoch", s_int (e->epoch));
     json_object_set_new (row, "state", s_epoch_state (e->state));
-    json_object_set_new (row, "start", s_time (e->start));
-    json_object_set_new (row, "end", s_time (e->end));
+    json_object_set_new (row, "start", apijson_time (e->start));
+    json_object_set_new (row, "end", apijson_time (e->end));
     json_object_set_new (row, "clearing_price", s_price_or_null (e->clearing_price));
-    json_object_set_new (row, "volume", s_kwh (e->volume));
+    json_object_set_new (row, "volume", apijson_kwh (e->volume));
     json_object_set_new (row, "trades", s_int ((int64_t) e->trades));
     return row;
 }
@@ -1137,28 +1093,29 @@ static const char *s_tif_name (proto_tif_t tif)
 static json_t *s_order_json (readmodel_t *self, const s_order_t *o)
 {
     json_t *row = json_object ();
-    json_object_set_new (row, "order_id", s_id (o->id));
-    json_object_set_new (row, "client_order_id", s_string_or_null (o->client_order_id));
+    json_object_set_new (row, "order_id", apijson_id (o->id));
+    json_object_set_new (row, "client_order_id", apijson_text_or_null (o->client_order_id));
     json_object_set_new (row, "market", json_string (self->markets[o->market].cfg->id));
     json_object_set_new (row, "epoch", s_int (o->epoch));
     json_object_set_new (row, "side", s_side (o->side));
-    json_object_set_new (row, "order_type", s_string_or_null (s_type_name (o->type)));
-    json_object_set_new (row, "time_in_force", s_string_or_null (s_tif_name (o->tif)));
+    json_object_set_new (row, "order_type", apijson_text_or_null (s_type_name (o->type)));
+    json_object_set_new (row, "time_in_force", apijson_text_or_null (s_tif_name (o->tif)));
     json_object_set_new (row, "post_only", json_boolean (o->post_only));
-    json_object_set_new (row, "energy_amount", s_kwh (o->qty));
+    json_object_set_new (row, "energy_amount", apijson_kwh (o->qty));
     json_object_set_new (row, "price",
                          o->type == PROTO_ORDER_TYPE_MARKET ? json_null ()
                                                             : s_price_or_null (o->price));
-    json_object_set_new (row, "filled_amount", s_kwh (o->filled));
-    json_object_set_new (row, "remaining_amount", s_kwh (o->remaining));
+    json_object_set_new (row, "filled_amount", apijson_kwh (o->filled));
+    json_object_set_new (row, "remaining_amount", apijson_kwh (o->remaining));
     json_object_set_new (row, "average_price",
-                         o->filled > 0 ? s_price (money_div_half_even (o->notional, o->filled))
-                                       : json_null ());
-    json_object_set_new (row, "status", s_string_or_null (proto_order_status_name (o->status)));
-    json_object_set_new (row, "energy_source", s_string_or_null (o->source));
-    json_object_set_new (row, "expires_at", s_time (o->expires_at));
-    json_object_set_new (row, "created_at", s_time (o->created));
-    json_object_set_new (row, "updated_at", s_time (o->updated));
+                         o->filled > 0
+                             ? apijson_price (money_div_half_even (o->notional, o->filled))
+                             : json_null ());
+    json_object_set_new (row, "status", apijson_text_or_null (proto_order_status_name (o->status)));
+    json_object_set_new (row, "energy_source", apijson_text_or_null (o->source));
+    json_object_set_new (row, "expires_at", apijson_time (o->expires_at));
+    json_object_set_new (row, "created_at", apijson_time (o->created));
+    json_object_set_new (row, "updated_at", apijson_time (o->updated));
     return row;
 }
 
@@ -1244,14 +1201,14 @@ json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, i
             continue;
         const s_user_trade_t *t = leg->trade;
         json_t *row = json_object ();
-        json_object_set_new (row, "trade_id", s_id (t->trade_id));
+        json_object_set_new (row, "trade_id", apijson_id (t->trade_id));
         json_object_set_new (row, "market", json_string (self->markets[t->market].cfg->id));
         json_object_set_new (row, "epoch", s_int (t->epoch));
         json_object_set_new (row, "side", s_side (leg->side));
-        json_object_set_new (row, "price", s_price (t->price));
-        json_object_set_new (row, "energy_amount", s_kwh (t->qty));
-        json_object_set_new (row, "value", s_money (t->value));
-        json_object_set_new (row, "time", s_time (t->ts));
+        json_object_set_new (row, "price", apijson_price (t->price));
+        json_object_set_new (row, "energy_amount", apijson_kwh (t->qty));
+        json_object_set_new (row, "value", apijson_money (t->value));
+        json_object_set_new (row, "time", apijson_time (t->ts));
         json_array_append_new (list, row);
     }
     json_t *root = json_object ();

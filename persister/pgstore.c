@@ -19,6 +19,7 @@
     longer VALUES lists are cut into several statements.
 */
 #include "pgstore.h"
+#include "grow.h"
 
 #include "clock.h"
 #include "fnv.h"
@@ -75,27 +76,12 @@ static void s_stmt_free (stmt_t *st)
     st->arena = NULL;
 }
 
-static bool s_grow (void **p, size_t *cap, size_t need, size_t unit)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap : 256;
-    while (n < need)
-        n *= 2;
-    void *q = realloc (*p, n * unit);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = n;
-    return true;
-}
-
 //  Appends one parameter: text (NULL for SQL NULL).
 static void s_text (stmt_t *st, const char *text)
 {
     if (st->oom)
         return;
-    if (!s_grow ((void **) &st->offs, &st->offs_cap, st->nparams + 1, sizeof (size_t))) {
+    if (!grow_to ((void **) &st->offs, &st->offs_cap, st->nparams + 1, sizeof (size_t))) {
         st->oom = true;
         return;
     }
@@ -104,7 +90,7 @@ static void s_text (stmt_t *st, const char *text)
         return;
     }
     size_t len = strlen (text) + 1;
-    if (!s_grow ((void **) &st->arena, &st->arena_cap, st->arena_len + len, 1)) {
+    if (!grow_to ((void **) &st->arena, &st->arena_cap, st->arena_len + len, 1)) {
         st->oom = true;
         return;
     }
@@ -185,7 +171,7 @@ static bool s_cat (char **buf, size_t *len, size_t *cap, const char *fmt, ...)
             *len += (size_t) n;
             return true;
         }
-        if (!s_grow ((void **) buf, cap, *len + (size_t) n + 1, 1))
+        if (!grow_to ((void **) buf, cap, *len + (size_t) n + 1, 1))
             return false;
     }
 }
@@ -222,7 +208,7 @@ static void s_fail_pg (pgstore_t *self, const char *what)
 static bool s_copy_value (char **buf, size_t *len, size_t *cap, const char *v)
 {
     size_t n = strlen (v);
-    if (!s_grow ((void **) buf, cap, *len + 2 * n + 1, 1))
+    if (!grow_to ((void **) buf, cap, *len + 2 * n + 1, 1))
         return false;
     char *out = *buf + *len;
     for (size_t i = 0; i < n; i++) {
@@ -576,7 +562,7 @@ static order_acc_t *s_order (batch_t *b, uint64_t order_id)
     size_t slot = s_map_slot (&b->ord_map, order_id, NULL, NULL);
     if (b->ord_map.vals[slot] >= 0)
         return &b->ords[b->ord_map.vals[slot]];
-    if (!s_grow ((void **) &b->ords, &b->ords_cap, b->nords + 1, sizeof *b->ords))
+    if (!grow_to ((void **) &b->ords, &b->ords_cap, b->nords + 1, sizeof *b->ords))
         return NULL;
     b->ords[b->nords] = (order_acc_t){.order_id = order_id};
     b->ord_map.keys[slot] = order_id;
@@ -613,7 +599,7 @@ static market_acc_t *s_market (batch_t *b, const char *id)
     size_t slot = s_map_slot (&b->mkt_map, key, s_same_market, &ctx);
     if (b->mkt_map.vals[slot] >= 0)
         return &b->mkts[b->mkt_map.vals[slot]];
-    if (!s_grow ((void **) &b->mkts, &b->mkts_cap, b->nmkts + 1, sizeof *b->mkts))
+    if (!grow_to ((void **) &b->mkts, &b->mkts_cap, b->nmkts + 1, sizeof *b->mkts))
         return NULL;
     b->mkts[b->nmkts] = (market_acc_t){.id = id};
     b->mkt_map.keys[slot] = key;
@@ -635,7 +621,7 @@ static int s_epoch (batch_t *b, const proto_epoch_state_t *ev, uint64_t mseq)
     if (b->ep_map.vals[slot] >= 0)
         acc = &b->eps[b->ep_map.vals[slot]];
     else {
-        if (!s_grow ((void **) &b->eps, &b->eps_cap, b->neps + 1, sizeof *b->eps))
+        if (!grow_to ((void **) &b->eps, &b->eps_cap, b->neps + 1, sizeof *b->eps))
             return -1;
         acc = &b->eps[b->neps];
         *acc = (epoch_acc_t){0};
@@ -814,7 +800,7 @@ static settle_acc_t *s_settle (batch_t *b, uint64_t trade_id)
     size_t slot = s_map_slot (&b->set_map, trade_id, NULL, NULL);
     if (b->set_map.vals[slot] >= 0)
         return &b->sets[b->set_map.vals[slot]];
-    if (!s_grow ((void **) &b->sets, &b->sets_cap, b->nsets + 1, sizeof *b->sets))
+    if (!grow_to ((void **) &b->sets, &b->sets_cap, b->nsets + 1, sizeof *b->sets))
         return NULL;
     b->sets[b->nsets] = (settle_acc_t){0};
     b->set_map.keys[slot] = trade_id;

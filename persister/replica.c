@@ -6,6 +6,7 @@
     are few (a campus has a handful): a plain array searched by name, the last hit remembered.
 */
 #include "replica.h"
+#include "grow.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -35,21 +36,6 @@ static uint64_t s_mix (uint64_t x)
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
     return x;
-}
-
-static bool s_grow (void **p, size_t *cap, size_t need, size_t unit)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc (*p, n * unit);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = n;
-    return true;
 }
 
 replica_t *replica_new (size_t trades_kept)
@@ -103,7 +89,7 @@ static replica_order_t *s_find (const replica_t *self, uint64_t id)
 //  Makes room for one more order. false when memory runs out.
 static bool s_reserve (replica_t *self)
 {
-    if (!s_grow ((void **) &self->orders, &self->cap, self->count + 1, sizeof *self->orders))
+    if (!grow_to ((void **) &self->orders, &self->cap, self->count + 1, sizeof *self->orders))
         return false;
     if ((self->count + 1) * 2 <= self->index_cap)
         return true;
@@ -174,8 +160,8 @@ static uint32_t s_market (replica_t *self, const char *id)
         if (strcmp (self->markets[i].id, id) == 0)
             return self->last_market = i;
     size_t cap = self->markets_cap;
-    if (!s_grow ((void **) &self->markets, &cap, (size_t) self->nmarkets + 1,
-                 sizeof *self->markets))
+    if (!grow_to ((void **) &self->markets, &cap, (size_t) self->nmarkets + 1,
+                  sizeof *self->markets))
         return UINT32_MAX;
     self->markets_cap = (uint32_t) cap;
     replica_trade_t *ring = calloc (self->trades_kept, sizeof *ring);
@@ -203,8 +189,8 @@ static bool s_touch (replica_t *self, replica_order_t *o)
 {
     if (o->change_gen == self->gen)
         return true;
-    if (!s_grow ((void **) &self->changes, &self->changes_cap, self->nchanges + 1,
-                 sizeof *self->changes))
+    if (!grow_to ((void **) &self->changes, &self->changes_cap, self->nchanges + 1,
+                  sizeof *self->changes))
         return false;
     self->changes[self->nchanges++] =
         (replica_change_t){.id = o->id, .market = o->market, .epoch = o->epoch, .side = o->side};
