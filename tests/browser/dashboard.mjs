@@ -24,7 +24,7 @@
 // Exit status: 0 passed; 1 the dashboard misbehaved; 2 this machine lacks Chromium or
 // node_modules (run tools/deps.sh).
 import { readFile } from 'node:fs/promises';
-import { Failure, STEP_MS, depthChart, outcome, run, say, until } from './lib.mjs';
+import { Failure, Inbox, STEP_MS, depthChart, outcome, run, say, until } from './lib.mjs';
 
 const NAME = 'dashboard';
 const args = process.argv.slice(2);
@@ -43,24 +43,17 @@ const log = (text) => say(NAME, text);
 
 await run(NAME, async ({ page }) => {
     // What the page hears from the broadcaster, and what it reads over HTTP.
-    const frames = [];
+    const inbox = new Inbox();
+    const frames = inbox.items;
     page.on('websocket', (ws) => ws.on('framereceived', (f) => {
-        try { frames.push(JSON.parse(f.payload)); } catch (e) { frames.push({ unparsed: String(f.payload) }); }
+        try { inbox.push(JSON.parse(f.payload)); } catch (e) { inbox.push({ unparsed: String(f.payload) }); }
     }));
     let marketReads = 0;
     page.on('request', (r) => { if (r.url().includes('/api/market/')) marketReads++; });
     // Waits for a depth update from the broadcaster with a bid at price of energy kWh.
-    const bidUpdate = async (what, price, energy) => {
-        const deadline = Date.now() + STEP_MS;
-        for (;;) {
-            const hit = frames.find((m) => m.type === 'update' && m.channel === 'depth' && m.market === market &&
-                (m.data.bids || []).some((l) => Number(l.price) === price && Number(l.energy_amount) === energy));
-            if (hit) return hit;
-            if (Date.now() > deadline)
-                throw new Failure(`${what}: no such depth update within ${STEP_MS / 1000} s; heard: ${JSON.stringify(frames.slice(-20))}`);
-            await new Promise((r) => setTimeout(r, 50));
-        }
-    };
+    const bidUpdate = (what, price, energy) => inbox.waitFor(`${what}: a depth update with that bid`,
+        (m) => m.type === 'update' && m.channel === 'depth' && m.market === market &&
+            (m.data.bids || []).some((l) => Number(l.price) === price && Number(l.energy_amount) === energy));
     // The chart must have been drawn from where this run says the data comes.
     const chartSource = async (what) => {
         const source = await page.getByTestId('depth-chart').getAttribute('data-source');

@@ -13,6 +13,39 @@ export class Failure extends Error {}
 
 export const say = (name, text) => console.log(`${name}: ${text}`);
 
+// Messages as they arrive, and waits for one: a wait ends on the arrival that matches it,
+// or fails at its deadline (STEP_MS); nothing polls.
+export class Inbox {
+    constructor() {
+        this.items = [];
+        this.waiters = new Set();
+    }
+
+    push(item) {
+        this.items.push(item);
+        for (const w of this.waiters) if (w.pred(item)) w.done(item);
+    }
+
+    // The first item at index `from` or later that matches pred, already here or to come.
+    waitFor(what, pred, from = 0) {
+        const hit = this.items.slice(from).find(pred);
+        if (hit) return Promise.resolve(hit);
+        return new Promise((resolve, reject) => {
+            const w = { pred };
+            const timer = setTimeout(() => {
+                this.waiters.delete(w);
+                reject(new Failure(`${what}: not within ${STEP_MS / 1000} s; received: ${JSON.stringify(this.items.slice(from).slice(-20))}`));
+            }, STEP_MS);
+            w.done = (item) => {
+                clearTimeout(timer);
+                this.waiters.delete(w);
+                resolve(item);
+            };
+            this.waiters.add(w);
+        });
+    }
+}
+
 // Exits 2 with advice when Chromium or playwright-core is missing; else starts Chromium
 // headless and opens a page that records script errors and CSP violations in `problems`.
 export async function open(name) {

@@ -21,7 +21,7 @@
 // Exit status: 0 passed; 1 the dashboard misbehaved; 2 this machine cannot run it.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { Failure, STEP_MS, depthIs, outcome, run, say, until } from './lib.mjs';
+import { Failure, Inbox, STEP_MS, depthIs, outcome, run, say, until } from './lib.mjs';
 
 const NAME = 'live';
 const [url, wsPort, user, password] = process.argv.slice(2);
@@ -30,7 +30,6 @@ if (!url || !wsPort || !user || !password) {
     process.exit(2);
 }
 const log = (text) => say(NAME, text);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------
 // The stand-in broadcaster. It keeps each channel's state and answers a subscribe with a
@@ -90,7 +89,8 @@ class Broadcaster {
         this.sSeq = 0;           // stream s: settlements'
         this.channels = new Map(); // key -> {kind, market, epoch, user, state, last, pending, subs}
         this.sockets = new Set();
-        this.received = [];      // every message from a client, parsed, in order
+        this.inbox = new Inbox();
+        this.received = this.inbox.items; // every message from a client, parsed, in order
         this.sent = [];          // every message to a client
         this.connections = 0;
         this.holding = null;     // while set, answers to subscriptions wait here
@@ -238,7 +238,7 @@ class Broadcaster {
     request(socket, text) {
         let req;
         try { req = JSON.parse(text); } catch (e) { req = undefined; }
-        this.received.push(req === undefined ? { bad: text } : req);
+        this.inbox.push(req === undefined ? { bad: text } : req);
         const error = (code, field, message) => this.sendTo(socket, { type: 'error', code, message, field });
         if (!req || typeof req !== 'object' || Array.isArray(req)) return error('bad_json', null, 'expected a JSON object');
         for (const k of Object.keys(req))
@@ -356,15 +356,8 @@ class Broadcaster {
     }
 
     // Waits until a received message at index `from` or later matches pred; returns it.
-    async waitFor(what, pred, from = 0) {
-        const deadline = Date.now() + STEP_MS;
-        for (;;) {
-            const hit = this.received.slice(from).find(pred);
-            if (hit) return hit;
-            if (Date.now() > deadline)
-                throw new Failure(`${what}: not within ${STEP_MS / 1000} s; received: ${JSON.stringify(this.received.slice(from))}`);
-            await sleep(50);
-        }
+    waitFor(what, pred, from = 0) {
+        return this.inbox.waitFor(what, pred, from);
     }
 
     count(pred) {
