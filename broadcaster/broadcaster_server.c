@@ -386,8 +386,10 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
+//  tx_packet_size: with 0, libwebsockets cuts every write to rx_buffer_size (4 KB) and sends
+//  the rest on later loop turns, a poll and a send each; a gathered batch goes in one send.
 static const struct lws_protocols s_protocols[] = {
-    {S_PROTOCOL, s_callback, sizeof (ws_session_t), S_RX_MAX, 0, NULL, 0},
+    {S_PROTOCOL, s_callback, sizeof (ws_session_t), S_RX_MAX, 0, NULL, S_BATCH_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
