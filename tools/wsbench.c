@@ -44,6 +44,8 @@
 */
 #include "clock.h"
 #include "harness.h"
+#include "latency_hist.h"
+#include "wsfloor.h"
 #include "proto.h"
 
 #include <arpa/inet.h>
@@ -65,24 +67,22 @@
 
 #define S_CONFIG                                                                                   \
     "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; } );\n"
-#define S_FD_SPARE     100          //  descriptors beyond the clients: harness, ZeroMQ, logs
-#define S_WAVE         256          //  handshakes in flight at once, well inside the backlog
-#define S_PROGRESS     1000         //  a progress line every so many clients connected
-#define S_READ_BYTES   (256 * 1024) //  one read of one client, at most
-#define S_HANDSHAKE    8192         //  the server's answer to the upgrade, at most
-#define S_EVENTS       1024
-#define S_CONNECT_S    300                  //  to connect every client and get every snapshot
-#define S_DRAIN_S      30                   //  after the last order, for the last trades to arrive
-#define S_QUIET_NS     (3 * MCE_NS_PER_SEC) //  ... or until nothing arrived at all this long
-#define S_REPLIES_S    30                   //  for the matcher's last replies
-#define S_HIST_SUB     1024 //  log buckets: 1024 per power of two, 0.1 % apart (as HdrHistogram)
-#define S_HIST_BUCKETS (2 * S_HIST_SUB + 40 * S_HIST_SUB) //  1 µs up to 2^50 µs
-#define S_CACHE        4096   //  trades updates whose times are remembered (by seq)
-#define S_HEAD         256    //  a message's keys before "data" lie within this
-#define S_QTY          1000   //  Wh per order
-#define S_PRICE        150000 //  µ/kWh, on the 0.001 tick
-#define S_WS_KEY       "dGhlIHNhbXBsZSBub25jZQ=="     //  RFC 6455 §1.3's example key ...
-#define S_WS_ACCEPT    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" //  ... and the answer it must get
+#define S_FD_SPARE   100          //  descriptors beyond the clients: harness, ZeroMQ, logs
+#define S_WAVE       256          //  handshakes in flight at once, well inside the backlog
+#define S_PROGRESS   1000         //  a progress line every so many clients connected
+#define S_READ_BYTES (256 * 1024) //  one read of one client, at most
+#define S_HANDSHAKE  8192         //  the server's answer to the upgrade, at most
+#define S_EVENTS     1024
+#define S_CONNECT_S  300                  //  to connect every client and get every snapshot
+#define S_DRAIN_S    30                   //  after the last order, for the last trades to arrive
+#define S_QUIET_NS   (3 * MCE_NS_PER_SEC) //  ... or until nothing arrived at all this long
+#define S_REPLIES_S  30                   //  for the matcher's last replies
+#define S_CACHE      4096                 //  trades updates whose times are remembered (by seq)
+#define S_HEAD       256                  //  a message's keys before "data" lie within this
+#define S_QTY        1000                 //  Wh per order
+#define S_PRICE      150000               //  µ/kWh, on the 0.001 tick
+#define S_WS_KEY     "dGhlIHNhbXBsZSBub25jZQ=="     //  RFC 6455 §1.3's example key ...
+#define S_WS_ACCEPT  "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" //  ... and the answer it must get
 
 typedef struct {
     int clients, rate;
@@ -90,6 +90,9 @@ typedef struct {
     int flush_ms; //  broadcaster.flush_ms; -1: its default
     const char *fsync;
     bool json;
+    bool floor;          //  --floor: the raw loopback fan-out instead (wsfloor.h)
+    int bytes_per_trade; //  --floor's message size per trade
+    int writers;         //  --floor's writer threads
 } s_opts_t;
 
 typedef enum { S_IDLE, S_CONNECTING, S_UPGRADING, S_OPEN, S_CLOSED } s_state_t;
@@ -142,9 +145,8 @@ typedef struct {
     //  Counted from the first order on.
     bool loading;
     int64_t load_ns, last_rx_ns; //  wall: the first order, the last read
-    uint64_t messages, bytes, resnapshots, errors, negative, dropped;
-    uint64_t *hist, hist_count;
-    int64_t max_us;
+    uint64_t messages, bytes, resnapshots, errors, dropped;
+    latency_hist_t hist;
     s_times_t cache[S_CACHE];
 } s_bench_t;
 
@@ -203,18 +205,22 @@ static bool s_alive (s_bench_t *b)
     return broadcaster && matcher;
 }
 
-//  N clients here and N in the broadcaster, which inherits the limit.
-static int s_raise_fd_limit (int clients)
+//  Raises the soft descriptor limit to what is needed: N clients here and N in the broadcaster,
+//  which inherits it (with --floor, the two ends in two processes). Raising the hard limit too
+//  takes CAP_SYS_RESOURCE.
+static int s_raise_fd_limit (int needed)
 {
     struct rlimit r;
     if (getrlimit (RLIMIT_NOFILE, &r))
         return -1;
-    if (r.rlim_max != RLIM_INFINITY && (rlim_t) clients + S_FD_SPARE > r.rlim_max) {
+    if (r.rlim_max != RLIM_INFINITY && (rlim_t) needed > r.rlim_max) {
+        struct rlimit more = {(rlim_t) needed, (rlim_t) needed};
+        if (setrlimit (RLIMIT_NOFILE, &more) == 0)
+            return 0;
         fprintf (stderr,
-                 "mce-wsbench: %d clients need %d descriptors in this process and as many in "
-                 "the broadcaster, and the hard limit is %llu: raise it (ulimit -Hn, "
-                 "/etc/security/limits.conf) or ask for fewer clients\n",
-                 clients, clients + S_FD_SPARE, (unsigned long long) r.rlim_max);
+                 "mce-wsbench: this run needs %d descriptors, and the hard limit is %llu: raise "
+                 "it (ulimit -Hn, /etc/security/limits.conf) or ask for fewer clients\n",
+                 needed, (unsigned long long) r.rlim_max);
         return -1;
     }
     r.rlim_cur = r.rlim_max;
@@ -284,59 +290,6 @@ static void *s_drive (void *arg)
 
 //  ---------------------------------------------------------------------------------------
 //  Latency
-
-//  µs below 2 × S_HIST_SUB exactly; above, 1024 buckets per power of two.
-static int64_t s_bucket (int64_t us)
-{
-    if (us < 2 * S_HIST_SUB)
-        return us;
-    int shift = 63 - __builtin_clzll ((unsigned long long) us) - 10; //  us >> shift in [1024, 2048)
-    int64_t i = 2 * S_HIST_SUB + (int64_t) (shift - 1) * S_HIST_SUB + ((us >> shift) - S_HIST_SUB);
-    return i < S_HIST_BUCKETS ? i : S_HIST_BUCKETS - 1;
-}
-
-//  The largest µs value of bucket i.
-static int64_t s_bucket_top (int64_t i)
-{
-    if (i < 2 * S_HIST_SUB)
-        return i;
-    int64_t shift = (i - 2 * S_HIST_SUB) / S_HIST_SUB + 1;
-    int64_t sub = S_HIST_SUB + (i - 2 * S_HIST_SUB) % S_HIST_SUB;
-    return ((sub + 1) << shift) - 1;
-}
-
-static void s_record (s_bench_t *b, int64_t ns)
-{
-    if (ns < 0) { //  clocks agree on one machine; counted in case they ever do not
-        b->negative++;
-        ns = 0;
-    }
-    int64_t us = ns / 1000;
-    b->hist[s_bucket (us)]++;
-    b->hist_count++;
-    if (us > b->max_us)
-        b->max_us = us;
-}
-
-//  The q-quantile in ms: the upper bound of its bucket (the maximum for the last).
-static double s_quantile_ms (const s_bench_t *b, double q)
-{
-    if (!b->hist_count)
-        return 0;
-    double want = q * (double) b->hist_count;
-    uint64_t rank = (uint64_t) want;
-    if ((double) rank < want || rank == 0)
-        rank++;
-    uint64_t seen = 0;
-    for (int64_t i = 0; i < S_HIST_BUCKETS; i++) {
-        seen += b->hist[i];
-        if (seen >= rank) {
-            int64_t us = s_bucket_top (i);
-            return (double) (us < b->max_us ? us : b->max_us) / 1000.0;
-        }
-    }
-    return (double) b->max_us / 1000.0;
-}
 
 //  ---------------------------------------------------------------------------------------
 //  Messages
@@ -411,7 +364,7 @@ static void s_text (s_bench_t *b, s_client_t *c, const char *text, size_t len, i
     else if (ch == S_TRADES && s_is (type, end, "update")) {
         const s_times_t *t = s_times (b, text, len);
         for (uint32_t i = 0; i < t->count; i++)
-            s_record (b, now - t->times[i]);
+            latency_hist_record (&b->hist, now - t->times[i], 1);
         c->trades += t->rows;
     }
     else if (s_is (type, end, "error")) {
@@ -683,6 +636,8 @@ static int s_usage (int rc)
     printf (
         "Usage: mce-wsbench [--clients N] [--rate R] [--seconds S] [--flush-ms MS]\n"
         "                   [--fsync batch|always|never] [--json]\n"
+        "       mce-wsbench --floor [--clients N] [--rate R] [--seconds S] [--bytes-per-trade B]\n"
+        "                   [--writers W] [--json]\n"
         "The broadcaster's fan-out. Starts a real mce-matcher and mce-broadcaster, connects N\n"
         "WebSocket clients (default 1000), each subscribed to the depth and trades channels of\n"
         "campus-1, then makes R trades/s (default 1000: crossing order pairs sent to the\n"
@@ -699,6 +654,14 @@ static int s_usage (int rc)
         "  --flush-ms MS      the broadcaster's broadcaster.flush_ms (default: its own, 10)\n"
         "  --fsync MODE       the matcher's matcher.fsync (default batch)\n"
         "  --json             one JSON object on the last line instead of the table\n"
+        "  --floor            no broadcaster: one thread writes each trade batch straight to N\n"
+        "                     loopback TCP connections (a send each, as soon as the last round\n"
+        "                     is done) and the same latency is measured: what any one-thread\n"
+        "                     fan-out could do on this machine\n"
+        "  --bytes-per-trade B   --floor's message size per trade (default 140, about what a\n"
+        "                     client receives per trade on depth and trades)\n"
+        "  --writers W        --floor's writer threads, each with N/W connections (default 1,\n"
+        "                     as the broadcaster)\n"
         "Needs N + %d descriptors (the hard RLIMIT_NOFILE; the soft one is raised to it).\n"
         "Exits 0 when it ran, 1 when it could not (a client could not connect or subscribe,\n"
         "the matcher did not answer, the broadcaster died).\n",
@@ -708,10 +671,17 @@ static int s_usage (int rc)
 
 static int s_options (int argc, char **argv, s_opts_t *o)
 {
-    static const struct option longs[] = {{"clients", 1, 0, 'c'}, {"rate", 1, 0, 'r'},
-                                          {"seconds", 1, 0, 's'}, {"flush-ms", 1, 0, 'f'},
-                                          {"fsync", 1, 0, 'y'},   {"json", 0, 0, 'j'},
-                                          {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    static const struct option longs[] = {{"clients", 1, 0, 'c'},
+                                          {"rate", 1, 0, 'r'},
+                                          {"seconds", 1, 0, 's'},
+                                          {"flush-ms", 1, 0, 'f'},
+                                          {"fsync", 1, 0, 'y'},
+                                          {"json", 0, 0, 'j'},
+                                          {"floor", 0, 0, 'F'},
+                                          {"bytes-per-trade", 1, 0, 'b'},
+                                          {"writers", 1, 0, 'w'},
+                                          {"help", 0, 0, 'h'},
+                                          {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1)
         switch (c) {
@@ -733,12 +703,22 @@ static int s_options (int argc, char **argv, s_opts_t *o)
             case 'j':
                 o->json = true;
                 break;
+            case 'F':
+                o->floor = true;
+                break;
+            case 'b':
+                o->bytes_per_trade = atoi (optarg);
+                break;
+            case 'w':
+                o->writers = atoi (optarg);
+                break;
             case 'h':
                 exit (s_usage (0));
             default:
                 exit (s_usage (1));
         }
     if (o->clients < 1 || o->rate < 1 || o->seconds <= 0 || o->flush_ms < -1 ||
+        o->bytes_per_trade < 1 || o->bytes_per_trade > 65536 || o->writers < 1 || o->writers > 64 ||
         o->flush_ms > 1000 ||
         (strcmp (o->fsync, "batch") && strcmp (o->fsync, "always") && strcmp (o->fsync, "never"))) {
         fprintf (stderr, "mce-wsbench: bad options (try --help)\n");
@@ -795,17 +775,27 @@ int main (int argc, char **argv)
     s_bench_t *b = calloc (1, sizeof *b);
     if (!b)
         return 1;
-    b->o =
-        (s_opts_t){.clients = 1000, .rate = 1000, .seconds = 10, .flush_ms = -1, .fsync = "batch"};
-    if (s_options (argc, argv, &b->o) || s_raise_fd_limit (b->o.clients))
+    b->o = (s_opts_t){.clients = 1000,
+                      .rate = 1000,
+                      .seconds = 10,
+                      .flush_ms = -1,
+                      .fsync = "batch",
+                      .bytes_per_trade = 140,
+                      .writers = 1};
+    if (s_options (argc, argv, &b->o) || s_raise_fd_limit (b->o.clients + S_FD_SPARE))
         return 1;
+    if (b->o.floor) {
+        int rc = wsfloor_run (b->o.clients, b->o.rate, b->o.seconds, b->o.bytes_per_trade,
+                              b->o.writers, b->o.json);
+        free (b);
+        return rc;
+    }
     zsys_init ();
     zsys_set_logstream (NULL);
     b->rng = 0x2545F4914F6CDD1DULL ^ (uint64_t) clock_wall_ns ();
     b->clients = calloc ((size_t) b->o.clients, sizeof *b->clients);
-    b->hist = calloc (S_HIST_BUCKETS, sizeof *b->hist);
     b->epfd = epoll_create1 (EPOLL_CLOEXEC);
-    if (!b->clients || !b->hist || b->epfd < 0)
+    if (!b->clients || latency_hist_init (&b->hist) || b->epfd < 0)
         return 1;
     for (int i = 0; i < b->o.clients; i++)
         b->clients[i].fd = -1;
@@ -881,8 +871,8 @@ int main (int argc, char **argv)
     double tps = d.driven_s > 0 ? (double) d.trades / d.driven_s : 0;
     double mps = span > 0 ? (double) b->messages / span : 0;
     double mbps = span > 0 ? (double) b->bytes / span / 1e6 : 0;
-    double p50 = s_quantile_ms (b, 0.50), p99 = s_quantile_ms (b, 0.99),
-           p999 = s_quantile_ms (b, 0.999), max = (double) b->max_us / 1000.0;
+    double p50 = latency_hist_ms (&b->hist, 0.50), p99 = latency_hist_ms (&b->hist, 0.99),
+           p999 = latency_hist_ms (&b->hist, 0.999), max = (double) b->hist.max_us / 1000.0;
     if (b->o.json)
         printf ("{\"clients\":%d,\"rate\":%d,\"trades\":%ld,\"trades_per_s\":%.1f,"
                 "\"deliveries\":%llu,\"missing\":%llu,\"clients_missing\":%d,"
@@ -907,9 +897,9 @@ int main (int argc, char **argv)
                 d.trades, d.driven_s, b->o.rate, span, cpu_b, span > 0 ? 100 * cpu_b / span : 0,
                 cpu_m, cpu_self, (unsigned long long) b->resnapshots, short_clients);
     }
-    if (b->negative)
+    if (b->hist.negative)
         fprintf (stderr, "mce-wsbench: %llu deliveries before their trade's time (clock?)\n",
-                 (unsigned long long) b->negative);
+                 (unsigned long long) b->hist.negative);
     rc = 0;
 done:
     if (driving)
@@ -925,7 +915,7 @@ done:
     for (int i = 0; i < S_CACHE; i++)
         free (b->cache[i].times);
     free (b->clients);
-    free (b->hist);
+    latency_hist_free (&b->hist);
     free (b->buf);
     free (b);
     return rc;
