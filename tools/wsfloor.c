@@ -225,8 +225,8 @@ static void s_take (s_floor_t *f, latency_hist_t *h, s_conn_t *c, const unsigned
         memcpy (&trades, c->head + 4, 4);
         memcpy (&first, c->head + 8, 8);
         c->skip = size - S_HEAD;
-        //  A trade's delivery is when its message began to arrive: the message is read as
-        //  the benchmark's clients read an update, by its first bytes.
+        //  A trade is delivered when its message's head is read (mce-wsbench's clients count
+        //  an update once it is whole): a floor errs early, never late.
         for (uint32_t t = 0; t < trades; t++)
             latency_hist_record (h, now - s_trade_ns (f, (long) (first + t)), 1);
         c->trades += trades;
