@@ -38,6 +38,9 @@
     and each client's copy costs a scan of its header. The clients send RFC 6455's example
     Sec-WebSocket-Key so that the server's answer can be checked without SHA-1.
 
+    With --floor it runs wsfloor.h instead: the same load and the same latency, written by one
+    bare thread straight to N loopback TCP connections, the floor the broadcaster is held to.
+
     Prints a table, or with --json one JSON object on the last line. A benchmark, not a test:
     it exits 0 when it ran (whatever the numbers), 1 when it could not run (a client could not
     connect or subscribe, the matcher did not answer, the broadcaster died).
@@ -287,9 +290,6 @@ static void *s_drive (void *arg)
     atomic_store (&d->done, true);
     return NULL;
 }
-
-//  ---------------------------------------------------------------------------------------
-//  Latency
 
 //  ---------------------------------------------------------------------------------------
 //  Messages
