@@ -1,7 +1,9 @@
 /*  harness — see harness.h.  */
 #include "harness.h"
 #include "auth.h"
+#include "bus_pub.h"
 #include "clock.h"
+#include "journal.h"
 #include "proto.h"
 
 #include <arpa/inet.h>
@@ -400,4 +402,32 @@ void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int6
     if (proto_encode (&cmd, &buf) == 0)
         zmq_send (zsock_resolve (dealer), buf.data, buf.len, 0);
     proto_buf_free (&buf);
+}
+
+long harness_journal_events (harness_t *h, harness_event_fn fn, void *arg)
+{
+    char dir[256];
+    snprintf (dir, sizeof dir, "%s/data/matcher", h->dir);
+    journal_reader_t *r = journal_reader_new (dir, 1);
+    if (!r)
+        return -1;
+    long count = 0;
+    uint64_t seq;
+    const uint8_t *data;
+    size_t len;
+    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
+        const char *topic;
+        const uint8_t *ev;
+        size_t topic_len, ev_len;
+        proto_msg_t msg;
+        if (bus_record_split (data, len, &topic, &topic_len, &ev, &ev_len) ||
+            proto_decode (ev, ev_len, &msg, NULL, 0)) {
+            count = -1;
+            break;
+        }
+        fn (seq, &msg, ev, ev_len, arg);
+        count++;
+    }
+    journal_reader_destroy (&r);
+    return count;
 }

@@ -7,6 +7,8 @@
 #ifndef MCE_HARNESS_H
 #define MCE_HARNESS_H
 
+#include "proto.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +90,13 @@ bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
 //  its commands endpoint), as a gateway would: qty in Wh, price in µ/kWh, buy if `buy`.
 void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
                     int64_t price);
+
+//  Every event of the matcher's journal (its data folder under h->dir), in order: fn gets the
+//  record's seq, the event decoded, and its encoded bytes (as the bus carries them). Returns
+//  how many, or -1 when the journal cannot be opened or a record does not decode.
+typedef void (*harness_event_fn) (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev,
+                                  size_t ev_len, void *arg);
+long harness_journal_events (harness_t *h, harness_event_fn fn, void *arg);
 
 //  Runs exe with args (NULL-terminated), returns its exit status and its output in *out.
 int harness_run (const char *exe, const char *const *args, char **out);

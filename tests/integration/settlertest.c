@@ -1,8 +1,7 @@
 /*  settlertest — see settlertest.h.  */
 #include "settlertest.h"
-#include "bus_pub.h"
 #include "clock.h"
-#include "journal.h"
+#include "grow.h"
 #include "money.h"
 
 #include <criterion/criterion.h>
@@ -173,39 +172,37 @@ void settlertest_control (settlertest_t *t, proto_control_action_t action)
     s_reply (t);
 }
 
+typedef struct {
+    int64_t fee_ppm;
+    ledgertest_trade_t *trades;
+    size_t count, cap;
+} s_trades_t;
+
+static void s_journal_trade (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev, size_t len,
+                             void *arg)
+{
+    (void) seq;
+    (void) ev;
+    (void) len;
+    s_trades_t *all = arg;
+    if (msg->kind != PROTO_trade)
+        return;
+    cr_assert (grow_to ((void **) &all->trades, &all->cap, all->count + 1, sizeof *all->trades));
+    ledgertest_trade_t *x = &all->trades[all->count++];
+    x->trade_id = msg->trade.trade_id;
+    snprintf (x->buyer, sizeof x->buyer, "%s", msg->trade.buyer);
+    snprintf (x->seller, sizeof x->seller, "%s", msg->trade.seller);
+    x->qty = msg->trade.qty;
+    x->value = msg->trade.value;
+    cr_assert_eq (money_fee (x->value, all->fee_ppm, &x->fee), 0);
+}
+
 size_t settlertest_journal_trades (settlertest_t *t, int64_t fee_ppm, ledgertest_trade_t **out)
 {
-    char dir[256];
-    snprintf (dir, sizeof dir, "%s/data/matcher", t->h.dir);
-    journal_reader_t *r = journal_reader_new (dir, 1);
-    cr_assert_not_null (r);
-    size_t n = 0, cap = 1024;
-    ledgertest_trade_t *trades = malloc (cap * sizeof *trades);
-    uint64_t seq;
-    const uint8_t *data;
-    size_t len;
-    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
-        const char *topic;
-        const uint8_t *ev;
-        size_t tlen, elen;
-        proto_msg_t msg;
-        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
-        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
-        if (msg.kind != PROTO_trade)
-            continue;
-        if (n == cap)
-            trades = realloc (trades, (cap *= 2) * sizeof *trades);
-        ledgertest_trade_t *x = &trades[n++];
-        x->trade_id = msg.trade.trade_id;
-        snprintf (x->buyer, sizeof x->buyer, "%s", msg.trade.buyer);
-        snprintf (x->seller, sizeof x->seller, "%s", msg.trade.seller);
-        x->qty = msg.trade.qty;
-        x->value = msg.trade.value;
-        cr_assert_eq (money_fee (x->value, fee_ppm, &x->fee), 0);
-    }
-    journal_reader_destroy (&r);
-    *out = trades;
-    return n;
+    s_trades_t all = {.fee_ppm = fee_ppm};
+    cr_assert_geq (harness_journal_events (&t->h, s_journal_trade, &all), 0);
+    *out = all.trades;
+    return all.count;
 }
 
 static void s_take (settlertest_t *t, const bus_event_t *ev)

@@ -7,9 +7,7 @@
       fresh matcher replaying a copy of the whole journal.
 */
 #include "harness.h"
-#include "journal.h"
 #include "proto.h"
-#include "bus_pub.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -34,6 +32,27 @@ typedef struct {
     uint8_t *data;
     size_t len;
 } s_seen_t;
+
+//  The journal read back: its seqs, the orders it accepted, and the bus messages compared.
+typedef struct {
+    uint64_t expect, compared;
+    uint8_t *accepted; //  by order id, below S_MAX_ACK * 4
+    const s_seen_t *seen;
+} s_check_t;
+
+static void s_check_event (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev, size_t len,
+                           void *arg)
+{
+    s_check_t *c = arg;
+    cr_assert_eq (seq, c->expect++, "journal seq gap");
+    if (msg->kind == PROTO_order_accepted && msg->order_accepted.order_id < S_MAX_ACK * 4)
+        c->accepted[msg->order_accepted.order_id] = 1;
+    if (seq < 4000000 && c->seen[seq].data) {
+        cr_assert (c->seen[seq].len == len && memcmp (c->seen[seq].data, ev, len) == 0,
+                   "bus seq %lu differs from the journal", (unsigned long) seq);
+        c->compared++;
+    }
+}
 
 static uint64_t s_rng = 0x2545F4914F6CDD1Dull;
 
@@ -201,33 +220,14 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     //  message identical to its record.
     char dir[256];
     snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
-    uint8_t *accepted = calloc (S_MAX_ACK * 4, 1);
-    journal_reader_t *r = journal_reader_new (dir, 1);
-    uint64_t seq, expect = 1, compared = 0;
-    const uint8_t *data;
-    size_t len;
-    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
-        cr_assert_eq (seq, expect++, "journal seq gap");
-        const char *topic;
-        const uint8_t *ev;
-        size_t tlen, elen;
-        proto_msg_t msg;
-        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
-        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
-        if (msg.kind == PROTO_order_accepted && msg.order_accepted.order_id < S_MAX_ACK * 4)
-            accepted[msg.order_accepted.order_id] = 1;
-        if (seq < 4000000 && seen[seq].data) {
-            cr_assert (seen[seq].len == elen && memcmp (seen[seq].data, ev, elen) == 0,
-                       "bus seq %lu differs from the journal", (unsigned long) seq);
-            compared++;
-        }
-    }
-    journal_reader_destroy (&r);
+    s_check_t check = {.expect = 1, .accepted = calloc (S_MAX_ACK * 4, 1), .seen = seen};
+    cr_assert_geq (harness_journal_events (&s_h, s_check_event, &check), 0);
+    uint8_t *accepted = check.accepted;
     for (size_t i = 0; i < nacked; i++)
         cr_assert (acked[i] < S_MAX_ACK * 4 && accepted[acked[i]],
                    "acknowledged order %lu is not in the journal", (unsigned long) acked[i]);
-    cr_assert_gt (compared, 100, "the bus was watched (%lu messages compared)",
-                  (unsigned long) compared);
+    cr_assert_gt (check.compared, 100, "the bus was watched (%lu messages compared)",
+                  (unsigned long) check.compared);
 
     //  A fresh matcher on a copy of the journal rebuilds the same books.
     harness_init (&s_fresh, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
@@ -250,7 +250,7 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     fprintf (stderr,
              "matcher_crash: %d kills, %zu acknowledged orders, %lu journal records, "
              "%lu bus messages compared\n",
-             S_KILLS, nacked, (unsigned long) (expect - 1), (unsigned long) compared);
+             S_KILLS, nacked, (unsigned long) (check.expect - 1), (unsigned long) check.compared);
 
     for (size_t i = 0; i < 4000000; i++)
         free (seen[i].data);

@@ -3,10 +3,8 @@
     outage. Postgres is compared with the matcher's journal at the end: every accepted order
     and every trade there, none twice, and the same sums per epoch.
 */
-#include "bus_pub.h"
 #include "clock.h"
 #include "harness.h"
-#include "journal.h"
 #include "pg.h"
 #include "pgtest.h"
 #include "proto.h"
@@ -46,32 +44,26 @@ typedef struct {
     int64_t orders, trades, trade_qty, trade_value;
 } s_truth_t;
 
+static void s_journal_event (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev, size_t len,
+                             void *arg)
+{
+    (void) ev;
+    (void) len;
+    s_truth_t *t = arg;
+    if (msg->kind == PROTO_order_accepted)
+        t->orders++;
+    else if (msg->kind == PROTO_trade) {
+        t->trades++;
+        t->trade_qty += msg->trade.qty;
+        t->trade_value += msg->trade.value;
+    }
+    t->last_seq = seq;
+}
+
 static s_truth_t s_journal_truth (void)
 {
-    char dir[256];
-    snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
     s_truth_t t = {0};
-    journal_reader_t *r = journal_reader_new (dir, 1);
-    uint64_t seq;
-    const uint8_t *data;
-    size_t len;
-    while (r && journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
-        const char *topic;
-        const uint8_t *ev;
-        size_t tlen, elen;
-        proto_msg_t msg;
-        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
-        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
-        if (msg.kind == PROTO_order_accepted)
-            t.orders++;
-        else if (msg.kind == PROTO_trade) {
-            t.trades++;
-            t.trade_qty += msg.trade.qty;
-            t.trade_value += msg.trade.value;
-        }
-        t.last_seq = seq;
-    }
-    journal_reader_destroy (&r);
+    cr_assert_geq (harness_journal_events (&s_h, s_journal_event, &t), 0);
     return t;
 }
 

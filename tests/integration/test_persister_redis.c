@@ -12,10 +12,8 @@
     under load and back empty; Postgres stopped for 30 s under load. After each, everything is
     caught up and nothing is lost.
 */
-#include "bus_pub.h"
 #include "clock.h"
 #include "harness.h"
-#include "journal.h"
 #include "pg.h"
 #include "pgtest.h"
 #include "proto.h"
@@ -347,27 +345,20 @@ static void s_truth_event (s_truth_t *t, const proto_msg_t *m)
     }
 }
 
+static void s_journal_event (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev, size_t len,
+                             void *arg)
+{
+    (void) ev;
+    (void) len;
+    s_truth_t *t = arg;
+    s_truth_event (t, msg);
+    t->last_seq = seq;
+}
+
 static s_truth_t s_journal_truth (void)
 {
-    char dir[256];
-    snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
     s_truth_t t = {0};
-    journal_reader_t *r = journal_reader_new (dir, 1);
-    cr_assert_not_null (r);
-    uint64_t seq;
-    const uint8_t *data;
-    size_t len;
-    while (journal_reader_next (r, UINT64_MAX, &seq, &data, &len) == 1) {
-        const char *topic;
-        const uint8_t *ev;
-        size_t tlen, elen;
-        proto_msg_t msg;
-        cr_assert_eq (bus_record_split (data, len, &topic, &tlen, &ev, &elen), 0);
-        cr_assert_eq (proto_decode (ev, elen, &msg, NULL, 0), 0);
-        s_truth_event (&t, &msg);
-        t.last_seq = seq;
-    }
-    journal_reader_destroy (&r);
+    cr_assert_geq (harness_journal_events (&s_h, s_journal_event, &t), 0);
     return t;
 }
 
