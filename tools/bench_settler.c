@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define S_DEADLINE_S 300
+#define S_PRICE      150000 //  µ/kWh: every order, so every pair trades
 
 typedef struct {
     int trades, users, fee_ppm, per_tx, in_flight;
@@ -43,25 +44,6 @@ static uint64_t s_rand (void)
     x ^= x >> 7;
     x ^= x << 17;
     return x;
-}
-
-static void s_order (zsock_t *dealer, proto_buf_t *buf, uint64_t rid, int user, bool buy,
-                     int64_t qty)
-{
-    proto_msg_t m = {.kind = PROTO_new_order};
-    proto_new_order_t *o = &m.new_order;
-    o->rid = rid;
-    snprintf (o->user, sizeof o->user, "user%d", user);
-    snprintf (o->market, sizeof o->market, "campus-1");
-    o->side = buy ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
-    o->type = PROTO_ORDER_TYPE_LIMIT;
-    o->tif = PROTO_TIF_GTC;
-    o->qty = qty;
-    o->price = 150000;
-    o->ts = clock_wall_ns ();
-    proto_buf_reset (buf);
-    if (proto_encode (&m, buf) == 0)
-        zmq_send (zsock_resolve (dealer), buf->data, buf->len, 0);
 }
 
 static double s_metric (int port, const char *name)
@@ -184,16 +166,17 @@ int main (int argc, char **argv)
     zsock_t *dealer = zsock_new_dealer (endpoint);
     zsock_set_sndhwm (dealer, 0);
     zsock_set_rcvhwm (dealer, 0);
-    proto_buf_t buf;
-    proto_buf_init (&buf);
     //  every order goes out at once; the replies are counted while the settlements come in
     int64_t t0 = clock_mono_ns ();
     for (int i = 0; i < o.trades; i++) {
         int seller = 1 + (int) (s_rand () % (uint64_t) o.users);
         int buyer = 1 + (int) ((seller + s_rand () % (uint64_t) (o.users - 1)) % o.users);
         int64_t qty = 1000 + (int64_t) (s_rand () % 1000);
-        s_order (dealer, &buf, 2 * (uint64_t) i + 1, seller, false, qty);
-        s_order (dealer, &buf, 2 * (uint64_t) i + 2, buyer, true, qty);
+        char sell_user[16], buy_user[16];
+        snprintf (sell_user, sizeof sell_user, "user%d", seller);
+        snprintf (buy_user, sizeof buy_user, "user%d", buyer);
+        harness_order (dealer, 2 * (uint64_t) i + 1, sell_user, false, qty, S_PRICE);
+        harness_order (dealer, 2 * (uint64_t) i + 2, buy_user, true, qty, S_PRICE);
     }
     int replies = 0, intents = 0, confirmed = 0, failed = 0;
     int64_t t_matched = 0, t_first = 0, t_last = 0;
@@ -223,7 +206,6 @@ int main (int argc, char **argv)
                     t_matched = clock_mono_ns (); //  the intent of the last trade
             }
     }
-    proto_buf_free (&buf);
     zsock_destroy (&dealer);
     bus_sub_destroy (&bus);
     double secs = (double) (t_last - t0) / 1e9;
