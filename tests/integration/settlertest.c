@@ -197,10 +197,10 @@ static void s_journal_trade (uint64_t seq, const proto_msg_t *msg, const uint8_t
     cr_assert_eq (money_fee (x->value, all->fee_ppm, &x->fee), 0);
 }
 
-size_t settlertest_journal_trades (settlertest_t *t, int64_t fee_ppm, ledgertest_trade_t **out)
+size_t settlertest_journal_trades (harness_t *h, int64_t fee_ppm, ledgertest_trade_t **out)
 {
     s_trades_t all = {.fee_ppm = fee_ppm};
-    cr_assert_geq (harness_journal_events (&t->h, s_journal_trade, &all), 0);
+    cr_assert_geq (harness_journal_events (h, s_journal_trade, &all), 0);
     *out = all.trades;
     return all.count;
 }

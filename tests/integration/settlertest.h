@@ -74,7 +74,7 @@ void settlertest_trade (settlertest_t *t, const char *seller, const char *buyer,
 void settlertest_control (settlertest_t *t, proto_control_action_t action);
 
 //  The trades in the matcher's journal (fees with fee_ppm), into a new array (caller frees).
-size_t settlertest_journal_trades (settlertest_t *t, int64_t fee_ppm, ledgertest_trade_t **out);
+size_t settlertest_journal_trades (harness_t *h, int64_t fee_ppm, ledgertest_trade_t **out);
 //  Follows the settler bus until every trade id in 1..last has a settlement in a final state
 //  (confirmed, or failed when allow_failed), or the deadline passes. true when it got there.
 bool settlertest_wait_final (settlertest_t *t, uint64_t last, bool allow_failed, int timeout_ms);

@@ -266,7 +266,7 @@ Test (settler, trades_settle_to_the_net_positions, .fini = s_fini, .timeout = 24
 
     //  The chain: balances and memos.
     ledgertest_trade_t *trades;
-    size_t count = settlertest_journal_trades (t, S_FEE_PPM, &trades);
+    size_t count = settlertest_journal_trades (&t->h, S_FEE_PPM, &trades);
     cr_assert_eq (count, 45);
     cr_assert (settlertest_wait_final (t, 45, true, HARNESS_DEADLINE_MS));
     ledgertest_trade_t settled[64];

@@ -143,7 +143,7 @@ Test (settler_crash, no_trade_paid_twice_or_left_unpaid, .fini = s_fini, .timeou
                       (unsigned long long) id, t->seen[id].confirmed);
     //  and by the chain
     ledgertest_trade_t *trades;
-    size_t n = settlertest_journal_trades (t, S_FEE_PPM, &trades);
+    size_t n = settlertest_journal_trades (&t->h, S_FEE_PPM, &trades);
     cr_assert_eq (n, s_trades);
     uint64_t *ids = malloc (n * sizeof *ids);
     int *counts = malloc (n * sizeof *counts);

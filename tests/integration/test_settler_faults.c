@@ -162,7 +162,7 @@ Test (settler_faults, everything_settles_through_the_faults, .fini = s_fini, .ti
 
     //  Exactly once, or failed with a reason; the balances of what settled.
     ledgertest_trade_t *trades;
-    size_t n = settlertest_journal_trades (t, S_FEE_PPM, &trades);
+    size_t n = settlertest_journal_trades (&t->h, S_FEE_PPM, &trades);
     cr_assert_eq (n, s_trades);
     ledgertest_trade_t *settled = malloc (n * sizeof *settled);
     uint64_t *ids = malloc (n * sizeof *ids);
