@@ -1,97 +1,295 @@
-/*  mcectl — the operator's command line. For now: users (admins are made here and only here,
-    never by self-service registration), tokens for testing, and the live market data the
-    broadcaster publishes for monitors. Orders and health come with the run-for-real issue.
+/*  mcectl — the operator's command line: orders, trades and the book through the gateway's
+    HTTP API, the administrator's controls, the health of every process, the live market data
+    the broadcaster publishes, users (admins are made here and only here, never by
+    self-service registration), tokens for testing, and the load generator.
 
-        mcectl [-c FILE] user add NAME --wallet KEY [--admin]   (password on standard input)
-        mcectl [-c FILE] token NAME [--role user|admin] [--ttl SECONDS]
-        mcectl [-c FILE] tail [TOPIC ...] [--count N]
+        mcectl [OPTIONS] order place --side buy|sell --qty KWH --price P [--market M] ...
+        mcectl [OPTIONS] order cancel|show ID · order amend ID [--qty KWH] [--price P]
+        mcectl [OPTIONS] orders [--status S] [--market M] · trades [--market M | --mine]
+        mcectl [OPTIONS] book [--market M] · health · tail [TOPIC ...] [--count N]
+        mcectl [OPTIONS] admin pause|resume|trigger|clear|snapshot MARKET
+        mcectl [OPTIONS] admin settlements [--state S] · admin retry ID · admin analytics
+        mcectl [OPTIONS] user add NAME --wallet KEY [--admin]   (password on standard input)
+        mcectl [OPTIONS] token NAME [--role user|admin] [--ttl SECONDS]
+        mcectl [OPTIONS] load ARGS...   (mce-loadgen, from the same folder)
 
-    It talks to Postgres directly (postgres.url) with the gateway's own migrations, and signs
-    tokens with gateway.jwt_secret, so it needs the same configuration as the gateway.
+    OPTIONS, anywhere on the line: -c FILE, --url URL, --token T, --as NAME [--admin], --json.
+
+    It reads the same configuration as the processes (the gateway's address, its jwt_secret
+    to sign tokens with --as, postgres.url for `user add`, the metrics ports for `health`,
+    broadcaster.xpub for `tail`). Everything that talks HTTP is in mcectl_client.c and the
+    commands in mcectl_trade.c and mcectl_admin.c; see mcectl.h. The help text below is the
+    manual: `mcectl --help`, `mcectl COMMAND --help`.
 */
+#include "mcectl.h"
 #include "auth.h"
-#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
-#include "proto.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 MIGRATE_DECLARE (gateway);
 
+typedef int (s_command_fn) (mcectl_client_t *client, int argc, char **argv);
+
+static s_command_fn s_user_add, s_token, s_tail;
+
+typedef struct {
+    const char *name; //  one or two words: "orders", "order place"
+    s_command_fn *fn;
+    const char *section; //  starts a group in the overall help
+    const char *usage;   //  after "mcectl "
+    const char *help;    //  what it does, and an example of its output
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"order place", mcectl_order_place, "Orders (a user's token: --as NAME, --token T)",
+     "order place --side buy|sell --qty KWH --price P [--market M] [--epoch E]\n"
+     "            [--type limit|market] [--tif gtc|ioc|fok] [--post-only] [--client-id ID]\n"
+     "            [--expires TIME] [--delivery TIME] [--source S]",
+     "Places an order (POST /api/trading/orders). KWH and P are decimals as the API takes them\n"
+     "(\"12.5\", \"0.15\"): at most 3 and 6 decimal places, never rounded. --market defaults to\n"
+     "the configuration's first market, --epoch to the current one (E is an epoch number);\n"
+     "--type market takes no --price. --client-id makes a resubmission safe (the same id gets\n"
+     "the first answer). TIME is RFC 3339 (2026-11-21T21:45:00Z). Prints the order's state:\n\n"
+     "  $ mcectl --as alice order place --side sell --qty 10 --price 0.15\n"
+     "  order 7: open, epoch 1994788, filled 0 kWh, remaining 10 kWh\n"},
+    {"order amend", mcectl_order_amend, NULL, "order amend ID [--qty KWH] [--price P]",
+     "Changes an open order (PATCH /api/trading/orders/ID): --qty is the new remaining\n"
+     "quantity. A lower quantity at the same price keeps the order's place; more, or a new\n"
+     "price, puts it at the back, and a new price may trade at once.\n\n"
+     "  $ mcectl --as alice order amend 7 --qty 5\n"
+     "  order 7: open, epoch 1994788, filled 0 kWh, remaining 5 kWh\n"},
+    {"order cancel", mcectl_order_cancel, NULL, "order cancel ID",
+     "Cancels an open order (DELETE /api/trading/orders/ID).\n\n"
+     "  $ mcectl --as alice order cancel 7\n"
+     "  order 7: cancelled, epoch 1994788, filled 0 kWh, remaining 0 kWh\n"},
+    {"order show", mcectl_order_show, NULL, "order show ID",
+     "Shows one of your orders as the gateway knows it (GET /api/trading/orders/ID).\n\n"
+     "  $ mcectl --as alice order show 7\n"
+     "  order 7: open\n"
+     "    client_order_id   -\n"
+     "    market            campus-1\n"
+     "    ...\n"},
+    {"orders", mcectl_orders, NULL,
+     "orders [--status open|partially_filled|filled|cancelled|expired] [--market M]\n"
+     "       [--epoch E] [--limit N] [--offset N]",
+     "Lists your orders, newest first (GET /api/trading/orders); --status open includes the\n"
+     "partially filled ones.\n\n"
+     "  $ mcectl --as alice orders --status open\n"
+     "  ID  MARKET    EPOCH    SIDE  TYPE   TIF  KWH  PRICE  FILLED  LEFT  STATUS  CREATED (UTC)\n"
+     "   7  campus-1  1994788  Sell  Limit  GTC   10   0.15       0    10  open    2026-11-21 "
+     "21:45:00\n"},
+    {"trades", mcectl_trades, "Market data (public)",
+     "trades [--market M] [--limit N]\n"
+     "trades --mine [--limit N] [--offset N]",
+     "The market's latest trades, newest first (GET /api/market/trades); with --mine, your own\n"
+     "in every market (GET /api/market/trades/my-history: a token is needed).\n\n"
+     "  $ mcectl trades\n"
+     "  campus-1: the latest trades, newest first\n"
+     "  TRADE  EPOCH    PRICE  KWH  VALUE  AGGRESSOR  TIME (UTC)\n"
+     "      3  1994788   0.15    4    0.6  Buy        2026-11-21 21:46:02\n"},
+    {"book", mcectl_book, NULL, "book [--market M] [--epoch E] [--levels N]",
+     "The order book's price levels (GET /api/market/depth), asks above bids.\n\n"
+     "  $ mcectl book\n"
+     "  campus-1 epoch 1994788 (bus seq 42)\n"
+     "  SIDE  PRICE  KWH  ORDERS\n"
+     "  ask    0.16    5       1\n"
+     "  bid    0.15   12       2\n"},
+    {"admin", mcectl_admin, "Administration (an admin token: --as NAME --admin)",
+     "admin ACTION MARKET\n"
+     "admin settlements [--state failed|pending|processing] [--after ID] [--limit N]\n"
+     "admin retry ID\n"
+     "admin analytics [--market M] [--timeframe 1h|24h|7d|30d]\n"
+     "admin health",
+     "ACTION MARKET sends a market control to the matcher (POST /api/admin/market/control);\n"
+     "it is journaled with your name. The actions are the matcher's (see the list below).\n"
+     "settlements lists those not confirmed (default: failed); retry sends a failed one again;\n"
+     "analytics sums the epochs cleared in the window; health is the gateway's own view.\n\n"
+     "  $ mcectl --as root --admin admin pause campus-1\n"
+     "  campus-1: pause_trading done (seq 43)\n"
+     "  $ mcectl --as root --admin admin settlements\n"
+     "  ID  TRADE  MARKET    EPOCH    STATE   TRIES  KWH  PRICE  VALUE  ERROR\n"
+     "   5      9  campus-1  1994788  failed      3    4   0.15    0.6  insufficient funds\n"},
+    {"health", mcectl_health, "Operations (the configuration's endpoints)", "health",
+     "Asks every process: the gateway's /api/health, then the metrics endpoint of the\n"
+     "matcher, settler, persister and broadcaster (127.0.0.1:<section>.metrics_port; 0 is\n"
+     "\"off\": cannot be asked). One line each; exit status 1 when one is down or the gateway\n"
+     "is degraded. --json: {\"ok\", \"processes\": [{name, state, url, health|metrics|error}]}.\n\n"
+     "  $ mcectl health\n"
+     "  gateway      up        matcher up, bus 42 of 42, postgres up, redis off\n"
+     "  matcher      up        seq 42, resting 3, trades 1\n"
+     "  settler      down      http://127.0.0.1:9102/metrics: Failed to connect to 127.0.0.1\n"
+     "                         port 9102 after 0 ms: Couldn't connect to server\n"
+     "  persister    up        seq 42, lag 0, postgres up 1\n"
+     "  broadcaster  off       metrics_port = 0: cannot be asked\n"},
+    {"tail", s_tail, NULL, "tail [TOPIC ...] [--count N]",
+     "Prints the broadcaster's market data as it happens, one line per message: the topic,\n"
+     "then the JSON (broadcaster/PROTOCOL.md). Topics are <channel>.<market> prefixes:\n"
+     "depth.campus-1, trades., ticker, ...; none = everything. Each starts with the channel's\n"
+     "snapshot. It reads broadcaster.xpub; --count N stops after N messages; Ctrl-C stops.\n\n"
+     "  $ mcectl tail trades.campus-1 --count 1\n"
+     "  trades.campus-1 {\"type\":\"snapshot\",\"channel\":\"trades\",...}\n"},
+    {"user add", s_user_add, NULL, "user add NAME --wallet KEY [--admin]",
+     "Creates a user in the gateway's database (postgres.url, with the gateway's migrations);\n"
+     "the password is read from standard input (one line), never from the command line.\n"
+     "--admin makes an administrator: the only way to get one.\n\n"
+     "  $ echo 'a long password' | mcectl -c mce.cfg user add root --wallet <key> --admin\n"
+     "  created administrator root\n"},
+    {"token", s_token, NULL, "token NAME [--role user|admin] [--ttl SECONDS]",
+     "Prints a token for NAME signed with gateway.jwt_secret (for tests and scripts; default\n"
+     "role user, or admin with --admin; ttl 3600 s). The user need not exist.\n\n"
+     "  $ mcectl -c mce.cfg token alice\n"
+     "  eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...\n"},
+    {"load", NULL, NULL, "load ARGS...",
+     "Runs the load generator, mce-loadgen from mcectl's own folder, with ARGS as they are\n"
+     "(and -c FILE, --json when given before `load`): mcectl load --help for its options.\n\n"
+     "  $ mcectl load --target gateway-http --orders 10000 --connections 8\n"},
+};
+
+#define S_COMMAND_COUNT (sizeof s_commands / sizeof s_commands[0])
+
+//  The command named by the first words, or NULL. *words says how many it took.
+static const s_command_t *s_find (int argc, char **argv, int *words)
+{
+    for (size_t i = 0; i < S_COMMAND_COUNT; i++) {
+        const char *name = s_commands[i].name;
+        size_t first = strcspn (name, " ");
+        if (argc < 1 || strlen (argv[0]) != first || strncmp (argv[0], name, first) != 0)
+            continue;
+        if (!name[first]) {
+            *words = 1;
+            return &s_commands[i];
+        }
+        if (argc >= 2 && strcmp (argv[1], name + first + 1) == 0) {
+            *words = 2;
+            return &s_commands[i];
+        }
+    }
+    return NULL;
+}
+
+static void s_print_usage (FILE *out, const s_command_t *c)
+{
+    //  a line starting with a space continues the one before
+    for (const char *line = c->usage; *line;) {
+        size_t n = strcspn (line, "\n");
+        fprintf (out, "%s%.*s\n", line[0] == ' ' ? "         " : "  mcectl ", (int) n, line);
+        line += n + (line[n] == '\n');
+    }
+}
+
 static int s_usage (FILE *out, int status)
 {
-    fprintf (out,
-             "Usage: mcectl [-c FILE] user add NAME --wallet KEY [--admin]\n"
-             "       mcectl [-c FILE] token NAME [--role user|admin] [--ttl SECONDS]\n"
-             "       mcectl [-c FILE] tail [TOPIC ...] [--count N]\n\n"
-             "user add   creates a user in the gateway's database (postgres.url); the password\n"
-             "           is read from standard input (one line), never from the command line.\n"
-             "           --admin makes an administrator: the only way to get one.\n"
-             "token      prints a token for NAME signed with gateway.jwt_secret (for tests and\n"
-             "           scripts; default role user, ttl 3600 s). The user need not exist.\n"
-             "tail       prints the broadcaster's market data as it happens, one line per\n"
-             "           message: the topic, then the JSON (broadcaster/PROTOCOL.md). Topics are\n"
-             "           <channel>.<market> prefixes: depth.campus-1, trades., ticker, ...;\n"
-             "           none = everything. Each starts with the channel's snapshot. It reads\n"
-             "           broadcaster.xpub; --count N stops after N messages; Ctrl-C stops.\n\n"
-             "Without -c the built-in defaults are used; MCE_<KEY> environment variables\n"
-             "override, as for every mce executable (MCE_POSTGRES_URL, MCE_GATEWAY_JWT_SECRET).\n");
+    fprintf (out, "Usage: mcectl [OPTIONS] COMMAND [ARGS]\n");
+    for (size_t i = 0; i < S_COMMAND_COUNT; i++) {
+        if (s_commands[i].section)
+            fprintf (out, "\n%s:\n", s_commands[i].section);
+        s_print_usage (out, &s_commands[i]);
+    }
+    fprintf (out, "  (ACTION: ");
+    mcectl_admin_actions_help (out, false);
+    fprintf (
+        out,
+        ")\n\n"
+        "Options, anywhere on the line:\n"
+        "  -c, --config FILE  the system's configuration (default: the built-in one); MCE_<KEY>\n"
+        "                     environment variables override it, as for every mce executable\n"
+        "  --url URL          the gateway (default $MCE_URL, else http://<gateway.http_address>:\n"
+        "                     <gateway.http_port>)\n"
+        "  --token T          the bearer token to send (default $MCE_TOKEN)\n"
+        "  --as NAME          sign a token for NAME with gateway.jwt_secret instead (tests,\n"
+        "                     scripts); --admin gives it the admin role\n"
+        "  --json             print the gateway's JSON answer, one line, instead of a table\n"
+        "                     (an error's JSON too, on standard output)\n"
+        "  -h, --help         this; with a command, its help: mcectl order place --help\n\n"
+        "Amounts are decimal strings, sent as typed. Exit status: 0 done; 1 refused by the\n"
+        "gateway (its code and message on stderr), or `health` found a process down; 2 bad\n"
+        "usage or configuration; 3 no answer from the gateway.\n");
     return status;
 }
 
-static int s_user_add (const mce_config_t *cfg, int argc, char **argv)
+//  mcectl [words] --help: the command's help, or every command starting with the words.
+static int s_help (int argc, char **argv)
 {
-    const char *name = NULL, *wallet = NULL;
-    bool admin = false;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp (argv[i], "--wallet") == 0 && i + 1 < argc)
-            wallet = argv[++i];
-        else if (strcmp (argv[i], "--admin") == 0)
-            admin = true;
-        else if (argv[i][0] != '-' && !name)
-            name = argv[i];
-        else
-            return s_usage (stderr, 2);
+    int words = 0;
+    const s_command_t *c = s_find (argc, argv, &words);
+    int shown = 0;
+    for (size_t i = 0; !c && argc > 0 && i < S_COMMAND_COUNT; i++)
+        if (strncmp (s_commands[i].name, argv[0], strlen (argv[0])) == 0 &&
+            s_commands[i].name[strlen (argv[0])] == ' ') {
+            printf ("%sUsage:\n", shown++ ? "\n" : "");
+            s_print_usage (stdout, &s_commands[i]);
+            printf ("\n%s", s_commands[i].help);
+        }
+    if (shown)
+        return MCECTL_EXIT_OK;
+    if (!c)
+        return s_usage (stdout, MCECTL_EXIT_OK);
+    printf ("Usage:\n");
+    s_print_usage (stdout, c);
+    printf ("\n%s", c->help);
+    if (c->fn == mcectl_admin) {
+        printf ("\nACTION, either word (the matcher's own, listed from proto/messages.def):\n");
+        mcectl_admin_actions_help (stdout, true);
     }
-    if (!name || !wallet)
-        return s_usage (stderr, 2);
+    printf ("\nOptions -c FILE, --url URL, --token T, --as NAME [--admin] and --json go "
+            "anywhere (mcectl --help).\n");
+    return MCECTL_EXIT_OK;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Commands that need no gateway
+
+static int s_user_add (mcectl_client_t *client, int argc, char **argv)
+{
+    const mce_config_t *cfg = mcectl_client_config (client);
+    bool admin = mcectl_client_options (client)->admin;
+    const char *name = NULL, *wallet = NULL;
+    const mcectl_option_t options[] = {{"--wallet", &wallet, NULL}, {NULL, NULL, NULL}};
+    if (mcectl_parse ("user add", argc, argv, options, &name, 1) != 1 || !wallet) {
+        fprintf (stderr, "mcectl user add: give NAME and --wallet KEY (mcectl user add --help)\n");
+        return MCECTL_EXIT_USAGE;
+    }
     const char *why;
     if ((why = auth_check_username (name, strlen (name)))) {
         fprintf (stderr, "mcectl: username %s\n", why);
-        return 2;
+        return MCECTL_EXIT_USAGE;
     }
     if ((why = auth_check_wallet (wallet, strlen (wallet)))) {
         fprintf (stderr, "mcectl: wallet %s\n", why);
-        return 2;
+        return MCECTL_EXIT_USAGE;
     }
     char password[AUTH_PASSWORD_MAX + 2];
     if (!fgets (password, sizeof password, stdin)) {
         fprintf (stderr, "mcectl: give the password on standard input\n");
-        return 2;
+        return MCECTL_EXIT_USAGE;
     }
     password[strcspn (password, "\r\n")] = '\0';
     if ((why = auth_check_password (password, strlen (password)))) {
         fprintf (stderr, "mcectl: password %s\n", why);
-        return 2;
+        return MCECTL_EXIT_USAGE;
     }
     char hash[AUTH_HASH_MAX], err[512];
     if (auth_password_hash (password, (auth_cost_t) cfg->gateway.password_cost, hash)) {
         fprintf (stderr, "mcectl: out of memory hashing the password\n");
-        return 1;
+        return MCECTL_EXIT_FAILED;
     }
     auth_wipe (password, sizeof password);
     pg_t *pg = pg_connect (cfg->postgres.url, 10000, err, sizeof err);
     if (!pg) {
         fprintf (stderr, "mcectl: cannot reach Postgres: %s\n", err);
-        return 1;
+        return MCECTL_EXIT_UNREACHABLE;
     }
-    int rc = 1;
+    int rc = MCECTL_EXIT_FAILED;
     if (migrate_apply (pg, "gateway", gateway_migrations, gateway_migration_count, err,
                        sizeof err)) {
         fprintf (stderr, "mcectl: %s\n", err);
@@ -108,7 +306,7 @@ static int s_user_add (const mce_config_t *cfg, int argc, char **argv)
         fprintf (stderr, "mcectl: %s\n", pg_error (pg));
     else {
         printf ("created %s %s\n", admin ? "administrator" : "user", name);
-        rc = 0;
+        rc = MCECTL_EXIT_OK;
     }
     pg_result_free (&r);
 done:
@@ -116,70 +314,68 @@ done:
     return rc;
 }
 
-static int s_token (const mce_config_t *cfg, int argc, char **argv)
+static int s_token (mcectl_client_t *client, int argc, char **argv)
 {
-    const char *name = NULL, *role = "user";
-    long ttl = 3600;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp (argv[i], "--role") == 0 && i + 1 < argc)
-            role = argv[++i];
-        else if (strcmp (argv[i], "--ttl") == 0 && i + 1 < argc)
-            ttl = atol (argv[++i]);
-        else if (argv[i][0] != '-' && !name)
-            name = argv[i];
-        else
-            return s_usage (stderr, 2);
+    const char *name = NULL, *role = NULL, *ttl_text = NULL;
+    const mcectl_option_t options[] = {
+        {"--role", &role, NULL}, {"--ttl", &ttl_text, NULL}, {NULL, NULL, NULL}};
+    if (mcectl_parse ("token", argc, argv, options, &name, 1) != 1) {
+        fprintf (stderr, "mcectl token: give the user's NAME (mcectl token --help)\n");
+        return MCECTL_EXIT_USAGE;
     }
-    if (!name || ttl <= 0 || (strcmp (role, "user") && strcmp (role, "admin")))
-        return s_usage (stderr, 2);
-    size_t len = strlen (cfg->gateway.jwt_secret);
-    if (len < AUTH_JWT_SECRET_MIN) {
-        fprintf (stderr,
-                 "mcectl: gateway.jwt_secret must be set (%d bytes or more), the gateway's own\n",
-                 AUTH_JWT_SECRET_MIN);
-        return 2;
+    if (!role)
+        role = mcectl_client_options (client)->admin ? "admin" : "user";
+    if ((ttl_text && !mcectl_check_digits ("--ttl", ttl_text)) ||
+        (strcmp (role, "user") && strcmp (role, "admin"))) {
+        fprintf (stderr, "mcectl token: --role is user or admin, --ttl a number of seconds\n");
+        return MCECTL_EXIT_USAGE;
     }
-    int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
-    auth_claims_t claims = {.role =
-                                strcmp (role, "admin") == 0 ? PROTO_ROLE_ADMIN : PROTO_ROLE_USER,
-                            .iat = now,
-                            .exp = now + ttl};
-    snprintf (claims.sub, sizeof claims.sub, "%s", name);
+    long ttl = ttl_text ? atol (ttl_text) : MCECTL_TOKEN_TTL_S;
+    if (ttl <= 0) {
+        fprintf (stderr, "mcectl token: --ttl must be above 0\n");
+        return MCECTL_EXIT_USAGE;
+    }
     char token[AUTH_JWT_MAX];
-    if (auth_jwt_mint ((const uint8_t *) cfg->gateway.jwt_secret, len, &claims, token,
-                       sizeof token)) {
-        fprintf (stderr, "mcectl: cannot sign a token for \"%s\" (a valid username?)\n", name);
-        return 2;
+    if (mcectl_token_mint (mcectl_client_config (client), name, strcmp (role, "admin") == 0, ttl,
+                           token, sizeof token))
+        return MCECTL_EXIT_USAGE;
+    if (mcectl_client_options (client)->json) {
+        json_t *j = json_pack ("{s:s,s:s,s:s,s:I}", "token", token, "user", name, "role", role,
+                               "expires_in", (json_int_t) ttl);
+        mcectl_print_json (j);
+        json_decref (j);
     }
-    printf ("%s\n", token);
-    return 0;
+    else
+        printf ("%s\n", token);
+    auth_wipe (token, sizeof token);
+    return MCECTL_EXIT_OK;
 }
 
-static int s_tail (const mce_config_t *cfg, int argc, char **argv)
+static int s_tail (mcectl_client_t *client, int argc, char **argv)
 {
-    long count = -1;
+    const mce_config_t *cfg = mcectl_client_config (client);
+    const char *count_text = NULL;
+    const mcectl_option_t options[] = {{"--count", &count_text, NULL}, {NULL, NULL, NULL}};
+    const char **topics = calloc ((size_t) argc + 1, sizeof *topics);
+    int n = topics ? mcectl_parse ("tail", argc, argv, options, topics, argc) : -1;
+    if (n < 0 || (count_text && !mcectl_check_digits ("--count", count_text))) {
+        free (topics);
+        return MCECTL_EXIT_USAGE;
+    }
+    long count = count_text ? atol (count_text) : -1;
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (!sub || zsock_connect (sub, "%s", cfg->broadcaster.xpub) < 0) {
         fprintf (stderr, "mcectl: cannot connect to the broadcaster at %s\n",
                  cfg->broadcaster.xpub);
         zsock_destroy (&sub);
-        return 1;
+        free (topics);
+        return MCECTL_EXIT_UNREACHABLE;
     }
-    int topics = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp (argv[i], "--count") == 0 && i + 1 < argc)
-            count = atol (argv[++i]);
-        else if (argv[i][0] != '-') {
-            zsock_set_subscribe (sub, argv[i]);
-            topics++;
-        }
-        else {
-            zsock_destroy (&sub);
-            return s_usage (stderr, 2);
-        }
-    }
-    if (topics == 0)
+    for (int i = 0; i < n; i++)
+        zsock_set_subscribe (sub, topics[i]);
+    if (n == 0)
         zsock_set_subscribe (sub, "");
+    free (topics);
     zsock_set_rcvtimeo (sub, 1000); //  to notice Ctrl-C
     long seen = 0;
     while (!zsys_interrupted && (count < 0 || seen < count)) {
@@ -193,37 +389,142 @@ static int s_tail (const mce_config_t *cfg, int argc, char **argv)
         zstr_free (&body);
     }
     zsock_destroy (&sub);
-    return 0;
+    return MCECTL_EXIT_OK;
+}
+
+//  mcectl load ARGS: becomes mce-loadgen from the folder this executable is in.
+static int s_load (const mcectl_options_t *opts, int argc, char **argv)
+{
+    char self[PATH_MAX], path[PATH_MAX + 16];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf (stderr, "mcectl: cannot find my own folder: %s\n", strerror (errno));
+        return MCECTL_EXIT_FAILED;
+    }
+    self[n] = '\0';
+    char *slash = strrchr (self, '/');
+    *(slash ? slash : self) = '\0';
+    snprintf (path, sizeof path, "%s/mce-loadgen", slash ? self : ".");
+    char **args = calloc ((size_t) argc + 5, sizeof *args);
+    if (!args)
+        return MCECTL_EXIT_FAILED;
+    int k = 0;
+    args[k++] = path;
+    if (opts->config_path) {
+        args[k++] = (char *) "-c";
+        args[k++] = (char *) opts->config_path;
+    }
+    if (opts->json)
+        args[k++] = (char *) "--json";
+    for (int i = 0; i < argc; i++)
+        args[k++] = argv[i];
+    args[k] = NULL;
+    fflush (NULL);
+    execv (path, args);
+    fprintf (stderr, "mcectl: cannot run %s: %s\n", path, strerror (errno));
+    free (args);
+    return MCECTL_EXIT_FAILED;
+}
+
+//  ---------------------------------------------------------------------------------------
+
+//  A global option with a value at argv[*i] (--name VALUE or --name=VALUE). 1 taken, 0 not
+//  this option, -1 value missing.
+static int s_global (int argc, char **argv, int *i, const char *name, const char *alias,
+                     const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen (name);
+    if (strncmp (arg, name, n) == 0 && arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (strcmp (arg, name) != 0 && !(alias && strcmp (arg, alias) == 0))
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf (stderr, "mcectl: %s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
 }
 
 int main (int argc, char **argv)
 {
-    const char *config_path = NULL;
-    int i = 1;
-    if (i + 1 < argc && (strcmp (argv[i], "-c") == 0 || strcmp (argv[i], "--config") == 0)) {
-        config_path = argv[i + 1];
-        i += 2;
+    mcectl_options_t opts = {0};
+    const char *token = NULL;
+    bool help = false;
+    char **rest = calloc ((size_t) argc + 1, sizeof *rest);
+    int n = 0, rc = MCECTL_EXIT_USAGE;
+    if (!rest)
+        return MCECTL_EXIT_FAILED;
+    for (int i = 1; i < argc; i++) {
+        int taken;
+        if (n > 0 && strcmp (rest[0], "load") == 0)
+            rest[n++] = argv[i]; //  everything after `load` is the load generator's
+        else if ((taken = s_global (argc, argv, &i, "--config", "-c", &opts.config_path)) ||
+                 (taken = s_global (argc, argv, &i, "--url", NULL, &opts.url)) ||
+                 (taken = s_global (argc, argv, &i, "--token", NULL, &token)) ||
+                 (taken = s_global (argc, argv, &i, "--as", NULL, &opts.as))) {
+            if (taken < 0)
+                goto done;
+        }
+        else if (strcmp (argv[i], "--admin") == 0)
+            opts.admin = true;
+        else if (strcmp (argv[i], "--json") == 0)
+            opts.json = true;
+        else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+            help = true;
+        else
+            rest[n++] = argv[i];
     }
-    if (i >= argc || strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-        return s_usage (i >= argc ? stderr : stdout, i >= argc ? 2 : 0);
+    if (n > 0 && strcmp (rest[0], "help") == 0) {
+        help = true;
+        memmove (rest, rest + 1, (size_t) n-- * sizeof *rest);
+    }
+    if (help) {
+        rc = s_help (n, rest);
+        goto done;
+    }
+    if (n == 0) {
+        rc = s_usage (stderr, MCECTL_EXIT_USAGE);
+        goto done;
+    }
+    if (strcmp (rest[0], "load") == 0) {
+        rc = s_load (&opts, n - 1, rest + 1);
+        goto done;
+    }
+    //  --token beats --as, which beats the environment's token
+    opts.token = token ? token : opts.as ? NULL : getenv ("MCE_TOKEN");
+    opts.url = opts.url ? opts.url : getenv ("MCE_URL");
+    int words = 0;
+    const s_command_t *command = s_find (n, rest, &words);
+    if (!command) {
+        fprintf (stderr, "mcectl: unknown command \"%s%s%s\" (mcectl --help)\n", rest[0],
+                 n > 1 ? " " : "", n > 1 ? rest[1] : "");
+        goto done;
+    }
     log_init ("mcectl");
     log_set_level (MCE_LOG_WARN); //  a command line tool: only what went wrong on stderr
     mce_config_t cfg;
     char err[CONFIG_ERR_MAX];
-    if (config_load (&cfg, config_path, err, sizeof err)) {
+    if (config_load (&cfg, opts.config_path, err, sizeof err)) {
         fprintf (stderr, "mcectl: configuration error: %s\n", err);
-        return 2;
+        goto done;
     }
     if (auth_init ()) {
         fprintf (stderr, "mcectl: libsodium cannot start\n");
-        return 1;
+        rc = MCECTL_EXIT_FAILED;
+        goto done;
     }
-    if (strcmp (argv[i], "user") == 0 && i + 1 < argc && strcmp (argv[i + 1], "add") == 0)
-        return s_user_add (&cfg, argc - i - 2, argv + i + 2);
-    if (strcmp (argv[i], "token") == 0)
-        return s_token (&cfg, argc - i - 1, argv + i + 1);
-    if (strcmp (argv[i], "tail") == 0)
-        return s_tail (&cfg, argc - i - 1, argv + i + 1);
-    fprintf (stderr, "mcectl: unknown command \"%s\"\n", argv[i]);
-    return s_usage (stderr, 2);
+    mcectl_client_t *client = mcectl_client_new (&cfg, &opts);
+    if (!client) {
+        rc = MCECTL_EXIT_FAILED;
+        goto done;
+    }
+    rc = command->fn (client, n - words, rest + words);
+    mcectl_client_destroy (&client);
+done:
+    free (rest);
+    return rc;
 }
