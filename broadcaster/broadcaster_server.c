@@ -528,8 +528,8 @@ broadcaster_server_t *broadcaster_server_new (const mce_config_t *cfg)
             return NULL;
         }
     lws_sul_schedule (self->context, 0, &self->tick, s_tick, 1);
-    self->metrics =
-        metrics_http_new ("broadcaster", (int) cfg->broadcaster.metrics_port, s_render, self);
+    self->metrics = metrics_http_new ("broadcaster", cfg->metrics_address,
+                                      (int) cfg->broadcaster.metrics_port, s_render, self);
     log_info ("broadcaster", "WebSocket on ws://%s:%lld, monitors on %s",
               cfg->broadcaster.ws_address, (long long) cfg->broadcaster.ws_port,
               cfg->broadcaster.xpub);

@@ -7,6 +7,7 @@
 #include "decimal.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -41,6 +42,7 @@ typedef struct {
 static const s_key_t s_keys[] = {
     {"log_level", K_ENUM, "info", 0, 0, "error|warn|info|debug", F (log_level)},
     {"data_dir", K_STR, "./.run/data", 0, 0, NULL, F (data_dir)},
+    {"metrics_address", K_STR, "127.0.0.1", 0, 0, NULL, F (metrics_address)},
     {"matcher.commands", K_STR, "tcp://127.0.0.1:5555", 0, 0, NULL, F (matcher.commands)},
     {"matcher.bus", K_STR, "tcp://127.0.0.1:5556", 0, 0, NULL, F (matcher.bus.pub)},
     {"matcher.replay", K_STR, "tcp://127.0.0.1:5557", 0, 0, NULL, F (matcher.bus.replay)},
@@ -413,6 +415,13 @@ static int s_load (mce_config_t *cfg, const char *path, const char *text, char *
         const char *value = getenv (name);
         if (value && s_apply_text (&s_keys[i], cfg, value, name, err, errlen))
             return -1;
+    }
+    struct in_addr metrics;
+    if (inet_pton (AF_INET, cfg->metrics_address, &metrics) != 1) {
+        snprintf (err, errlen,
+                  "metrics_address: \"%s\" is not an IPv4 address (127.0.0.1, 0.0.0.0)",
+                  cfg->metrics_address);
+        return -1;
     }
     return 0;
 }

@@ -57,6 +57,7 @@ typedef struct {
 typedef struct {
     char log_level[16];
     char data_dir[CONFIG_PATH_MAX];
+    char metrics_address[64]; //  IPv4 address the /metrics endpoints listen on
     struct {
         char commands[CONFIG_STR_MAX];
         config_bus_t bus;

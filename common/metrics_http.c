@@ -41,8 +41,8 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     return rc;
 }
 
-metrics_http_t *metrics_http_new (const char *module, int port, metrics_render_fn *render,
-                                  void *arg)
+metrics_http_t *metrics_http_new (const char *module, const char *address, int port,
+                                  metrics_render_fn *render, void *arg)
 {
     if (port <= 0)
         return NULL;
@@ -51,18 +51,21 @@ metrics_http_t *metrics_http_new (const char *module, int port, metrics_render_f
         return NULL;
     self->render = render;
     self->arg = arg;
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_port = htons ((uint16_t) port),
-                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    if (inet_pton (AF_INET, address, &addr.sin_addr) != 1) {
+        log_error (module, "metrics: \"%s\" is not an IPv4 address", address);
+        free (self);
+        return NULL;
+    }
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
                                      NULL, s_access, self, MHD_OPTION_SOCK_ADDR, &addr,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned) 64, MHD_OPTION_END);
     if (!self->daemon) {
-        log_error (module, "metrics: cannot listen on 127.0.0.1:%d", port);
+        log_error (module, "metrics: cannot listen on %s:%d", address, port);
         free (self);
         return NULL;
     }
-    log_info (module, "metrics on http://127.0.0.1:%d/metrics", port);
+    log_info (module, "metrics on http://%s:%d/metrics", address, port);
     return self;
 }
 

@@ -81,9 +81,9 @@ static void s_render (void *arg, FILE *f)
 #undef S_GAUGE
 }
 
-metrics_http_t *matcher_metrics_serve (int port, const matcher_metrics_t *m)
+metrics_http_t *matcher_metrics_serve (const char *address, int port, const matcher_metrics_t *m)
 {
-    return metrics_http_new ("matcher", port, s_render, (void *) m);
+    return metrics_http_new ("matcher", address, port, s_render, (void *) m);
 }
 
 void matcher_metrics_hash (matcher_metrics_t *m, uint64_t seq, uint64_t hash)

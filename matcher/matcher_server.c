@@ -655,8 +655,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     uint64_t hash = engine_state_hash (self->engine);
     matcher_metrics_hash (&self->metrics, bus_pub_committed_seq (self->bus), hash);
     if (cfg->matcher.metrics_port)
-        self->metrics_server =
-            matcher_metrics_serve ((int) cfg->matcher.metrics_port, &self->metrics);
+        self->metrics_server = matcher_metrics_serve (
+            cfg->metrics_address, (int) cfg->matcher.metrics_port, &self->metrics);
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,

@@ -347,8 +347,8 @@ persister_server_t *persister_server_new (const mce_config_t *cfg)
     atomic_store (&self->m_seq, (uint64_t) offset);
     atomic_store (&self->m_settler_seq, (uint64_t) soffset);
     atomic_store (&self->m_up, 1);
-    self->metrics =
-        metrics_http_new ("persister", (int) cfg->persister.metrics_port, s_render, self);
+    self->metrics = metrics_http_new ("persister", cfg->metrics_address,
+                                      (int) cfg->persister.metrics_port, s_render, self);
     log_info ("persister",
               "Postgres ready; following stream m after seq %" PRId64 " and s after seq %" PRId64,
               offset, soffset);

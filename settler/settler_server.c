@@ -1086,7 +1086,7 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
             goto fail;
         }
     }
-    self->http = metrics_http_new ("settler", (int) cfg->settler.metrics_port,
+    self->http = metrics_http_new ("settler", cfg->metrics_address, (int) cfg->settler.metrics_port,
                                    settler_metrics_render, &self->m);
     log_info ("settler",
               "ready: ledger %s, following stream m after seq %" PRIu64 ", admin commands on %s",

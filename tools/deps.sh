@@ -12,7 +12,7 @@ PACKAGES=(
     libcurl4-openssl-dev libconfig-dev libcriterion-dev libmicrohttpd-dev
     libwebsockets-dev libjansson-dev libsodium-dev libjwt-dev
     # servers and clients used by the local run and the tests
-    postgresql redis-server curl
+    postgresql redis-server curl python3-yaml
     # the dashboard's browser test (tests/browser: Playwright drives Debian's Chromium)
     chromium
 )
