@@ -117,6 +117,11 @@ void mcectl_print_json (json_t *value);
 //  Prints each member of object on a line of its own, "  name  value", values as in a table;
 //  members named in skip (NULL-terminated, may be NULL) are left out.
 void mcectl_print_members (FILE *out, json_t *object, const char *const *skip);
+//  Prints one record the gateway answered (an order, a settlement): its JSON with --json,
+//  else "<what> <id>: <its state_key>" and its other members but id_key. Takes record.
+//  Returns MCECTL_EXIT_OK.
+int mcectl_print_record (mcectl_client_t *client, json_t *record, const char *what, const char *id,
+                         const char *id_key, const char *state_key);
 
 //  ---------------------------------------------------------------------------------------
 //  Commands

@@ -145,18 +145,8 @@ static int s_retry (mcectl_client_t *client, int argc, char **argv)
     snprintf (path, sizeof path, "/api/admin/settlements/%s/retry", id);
     json_t *reply;
     int rc = mcectl_client_call (client, "POST", path, NULL, true, &reply);
-    if (rc)
-        return rc;
-    if (mcectl_client_options (client)->json)
-        mcectl_print_json (reply);
-    else {
-        char state[32];
-        printf ("settlement %s: %s\n", id, mcectl_cell (reply, "state", state, sizeof state));
-        static const char *const skip[] = {"settlement_id", "state", NULL};
-        mcectl_print_members (stdout, reply, skip);
-    }
-    json_decref (reply);
-    return MCECTL_EXIT_OK;
+    return rc ? rc
+              : mcectl_print_record (client, reply, "settlement", id, "settlement_id", "state");
 }
 
 //  GETs path (admin) and prints the answer's members, or the JSON.

@@ -439,6 +439,21 @@ void mcectl_print_json (json_t *value)
     free (text);
 }
 
+int mcectl_print_record (mcectl_client_t *client, json_t *record, const char *what, const char *id,
+                         const char *id_key, const char *state_key)
+{
+    if (mcectl_client_options (client)->json)
+        mcectl_print_json (record);
+    else {
+        char state[32];
+        printf ("%s %s: %s\n", what, id, mcectl_cell (record, state_key, state, sizeof state));
+        const char *const skip[] = {id_key, state_key, NULL};
+        mcectl_print_members (stdout, record, skip);
+    }
+    json_decref (record);
+    return MCECTL_EXIT_OK;
+}
+
 void mcectl_print_members (FILE *out, json_t *object, const char *const *skip)
 {
     const char *key;

@@ -185,18 +185,7 @@ int mcectl_order_show (mcectl_client_t *client, int argc, char **argv)
         return MCECTL_EXIT_USAGE;
     json_t *order;
     int rc = mcectl_client_call (client, "GET", path, NULL, true, &order);
-    if (rc)
-        return rc;
-    if (mcectl_client_options (client)->json)
-        mcectl_print_json (order);
-    else {
-        char status[32];
-        printf ("order %s: %s\n", id, mcectl_cell (order, "status", status, sizeof status));
-        static const char *const skip[] = {"order_id", "status", NULL};
-        mcectl_print_members (stdout, order, skip);
-    }
-    json_decref (order);
-    return MCECTL_EXIT_OK;
+    return rc ? rc : mcectl_print_record (client, order, "order", id, "order_id", "status");
 }
 
 //  "shown N of TOTAL" under a list that is a page of a longer one.
