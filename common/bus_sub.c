@@ -237,6 +237,7 @@ static int s_consider (bus_sub_t *self, bus_event_t *event, bool from_replay)
     }
     if (event->msg.kind == PROTO_heartbeat) {
         self->stats.heartbeats++;
+        self->stats.heartbeat_ns = clock_mono_ns ();
         uint64_t head = event->msg.heartbeat.seq;
         if (head > self->head_seq)
             self->head_seq = head;

@@ -43,12 +43,13 @@ typedef struct {
 } bus_event_t;
 
 typedef struct {
-    uint64_t delivered;  //  events handed to the consumer
-    uint64_t duplicates; //  events dropped as already delivered
-    uint64_t gaps;       //  events (or heartbeats) that arrived ahead of the sequence
-    uint64_t replays;    //  replay requests sent
-    uint64_t malformed;  //  frames dropped as malformed
-    uint64_t heartbeats; //  heartbeats received
+    uint64_t delivered;   //  events handed to the consumer
+    uint64_t duplicates;  //  events dropped as already delivered
+    uint64_t gaps;        //  events (or heartbeats) that arrived ahead of the sequence
+    uint64_t replays;     //  replay requests sent
+    uint64_t malformed;   //  frames dropped as malformed
+    uint64_t heartbeats;  //  heartbeats received
+    int64_t heartbeat_ns; //  when the last one came (clock_mono_ns), 0 before the first
 } bus_sub_stats_t;
 
 typedef struct _bus_sub_t bus_sub_t;

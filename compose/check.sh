@@ -90,8 +90,9 @@ LISTENS = {
     "mce-gateway": ("gateway.http_address", "gateway.http_port"),
     "mce-broadcaster": ("broadcaster.ws_address", "broadcaster.ws_port"),
 }
-# What each healthcheck must ask: common/metrics_http.c serves only GET /metrics, on the
-# container's loopback; the gateway answers GET /api/health on its HTTP port.
+# What each healthcheck must ask: common/metrics_http.c serves only GET /metrics (on
+# metrics_address, which includes the container's loopback); the gateway answers GET
+# /api/health on its HTTP port.
 HEALTH = {
     "mce-matcher": ("matcher.metrics_port", "/metrics"),
     "mce-settler": ("settler.metrics_port", "/metrics"),

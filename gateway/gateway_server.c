@@ -26,16 +26,17 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define S_POLL_MAX_MS       100  //  the loop wakes at least this often (timeouts, signals)
-#define S_WAIT_SEQ_MS       1000 //  longest a write's answer waits for the read model
-#define S_WORKER_THREADS    2
-#define S_RATE_BUCKETS      65536
-#define S_LATENCY_BUCKETS   12 //  100 µs, 200 µs, 400 µs, ... ~200 ms
-#define S_CACHE_SLOTS       256
-#define S_POOL_MAX_LEN      2048 //  bodies up to this many bytes go out in pooled responses
-#define S_POOL_MAX_IDLE     2048
-#define S_VERIFIED_SLOTS    4096
-#define S_HEALTH_TIMEOUT_MS 1000 //  for each of Postgres and Redis
+#define S_POLL_MAX_MS        100  //  the loop wakes at least this often (timeouts, signals)
+#define S_WAIT_SEQ_MS        1000 //  longest a write's answer waits for the read model
+#define S_WORKER_THREADS     2
+#define S_RATE_BUCKETS       65536
+#define S_LATENCY_BUCKETS    12 //  100 µs, 200 µs, 400 µs, ... ~200 ms
+#define S_CACHE_SLOTS        256
+#define S_POOL_MAX_LEN       2048 //  bodies up to this many bytes go out in pooled responses
+#define S_POOL_MAX_IDLE      2048
+#define S_VERIFIED_SLOTS     4096
+#define S_HEALTH_TIMEOUT_MS  1000 //  for each of Postgres and Redis
+#define S_HEARTBEAT_STALE_MS 3000 //  no matcher heartbeat for this long: the matcher is down
 
 //  A token whose signature was checked: the same bytes need not be checked again (HMAC and two
 //  JSON parses each time were a fifth of an order's cost); its expiry still is, every time.
@@ -340,7 +341,10 @@ static void s_health_done (gateway_job_t *base)
     s_health_job_t *job = (s_health_job_t *) base;
     gateway_request_t *req = job->req;
     gateway_server_t *self = req->server;
-    bool heartbeat = bus_sub_stats (self->sub).heartbeats > 0;
+    //  up: the matcher's heartbeat (one a second) came lately, not merely once
+    bus_sub_stats_t bus = bus_sub_stats (self->sub);
+    bool heartbeat = bus.heartbeats > 0 &&
+                     clock_mono_ns () - bus.heartbeat_ns < S_HEARTBEAT_STALE_MS * MCE_NS_PER_MSEC;
     //  Redis is optional (redis.url empty: nothing writes it), and then not a fault
     bool redis_configured = job->redis_url[0] != '\0';
     bool ok = job->db && (job->redis || !redis_configured) && heartbeat;

@@ -33,7 +33,7 @@ typedef struct {
     _Atomic uint64_t market_resting[CONFIG_MARKETS_MAX];
 } matcher_metrics_t;
 
-//  Serves m on 127.0.0.1:port (metrics_http). NULL if port is 0 or it cannot listen (logged).
+//  Serves m on address:port (metrics_http). NULL if port is 0 or it cannot listen (logged).
 metrics_http_t *matcher_metrics_serve (const char *address, int port, const matcher_metrics_t *m);
 
 void matcher_metrics_batch (matcher_metrics_t *m, uint64_t commands, int64_t commit_ns);

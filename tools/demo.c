@@ -34,6 +34,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +416,10 @@ static int s_make_users (s_demo_t *self)
         return -1;
     }
     self->users = calloc ((size_t) need, sizeof *self->users);
+    if (!self->users) {
+        json_decref (setup);
+        return -1;
+    }
     self->user_count = need;
     //  With settler.wallets = keys_file the settler finds a wallet by the user's name in that
     //  file, so the users take the ledger's names; otherwise (Postgres) names that say what
@@ -1105,6 +1110,15 @@ static int s_usage (FILE *out, int status)
     return status;
 }
 
+//  A whole number option: its value, or -1 (out of every range) when it is not one.
+static int s_int (const char *text)
+{
+    char *end;
+    errno = 0;
+    long v = strtol (text, &end, 10);
+    return errno || end == text || *end || v < 0 || v > 1000000 ? -1 : (int) v;
+}
+
 static int s_options (s_demo_t *self, int argc, char **argv)
 {
     static const struct option options[] = {
@@ -1136,16 +1150,16 @@ static int s_options (s_demo_t *self, int argc, char **argv)
                 self->market = optarg;
                 break;
             case 'p':
-                self->prosumers = atoi (optarg);
+                self->prosumers = s_int (optarg);
                 break;
             case 'n':
-                self->consumers = atoi (optarg);
+                self->consumers = s_int (optarg);
                 break;
             case 'H':
-                self->hours = atoi (optarg);
+                self->hours = s_int (optarg);
                 break;
             case 's':
-                self->start_hour = atoi (optarg);
+                self->start_hour = s_int (optarg);
                 break;
             case 'w':
                 self->wallets_path = optarg;
@@ -1160,7 +1174,7 @@ static int s_options (s_demo_t *self, int argc, char **argv)
                 self->seed = strtoull (optarg, NULL, 10);
                 break;
             case 't':
-                self->settle_timeout_s = atoi (optarg);
+                self->settle_timeout_s = s_int (optarg);
                 break;
             case 'h':
                 exit (s_usage (stdout, 0));
@@ -1184,6 +1198,8 @@ static int s_options (s_demo_t *self, int argc, char **argv)
 int main (int argc, char **argv)
 {
     s_demo_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return 1;
     *self = (s_demo_t){.wallets_path = ".run/ledger.json",
                        .svg_path = ".run/demo.svg",
                        .prosumers = 6,
@@ -1218,6 +1234,10 @@ int main (int argc, char **argv)
     self->rng = self->seed;
     self->sky_pm = (int) s_between (self, 700, 1000);
     self->rows = calloc ((size_t) self->hours, sizeof *self->rows);
+    if (!self->rows) {
+        free (self);
+        return 1;
+    }
     zsys_init ();
     zsys_set_logstream (NULL);
     curl_global_init (CURL_GLOBAL_DEFAULT);

@@ -119,11 +119,15 @@ static const s_command_t s_commands[] = {
      "  $ mcectl --as root --admin admin settlements\n"
      "  ID  TRADE  MARKET    EPOCH    STATE   TRIES  KWH  PRICE  VALUE  ERROR\n"
      "   5      9  campus-1  1994788  failed      3    4   0.15    0.6  insufficient funds\n"},
-    {"health", mcectl_health, "Operations (the configuration's endpoints)", "health",
+    {"health", mcectl_health, "Operations (the configuration's endpoints)",
+     "health [--hosts NAME=HOST,...]",
      "Asks every process: the gateway's /api/health, then the metrics endpoint of the\n"
-     "matcher, settler, persister and broadcaster (127.0.0.1:<section>.metrics_port; 0 is\n"
-     "\"off\": cannot be asked). One line each; exit status 1 when one is down or the gateway\n"
-     "is degraded. --json: {\"ok\", \"processes\": [{name, state, url, health|metrics|error}]}.\n\n"
+     "matcher, settler, persister and broadcaster at <section>.metrics_port (0 is \"off\":\n"
+     "cannot be asked), on the host of its endpoint in the config (matcher.bus, settler.bus,\n"
+     "broadcaster.xpub) unless that is a wildcard, else metrics_address; --hosts names others\n"
+     "(persister=10.0.0.7). One line each; exit status 1 when one is down, the gateway is\n"
+     "degraded or settlements have failed (the settler is then \"degraded\").\n"
+     "--json: {\"ok\", \"processes\": [{name, state, url, health|metrics|error}]}.\n\n"
      "  $ mcectl health\n"
      "  gateway      up        matcher up, bus 42 of 42, postgres up, redis off\n"
      "  matcher      up        seq 42, resting 3, trades 1\n"
@@ -213,7 +217,7 @@ static int s_usage (FILE *out, int status)
         "  -h, --help         this; with a command, its help: mcectl order place --help\n\n"
         "Amounts are decimal strings, sent as typed. Exit status: 0 done; 1 refused by the\n"
         "gateway (its code and message on stderr), or `health` found a process down; 2 bad\n"
-        "usage or configuration; 3 no answer from the gateway.\n");
+        "usage or configuration; 3 no answer from the gateway (from Postgres, for user add).\n");
     return status;
 }
 
@@ -330,9 +334,10 @@ static int s_token (mcectl_client_t *client, int argc, char **argv)
         fprintf (stderr, "mcectl token: --role is user or admin, --ttl a number of seconds\n");
         return MCECTL_EXIT_USAGE;
     }
-    long ttl = ttl_text ? atol (ttl_text) : MCECTL_TOKEN_TTL_S;
-    if (ttl <= 0) {
-        fprintf (stderr, "mcectl token: --ttl must be above 0\n");
+    long ttl = ttl_text ? strtol (ttl_text, NULL, 10) : MCECTL_TOKEN_TTL_S;
+    if (ttl <= 0 || ttl > MCECTL_TOKEN_TTL_MAX_S) {
+        fprintf (stderr, "mcectl token: --ttl must be 1 to %d seconds (a year)\n",
+                 MCECTL_TOKEN_TTL_MAX_S);
         return MCECTL_EXIT_USAGE;
     }
     char token[AUTH_JWT_MAX];
@@ -362,7 +367,7 @@ static int s_tail (mcectl_client_t *client, int argc, char **argv)
         free (topics);
         return MCECTL_EXIT_USAGE;
     }
-    long count = count_text ? atol (count_text) : -1;
+    long count = count_text ? strtol (count_text, NULL, 10) : -1; //  18 digits at most
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (!sub || zsock_connect (sub, "%s", cfg->broadcaster.xpub) < 0) {
         fprintf (stderr, "mcectl: cannot connect to the broadcaster at %s\n",

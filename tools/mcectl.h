@@ -24,14 +24,15 @@
 #define MCECTL_EXIT_OK          0 //  done
 #define MCECTL_EXIT_FAILED      1 //  refused by the gateway (4xx/5xx), or `health`: something down
 #define MCECTL_EXIT_USAGE       2 //  bad command line, or configuration
-#define MCECTL_EXIT_UNREACHABLE 3 //  no HTTP answer from the gateway
+#define MCECTL_EXIT_UNREACHABLE 3 //  no answer: the gateway (or Postgres, for `user add`)
 
 //  How long one exchange with the gateway may take, and a metrics endpoint (`health`).
 #define MCECTL_HTTP_TIMEOUT_MS    30000
 #define MCECTL_CONNECT_TIMEOUT_MS 5000
 #define MCECTL_HEALTH_TIMEOUT_MS  3000
 //  Lifetime of a token minted with --as (and the `token` command's default).
-#define MCECTL_TOKEN_TTL_S 3600
+#define MCECTL_TOKEN_TTL_S     3600
+#define MCECTL_TOKEN_TTL_MAX_S 31622400 //  the gateway's own limit (gateway.jwt_ttl_s)
 
 //  The global options, anywhere on the line.
 typedef struct {

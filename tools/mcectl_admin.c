@@ -5,8 +5,12 @@
     name (pause_trading) or its first word (pause).
 
     `health` asks every process that can be asked: the gateway's /api/health, and each
-    process's Prometheus endpoint on its configured metrics_port (127.0.0.1, where they
-    listen). A process with metrics_port = 0 cannot be asked and is shown "off", not down.
+    process's Prometheus endpoint on its configured metrics_port. The host is the one in the
+    process's own endpoint in the config (matcher.bus, settler.bus, broadcaster.xpub: where
+    the others reach it, `matcher` in compose), else metrics_address (0.0.0.0 meaning this
+    machine); the persister has no endpoint, so it is metrics_address or --hosts. A process
+    with metrics_port = 0 cannot be asked and is shown "off", not down. A settler with failed
+    settlements is "degraded": they need a person (RUNBOOK.md).
     The figures are the metrics' text as the process wrote it, never converted through a
     double.
 */
@@ -269,11 +273,35 @@ static json_t *s_metric (const char *text, const char *series)
 typedef struct {
     const char *name;
     int64_t port;
+    const char *endpoint;      //  one it binds, "tcp://host:port", for its host; may be NULL
     const char *figures[5][2]; //  {label, series}
+    const char *degraded;      //  a series that must be 0, or the process is degraded
 } s_process_t;
 
+//  The host p's metrics are asked on: --hosts NAME=HOST, else its endpoint's host unless that
+//  is a wildcard, else metrics_address (0.0.0.0: this machine).
+static void s_metrics_host (mcectl_client_t *client, const s_process_t *p, const char *hosts,
+                            char *host, size_t size)
+{
+    size_t n = strlen (p->name);
+    for (const char *h = hosts; h && *h; h = strchr (h, ','), h = h ? h + 1 : NULL)
+        if (strncmp (h, p->name, n) == 0 && h[n] == '=') {
+            snprintf (host, size, "%.*s", (int) strcspn (h + n + 1, ","), h + n + 1);
+            return;
+        }
+    const char *e = p->endpoint && strncmp (p->endpoint, "tcp://", 6) == 0 ? p->endpoint + 6 : "";
+    const char *colon = strrchr (e, ':');
+    size_t len = colon ? (size_t) (colon - e) : 0;
+    if (len && !(len == 1 && e[0] == '*') && strncmp (e, "0.0.0.0:", 8) != 0) {
+        snprintf (host, size, "%.*s", (int) len, e);
+        return;
+    }
+    const char *address = mcectl_client_config (client)->metrics_address;
+    snprintf (host, size, "%s", strcmp (address, "0.0.0.0") == 0 ? "127.0.0.1" : address);
+}
+
 //  One process's metrics endpoint: its entry for --json, its line for people. true if up.
-static bool s_probe (mcectl_client_t *client, const s_process_t *p, json_t *list)
+static bool s_probe (mcectl_client_t *client, const s_process_t *p, const char *hosts, json_t *list)
 {
     json_t *entry = json_pack ("{s:s}", "name", p->name);
     json_array_append_new (list, entry);
@@ -283,8 +311,9 @@ static bool s_probe (mcectl_client_t *client, const s_process_t *p, json_t *list
             printf ("%-12s %-9s metrics_port = 0: cannot be asked\n", p->name, "off");
         return true;
     }
-    char url[64], err[256];
-    snprintf (url, sizeof url, "http://127.0.0.1:%lld/metrics", (long long) p->port);
+    char host[256], url[320], err[256];
+    s_metrics_host (client, p, hosts, host, sizeof host);
+    snprintf (url, sizeof url, "http://%s:%lld/metrics", host, (long long) p->port);
     json_object_set_new (entry, "url", json_string (url));
     long status = 0;
     char *text = NULL;
@@ -315,10 +344,15 @@ static bool s_probe (mcectl_client_t *client, const s_process_t *p, json_t *list
         if (value)
             json_object_set_new (metrics, p->figures[i][1], value);
     }
+    json_t *bad = p->degraded ? s_metric (text, p->degraded) : NULL;
+    bool degraded = bad && !(json_is_integer (bad) && json_integer_value (bad) == 0);
+    json_decref (bad);
+    if (degraded)
+        json_object_set_new (entry, "state", json_string ("degraded"));
     if (!mcectl_client_options (client)->json)
-        printf ("%-12s %-9s %s\n", p->name, "up", line);
+        printf ("%-12s %-9s %s\n", p->name, degraded ? "degraded" : "up", line);
     free (text);
-    return true;
+    return !degraded;
 }
 
 //  The gateway's /api/health. true when it answered and says "ok".
@@ -364,36 +398,45 @@ static bool s_probe_gateway (mcectl_client_t *client, json_t *list)
 
 int mcectl_health (mcectl_client_t *client, int argc, char **argv)
 {
-    const mcectl_option_t options[] = {{NULL, NULL, NULL}};
+    const char *hosts = NULL;
+    const mcectl_option_t options[] = {{"--hosts", &hosts, NULL}, {NULL, NULL, NULL}};
     if (mcectl_parse ("health", argc, argv, options, NULL, 0) < 0)
         return MCECTL_EXIT_USAGE;
     const mce_config_t *cfg = mcectl_client_config (client);
     const s_process_t processes[] = {
         {"matcher",
          cfg->matcher.metrics_port,
+         cfg->matcher.bus.pub,
          {{"seq", "mce_matcher_last_seq"},
           {"resting", "mce_matcher_resting_orders"},
-          {"trades", "mce_matcher_trades_total"}}},
+          {"trades", "mce_matcher_trades_total"}},
+         NULL},
         {"settler",
          cfg->settler.metrics_port,
+         cfg->settler.bus.pub,
          {{"pending", "mce_settler_settlements{state=\"pending\"}"},
           {"failed", "mce_settler_settlements{state=\"failed\"}"},
           {"ledger up", "mce_settler_ledger_up"},
-          {"lag", "mce_settler_lag_events"}}},
+          {"lag", "mce_settler_lag_events"}},
+         "mce_settler_settlements{state=\"failed\"}"},
         {"persister",
          cfg->persister.metrics_port,
+         NULL,
          {{"seq", "mce_persister_applied_seq"},
           {"lag", "mce_persister_lag_events"},
-          {"postgres up", "mce_persister_postgres_up"}}},
+          {"postgres up", "mce_persister_postgres_up"}},
+         NULL},
         {"broadcaster",
          cfg->broadcaster.metrics_port,
+         cfg->broadcaster.xpub,
          {{"seq", "mce_broadcaster_bus_seq{stream=\"m\"}"},
-          {"sessions", "mce_broadcaster_sessions"}}},
+          {"sessions", "mce_broadcaster_sessions"}},
+         NULL},
     };
     json_t *list = json_array ();
     bool ok = s_probe_gateway (client, list);
     for (size_t i = 0; i < sizeof processes / sizeof processes[0]; i++)
-        ok = s_probe (client, &processes[i], list) && ok;
+        ok = s_probe (client, &processes[i], hosts, list) && ok;
     if (mcectl_client_options (client)->json) {
         json_t *root = json_pack ("{s:b,s:o}", "ok", ok, "processes", list);
         mcectl_print_json (root);

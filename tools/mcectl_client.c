@@ -360,7 +360,7 @@ bool mcectl_check_decimal (const char *option, const char *text, int scale)
 
 bool mcectl_check_digits (const char *option, const char *text)
 {
-    bool ok = text[0] != '\0' && strlen (text) <= 20;
+    bool ok = text[0] != '\0' && strlen (text) <= 18; //  fits an int64 whatever the digits
     for (const char *p = text; ok && *p; p++)
         ok = *p >= '0' && *p <= '9';
     if (!ok)

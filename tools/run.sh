@@ -54,6 +54,24 @@ if ! [[ $epoch_seconds =~ ^[1-9][0-9]*$ ]] || { [ -n "$users" ] && ! [[ $users =
     echo "run.sh: --epoch-seconds and --users take a positive number" >&2; exit 2
 fi
 
+# The demo's users: one funded wallet each (mce-demo's --prosumers and --consumers).
+if $demo && [ -z "$users" ]; then
+    prosumers=6 consumers=10 # mce-demo's defaults
+    for ((i = 0; i < ${#demo_args[@]}; i++)); do
+        case "${demo_args[$i]}" in
+            --prosumers) prosumers=${demo_args[$((i + 1))]:-$prosumers} ;;
+            --prosumers=*) prosumers=${demo_args[$i]#*=} ;;
+            --consumers) consumers=${demo_args[$((i + 1))]:-$consumers} ;;
+            --consumers=*) consumers=${demo_args[$i]#*=} ;;
+        esac
+    done
+    if ! [[ $prosumers =~ ^[1-9][0-9]{0,3}$ && $consumers =~ ^[1-9][0-9]{0,3}$ ]]; then
+        echo "run.sh: --prosumers and --consumers take a positive number (try build/bin/mce-demo --help)" >&2
+        exit 2
+    fi
+    users=$((prosumers + consumers))
+fi
+
 # Whether config file $1 sets key $3 of its group $2 (postgres url: `postgres = { url = ...`).
 # A plain reading of libconfig (comments dropped, the group's braces), enough for our files.
 config_sets() {
@@ -152,18 +170,6 @@ fi
 # runs: each run starts a fresh chain with funded users (user1..userN, four unless --users or
 # --demo say otherwise) whose wallets can sign up; the same wallets every run.
 LEDGER_PORT=${MCE_RUN_LEDGER_PORT:-58899}
-if $demo && [ -z "$users" ]; then
-    prosumers=6 consumers=10 # mce-demo's defaults
-    for ((i = 0; i < ${#demo_args[@]}; i++)); do
-        case "${demo_args[$i]}" in
-            --prosumers) prosumers=${demo_args[$((i + 1))]:-$prosumers} ;;
-            --prosumers=*) prosumers=${demo_args[$i]#*=} ;;
-            --consumers) consumers=${demo_args[$((i + 1))]:-$consumers} ;;
-            --consumers=*) consumers=${demo_args[$i]#*=} ;;
-        esac
-    done
-    users=$((prosumers + consumers))
-fi
 wallets=()
 if [ -z "${MCE_SETTLER_RPC_URL:-}" ] && ! config_sets "$config_file" settler rpc_url; then
     echo "run: starting the local Solana ledger on 127.0.0.1:$LEDGER_PORT with ${users:-4} funded users (tools/ledger) ..."

@@ -84,6 +84,7 @@ typedef struct {
     atomic_long attempts, failures;
     atomic_long malformed; //  201s without an order id
     atomic_bool stop;
+    bool started; //  the thread runs (until joined)
     char tokens[S_USERS][1024];
     uint64_t rand;
 } s_load_t;
@@ -200,6 +201,8 @@ static void s_outage (const char *what, int64_t since)
 static void s_fini (void)
 {
     atomic_store (&s_load.stop, true);
+    if (s_load.started) //  a failed assertion: the load stops before everything else does
+        pthread_join (s_load.thread, NULL);
     harness_cleanup (&s_h);
     ledgertest_stop (&s_ledger);
     redistest_stop (&s_redis);
@@ -231,6 +234,50 @@ static void s_wait_query (const char *sql, int64_t want, int timeout_ms)
         zclock_sleep (50);
     }
     cr_assert_fail ("%s: %lld, expected %lld", sql, (long long) got, (long long) want);
+}
+
+//  Redis: mce:persister:seq reaches seq (polled with a deadline), and then there is one
+//  mce:order:<id> key per order resting in Postgres, and each is one of them.
+static void s_check_redis (uint64_t seq)
+{
+    redisContext *r = redistest_connect (&s_redis);
+    cr_assert_not_null (r);
+    int64_t deadline = zclock_mono () + S_FINAL_MS;
+    long long got = -1;
+    while (got != (long long) seq) {
+        cr_assert (zclock_mono () < deadline, "Redis's seq is %lld, not %llu", got,
+                   (unsigned long long) seq);
+        redisReply *v = redisCommand (r, "GET mce:persister:seq");
+        got = v && v->type == REDIS_REPLY_STRING ? strtoll (v->str, NULL, 10) : -1;
+        freeReplyObject (v);
+        if (got != (long long) seq)
+            zclock_sleep (50);
+    }
+    int64_t keys = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *v = redisCommand (r, "SCAN %s MATCH mce:order:* COUNT 1000", cursor);
+        cr_assert (v && v->type == REDIS_REPLY_ARRAY && v->elements == 2);
+        snprintf (cursor, sizeof cursor, "%s", v->element[0]->str);
+        for (size_t i = 0; i < v->element[1]->elements; i++) {
+            const char *id = v->element[1]->element[i]->str + strlen ("mce:order:");
+            const char *params[1] = {id};
+            pg_result_t *q = pg_exec (s_db,
+                                      "SELECT count(*) FROM orders WHERE order_id = $1::bigint "
+                                      "AND status IN ('open', 'partially_filled')",
+                                      1, params);
+            cr_assert_not_null (q, "%s", pg_error (s_db));
+            cr_assert_eq (pg_int (q, 0, 0), 1, "Redis holds order %s, not resting in Postgres", id);
+            pg_result_free (&q);
+            keys++;
+        }
+        freeReplyObject (v);
+    } while (strcmp (cursor, "0") != 0);
+    cr_assert_eq (keys,
+                  s_query_int ("SELECT count(*) FROM orders "
+                               "WHERE status IN ('open', 'partially_filled')"),
+                  "a Redis key for every resting order");
+    redisFree (r);
 }
 
 //  What the matcher's journal says.
@@ -323,6 +370,7 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
     pthread_mutex_init (&s_load.lock, NULL);
     s_load.rand = 0x9E3779B97F4A7C15ull;
     cr_assert_eq (pthread_create (&s_load.thread, NULL, s_load_run, NULL), 0);
+    s_load.started = true;
     s_wait_acked (S_STRETCH, "the start");
 
     //  1. kill -9 each process in turn; the matcher and the gateway are down for a few of the
@@ -369,6 +417,7 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
 
     atomic_store (&s_load.stop, true);
     pthread_join (s_load.thread, NULL);
+    s_load.started = false;
     size_t acked = s_load.count;
     cr_assert_eq (atomic_load (&s_load.malformed), 0, "an acknowledgement without an order id");
     fprintf (stderr, "chaos: load stopped: %ld orders tried, %zu acknowledged, %ld failed\n",
@@ -411,6 +460,10 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
         cr_assert_eq (pg_int (r, 0, 0), 1, "acknowledged order %s is not in Postgres", id);
         pg_result_free (&r);
     }
+
+    //  ... Redis (restarted empty halfway) holds the view of Postgres at the same offset: its
+    //  seq, and a key for each resting order ...
+    s_check_redis (t.last_seq);
 
     //  ... and every trade settled exactly once: by the settler's records in Postgres ...
     s_wait_query ("SELECT count(*) FROM settlements WHERE state = 'confirmed'", t.trades,
