@@ -70,9 +70,10 @@ int mcectl_client_call (mcectl_client_t *self, const char *method, const char *p
 int mcectl_client_get (mcectl_client_t *self, const char *url, long timeout_ms, long *status,
                        char **body, char *err, size_t err_size);
 
-//  Appends ?name=value (or &name=value) to path, the value URL-escaped. Nothing when value is
-//  NULL. -1 when path's buffer is too small.
-int mcectl_query (char *path, size_t size, const char *name, const char *value);
+//  Appends ?name=value&... to path for each pair of pairs (name, value, ..., NULL) whose value
+//  is not NULL, the values URL-escaped. 0, or -1 after saying on stderr that command's query
+//  is too long.
+int mcectl_query (char *path, size_t size, const char *command, const char *const *pairs);
 
 //  Signs a token for name with gateway.jwt_secret, as the gateway's own. 0, or -1 with the
 //  reason on stderr.

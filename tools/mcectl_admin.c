@@ -113,12 +113,10 @@ static int s_settlements (mcectl_client_t *client, int argc, char **argv)
         (limit && !mcectl_check_digits ("--limit", limit)))
         return MCECTL_EXIT_USAGE;
     char path[S_PATH_MAX] = "/api/admin/settlements";
-    if (mcectl_query (path, sizeof path, "state", state ? state : status) ||
-        mcectl_query (path, sizeof path, "after", after) ||
-        mcectl_query (path, sizeof path, "limit", limit)) {
-        fprintf (stderr, "mcectl admin settlements: the query is too long\n");
+    if (mcectl_query (path, sizeof path, "admin settlements",
+                      (const char *[]){"state", state ? state : status, "after", after, "limit",
+                                       limit, NULL}))
         return MCECTL_EXIT_USAGE;
-    }
     json_t *answer;
     int rc = mcectl_client_call (client, "GET", path, NULL, true, &answer);
     if (rc)
@@ -178,11 +176,9 @@ static int s_analytics (mcectl_client_t *client, int argc, char **argv)
     if (mcectl_parse ("admin analytics", argc, argv, options, NULL, 0) < 0)
         return MCECTL_EXIT_USAGE;
     char path[S_PATH_MAX] = "/api/admin/market/analytics";
-    if (mcectl_query (path, sizeof path, "market", market) ||
-        mcectl_query (path, sizeof path, "timeframe", timeframe)) {
-        fprintf (stderr, "mcectl admin analytics: the query is too long\n");
+    if (mcectl_query (path, sizeof path, "admin analytics",
+                      (const char *[]){"market", market, "timeframe", timeframe, NULL}))
         return MCECTL_EXIT_USAGE;
-    }
     return s_show (client, path, "epochs cleared in the window:");
 }
 

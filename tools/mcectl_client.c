@@ -280,20 +280,22 @@ int mcectl_client_call (mcectl_client_t *self, const char *method, const char *p
     return MCECTL_EXIT_FAILED;
 }
 
-int mcectl_query (char *path, size_t size, const char *name, const char *value)
+int mcectl_query (char *path, size_t size, const char *command, const char *const *pairs)
 {
-    if (!value)
-        return 0;
-    char *escaped = curl_easy_escape (NULL, value, 0);
-    if (!escaped)
-        return -1;
-    size_t len = strlen (path);
-    int n =
-        snprintf (path + len, size - len, "%c%s=%s", strchr (path, '?') ? '&' : '?', name, escaped);
-    curl_free (escaped);
-    if (n < 0 || (size_t) n >= size - len) {
-        path[len] = '\0';
-        return -1;
+    for (const char *const *p = pairs; p[0]; p += 2) {
+        if (!p[1])
+            continue;
+        char *escaped = curl_easy_escape (NULL, p[1], 0);
+        size_t len = strlen (path);
+        int n = escaped ? snprintf (path + len, size - len, "%c%s=%s",
+                                    strchr (path, '?') ? '&' : '?', p[0], escaped)
+                        : -1;
+        curl_free (escaped);
+        if (n < 0 || (size_t) n >= size - len) {
+            path[len] = '\0';
+            fprintf (stderr, "mcectl %s: the query is too long\n", command);
+            return -1;
+        }
     }
     return 0;
 }

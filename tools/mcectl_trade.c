@@ -57,12 +57,24 @@ static const char *s_choice (const char *option, const char *text, const char *c
 }
 
 //  /api/trading/orders/ID, after checking that ID is one.
-static bool s_order_path (const char *id, const char *suffix, char *path, size_t size)
+static bool s_order_path (const char *id, char *path, size_t size)
 {
     if (!mcectl_check_digits ("order id", id))
         return false;
-    snprintf (path, size, "/api/trading/orders/%s%s", id, suffix);
+    snprintf (path, size, "/api/trading/orders/%s", id);
     return true;
+}
+
+//  The order id that is command's only word, and its path. false after saying what is wrong.
+static bool s_order_word (const char *command, int argc, char **argv, const char **id, char *path,
+                          size_t size)
+{
+    const mcectl_option_t options[] = {{NULL, NULL, NULL}};
+    if (mcectl_parse (command, argc, argv, options, id, 1) != 1) {
+        fprintf (stderr, "mcectl %s: give the order's id\n", command);
+        return false;
+    }
+    return s_order_path (*id, path, size);
 }
 
 int mcectl_order_place (mcectl_client_t *client, int argc, char **argv)
@@ -137,14 +149,9 @@ int mcectl_order_place (mcectl_client_t *client, int argc, char **argv)
 
 int mcectl_order_cancel (mcectl_client_t *client, int argc, char **argv)
 {
-    const mcectl_option_t options[] = {{NULL, NULL, NULL}};
     const char *id = NULL;
     char path[S_PATH_MAX];
-    if (mcectl_parse ("order cancel", argc, argv, options, &id, 1) != 1) {
-        fprintf (stderr, "mcectl order cancel: give the order's id\n");
-        return MCECTL_EXIT_USAGE;
-    }
-    if (!s_order_path (id, "", path, sizeof path))
+    if (!s_order_word ("order cancel", argc, argv, &id, path, sizeof path))
         return MCECTL_EXIT_USAGE;
     return s_write (client, "DELETE", path, NULL);
 }
@@ -160,7 +167,7 @@ int mcectl_order_amend (mcectl_client_t *client, int argc, char **argv)
                          "both\n");
         return MCECTL_EXIT_USAGE;
     }
-    if (!s_order_path (id, "", path, sizeof path) ||
+    if (!s_order_path (id, path, sizeof path) ||
         (qty && !mcectl_check_decimal ("--qty", qty, DECIMAL_KWH_SCALE)) ||
         (price && !mcectl_check_decimal ("--price", price, DECIMAL_PRICE_SCALE)))
         return MCECTL_EXIT_USAGE;
@@ -174,14 +181,9 @@ int mcectl_order_amend (mcectl_client_t *client, int argc, char **argv)
 
 int mcectl_order_show (mcectl_client_t *client, int argc, char **argv)
 {
-    const mcectl_option_t options[] = {{NULL, NULL, NULL}};
     const char *id = NULL;
     char path[S_PATH_MAX];
-    if (mcectl_parse ("order show", argc, argv, options, &id, 1) != 1) {
-        fprintf (stderr, "mcectl order show: give the order's id\n");
-        return MCECTL_EXIT_USAGE;
-    }
-    if (!s_order_path (id, "", path, sizeof path))
+    if (!s_order_word ("order show", argc, argv, &id, path, sizeof path))
         return MCECTL_EXIT_USAGE;
     json_t *order;
     int rc = mcectl_client_call (client, "GET", path, NULL, true, &order);
@@ -211,14 +213,10 @@ int mcectl_orders (mcectl_client_t *client, int argc, char **argv)
         (offset && !mcectl_check_digits ("--offset", offset)))
         return MCECTL_EXIT_USAGE;
     char path[S_PATH_MAX] = "/api/trading/orders";
-    if (mcectl_query (path, sizeof path, "status", status) ||
-        mcectl_query (path, sizeof path, "market", market) ||
-        mcectl_query (path, sizeof path, "epoch", epoch) ||
-        mcectl_query (path, sizeof path, "limit", limit) ||
-        mcectl_query (path, sizeof path, "offset", offset)) {
-        fprintf (stderr, "mcectl orders: the query is too long\n");
+    if (mcectl_query (path, sizeof path, "orders",
+                      (const char *[]){"status", status, "market", market, "epoch", epoch, "limit",
+                                       limit, "offset", offset, NULL}))
         return MCECTL_EXIT_USAGE;
-    }
     json_t *answer;
     int rc = mcectl_client_call (client, "GET", path, NULL, true, &answer);
     if (rc)
@@ -271,12 +269,9 @@ int mcectl_trades (mcectl_client_t *client, int argc, char **argv)
     char path[S_PATH_MAX];
     snprintf (path, sizeof path, "%s",
               mine ? "/api/market/trades/my-history" : "/api/market/trades");
-    if (mcectl_query (path, sizeof path, "market", market) ||
-        mcectl_query (path, sizeof path, "limit", limit) ||
-        mcectl_query (path, sizeof path, "offset", offset)) {
-        fprintf (stderr, "mcectl trades: the query is too long\n");
+    if (mcectl_query (path, sizeof path, "trades",
+                      (const char *[]){"market", market, "limit", limit, "offset", offset, NULL}))
         return MCECTL_EXIT_USAGE;
-    }
     json_t *answer;
     int rc = mcectl_client_call (client, "GET", path, NULL, mine, &answer);
     if (rc)
@@ -320,12 +315,9 @@ int mcectl_book (mcectl_client_t *client, int argc, char **argv)
         (levels && !mcectl_check_digits ("--levels", levels)))
         return MCECTL_EXIT_USAGE;
     char path[S_PATH_MAX] = "/api/market/depth";
-    if (mcectl_query (path, sizeof path, "market", market) ||
-        mcectl_query (path, sizeof path, "epoch", epoch) ||
-        mcectl_query (path, sizeof path, "levels", levels)) {
-        fprintf (stderr, "mcectl book: the query is too long\n");
+    if (mcectl_query (path, sizeof path, "book",
+                      (const char *[]){"market", market, "epoch", epoch, "levels", levels, NULL}))
         return MCECTL_EXIT_USAGE;
-    }
     json_t *depth;
     int rc = mcectl_client_call (client, "GET", path, NULL, false, &depth);
     if (rc)

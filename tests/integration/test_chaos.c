@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_USERS    8
 #define S_FEE_PPM  2000
@@ -79,10 +80,11 @@ static void s_start (s_proc_t *p)
 typedef struct {
     pthread_t thread;
     pthread_mutex_t lock;
-    uint64_t *acked; //  order ids the gateway acknowledged
+    pthread_cond_t progress; //  signalled after each order, under lock
+    uint64_t *acked;         //  order ids the gateway acknowledged
     size_t count, cap;
-    atomic_long attempts, failures;
-    atomic_long malformed; //  201s without an order id
+    long attempts, failures; //  under lock, as count
+    atomic_long malformed;   //  201s without an order id
     atomic_bool stop;
     bool started; //  the thread runs (until joined)
     char tokens[S_USERS][1024];
@@ -140,9 +142,9 @@ static void *s_load_run (void *arg)
         for (int leg = 0; leg < 2; leg++) {
             uint64_t id =
                 leg == 0 ? s_place (seller, false, wh, price) : s_place (buyer, true, wh, price);
-            atomic_fetch_add (&s_load.attempts, 1);
+            pthread_mutex_lock (&s_load.lock);
+            s_load.attempts++;
             if (id) {
-                pthread_mutex_lock (&s_load.lock);
                 if (s_load.count == s_load.cap) {
                     s_load.cap = s_load.cap ? 2 * s_load.cap : 4096;
                     s_load.acked = realloc (s_load.acked, s_load.cap * sizeof *s_load.acked);
@@ -150,11 +152,12 @@ static void *s_load_run (void *arg)
                         abort ();
                 }
                 s_load.acked[s_load.count++] = id;
-                pthread_mutex_unlock (&s_load.lock);
             }
             else
-                atomic_fetch_add (&s_load.failures, 1);
-            zclock_sleep (S_PACE_MS); //  pacing, not synchronisation
+                s_load.failures++;
+            pthread_cond_broadcast (&s_load.progress);
+            pthread_mutex_unlock (&s_load.lock);
+            zclock_sleep (S_PACE_MS); //  pacing the load, not waiting for anything
         }
     }
     return NULL;
@@ -168,28 +171,40 @@ static size_t s_acked (void)
     return n;
 }
 
-//  Waits (polling the counters with a deadline) until the load made n more attempts.
+//  Waits on the load's progress, with a deadline, until it made `attempts` more orders and
+//  the gateway acknowledged `acked` more. false at the deadline.
+static bool s_wait_load (long attempts, size_t acked)
+{
+    struct timespec deadline;
+    clock_gettime (CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += HARNESS_DEADLINE_MS * 2 / 1000;
+    pthread_mutex_lock (&s_load.lock);
+    long want_attempts = s_load.attempts + attempts;
+    size_t want_acked = s_load.count + acked;
+    int rc = 0;
+    while (rc == 0 && (s_load.attempts < want_attempts || s_load.count < want_acked))
+        rc = pthread_cond_timedwait (&s_load.progress, &s_load.lock, &deadline);
+    bool done = s_load.attempts >= want_attempts && s_load.count >= want_acked;
+    pthread_mutex_unlock (&s_load.lock);
+    return done;
+}
+
+//  Waits until the load made n more attempts (ran into whatever is down).
 static void s_wait_attempts (long n, const char *during)
 {
-    long want = atomic_load (&s_load.attempts) + n;
-    int64_t deadline = zclock_mono () + HARNESS_DEADLINE_MS * 2;
-    while (atomic_load (&s_load.attempts) < want) {
-        cr_assert (zclock_mono () < deadline, "the load stalled %s", during);
-        zclock_sleep (5);
-    }
+    cr_assert (s_wait_load (n, 0), "the load stalled %s", during);
 }
 
 //  Waits until the gateway acknowledged n more orders: the system works again.
 static void s_wait_acked (size_t n, const char *after)
 {
-    size_t want = s_acked () + n;
-    int64_t deadline = zclock_mono () + HARNESS_DEADLINE_MS * 2;
-    while (s_acked () < want) {
-        cr_assert (zclock_mono () < deadline,
-                   "no orders were acknowledged after %s (%ld attempts, %ld failed)", after,
-                   atomic_load (&s_load.attempts), atomic_load (&s_load.failures));
-        zclock_sleep (5);
-    }
+    if (s_wait_load (0, n))
+        return;
+    pthread_mutex_lock (&s_load.lock);
+    long attempts = s_load.attempts, failures = s_load.failures;
+    pthread_mutex_unlock (&s_load.lock);
+    cr_assert_fail ("no orders were acknowledged after %s (%ld attempts, %ld failed)", after,
+                    attempts, failures);
 }
 
 static void s_outage (const char *what, int64_t since)
@@ -368,6 +383,11 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
     cr_assert_eq (ledgertest_book (&s_ledger, &book), 0);
 
     pthread_mutex_init (&s_load.lock, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init (&monotonic);
+    pthread_condattr_setclock (&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init (&s_load.progress, &monotonic);
+    pthread_condattr_destroy (&monotonic);
     s_load.rand = 0x9E3779B97F4A7C15ull;
     cr_assert_eq (pthread_create (&s_load.thread, NULL, s_load_run, NULL), 0);
     s_load.started = true;
@@ -421,7 +441,7 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
     size_t acked = s_load.count;
     cr_assert_eq (atomic_load (&s_load.malformed), 0, "an acknowledgement without an order id");
     fprintf (stderr, "chaos: load stopped: %ld orders tried, %zu acknowledged, %ld failed\n",
-             atomic_load (&s_load.attempts), acked, atomic_load (&s_load.failures));
+             s_load.attempts, acked, s_load.failures);
 
     //  every acknowledged order is in the journal ...
     s_truth_t t = {0};
