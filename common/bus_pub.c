@@ -127,12 +127,13 @@ static void s_writer (zsock_t *pipe, void *arg)
 
 int bus_topic (const char *stream, const proto_msg_t *msg, char *buf, size_t size)
 {
-    //  "<stream>.<kind>[.<market>]", assembled by hand: once per published event
+    //  "<stream>.<kind>[.<market>]", assembled by hand: once per published event; no market part
+    //  when the message has none or it is empty (a balance that no order changed)
     const char *parts[3] = {stream, proto_kind_name (msg->kind), proto_msg_market (msg)};
     if (!parts[1])
         return -1;
     size_t n = 0;
-    for (int i = 0; i < 3 && parts[i]; i++) {
+    for (int i = 0; i < 3 && parts[i] && (i < 2 || parts[i][0]); i++) {
         size_t len = strlen (parts[i]);
         if (n + len + 2 > size || n + len + 1 > 256)
             return -1;

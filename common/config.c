@@ -23,8 +23,9 @@ typedef enum {
     K_SECRET,
     K_ENUM,
     K_PRICE,
-    K_KWH
-} s_kind_t; //  SECRET: a STR never logged
+    K_KWH,
+    K_BOOL
+} s_kind_t; //  SECRET: a STR never logged; BOOL: true/false in a file, 1/0/true/false as text
 
 typedef struct {
     const char *path; //  dotted, from the root (or from a market entry)
@@ -91,6 +92,9 @@ static const s_key_t s_keys[] = {
     {"settler.backoff_cap_ms", K_INT, "10000", 1, 3600000, NULL, F (settler.backoff_cap_ms)},
     {"settler.max_trades_per_tx", K_INT, "16", 1, 64, NULL, F (settler.max_trades_per_tx)},
     {"settler.max_in_flight", K_INT, "256", 1, 100000, NULL, F (settler.max_in_flight)},
+    {"settler.max_transfers_per_tx", K_INT, "16", 1, 64, NULL, F (settler.max_transfers_per_tx)},
+    {"settler.command_resend_ms", K_INT, "1000", 10, 600000, NULL, F (settler.command_resend_ms)},
+    {"settler.wallet_ttl_ms", K_INT, "60000", 0, 86400000, NULL, F (settler.wallet_ttl_ms)},
     {"persister.metrics_port", K_INT, "9103", PORT, NULL, F (persister.metrics_port)},
     {"broadcaster.ws_address", K_STR, "127.0.0.1", 0, 0, NULL, F (broadcaster.ws_address)},
     {"broadcaster.ws_port", K_INT, "8081", PORT, NULL, F (broadcaster.ws_port)},
@@ -124,6 +128,7 @@ static const s_key_t s_market_keys[] = {
     {"price_rule", K_ENUM, "maker", 0, 0, "maker|ask|mid", M (price_rule)},
     {"stp", K_ENUM, "cancel_resting", 0, 0, "cancel_resting|cancel_newest|cancel_both", M (stp)},
     {"marginal", K_ENUM, "time", 0, 0, "time|pro_rata", M (marginal)},
+    {"escrow", K_BOOL, "false", 0, 0, NULL, M (escrow)},
 };
 
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])
@@ -215,6 +220,15 @@ static int s_apply_text (const s_key_t *k, void *base, const char *text, const c
             }
             return s_set_int (k, base, v, path, err, errlen);
         }
+        case K_BOOL: {
+            bool v = strcmp (text, "true") == 0 || strcmp (text, "1") == 0;
+            if (!v && strcmp (text, "false") != 0 && strcmp (text, "0") != 0) {
+                snprintf (err, errlen, "%s: expected true or false (got \"%s\")", path, text);
+                return -1;
+            }
+            memcpy (field, &v, sizeof v);
+            return 0;
+        }
     }
     return -1;
 }
@@ -224,6 +238,16 @@ static int s_apply_setting (const s_key_t *k, void *base, config_setting_t *s, c
                             char *err, size_t errlen)
 {
     int type = config_setting_type (s);
+    if (k->kind == K_BOOL) {
+        if (type != CONFIG_TYPE_BOOL) {
+            snprintf (err, errlen, "%s (line %d): expected true or false", path,
+                      config_setting_source_line (s));
+            return -1;
+        }
+        bool v = config_setting_get_bool (s);
+        memcpy ((char *) base + k->offset, &v, sizeof v);
+        return 0;
+    }
     if (k->kind == K_INT) {
         if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
             snprintf (err, errlen, "%s (line %d): expected an integer", path,
@@ -472,6 +496,12 @@ static void s_log_key (const s_key_t *k, const void *base, const char *prefix, c
             decimal_format (v, k->kind == K_PRICE ? DECIMAL_PRICE_SCALE : DECIMAL_KWH_SCALE, text,
                             sizeof text);
             log_info (module, "config %s%s = \"%s\"", prefix, k->path, text);
+            break;
+        }
+        case K_BOOL: {
+            bool b;
+            memcpy (&b, field, sizeof b);
+            log_info (module, "config %s%s = %s", prefix, k->path, b ? "true" : "false");
             break;
         }
     }

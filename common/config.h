@@ -47,6 +47,7 @@ typedef struct {
     int price_rule; //  config_price_rule_t
     int stp;        //  config_stp_t
     int marginal;   //  config_marginal_t
+    bool escrow;    //  orders reserve balances; trades settle out of the vaults (DESIGN §9)
 } config_market_t;
 
 typedef struct {
@@ -108,6 +109,9 @@ typedef struct {
         int64_t backoff_cap_ms;          //  ... up to this
         int64_t max_trades_per_tx;       //  settlements packed into one transaction at most
         int64_t max_in_flight;           //  transactions sent and not yet resolved, at most
+        int64_t max_transfers_per_tx;    //  deposits or withdrawals in one transaction at most
+        int64_t command_resend_ms;       //  a matcher command not acknowledged goes again after
+        int64_t wallet_ttl_ms;           //  a user's wallet is looked up again after this
     } settler;
     struct {
         int64_t metrics_port;

@@ -9,14 +9,22 @@
     auction     orders rest without matching; at gate closure (or trigger_matching) the
                 uniform price is found by auction.c and the fills applied here
 
+    accounts    in markets with escrow, an order reserves what it may need (accounts.h) before
+                it can trade: a buy the payment at its limit, a sell its energy; every fill,
+                cancel, expiry, amend and auction clearing below the limit releases what is
+                no longer needed, in the same step. A command ends with one balance event
+                per (user, asset) it changed, after its other events.
+
     Events are appended to one reused array, so a command costs no allocation once warm.
 */
 #include "engine.h"
+#include "accounts.h"
 #include "auction.h"
 #include "book.h"
 #include "money.h"
 
 #include <czmq.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +35,8 @@
 
 typedef struct {
     config_market_t cfg;
+    bool escrow; //  orders reserve balances (cfg.escrow)
+    bool exact;  //  lot × tick is a multiple of 1000: values never round (accounts.h)
     engine_stp_t stp;
     bool pro_rata;
     bool paused;
@@ -40,6 +50,14 @@ typedef struct {
     int64_t expires_at;
     uint64_t order_id;
 } s_expiry_t;
+
+//  A withdrawal debited and not yet closed: what a refund gives back.
+typedef struct {
+    uint64_t id;
+    uint32_t user;
+    uint8_t asset; //  accounts index
+    int64_t amount;
+} s_withdrawal_t;
 
 //  The first answer to a client_order_id, for idempotent resubmission.
 typedef struct {
@@ -70,6 +88,12 @@ struct _engine_t {
     zhashx_t *coids;    //  "user/coid" → s_coid_t
     s_expiry_t *expiry; //  min-heap by expires_at
     size_t expiry_count, expiry_cap;
+    //  balances, by user index
+    accounts_t accounts;
+    uint64_t next_withdrawal_id;
+    zhashx_t *withdrawals;   //  open withdrawals: decimal id → s_withdrawal_t
+    uint64_t deposits_floor; //  every deposit id <= this was credited
+    zhashx_t *deposits;      //  ids above the floor credited out of order: decimal id → id
     //  the current call's result
     engine_event_t *events;
     uint32_t event_count, event_cap;
@@ -131,28 +155,64 @@ static engine_result_t *s_begin (engine_t *self)
 {
     self->event_count = 0;
     memset (&self->result, 0, sizeof self->result);
+    accounts_begin (&self->accounts);
     return &self->result;
+}
+
+static proto_asset_t s_asset (int index)
+{
+    return index == 0 ? PROTO_ASSET_ENERGY : PROTO_ASSET_PAYMENT;
+}
+
+//  One balance event per (user, asset) the command changed, in the order first touched.
+static void s_balance_events (engine_t *self)
+{
+    for (size_t i = 0; i < self->accounts.touch_count; i++) {
+        const accounts_touch_t *t = &self->accounts.touches[i];
+        const accounts_balance_t *now = &self->accounts.entries[t->user].asset[t->asset];
+        if (now->available == t->before.available && now->reserved == t->before.reserved)
+            continue;
+        engine_event_t *ev = s_event (self, ENGINE_EV_BALANCE, t->market);
+        ev->user = t->user;
+        ev->side = (uint8_t) s_asset (t->asset);
+        ev->reason = t->cause;
+        ev->order_id = t->ref;
+        ev->qty = now->available;
+        ev->value = now->reserved;
+        ev->price = now->available - t->before.available;
+        ev->epoch = now->reserved - t->before.reserved;
+    }
+    self->accounts.touch_count = 0;
 }
 
 static const engine_result_t *s_finish (engine_t *self)
 {
+    s_balance_events (self);
     self->result.events = self->events;
     self->result.event_count = self->event_count;
     return &self->result;
 }
 
-static const engine_result_t *s_reject (engine_t *self, uint32_t market, uint32_t user,
-                                        proto_reject_reason_t reason, const char *message)
+//  A refusal with no event: account commands, whose rejections name no market and need none
+//  to answer a resubmission (the settler's ids make those idempotent).
+static const engine_result_t *s_refuse (engine_t *self, proto_reject_reason_t reason,
+                                        const char *message)
 {
     engine_result_t *r = &self->result;
     r->rejected = true;
     r->reason = reason;
     r->message = message;
     r->status = PROTO_ORDER_STATUS_REJECTED;
+    return s_finish (self);
+}
+
+static const engine_result_t *s_reject (engine_t *self, uint32_t market, uint32_t user,
+                                        proto_reject_reason_t reason, const char *message)
+{
     engine_event_t *ev = s_event (self, ENGINE_EV_REJECTED, market);
     ev->user = user;
     ev->reason = (uint8_t) reason;
-    return s_finish (self);
+    return s_refuse (self, reason, message);
 }
 
 static int s_side_of (proto_side_t side)
@@ -168,6 +228,78 @@ static proto_side_t s_proto_side (int side)
 static int64_t s_epoch_of (const s_market_t *m, int64_t now)
 {
     return now / 1000000000LL / m->cfg.epoch_seconds;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Reservations (accounts.h): what an order of `remaining` holds, and its moves
+
+#define S_ENERGY  0 //  accounts asset index of what a sell holds
+#define S_PAYMENT 1 //  ... of what a buy holds
+
+//  What a book side holds: a buy payment, a sell energy.
+static int s_held_asset (int side)
+{
+    return side == BOOK_BID ? S_PAYMENT : S_ENERGY;
+}
+
+//  The hold of an order: a market buy is bounded by the market's max_price (the price band's
+//  top, which no ask exceeds), a limit buy by its limit, a sell by its energy.
+static inline int64_t s_hold (const s_market_t *m, int side, int type, int64_t price,
+                              int64_t remaining)
+{
+    if (side == BOOK_ASK)
+        return remaining;
+    int64_t limit = type == PROTO_ORDER_TYPE_MARKET ? m->cfg.max_price : price;
+    return accounts_buy_hold (remaining, limit, m->cfg.lot, m->exact);
+}
+
+//  True when the user's available balance covers `amount` more of asset a.
+static bool s_covers (const engine_t *self, uint32_t user, int a, int64_t amount)
+{
+    return amount <= self->accounts.entries[user].asset[a].available;
+}
+
+//  Moves amount from available to reserved (negative: back), for the order `ref`.
+static inline void s_hold_move (engine_t *self, uint32_t market, uint32_t user, int a,
+                                int64_t amount, proto_balance_cause_t cause, uint64_t ref)
+{
+    accounts_balance_t *b = accounts_touch (&self->accounts, user, a, cause, ref, market);
+    b->available -= amount;
+    b->reserved += amount;
+    assert (b->available >= 0 && b->reserved >= 0); //  callers checked s_covers
+}
+
+//  An order leaves the book with `remaining` open: its hold is available again.
+static void s_release (engine_t *self, uint32_t market, const s_market_t *m, uint32_t user,
+                       int side, int type, int64_t price, int64_t remaining, uint64_t order_id)
+{
+    if (!m->escrow || remaining <= 0)
+        return;
+    s_hold_move (self, market, user, s_held_asset (side), -s_hold (m, side, type, price, remaining),
+                 PROTO_BALANCE_CAUSE_RELEASE, order_id);
+}
+
+//  An order with `remaining` open traded q for `value`: the hold of q leaves reserved, the
+//  value (a buy) or the energy (a sell) to pay the trade, and what a buy held beyond the value
+//  becomes available.
+static inline void s_fill (engine_t *self, uint32_t market, const s_market_t *m, uint32_t user,
+                           int side, int type, int64_t price, int64_t remaining, int64_t q,
+                           int64_t value, proto_balance_cause_t cause, uint64_t ref)
+{
+    if (!m->escrow)
+        return;
+    int a = s_held_asset (side);
+    accounts_balance_t *b = accounts_touch (&self->accounts, user, a, cause, ref, market);
+    if (side == BOOK_ASK) {
+        b->reserved -= q;
+        assert (b->reserved >= 0);
+        return;
+    }
+    int64_t freed =
+        s_hold (m, side, type, price, remaining) - s_hold (m, side, type, price, remaining - q);
+    assert (freed >= value && b->reserved >= freed); //  accounts.h: the hold covers every fill
+    b->reserved -= freed;
+    b->available += freed - value;
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -236,6 +368,8 @@ static void s_remove_resting (engine_t *self, uint32_t slot, engine_event_kind_t
     ev->qty = o->remaining;
     ev->price = price;
     ev->reason = reason;
+    s_release (self, book->market, &self->markets[book->market], o->user, side, o->type, price,
+               o->remaining, o->id);
     book->resting--;
     book_pool_release (&self->pool, slot);
     if (level->count == 0) {
@@ -288,6 +422,8 @@ uint32_t engine_user_intern (engine_t *self, const char *name)
         self->user_names = bigger;
         self->user_cap = cap;
     }
+    if (accounts_reserve_users (&self->accounts, self->user_count + 1))
+        return UINT32_MAX;
     uint32_t u = self->user_count++;
     snprintf (self->user_names[u], sizeof self->user_names[u], "%s", name);
     if ((self->user_count * 2 > self->user_mask + 1) && s_user_index_grow (self))
@@ -410,14 +546,22 @@ engine_t *engine_new (const mce_config_t *cfg)
     self->user_cap = S_USERS_START;
     self->user_names = malloc (self->user_cap * sizeof *self->user_names);
     self->coids = zhashx_new ();
-    if (!self->markets || !self->books || !self->user_names || !self->coids ||
-        book_pool_init (&self->pool) || s_user_index_grow (self)) {
+    self->withdrawals = zhashx_new ();
+    self->deposits = zhashx_new ();
+    accounts_init (&self->accounts);
+    if (!self->markets || !self->books || !self->user_names || !self->coids || !self->withdrawals ||
+        !self->deposits || book_pool_init (&self->pool) || s_user_index_grow (self)) {
         engine_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->coids, s_coid_free);
+    zhashx_set_destructor (self->withdrawals, s_coid_free);
+    zhashx_set_destructor (self->deposits, s_coid_free);
     for (uint32_t i = 0; i < self->market_count; i++) {
         self->markets[i].cfg = cfg->markets[i];
+        self->markets[i].escrow = cfg->markets[i].escrow;
+        self->markets[i].exact = (cfg->markets[i].lot * cfg->markets[i].tick) % 1000 == 0 &&
+                                 cfg->markets[i].max_price % cfg->markets[i].tick == 0;
         self->markets[i].stp = (engine_stp_t) cfg->markets[i].stp;
         self->markets[i].pro_rata = cfg->markets[i].marginal == CONFIG_MARGINAL_PRO_RATA;
         self->markets[i].current = -1;
@@ -426,6 +570,7 @@ engine_t *engine_new (const mce_config_t *cfg)
     }
     self->next_order_id = 1;
     self->next_trade_id = 1;
+    self->next_withdrawal_id = 1;
     return self;
 }
 
@@ -439,6 +584,9 @@ void engine_destroy (engine_t **self_p)
         book_free (&self->books[i]);
     book_pool_free (&self->pool);
     zhashx_destroy (&self->coids);
+    zhashx_destroy (&self->withdrawals);
+    zhashx_destroy (&self->deposits);
+    accounts_free (&self->accounts);
     free (self->books);
     free (self->markets);
     free (self->user_names);
@@ -576,6 +724,10 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
             int64_t price = s_trade_price (m, side, taker->price, is_market, maker->price);
             int64_t value = 0;
             money_value (q, price, &value);
+            s_fill (self, book->market, m, taker->user, side, taker->type, taker->price,
+                    taker->remaining, q, value, PROTO_BALANCE_CAUSE_ORDER, taker->id);
+            s_fill (self, book->market, m, maker->user, !side, maker->type, maker->price,
+                    maker->remaining, q, value, PROTO_BALANCE_CAUSE_TRADE, self->next_trade_id);
             engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
             ev->epoch = book->epoch;
             ev->trade_id = self->next_trade_id++;
@@ -686,6 +838,14 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     else if (auction && o->tif == PROTO_TIF_FOK)
         reason = PROTO_REJECT_REASON_FOK_UNFILLABLE,
         message = "fill-or-kill is not available in auction mode";
+    int side = s_side_of (o->side);
+    int64_t hold = 0;
+    if (!reason && m->escrow) {
+        hold = s_hold (m, side, o->type, o->price, o->qty);
+        if (!s_covers (self, o->user, s_held_asset (side), hold))
+            reason = PROTO_REJECT_REASON_INSUFFICIENT_BALANCE,
+            message = "the available balance does not cover the order";
+    }
     if (reason) {
         r->epoch = epoch;
         rej = s_reject (self, o->market, o->user, reason, message);
@@ -696,7 +856,6 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     if (!book)
         return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_OVERLOADED,
                          "too many open books");
-    int side = s_side_of (o->side);
     int64_t price =
         is_market ? (auction ? (side == BOOK_BID ? S_AUCTION_MARKET_BID : 0) : 0) : o->price;
     if (!auction && !is_market) {
@@ -734,6 +893,9 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     t->flags = o->post_only ? BOOK_ORDER_POST_ONLY : 0;
     s_order_event (self, ENGINE_EV_ACCEPTED, o->market, epoch, id, o->user, (uint8_t) o->side,
                    o->qty, is_market ? 0 : price);
+    if (m->escrow)
+        s_hold_move (self, o->market, o->user, s_held_asset (side), hold, PROTO_BALANCE_CAUSE_ORDER,
+                     id);
     r->order_id = id;
     r->epoch = epoch;
     bool stopped = false;
@@ -765,6 +927,7 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
                                (uint8_t) o->side, t->remaining, is_market ? 0 : price);
             c->reason = stopped ? PROTO_CANCEL_REASON_SELF_TRADE : PROTO_CANCEL_REASON_UNFILLED;
             r->status = PROTO_ORDER_STATUS_CANCELLED;
+            s_release (self, o->market, m, o->user, side, t->type, t->price, t->remaining, id);
         }
         else
             r->status = PROTO_ORDER_STATUS_FILLED;
@@ -849,6 +1012,18 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
             return s_reject (self, market, user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS,
                              "post-only order would trade");
     }
+    if (m->escrow) {
+        //  The owner's balance pays for an amend up (an admin's amend too) and gets back what
+        //  an amend down frees.
+        int64_t more = s_hold (m, side, o->type, new_price ? price : o->price, qty) -
+                       s_hold (m, side, o->type, o->price, o->remaining);
+        if (more > 0 && !s_covers (self, o->user, s_held_asset (side), more))
+            return s_reject (self, market, user, PROTO_REJECT_REASON_INSUFFICIENT_BALANCE,
+                             "the available balance does not cover the order");
+        if (more)
+            s_hold_move (self, market, o->user, s_held_asset (side), more,
+                         PROTO_BALANCE_CAUSE_ORDER, order_id);
+    }
     r->order_id = order_id;
     r->epoch = book->epoch;
     bool keeps = !new_price && qty <= o->remaining;
@@ -906,6 +1081,7 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
                            (uint8_t) s_proto_side (side), o->remaining, o->price);
         c->reason = PROTO_CANCEL_REASON_SELF_TRADE;
         r->status = PROTO_ORDER_STATUS_CANCELLED;
+        s_release (self, market, m, o->user, side, o->type, o->price, o->remaining, order_id);
     }
     else
         r->status = PROTO_ORDER_STATUS_FILLED;
@@ -923,6 +1099,7 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
 //  so nothing is unlinked, and each order is read once.
 static void s_close_book (engine_t *self, book_t *book)
 {
+    const s_market_t *m = &self->markets[book->market];
     for (int side = 0; side < 2; side++) {
         book_levels_t *s = &book->side[side];
         for (uint32_t l = s->count; l-- > 0;) {
@@ -933,6 +1110,8 @@ static void s_close_book (engine_t *self, book_t *book)
                     s_order_event (self, ENGINE_EV_EXPIRED, book->market, book->epoch, o->id,
                                    o->user, (uint8_t) s_proto_side (side), o->remaining, o->price);
                 ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
+                s_release (self, book->market, m, o->user, side, o->type, o->price, o->remaining,
+                           o->id);
                 book_pool_release (&self->pool, slot);
                 slot = next;
             }
@@ -1073,6 +1252,171 @@ const engine_result_t *engine_control (engine_t *self, uint32_t market, uint32_t
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Deposits and withdrawals
+
+static void s_id_key (uint64_t id, char *key, size_t size)
+{
+    snprintf (key, size, "%" PRIu64, id);
+}
+
+//  Remembers a credited deposit id. Ids come from the settler's counter and are credited
+//  roughly in order, so the set holds only those above a floor of contiguous ones.
+static void s_deposit_remember (engine_t *self, uint64_t id)
+{
+    char key[24];
+    if (id == self->deposits_floor + 1) {
+        self->deposits_floor = id;
+        for (;;) {
+            s_id_key (self->deposits_floor + 1, key, sizeof key);
+            if (!zhashx_lookup (self->deposits, key))
+                break;
+            zhashx_delete (self->deposits, key);
+            self->deposits_floor++;
+        }
+        return;
+    }
+    uint64_t *item = malloc (sizeof *item);
+    assert (item); //  8 bytes: nothing sensible is left to do without them
+    *item = id;
+    s_id_key (id, key, sizeof key);
+    zhashx_update (self->deposits, key, item);
+}
+
+static bool s_deposit_known (engine_t *self, uint64_t id)
+{
+    char key[24];
+    s_id_key (id, key, sizeof key);
+    return id <= self->deposits_floor || zhashx_lookup (self->deposits, key);
+}
+
+static bool s_amount_ok (proto_asset_t asset, int64_t amount)
+{
+    return (asset == PROTO_ASSET_ENERGY || asset == PROTO_ASSET_PAYMENT) && amount > 0 &&
+           amount <= ACCOUNTS_BALANCE_MAX;
+}
+
+static void s_withdrawal_event (engine_t *self, const s_withdrawal_t *w,
+                                proto_withdrawal_phase_t phase)
+{
+    engine_event_t *ev = s_event (self, ENGINE_EV_WITHDRAWAL, UINT32_MAX);
+    ev->order_id = w->id;
+    ev->user = w->user;
+    ev->side = (uint8_t) s_asset (w->asset);
+    ev->qty = w->amount;
+    ev->reason = (uint8_t) phase;
+}
+
+const engine_result_t *engine_deposit (engine_t *self, uint32_t user, proto_asset_t asset,
+                                       int64_t amount, uint64_t deposit_id, int64_t now)
+{
+    (void) now;
+    engine_result_t *r = s_begin (self);
+    r->ref = deposit_id;
+    if (user >= self->user_count || deposit_id == 0 || !s_amount_ok (asset, amount))
+        return s_refuse (self, PROTO_REJECT_REASON_BAD_AMOUNT,
+                         "a deposit needs an id, an asset and a positive amount");
+    if (s_deposit_known (self, deposit_id)) {
+        r->duplicate = true; //  credited before: the same answer, nothing changes
+        return s_finish (self);
+    }
+    int a = accounts_asset_index (asset);
+    accounts_balance_t *b = &self->accounts.entries[user].asset[a];
+    if (amount > ACCOUNTS_BALANCE_MAX - b->available - b->reserved)
+        return s_refuse (self, PROTO_REJECT_REASON_BAD_AMOUNT,
+                         "the balance would exceed the largest one an account may hold");
+    b = accounts_touch (&self->accounts, user, a, PROTO_BALANCE_CAUSE_DEPOSIT, deposit_id,
+                        UINT32_MAX);
+    b->available += amount;
+    s_deposit_remember (self, deposit_id);
+    return s_finish (self);
+}
+
+const engine_result_t *engine_withdraw (engine_t *self, uint32_t user, proto_asset_t asset,
+                                        int64_t amount, int64_t now)
+{
+    (void) now;
+    engine_result_t *r = s_begin (self);
+    if (user >= self->user_count || !s_amount_ok (asset, amount))
+        return s_refuse (self, PROTO_REJECT_REASON_BAD_AMOUNT,
+                         "a withdrawal needs an asset and a positive amount");
+    int a = accounts_asset_index (asset);
+    if (!s_covers (self, user, a, amount))
+        return s_refuse (self, PROTO_REJECT_REASON_INSUFFICIENT_BALANCE,
+                         "the available balance does not cover the withdrawal");
+    s_withdrawal_t *w = malloc (sizeof *w);
+    if (!w)
+        return s_refuse (self, PROTO_REJECT_REASON_OVERLOADED, "out of memory");
+    *w = (s_withdrawal_t){
+        .id = self->next_withdrawal_id++, .user = user, .asset = (uint8_t) a, .amount = amount};
+    char key[24];
+    s_id_key (w->id, key, sizeof key);
+    zhashx_insert (self->withdrawals, key, w);
+    accounts_balance_t *b = accounts_touch (&self->accounts, user, a,
+                                            PROTO_BALANCE_CAUSE_WITHDRAWAL, w->id, UINT32_MAX);
+    b->available -= amount;
+    s_withdrawal_event (self, w, PROTO_WITHDRAWAL_PHASE_REQUESTED);
+    r->ref = w->id;
+    return s_finish (self);
+}
+
+const engine_result_t *engine_withdrawal_close (engine_t *self, uint64_t withdrawal_id, bool refund,
+                                                int64_t now)
+{
+    (void) now;
+    engine_result_t *r = s_begin (self);
+    r->ref = withdrawal_id;
+    char key[24];
+    s_id_key (withdrawal_id, key, sizeof key);
+    s_withdrawal_t *w = zhashx_lookup (self->withdrawals, key);
+    if (!w) {
+        if (withdrawal_id == 0 || withdrawal_id >= self->next_withdrawal_id)
+            return s_refuse (self, PROTO_REJECT_REASON_UNKNOWN_WITHDRAWAL, "no such withdrawal");
+        r->duplicate = true; //  closed before: the same answer, nothing changes
+        return s_finish (self);
+    }
+    if (refund) {
+        accounts_balance_t *b = accounts_touch (&self->accounts, w->user, w->asset,
+                                                PROTO_BALANCE_CAUSE_REFUND, w->id, UINT32_MAX);
+        b->available += w->amount;
+    }
+    s_withdrawal_event (self, w,
+                        refund ? PROTO_WITHDRAWAL_PHASE_REFUNDED : PROTO_WITHDRAWAL_PHASE_PAID);
+    zhashx_delete (self->withdrawals, key);
+    return s_finish (self);
+}
+
+void engine_balance (const engine_t *self, uint32_t user, proto_asset_t asset, int64_t *available,
+                     int64_t *reserved)
+{
+    *available = *reserved = 0;
+    if (user >= self->accounts.count)
+        return;
+    const accounts_balance_t *b = &self->accounts.entries[user].asset[accounts_asset_index (asset)];
+    *available = b->available;
+    *reserved = b->reserved;
+}
+
+void engine_asset_totals (const engine_t *self, proto_asset_t asset, int64_t *available,
+                          int64_t *reserved, int64_t *withdrawing)
+{
+    int a = accounts_asset_index (asset);
+    *available = *reserved = *withdrawing = 0;
+    for (size_t u = 0; u < self->accounts.count; u++) {
+        *available += self->accounts.entries[u].asset[a].available;
+        *reserved += self->accounts.entries[u].asset[a].reserved;
+    }
+    for (const s_withdrawal_t *w = zhashx_first (self->withdrawals); w;
+         w = zhashx_next (self->withdrawals))
+        if (w->asset == a)
+            *withdrawing += w->amount;
+}
+
+bool engine_market_escrow (const engine_t *self, uint32_t market)
+{
+    return market < self->market_count && self->markets[market].escrow;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  The auction
 
 #define S_COLLECT_LANES 16
@@ -1159,6 +1503,7 @@ static void s_level_changes (engine_t *self, book_t *book, const book_level_t *b
 static void s_auction_close (engine_t *self, book_t *book, const auction_order_t *orders,
                              const uint64_t *ids, const uint32_t *slots, const int64_t *filled)
 {
+    const s_market_t *m = &self->markets[book->market];
     uint32_t pos = 0;
     for (int side = 0; side < 2; side++) {
         book_levels_t *s = &book->side[side];
@@ -1170,6 +1515,9 @@ static void s_auction_close (engine_t *self, book_t *book, const auction_order_t
                         self, ENGINE_EV_EXPIRED, book->market, book->epoch, ids[pos],
                         orders[pos].user, (uint8_t) s_proto_side (side), left, orders[pos].price);
                     ev->reason = PROTO_EXPIRE_REASON_EPOCH_CLOSE;
+                    s_release (self, book->market, m, orders[pos].user, side,
+                               self->pool.orders[slots[pos]].type, orders[pos].price, left,
+                               ids[pos]);
                 }
                 book_pool_release (&self->pool, slots[pos]);
             }
@@ -1209,6 +1557,8 @@ static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots
                 s_order_event (self, ENGINE_EV_CANCELLED, book->market, book->epoch, o->id, o->user,
                                (uint8_t) s_proto_side (o->side), o->remaining, o->price);
             ev->reason = PROTO_CANCEL_REASON_UNFILLED;
+            s_release (self, book->market, &self->markets[book->market], o->user, o->side, o->type,
+                       o->price, o->remaining, o->id);
         }
         int side = o->side;
         book_level_unlink (&self->pool, level, slots[pos]);
@@ -1268,6 +1618,16 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
         const auction_trade_t *t = &trades[i];
         int64_t value = 0;
         money_value (t->qty, t->price, &value);
+        if (m->escrow) {
+            const book_order_t *bid = &self->pool.orders[slots[t->bid]];
+            const book_order_t *ask = &self->pool.orders[slots[t->ask]];
+            s_fill (self, book->market, m, bid->user, BOOK_BID, bid->type, bid->price,
+                    orders[t->bid].qty - filled[t->bid], t->qty, value, PROTO_BALANCE_CAUSE_TRADE,
+                    self->next_trade_id);
+            s_fill (self, book->market, m, ask->user, BOOK_ASK, ask->type, ask->price,
+                    orders[t->ask].qty - filled[t->ask], t->qty, value, PROTO_BALANCE_CAUSE_TRADE,
+                    self->next_trade_id);
+        }
         engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
         ev->epoch = book->epoch;
         ev->trade_id = self->next_trade_id++;
@@ -1293,6 +1653,26 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
 
 //  ---------------------------------------------------------------------------------------
 //  State
+
+//  Balances by user index; the open withdrawals and the deposit ids above the floor are sets
+//  (a map's iteration order is not part of the state), so they are summed, not chained.
+static uint64_t s_accounts_hash (const engine_t *self, uint64_t h)
+{
+    for (uint32_t u = 0; u < self->user_count; u++)
+        for (int a = 0; a < ACCOUNTS_ASSETS; a++) {
+            h = s_mix (h, (uint64_t) self->accounts.entries[u].asset[a].available);
+            h = s_mix (h, (uint64_t) self->accounts.entries[u].asset[a].reserved);
+        }
+    h = s_mix (h, self->next_withdrawal_id);
+    h = s_mix (h, self->deposits_floor);
+    uint64_t set = 0;
+    for (const s_withdrawal_t *w = zhashx_first (self->withdrawals); w;
+         w = zhashx_next (self->withdrawals))
+        set += s_mix (s_mix (w->id, (uint64_t) w->user << 8 | w->asset), (uint64_t) w->amount);
+    for (const uint64_t *id = zhashx_first (self->deposits); id; id = zhashx_next (self->deposits))
+        set += s_mix (*id, 0xde9051);
+    return s_mix (h, set);
+}
 
 uint64_t engine_state_hash (const engine_t *self)
 {
@@ -1341,7 +1721,7 @@ uint64_t engine_state_hash (const engine_t *self)
             }
         }
     }
-    return h;
+    return s_accounts_hash (self, h);
 }
 
 uint64_t engine_resting (const engine_t *self)
@@ -1377,7 +1757,7 @@ size_t engine_memory (const engine_t *self)
 //  Snapshots: a plain little-endian dump, versioned. Writing and reading go through one
 //  cursor type each, so a field added to one side is added to the other next to it.
 
-#define S_SNAP_VERSION 1
+#define S_SNAP_VERSION 2 //  2 added the accounts; a version 1 snapshot restores with none
 
 typedef struct {
     uint8_t *data;
@@ -1512,6 +1892,24 @@ uint8_t *engine_snapshot (const engine_t *self, size_t *size)
         s_put64 (&o, (uint64_t) c->filled);
         s_put64 (&o, (uint64_t) c->remaining);
     }
+    //  accounts: one entry per user, then the open withdrawals and the credited deposits
+    for (uint32_t u = 0; u < self->user_count; u++)
+        for (int a = 0; a < ACCOUNTS_ASSETS; a++) {
+            s_put64 (&o, (uint64_t) self->accounts.entries[u].asset[a].available);
+            s_put64 (&o, (uint64_t) self->accounts.entries[u].asset[a].reserved);
+        }
+    s_put64 (&o, self->next_withdrawal_id);
+    s_put64 (&o, zhashx_size (self->withdrawals));
+    for (const s_withdrawal_t *w = zhashx_first (self->withdrawals); w;
+         w = zhashx_next (self->withdrawals)) {
+        s_put64 (&o, w->id);
+        s_put64 (&o, (uint64_t) w->user | (uint64_t) w->asset << 32);
+        s_put64 (&o, (uint64_t) w->amount);
+    }
+    s_put64 (&o, self->deposits_floor);
+    s_put64 (&o, zhashx_size (self->deposits));
+    for (const uint64_t *id = zhashx_first (self->deposits); id; id = zhashx_next (self->deposits))
+        s_put64 (&o, *id);
     if (o.failed) {
         free (o.data);
         return NULL;
@@ -1540,6 +1938,7 @@ static const char *s_message_literal (const char *text)
         "fill-or-kill order cannot be filled entirely",
         "trading is paused in this market",
         "client_order_id already used for a different order",
+        "the available balance does not cover the order",
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp (known[i], text) == 0)
@@ -1555,6 +1954,12 @@ static void s_clear (engine_t *self)
     book_pool_free (&self->pool);
     book_pool_init (&self->pool);
     zhashx_purge (self->coids);
+    zhashx_purge (self->withdrawals);
+    zhashx_purge (self->deposits);
+    if (self->accounts.count)
+        memset (self->accounts.entries, 0, self->accounts.count * sizeof *self->accounts.entries);
+    self->next_withdrawal_id = 1;
+    self->deposits_floor = 0;
     self->expiry_count = 0;
     self->user_count = 0;
     memset (self->user_index, 0xff, (self->user_mask + 1) * sizeof *self->user_index);
@@ -1566,11 +1971,58 @@ static void s_clear (engine_t *self)
     self->next_order_id = self->next_trade_id = 1;
 }
 
+static void s_restore_accounts (engine_t *self, s_in_t *in)
+{
+    for (uint32_t u = 0; u < self->user_count; u++)
+        for (int a = 0; a < ACCOUNTS_ASSETS; a++) {
+            accounts_balance_t *b = &self->accounts.entries[u].asset[a];
+            b->available = (int64_t) s_get64 (in);
+            b->reserved = (int64_t) s_get64 (in);
+            if (b->available < 0 || b->reserved < 0)
+                in->failed = true;
+        }
+    self->next_withdrawal_id = s_get64 (in);
+    uint64_t n = s_get64 (in);
+    if (n > (uint64_t) (in->end - in->p) / 24)
+        in->failed = true;
+    for (uint64_t i = 0; i < n && !in->failed; i++) {
+        s_withdrawal_t *w = malloc (sizeof *w);
+        if (!w) {
+            in->failed = true;
+            break;
+        }
+        w->id = s_get64 (in);
+        uint64_t packed = s_get64 (in);
+        w->user = (uint32_t) packed;
+        w->asset = (uint8_t) (packed >> 32);
+        w->amount = (int64_t) s_get64 (in);
+        char key[24];
+        s_id_key (w->id, key, sizeof key);
+        if (w->user >= self->user_count || w->asset >= ACCOUNTS_ASSETS || w->amount <= 0 ||
+            w->id == 0 || w->id >= self->next_withdrawal_id ||
+            zhashx_lookup (self->withdrawals, key))
+            in->failed = true;
+        zhashx_update (self->withdrawals, key, w);
+    }
+    self->deposits_floor = s_get64 (in);
+    n = s_get64 (in);
+    if (n > (uint64_t) (in->end - in->p) / 8)
+        in->failed = true;
+    for (uint64_t i = 0; i < n && !in->failed; i++) {
+        uint64_t id = s_get64 (in);
+        if (id <= self->deposits_floor + 1)
+            in->failed = true; //  such an id would have joined the floor
+        else
+            s_deposit_remember (self, id);
+    }
+}
+
 int engine_restore (engine_t *self, const uint8_t *data, size_t size)
 {
     s_clear (self);
     s_in_t in = {data, data + size, false};
-    if (s_get64 (&in) != S_SNAP_VERSION)
+    uint64_t version = s_get64 (&in);
+    if (version != 1 && version != S_SNAP_VERSION)
         return -1;
     self->next_order_id = s_get64 (&in);
     self->next_trade_id = s_get64 (&in);
@@ -1678,6 +2130,8 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
             in.failed = true;
         zhashx_update (self->coids, key, c);
     }
+    if (version >= 2 && !in.failed)
+        s_restore_accounts (self, &in);
     if (in.failed || in.p != in.end) {
         s_clear (self);
         return -1;

@@ -39,6 +39,12 @@ typedef enum {
     ENGINE_EV_EPOCH,        //  reason (proto_epoch_phase_t), epoch, price (clearing, 0 = none),
                             //  qty (volume), count (trades)
     ENGINE_EV_MARKET,       //  reason (proto_market_status_t), flag (proto_control_action_t), user
+    ENGINE_EV_BALANCE,      //  user, side (proto_asset_t), reason (proto_balance_cause_t),
+                            //  order_id (ref), market (UINT32_MAX = none), qty (available now),
+                            //  value (reserved now), price (change of available), epoch (change
+                            //  of reserved)
+    ENGINE_EV_WITHDRAWAL,   //  order_id (withdrawal id), user, side (proto_asset_t), qty (amount),
+                            //  reason (proto_withdrawal_phase_t)
 } engine_event_kind_t;
 
 typedef struct {
@@ -69,6 +75,7 @@ typedef struct {
     int64_t epoch;
     proto_order_status_t status;
     int64_t filled, remaining; //  Wh
+    uint64_t ref;              //  the withdrawal created, or the deposit or withdrawal acted on
 } engine_result_t;
 
 //  A new order, with market and user already resolved.
@@ -113,6 +120,24 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
                                      uint64_t order_id, int64_t qty, int64_t price, int64_t now);
 const engine_result_t *engine_control (engine_t *self, uint32_t market, uint32_t user, bool admin,
                                        proto_control_action_t action, int64_t now);
+//  Accounts (DESIGN.md §9). A confirmed deposit is credited once per deposit id (a repeat is
+//  acknowledged as a duplicate and changes nothing). A withdrawal debits available (never
+//  reserved) and gets an id; closing it either records it paid or credits it back, once.
+const engine_result_t *engine_deposit (engine_t *self, uint32_t user, proto_asset_t asset,
+                                       int64_t amount, uint64_t deposit_id, int64_t now);
+const engine_result_t *engine_withdraw (engine_t *self, uint32_t user, proto_asset_t asset,
+                                        int64_t amount, int64_t now);
+const engine_result_t *engine_withdrawal_close (engine_t *self, uint64_t withdrawal_id, bool refund,
+                                                int64_t now);
+//  A user's balance of one asset (zeros for a user never seen).
+void engine_balance (const engine_t *self, uint32_t user, proto_asset_t asset, int64_t *available,
+                     int64_t *reserved);
+//  Every user's balances of one asset added up, and what open withdrawals of it still owe.
+void engine_asset_totals (const engine_t *self, proto_asset_t asset, int64_t *available,
+                          int64_t *reserved, int64_t *withdrawing);
+//  True when the market's orders reserve balances (config escrow).
+bool engine_market_escrow (const engine_t *self, uint32_t market);
+
 //  Moves every market's epochs to `now`: closes (and in auction mode clears) the epochs that
 //  ended, expires their leftovers and orders past expires_at, opens the new ones.
 const engine_result_t *engine_advance (engine_t *self, int64_t now);

@@ -215,6 +215,31 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             s->action = ev->flag;
             break;
         }
+        case ENGINE_EV_BALANCE: {
+            m->kind = PROTO_balance;
+            proto_balance_t *b = &m->balance;
+            s_copy (b->user, sizeof b->user, user);
+            if (ev->market < (uint32_t) self->cfg->market_count)
+                s_copy (b->market, sizeof b->market, market);
+            b->asset = ev->side;
+            b->available = ev->qty;
+            b->reserved = ev->value;
+            b->d_available = ev->price;
+            b->d_reserved = ev->epoch;
+            b->cause = ev->reason;
+            b->ref = ev->order_id;
+            break;
+        }
+        case ENGINE_EV_WITHDRAWAL: {
+            m->kind = PROTO_withdrawal;
+            proto_withdrawal_t *w = &m->withdrawal;
+            s_copy (w->user, sizeof w->user, user);
+            w->withdrawal_id = ev->order_id;
+            w->asset = ev->side;
+            w->amount = ev->qty;
+            w->state = ev->reason;
+            break;
+        }
         default:
             assert (false);
     }
@@ -238,6 +263,8 @@ static void s_stamp (proto_msg_t *m, uint64_t seq, int64_t ts)
         S_STAMP (book_level)
         S_STAMP (epoch_state)
         S_STAMP (market_state)
+        S_STAMP (balance)
+        S_STAMP (withdrawal)
         S_STAMP (clock)
 #undef S_STAMP
         case PROTO_new_order:
@@ -251,6 +278,15 @@ static void s_stamp (proto_msg_t *m, uint64_t seq, int64_t ts)
             break;
         case PROTO_market_control:
             m->market_control.seq = seq;
+            break;
+        case PROTO_withdraw:
+            m->withdraw.seq = seq;
+            break;
+        case PROTO_deposit_credit:
+            m->deposit_credit.seq = seq;
+            break;
+        case PROTO_withdrawal_close:
+            m->withdrawal_close.seq = seq;
             break;
         default:
             assert (false);
@@ -350,7 +386,7 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
 {
     const engine_result_t *r = NULL;
     const char *market_name = proto_msg_market (cmd);
-    int mi = engine_market_find (self->engine, market_name);
+    int mi = market_name ? engine_market_find (self->engine, market_name) : -1;
     uint32_t market = mi < 0 ? UINT32_MAX : (uint32_t) mi;
     switch (cmd->kind) {
         case PROTO_new_order: {
@@ -391,6 +427,23 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
                                 s_role_admin (c->role), c->action, self->now);
             break;
         }
+        case PROTO_withdraw: {
+            const proto_withdraw_t *w = &cmd->withdraw;
+            r = engine_withdraw (self->engine, engine_user_intern (self->engine, w->user), w->asset,
+                                 w->amount, self->now);
+            break;
+        }
+        case PROTO_deposit_credit: {
+            const proto_deposit_credit_t *d = &cmd->deposit_credit;
+            r = engine_deposit (self->engine, engine_user_intern (self->engine, d->user), d->asset,
+                                d->amount, d->deposit_id, self->now);
+            break;
+        }
+        case PROTO_withdrawal_close: {
+            const proto_withdrawal_close_t *c = &cmd->withdrawal_close;
+            r = engine_withdrawal_close (self->engine, c->withdrawal_id, c->refund, self->now);
+            break;
+        }
         default:
             assert (false);
     }
@@ -418,6 +471,8 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
         a->status = r->status;
         a->filled = r->filled;
         a->remaining = r->remaining;
+        a->ref = r->ref;
+        a->duplicate = r->duplicate && !r->order_id; //  a resubmitted order answers as the first
     }
     return 0;
 }
@@ -429,6 +484,9 @@ static const char *s_check_command (const proto_msg_t *msg)
         case PROTO_cancel_order:
         case PROTO_amend_order:
         case PROTO_market_control:
+        case PROTO_withdraw:
+        case PROTO_deposit_credit:
+        case PROTO_withdrawal_close:
             return NULL;
         default:
             return "is not a command";

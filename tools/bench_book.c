@@ -13,6 +13,10 @@
     with the same operations, reading the TSC (rdtsc, no system call) around each one; the TSC
     rate is calibrated against CLOCK_MONOTONIC over that pass. bytes_per_order is the growth of
     the engine's heap (pool, index, levels) divided by the orders resting at the end.
+
+    --escrow turns the market's accounts on (DESIGN.md §9): every user starts with a deposit
+    larger than any run spends, and every order reserves, every fill and cancel releases, as
+    in production; without it the engine runs bare, for the comparison.
 */
 #include "clock.h"
 #include "engine.h"
@@ -39,6 +43,7 @@ typedef struct {
     s_op_t *ops;
     size_t count;
     bool auction;
+    bool escrow; //  orders reserve balances
 } s_workload_t;
 
 //  xorshift64*: fast, fixed-seed, identical on every run.
@@ -159,11 +164,19 @@ static s_run_t s_run_new (const s_workload_t *w)
     m->min_price = 1, m->max_price = 1000000000;
     m->epoch_seconds = 86400, m->future_epochs = 1;
     m->mode = w->auction ? CONFIG_MODE_AUCTION : CONFIG_MODE_CONTINUOUS;
+    m->escrow = w->escrow;
     s_run_t run = {.engine = engine_new (&cfg), .now = 1000 * MCE_NS_PER_SEC};
     for (int i = 0; i < 16; i++) {
         char name[16];
         snprintf (name, sizeof name, "user-%d", i);
         run.user[i] = engine_user_intern (run.engine, name);
+        if (w->escrow) {
+            //  far more than any flow spends: 10^16 µ and 10^15 Wh
+            engine_deposit (run.engine, run.user[i], PROTO_ASSET_PAYMENT, 10000000000000000LL,
+                            2 * (uint64_t) i + 1, run.now);
+            engine_deposit (run.engine, run.user[i], PROTO_ASSET_ENERGY, 1000000000000000LL,
+                            2 * (uint64_t) i + 2, run.now);
+        }
     }
     run.resting_cap = w->count + 16;
     run.resting = malloc (run.resting_cap * sizeof *run.resting);
@@ -244,15 +257,13 @@ static int s_cmp_u32 (const void *a, const void *b)
 int main (int argc, char **argv)
 {
     static const struct option options[] = {
-        {"flow", required_argument, NULL, 'f'},
-        {"orders", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"flow", required_argument, NULL, 'f'}, {"orders", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},       {"escrow", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *flow = "liquibook";
     size_t n = 1000000;
-    bool json = false;
+    bool json = false, escrow = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -271,11 +282,15 @@ int main (int argc, char **argv)
             case 'j':
                 json = true;
                 break;
+            case 'e':
+                escrow = true;
+                break;
             case 'h':
-                printf ("Usage: mce-bench-book [--flow NAME] [--orders N] [--json]\n\n"
+                printf ("Usage: mce-bench-book [--flow NAME] [--orders N] [--escrow] [--json]\n\n"
                         "Flows: liquibook (default), liquibook-cancel, exchange-core, auction.\n"
-                        "N: operations after any set-up (default 1000000). Prints a table, or\n"
-                        "with --json one JSON object on the last line.\n");
+                        "N: operations after any set-up (default 1000000). --escrow: every order\n"
+                        "reserves and releases balances, as markets do by default. Prints a\n"
+                        "table, or with --json one JSON object on the last line.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-bench-book: try --help\n");
@@ -289,6 +304,7 @@ int main (int argc, char **argv)
         fprintf (stderr, "mce-bench-book: unknown flow '%s' (try --help)\n", flow);
         return 2;
     }
+    w.escrow = escrow;
     bool keep_10k = strcmp (flow, "liquibook-cancel") == 0;
     bool keep_1k = strcmp (flow, "exchange-core") == 0;
 
@@ -343,9 +359,10 @@ int main (int argc, char **argv)
     if (json) {
         printf ("{\"flow\":\"%s\",\"orders\":%zu,\"ops_per_sec\":%.0f,\"p50_ns\":%.0f,"
                 "\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"fills\":%llu,\"resting_end\":%llu,"
-                "\"bytes_per_order\":%.1f,\"state_hash\":\"%016llx\"",
+                "\"bytes_per_order\":%.1f,\"state_hash\":\"%016llx\",\"escrow\":%s",
                 flow, w.count, ops_per_sec, p50, p99, p999, (unsigned long long) fills,
-                (unsigned long long) resting_end, bytes_per_order, (unsigned long long) hash);
+                (unsigned long long) resting_end, bytes_per_order, (unsigned long long) hash,
+                escrow ? "true" : "false");
         if (w.auction)
             printf (",\"clear_ms\":%.3f", clear_ms);
         printf ("}\n");

@@ -5,6 +5,9 @@
       journal's record at that seq: no seq was ever published twice with different content;
     - the state hash of the last matcher (which restarted from snapshots) equals that of a
       fresh matcher replaying a copy of the whole journal.
+    The market has escrow on and the load mixes in deposit credits (a share of them resent, as
+    the settler resends until it has an answer), withdrawals and their closes: the hash covers
+    every balance, and the journal credits each deposit id and closes each withdrawal once.
 */
 #include "harness.h"
 #include "proto.h"
@@ -19,6 +22,10 @@
 #define S_WINDOW  32 //  commands in flight per client
 #define S_KILLS   20
 #define S_MAX_ACK 200000
+#define S_MAX_IDS 100000 //  deposit and withdrawal ids tracked
+#define S_MARKETS                                                                                  \
+    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; "                 \
+    "escrow = true; } );\n"
 
 static harness_t s_h, s_fresh;
 
@@ -38,6 +45,8 @@ typedef struct {
     uint64_t expect, compared;
     uint8_t *accepted; //  by order id, below S_MAX_ACK * 4
     const s_seen_t *seen;
+    uint8_t *credited, *closed; //  by deposit / withdrawal id: how often the journal says so
+    uint64_t deposits, refunds;
 } s_check_t;
 
 static void s_check_event (uint64_t seq, const proto_msg_t *msg, const uint8_t *ev, size_t len,
@@ -47,6 +56,19 @@ static void s_check_event (uint64_t seq, const proto_msg_t *msg, const uint8_t *
     cr_assert_eq (seq, c->expect++, "journal seq gap");
     if (msg->kind == PROTO_order_accepted && msg->order_accepted.order_id < S_MAX_ACK * 4)
         c->accepted[msg->order_accepted.order_id] = 1;
+    if (msg->kind == PROTO_balance && msg->balance.cause == PROTO_BALANCE_CAUSE_DEPOSIT) {
+        cr_assert_lt (msg->balance.ref, S_MAX_IDS);
+        cr_assert_eq (c->credited[msg->balance.ref]++, 0, "deposit %lu credited twice",
+                      (unsigned long) msg->balance.ref);
+        c->deposits++;
+    }
+    if (msg->kind == PROTO_withdrawal &&
+        msg->withdrawal.state != PROTO_WITHDRAWAL_PHASE_REQUESTED) {
+        cr_assert_lt (msg->withdrawal.withdrawal_id, S_MAX_IDS);
+        cr_assert_eq (c->closed[msg->withdrawal.withdrawal_id]++, 0, "withdrawal %lu closed twice",
+                      (unsigned long) msg->withdrawal.withdrawal_id);
+        c->refunds += msg->withdrawal.state == PROTO_WITHDRAWAL_PHASE_REFUNDED;
+    }
     if (seq < 4000000 && c->seen[seq].data) {
         cr_assert (c->seen[seq].len == len && memcmp (c->seen[seq].data, ev, len) == 0,
                    "bus seq %lu differs from the journal", (unsigned long) seq);
@@ -80,12 +102,44 @@ static uint64_t s_logged_hash (harness_t *h, int i)
     return hash;
 }
 
+static uint64_t s_deposit_ids; //  deposit ids sent so far
+
 static void s_send_order (zsock_t *client, uint64_t rid, uint64_t *acked, size_t nacked)
 {
     proto_msg_t cmd = {0};
     char user[16];
-    snprintf (user, sizeof user, "u%d", (int) (s_rand () % 8));
-    if (nacked > 10 && s_rand () % 10 == 0) {
+    int u = (int) (s_rand () % 8);
+    snprintf (user, sizeof user, "u%d", u);
+    uint64_t pick = s_rand () % 100;
+    if (pick < 12 && s_deposit_ids < S_MAX_IDS - 1) {
+        //  a deposit: mostly new, a third of them a resend of an earlier id (same content)
+        uint64_t id = s_deposit_ids && pick < 4 ? 1 + s_rand () % s_deposit_ids : ++s_deposit_ids;
+        cmd.kind = PROTO_deposit_credit;
+        proto_deposit_credit_t *d = &cmd.deposit_credit;
+        d->rid = rid;
+        d->deposit_id = id;
+        snprintf (d->user, sizeof d->user, "u%d", (int) (id % 8));
+        d->asset = id & 8 ? PROTO_ASSET_ENERGY : PROTO_ASSET_PAYMENT;
+        d->amount = d->asset == PROTO_ASSET_ENERGY ? 30000 : 4000000;
+        d->ts = 1;
+    }
+    else if (pick < 14) {
+        cmd.kind = PROTO_withdraw;
+        cmd.withdraw.rid = rid;
+        snprintf (cmd.withdraw.user, sizeof cmd.withdraw.user, "%s", user);
+        cmd.withdraw.asset = s_rand () & 1 ? PROTO_ASSET_ENERGY : PROTO_ASSET_PAYMENT;
+        cmd.withdraw.amount = 1 + (int64_t) (s_rand () % 5000);
+        cmd.withdraw.ts = 1;
+    }
+    else if (pick < 16) {
+        //  the settler closing one, maybe twice, maybe one that never existed
+        cmd.kind = PROTO_withdrawal_close;
+        cmd.withdrawal_close.rid = rid;
+        cmd.withdrawal_close.withdrawal_id = 1 + s_rand () % (1 + rid / 40);
+        cmd.withdrawal_close.refund = s_rand () & 1;
+        cmd.withdrawal_close.ts = 1;
+    }
+    else if (nacked > 10 && s_rand () % 10 == 0) {
         //  a cancel of something acknowledged earlier (it may have traded already)
         cmd.kind = PROTO_cancel_order;
         cmd.cancel_order.rid = rid;
@@ -119,8 +173,7 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
 {
     //  Snapshots every 2 000 events, so kills fall before, during and after their writes.
     setenv ("MCE_MATCHER_SNAPSHOT_EVERY", "2000", 1); //  the harness writes the matcher group
-    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; } );\n");
+    harness_init (&s_h, S_MARKETS);
     char commands[64], bus[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
     snprintf (bus, sizeof bus, "tcp://127.0.0.1:%d", s_h.port_bus);
@@ -220,7 +273,11 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     //  message identical to its record.
     char dir[256];
     snprintf (dir, sizeof dir, "%s/data/matcher", s_h.dir);
-    s_check_t check = {.expect = 1, .accepted = calloc (S_MAX_ACK * 4, 1), .seen = seen};
+    s_check_t check = {.expect = 1,
+                       .accepted = calloc (S_MAX_ACK * 4, 1),
+                       .seen = seen,
+                       .credited = calloc (S_MAX_IDS, 1),
+                       .closed = calloc (S_MAX_IDS, 1)};
     cr_assert_geq (harness_journal_events (&s_h, s_check_event, &check), 0);
     uint8_t *accepted = check.accepted;
     for (size_t i = 0; i < nacked; i++)
@@ -228,10 +285,11 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
                    "acknowledged order %lu is not in the journal", (unsigned long) acked[i]);
     cr_assert_gt (check.compared, 100, "the bus was watched (%lu messages compared)",
                   (unsigned long) check.compared);
+    cr_assert_gt (check.deposits, 100, "deposits were credited");
+    cr_assert_gt (check.refunds, 0, "withdrawals were refunded");
 
     //  A fresh matcher on a copy of the journal rebuilds the same books.
-    harness_init (&s_fresh, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                            "epoch_seconds = 2592000; } );\n");
+    harness_init (&s_fresh, S_MARKETS);
     char cmd[768];
     //  (without the snapshots: the fresh one replays the whole journal)
     snprintf (cmd, sizeof cmd,
@@ -249,14 +307,17 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
                   "restarts began from snapshots");
     fprintf (stderr,
              "matcher_crash: %d kills, %zu acknowledged orders, %lu journal records, "
-             "%lu bus messages compared\n",
-             S_KILLS, nacked, (unsigned long) (check.expect - 1), (unsigned long) check.compared);
+             "%lu bus messages compared, %lu deposits credited, %lu withdrawals refunded\n",
+             S_KILLS, nacked, (unsigned long) (check.expect - 1), (unsigned long) check.compared,
+             (unsigned long) check.deposits, (unsigned long) check.refunds);
 
     for (size_t i = 0; i < 4000000; i++)
         free (seen[i].data);
     free (seen);
     free (acked);
     free (accepted);
+    free (check.credited);
+    free (check.closed);
     for (int c = 0; c < S_CLIENTS; c++)
         zsock_destroy (&clients[c]);
     zsock_destroy (&sub);

@@ -689,5 +689,5 @@ Test (proto, tables_are_consistent)
     size_t enums = 0;
     while (proto_enum_info (enums))
         enums++;
-    cr_assert_eq (enums, 15); // side ... settler_status, replay_status
+    cr_assert_eq (enums, 20); // asset, side ... transfer_state, settler_status, replay_status
 }
