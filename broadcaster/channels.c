@@ -13,10 +13,26 @@
 #include <stdarg.h>
 #include <string.h>
 
-typedef enum { C_DEPTH, C_TRADES, C_TICKER, C_EPOCHS, C_SETTLEMENTS, C_ORDERS, C_KINDS } s_kind_t;
+typedef enum {
+    C_DEPTH,
+    C_TRADES,
+    C_TICKER,
+    C_EPOCHS,
+    C_SETTLEMENTS,
+    C_ORDERS,
+    C_ACCOUNT,
+    C_KINDS
+} s_kind_t;
 
-static const char *const s_kind_names[C_KINDS] = {"depth",  "trades",      "ticker",
-                                                  "epochs", "settlements", "orders"};
+static const char *const s_kind_names[C_KINDS] = {"depth",       "trades", "ticker", "epochs",
+                                                  "settlements", "orders", "account"};
+
+//  A user's own channels: orders and account (balances) go to a valid token of that user only,
+//  never to monitors.
+static bool s_private (int kind)
+{
+    return kind == C_ORDERS || kind == C_ACCOUNT;
+}
 
 #define S_KEY_MAX           160
 #define S_MARKET_MAX        (PROTO_STR32_MAX + 1)
@@ -146,7 +162,7 @@ static ws_msg_t *s_message (const channel_t *ch, const char *type, uint64_t seq,
     json_t *root = json_object ();
     json_object_set_new (root, "type", json_string (type));
     json_object_set_new (root, "channel", json_string (s_kind_names[ch->kind]));
-    if (ch->kind == C_ORDERS)
+    if (s_private (ch->kind))
         json_object_set_new (root, "user", json_string (ch->user));
     else
         json_object_set_new (root, "market", json_string (ch->market));
@@ -284,6 +300,12 @@ static json_t *s_snapshot_data (channels_t *self, const channel_t *ch, int64_t n
             json_decref (orders);
             break;
         }
+        case C_ACCOUNT: {
+            json_t *balances = readmodel_user_balances (self->model, ch->user);
+            s_take (data, balances, "balances");
+            json_decref (balances);
+            break;
+        }
         default:
             break;
     }
@@ -313,8 +335,8 @@ static ws_msg_t *s_snapshot (channels_t *self, channel_t *ch, int64_t now_ns)
 
 static void s_key (char *key, s_kind_t kind, const char *market, int64_t epoch, const char *user)
 {
-    if (kind == C_ORDERS)
-        snprintf (key, S_KEY_MAX, "orders/%s", user);
+    if (s_private (kind))
+        snprintf (key, S_KEY_MAX, "%s/%s", s_kind_names[kind], user);
     else if (kind == C_DEPTH)
         snprintf (key, S_KEY_MAX, "depth/%s/%lld", market, (long long) epoch);
     else
@@ -354,7 +376,7 @@ static channel_t *s_get (channels_t *self, s_kind_t kind, const char *market, in
 static channel_t *s_wanted (channels_t *self, s_kind_t kind, const char *market, int64_t epoch,
                             const char *user)
 {
-    if (self->monitors > 0 && kind != C_ORDERS)
+    if (self->monitors > 0 && !s_private (kind))
         return s_get (self, kind, market, epoch, user);
     return s_find (self, kind, market, epoch, user);
 }
@@ -362,7 +384,7 @@ static channel_t *s_wanted (channels_t *self, s_kind_t kind, const char *market,
 //  A channel with no subscriber left goes, unless monitors keep public ones.
 static void s_maybe_forget (channels_t *self, channel_t *ch)
 {
-    if (ch->sub_count == 0 && !ch->pending && (self->monitors == 0 || ch->kind == C_ORDERS))
+    if (ch->sub_count == 0 && !ch->pending && (self->monitors == 0 || s_private (ch->kind)))
         zhashx_delete (self->channels, ch->key);
 }
 
@@ -455,10 +477,10 @@ static void s_subscribed (channels_t *self, ws_session_t *session, channel_t *ch
         ws_session_purge (session, sub);
     sub->stale = false;
     sub->expires_s = expires_s;
-    if (ch->kind == C_ORDERS) {
+    if (s_private (ch->kind)) {
         json_t *ack = json_object ();
         json_object_set_new (ack, "type", json_string ("subscribed"));
-        json_object_set_new (ack, "channel", json_string ("orders"));
+        json_object_set_new (ack, "channel", json_string (s_kind_names[ch->kind]));
         json_object_set_new (ack, "user", json_string (ch->user));
         s_control (session, ack, now_ns);
     }
@@ -496,7 +518,7 @@ static void s_unsubscribed (channels_t *self, ws_session_t *session, channel_t *
     json_t *ack = json_object ();
     json_object_set_new (ack, "type", json_string ("unsubscribed"));
     json_object_set_new (ack, "channel", json_string (s_kind_names[ch->kind]));
-    if (ch->kind == C_ORDERS)
+    if (s_private (ch->kind))
         json_object_set_new (ack, "user", json_string (ch->user));
     else
         json_object_set_new (ack, "market", json_string (ch->market));
@@ -546,17 +568,17 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                  "op must be \"subscribe\" or \"unsubscribe\"");
     else if (kind < 0)
         s_error (session, now_ns, "bad_request", "channel",
-                 "channel must be depth, trades, ticker, epochs, settlements or orders");
-    else if (kind != C_ORDERS && !market)
+                 "channel must be depth, trades, ticker, epochs, settlements, orders or account");
+    else if (!s_private (kind) && !market)
         s_error (session, now_ns, "bad_request", "market", "market is required");
-    else if (kind != C_ORDERS && !s_market_known (self, market))
+    else if (!s_private (kind) && !s_market_known (self, market))
         s_error (session, now_ns, "unknown_market", "market", "no market \"%.64s\"", market);
     else if (epoch_json && (kind != C_DEPTH || !json_is_integer (epoch_json) ||
                             json_integer_value (epoch_json) < 0))
         s_error (session, now_ns, "bad_request", "epoch",
                  "epoch is a non-negative integer, for the depth channel only");
-    else if (kind == C_ORDERS && !token)
-        s_error (session, now_ns, "bad_token", "token", "the orders channel needs a token");
+    else if (s_private (kind) && !token)
+        s_error (session, now_ns, "bad_token", "token", "the %s channel needs a token", name);
     else {
         int64_t epoch = 0, expires_s = 0;
         char user[S_USER_MAX] = "";
@@ -570,7 +592,7 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                 json_decref (book);
             }
         }
-        if (kind == C_ORDERS) {
+        if (s_private (kind)) {
             const char *secret = self->cfg->gateway.jwt_secret;
             auth_claims_t claims;
             const char *reason = "the token is refused";
@@ -601,7 +623,7 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                 s_unsubscribed (self, session, ch, now_ns);
             else if (!subscribe)
                 s_error (session, now_ns, "bad_request", "channel", "not subscribed to %s/%s", name,
-                         kind == C_ORDERS ? user : market);
+                         s_private (kind) ? user : market);
         }
     }
     json_decref (req);
@@ -618,7 +640,7 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
     ch->last_seq = seq;
     if (!msg)
         return;
-    int64_t wall_s = ch->kind == C_ORDERS ? clock_wall_ns () / MCE_NS_PER_SEC : 0;
+    int64_t wall_s = s_private (ch->kind) ? clock_wall_ns () / MCE_NS_PER_SEC : 0;
     for (ws_sub_t *sub = ch->subs, *next; sub; sub = next) {
         next = sub->ch_next;
         if (sub->expires_s && wall_s >= sub->expires_s) {
@@ -626,7 +648,8 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
             ws_session_t *session = sub->session;
             s_remove (self, session, sub);
             s_error (session, now_ns, "bad_token", "token",
-                     "the token expired: the orders channel ends; subscribe with a new one");
+                     "the token expired: the %s channel ends; subscribe with a new one",
+                     s_kind_names[ch->kind]);
             continue;
         }
         //  Changes its snapshot already holds (it was taken after they were applied, before
@@ -634,7 +657,7 @@ static void s_update (channels_t *self, channel_t *ch, uint64_t seq, json_t *dat
         if (seq > sub->snap_seq)
             ws_session_push (sub->session, msg, sub, now_ns);
     }
-    if (ch->kind != C_ORDERS && self->monitors > 0) {
+    if (!s_private (ch->kind) && self->monitors > 0) {
         char topic[S_KEY_MAX];
         snprintf (topic, sizeof topic, "%s.%s", s_kind_names[ch->kind], ch->market);
         self->publish (self->arg, topic, msg);
@@ -761,6 +784,12 @@ void channels_apply_m (channels_t *self, const proto_msg_t *event, int64_t now_n
         case PROTO_market_state:
             s_pend_ticker (self, event->market_state.market, seq);
             break;
+        case PROTO_balance: {
+            channel_t *ch = s_find (self, C_ACCOUNT, NULL, 0, event->balance.user);
+            if (ch)
+                s_pend (self, ch, seq);
+            break;
+        }
         default:
             break;
     }
@@ -898,6 +927,13 @@ static json_t *s_changes (channels_t *self, channel_t *ch, int64_t now_ns)
             json_object_set_new (data, "orders", list);
             break;
         }
+        case C_ACCOUNT: {
+            //  Balances are small: an update carries them whole, as the snapshot does.
+            json_t *balances = readmodel_user_balances (self->model, ch->user);
+            s_take (data, balances, "balances");
+            json_decref (balances);
+            break;
+        }
         default:
             break;
     }
@@ -918,7 +954,7 @@ void channels_flush (channels_t *self, int64_t now_ns)
         channel_t *ch = self->pending[i];
         ch->pending = false;
         json_t *data = s_changes (self, ch, now_ns);
-        if (data && (ch->sub_count > 0 || (self->monitors > 0 && ch->kind != C_ORDERS)))
+        if (data && (ch->sub_count > 0 || (self->monitors > 0 && !s_private (ch->kind))))
             s_update (self, ch, ch->pending_seq, data, now_ns);
         else {
             json_decref (data);
@@ -953,7 +989,7 @@ void channels_monitor_subscribed (channels_t *self, const char *topic, int64_t n
     assert (self);
     //  Every public channel of every market whose "<channel>.<market>" the topic prefixes.
     for (int k = 0; k < C_KINDS; k++) {
-        if (k == C_ORDERS)
+        if (s_private (k))
             continue;
         for (int i = 0; i < self->cfg->market_count; i++) {
             const char *market = self->cfg->markets[i].id;

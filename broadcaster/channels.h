@@ -2,12 +2,12 @@
     the buses means for them (broadcaster/PROTOCOL.md is the contract with clients).
 
     A channel is a kind and a key: depth of one market's epoch, trades, ticker, epochs and
-    settlements of a market, or one user's orders. Its snapshot is the read model's answer
-    (the same JSON the gateway's HTTP API gives), at the read model's seq; its updates are
-    rendered once per event and shared by every subscriber, each carrying the seq of its event
-    and the seq of the channel's previous update (prev), so a client can tell when it missed
-    one. A channel exists while someone follows it: a WebSocket subscriber, or, for public
-    channels, any monitor on the ZeroMQ XPUB.
+    settlements of a market, or one user's orders or account (balances). Its snapshot is the
+    read model's answer (the same JSON the gateway's HTTP API gives), at the read model's seq;
+    its updates are rendered once per event and shared by every subscriber, each carrying the
+    seq of its event and the seq of the channel's previous update (prev), so a client can tell
+    when it missed one. A channel exists while someone follows it: a WebSocket subscriber,
+    or, for public channels, any monitor on the ZeroMQ XPUB.
 
     The settler's stream (s) only feeds the settlements channels; the module keeps the last
     settlements of each market for their snapshots. Everything runs on the server's one

@@ -217,6 +217,122 @@ const char *auth_check_wallet (const char *text, size_t len)
     return NULL;
 }
 
+const char *auth_check_signature (const char *text, size_t len)
+{
+    static const char *const wrong = "must be a 64-byte ed25519 signature in base58";
+    if (!text || len > BASE58_TEXT_MAX)
+        return wrong;
+    uint8_t sig[BASE58_TEXT_MAX];
+    int sig_len = base58_decode (text, len, sig, sizeof sig);
+    if (sig_len < 0)
+        return "must be base58 (no 0, O, I or l)";
+    if (sig_len != AUTH_SIGNATURE_BYTES)
+        return wrong;
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Wallet signatures
+
+_Static_assert(AUTH_SEED_BYTES == crypto_sign_SEEDBYTES, "AUTH_SEED_BYTES: an ed25519 seed");
+_Static_assert(AUTH_SIGNATURE_BYTES == crypto_sign_BYTES, "an ed25519 signature");
+_Static_assert(BASE58_KEY_BYTES == crypto_sign_PUBLICKEYBYTES, "a wallet is an ed25519 key");
+//  AUTH_WALLET_MAX and AUTH_SIGNATURE_TEXT_MAX: base58 of 32 bytes is at most 44 characters,
+//  of 64 bytes at most 88 (each byte is log 256 / log 58 = 1.37 digits).
+
+bool auth_wallet_verify (const char *wallet, const char *signature, size_t sig_len,
+                         const void *message, size_t len)
+{
+    if (!wallet || !signature || (!message && len))
+        return false;
+    //  base58_decode needs at most as many bytes as it reads characters, and reads at most
+    //  BASE58_TEXT_MAX: these buffers hold whatever it accepts.
+    uint8_t key[BASE58_TEXT_MAX], sig[BASE58_TEXT_MAX];
+    size_t wallet_len = strnlen (wallet, AUTH_WALLET_MAX);
+    if (base58_decode (wallet, wallet_len, key, sizeof key) != BASE58_KEY_BYTES ||
+        base58_decode (signature, sig_len, sig, sizeof sig) != AUTH_SIGNATURE_BYTES)
+        return false;
+    //  libsodium also refuses a non-canonical signature and a key of small order, which no
+    //  real wallet has: neither can be forged into a match.
+    return crypto_sign_verify_detached (sig, message, len, key) == 0;
+}
+
+int auth_wallet_sign (const uint8_t seed[AUTH_SEED_BYTES], const void *message, size_t len,
+                      char *out, size_t size)
+{
+    assert (seed);
+    assert (message || len == 0);
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
+    crypto_sign_seed_keypair (pk, sk, seed);
+    crypto_sign_detached (sig, NULL, message, len, sk);
+    sodium_memzero (sk, sizeof sk);
+    return base58_encode (sig, sizeof sig, out, size) < 0 ? -1 : 0;
+}
+
+int auth_wallet_of_seed (const uint8_t seed[AUTH_SEED_BYTES], char *out, size_t size)
+{
+    assert (seed);
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_seed_keypair (pk, sk, seed);
+    sodium_memzero (sk, sizeof sk);
+    return base58_encode (pk, sizeof pk, out, size) < 0 ? -1 : 0;
+}
+
+int auth_seed_parse_hex (const char *hex, uint8_t seed[AUTH_SEED_BYTES])
+{
+    assert (seed);
+    size_t bin_len = 0;
+    if (!hex || strlen (hex) != AUTH_SEED_BYTES * 2 ||
+        sodium_hex2bin (seed, AUTH_SEED_BYTES, hex, AUTH_SEED_BYTES * 2, NULL, &bin_len, NULL) !=
+            0 ||
+        bin_len != AUTH_SEED_BYTES) {
+        sodium_memzero (seed, AUTH_SEED_BYTES);
+        return -1;
+    }
+    return 0;
+}
+
+int auth_keypair_parse (const char *text, size_t len, uint8_t seed[AUTH_SEED_BYTES],
+                        char wallet[AUTH_WALLET_MAX], const char **reason)
+{
+    assert (seed);
+    assert (wallet);
+    static const char *const shape = "not a keypair: a JSON array of 64 numbers 0 to 255";
+    const char *problem = NULL;
+    uint8_t bytes[AUTH_SEED_BYTES * 2];
+    json_t *root = text ? json_loadb (text, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_array (root) || json_array_size (root) != sizeof bytes)
+        problem = shape;
+    for (size_t i = 0; !problem && i < sizeof bytes; i++) {
+        json_t *v = json_array_get (root, i);
+        if (!json_is_integer (v) || json_integer_value (v) < 0 || json_integer_value (v) > 255)
+            problem = shape;
+        else
+            bytes[i] = (uint8_t) json_integer_value (v);
+    }
+    json_decref (root);
+    if (!problem) {
+        memcpy (seed, bytes, AUTH_SEED_BYTES);
+        uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+        crypto_sign_seed_keypair (pk, sk, seed);
+        sodium_memzero (sk, sizeof sk);
+        //  A file whose halves disagree was edited or corrupted: signing with its seed would
+        //  prove a wallet other than the one it names.
+        if (sodium_memcmp (pk, bytes + AUTH_SEED_BYTES, sizeof pk) != 0)
+            problem = "its public key (the last 32 bytes) is not the seed's";
+        else if (base58_encode (pk, sizeof pk, wallet, AUTH_WALLET_MAX) < 0)
+            problem = shape; //  cannot happen: AUTH_WALLET_MAX holds any key
+    }
+    sodium_memzero (bytes, sizeof bytes);
+    if (problem) {
+        sodium_memzero (seed, AUTH_SEED_BYTES);
+        if (reason)
+            *reason = problem;
+        return -1;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Tokens
 
@@ -411,6 +527,34 @@ int auth_jwt_verify (const uint8_t *secret, size_t secret_len, const char *token
     }
     *reason = NULL;
     return 0;
+}
+
+int auth_jwt_subject (const char *token, size_t token_len, char sub[AUTH_USERNAME_MAX + 1])
+{
+    assert (sub);
+    if (!token || token_len > AUTH_JWT_MAX)
+        return -1;
+    const char *first = memchr (token, '.', token_len);
+    const char *payload = first ? first + 1 : NULL;
+    const char *second =
+        payload ? memchr (payload, '.', token_len - (size_t) (payload - token)) : NULL;
+    if (!second)
+        return -1;
+    uint8_t json[AUTH_JWT_MAX];
+    size_t json_len = 0;
+    if (sodium_base642bin (json, sizeof json, payload, (size_t) (second - payload), NULL, &json_len,
+                           NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return -1;
+    json_t *claims = json_loadb ((const char *) json, json_len, 0, NULL);
+    json_t *name = json_object_get (claims, "sub");
+    int rc = -1;
+    if (json_is_string (name) &&
+        !auth_check_username (json_string_value (name), json_string_length (name))) {
+        memcpy (sub, json_string_value (name), json_string_length (name) + 1);
+        rc = 0;
+    }
+    json_decref (claims);
+    return rc;
 }
 
 //  ---------------------------------------------------------------------------------------

@@ -14,9 +14,13 @@
     - API keys for the native port are 32 random bytes, shown once to the user as
       "mce_" + base64url; the database keeps only their SHA-256, so a leaked table holds
       no usable key. A hash without salt is fine here: the key has 256 bits of entropy.
-    - The input rules for usernames, passwords and wallets live here too, so registration
-      and login apply the same ones. Each returns NULL when the input is fine, else a short
-      static reason to show the user after the field name.
+    - Wallets are Solana ed25519 keys. A wallet proves it is the user's by signing a message
+      the gateway issued (gateway/wallet_proof.c); the signature is checked here, and tools
+      and tests sign here, from a keypair file in the Solana CLI's format (a JSON array of
+      64 bytes: the 32-byte seed, then the 32-byte public key).
+    - The input rules for usernames, passwords, wallets and signatures live here too, so
+      registration and login apply the same ones. Each returns NULL when the input is fine,
+      else a short static reason to show the user after the field name.
 
     Hashing and verifying passwords is deliberately slow (tens of ms, 64 MiB at the default
     cost): call them from the gateway's worker thread, never from its event loop.
@@ -45,6 +49,12 @@
 #define AUTH_API_KEY_MAX    48
 //  Hex SHA-256 of an API key + NUL.
 #define AUTH_API_KEY_HASH_MAX 65
+//  A wallet (base58 of a 32-byte ed25519 public key) with its NUL: 32 to 44 characters.
+#define AUTH_WALLET_MAX 45
+//  A wallet's ed25519 seed, and its signature of a message (base58: at most 88 + NUL).
+#define AUTH_SEED_BYTES         32
+#define AUTH_SIGNATURE_BYTES    64
+#define AUTH_SIGNATURE_TEXT_MAX 90
 
 //  How much time and memory one password hash costs. Stored in each hash, so changing
 //  it affects new hashes only.
@@ -90,6 +100,30 @@ const char *auth_check_username (const char *text, size_t len);
 const char *auth_check_password (const char *text, size_t len);
 //  Wallet: a Solana public key, base58 that decodes to exactly 32 bytes.
 const char *auth_check_wallet (const char *text, size_t len);
+//  Signature: base58 that decodes to exactly 64 bytes (an ed25519 signature).
+const char *auth_check_signature (const char *text, size_t len);
+
+//  True when signature (base58, sig_len characters) is the ed25519 signature by wallet
+//  (base58 public key, NUL-terminated) of the len bytes of message, as a Solana wallet's
+//  signMessage makes it. False for a wrong signature and for any malformed input.
+bool auth_wallet_verify (const char *wallet, const char *signature, size_t sig_len,
+                         const void *message, size_t len);
+//  Signs len bytes of message with the wallet whose ed25519 seed is seed: the signature as
+//  base58 into out (AUTH_SIGNATURE_TEXT_MAX always suffices). 0, or -1 when out is too small.
+int auth_wallet_sign (const uint8_t seed[AUTH_SEED_BYTES], const void *message, size_t len,
+                      char *out, size_t size);
+//  The wallet (base58 public key) of an ed25519 seed, into out (AUTH_WALLET_MAX suffices).
+//  0, or -1 when out is too small.
+int auth_wallet_of_seed (const uint8_t seed[AUTH_SEED_BYTES], char *out, size_t size);
+//  An ed25519 seed written as 64 hex digits (the local ledger's setup file has them). 0, or
+//  -1 for anything else.
+int auth_seed_parse_hex (const char *hex, uint8_t seed[AUTH_SEED_BYTES]);
+//  Reads a keypair file's text (len bytes, need not be NUL-terminated) in the Solana CLI's
+//  format: a JSON array of exactly 64 integers 0..255, the seed then the public key, which
+//  must be the seed's. 0 with the seed in seed and the wallet in wallet, or -1 with *reason
+//  (a borrowed static string) saying what is wrong; seed then holds nothing.
+int auth_keypair_parse (const char *text, size_t len, uint8_t seed[AUTH_SEED_BYTES],
+                        char wallet[AUTH_WALLET_MAX], const char **reason);
 
 //  Signs claims as an HS256 token into out (NUL-terminated). The claims must be what
 //  auth_jwt_verify accepts (a valid username, a known role, 0 <= iat <= exp) and the secret
@@ -114,6 +148,13 @@ int auth_jwt_mint (const uint8_t *secret, size_t secret_len, const auth_claims_t
 //      "server secret too short"   secret_len < AUTH_JWT_SECRET_MIN (a configuration error)
 int auth_jwt_verify (const uint8_t *secret, size_t secret_len, const char *token, size_t token_len,
                      int64_t now_s, auth_claims_t *claims, const char **reason);
+
+//  The sub claim of token (token_len bytes), read WITHOUT checking the signature or the
+//  expiry: for a client that holds a token and needs the name it was issued for (mcectl asks
+//  a wallet challenge for that name). Never decide anything with it on a server. 0 with the
+//  username in sub, or -1 when the token is not three parts with a JSON payload naming a
+//  valid username.
+int auth_jwt_subject (const char *token, size_t token_len, char sub[AUTH_USERNAME_MAX + 1]);
 
 //  Makes a new API key: "mce_" + 43 base64url characters of 32 random bytes. Show it to the
 //  user once; store only auth_api_key_hash of it.

@@ -129,6 +129,7 @@ struct _s_leg_t {
 
 struct _s_user_trade_t {
     uint64_t trade_id;
+    uint64_t order_id[2]; //  buy, sell
     uint32_t market;
     int64_t epoch, price, qty, value, ts;
     s_leg_t leg[2]; //  buyer, seller
@@ -136,9 +137,10 @@ struct _s_user_trade_t {
 
 struct _s_user_t {
     char name[PROTO_STR64_MAX + 1];
-    s_order_t *orders; //  newest first
-    zhashx_t *coids;   //  client_order_id -> s_order_t *, created on first use
-    s_leg_t *trades;   //  newest first
+    int64_t available[2], reserved[2]; //  [0] energy (Wh), [1] payment (µ), from balance events
+    s_order_t *orders;                 //  newest first
+    zhashx_t *coids;                   //  client_order_id -> s_order_t *, created on first use
+    s_leg_t *trades;                   //  newest first
     size_t trade_count;
 };
 
@@ -629,6 +631,8 @@ static void s_record_user_trade (readmodel_t *self, s_market_t *m, const proto_t
     s_leg_unlink (&ut->leg[0]);
     s_leg_unlink (&ut->leg[1]);
     ut->trade_id = t->trade_id;
+    ut->order_id[0] = t->buy_order_id;
+    ut->order_id[1] = t->sell_order_id;
     ut->market = (uint32_t) (m - self->markets);
     ut->epoch = t->epoch;
     ut->price = t->price;
@@ -797,10 +801,24 @@ void readmodel_apply (readmodel_t *self, const proto_msg_t *event)
                 m->paused = event->market_state.state == PROTO_MARKET_STATUS_PAUSED;
             break;
         }
+        case PROTO_balance: {
+            const proto_balance_t *b = &event->balance;
+            s_user_t *user = s_user_get (self, b->user);
+            int a = b->asset == PROTO_ASSET_ENERGY ? 0 : 1;
+            if (user) {
+                user->available[a] = b->available;
+                user->reserved[a] = b->reserved;
+            }
+            break;
+        }
         case PROTO_new_order:
         case PROTO_cancel_order:
         case PROTO_amend_order:
         case PROTO_market_control:
+        case PROTO_withdraw:
+        case PROTO_deposit_credit:
+        case PROTO_withdrawal_close:
+        case PROTO_withdrawal:
         case PROTO_order_rejected:
         case PROTO_clock:
             break; //  on stream m, so they count for the seq, but change nothing shown here
@@ -1202,6 +1220,8 @@ json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, i
         const s_user_trade_t *t = leg->trade;
         json_t *row = json_object ();
         json_object_set_new (row, "trade_id", apijson_id (t->trade_id));
+        json_object_set_new (row, "order_id",
+                             apijson_id (t->order_id[leg->side == PROTO_SIDE_BUY ? 0 : 1]));
         json_object_set_new (row, "market", json_string (self->markets[t->market].cfg->id));
         json_object_set_new (row, "epoch", s_int (t->epoch));
         json_object_set_new (row, "side", s_side (leg->side));
@@ -1217,5 +1237,28 @@ json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, i
     json_object_set_new (root, "limit", json_integer (limit));
     json_object_set_new (root, "offset", json_integer (offset));
     json_object_set_new (root, "total", json_integer ((json_int_t) (u ? u->trade_count : 0)));
+    return root;
+}
+
+json_t *readmodel_user_balances (readmodel_t *self, const char *user)
+{
+    assert (self);
+    const s_user_t *u = s_user_find (self, user);
+    json_t *balances = json_object ();
+    for (int a = 0; a < 2; a++) {
+        int64_t available = u ? u->available[a] : 0, reserved = u ? u->reserved[a] : 0;
+        json_t *row = json_object ();
+        json_object_set_new (row, "available",
+                             a ? apijson_money (available) : apijson_kwh (available));
+        json_object_set_new (row, "reserved",
+                             a ? apijson_money (reserved) : apijson_kwh (reserved));
+        json_object_set_new (row, "total",
+                             a ? apijson_money (available + reserved)
+                               : apijson_kwh (available + reserved));
+        json_object_set_new (balances, a ? "payment" : "energy", row);
+    }
+    json_t *root = json_object ();
+    json_object_set_new (root, "seq", json_integer ((json_int_t) self->seq));
+    json_object_set_new (root, "balances", balances);
     return root;
 }

@@ -15,7 +15,8 @@
     And across markets:
       - orders by id (from order_accepted, then trade, order_cancelled, order_expired,
         order_amended), with a per-user list, newest first, and client_order_id -> order;
-      - the last trades of every user (buyer or seller), a ring shared by all users.
+      - the last trades of every user (buyer or seller), a ring shared by all users;
+      - every user's balances (from balance events): available and reserved, per asset.
 
     Bounded memory: every open order is kept (the matcher's books bound them); finished orders
     (filled, cancelled, expired) are kept up to limits.finished_orders, the oldest finished
@@ -126,9 +127,14 @@ json_t *readmodel_order (readmodel_t *self, uint64_t order_id, const char **owne
 //  known (for idempotent retries), or 0.
 uint64_t readmodel_find_client_order (readmodel_t *self, const char *user,
                                       const char *client_order_id);
-//  {seq, trades: [{trade_id, market, epoch, side, price, energy_amount, value, time}], limit,
-//  offset, total}: the user's recent trades (as buyer or seller; side is the user's side),
-//  newest first. Only the last limits.user_trades trades of all users are kept. Never NULL.
+//  {seq, trades: [{trade_id, order_id, market, epoch, side, price, energy_amount, value, time}],
+//  limit, offset, total}: the user's recent trades (as buyer or seller; side is the user's side,
+//  order_id the user's own order), newest first. Only the last limits.user_trades trades of all
+//  users are kept. Never NULL.
 json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, int offset);
+
+//  {seq, balances: {energy: {available, reserved, total}, payment: {...}}}: energy in kWh,
+//  payment in money units, as decimal strings; zeros for a user with no balance yet. Never NULL.
+json_t *readmodel_user_balances (readmodel_t *self, const char *user);
 
 #endif

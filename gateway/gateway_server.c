@@ -6,6 +6,7 @@
 #include "bus_sub.h"
 #include "clock.h"
 #include "fnv.h"
+#include "known_users.h"
 #include "log.h"
 #include "migrate.h"
 #include "native_port.h"
@@ -62,7 +63,9 @@ struct _gateway_server_t {
     s_verified_t *verified; //  tokens already checked, by hash (S_VERIFIED_SLOTS)
     uint8_t secret[CONFIG_STR_MAX];
     size_t secret_len;
-    seqwait_t *waits; //  answers waiting for the read model to catch up
+    seqwait_t *waits;     //  answers waiting for the read model to catch up
+    known_users_t *users; //  who exists: a token of anyone else is refused
+    bool stopping;        //  in gateway_server_destroy: a resumed request runs no handler
     int64_t started;
     //  metrics (the loop's thread only)
     uint64_t responses[6];                   //  by status class: [1] = 1xx ... [5] = 5xx
@@ -99,6 +102,11 @@ gateway_worker_t *gateway_server_worker (gateway_server_t *self)
 respcache_t *gateway_server_cache (gateway_server_t *self)
 {
     return self->cache;
+}
+
+known_users_t *gateway_server_users (gateway_server_t *self)
+{
+    return self->users;
 }
 
 const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len)
@@ -276,6 +284,17 @@ unsigned gateway_reject_status (proto_reject_reason_t reason)
     }
 }
 
+enum MHD_Result gateway_submit (gateway_request_t *req, gateway_job_t *job)
+{
+    if (gateway_worker_submit (req->server->worker, job)) {
+        free (job);
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
+                             "the worker is saturated; retry shortly");
+    }
+    gateway_suspend (req);
+    return MHD_YES;
+}
+
 void gateway_suspend (gateway_request_t *req)
 {
     req->suspended = true;
@@ -369,13 +388,7 @@ static enum MHD_Result s_health (gateway_request_t *req)
     job->job.done = s_health_done;
     job->req = req;
     job->redis_url = req->server->cfg->redis.url;
-    if (gateway_worker_submit (req->server->worker, &job->job)) {
-        free (job);
-        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
-                             "the worker is saturated");
-    }
-    gateway_suspend (req);
-    return MHD_YES;
+    return gateway_submit (req, &job->job);
 }
 
 extern const char gateway_openapi[]; //  gateway/openapi.json, embedded by CMake
@@ -433,11 +446,19 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         "# HELP mce_gateway_worker_jobs Jobs (sign-ins, queries) waiting for the worker.\n"
         "# TYPE mce_gateway_worker_jobs gauge\nmce_gateway_worker_jobs %d\n"
         "# HELP mce_gateway_database_up Whether the worker reached Postgres last time.\n"
-        "# TYPE mce_gateway_database_up gauge\nmce_gateway_database_up %d\n",
+        "# TYPE mce_gateway_database_up gauge\nmce_gateway_database_up %d\n"
+        "# HELP mce_gateway_user_lookups_total Signed-in users looked up in Postgres (not yet "
+        "known here).\n"
+        "# TYPE mce_gateway_user_lookups_total counter\nmce_gateway_user_lookups_total %llu\n"
+        "# HELP mce_gateway_user_lookups_limited_total User lookups refused by their bound.\n"
+        "# TYPE mce_gateway_user_lookups_limited_total counter\n"
+        "mce_gateway_user_lookups_limited_total %llu\n",
         (unsigned long long) self->rate_limited, matcher_link_in_flight (self->link),
         (unsigned long long) matcher_link_timeouts (self->link),
         (unsigned long long) readmodel_seq (self->model), gateway_worker_pending (self->worker),
-        gateway_worker_db_up (self->worker) ? 1 : 0);
+        gateway_worker_db_up (self->worker) ? 1 : 0,
+        (unsigned long long) known_users_lookups (self->users),
+        (unsigned long long) known_users_limited (self->users));
     fclose (f);
     struct MHD_Response *r = MHD_create_response_from_buffer (size, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header (r, "Content-Type", "text/plain; version=0.0.4");
@@ -462,8 +483,10 @@ static const s_route_t s_routes[] = {
     {"GET", "/api/health", S_PUBLIC, false, s_health},
     {"GET", "/api/openapi.json", S_PUBLIC, true, s_openapi},
     {"GET", "/metrics", S_PUBLIC, false, s_metrics},
+    {"POST", "/api/auth/challenge", S_PUBLIC, true, routes_auth_challenge},
     {"POST", "/api/auth/register", S_PUBLIC, true, routes_auth_register},
     {"POST", "/api/auth/login", S_PUBLIC, true, routes_auth_login},
+    {"POST", "/api/auth/wallet", S_USER, true, routes_auth_wallet},
     {"POST", "/api/auth/api-keys", S_USER, true, routes_auth_api_key},
     {"POST", "/api/trading/orders", S_USER, true, routes_trading_post_order},
     {"GET", "/api/trading/orders", S_USER, true, routes_trading_list_orders},
@@ -478,6 +501,11 @@ static const s_route_t s_routes[] = {
     {"GET", "/api/market/epoch/status", S_PUBLIC, true, routes_market_epoch_status},
     {"GET", "/api/market/epochs", S_PUBLIC, true, routes_market_epochs},
     {"GET", "/api/market/trades/my-history", S_USER, true, routes_market_my_trades},
+    {"GET", "/api/account/balances", S_USER, true, routes_account_balances},
+    {"POST", "/api/account/deposits", S_USER, true, routes_account_deposit},
+    {"GET", "/api/account/deposits", S_USER, true, routes_account_deposits},
+    {"POST", "/api/account/withdrawals", S_USER, true, routes_account_withdraw},
+    {"GET", "/api/account/withdrawals", S_USER, true, routes_account_withdrawals},
     {"GET", "/api/admin/market/health", S_ADMIN, true, routes_admin_health},
     {"GET", "/api/admin/market/analytics", S_ADMIN, true, routes_admin_analytics},
     {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
@@ -588,6 +616,62 @@ static enum MHD_Result s_preflight (gateway_request_t *req)
     return rc;
 }
 
+//  The route's handler, for a caller whose token (if the route needs one) is good and whose
+//  user exists.
+static enum MHD_Result s_handle (gateway_request_t *req)
+{
+    const s_route_t *route = &s_routes[req->route];
+    if (route->access == S_ADMIN && req->who.role != PROTO_ROLE_ADMIN)
+        return gateway_fail (req, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+                             "%s %s needs the admin role", req->method, route->path);
+    return route->handler (req);
+}
+
+//  The answer for a caller whose user is not known to exist (now or after a lookup).
+static json_t *s_user_error (gateway_request_t *req, known_users_answer_t answer, unsigned *status)
+{
+    switch (answer) {
+        case KNOWN_USERS_UNKNOWN:
+            *status = MHD_HTTP_UNAUTHORIZED;
+            return gateway_error ("unknown_user", NULL,
+                                  "the token is for %s, who is not a registered user: register "
+                                  "(POST /api/auth/register) and sign in",
+                                  req->who.user);
+        case KNOWN_USERS_LIMITED:
+            *status = MHD_HTTP_TOO_MANY_REQUESTS;
+            req->retry_after = 1;
+            return gateway_error ("rate_limited", NULL,
+                                  "too many sign-in checks at once; retry in 1 s");
+        default:
+            *status = MHD_HTTP_SERVICE_UNAVAILABLE;
+            return gateway_error ("database_unavailable", NULL,
+                                  "cannot check the user now (the user database is "
+                                  "unreachable); retry shortly");
+    }
+}
+
+static enum MHD_Result s_user_refused (gateway_request_t *req, known_users_answer_t answer)
+{
+    unsigned status;
+    json_t *body = s_user_error (req, answer, &status);
+    return gateway_respond (req, status, body);
+}
+
+//  known_users answered a lookup for a suspended request: on to its handler (s_access runs
+//  it when the connection resumes), or the refusal.
+static void s_user_checked (void *arg, known_users_answer_t answer)
+{
+    gateway_request_t *req = arg;
+    if (answer == KNOWN_USERS_KNOWN) {
+        req->proceed = true;
+        MHD_resume_connection (req->connection);
+        return;
+    }
+    unsigned status;
+    json_t *body = s_user_error (req, answer, &status);
+    gateway_resume (req, status, body);
+}
+
 static enum MHD_Result s_dispatch (gateway_request_t *req)
 {
     gateway_server_t *self = req->server;
@@ -636,10 +720,21 @@ static enum MHD_Result s_dispatch (gateway_request_t *req)
     if (route->access != S_PUBLIC && !req->who.authenticated)
         return gateway_fail (req, MHD_HTTP_UNAUTHORIZED, "unauthenticated", NULL,
                              "sign in first: Authorization: Bearer <token from /api/auth/login>");
-    if (route->access == S_ADMIN && req->who.role != PROTO_ROLE_ADMIN)
-        return gateway_fail (req, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
-                             "%s %s needs the admin role", req->method, route->path);
-    return route->handler (req);
+    if (route->access != S_PUBLIC && !known_users_has (self->users, req->who.user)) {
+        //  The token is good; its user must also exist (known_users.h). Usually known (the
+        //  map above); else the request waits for one query on the worker.
+        char addr[INET6_ADDRSTRLEN];
+        s_client_address (req->connection, addr, sizeof addr);
+        known_users_answer_t known = known_users_check (self->users, req->who.user, addr,
+                                                        clock_mono_ns (), s_user_checked, req);
+        if (known == KNOWN_USERS_PENDING) {
+            gateway_suspend (req);
+            return MHD_YES;
+        }
+        if (known != KNOWN_USERS_KNOWN)
+            return s_user_refused (req, known);
+    }
+    return s_handle (req);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -667,6 +762,14 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
     if (req->suspended) {
         //  Resumed: the matcher or the worker answered (or gave up).
         req->suspended = false;
+        if (req->proceed) {
+            //  its user was looked up and exists: the request goes on where it stopped
+            req->proceed = false;
+            if (self->stopping)
+                return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping", NULL,
+                                     "the gateway is stopping; retry on another");
+            return s_handle (req);
+        }
         if (req->text_len)
             return gateway_respond_text (req, req->status, req->text, req->text_len);
         json_t *body = req->response;
@@ -786,11 +889,12 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->pool = respool_new (S_POOL_MAX_LEN, S_POOL_MAX_IDLE, s_dress);
     self->verified = calloc (S_VERIFIED_SLOTS, sizeof *self->verified);
     self->waits = seqwait_new (S_WAIT_SEQ_MS);
-    if (self->link && self->worker && self->model && self->waits)
-        self->native = native_port_new (cfg, self->link, self->worker, self->model, self->waits,
-                                        self->secret, self->secret_len);
+    self->users = self->worker ? known_users_new (self->worker) : NULL;
+    if (self->link && self->worker && self->model && self->waits && self->users)
+        self->native = native_port_new (cfg, self->link, self->worker, self->users, self->model,
+                                        self->waits, self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
-        !self->rates || !self->cache || !self->pool || !self->native) {
+        !self->rates || !self->cache || !self->pool || !self->users || !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -833,10 +937,13 @@ void gateway_server_destroy (gateway_server_t **self_p)
         return;
     //  Answer every suspended request first (the link gives up on what is in flight, the
     //  worker finishes its jobs, writes waiting for the bus go out), so the daemon can stop.
+    //  A request whose user lookup comes back now finds no matcher link: stopping says so.
+    self->stopping = true;
     matcher_link_destroy (&self->link);
     settler_link_destroy (&self->settler);
     gateway_worker_destroy (&self->worker);
-    seqwait_destroy (&self->waits); //  answers every write still waiting (HTTP and native)
+    known_users_destroy (&self->users); //  after the worker: its lookups have come back
+    seqwait_destroy (&self->waits);     //  answers every write still waiting (HTTP and native)
     native_port_destroy (&self->native);
     if (self->daemon) {
         MHD_run (self->daemon);

@@ -53,6 +53,7 @@ typedef struct {
     int route;         //  index in the route table, -1 when none matched
     unsigned retry_after;
     struct _respool_entry_t *pooled; //  the pooled response queued, given back on completion
+    bool proceed; //  resumed once its user was found to exist: its handler runs then
 } gateway_request_t;
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg);
@@ -68,6 +69,8 @@ gateway_worker_t *gateway_server_worker (gateway_server_t *self);
 //  The HS256 key tokens are signed and checked with.
 const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len);
 struct _respcache_t *gateway_server_cache (gateway_server_t *self);
+//  The users this gateway knows exist (known_users.h): sign-up and sign-in add to it.
+struct _known_users_t *gateway_server_users (gateway_server_t *self);
 
 //  The error body every failure uses: {"error": {"code", "message", "field"}} (field null
 //  when no one field is to blame). Returns a new reference.
@@ -94,6 +97,10 @@ int gateway_query_int (gateway_request_t *req, const char *key, long long def, l
                        long long max, long long *out);
 //  Suspends the request until gateway_resume (from the matcher link or the worker).
 void gateway_suspend (gateway_request_t *req);
+//  Hands job (the first member of a block from malloc, which it takes) to the worker and
+//  suspends req until its done resumes it; when the worker's queue is full, frees the block and
+//  answers 503 busy.
+enum MHD_Result gateway_submit (gateway_request_t *req, gateway_job_t *job);
 void gateway_resume (gateway_request_t *req, unsigned status, json_t *body);
 //  As gateway_resume, once the read model has applied the bus event `seq` (a write is answered
 //  when the writer can read it back), or after a second if the bus lags.
@@ -118,8 +125,16 @@ enum MHD_Result routes_market_trades (gateway_request_t *req);
 enum MHD_Result routes_market_epoch_status (gateway_request_t *req);
 enum MHD_Result routes_market_epochs (gateway_request_t *req);
 enum MHD_Result routes_market_my_trades (gateway_request_t *req);
+
+enum MHD_Result routes_account_balances (gateway_request_t *req);
+enum MHD_Result routes_account_deposit (gateway_request_t *req);
+enum MHD_Result routes_account_withdraw (gateway_request_t *req);
+enum MHD_Result routes_account_deposits (gateway_request_t *req);
+enum MHD_Result routes_account_withdrawals (gateway_request_t *req);
 //  routes_auth.c
+enum MHD_Result routes_auth_challenge (gateway_request_t *req);
 enum MHD_Result routes_auth_register (gateway_request_t *req);
+enum MHD_Result routes_auth_wallet (gateway_request_t *req);
 enum MHD_Result routes_auth_login (gateway_request_t *req);
 enum MHD_Result routes_auth_api_key (gateway_request_t *req);
 //  routes_admin.c (admins)

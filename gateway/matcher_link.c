@@ -123,8 +123,11 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
         case PROTO_market_control:
             cmd->market_control.rid = rid;
             break;
+        case PROTO_withdraw:
+            cmd->withdraw.rid = rid;
+            break;
         default:
-            return -1;
+            return -1; //  deposit credits and withdrawal closes are the settler's alone
     }
     if (proto_encode (cmd, &self->buf))
         return -1;

@@ -20,6 +20,7 @@ struct _native_port_t {
     const mce_config_t *cfg;
     matcher_link_t *link;
     gateway_worker_t *worker;
+    known_users_t *users;
     readmodel_t *model;
     seqwait_t *waits;
     uint8_t key[CONFIG_STR_MAX];
@@ -51,6 +52,14 @@ typedef struct {
     char user_id[96]; //  "<role>/<user>" when the key is good
     bool down;        //  the database could not be asked
 } s_key_job_t;
+
+//  A ZAP request with a good token, waiting for its user to be looked up.
+typedef struct {
+    native_port_t *port;
+    zmsg_t *envelope;
+    char request_id[64];
+    char user_id[96]; //  "<role>/<user>"
+} s_user_wait_t;
 
 //  ---------------------------------------------------------------------------------------
 //  Replies
@@ -260,13 +269,60 @@ static void s_key_done (gateway_job_t *base)
 {
     s_key_job_t *job = (s_key_job_t *) base;
     native_port_t *self = job->port;
-    if (job->user_id[0])
+    if (job->user_id[0]) {
+        //  the key's user exists (the key row goes with it): remember that
+        known_users_learn (self->users, strchr (job->user_id, '/') + 1);
         s_zap_reply (self, &job->envelope, job->request_id, "200", "OK", job->user_id);
+    }
     else if (job->down)
         s_zap_reply (self, &job->envelope, job->request_id, "300", "database unavailable", "");
     else
         s_zap_reply (self, &job->envelope, job->request_id, "400", "unknown API key", "");
     free (job);
+}
+
+//  A token's user was looked up: the handshake's answer.
+static void s_user_checked (void *arg, known_users_answer_t answer)
+{
+    s_user_wait_t *w = arg;
+    native_port_t *self = w->port;
+    if (answer == KNOWN_USERS_KNOWN)
+        s_zap_reply (self, &w->envelope, w->request_id, "200", "OK", w->user_id);
+    else if (answer == KNOWN_USERS_UNKNOWN)
+        s_zap_reply (self, &w->envelope, w->request_id, "400", "unknown user", "");
+    else
+        s_zap_reply (self, &w->envelope, w->request_id, "300", "database unavailable", "");
+    free (w);
+}
+
+//  A good token: its user must exist too (known_users.h). Answers, or leaves the answer to
+//  s_user_checked (taking the envelope).
+static void s_zap_token (native_port_t *self, zmsg_t **envelope_p, const char *request_id,
+                         const char *address, const auth_claims_t *claims)
+{
+    s_user_wait_t *w = calloc (1, sizeof *w);
+    if (!w) {
+        s_zap_reply (self, envelope_p, request_id, "500", "out of memory", "");
+        return;
+    }
+    w->port = self;
+    snprintf (w->request_id, sizeof w->request_id, "%s", request_id);
+    snprintf (w->user_id, sizeof w->user_id, "%s/%s",
+              claims->role == PROTO_ROLE_ADMIN ? "admin" : "user", claims->sub);
+    known_users_answer_t known =
+        known_users_check (self->users, claims->sub, address, clock_mono_ns (), s_user_checked, w);
+    if (known == KNOWN_USERS_PENDING) {
+        w->envelope = *envelope_p;
+        *envelope_p = NULL;
+        return;
+    }
+    if (known == KNOWN_USERS_KNOWN)
+        s_zap_reply (self, envelope_p, request_id, "200", "OK", w->user_id);
+    else if (known == KNOWN_USERS_LIMITED)
+        s_zap_reply (self, envelope_p, request_id, "300", "too many sign-in checks; retry", "");
+    else
+        s_zap_reply (self, envelope_p, request_id, "300", "database unavailable", "");
+    free (w);
 }
 
 static void s_zap (native_port_t *self)
@@ -282,10 +338,13 @@ static void s_zap (native_port_t *self)
         zmsg_append (envelope, &(zframe_t *){zmsg_pop (msg)});
     while (zmsg_size (msg) && n < S_FRAME_MAX)
         frames[n++] = zmsg_pop (msg);
-    char request_id[64] = "", mechanism[16] = "", kind[16] = "";
+    char request_id[64] = "", mechanism[16] = "", kind[16] = "", address[64] = "";
     if (n >= 2)
         snprintf (request_id, sizeof request_id, "%.*s", (int) zframe_size (frames[1]),
                   (const char *) zframe_data (frames[1]));
+    if (n >= 4)
+        snprintf (address, sizeof address, "%.*s", (int) zframe_size (frames[3]),
+                  (const char *) zframe_data (frames[3]));
     if (n >= 6)
         snprintf (mechanism, sizeof mechanism, "%.*s", (int) zframe_size (frames[5]),
                   (const char *) zframe_data (frames[5]));
@@ -300,12 +359,8 @@ static void s_zap (native_port_t *self)
         auth_claims_t claims;
         const char *reason = "bad token";
         if (auth_jwt_verify (self->key, self->key_len, secret, secret_len,
-                             clock_wall_ns () / MCE_NS_PER_SEC, &claims, &reason) == 0) {
-            char user_id[96];
-            snprintf (user_id, sizeof user_id, "%s/%s",
-                      claims.role == PROTO_ROLE_ADMIN ? "admin" : "user", claims.sub);
-            s_zap_reply (self, &envelope, request_id, "200", "OK", user_id);
-        }
+                             clock_wall_ns () / MCE_NS_PER_SEC, &claims, &reason) == 0)
+            s_zap_token (self, &envelope, request_id, address, &claims);
         else
             s_zap_reply (self, &envelope, request_id, "400", reason, "");
     }
@@ -341,8 +396,8 @@ static void s_zap (native_port_t *self)
 //  ---------------------------------------------------------------------------------------
 
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
-                                gateway_worker_t *worker, readmodel_t *model, seqwait_t *waits,
-                                const uint8_t *key, size_t len)
+                                gateway_worker_t *worker, known_users_t *users, readmodel_t *model,
+                                seqwait_t *waits, const uint8_t *key, size_t len)
 {
     native_port_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -350,6 +405,7 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
     self->cfg = cfg;
     self->link = link;
     self->worker = worker;
+    self->users = users;
     self->model = model;
     self->waits = waits;
     memcpy (self->key, key, len);

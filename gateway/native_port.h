@@ -4,7 +4,9 @@
     Authentication is per connection, in ZeroMQ's own handshake: the PLAIN mechanism carries a
     user name and a password, checked by this module's ZAP handler (RFC 27) before a single
     command is read. The user name says what the password is:
-        "jwt"     the password is a token from POST /api/auth/login (checked here, at once);
+        "jwt"     the password is a token from POST /api/auth/login (checked here, at once),
+                  whose user must exist (known_users: at once when known, else the
+                  handshake waits for one lookup on the worker);
         "apikey"  the password is an API key from POST /api/auth/api-keys (looked up in
                   Postgres on the worker, so the handshake waits for it, the loop does not).
     ZeroMQ then stamps every message of that connection with the identity the handler gave
@@ -21,6 +23,7 @@
 
 #include "config.h"
 #include "gateway_worker.h"
+#include "known_users.h"
 #include "matcher_link.h"
 #include "readmodel.h"
 #include "seqwait.h"
@@ -30,10 +33,11 @@
 typedef struct _native_port_t native_port_t;
 
 //  Binds gateway.native (and the ZAP handler). Acks wait in waits until model has their last
-//  event, as HTTP answers do. key/len: the HS256 token key. NULL on error.
+//  event, as HTTP answers do. users says who exists (shared with HTTP). key/len: the HS256
+//  token key. NULL on error.
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
-                                gateway_worker_t *worker, readmodel_t *model, seqwait_t *waits,
-                                const uint8_t *key, size_t len);
+                                gateway_worker_t *worker, known_users_t *users, readmodel_t *model,
+                                seqwait_t *waits, const uint8_t *key, size_t len);
 void native_port_destroy (native_port_t **self_p);
 //  The ZMQ_FDs of the two sockets (commands, ZAP requests), for a loop on epoll: readable
 //  when something may be waiting. Call native_port_process when either is, or when

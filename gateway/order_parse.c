@@ -348,6 +348,38 @@ proto_reject_reason_t order_error_reason (const order_error_t *err)
     return PROTO_REJECT_REASON_MALFORMED;
 }
 
+int order_parse_transfer (const char *body, size_t len, proto_msg_t *cmd, order_error_t *err)
+{
+    static const char *const allowed[] = {"asset", "amount", NULL};
+    static const char *const names[] = {"energy", "payment", NULL};
+    static const int values[] = {PROTO_ASSET_ENERGY, PROTO_ASSET_PAYMENT};
+    memset (cmd, 0, sizeof *cmd);
+    json_t *root = order_parse_object (body, len, allowed, err);
+    if (!root)
+        return -1;
+    int asset = 0;
+    int64_t amount = 0;
+    int rc = s_choice (root, "asset", names, values, &asset, err);
+    if (rc == 0)
+        rc = s_fail (err, 400, "missing_field", "asset", "asset is required (energy or payment)");
+    if (rc > 0) {
+        //  energy in kWh (to Wh), payment in money units (to µ)
+        int scale = asset == PROTO_ASSET_ENERGY ? DECIMAL_KWH_SCALE : DECIMAL_PRICE_SCALE;
+        rc = s_decimal (root, "amount", scale, &amount, err);
+        if (rc == 0)
+            rc = s_fail (err, 400, "missing_field", "amount", "amount is required");
+    }
+    json_decref (root);
+    if (rc < 0)
+        return -1;
+    if (amount > ORDER_TRANSFER_MAX)
+        return s_fail (err, 422, "bad_amount", "amount", "amount is larger than any balance");
+    cmd->kind = PROTO_withdraw;
+    cmd->withdraw.asset = (proto_asset_t) asset;
+    cmd->withdraw.amount = amount;
+    return 0;
+}
+
 int order_parse_id (const char *text, uint64_t *id)
 {
     uint64_t v = 0;

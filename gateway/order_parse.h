@@ -47,6 +47,12 @@ int order_check_new (const mce_config_t *cfg, const proto_new_order_t *o, int64_
 //  The matcher's reject reason for an order_error_t code (malformed when none fits).
 proto_reject_reason_t order_error_reason (const order_error_t *err);
 
+//  POST /api/account/deposits and /withdrawals: {"asset": "energy" | "payment", "amount"},
+//  the amount in kWh or in money units. Fills cmd as a withdraw (asset and amount; the caller
+//  sets the rest, or turns it into a deposit). 0, or -1 with err filled.
+#define ORDER_TRANSFER_MAX (INT64_MAX / 4) //  the matcher's largest balance
+int order_parse_transfer (const char *body, size_t len, proto_msg_t *cmd, order_error_t *err);
+
 //  An order id from a path: decimal digits of a uint64 greater than 0. 0, or -1.
 int order_parse_id (const char *text, uint64_t *id);
 

@@ -1,44 +1,76 @@
-/*  routes_auth — self-service registration and login.
+/*  routes_auth — self-service sign-up with a proven wallet, login, changing one's wallet, and
+    API keys.
 
-    Both run on the worker: argon2id takes tens of milliseconds and 64 MiB by design, and the
-    users live in Postgres (gateway/migrations). The loop checks the input first (cheap, and
-    a bad request never costs a hash), suspends the request and hands over a job; the job's
-    done resumes it. Registration always makes a plain user: admins are made with mcectl.
+    All of it runs on the worker: argon2id takes tens of milliseconds and 64 MiB by design, and
+    the users and the wallet challenges live in Postgres (gateway/migrations). The loop checks
+    the input first (cheap, and a bad request never costs a hash), suspends the request and
+    hands over a job; the job's done resumes it. Registration always makes a plain user:
+    admins are made with mcectl.
+
+    Signing up is two requests (wallet_proof.h): POST /api/auth/challenge {wallet, username}
+    answers a message to sign; POST /api/auth/register {username, password, wallet, signature}
+    then finds the challenge the signature signs (the pair's newest, or the one an optional
+    "nonce" names), and only if the signature is the wallet's does it spend argon2id on the
+    password; the nonce is consumed in the transaction that inserts the user, so a failure
+    leaves neither a user nor a spent nonce, and a nonce works once on every gateway. A
+    signed-in user changes wallet the same way (POST /api/auth/wallet {wallet, signature},
+    a challenge for the new wallet and their own username).
+
+    A username is no secret (registering one that exists always said so), so "username_taken"
+    is answered before anything else; "wallet_taken" only to the wallet's holder, after the
+    signature held, so nobody learns from us which wallets are registered.
 
     Login answers unknown users and wrong passwords alike, and spends the same argon2id work on
     both, so neither the answer nor its timing tells whether a username exists.
 */
 #include "auth.h"
+#include "base58.h"
 #include "clock.h"
 #include "gateway_server.h"
+#include "known_users.h"
 #include "log.h"
+#include "wallet_proof.h"
 
 #include <string.h>
+
+typedef enum { S_REGISTER, S_LOGIN, S_API_KEY, S_CHALLENGE, S_WALLET } s_kind_t;
 
 typedef struct {
     gateway_job_t job; //  first: the worker hands back this pointer
     gateway_request_t *req;
-    bool login;
+    s_kind_t kind;
     auth_cost_t cost;
     char username[65]; //  AUTH_USERNAME_MAX, or a token's sub (64)
     char password[AUTH_PASSWORD_MAX + 1];
-    char wallet[64];
+    char wallet[AUTH_WALLET_MAX];
+    char signature[AUTH_SIGNATURE_TEXT_MAX];
+    char nonce[WALLET_PROOF_NONCE_MAX]; //  "" = whichever of the pair's challenges it signs
+    char domain[WALLET_PROOF_DOMAIN_MAX];
+    int64_t now_us;
     //  outcome, filled on the worker
     unsigned status;
     char code[32];
-    char message[160];
+    const char *field; //  static, or NULL
+    char message[256];
     int role;
     char created_at[40];
     char key[AUTH_API_KEY_MAX]; //  api-keys: the new key, shown once
     char label[65];
+    wallet_proof_challenge_t challenge;
 } s_job_t;
 
-//  Copies a string field of the body after checking it with rule. 0, or -1 after answering.
-static int s_field (gateway_request_t *req, json_t *root, const char *key,
-                    const char *(*rule) (const char *, size_t), char *out, size_t size)
+//  Copies a string field of the body after checking it with rule. With optional, an absent
+//  or null field leaves out "". 0, or -1 after answering.
+static int s_field_rule (gateway_request_t *req, json_t *root, const char *key,
+                         const char *(*rule) (const char *, size_t), bool optional, char *out,
+                         size_t size)
 {
     json_t *v = json_object_get (root, key);
     if (!v || json_is_null (v)) {
+        if (optional) {
+            out[0] = '\0';
+            return 0;
+        }
         gateway_fail (req, MHD_HTTP_BAD_REQUEST, "missing_field", key, "%s is required", key);
         return -1;
     }
@@ -57,47 +89,225 @@ static int s_field (gateway_request_t *req, json_t *root, const char *key,
     return 0;
 }
 
+static int s_field (gateway_request_t *req, json_t *root, const char *key,
+                    const char *(*rule) (const char *, size_t), char *out, size_t size)
+{
+    return s_field_rule (req, root, key, rule, false, out, size);
+}
+
+//  The rule for a nonce the client names: what wallet_proof issues (base58, 22 characters).
+static const char *s_check_nonce (const char *text, size_t len)
+{
+    uint8_t raw[WALLET_PROOF_NONCE_MAX];
+    if (len == 0 || len >= WALLET_PROOF_NONCE_MAX || base58_decode (text, len, raw, sizeof raw) < 0)
+        return "must be the nonce /api/auth/challenge answered";
+    return NULL;
+}
+
 static void s_set (s_job_t *job, unsigned status, const char *code, const char *message)
 {
     job->status = status;
+    job->field = NULL;
     snprintf (job->code, sizeof job->code, "%s", code);
     snprintf (job->message, sizeof job->message, "%s", message);
 }
 
-//  Worker: hash the password, insert the user.
+static void s_set_proof (s_job_t *job, wallet_proof_outcome_t outcome)
+{
+    const wallet_proof_answer_t *a = wallet_proof_answer (outcome);
+    s_set (job, a->status, a->code, a->message);
+    job->field = a->field;
+}
+
+static void s_set_database (s_job_t *job, pg_t *pg)
+{
+    if (pg)
+        log_warn ("gateway", "%s: %s", job->username, pg_error (pg));
+    s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+           pg ? "the user database failed; retry shortly"
+              : "the user database is unreachable; retry shortly");
+}
+
+//  Whether username exists. 1 (answer set), 0, or -1 (database failure set).
+static int s_username_taken (s_job_t *job, pg_t *pg)
+{
+    const char *params[] = {job->username};
+    pg_result_t *r = pg_exec (pg, "SELECT 1 FROM users WHERE username = $1", 1, params);
+    if (!r) {
+        s_set_database (job, pg);
+        return -1;
+    }
+    int taken = pg_rows (r) > 0;
+    pg_result_free (&r);
+    if (taken)
+        s_set (job, MHD_HTTP_CONFLICT, "username_taken", "that username is taken");
+    return taken;
+}
+
+static void s_set_wallet_taken (s_job_t *job)
+{
+    s_set (job, MHD_HTTP_CONFLICT, "wallet_taken",
+           "this wallet belongs to another user (a wallet belongs to one user)");
+    job->field = "wallet";
+}
+
+//  Whether job->wallet belongs to a user other than job->username. 1 (answer set), 0, or -1.
+static int s_wallet_taken (s_job_t *job, pg_t *pg)
+{
+    const char *params[] = {job->wallet, job->username};
+    pg_result_t *r =
+        pg_exec (pg, "SELECT 1 FROM users WHERE wallet = $1 AND username <> $2", 2, params);
+    if (!r) {
+        s_set_database (job, pg);
+        return -1;
+    }
+    int taken = pg_rows (r) > 0;
+    pg_result_free (&r);
+    if (taken)
+        s_set_wallet_taken (job);
+    return taken;
+}
+
+//  Worker: the signature first (cheap), then the password's hash (dear), then the user and
+//  the nonce together.
 static void s_register_run (gateway_job_t *base, pg_t *pg)
 {
     s_job_t *job = (s_job_t *) base;
-    char hash[AUTH_HASH_MAX];
-    if (!pg) {
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database is unreachable; retry shortly");
-        return;
-    }
-    if (auth_password_hash (job->password, job->cost, hash)) {
+    char hash[AUTH_HASH_MAX], nonce[WALLET_PROOF_NONCE_MAX];
+    wallet_proof_outcome_t proof;
+    if (!pg)
+        s_set_database (job, pg);
+    else if (s_username_taken (job, pg) != 0)
+        ; //  answered
+    else if ((proof = wallet_proof_check (pg, job->wallet, job->username,
+                                          job->nonce[0] ? job->nonce : NULL, job->signature,
+                                          nonce)) != WALLET_PROOF_OK)
+        s_set_proof (job, proof);
+    else if (s_wallet_taken (job, pg) != 0)
+        ; //  answered
+    else if (auth_password_hash (job->password, job->cost, hash))
         s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "out of memory hashing; retry");
-        return;
-    }
-    const char *params[] = {job->username, hash, job->wallet};
-    pg_result_t *r = pg_exec (pg,
-                              "INSERT INTO users (username, password_hash, wallet, role) "
-                              "VALUES ($1, $2, $3, 'user') "
-                              "RETURNING to_char (created_at AT TIME ZONE 'UTC', "
-                              "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                              3, params);
-    if (!r && strcmp (pg_sqlstate (pg), PG_UNIQUE_VIOLATION) == 0)
-        s_set (job, MHD_HTTP_CONFLICT, "username_taken", "that username is taken");
-    else if (!r) {
-        log_warn ("gateway", "register %s: %s", job->username, pg_error (pg));
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database failed; retry shortly");
+    else if (pg_begin (pg))
+        s_set_database (job, pg);
+    else if ((proof = wallet_proof_consume (pg, nonce)) != WALLET_PROOF_OK) {
+        pg_rollback (pg);
+        s_set_proof (job, proof);
     }
     else {
-        s_set (job, MHD_HTTP_CREATED, "", "");
-        snprintf (job->created_at, sizeof job->created_at, "%s", pg_value (r, 0, 0));
+        //  The checks above were a courtesy; the unique constraints decide. A conflict
+        //  writes nothing, and says which: someone took the name or the wallet meanwhile.
+        const char *params[] = {job->username, hash, job->wallet};
+        pg_result_t *r = pg_exec (pg,
+                                  "INSERT INTO users (username, password_hash, wallet, role) "
+                                  "VALUES ($1, $2, $3, 'user') ON CONFLICT DO NOTHING "
+                                  "RETURNING to_char (created_at AT TIME ZONE 'UTC', "
+                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                                  3, params);
+        if (!r || pg_rows (r) != 1) {
+            bool failed = !r;
+            pg_rollback (pg);
+            if (failed)
+                s_set_database (job, pg);
+            else if (s_username_taken (job, pg) == 0 && s_wallet_taken (job, pg) == 0)
+                s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+                       "a sign-up at the same moment got in the way; retry");
+        }
+        else {
+            snprintf (job->created_at, sizeof job->created_at, "%s", pg_value (r, 0, 0));
+            if (pg_commit (pg))
+                s_set_database (job, pg);
+            else {
+                s_set (job, MHD_HTTP_CREATED, "", "");
+                log_info ("gateway", "user %s registered with wallet %s (challenge %s)",
+                          job->username, job->wallet, nonce);
+            }
+        }
+        pg_result_free (&r);
+    }
+    auth_wipe (hash, sizeof hash);
+    auth_wipe (job->password, sizeof job->password);
+}
+
+//  Worker: a signed-in user's new wallet, proven as at sign-up.
+static void s_wallet_run (gateway_job_t *base, pg_t *pg)
+{
+    s_job_t *job = (s_job_t *) base;
+    char nonce[WALLET_PROOF_NONCE_MAX], previous[AUTH_WALLET_MAX + 1];
+    wallet_proof_outcome_t proof;
+    if (!pg) {
+        s_set_database (job, pg);
+        return;
+    }
+    proof = wallet_proof_check (pg, job->wallet, job->username, job->nonce[0] ? job->nonce : NULL,
+                                job->signature, nonce);
+    if (proof != WALLET_PROOF_OK) {
+        s_set_proof (job, proof);
+        return;
+    }
+    if (s_wallet_taken (job, pg) != 0)
+        return;
+    if (pg_begin (pg)) {
+        s_set_database (job, pg);
+        return;
+    }
+    if ((proof = wallet_proof_consume (pg, nonce)) != WALLET_PROOF_OK) {
+        pg_rollback (pg);
+        s_set_proof (job, proof);
+        return;
+    }
+    pg_result_t *r = pg_exec (pg, "SELECT wallet FROM users WHERE username = $1 FOR UPDATE", 1,
+                              (const char *[]){job->username});
+    if (!r || pg_rows (r) != 1) {
+        bool failed = !r;
+        pg_result_free (&r);
+        pg_rollback (pg);
+        if (failed)
+            s_set_database (job, pg);
+        else
+            s_set (job, MHD_HTTP_UNAUTHORIZED, "unknown_user",
+                   "this token's user is not a registered user");
+        return;
+    }
+    snprintf (previous, sizeof previous, "%s", pg_value (r, 0, 0));
+    pg_result_free (&r);
+    r = pg_exec (pg, "UPDATE users SET wallet = $1 WHERE username = $2", 2,
+                 (const char *[]){job->wallet, job->username});
+    if (!r) {
+        //  the unique constraint: someone registered the wallet since s_wallet_taken
+        bool taken = strcmp (pg_sqlstate (pg), PG_UNIQUE_VIOLATION) == 0;
+        pg_rollback (pg);
+        if (taken)
+            s_set_wallet_taken (job);
+        else
+            s_set_database (job, pg);
+        return;
     }
     pg_result_free (&r);
-    auth_wipe (job->password, sizeof job->password);
+    if (pg_commit (pg)) {
+        s_set_database (job, pg);
+        return;
+    }
+    s_set (job, MHD_HTTP_OK, "", "");
+    //  The settler reads wallets once and keeps them (settler/wallets.c): it pays the old
+    //  wallet until its cache is refreshed.
+    log_info ("gateway", "user %s changed wallet from %s to %s (challenge %s)", job->username,
+              previous, job->wallet, nonce);
+}
+
+//  Worker: a new challenge.
+static void s_challenge_run (gateway_job_t *base, pg_t *pg)
+{
+    s_job_t *job = (s_job_t *) base;
+    if (!pg) {
+        s_set_database (job, pg);
+        return;
+    }
+    wallet_proof_outcome_t outcome = wallet_proof_issue (
+        pg, job->domain, job->wallet, job->username, job->now_us, &job->challenge);
+    if (outcome == WALLET_PROOF_OK)
+        s_set (job, MHD_HTTP_OK, "", "");
+    else
+        s_set_proof (job, outcome);
 }
 
 //  Worker: find the user and check the password.
@@ -109,17 +319,14 @@ static void s_login_run (gateway_job_t *base, pg_t *pg)
     static const char *const decoy = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
                                      "tgqQrGMaBqEWDzk9k9vbzbvpyJXhvoBkIEIw8oJlHgA";
     if (!pg) {
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database is unreachable; retry shortly");
+        s_set_database (job, pg);
         return;
     }
     const char *params[] = {job->username};
     pg_result_t *r =
         pg_exec (pg, "SELECT password_hash, role FROM users WHERE username = $1", 1, params);
     if (!r) {
-        log_warn ("gateway", "login %s: %s", job->username, pg_error (pg));
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database failed; retry shortly");
+        s_set_database (job, pg);
         return;
     }
     bool found = pg_rows (r) == 1;
@@ -141,8 +348,7 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
 {
     s_job_t *job = (s_job_t *) base;
     if (!pg) {
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database is unreachable; retry shortly");
+        s_set_database (job, pg);
         return;
     }
     char hash[AUTH_API_KEY_HASH_MAX];
@@ -158,12 +364,31 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
     else if (r)
         s_set (job, MHD_HTTP_CONFLICT, "unknown_user",
                "API keys are for registered users (this token's user is not one)");
-    else {
-        log_warn ("gateway", "api key for %s: %s", job->username, pg_error (pg));
-        s_set (job, MHD_HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-               "the user database failed; retry shortly");
-    }
+    else
+        s_set_database (job, pg);
     pg_result_free (&r);
+}
+
+//  Loop: a token for the user who just signed in.
+static json_t *s_token_body (s_job_t *job)
+{
+    gateway_server_t *server = job->req->server;
+    size_t len;
+    const uint8_t *secret = gateway_server_secret (server, &len);
+    int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
+    auth_claims_t claims = {.role = job->role,
+                            .iat = now,
+                            .exp = now + gateway_server_config (server)->gateway.jwt_ttl_s};
+    snprintf (claims.sub, sizeof claims.sub, "%.63s", job->username);
+    char token[AUTH_JWT_MAX], expires[40];
+    clock_format_rfc3339 (claims.exp * MCE_NS_PER_SEC, expires, sizeof expires);
+    if (auth_jwt_mint (secret, len, &claims, token, sizeof token) != 0) {
+        job->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        return gateway_error ("internal", NULL, "could not sign a token");
+    }
+    return json_pack ("{s:s,s:s,s:s,s:s,s:s}", "token", token, "token_type", "Bearer", "expires_at",
+                      expires, "username", job->username, "role",
+                      job->role == PROTO_ROLE_ADMIN ? "admin" : "user");
 }
 
 //  Loop: answer the suspended request.
@@ -171,43 +396,42 @@ static void s_done (gateway_job_t *base)
 {
     s_job_t *job = (s_job_t *) base;
     gateway_request_t *req = job->req;
-    json_t *body;
+    json_t *body = NULL;
     if (job->status >= 300)
-        body = gateway_error (job->code, NULL, "%s", job->message);
-    else if (job->key[0]) {
-        body = json_pack ("{s:s,s:s,s:s*}", "api_key", job->key, "username", job->username, "label",
-                          job->label[0] ? job->label : NULL);
-        auth_wipe (job->key, sizeof job->key);
-    }
-    else if (!job->login)
-        body = json_pack ("{s:s,s:s,s:s,s:s}", "username", job->username, "role", "user", "wallet",
-                          job->wallet, "created_at", job->created_at);
-    else {
-        gateway_server_t *server = req->server;
-        size_t len;
-        const uint8_t *secret = gateway_server_secret (server, &len);
-        int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
-        auth_claims_t claims = {.role = job->role,
-                                .iat = now,
-                                .exp = now + gateway_server_config (server)->gateway.jwt_ttl_s};
-        snprintf (claims.sub, sizeof claims.sub, "%.63s", job->username);
-        char token[AUTH_JWT_MAX], expires[40];
-        clock_format_rfc3339 (claims.exp * MCE_NS_PER_SEC, expires, sizeof expires);
-        if (auth_jwt_mint (secret, len, &claims, token, sizeof token) == 0)
-            body = json_pack ("{s:s,s:s,s:s,s:s,s:s}", "token", token, "token_type", "Bearer",
-                              "expires_at", expires, "username", job->username, "role",
-                              job->role == PROTO_ROLE_ADMIN ? "admin" : "user");
-        else {
-            job->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            body = gateway_error ("internal", NULL, "could not sign a token");
+        body = gateway_error (job->code, job->field, "%s", job->message);
+    else
+        switch (job->kind) {
+            case S_API_KEY:
+                body = json_pack ("{s:s,s:s,s:s*}", "api_key", job->key, "username", job->username,
+                                  "label", job->label[0] ? job->label : NULL);
+                auth_wipe (job->key, sizeof job->key);
+                break;
+            case S_REGISTER:
+                //  the user exists from now on: this gateway need not ask again
+                known_users_learn (gateway_server_users (req->server), job->username);
+                body = json_pack ("{s:s,s:s,s:s,s:s}", "username", job->username, "role", "user",
+                                  "wallet", job->wallet, "created_at", job->created_at);
+                break;
+            case S_LOGIN:
+                known_users_learn (gateway_server_users (req->server), job->username);
+                body = s_token_body (job);
+                break;
+            case S_CHALLENGE:
+                body = json_pack ("{s:s,s:s,s:s}", "message", job->challenge.message, "nonce",
+                                  job->challenge.nonce, "expires_at", job->challenge.expires_at);
+                break;
+            case S_WALLET:
+                body = json_pack ("{s:s,s:s}", "username", job->username, "wallet", job->wallet);
+                break;
         }
-    }
     gateway_resume (req, job->status, body);
     free (job);
 }
 
-static enum MHD_Result s_submit (gateway_request_t *req, s_job_t *job)
+static enum MHD_Result s_submit (gateway_request_t *req, s_job_t *job,
+                                 void (*run) (gateway_job_t *, pg_t *))
 {
+    job->job.run = run;
     job->job.done = s_done;
     job->req = req;
     if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
@@ -220,55 +444,104 @@ static enum MHD_Result s_submit (gateway_request_t *req, s_job_t *job)
     return MHD_YES;
 }
 
-//  POST /api/auth/register {username, password, wallet}
-enum MHD_Result routes_auth_register (gateway_request_t *req)
+//  A new job for the request's body, with only the keys allowed; NULL after answering (or,
+//  unanswered, out of memory: the caller drops the connection).
+static s_job_t *s_job_new (gateway_request_t *req, const char *const *keys, s_kind_t kind,
+                           json_t **root)
 {
-    static const char *const keys[] = {"username", "password", "wallet", NULL};
-    json_t *root = gateway_body (req, keys);
-    if (!root)
-        return MHD_YES;
+    *root = gateway_body (req, keys);
+    if (!*root)
+        return NULL;
     s_job_t *job = calloc (1, sizeof *job);
     if (!job) {
-        json_decref (root);
-        return MHD_NO;
+        json_decref (*root);
+        *root = NULL;
+        return NULL;
     }
+    job->kind = kind;
+    return job;
+}
+
+//  Drops a job whose input was refused (the answer is queued).
+static enum MHD_Result s_refused (s_job_t *job, json_t *root)
+{
+    json_decref (root);
+    auth_wipe (job->password, sizeof job->password);
+    free (job);
+    return MHD_YES;
+}
+
+//  POST /api/auth/challenge {wallet, username}: the message the wallet must sign.
+enum MHD_Result routes_auth_challenge (gateway_request_t *req)
+{
+    static const char *const keys[] = {"wallet", "username", NULL};
+    json_t *root;
+    s_job_t *job = s_job_new (req, keys, S_CHALLENGE, &root);
+    if (!job)
+        return req->answered ? MHD_YES : MHD_NO;
+    if (s_field (req, root, "wallet", auth_check_wallet, job->wallet, sizeof job->wallet) ||
+        s_field (req, root, "username", auth_check_username, job->username, sizeof job->username))
+        return s_refused (job, root);
+    json_decref (root);
+    wallet_proof_domain (
+        MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+        job->domain);
+    job->now_us = clock_wall_ns () / 1000;
+    return s_submit (req, job, s_challenge_run);
+}
+
+//  POST /api/auth/register {username, password, wallet, signature, nonce?}
+enum MHD_Result routes_auth_register (gateway_request_t *req)
+{
+    static const char *const keys[] = {"username",  "password", "wallet",
+                                       "signature", "nonce",    NULL};
+    json_t *root;
+    s_job_t *job = s_job_new (req, keys, S_REGISTER, &root);
+    if (!job)
+        return req->answered ? MHD_YES : MHD_NO;
     if (s_field (req, root, "username", auth_check_username, job->username, sizeof job->username) ||
         s_field (req, root, "password", auth_check_password, job->password, sizeof job->password) ||
-        s_field (req, root, "wallet", auth_check_wallet, job->wallet, sizeof job->wallet)) {
-        json_decref (root);
-        auth_wipe (job->password, sizeof job->password);
-        free (job);
-        return MHD_YES;
-    }
+        s_field (req, root, "wallet", auth_check_wallet, job->wallet, sizeof job->wallet) ||
+        s_field (req, root, "signature", auth_check_signature, job->signature,
+                 sizeof job->signature) ||
+        s_field_rule (req, root, "nonce", s_check_nonce, true, job->nonce, sizeof job->nonce))
+        return s_refused (job, root);
     json_decref (root);
-    job->job.run = s_register_run;
     job->cost = (auth_cost_t) gateway_server_config (req->server)->gateway.password_cost;
-    return s_submit (req, job);
+    return s_submit (req, job, s_register_run);
+}
+
+//  POST /api/auth/wallet {wallet, signature, nonce?}: the signed-in user's new wallet.
+enum MHD_Result routes_auth_wallet (gateway_request_t *req)
+{
+    static const char *const keys[] = {"wallet", "signature", "nonce", NULL};
+    json_t *root;
+    s_job_t *job = s_job_new (req, keys, S_WALLET, &root);
+    if (!job)
+        return req->answered ? MHD_YES : MHD_NO;
+    if (s_field (req, root, "wallet", auth_check_wallet, job->wallet, sizeof job->wallet) ||
+        s_field (req, root, "signature", auth_check_signature, job->signature,
+                 sizeof job->signature) ||
+        s_field_rule (req, root, "nonce", s_check_nonce, true, job->nonce, sizeof job->nonce))
+        return s_refused (job, root);
+    json_decref (root);
+    snprintf (job->username, sizeof job->username, "%s", req->who.user);
+    return s_submit (req, job, s_wallet_run);
 }
 
 //  POST /api/auth/login {username, password}
 enum MHD_Result routes_auth_login (gateway_request_t *req)
 {
     static const char *const keys[] = {"username", "password", NULL};
-    json_t *root = gateway_body (req, keys);
-    if (!root)
-        return MHD_YES;
-    s_job_t *job = calloc (1, sizeof *job);
-    if (!job) {
-        json_decref (root);
-        return MHD_NO;
-    }
+    json_t *root;
+    s_job_t *job = s_job_new (req, keys, S_LOGIN, &root);
+    if (!job)
+        return req->answered ? MHD_YES : MHD_NO;
     if (s_field (req, root, "username", auth_check_username, job->username, sizeof job->username) ||
-        s_field (req, root, "password", auth_check_password, job->password, sizeof job->password)) {
-        json_decref (root);
-        auth_wipe (job->password, sizeof job->password);
-        free (job);
-        return MHD_YES;
-    }
+        s_field (req, root, "password", auth_check_password, job->password, sizeof job->password))
+        return s_refused (job, root);
     json_decref (root);
-    job->job.run = s_login_run;
-    job->login = true;
-    return s_submit (req, job);
+    return s_submit (req, job, s_login_run);
 }
 
 //  POST /api/auth/api-keys {label?}: a key for the native port, shown once.
@@ -289,10 +562,10 @@ enum MHD_Result routes_auth_api_key (gateway_request_t *req)
         json_decref (root);
         return MHD_NO;
     }
+    job->kind = S_API_KEY;
     snprintf (job->username, sizeof job->username, "%s", req->who.user);
     if (label)
         snprintf (job->label, sizeof job->label, "%s", json_string_value (label));
     json_decref (root);
-    job->job.run = s_api_key_run;
-    return s_submit (req, job);
+    return s_submit (req, job, s_api_key_run);
 }

@@ -195,14 +195,20 @@ static void s_history_run (gateway_job_t *base, pg_t *pg)
     const char *params[] = {job->user, limit, offset};
     pg_result_t *total =
         pg_exec (pg, "SELECT count(*) FROM trades WHERE buyer = $1 OR seller = $1", 1, params);
-    pg_result_t *rows = total ? pg_exec (pg,
-                                         "SELECT trade_id, market, epoch, buyer = $1, price, qty, "
-                                         "value, to_char (at AT TIME ZONE 'UTC', "
-                                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM trades "
-                                         "WHERE buyer = $1 OR seller = $1 ORDER BY seq DESC "
-                                         "LIMIT $2::bigint OFFSET $3::bigint",
-                                         3, params)
-                              : NULL;
+    //  With each trade: the user's own order in it, and how its settlement stands (no row yet:
+    //  the settler has not recorded it; the persister fills settlements from the settler bus).
+    pg_result_t *rows =
+        total ? pg_exec (pg,
+                         "SELECT t.trade_id, t.market, t.epoch, t.buyer = $1, t.price, t.qty, "
+                         "t.value, to_char (t.at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                         "CASE WHEN t.buyer = $1 THEN t.buy_order_id ELSE t.sell_order_id END, "
+                         "s.state, s.signature FROM trades t "
+                         "LEFT JOIN settlements s ON s.trade_id = t.trade_id "
+                         "WHERE t.buyer = $1 OR t.seller = $1 ORDER BY t.seq DESC "
+                         "LIMIT $2::bigint OFFSET $3::bigint",
+                         3, params)
+              : NULL;
     if (rows) {
         json_t *list = json_array ();
         for (int r = 0; r < pg_rows (rows); r++) {
@@ -210,13 +216,18 @@ static void s_history_run (gateway_job_t *base, pg_t *pg)
             decimal_format (pg_int (rows, r, 4), DECIMAL_PRICE_SCALE, price, sizeof price);
             decimal_format (pg_int (rows, r, 5), DECIMAL_KWH_SCALE, qty, sizeof qty);
             decimal_format (pg_int (rows, r, 6), DECIMAL_PRICE_SCALE, value, sizeof value);
-            json_array_append_new (
-                list, json_pack ("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "trade_id",
-                                 pg_value (rows, r, 0), "market", pg_value (rows, r, 1), "epoch",
-                                 (json_int_t) pg_int (rows, r, 2), "side",
-                                 strcmp (pg_value (rows, r, 3), "t") == 0 ? "Buy" : "Sell", "price",
-                                 price, "energy_amount", qty, "value", value, "time",
-                                 pg_value (rows, r, 7)));
+            json_t *row = json_pack (
+                "{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "trade_id", pg_value (rows, r, 0),
+                "order_id", pg_value (rows, r, 8), "market", pg_value (rows, r, 1), "epoch",
+                (json_int_t) pg_int (rows, r, 2), "side",
+                strcmp (pg_value (rows, r, 3), "t") == 0 ? "Buy" : "Sell", "price", price,
+                "energy_amount", qty, "value", value, "time", pg_value (rows, r, 7));
+            const char *state = pg_value (rows, r, 9), *signature = pg_value (rows, r, 10);
+            json_object_set_new (row, "settlement_status",
+                                 state ? json_string (state) : json_null ());
+            json_object_set_new (row, "signature",
+                                 signature ? json_string (signature) : json_null ());
+            json_array_append_new (list, row);
         }
         job->body = json_pack ("{s:o,s:I,s:I,s:I,s:s}", "trades", list, "limit",
                                (json_int_t) job->limit, "offset", (json_int_t) job->offset, "total",
@@ -254,11 +265,5 @@ enum MHD_Result routes_market_my_trades (gateway_request_t *req)
     snprintf (job->user, sizeof job->user, "%s", req->who.user);
     job->limit = limit;
     job->offset = offset;
-    if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
-        free (job);
-        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
-                             "the worker is saturated; retry shortly");
-    }
-    gateway_suspend (req);
-    return MHD_YES;
+    return gateway_submit (req, &job->job);
 }

@@ -136,9 +136,14 @@ static bool s_answer (settler_link_t *self, void *sock)
             break;
         }
         bool last = !zmq_msg_more (&f);
-        if (good &&
-            proto_decode_kind (last ? PROTO_settler_reply : PROTO_settlement, zmq_msg_data (&f),
-                               zmq_msg_size (&f), &decoded, err, sizeof err))
+        if (good && !last &&
+            proto_decode (zmq_msg_data (&f), zmq_msg_size (&f), &decoded, err, sizeof err) == 0 &&
+            decoded.kind == PROTO_transfer) {
+            //  a deposit's record precedes its reply; the reply carries its id
+        }
+        else if (good && proto_decode_kind (last ? PROTO_settler_reply : PROTO_settlement,
+                                            zmq_msg_data (&f), zmq_msg_size (&f), &decoded, err,
+                                            sizeof err))
             good = false;
         else if (good && !last) {
             if (count < SETTLER_LINK_MAX)

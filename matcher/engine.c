@@ -172,15 +172,18 @@ static void s_balance_events (engine_t *self)
         const accounts_balance_t *now = &self->accounts.entries[t->user].asset[t->asset];
         if (now->available == t->before.available && now->reserved == t->before.reserved)
             continue;
-        engine_event_t *ev = s_event (self, ENGINE_EV_BALANCE, t->market);
-        ev->user = t->user;
-        ev->side = (uint8_t) s_asset (t->asset);
-        ev->reason = t->cause;
-        ev->order_id = t->ref;
-        ev->qty = now->available;
-        ev->value = now->reserved;
-        ev->price = now->available - t->before.available;
-        ev->epoch = now->reserved - t->before.reserved;
+        //  one store of the whole event: these are a large share of the events of a busy book
+        *s_event (self, ENGINE_EV_BALANCE, t->market) =
+            (engine_event_t){.kind = ENGINE_EV_BALANCE,
+                             .side = (uint8_t) s_asset (t->asset),
+                             .reason = t->cause,
+                             .market = t->market,
+                             .user = t->user,
+                             .order_id = t->ref,
+                             .qty = now->available,
+                             .value = now->reserved,
+                             .price = now->available - t->before.available,
+                             .epoch = now->reserved - t->before.reserved};
     }
     self->accounts.touch_count = 0;
 }
@@ -793,6 +796,8 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     if (o->market >= self->market_count)
         return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_UNKNOWN_MARKET,
                          "unknown market");
+    if (o->user >= self->user_count) //  the service could not intern the name (out of memory)
+        return s_reject (self, o->market, o->user, PROTO_REJECT_REASON_OVERLOADED, "out of memory");
     s_market_t *m = &self->markets[o->market];
     //  A resubmitted client_order_id gets its first answer, whatever changed since.
     if (o->client_order_id && o->client_order_id[0]) {
@@ -849,7 +854,10 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     if (reason) {
         r->epoch = epoch;
         rej = s_reject (self, o->market, o->user, reason, message);
-        s_coid_remember (self, o, rej);
+        //  A refusal for want of balance is not the order's answer for good: resubmitted after
+        //  a deposit, the same client_order_id is decided again.
+        if (reason != PROTO_REJECT_REASON_INSUFFICIENT_BALANCE)
+            s_coid_remember (self, o, rej);
         return rej;
     }
     book_t *book = s_book_get (self, o->market, epoch);
@@ -1375,6 +1383,9 @@ const engine_result_t *engine_withdrawal_close (engine_t *self, uint64_t withdra
         return s_finish (self);
     }
     if (refund) {
+        //  never refused: deposits since may have filled the balance to ACCOUNTS_BALANCE_MAX,
+        //  so it can end above it by at most the amount (itself at most that): twice the bound
+        //  is still far inside int64
         accounts_balance_t *b = accounts_touch (&self->accounts, w->user, w->asset,
                                                 PROTO_BALANCE_CAUSE_REFUND, w->id, UINT32_MAX);
         b->available += w->amount;
@@ -1532,13 +1543,12 @@ static void s_auction_close (engine_t *self, book_t *book, const auction_order_t
 
 //  Mid-epoch (trigger_matching): the fills go into the orders, the filled ones leave, the
 //  rest stays, IOC orders go.
+//  before has room for every level of the book: it comes with the auction's scratch, so that
+//  nothing can fail once the trades are made.
 static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots,
-                             const int64_t *filled, uint32_t n)
+                             const int64_t *filled, uint32_t n, book_level_t *before)
 {
     size_t nlevels = book->side[0].count + book->side[1].count;
-    book_level_t *before = malloc ((nlevels + 1) * sizeof *before);
-    if (!before)
-        return;
     uint32_t nbid_levels = book->side[0].count;
     memcpy (before, book->side[0].levels, nbid_levels * sizeof *before);
     memcpy (before + nbid_levels, book->side[1].levels, book->side[1].count * sizeof *before);
@@ -1568,7 +1578,6 @@ static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots
             book_level_remove (book, side, level);
     }
     s_level_changes (self, book, before, nbid_levels, nlevels);
-    free (before);
 }
 
 static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing)
@@ -1580,13 +1589,16 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
         na += book->side[BOOK_ASK].levels[l].count;
     if (nb == 0 || na == 0)
         return;
-    //  One buffer: orders, ids, slots, fills, trades, then the clearing's scratch.
+    //  One buffer: orders, ids, slots, fills, trades, the clearing's scratch, and the levels as
+    //  they were (for the level events of a mid-epoch clearing).
     size_t n = nb + na;
-    size_t sizes[] = {n * sizeof (auction_order_t), n * sizeof (uint64_t),
-                      n * sizeof (uint32_t),        n * sizeof (int64_t),
-                      n * sizeof (auction_trade_t), auction_scratch_size (nb, na)};
+    size_t nlevels = (size_t) book->side[0].count + book->side[1].count + 1;
+    size_t sizes[] = {n * sizeof (auction_order_t),   n * sizeof (uint64_t),
+                      n * sizeof (uint32_t),          n * sizeof (int64_t),
+                      n * sizeof (auction_trade_t),   auction_scratch_size (nb, na),
+                      nlevels * sizeof (book_level_t)};
     size_t total = 0;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         if (sizes[i] == SIZE_MAX)
             return;
         total += (sizes[i] + 15) & ~(size_t) 15;
@@ -1594,8 +1606,8 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
     if (s_reserve (&self->scratch, &self->scratch_size, total))
         return; //  out of memory: nothing trades; the epoch still closes
     uint8_t *p = self->scratch;
-    void *parts[6];
-    for (size_t i = 0; i < 6; i++) {
+    void *parts[7];
+    for (size_t i = 0; i < 7; i++) {
         parts[i] = p;
         p += (sizes[i] + 15) & ~(size_t) 15;
     }
@@ -1648,7 +1660,7 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
     if (closing)
         s_auction_close (self, book, orders, ids, slots, filled);
     else
-        s_auction_apply (self, book, slots, filled, (uint32_t) n);
+        s_auction_apply (self, book, slots, filled, (uint32_t) n, parts[6]);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -1910,6 +1922,14 @@ uint8_t *engine_snapshot (const engine_t *self, size_t *size)
     s_put64 (&o, zhashx_size (self->deposits));
     for (const uint64_t *id = zhashx_first (self->deposits); id; id = zhashx_next (self->deposits))
         s_put64 (&o, *id);
+    //  what each market's holds were computed with (see s_settings_changed)
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        const s_market_t *m = &self->markets[mi];
+        s_put64 (&o, m->escrow);
+        s_put64 (&o, (uint64_t) m->cfg.lot);
+        s_put64 (&o, (uint64_t) m->cfg.tick);
+        s_put64 (&o, (uint64_t) m->cfg.max_price);
+    }
     if (o.failed) {
         free (o.data);
         return NULL;
@@ -2015,6 +2035,31 @@ static void s_restore_accounts (engine_t *self, s_in_t *in)
         else
             s_deposit_remember (self, id);
     }
+}
+
+//  True when a market with orders resting in the snapshot now computes holds otherwise than
+//  when they were reserved (escrow turned on or off, another lot, tick or max_price): their
+//  releases would not match what they hold. A version 1 snapshot reserved nothing.
+static bool s_settings_changed (engine_t *self, s_in_t *in, uint64_t version)
+{
+    bool changed = false;
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        const s_market_t *m = &self->markets[mi];
+        bool escrow = false;
+        int64_t lot = m->cfg.lot, tick = m->cfg.tick, max_price = m->cfg.max_price;
+        if (version >= 2) {
+            escrow = s_get64 (in) != 0;
+            lot = (int64_t) s_get64 (in);
+            tick = (int64_t) s_get64 (in);
+            max_price = (int64_t) s_get64 (in);
+        }
+        bool differs =
+            escrow != m->escrow || (m->escrow && (lot != m->cfg.lot || tick != m->cfg.tick ||
+                                                  max_price != m->cfg.max_price));
+        if (differs && engine_market_resting (self, mi) > 0)
+            changed = true;
+    }
+    return changed && !in->failed;
 }
 
 int engine_restore (engine_t *self, const uint8_t *data, size_t size)
@@ -2132,9 +2177,10 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
     }
     if (version >= 2 && !in.failed)
         s_restore_accounts (self, &in);
-    if (in.failed || in.p != in.end) {
+    bool changed = !in.failed && s_settings_changed (self, &in, version);
+    if (in.failed || in.p != in.end || changed) {
         s_clear (self);
-        return -1;
+        return changed ? -2 : -1;
     }
     return 0;
 }

@@ -145,8 +145,10 @@ const engine_result_t *engine_advance (engine_t *self, int64_t now);
 //  The whole state as bytes (books, orders in queue order, users, markets, counters, client
 //  order ids), for a snapshot. Returns a buffer the caller frees, NULL when out of memory.
 uint8_t *engine_snapshot (const engine_t *self, size_t *size);
-//  Replaces the state with a snapshot's. 0, or -1 when it is malformed or was taken with
-//  other markets (the engine is then empty, as new).
+//  Replaces the state with a snapshot's. 0; -1 when it is malformed or was taken with other
+//  markets; -2 when a market with orders resting in it now reserves differently (escrow, lot,
+//  tick or max_price changed: what those orders hold would not match). The engine is then
+//  empty, as new.
 int engine_restore (engine_t *self, const uint8_t *data, size_t size);
 
 //  A hash over every book, order, epoch and counter: equal states, equal hashes.

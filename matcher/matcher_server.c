@@ -135,6 +135,7 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             s_copy (t->market, sizeof t->market, market);
             s_copy (t->buyer, sizeof t->buyer, user);
             s_copy (t->seller, sizeof t->seller, engine_user_name (self->engine, ev->user2));
+            t->escrow = engine_market_escrow (self->engine, ev->market);
             t->epoch = ev->epoch;
             t->trade_id = ev->trade_id;
             t->buy_order_id = ev->order_id;
@@ -555,7 +556,15 @@ static int s_recover (matcher_server_t *self)
     int64_t t0 = clock_mono_ns ();
     uint8_t *snap = snapshot_load (journal_dir (journal), last, &snap_seq, &snap_clock, &size);
     if (snap && journal_first_seq (journal) <= snap_seq + 1) {
-        if (engine_restore (self->engine, snap, size) == 0) {
+        int restored = engine_restore (self->engine, snap, size);
+        if (restored == -2)
+            log_error ("matcher",
+                       "snapshot seq %" PRIu64 ": a market's escrow, lot, tick or max_price "
+                       "changed while orders rest in it, so what they hold would not match; "
+                       "put the configuration back, or drain the market (clear its epochs) "
+                       "before changing it",
+                       snap_seq);
+        if (restored == 0) {
             from = snap_seq + 1;
             self->now = snap_clock;
             self->snapshot_seq = snap_seq;
@@ -564,6 +573,10 @@ static int s_recover (matcher_server_t *self)
                       " orders resting) in %.1f ms",
                       snap_seq, size, engine_resting (self->engine),
                       (double) (clock_mono_ns () - t0) / 1e6);
+        }
+        else if (restored == -2) {
+            free (snap);
+            return -1;
         }
         else
             log_warn ("matcher", "snapshot seq %" PRIu64 " does not restore: replaying the journal",

@@ -1,5 +1,6 @@
-/*  mce-persister — writes every matcher event exactly once into Postgres, and keeps Redis's
-    view of the books, market totals and newest trades. See persister_server.h.
+/*  mce-persister — writes every matcher and settler event exactly once into Postgres, and
+    keeps Redis's view of the books, market totals, newest trades and balances. See
+    persister_server.h.
 */
 #include "cli.h"
 #include "log.h"
@@ -9,10 +10,13 @@ int main (int argc, char **argv)
 {
     static const cli_info_t info = {
         "mce-persister",
-        "The persister: follows the matcher bus and writes every event exactly once into\n"
-        "Postgres, in batches that carry their own bus offset, then the current books, market\n"
-        "totals and newest trades into Redis (rewritten whole after a Redis outage).",
-        "Connects: matcher.bus, matcher.replay, postgres.url (waits for it, with backoff),\n"
+        "The persister: follows the matcher and settler buses and writes every event exactly\n"
+        "once into Postgres (orders, trades, epochs, settlements, balances and their movements,\n"
+        "deposits, withdrawals), in batches that carry their own bus offset, then the current\n"
+        "books, market totals, newest trades and balances into Redis (rewritten whole after a\n"
+        "Redis outage).",
+        "Connects: matcher.bus, matcher.replay, settler.bus, settler.replay, postgres.url\n"
+        "(waits for it, with backoff),\n"
         "redis.url (empty: no Redis; while unreachable, retried with backoff)."};
     mce_config_t cfg;
     int status;

@@ -124,6 +124,8 @@ static int64_t s_ts (const proto_msg_t *m)
             return m->order_accepted.ts;
         case PROTO_trade:
             return m->trade.ts;
+        case PROTO_balance:
+            return m->balance.ts;
         case PROTO_clock:
             return m->clock.ts;
         default:
@@ -180,8 +182,9 @@ static int s_redis_sync (persister_server_t *self)
     int64_t now = clock_mono_ns ();
     char what[160];
     if (rewrite)
-        snprintf (what, sizeof what, "book rewritten: %zu orders (Redis was at seq %" PRId64 ")",
-                  replica_order_count (self->replica), seq);
+        snprintf (what, sizeof what,
+                  "book rewritten: %zu orders, %zu users' balances (Redis was at seq %" PRId64 ")",
+                  replica_order_count (self->replica), replica_balance_count (self->replica), seq);
     else
         snprintf (what, sizeof what, "nothing to rewrite");
     if (self->redis_down_since)
@@ -297,9 +300,10 @@ static int s_redis_start (persister_server_t *self, int64_t *offset)
     self->replica_ts = clock_wall_ns ();
     atomic_store (&self->m_resting, replica_order_count (self->replica));
     log_info ("persister",
-              "replica loaded at seq %" PRId64 ": %zu resting orders, %zu markets; Redis at %s",
+              "replica loaded at seq %" PRId64
+              ": %zu resting orders, %zu markets, %zu users' balances; Redis at %s",
               *offset, replica_order_count (self->replica), replica_market_count (self->replica),
-              self->cfg->redis.url);
+              replica_balance_count (self->replica), self->cfg->redis.url);
     self->redis_backoff_ms = PERSISTER_BACKOFF_MS;
     if (s_redis_sync (self) != 0)
         s_redis_down (self);

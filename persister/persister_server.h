@@ -1,4 +1,6 @@
-/*  persister_server — follows the matcher bus into Postgres, exactly once (DESIGN.md §5.6).
+/*  persister_server — follows the matcher and settler buses into Postgres, exactly once
+    (DESIGN.md §5.6): orders, trades, epochs and settlements, and the accounts (§9): balances
+    and their movements, deposits and withdrawals (pgstore.h).
 
     It resumes the bus after the offset Postgres holds, gathers events into a batch (up to
     PERSISTER_BATCH_MAX, or what arrived within PERSISTER_BATCH_MS of the first), and applies
@@ -11,14 +13,14 @@
     it, come back by replay. The log says how far behind it is, in events and in seconds.
 
     Redis (when redis.url is set) comes after Postgres: each batch Postgres took goes into the
-    persister's replica of the books (replica.h), and then, in one transaction, into Redis
-    (rstore.h). Postgres does not wait for Redis: every Redis call is bounded by a short
-    timeout, and when one fails Redis is marked behind and retried with the same capped
+    persister's replica of the books and balances (replica.h), and then, in one transaction,
+    into Redis (rstore.h). Postgres does not wait for Redis: every Redis call is bounded by a
+    short timeout, and when one fails Redis is marked behind and retried with the same capped
     exponential backoff while batches keep going into Postgres and the replica; once it
-    answers again, every book, order, market total and the newest trades are rewritten from
-    the replica in one transaction, and batches go in one by one again. At start the replica
-    is loaded from Postgres as of its offset, and Redis is only rewritten if its own seq says
-    it is not at that state. Without redis.url, none of this runs.
+    answers again, every book, order, market total, the newest trades and every balance are
+    rewritten from the replica in one transaction, and batches go in one by one again. At
+    start the replica is loaded from Postgres as of its offset, and Redis is only rewritten if
+    its own seq says it is not at that state. Without redis.url, none of this runs.
 */
 #ifndef MCE_PERSISTER_SERVER_H
 #define MCE_PERSISTER_SERVER_H

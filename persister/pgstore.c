@@ -6,8 +6,9 @@
     fills, amendments, cancels or expiries the batch carries. An order may appear several
     times in a batch, so its changes are accumulated per order first (a small open-addressing
     map), in seq order, into one row: the quantity traded, and the remaining quantity last set
-    by an amend, cancel or expiry less what traded after it. Epochs and markets are folded
-    the same way, because one upsert may not touch a row twice.
+    by an amend, cancel or expiry less what traded after it. Epochs, markets, settlements,
+    balances (per user and asset), deposits and withdrawals are folded the same way, because
+    one upsert may not touch a row twice.
 
     Second, in one transaction: lock the stream's offset row, check the batch starts right
     after it, run the statements (inserts before updates, so an order accepted and traded in
@@ -139,6 +140,14 @@ static void s_opt_int (stmt_t *st, int64_t v)
 {
     if (v)
         s_int (st, v);
+    else
+        s_text (st, NULL);
+}
+
+static void s_opt_uint (stmt_t *st, uint64_t v)
+{
+    if (v)
+        s_uint (st, v);
     else
         s_text (st, NULL);
 }
@@ -427,9 +436,42 @@ typedef struct {
     uint64_t seq;
 } market_acc_t;
 
+//  Accumulators found by a 64-bit key (see s_acc): items[map value], each of one type.
+typedef struct {
+    void *items;
+    size_t count, cap;
+    map_t map;
+} accs_t;
+
+//  One (user, asset)'s balance: its last balance event in the batch says it all.
+typedef struct {
+    const proto_balance_t *last;
+} balance_acc_t;
+
+//  One withdrawal as the matcher's events of the batch leave it: created at the first, in the
+//  state of the last (requested, or the final paid or refunded).
+typedef struct {
+    const proto_withdrawal_t *first, *last;
+} mwithdrawal_acc_t;
+
+//  One deposit or withdrawal as the settler's records of the batch leave it: the latest state
+//  (as the table names it), the newest signature, and the error the records leave (see
+//  s_add_transfer). creating: the record that carries the user, asset and amount, when the
+//  batch has it (the row is then upserted, else only updated).
+typedef struct {
+    const proto_transfer_t *creating, *last;
+    const char *state;
+    const char *signature; //  NULL: none in the batch (the row keeps its own)
+    const char *error;
+    bool error_set; //  a record of the batch decided the error (else the row keeps its own)
+} transfer_acc_t;
+
 typedef struct {
     //  the statements, in the order they run
     stmt_t markets, epochs, orders, trades, order_updates, order_events, audit, settlements;
+    stmt_t balances, movements, mwithdrawals;                            //  stream m: accounts
+    stmt_t deposits, deposit_updates, swithdrawals, swithdrawal_updates; //  stream s: transfers
+    accs_t bals, mwds, deps, swds;
     settle_acc_t *sets;
     size_t nsets, sets_cap;
     map_t set_map;
@@ -464,6 +506,25 @@ static const char *const s_cast_audit[] = {"bigint", "text", "text", "text", "ti
 static const char *const s_cast_settlements[] = {
     "bigint", "bigint", "text",   "bigint", "text", "text",        "text",
     "bigint", "bigint", "bigint", "text",   "text", "timestamptz", "bigint"};
+
+static const char *const s_cast_balances[] = {"text",   "text",   "bigint",
+                                              "bigint", "bigint", "timestamptz"};
+static const char *const s_cast_movements[] = {"bigint", "text",   "text",       "text",
+                                               "bigint", "text",   "bigint",     "bigint",
+                                               "bigint", "bigint", "timestamptz"};
+static const char *const s_cast_mwithdrawals[] = {"bigint", "text",        "text",        "bigint",
+                                                  "text",   "timestamptz", "timestamptz", "bigint"};
+//  A creating transfer record: id, user, asset, amount, [wallet,] state, signature, attempts,
+//  error, created, updated, seq. The deposits' has the wallet, the withdrawals' not.
+static const char *const s_cast_deposits[] = {"bigint", "text",        "text",        "bigint",
+                                              "text",   "text",        "text",        "bigint",
+                                              "text",   "timestamptz", "timestamptz", "bigint"};
+static const char *const s_cast_swithdrawals[] = {"bigint",      "text",        "text",   "bigint",
+                                                  "text",        "text",        "bigint", "text",
+                                                  "timestamptz", "timestamptz", "bigint"};
+//  A later record: id, state, signature, attempts, keep_error, error, updated, seq.
+static const char *const s_cast_transfer_updates[] = {"bigint",  "text", "text",        "bigint",
+                                                      "boolean", "text", "timestamptz", "bigint"};
 
 #define S_COUNT(a) ((int) (sizeof (a) / sizeof ((a)[0])))
 
@@ -536,14 +597,90 @@ static void s_batch_init (batch_t *b)
     s_stmt_init (&b->audit, "insert audit_log",
                  "INSERT INTO audit_log (seq, username, action, market, at) VALUES ", "",
                  s_cast_audit, S_COUNT (s_cast_audit));
+
+    //  Accounts. The seq guards make a row take each event once and in order, whatever the
+    //  batch boundaries (the offset already refuses a batch applied twice).
+    s_stmt_init (&b->balances, "upsert balances",
+                 "INSERT INTO balances AS b (username, asset, available, reserved, updated_seq, "
+                 "updated_at) VALUES ",
+                 " ON CONFLICT (username, asset) DO UPDATE SET available = EXCLUDED.available, "
+                 "reserved = EXCLUDED.reserved, updated_seq = EXCLUDED.updated_seq, "
+                 "updated_at = EXCLUDED.updated_at WHERE b.updated_seq < EXCLUDED.updated_seq",
+                 s_cast_balances, S_COUNT (s_cast_balances));
+    s_stmt_init (&b->movements, "insert balance_movements",
+                 "INSERT INTO balance_movements (seq, username, asset, cause, ref, market, "
+                 "d_available, d_reserved, available, reserved, ts) VALUES ",
+                 "", s_cast_movements, S_COUNT (s_cast_movements));
+    //  Withdrawals: two streams write them, each in its order, and either may create the row
+    //  (the state's meaning: migrations/0003_accounts.sql). The matcher's requested leaves the
+    //  state to the settler's records once there is a row; its paid and refunded are final,
+    //  and no record of the settler's changes a final state. Times: the earliest and latest
+    //  of both streams, so the order in which the two are applied does not show.
+    s_stmt_init (&b->mwithdrawals, "upsert withdrawals (matcher)",
+                 "INSERT INTO withdrawals AS w (withdrawal_id, username, asset, amount, state, "
+                 "created_at, updated_at, mseq) VALUES ",
+                 " ON CONFLICT (withdrawal_id) DO UPDATE SET "
+                 "state = CASE WHEN EXCLUDED.state = 'requested' THEN w.state "
+                 "ELSE EXCLUDED.state END, "
+                 "created_at = LEAST (w.created_at, EXCLUDED.created_at), "
+                 "updated_at = GREATEST (w.updated_at, EXCLUDED.updated_at), "
+                 "mseq = EXCLUDED.mseq WHERE w.mseq IS NULL OR w.mseq < EXCLUDED.mseq",
+                 s_cast_mwithdrawals, S_COUNT (s_cast_mwithdrawals));
+    s_stmt_init (&b->swithdrawals, "upsert withdrawals (settler)",
+                 "INSERT INTO withdrawals AS w (withdrawal_id, username, asset, amount, state, "
+                 "signature, attempts, error, created_at, updated_at, sseq) VALUES ",
+                 " ON CONFLICT (withdrawal_id) DO UPDATE SET "
+                 "state = CASE WHEN w.state IN ('paid', 'refunded') THEN w.state "
+                 "ELSE EXCLUDED.state END, "
+                 "signature = COALESCE (EXCLUDED.signature, w.signature), "
+                 "attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
+                 "created_at = LEAST (w.created_at, EXCLUDED.created_at), "
+                 "updated_at = GREATEST (w.updated_at, EXCLUDED.updated_at), "
+                 "sseq = EXCLUDED.sseq WHERE w.sseq IS NULL OR w.sseq < EXCLUDED.sseq",
+                 s_cast_swithdrawals, S_COUNT (s_cast_swithdrawals));
+    s_stmt_init (&b->swithdrawal_updates, "update withdrawals (settler)",
+                 "UPDATE withdrawals AS w SET "
+                 "state = CASE WHEN w.state IN ('paid', 'refunded') THEN w.state "
+                 "ELSE v.state END, "
+                 "signature = COALESCE (v.signature, w.signature), attempts = v.attempts, "
+                 "error = CASE WHEN v.keep_error THEN w.error ELSE v.error END, "
+                 "updated_at = GREATEST (w.updated_at, v.at), sseq = v.seq FROM (VALUES ",
+                 ") AS v (id, state, signature, attempts, keep_error, error, at, seq) "
+                 "WHERE w.withdrawal_id = v.id AND (w.sseq IS NULL OR w.sseq < v.seq)",
+                 s_cast_transfer_updates, S_COUNT (s_cast_transfer_updates));
+    //  Deposits: the settler's stream alone, in order.
+    s_stmt_init (&b->deposits, "upsert deposits",
+                 "INSERT INTO deposits AS d (deposit_id, username, asset, amount, wallet, state, "
+                 "signature, attempts, error, created_at, updated_at, seq) VALUES ",
+                 " ON CONFLICT (deposit_id) DO UPDATE SET state = EXCLUDED.state, "
+                 "signature = COALESCE (EXCLUDED.signature, d.signature), "
+                 "attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
+                 "updated_at = EXCLUDED.updated_at, seq = EXCLUDED.seq WHERE d.seq < EXCLUDED.seq",
+                 s_cast_deposits, S_COUNT (s_cast_deposits));
+    s_stmt_init (&b->deposit_updates, "update deposits",
+                 "UPDATE deposits AS d SET state = v.state, "
+                 "signature = COALESCE (v.signature, d.signature), attempts = v.attempts, "
+                 "error = CASE WHEN v.keep_error THEN d.error ELSE v.error END, "
+                 "updated_at = v.at, seq = v.seq FROM (VALUES ",
+                 ") AS v (id, state, signature, attempts, keep_error, error, at, seq) "
+                 "WHERE d.deposit_id = v.id AND d.seq < v.seq",
+                 s_cast_transfer_updates, S_COUNT (s_cast_transfer_updates));
 }
 
 static void s_batch_free (batch_t *b)
 {
-    stmt_t *all[] = {&b->markets,       &b->epochs,       &b->orders, &b->trades,
-                     &b->order_updates, &b->order_events, &b->audit,  &b->settlements};
+    stmt_t *all[] = {&b->markets,         &b->epochs,        &b->orders,
+                     &b->trades,          &b->order_updates, &b->order_events,
+                     &b->audit,           &b->settlements,   &b->balances,
+                     &b->movements,       &b->mwithdrawals,  &b->deposits,
+                     &b->deposit_updates, &b->swithdrawals,  &b->swithdrawal_updates};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         s_stmt_free (all[i]);
+    accs_t *accs[] = {&b->bals, &b->mwds, &b->deps, &b->swds};
+    for (size_t i = 0; i < sizeof accs / sizeof accs[0]; i++) {
+        free (accs[i]->items);
+        s_map_free (&accs[i]->map);
+    }
     free (b->ords);
     free (b->sets);
     s_map_free (&b->set_map);
@@ -680,6 +817,200 @@ static int s_order_end (batch_t *b, uint64_t seq, int64_t ts, uint64_t order_id,
     return 0;
 }
 
+//  --------------------------------------------------------------------------------------------
+//  Accounts: balances and withdrawals (stream m), deposits and withdrawals (stream s)
+
+//  The accumulator for key in a (items of size bytes), appended zeroed when new. NULL when
+//  memory runs out.
+static void *s_acc (accs_t *a, size_t size, uint64_t key, same_fn *same, const void *ctx)
+{
+    if (!s_map_reserve (&a->map))
+        return NULL;
+    size_t slot = s_map_slot (&a->map, key, same, ctx);
+    if (a->map.vals[slot] >= 0)
+        return (char *) a->items + (size_t) a->map.vals[slot] * size;
+    if (a->count >= INT32_MAX || !grow_to (&a->items, &a->cap, a->count + 1, size))
+        return NULL;
+    void *item = (char *) a->items + a->count * size;
+    memset (item, 0, size);
+    a->map.keys[slot] = key;
+    a->map.vals[slot] = (int32_t) a->count++;
+    a->map.count++;
+    return item;
+}
+
+typedef struct {
+    const accs_t *a;
+    const char *user;
+    proto_asset_t asset;
+} balance_key_t;
+
+static bool s_same_balance (const void *ctx, int32_t index)
+{
+    const balance_key_t *k = ctx;
+    const proto_balance_t *e = ((const balance_acc_t *) k->a->items)[index].last;
+    return e->asset == k->asset && strcmp (e->user, k->user) == 0;
+}
+
+//  A balance event: a row of history, and the latest balance of its (user, asset).
+static int s_add_balance (batch_t *b, const proto_balance_t *e)
+{
+    stmt_t *st = &b->movements;
+    s_uint (st, e->seq);
+    s_text (st, e->user);
+    s_text (st, proto_asset_name (e->asset));
+    s_text (st, proto_balance_cause_name (e->cause));
+    s_opt_uint (st, e->ref);
+    s_opt_text (st, e->market);
+    s_int (st, e->d_available);
+    s_int (st, e->d_reserved);
+    s_int (st, e->available);
+    s_int (st, e->reserved);
+    s_time (st, e->ts);
+    balance_key_t key = {&b->bals, e->user, e->asset};
+    uint64_t hash = fnv1a (e->user, strlen (e->user)) ^ s_mix ((uint64_t) e->asset);
+    balance_acc_t *acc = s_acc (&b->bals, sizeof *acc, hash, s_same_balance, &key);
+    if (!acc)
+        return -1;
+    acc->last = e;
+    return 0;
+}
+
+static int s_add_mwithdrawal (batch_t *b, const proto_withdrawal_t *e)
+{
+    mwithdrawal_acc_t *acc = s_acc (&b->mwds, sizeof *acc, e->withdrawal_id, NULL, NULL);
+    if (!acc)
+        return -1;
+    if (!acc->first)
+        acc->first = e;
+    acc->last = e;
+    return 0;
+}
+
+//  The state a settler record gives its row, as the tables name it (the settler's closed is the
+//  withdrawal's paid); NULL when it is not a state of that kind of transfer.
+static const char *s_transfer_state (const proto_transfer_t *e)
+{
+    bool deposit = e->kind == PROTO_TRANSFER_KIND_DEPOSIT;
+    switch (e->state) {
+        case PROTO_TRANSFER_STATE_PENDING:
+        case PROTO_TRANSFER_STATE_PROCESSING:
+        case PROTO_TRANSFER_STATE_CONFIRMED:
+        case PROTO_TRANSFER_STATE_FAILED:
+            return proto_transfer_state_name (e->state);
+        case PROTO_TRANSFER_STATE_CREDITED:
+            return deposit ? "credited" : NULL;
+        case PROTO_TRANSFER_STATE_CLOSED:
+            return deposit ? NULL : "paid";
+        case PROTO_TRANSFER_STATE_REFUNDED:
+            return deposit ? NULL : "refunded";
+        default:
+            return NULL;
+    }
+}
+
+//  A settler record in one of these states closes its transfer. It carries no error of its own
+//  and leaves the one before it: why a refunded withdrawal failed stays on its row.
+static bool s_closes (const char *state)
+{
+    return strcmp (state, "credited") == 0 || strcmp (state, "paid") == 0 ||
+           strcmp (state, "refunded") == 0;
+}
+
+static int s_add_transfer (batch_t *b, const proto_transfer_t *e)
+{
+    const char *state = s_transfer_state (e);
+    if (!state) {
+        const char *kind = proto_transfer_kind_name (e->kind);
+        const char *was = proto_transfer_state_name (e->state);
+        log_warn ("persister",
+                  "pgstore: settler seq %" PRIu64 ": a %s cannot be %s (%s %" PRIu64
+                  "): record skipped",
+                  e->seq, kind ? kind : "?", was ? was : "?", kind ? kind : "?", e->id);
+        return 0;
+    }
+    accs_t *a = e->kind == PROTO_TRANSFER_KIND_DEPOSIT ? &b->deps : &b->swds;
+    transfer_acc_t *acc = s_acc (a, sizeof *acc, e->id, NULL, NULL);
+    if (!acc)
+        return -1;
+    if (e->user[0] && proto_asset_name (e->asset))
+        acc->creating = e;
+    acc->last = e;
+    acc->state = state;
+    if (e->signature[0])
+        acc->signature = e->signature;
+    if (e->error[0] || !s_closes (state)) {
+        acc->error = e->error;
+        acc->error_set = true;
+    }
+    return 0;
+}
+
+//  The rows of the accounts' accumulators, once every event is folded.
+static void s_accounts_finish (batch_t *b)
+{
+    const balance_acc_t *bals = b->bals.items;
+    for (size_t i = 0; i < b->bals.count; i++) {
+        const proto_balance_t *e = bals[i].last;
+        stmt_t *st = &b->balances;
+        s_text (st, e->user);
+        s_text (st, proto_asset_name (e->asset));
+        s_int (st, e->available);
+        s_int (st, e->reserved);
+        s_uint (st, e->seq);
+        s_time (st, e->ts);
+    }
+    const mwithdrawal_acc_t *mwds = b->mwds.items;
+    for (size_t i = 0; i < b->mwds.count; i++) {
+        const proto_withdrawal_t *e = mwds[i].last;
+        stmt_t *st = &b->mwithdrawals;
+        s_uint (st, e->withdrawal_id);
+        s_text (st, e->user);
+        s_text (st, proto_asset_name (e->asset));
+        s_int (st, e->amount);
+        //  requested, or the final paid or refunded: the table's names
+        s_text (st, proto_withdrawal_phase_name (e->state));
+        s_time (st, mwds[i].first->ts);
+        s_time (st, e->ts);
+        s_uint (st, e->seq);
+    }
+    for (int k = 0; k < 2; k++) {
+        bool deposits = k == 0;
+        const accs_t *a = deposits ? &b->deps : &b->swds;
+        const transfer_acc_t *accs = a->items;
+        for (size_t i = 0; i < a->count; i++) {
+            const transfer_acc_t *acc = &accs[i];
+            const proto_transfer_t *c = acc->creating, *e = acc->last;
+            stmt_t *st;
+            if (c) {
+                st = deposits ? &b->deposits : &b->swithdrawals;
+                s_uint (st, e->id);
+                s_text (st, c->user);
+                s_text (st, proto_asset_name (c->asset));
+                s_int (st, c->amount);
+                if (deposits)
+                    s_opt_text (st, c->wallet);
+                s_text (st, acc->state);
+                s_text (st, acc->signature);
+                s_uint (st, e->attempts);
+                s_opt_text (st, acc->error);
+                s_time (st, c->ts);
+            }
+            else {
+                st = deposits ? &b->deposit_updates : &b->swithdrawal_updates;
+                s_uint (st, e->id);
+                s_text (st, acc->state);
+                s_text (st, acc->signature);
+                s_uint (st, e->attempts);
+                s_bool (st, !acc->error_set);
+                s_opt_text (st, acc->error);
+            }
+            s_time (st, e->ts);
+            s_uint (st, e->seq);
+        }
+    }
+}
+
 //  Folds one matcher event into the batch. 0, or -1 when memory runs out.
 static int s_add_matcher_event (batch_t *b, const proto_msg_t *msg)
 {
@@ -788,6 +1119,10 @@ static int s_add_matcher_event (batch_t *b, const proto_msg_t *msg)
             s_time (st, e->ts);
             return 0;
         }
+        case PROTO_balance:
+            return s_add_balance (b, &msg->balance);
+        case PROTO_withdrawal:
+            return s_add_mwithdrawal (b, &msg->withdrawal);
         default: //  book_level, clock, order_rejected, other commands: only the offset
             return 0;
     }
@@ -809,14 +1144,17 @@ static settle_acc_t *s_settle (batch_t *b, uint64_t trade_id)
     return &b->sets[b->nsets++];
 }
 
-//  Folds one event of the settler's stream: settlements into their trade's row, and an epoch
-//  the settler declares settled into the epochs upsert (with the matcher seq it copies, so
-//  epochs.seq stays a matcher seq). Heartbeats and the rest only advance the offset.
+//  Folds one event of the settler's stream: settlements into their trade's row, deposits and
+//  withdrawals into theirs, and an epoch the settler declares settled into the epochs upsert
+//  (with the matcher seq it copies, so epochs.seq stays a matcher seq). Heartbeats and the rest
+//  only advance the offset.
 static int s_add_settler_event (batch_t *b, const proto_msg_t *msg)
 {
     if (msg->kind == PROTO_epoch_state && msg->epoch_state.state == PROTO_EPOCH_PHASE_SETTLED) {
         return s_epoch (b, &msg->epoch_state, msg->epoch_state.mseq);
     }
+    if (msg->kind == PROTO_transfer)
+        return s_add_transfer (b, &msg->transfer);
     if (msg->kind != PROTO_settlement)
         return 0;
     const proto_settlement_t *e = &msg->settlement;
@@ -918,6 +1256,7 @@ static void s_batch_finish (batch_t *b)
         s_time (st, acc->at);
         s_uint (st, acc->seq);
     }
+    s_accounts_finish (b);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -1081,6 +1420,24 @@ static int s_load_in_tx (pgstore_t *self, const char *stream, replica_t *replica
         pg_result_free (&t);
     }
     pg_result_free (&r);
+    if (rc != 0)
+        return rc;
+    //  Every user's balances
+    r = pg_exec (self->pg, "SELECT username, asset, available, reserved, updated_seq FROM balances",
+                 0, NULL);
+    if (!r) {
+        s_fail_pg (self, "read balances");
+        return -1;
+    }
+    for (int i = 0; i < pg_rows (r) && rc == 0; i++) {
+        if (replica_load_balance (replica, pg_value (r, i, 0),
+                                  proto_asset_from_name (pg_value (r, i, 1)), pg_int (r, i, 2),
+                                  pg_int (r, i, 3), (uint64_t) pg_int (r, i, 4)) != 0) {
+            s_fail (self, "the balance of %s cannot be loaded (out of memory)", pg_value (r, i, 0));
+            rc = -1;
+        }
+    }
+    pg_result_free (&r);
     return rc;
 }
 
@@ -1117,19 +1474,30 @@ static int s_apply_in_tx (pgstore_t *self, const char *stream, batch_t *b, uint6
                 first <= (uint64_t) offset ? " (already applied)" : " (a gap)");
         return -1;
     }
-    stmt_t *inserts[] = {&b->markets,      &b->epochs, &b->orders,     &b->trades,
-                         &b->order_events, &b->audit,  &b->settlements};
+    stmt_t *inserts[] = {&b->markets,      &b->epochs,       &b->orders,      &b->trades,
+                         &b->order_events, &b->audit,        &b->settlements, &b->balances,
+                         &b->movements,    &b->mwithdrawals, &b->deposits,    &b->swithdrawals};
     for (size_t i = 0; i < sizeof inserts / sizeof inserts[0]; i++)
         if (s_stmt_run (self, inserts[i], NULL) != 0)
             return -1;
-    int64_t updated = 0;
-    if (s_stmt_run (self, &b->order_updates, &updated) != 0)
-        return -1;
-    if ((size_t) updated != b->nords)
-        log_warn ("persister",
-                  "pgstore: stream %s seqs %" PRIu64 "-%" PRIu64 ": %zu orders changed but %" PRId64
-                  " found (history before the journal?)",
-                  stream, first, last, b->nords, updated);
+    //  Updates of rows an earlier batch created: each should find its row
+    struct {
+        stmt_t *st;
+        const char *what;
+    } updates[] = {{&b->order_updates, "orders"},
+                   {&b->deposit_updates, "deposits"},
+                   {&b->swithdrawal_updates, "withdrawals"}};
+    for (size_t i = 0; i < sizeof updates / sizeof updates[0]; i++) {
+        int64_t updated = 0;
+        if (s_stmt_run (self, updates[i].st, &updated) != 0)
+            return -1;
+        size_t want = s_rows (updates[i].st);
+        if ((size_t) updated != want)
+            log_warn ("persister",
+                      "pgstore: stream %s seqs %" PRIu64 "-%" PRIu64 ": %zu %s changed but %" PRId64
+                      " found (history before the journal?)",
+                      stream, first, last, want, updates[i].what, updated);
+    }
 
     char last_text[24], prev_text[24];
     snprintf (last_text, sizeof last_text, "%" PRIu64, last);

@@ -9,7 +9,13 @@
 
     Rows are written with multi-row statements (INSERT ... VALUES (...), (...) and
     UPDATE ... FROM (VALUES ...)), a few per batch rather than one per event; the changes a
-    batch makes to one order are folded into one row first.
+    batch makes to one order, one (user, asset) balance, one deposit or one withdrawal are
+    folded into one row first.
+
+    Accounts (DESIGN.md §9, migrations/0003_accounts.sql): balances (the latest per user and
+    asset) and balance_movements (one row per balance event) from the matcher; deposits from
+    the settler; withdrawals from both, each stream applied in its own order and either one
+    creating the row, with upserts that never move a final state (paid, refunded) back.
 
     One thread uses a pgstore_t at a time. pg_t (and so libpq) stays inside pgstore.c.
 */
@@ -45,8 +51,8 @@ int64_t pgstore_offset (pgstore_t *self, const char *stream);
 
 //  Loads into replica (new, empty) what Redis should show as of the stream's offset, and that
 //  offset into *offset, all read in one snapshot: every resting GTC limit order, each market's
-//  trade totals and its newest replica_trades_kept trades. 0, or -1 with the reason in
-//  pgstore_error (the replica is then partly loaded: throw it away).
+//  trade totals and its newest replica_trades_kept trades, every user's balances. 0, or -1
+//  with the reason in pgstore_error (the replica is then partly loaded: throw it away).
 int pgstore_load_replica (pgstore_t *self, const char *stream, replica_t *replica, int64_t *offset);
 
 //  Applies count events of stream, whose seqs are consecutive and start at offset + 1, in
@@ -56,11 +62,18 @@ int pgstore_load_replica (pgstore_t *self, const char *stream, replica_t *replic
 //  a gap), its seqs are not consecutive, or the database failed. count 0 does nothing.
 //
 //  Stream "m" (the matcher): order_accepted, trade, order_cancelled, order_expired,
-//  order_amended, epoch_state, market_state and market_control write rows; every other kind
-//  only advances the offset. Stream "s" (the settler): each settlement upserts its trade's row
-//  in settlements (the latest state; amounts, parties and signature kept from the records that
-//  carry them), and an epoch_state saying settled marks the epoch settled (an epoch never goes
-//  back from settled, whichever stream is applied first); the rest only advances the offset.
+//  order_amended, epoch_state, market_state and market_control write rows; balance writes a
+//  row of balance_movements and upserts its (user, asset) in balances; withdrawal upserts its
+//  row in withdrawals (requested creates it or leaves the settler's state; paid and refunded
+//  are final); every other kind only advances the offset. Stream "s" (the settler): each
+//  settlement upserts its trade's row in settlements (the latest state; amounts, parties and
+//  signature kept from the records that carry them); each transfer upserts its row in deposits
+//  or withdrawals (the record that carries user, asset and amount creates it; later ones set
+//  state, signature, attempts and error, except that a withdrawal's final state stays; a
+//  record in a state its kind does not have, or of a transfer whose creating record never
+//  came, is logged and otherwise ignored); an epoch_state saying settled marks the
+//  epoch settled (an epoch never goes back from settled, whichever stream is applied first);
+//  the rest only advances the offset.
 int pgstore_apply (pgstore_t *self, const char *stream, const proto_msg_t *events, size_t count);
 
 //  Why the last call failed, on one line. Borrowed, valid until the next call on self.

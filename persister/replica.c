@@ -4,8 +4,11 @@
     an open-addressing index of positions finds them by id: linear probing, deletion by
     backward shift so that no tombstones accumulate however many orders come and go. Markets
     are few (a campus has a handful): a plain array searched by name, the last hit remembered.
+    Balances are one entry per user, packed likewise and found through an index of their own
+    by a hash of the name; users are never removed, so that index needs no deletion.
 */
 #include "replica.h"
+#include "fnv.h"
 #include "grow.h"
 
 #include <assert.h>
@@ -28,6 +31,12 @@ struct _replica_t {
     size_t nchanges, changes_cap;
     uint64_t gen; //  of the current change list; an order with this change_gen is in it
     uint64_t seq;
+    replica_balance_t *balances; //  by position, in the order users first appeared
+    size_t nbalances, balances_cap;
+    uint32_t *bindex; //  positions in balances, S_EMPTY; a power of two long, or NULL
+    size_t bindex_cap;
+    uint32_t *bchanges; //  positions of the balances changed, each once (change_gen)
+    size_t nbchanges, bchanges_cap;
 };
 
 static uint64_t s_mix (uint64_t x)
@@ -61,6 +70,9 @@ void replica_destroy (replica_t **self_p)
     free (self->orders);
     free (self->index);
     free (self->changes);
+    free (self->balances);
+    free (self->bindex);
+    free (self->bchanges);
     free (self);
     *self_p = NULL;
 }
@@ -182,6 +194,72 @@ static void s_ring_push (replica_market_t *m, const replica_trade_t *t)
 }
 
 //  --------------------------------------------------------------------------------------------
+//  Balances by user
+
+static uint64_t s_user_hash (const char *user)
+{
+    return s_mix (fnv1a (user, strlen (user)));
+}
+
+//  The balance index slot holding user, or the empty slot where it would go.
+static size_t s_bslot (const replica_t *self, const char *user, uint64_t hash)
+{
+    size_t mask = self->bindex_cap - 1;
+    size_t i = (size_t) hash & mask;
+    while (self->bindex[i] != S_EMPTY && strcmp (self->balances[self->bindex[i]].user, user) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static replica_balance_t *s_balance_find (const replica_t *self, const char *user)
+{
+    if (!self->bindex_cap)
+        return NULL;
+    uint32_t pos = self->bindex[s_bslot (self, user, s_user_hash (user))];
+    return pos == S_EMPTY ? NULL : &self->balances[pos];
+}
+
+//  The user's balances, created at zero when new. NULL when memory runs out.
+static replica_balance_t *s_balance (replica_t *self, const char *user)
+{
+    replica_balance_t *b = s_balance_find (self, user);
+    if (b)
+        return b;
+    if (self->nbalances >= UINT32_MAX - 1 ||
+        !grow_to ((void **) &self->balances, &self->balances_cap, self->nbalances + 1,
+                  sizeof *self->balances))
+        return NULL;
+    if ((self->nbalances + 1) * 2 > self->bindex_cap) {
+        size_t cap = self->bindex_cap ? self->bindex_cap * 2 : 256;
+        uint32_t *index = malloc (cap * sizeof *index);
+        if (!index)
+            return NULL;
+        memset (index, 0xff, cap * sizeof *index); //  every slot S_EMPTY
+        free (self->bindex);
+        self->bindex = index;
+        self->bindex_cap = cap;
+        for (size_t pos = 0; pos < self->nbalances; pos++) {
+            const char *name = self->balances[pos].user;
+            self->bindex[s_bslot (self, name, s_user_hash (name))] = (uint32_t) pos;
+        }
+    }
+    size_t pos = self->nbalances++;
+    b = &self->balances[pos];
+    *b = (replica_balance_t){0};
+    snprintf (b->user, sizeof b->user, "%s", user);
+    self->bindex[s_bslot (self, b->user, s_user_hash (b->user))] = (uint32_t) pos;
+    return b;
+}
+
+//  Index of an asset in replica_balance_t, -1 for neither.
+static int s_asset (proto_asset_t asset)
+{
+    return asset == PROTO_ASSET_ENERGY    ? REPLICA_ENERGY
+           : asset == PROTO_ASSET_PAYMENT ? REPLICA_PAYMENT
+                                          : -1;
+}
+
+//  --------------------------------------------------------------------------------------------
 //  Changes
 
 //  Puts the order in the change list (once per list). false when memory runs out.
@@ -198,10 +276,24 @@ static bool s_touch (replica_t *self, replica_order_t *o)
     return true;
 }
 
+//  Puts the balance in the change list (once per list). false when memory runs out.
+static bool s_touch_balance (replica_t *self, replica_balance_t *b)
+{
+    if (b->change_gen == self->gen)
+        return true;
+    if (!grow_to ((void **) &self->bchanges, &self->bchanges_cap, self->nbchanges + 1,
+                  sizeof *self->bchanges))
+        return false;
+    self->bchanges[self->nbchanges++] = (uint32_t) (b - self->balances);
+    b->change_gen = self->gen;
+    return true;
+}
+
 void replica_clear_changes (replica_t *self)
 {
     assert (self);
     self->nchanges = 0;
+    self->nbchanges = 0;
     self->gen++;
     for (uint32_t i = 0; i < self->nmarkets; i++) {
         self->markets[i].changed = false;
@@ -250,6 +342,22 @@ int replica_load_trade (replica_t *self, const char *market, const replica_trade
     s_ring_push (m, trade);
     if (trade->seq > m->seq)
         m->seq = trade->seq;
+    return 0;
+}
+
+int replica_load_balance (replica_t *self, const char *user, proto_asset_t asset, int64_t available,
+                          int64_t reserved, uint64_t seq)
+{
+    assert (self);
+    assert (user);
+    int a = s_asset (asset);
+    replica_balance_t *b = a < 0 ? NULL : s_balance (self, user);
+    if (!b)
+        return -1;
+    b->asset[a].available = available;
+    b->asset[a].reserved = reserved;
+    if (seq > b->seq)
+        b->seq = seq;
     return 0;
 }
 
@@ -352,6 +460,21 @@ static int s_amended (replica_t *self, const proto_order_amended_t *e)
     return 0;
 }
 
+//  A balance event: the user's new balance of its asset.
+static int s_balance_event (replica_t *self, const proto_balance_t *e)
+{
+    int a = s_asset (e->asset);
+    if (a < 0 || !e->user[0])
+        return 0; //  not a balance anyone can hold
+    replica_balance_t *b = s_balance (self, e->user);
+    if (!b || !s_touch_balance (self, b))
+        return -1;
+    b->asset[a].available = e->available;
+    b->asset[a].reserved = e->reserved;
+    b->seq = e->seq;
+    return 0;
+}
+
 int replica_apply (replica_t *self, const proto_msg_t *events, size_t count)
 {
     assert (self);
@@ -374,6 +497,9 @@ int replica_apply (replica_t *self, const proto_msg_t *events, size_t count)
                 break;
             case PROTO_order_amended:
                 rc = s_amended (self, &msg->order_amended);
+                break;
+            case PROTO_balance:
+                rc = s_balance_event (self, &msg->balance);
                 break;
             default: //  book levels, epochs, markets, clocks, rejects: nothing rests or trades
                 break;
@@ -455,4 +581,37 @@ const replica_change_t *replica_change (const replica_t *self, size_t i)
     assert (self);
     assert (i < self->nchanges);
     return &self->changes[i];
+}
+
+size_t replica_balance_count (const replica_t *self)
+{
+    assert (self);
+    return self->nbalances;
+}
+
+const replica_balance_t *replica_balance (const replica_t *self, size_t i)
+{
+    assert (self);
+    assert (i < self->nbalances);
+    return &self->balances[i];
+}
+
+const replica_balance_t *replica_balance_find (const replica_t *self, const char *user)
+{
+    assert (self);
+    assert (user);
+    return s_balance_find (self, user);
+}
+
+size_t replica_balance_change_count (const replica_t *self)
+{
+    assert (self);
+    return self->nbchanges;
+}
+
+const replica_balance_t *replica_balance_change (const replica_t *self, size_t i)
+{
+    assert (self);
+    assert (i < self->nbchanges);
+    return &self->balances[self->bchanges[i]];
 }

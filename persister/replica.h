@@ -1,7 +1,7 @@
-/*  replica — the persister's own copy of what Redis should hold: every resting order, and per
-    market the trade totals and the newest trades. It is what lets Redis be rebuilt at any
-    moment without asking anyone: after a Redis outage, or when Redis comes back empty, rstore
-    rewrites every book from here.
+/*  replica — the persister's own copy of what Redis should hold: every resting order, per
+    market the trade totals and the newest trades, and every user's balances. It is what lets
+    Redis be rebuilt at any moment without asking anyone: after a Redis outage, or when Redis
+    comes back empty, rstore rewrites every book and balance from here.
 
     It follows the matcher's events in seq order, right after Postgres has taken them, so it is
     always the state as of Postgres's offset. At start it is loaded from Postgres (the resting
@@ -13,9 +13,13 @@
     would otherwise show it in a book for a moment). Trades and cancels of orders it does not
     hold are ignored.
 
+    A balance event sets its user's balance of its asset (the event carries the new balance, so
+    nothing is added up here); a user, once seen, stays.
+
     Between replica_apply and replica_clear_changes it remembers what changed: the orders
     touched (with the book they are or were in, so a removal can be written), the markets
-    whose totals moved and how many trades each gained. rstore writes exactly that.
+    whose totals moved and how many trades each gained, the users whose balances changed.
+    rstore writes exactly that.
 
     One thread uses a replica_t. Integers only: Wh, µ/kWh, µ.
 */
@@ -72,6 +76,20 @@ typedef struct {
     size_t ring_head, ring_cap;
 } replica_market_t;
 
+//  One user's balances as the latest balance events left them (zero for an asset none has
+//  touched): asset[REPLICA_ENERGY] in Wh, asset[REPLICA_PAYMENT] in µ.
+#define REPLICA_ENERGY  0
+#define REPLICA_PAYMENT 1
+typedef struct {
+    char user[PROTO_STR64_MAX + 1];
+    struct {
+        int64_t available; //  free to order or withdraw
+        int64_t reserved;  //  held by open orders
+    } asset[2];
+    uint64_t seq;        //  of its last balance event
+    uint64_t change_gen; //  internal: whether it is in the current change list
+} replica_balance_t;
+
 //  An order touched since replica_clear_changes: where it is (or was) resting. Whether it is
 //  still resting is replica_order (self, id) != NULL.
 typedef struct {
@@ -97,6 +115,10 @@ int replica_load_totals (replica_t *self, const char *market, uint64_t trades, i
                          int64_t value);
 //  Adds one of a market's newest trades, oldest first; the totals are not touched.
 int replica_load_trade (replica_t *self, const char *market, const replica_trade_t *trade);
+//  Sets a user's balance of one asset (creating the user), with the seq of the event it is from.
+//  0, or -1 when memory runs out or the asset is neither energy nor payment.
+int replica_load_balance (replica_t *self, const char *user, proto_asset_t asset, int64_t available,
+                          int64_t reserved, uint64_t seq);
 //  The seq the loaded state is at.
 void replica_set_seq (replica_t *self, uint64_t seq);
 
@@ -124,5 +146,15 @@ size_t replica_trades_kept (const replica_t *self);
 
 size_t replica_change_count (const replica_t *self);
 const replica_change_t *replica_change (const replica_t *self, size_t i);
+
+size_t replica_balance_count (const replica_t *self);
+//  User number i (0 .. count - 1), in the order they first appeared. Borrowed until the next
+//  change to self.
+const replica_balance_t *replica_balance (const replica_t *self, size_t i);
+//  The user's balances, or NULL when no balance event named the user. Borrowed likewise.
+const replica_balance_t *replica_balance_find (const replica_t *self, const char *user);
+//  The users whose balances changed since replica_clear_changes, each once. Borrowed likewise.
+size_t replica_balance_change_count (const replica_t *self);
+const replica_balance_t *replica_balance_change (const replica_t *self, size_t i);
 
 #endif

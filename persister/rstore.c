@@ -25,7 +25,8 @@
 #define S_UNLINK_ARGS 256  //  keys per UNLINK
 
 //  The key families a rewrite replaces (RSTORE_SEQ_KEY is set, not removed).
-static const char *const s_families[] = {"mce:book:", "mce:order:", "mce:stats:", "mce:trades:"};
+static const char *const s_families[] = {
+    "mce:book:", "mce:order:", "mce:stats:", "mce:trades:", "mce:balance:"};
 
 struct _rstore_t {
     char host[256];
@@ -62,6 +63,12 @@ const char *rstore_stats_key (char *buf, size_t size, const char *market)
 const char *rstore_trades_key (char *buf, size_t size, const char *market)
 {
     snprintf (buf, size, "mce:trades:%s", market);
+    return buf;
+}
+
+const char *rstore_balance_key (char *buf, size_t size, const char *user)
+{
+    snprintf (buf, size, "mce:balance:%s", user);
     return buf;
 }
 
@@ -372,6 +379,20 @@ static void s_push_trade (rstore_t *self, const char *cmd, const char *key,
     s_cmd (self, "%s %s %s", cmd, key, json);
 }
 
+//  A user's balances, the hash written whole.
+static void s_put_balance (rstore_t *self, const replica_balance_t *b)
+{
+    char key[RSTORE_KEY_MAX];
+    rstore_balance_key (key, sizeof key, b->user);
+    s_cmd (self,
+           "HSET %s energy_available %lld energy_reserved %lld payment_available %lld "
+           "payment_reserved %lld seq %llu",
+           key, (long long) b->asset[REPLICA_ENERGY].available,
+           (long long) b->asset[REPLICA_ENERGY].reserved,
+           (long long) b->asset[REPLICA_PAYMENT].available,
+           (long long) b->asset[REPLICA_PAYMENT].reserved, (unsigned long long) b->seq);
+}
+
 static void s_set_seq (rstore_t *self, const replica_t *replica)
 {
     s_cmd (self, "SET %s %llu", RSTORE_SEQ_KEY, (unsigned long long) replica_seq (replica));
@@ -412,6 +433,8 @@ int rstore_apply (rstore_t *self, const replica_t *replica)
             s_push_trade (self, "LPUSH", key, replica_trade (m, k));
         s_cmd (self, "LTRIM %s 0 %lld", key, (long long) kept - 1);
     }
+    for (size_t i = 0; i < replica_balance_change_count (replica); i++)
+        s_put_balance (self, replica_balance_change (replica, i));
     s_books_expire (self, &books);
     s_set_seq (self, replica);
     s_cmd (self, "EXEC");
@@ -542,6 +565,8 @@ int rstore_rewrite (rstore_t *self, const replica_t *replica)
         for (size_t k = 0; k < m->ring_count; k++) //  newest first, each after the one before
             s_push_trade (self, "RPUSH", key, replica_trade (m, k));
     }
+    for (size_t i = 0; i < replica_balance_count (replica); i++)
+        s_put_balance (self, replica_balance (replica, i));
     s_books_expire (self, &books);
     s_set_seq (self, replica);
     s_cmd (self, "EXEC");

@@ -1,5 +1,6 @@
 /*  rstore — the persister's Redis: a read-optimised view of the current books, each market's
-    totals and its newest trades, for readers that want them without SQL (DESIGN.md §6).
+    totals and its newest trades, and every user's balances, for readers that want them without
+    SQL (DESIGN.md §6, §9).
     Postgres is the record; Redis only ever shows what the persister's replica (replica.h)
     holds, which is Postgres's state at its offset.
 
@@ -22,6 +23,11 @@
                                              {"tid","seq","ep","px","qty","val","aggr","boid",
                                              "soid","at"} with the bus's short keys ("aggr" is
                                              "buy", "sell" or null in an auction).
+      mce:balance:<user>               HASH  one user's balances: energy_available,
+                                             energy_reserved (Wh), payment_available,
+                                             payment_reserved (µ), seq (of its last balance
+                                             event). Written whole whenever one changes. No TTL:
+                                             a balance stays true however long nobody trades.
       mce:persister:seq                STRING the last seq of the matcher stream these keys
                                              reflect.
 
@@ -32,10 +38,10 @@
     Every write is one MULTI/EXEC sent as a pipeline (commands are not waited for one by one;
     replies are read every RSTORE_PIPELINE_MAX commands so memory stays bounded), and
     mce:persister:seq is set inside the same transaction: Redis is always at the end of some
-    whole batch, and its seq says which. The book and order writes are idempotent (ZADD, ZREM,
-    HSET, DEL, absolute totals); only the trades list's LPUSH is not, and the persister only
-    applies a batch incrementally when Redis's seq is exactly the replica's before it, so a
-    batch never lands twice. Anything else (Redis came back empty, or behind, or ahead, or
+    whole batch, and its seq says which. The book, order and balance writes are idempotent
+    (ZADD, ZREM, HSET, DEL, absolute totals and balances); only the trades list's LPUSH is not, and
+   the persister only applies a batch incrementally when Redis's seq is exactly the replica's before
+   it, so a batch never lands twice. Anything else (Redis came back empty, or behind, or ahead, or
     unsure after a failure) calls for rstore_rewrite, which replaces all of these keys with
     the replica's state, again in one transaction.
 
@@ -81,14 +87,14 @@ bool rstore_ok (rstore_t *self);
 //  The seq stored in RSTORE_SEQ_KEY (within RSTORE_CONNECT_TIMEOUT_MS): 0 when absent, -1 on
 //  error, -2 when the key holds something that is not a seq (a rewrite sets it again).
 int64_t rstore_seq (rstore_t *self);
-//  Writes the replica's changes (replica_change, and the markets changed or with new trades)
-//  and sets the seq to replica_seq, in one transaction. The caller makes sure Redis was at the
-//  replica's state before those changes. 0, or -1 with the reason in rstore_error (the
-//  transaction then applied wholly or not at all, and a failed connection may leave it unknown
-//  which: rewrite).
+//  Writes the replica's changes (replica_change, the markets changed or with new trades, and
+//  replica_balance_change) and sets the seq to replica_seq, in one transaction. The caller makes
+//  sure Redis was at the replica's state before those changes. 0, or -1 with the reason in
+//  rstore_error (the transaction then applied wholly or not at all, and a failed connection may
+//  leave it unknown which: rewrite).
 int rstore_apply (rstore_t *self, const replica_t *replica);
-//  Replaces every book, order, stats and trades key with the replica's state and sets the seq,
-//  in one transaction. 0, or -1 with the reason in rstore_error.
+//  Replaces every book, order, stats, trades and balance key with the replica's state and sets
+//  the seq, in one transaction. 0, or -1 with the reason in rstore_error.
 int rstore_rewrite (rstore_t *self, const replica_t *replica);
 //  Sets the TTL of every live book and order key again. 0 or -1.
 int rstore_refresh (rstore_t *self, const replica_t *replica);
@@ -102,6 +108,7 @@ const char *rstore_book_key (char *buf, size_t size, const char *market, int64_t
 const char *rstore_order_key (char *buf, size_t size, uint64_t order_id);
 const char *rstore_stats_key (char *buf, size_t size, const char *market);
 const char *rstore_trades_key (char *buf, size_t size, const char *market);
+const char *rstore_balance_key (char *buf, size_t size, const char *user);
 //  One trade of the trades list, as JSON, into buf (256 bytes is enough). Returns the length,
 //  or -1 when buf is too small.
 int rstore_trade_json (const replica_trade_t *trade, char *buf, size_t size);

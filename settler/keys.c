@@ -1,5 +1,6 @@
 /*  keys — see keys.h.  */
 #include "keys.h"
+#include "solpda.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -84,6 +85,28 @@ done:
     return rc;
 }
 
+//  The platform's associated token accounts; a setup file that names them must agree.
+static int s_vaults (const json_t *root, keys_t *keys, char *err, size_t errlen)
+{
+    if (sol_ata (&keys->platform, &keys->energy_mint, &keys->vault_energy) ||
+        sol_ata (&keys->platform, &keys->payment_mint, &keys->vault_payment)) {
+        snprintf (err, errlen, "vaults: no associated token account for the platform key");
+        return -1;
+    }
+    static const char *names[2] = {"energy", "payment"};
+    const sol_key_t *derived[2] = {&keys->vault_energy, &keys->vault_payment};
+    for (int i = 0; i < 2; i++) {
+        const char *claimed = s_str (root, "vaults", names[i]);
+        if (claimed && strcmp (claimed, derived[i]->text) != 0) {
+            snprintf (err, errlen,
+                      "vaults.%s: %s is not the platform's associated token account (%s)", names[i],
+                      claimed, derived[i]->text);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int s_users (const json_t *root, keys_t *keys, char *err, size_t errlen)
 {
     const json_t *users = json_object_get (root, "users");
@@ -157,7 +180,7 @@ int keys_load (keys_t *keys, const char *path, char *err, size_t errlen)
         snprintf (why, sizeof why, "programs: token or memo is not a base58 public key");
         goto done;
     }
-    if (s_users (root, keys, why, sizeof why))
+    if (s_vaults (root, keys, why, sizeof why) || s_users (root, keys, why, sizeof why))
         goto done;
     rc = 0;
 done:

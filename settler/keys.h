@@ -8,11 +8,15 @@
         platform.pubkey             optional: checked against the key the seed gives
         treasury.paymentAccount     the payment-token account fees go to
         energyMint {address, decimals = 3}, paymentMint {address, decimals = 6}
+        vaults {energy, payment}    optional: checked against the vaults the platform key gives
         programs.token, programs.memo   optional (default: the SPL Token and Memo programs)
         users [{name, wallet}]      the wallets, when settler.wallets = "keys_file"
 
-    The platform key pays every fee and signs every transfer as the delegate the users' token
-    accounts approved. Decimals other than 3 (Wh) and 6 (micro-units) are refused: amounts on
+    The vaults (the escrow, DESIGN.md §9) are the platform key's associated token accounts of
+    the two mints, so they are derived here, not configured: a setup file that names others is
+    refused rather than believed. The platform key pays every fee, signs every transfer out of
+    a vault as its owner and every transfer out of a user's account as the delegate that
+    account approved. Decimals other than 3 (Wh) and 6 (micro-units) are refused: amounts on
     the bus are in those units and go on chain unchanged. The secret is wiped by keys_clear.
 */
 #ifndef MCE_KEYS_H
@@ -38,6 +42,8 @@ typedef struct {
     sol_key_t treasury; //  the fees' payment-token account
     sol_key_t energy_mint;
     sol_key_t payment_mint;
+    sol_key_t vault_energy;  //  the platform's energy-token account: the energy escrow
+    sol_key_t vault_payment; //  ... and its payment-token account
     sol_key_t token_program;
     sol_key_t memo_program;
     keys_user_t *users; //  owned

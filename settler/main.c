@@ -1,4 +1,5 @@
-/*  mce-settler — settles every trade on Solana and publishes settlement events. See
+/*  mce-settler — settles every trade on Solana, carries deposits and withdrawals through the
+    platform's vaults, and publishes settlement and transfer events. See
     settler_server.h for how, and proto/messages.def for the records of its bus (stream s).
 */
 #include "cli.h"
@@ -13,14 +14,18 @@ int main (int argc, char **argv)
     static const cli_info_t info = {
         "mce-settler",
         "The settler: turns every trade on the matcher bus into SPL-token transfers on Solana\n"
-        "(several trades per transaction), journals its intent and each signature before\n"
-        "sending, follows every transaction to confirmation with retries, and publishes\n"
-        "settlement events on its own replayable bus.",
-        "Connects: matcher.bus, matcher.replay, settler.rpc_url (Solana JSON-RPC), postgres.url\n"
-        "(users' wallets, read-only; unless settler.wallets = \"keys_file\").\n"
+        "(several trades per transaction; out of the platform's vaults in escrow markets),\n"
+        "moves deposits into the vaults and pays withdrawals out of them, journals its intent\n"
+        "and each signature before sending, follows every transaction to confirmation with\n"
+        "retries, tells the matcher what to credit or refund, and publishes settlement and\n"
+        "transfer events on its own replayable bus.",
+        "Connects: matcher.bus, matcher.replay, matcher.commands (deposit_credit,\n"
+        "withdrawal_close), settler.rpc_url (Solana JSON-RPC), postgres.url (users' wallets,\n"
+        "read-only; unless settler.wallets = \"keys_file\").\n"
         "Binds: settler.bus (PUB), settler.replay (ROUTER), settler.commands (ROUTER, admin:\n"
-        "list and retry settlements), settler.metrics_port. Journal: settler.journal_dir.\n"
-        "Keys: settler.keys_file (platform key, mints, treasury; the ledger's setup JSON)."};
+        "list and retry settlements, deposits), settler.metrics_port. Journal:\n"
+        "settler.journal_dir. Keys: settler.keys_file (platform key, mints, treasury; the\n"
+        "ledger's setup JSON; the vaults are the platform key's token accounts)."};
     mce_config_t cfg;
     int status;
     if (cli_start (argc, argv, &info, &cfg, &status))

@@ -189,6 +189,16 @@ int rpc_add_send (rpc_t *self, const uint8_t *tx, size_t len)
     return s_close (self);
 }
 
+int rpc_add_token_balance (rpc_t *self, const char *account)
+{
+    if (s_open (self, RPC_TOKEN_BALANCE, "getTokenAccountBalance"))
+        return -1;
+    s_buf_str (&self->request, "[\"");
+    s_buf_str (&self->request, account);
+    s_buf_str (&self->request, "\",{\"commitment\":\"confirmed\"}]");
+    return s_close (self);
+}
+
 int rpc_add_statuses (rpc_t *self, const char *const *signatures, size_t n,
                       rpc_sig_status_t *statuses)
 {

@@ -16,7 +16,8 @@
     [{"commitment":"finalized"}] (the conservative height for "can it still land?");
     sendTransaction [base64, {"encoding":"base64","skipPreflight":false,
     "preflightCommitment":"confirmed","maxRetries":0}]; getSignatureStatuses [[sig…],
-    {"searchTransactionHistory":true}].
+    {"searchTransactionHistory":true}]; getTokenAccountBalance [account,
+    {"commitment":"confirmed"}] (the vaults, for the metrics).
 */
 #ifndef MCE_RPC_H
 #define MCE_RPC_H
@@ -61,6 +62,8 @@ void rpc_begin (rpc_t *self);
 int rpc_add_blockhash (rpc_t *self);
 int rpc_add_height (rpc_t *self);
 int rpc_add_send (rpc_t *self, const uint8_t *tx, size_t len);
+//  account: base58 (a sol_key_t's text).
+int rpc_add_token_balance (rpc_t *self, const char *account);
 //  statuses: the caller's array of n entries, filled by rpc_run (n <= RPC_STATUSES_MAX).
 int rpc_add_statuses (rpc_t *self, const char *const *signatures, size_t n,
                       rpc_sig_status_t *statuses);

@@ -137,6 +137,27 @@ static int s_statuses (const json_t *result, rpc_answer_t *a)
     return 0;
 }
 
+//  {"context":…, "value":{"amount":"123", "decimals":…}}: the amount is a decimal string (a
+//  u64 does not fit a JSON number everywhere).
+static int s_token_balance (const json_t *result, rpc_answer_t *a)
+{
+    const json_t *amount = json_object_get (json_object_get (result, "value"), "amount");
+    if (!json_is_string (amount))
+        return -1;
+    const char *text = json_string_value (amount);
+    size_t len = json_string_length (amount);
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9' || v > (UINT64_MAX - (uint64_t) (text[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t) (text[i] - '0');
+    }
+    a->amount = v;
+    return 0;
+}
+
 static int s_one (const json_t *resp, rpc_answer_t *a)
 {
     const json_t *error = json_object_get (resp, "error");
@@ -166,6 +187,8 @@ static int s_one (const json_t *resp, rpc_answer_t *a)
             return s_signature (result, a);
         case RPC_STATUSES:
             return s_statuses (result, a);
+        case RPC_TOKEN_BALANCE:
+            return s_token_balance (result, a);
     }
     return -1;
 }
@@ -219,10 +242,11 @@ int rpc_decode (const char *body, size_t len, rpc_answer_t *answers, size_t n, c
         seen[i] = true;
         if (s_one (resp, &answers[i])) {
             s_set (err, errlen, "unexpected answer to %s",
-                   answers[i].kind == RPC_BLOCKHASH ? "getLatestBlockhash"
-                   : answers[i].kind == RPC_HEIGHT  ? "getBlockHeight"
-                   : answers[i].kind == RPC_SEND    ? "sendTransaction"
-                                                    : "getSignatureStatuses");
+                   answers[i].kind == RPC_BLOCKHASH  ? "getLatestBlockhash"
+                   : answers[i].kind == RPC_HEIGHT   ? "getBlockHeight"
+                   : answers[i].kind == RPC_SEND     ? "sendTransaction"
+                   : answers[i].kind == RPC_STATUSES ? "getSignatureStatuses"
+                                                     : "getTokenAccountBalance");
             goto done;
         }
     }

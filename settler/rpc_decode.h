@@ -31,6 +31,7 @@ typedef enum {
     RPC_HEIGHT,        //  getBlockHeight
     RPC_SEND,          //  sendTransaction
     RPC_STATUSES,      //  getSignatureStatuses
+    RPC_TOKEN_BALANCE, //  getTokenAccountBalance
 } rpc_kind_t;
 
 typedef enum {
@@ -70,6 +71,7 @@ typedef struct {
     uint8_t blockhash[SOL_HASH_BYTES];
     uint64_t last_valid;          //  RPC_BLOCKHASH: lastValidBlockHeight
     uint64_t height;              //  RPC_HEIGHT
+    uint64_t amount;              //  RPC_TOKEN_BALANCE: base units
     char signature[SOL_SIG_TEXT]; //  RPC_SEND
     rpc_sig_status_t *statuses;   //  RPC_STATUSES: the caller's array of `count` entries
     size_t count;                 //  ... as many as signatures were asked about

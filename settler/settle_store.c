@@ -1,7 +1,8 @@
 /*  settle_store — see settle_store.h. Settlements are found by id through a zhashx keyed on
-    the id itself (a u64 inside the settlement: no key copies), transactions by signature,
-    epochs by "market/epoch". The pending and failed lists and the in-flight list are
-    intrusive doubly-linked lists, so every move is O(1).
+    the id itself (a u64 inside the settlement: no key copies), transfers likewise (one table
+    per kind), transactions by signature, epochs by "market/epoch". The pending and failed
+    lists, the transfers' pending and owed lists and the in-flight list are intrusive
+    doubly-linked lists, so every move is O(1).
 */
 #include "settle_store.h"
 #include "base58.h"
@@ -17,14 +18,25 @@ typedef struct {
     size_t count;
 } s_list_t;
 
+typedef struct {
+    transfer_t *head, *tail;
+} s_tlist_t;
+
+#define S_KINDS  3 //  proto_transfer_kind_t, 0 unused
+#define S_STATES 8 //  proto_transfer_state_t, 0 unused
+
 struct _settle_store_t {
-    zhashx_t *by_id;  //  &settlement->id -> settlement (owned)
-    zhashx_t *by_sig; //  signature -> settle_tx_t (owned)
-    zhashx_t *epochs; //  "market/epoch" -> settle_epoch_t (owned)
+    zhashx_t *by_id;              //  &settlement->id -> settlement (owned)
+    zhashx_t *by_sig;             //  signature -> settle_tx_t (owned)
+    zhashx_t *epochs;             //  "market/epoch" -> settle_epoch_t (owned)
+    zhashx_t *transfers[S_KINDS]; //  &transfer->id -> transfer (owned), per kind
     s_list_t pending, failed;
+    s_tlist_t tpending, owed;
+    size_t tcount[S_KINDS][S_STATES];
     settle_tx_t *tx_head, *tx_tail;
     size_t tx_count, processing;
     uint64_t next_id;
+    uint64_t next_deposit_id;
     uint64_t mseq;
 };
 
@@ -57,18 +69,27 @@ settle_store_t *settle_store_new (void)
     self->by_id = zhashx_new ();
     self->by_sig = zhashx_new ();
     self->epochs = zhashx_new ();
-    if (!self->by_id || !self->by_sig || !self->epochs) {
+    self->transfers[PROTO_TRANSFER_KIND_DEPOSIT] = zhashx_new ();
+    self->transfers[PROTO_TRANSFER_KIND_WITHDRAWAL] = zhashx_new ();
+    if (!self->by_id || !self->by_sig || !self->epochs ||
+        !self->transfers[PROTO_TRANSFER_KIND_DEPOSIT] ||
+        !self->transfers[PROTO_TRANSFER_KIND_WITHDRAWAL]) {
         settle_store_destroy (&self);
         return NULL;
     }
-    zhashx_set_key_hasher (self->by_id, s_hash_u64);
-    zhashx_set_key_comparator (self->by_id, s_cmp_u64);
-    zhashx_set_key_duplicator (self->by_id, NULL);
-    zhashx_set_key_destructor (self->by_id, NULL);
-    zhashx_set_destructor (self->by_id, s_free);
+    zhashx_t *by_u64[3] = {self->by_id, self->transfers[PROTO_TRANSFER_KIND_DEPOSIT],
+                           self->transfers[PROTO_TRANSFER_KIND_WITHDRAWAL]};
+    for (int i = 0; i < 3; i++) {
+        zhashx_set_key_hasher (by_u64[i], s_hash_u64);
+        zhashx_set_key_comparator (by_u64[i], s_cmp_u64);
+        zhashx_set_key_duplicator (by_u64[i], NULL);
+        zhashx_set_key_destructor (by_u64[i], NULL);
+        zhashx_set_destructor (by_u64[i], s_free);
+    }
     zhashx_set_destructor (self->by_sig, s_free);
     zhashx_set_destructor (self->epochs, s_free);
     self->next_id = 1;
+    self->next_deposit_id = 1;
     return self;
 }
 
@@ -80,6 +101,8 @@ void settle_store_destroy (settle_store_t **self_p)
     zhashx_destroy (&self->by_id);
     zhashx_destroy (&self->by_sig);
     zhashx_destroy (&self->epochs);
+    for (int k = 0; k < S_KINDS; k++)
+        zhashx_destroy (&self->transfers[k]);
     free (self);
     *self_p = NULL;
 }
@@ -172,23 +195,27 @@ static settle_epoch_t *s_epoch (settle_store_t *self, const char *market, int64_
     return e;
 }
 
-static settle_tx_t *s_tx (settle_store_t *self, const proto_settlement_t *r)
+//  The transaction a processing record names (made when new), NULL when the record is bad or
+//  names a transaction of the other kind.
+static settle_tx_t *s_tx (settle_store_t *self, const char *signature, const char *blockhash,
+                          uint64_t last_valid, settle_tx_kind_t kind)
 {
-    settle_tx_t *tx = zhashx_lookup (self->by_sig, r->signature);
+    settle_tx_t *tx = zhashx_lookup (self->by_sig, signature);
     if (tx)
-        return tx;
+        return tx->kind == kind ? tx : NULL;
     uint8_t hash[BASE58_TEXT_MAX];
-    if (base58_decode (r->blockhash, strlen (r->blockhash), hash, sizeof hash) != SOL_HASH_BYTES)
+    if (base58_decode (blockhash, strlen (blockhash), hash, sizeof hash) != SOL_HASH_BYTES)
         return NULL;
-    size_t len = strlen (r->signature);
+    size_t len = strlen (signature);
     if (len == 0 || len >= sizeof tx->signature)
         return NULL;
     tx = calloc (1, sizeof *tx);
     if (!tx)
         return NULL;
-    memcpy (tx->signature, r->signature, len + 1);
+    memcpy (tx->signature, signature, len + 1);
     memcpy (tx->blockhash, hash, SOL_HASH_BYTES);
-    tx->last_valid = r->last_valid;
+    tx->last_valid = last_valid;
+    tx->kind = kind;
     tx->prev = self->tx_tail;
     if (self->tx_tail)
         self->tx_tail->next = tx;
@@ -228,6 +255,7 @@ static int s_create (settle_store_t *self, const proto_settlement_t *r)
     s->price = r->price;
     s->value = r->value;
     s->fee = r->fee;
+    s->escrow = r->escrow;
     s->attempts = r->attempts;
     snprintf (s->error, sizeof s->error, "%s", r->error);
     s->state = PROTO_SETTLE_STATE_PENDING;
@@ -251,7 +279,7 @@ static int s_apply_settlement (settle_store_t *self, const proto_settlement_t *r
     settle_tx_t *tx = NULL;
     if (r->state == PROTO_SETTLE_STATE_PROCESSING) {
         //  find its transaction first: a record that names none changes nothing
-        tx = s_tx (self, r);
+        tx = s_tx (self, r->signature, r->blockhash, r->last_valid, SETTLE_TX_SETTLEMENTS);
         if (!tx || tx->count >= SETTLE_TX_ITEMS_MAX) {
             log_error ("settler", "journal: settlement %" PRIu64 " processing in %s: bad record",
                        r->settlement_id, r->signature);
@@ -322,13 +350,229 @@ static int s_apply_epoch (settle_store_t *self, const proto_epoch_state_t *r)
     return 0;
 }
 
+//  --------------------------------------------------------------------------------------------
+//  Transfers
+
+static void s_tlist_append (s_tlist_t *l, transfer_t *t)
+{
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+}
+
+static void s_tlist_remove (s_tlist_t *l, transfer_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+//  Whether a withdrawal's or a deposit's state keeps it in the owed list.
+static bool s_owed (const transfer_t *t)
+{
+    return t->state == PROTO_TRANSFER_STATE_CONFIRMED ||
+           (t->state == PROTO_TRANSFER_STATE_FAILED && t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL);
+}
+
+//  Takes t out of whatever holds it now (a list or a transaction).
+static void s_tdetach (settle_store_t *self, transfer_t *t)
+{
+    if (t->state == PROTO_TRANSFER_STATE_PENDING)
+        s_tlist_remove (&self->tpending, t);
+    else if (s_owed (t))
+        s_tlist_remove (&self->owed, t);
+    else if (t->state == PROTO_TRANSFER_STATE_PROCESSING && t->tx) {
+        settle_tx_t *tx = t->tx;
+        for (size_t i = 0; i < tx->count; i++)
+            if (tx->transfers[i] == t)
+                tx->transfers[i] = NULL;
+        t->tx = NULL;
+        if (--tx->live == 0)
+            s_tx_free (self, tx);
+    }
+    if (t->state < S_STATES)
+        self->tcount[t->kind][t->state]--;
+    t->state = PROTO_TRANSFER_STATE_NONE;
+}
+
+static void s_tstate (settle_store_t *self, transfer_t *t, proto_transfer_state_t state)
+{
+    t->state = state;
+    self->tcount[t->kind][state]++;
+}
+
+static int s_tcreate (settle_store_t *self, const proto_transfer_t *r)
+{
+    if (r->state != PROTO_TRANSFER_STATE_PENDING || !r->user[0] || r->amount <= 0 ||
+        (r->asset != PROTO_ASSET_ENERGY && r->asset != PROTO_ASSET_PAYMENT)) {
+        log_error ("settler",
+                   "journal: %s %" PRIu64 " (seq %" PRIu64
+                   ") is not known and the record is not its intent: ignored",
+                   proto_transfer_kind_name (r->kind), r->id, r->seq);
+        return -1;
+    }
+    transfer_t *t = calloc (1, sizeof *t);
+    if (!t)
+        return -1;
+    t->kind = r->kind;
+    t->id = r->id;
+    t->mseq = r->mseq;
+    t->seq = r->seq;
+    t->ts = t->created = r->ts;
+    snprintf (t->user, sizeof t->user, "%s", r->user);
+    t->asset = r->asset;
+    t->amount = r->amount;
+    snprintf (t->wallet, sizeof t->wallet, "%s", r->wallet);
+    t->attempts = r->attempts;
+    snprintf (t->error, sizeof t->error, "%s", r->error);
+    zhashx_insert (self->transfers[t->kind], &t->id, t);
+    s_tstate (self, t, PROTO_TRANSFER_STATE_PENDING);
+    s_tlist_append (&self->tpending, t);
+    if (t->kind == PROTO_TRANSFER_KIND_DEPOSIT && t->id >= self->next_deposit_id)
+        self->next_deposit_id = t->id + 1;
+    if (t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL && t->mseq > self->mseq)
+        self->mseq = t->mseq;
+    return 0;
+}
+
+//  What a final record needs: credited a confirmed deposit, closed a confirmed withdrawal,
+//  refunded a failed withdrawal.
+static bool s_final_fits (const transfer_t *t, proto_transfer_state_t state)
+{
+    switch (state) {
+        case PROTO_TRANSFER_STATE_CREDITED:
+            return t->kind == PROTO_TRANSFER_KIND_DEPOSIT &&
+                   t->state == PROTO_TRANSFER_STATE_CONFIRMED;
+        case PROTO_TRANSFER_STATE_CLOSED:
+            return t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL &&
+                   t->state == PROTO_TRANSFER_STATE_CONFIRMED;
+        case PROTO_TRANSFER_STATE_REFUNDED:
+            return t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL &&
+                   t->state == PROTO_TRANSFER_STATE_FAILED;
+        default:
+            return false;
+    }
+}
+
+static int s_apply_transfer (settle_store_t *self, const proto_transfer_t *r)
+{
+    if (r->kind != PROTO_TRANSFER_KIND_DEPOSIT && r->kind != PROTO_TRANSFER_KIND_WITHDRAWAL)
+        return -1;
+    transfer_t *t = zhashx_lookup (self->transfers[r->kind], &r->id);
+    if (!t)
+        return s_tcreate (self, r);
+    settle_tx_t *tx = NULL;
+    proto_transfer_state_t state = r->state;
+    if (state == PROTO_TRANSFER_STATE_PROCESSING) {
+        tx = s_tx (self, r->signature, r->blockhash, r->last_valid, SETTLE_TX_TRANSFERS);
+        if (!tx || tx->count >= SETTLE_TX_ITEMS_MAX) {
+            log_error ("settler", "journal: %s %" PRIu64 " processing in %s: bad record",
+                       proto_transfer_kind_name (r->kind), r->id, r->signature);
+            return -1;
+        }
+    }
+    else if ((state == PROTO_TRANSFER_STATE_CREDITED || state == PROTO_TRANSFER_STATE_CLOSED ||
+              state == PROTO_TRANSFER_STATE_REFUNDED) &&
+             !s_final_fits (t, state)) {
+        log_error ("settler", "journal: %s %" PRIu64 " %s while %s: ignored",
+                   proto_transfer_kind_name (r->kind), r->id, proto_transfer_state_name (state),
+                   proto_transfer_state_name (t->state));
+        return -1;
+    }
+    else if (state == PROTO_TRANSFER_STATE_NONE || state >= S_STATES)
+        return -1;
+    s_tdetach (self, t);
+    t->seq = r->seq;
+    t->ts = r->ts;
+    t->attempts = r->attempts;
+    if (r->wallet[0])
+        snprintf (t->wallet, sizeof t->wallet, "%s", r->wallet);
+    switch (state) {
+        case PROTO_TRANSFER_STATE_PENDING:
+            snprintf (t->error, sizeof t->error, "%s", r->error);
+            t->retry_at = 0;
+            s_tstate (self, t, state);
+            s_tlist_append (&self->tpending, t);
+            break;
+        case PROTO_TRANSFER_STATE_PROCESSING:
+            s_tstate (self, t, state);
+            t->tx = tx;
+            tx->transfers[tx->count++] = t;
+            tx->live++;
+            break;
+        case PROTO_TRANSFER_STATE_CONFIRMED:
+        case PROTO_TRANSFER_STATE_FAILED:
+            if (state == PROTO_TRANSFER_STATE_CONFIRMED)
+                snprintf (t->signature, sizeof t->signature, "%.88s", r->signature);
+            else
+                snprintf (t->error, sizeof t->error, "%s", r->error);
+            s_tstate (self, t, state);
+            if (s_owed (t)) {
+                t->notify_at = 0;
+                t->notices = t->refusals = 0;
+                s_tlist_append (&self->owed, t);
+            }
+            else {
+                self->tcount[t->kind][state]--;
+                zhashx_delete (self->transfers[t->kind], &t->id); //  a failed deposit: final
+            }
+            break;
+        default:                                              //  credited, closed, refunded: final
+            zhashx_delete (self->transfers[t->kind], &t->id); //  frees t
+            break;
+    }
+    return 0;
+}
+
 int settle_store_apply (settle_store_t *self, const proto_msg_t *record)
 {
     if (record->kind == PROTO_settlement)
         return s_apply_settlement (self, &record->settlement);
     if (record->kind == PROTO_epoch_state)
         return s_apply_epoch (self, &record->epoch_state);
+    if (record->kind == PROTO_transfer)
+        return s_apply_transfer (self, &record->transfer);
     return -1;
+}
+
+transfer_t *settle_store_transfer (settle_store_t *self, proto_transfer_kind_t kind, uint64_t id)
+{
+    if (kind != PROTO_TRANSFER_KIND_DEPOSIT && kind != PROTO_TRANSFER_KIND_WITHDRAWAL)
+        return NULL;
+    return zhashx_lookup (self->transfers[kind], &id);
+}
+
+transfer_t *settle_store_transfers_pending (settle_store_t *self)
+{
+    return self->tpending.head;
+}
+
+transfer_t *settle_store_owed (settle_store_t *self)
+{
+    return self->owed.head;
+}
+
+size_t settle_store_transfer_count (settle_store_t *self, proto_transfer_kind_t kind,
+                                    proto_transfer_state_t state)
+{
+    if (kind <= 0 || kind >= S_KINDS || state <= 0 || state >= S_STATES)
+        return 0;
+    return self->tcount[kind][state];
+}
+
+uint64_t settle_store_next_deposit_id (settle_store_t *self)
+{
+    return self->next_deposit_id;
 }
 
 settlement_t *settle_store_find (settle_store_t *self, uint64_t id)

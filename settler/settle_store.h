@@ -18,9 +18,31 @@
       epoch_state cleared                    the matcher cleared the epoch with N trades
       epoch_state settled                    every trade of that epoch is confirmed
 
+      transfer pending, first for its id     a deposit (id assigned here, with the user, asset,
+                                             amount and wallet) or a withdrawal (id and mseq
+                                             from the matcher's requested event)
+      transfer processing / pending again    as for a settlement; a transfer's record also
+                                             names the wallet its transaction pays or debits
+      transfer confirmed                     on chain; the matcher is owed a command: a
+                                             deposit_credit, or a withdrawal_close (paid)
+      transfer failed                        a deposit: final, nothing credited; a withdrawal:
+                                             the matcher is owed a withdrawal_close (refund)
+      transfer credited | closed | refunded  the matcher acknowledged that command (final)
+
     What stays in memory: settlements not yet confirmed (pending in FIFO order, processing in
-    their transaction, failed), the transactions in flight, and the epochs not yet settled
-    with their counts. Confirmed settlements are forgotten (the bus and Postgres have them).
+    their transaction, failed), the transactions in flight, the epochs not yet settled with
+    their counts, and the transfers not final (pending, processing, and "owed": confirmed, or
+    a failed withdrawal, until the matcher acknowledges). Confirmed settlements and final
+    transfers are forgotten (the bus and Postgres have them).
+
+    A transaction holds settlements or transfers, never both. Deposit ids and withdrawal ids
+    are two separate spaces (the settler assigns the first, the matcher the second).
+
+    The resume point on the matcher bus is the highest matcher seq of the records that copy a
+    matcher event: a trade's intent, an epoch's clear, a withdrawal's intent. A deposit's
+    credited record names the matcher seq of the credit too, but that event is the matcher's
+    answer to the settler, not one the settler consumed: it must not move the resume point,
+    or the events before it that the settler has not read yet would be skipped.
 
     One thread owns a store.
 */
@@ -39,6 +61,7 @@
 
 typedef struct _settle_tx_t settle_tx_t;
 typedef struct _settlement_t settlement_t;
+typedef struct _transfer_t transfer_t;
 
 struct _settlement_t {
     uint64_t id;
@@ -53,6 +76,7 @@ struct _settlement_t {
     int64_t price; //  µ/kWh
     int64_t value; //  µ, buyer → seller before the fee
     int64_t fee;   //  µ, buyer → treasury
+    bool escrow;   //  paid out of the vaults: the trade says so, not today's config
     proto_settle_state_t state;
     uint32_t attempts; //  transactions signed for it (the current retry budget)
     char error[PROTO_STR128_MAX + 1];
@@ -63,13 +87,44 @@ struct _settlement_t {
     settlement_t *prev, *next; //  in the pending or the failed list
 };
 
+//  A deposit or a withdrawal: one TransferChecked between a user's token account of the asset
+//  and the platform's vault of it.
+struct _transfer_t {
+    proto_transfer_kind_t kind;
+    uint64_t id;   //  deposit id (the settler's) or withdrawal id (the matcher's)
+    uint64_t mseq; //  withdrawal: matcher seq of its requested event
+    uint64_t seq;  //  this transfer's latest record on stream s
+    char user[PROTO_STR64_MAX + 1];
+    proto_asset_t asset;
+    int64_t amount;                   //  Wh or µ
+    char wallet[PROTO_STR64_MAX + 1]; //  the user's wallet ("" until a withdrawal's first send)
+    proto_transfer_state_t state;
+    uint32_t attempts; //  transactions signed for it
+    char error[PROTO_STR128_MAX + 1];
+    char signature[SOL_SIG_TEXT]; //  the transaction that confirmed it
+    int64_t created;              //  wall ns of the intent record
+    int64_t ts;                   //  wall ns of the latest record
+    //  kept by the server, not by records
+    int64_t retry_at;        //  pending: not before this (monotonic ns)
+    int64_t notify_at;       //  owed: when the matcher's command goes out (again), monotonic ns
+    uint32_t notices;        //  owed: commands sent for it by this process
+    uint32_t refusals;       //  owed: of which the matcher rejected
+    sol_key_t account;       //  the user's token account of the asset (text "" until derived)
+    settle_tx_t *tx;         //  processing: the transaction it is in
+    transfer_t *prev, *next; //  in the pending or the owed list
+};
+
+typedef enum { SETTLE_TX_SETTLEMENTS = 0, SETTLE_TX_TRANSFERS } settle_tx_kind_t;
+
 struct _settle_tx_t {
     char signature[SOL_SIG_TEXT];
     uint8_t blockhash[SOL_HASH_BYTES];
     uint64_t last_valid;
-    settlement_t *items[SETTLE_TX_ITEMS_MAX]; //  instruction order; NULL once resolved
-    size_t count;                             //  items recorded
-    size_t live;                              //  items still processing in it
+    settle_tx_kind_t kind;                      //  what it holds, from its first record
+    settlement_t *items[SETTLE_TX_ITEMS_MAX];   //  instruction order; NULL once resolved
+    transfer_t *transfers[SETTLE_TX_ITEMS_MAX]; //  ... or these (one instruction each)
+    size_t count;                               //  items (or transfers) recorded
+    size_t live;                                //  ... still processing in it
     //  kept by the server, not by records
     uint8_t bytes[SOL_TX_MAX]; //  the signed transaction, when known (len > 0)
     size_t len;
@@ -118,6 +173,17 @@ uint64_t settle_store_mseq (settle_store_t *self);
 settle_epoch_t *settle_store_epoch_due (settle_store_t *self);
 settle_epoch_t *settle_store_epoch (settle_store_t *self, const char *market, int64_t epoch);
 size_t settle_store_epoch_count (settle_store_t *self);
+
+//  Transfers: by kind and id; heads of the lists (follow ->next): pending in FIFO order, and
+//  owed (confirmed, or a failed withdrawal: waiting for the matcher's acknowledgement).
+transfer_t *settle_store_transfer (settle_store_t *self, proto_transfer_kind_t kind, uint64_t id);
+transfer_t *settle_store_transfers_pending (settle_store_t *self);
+transfer_t *settle_store_owed (settle_store_t *self);
+//  Transfers of a kind in a state (pending, processing, confirmed, failed: those kept).
+size_t settle_store_transfer_count (settle_store_t *self, proto_transfer_kind_t kind,
+                                    proto_transfer_state_t state);
+//  The id the next deposit gets.
+uint64_t settle_store_next_deposit_id (settle_store_t *self);
 
 //  The instructions a settlement takes in a transaction: energy, then payment (value − fee)
 //  and fee when not zero.

@@ -37,7 +37,7 @@ void settler_metrics_render (void *arg, FILE *f)
              S_LOAD (m->in_flight),
              ctx ? (double) atomic_load (&m->confirmed) / (double) ctx : 0.0);
     static const char *reasons[SETTLER_RETRY_COUNT] = {"expired", "rejected", "failed_on_chain",
-                                                       "batch"};
+                                                       "batch", "vault_short"};
     fprintf (f, "# HELP mce_settler_retries_total Settlements sent back to pending, by why.\n"
                 "# TYPE mce_settler_retries_total counter\n");
     for (int i = 0; i < SETTLER_RETRY_COUNT; i++)
@@ -71,4 +71,40 @@ void settler_metrics_render (void *arg, FILE *f)
              S_LOAD (m->postgres_up), S_LOAD (m->epochs_settled), S_LOAD (m->matcher_seq),
              S_LOAD (m->matcher_behind), (double) atomic_load (&m->lag_ms) / 1000.0,
              S_LOAD (m->journal_seq));
+    static const char *kinds[SETTLER_KINDS] = {"deposit", "withdrawal"};
+    static const char *states[SETTLER_TSTATE_COUNT] = {"pending", "processing", "confirmed",
+                                                       "failed"};
+    static const char *events[SETTLER_TEVENT_COUNT] = {"created",  "confirmed", "failed",
+                                                       "credited", "closed",    "refunded"};
+    fprintf (f, "# HELP mce_settler_transfers Deposits and withdrawals not final, by state.\n"
+                "# TYPE mce_settler_transfers gauge\n");
+    for (int k = 0; k < SETTLER_KINDS; k++)
+        for (int s = 0; s < SETTLER_TSTATE_COUNT; s++)
+            if (k == 1 || s != SETTLER_TSTATE_FAILED) //  a failed deposit is final
+                fprintf (f, "mce_settler_transfers{kind=\"%s\",state=\"%s\"} %llu\n", kinds[k],
+                         states[s], S_LOAD (m->transfers[k][s]));
+    fprintf (f, "# HELP mce_settler_transfers_total Deposits and withdrawals by what happened.\n"
+                "# TYPE mce_settler_transfers_total counter\n");
+    for (int k = 0; k < SETTLER_KINDS; k++)
+        for (int e = 0; e < SETTLER_TEVENT_COUNT; e++)
+            if (k == 0 ? e != SETTLER_TEVENT_CLOSED && e != SETTLER_TEVENT_REFUNDED
+                       : e != SETTLER_TEVENT_CREDITED)
+                fprintf (f, "mce_settler_transfers_total{kind=\"%s\",event=\"%s\"} %llu\n",
+                         kinds[k], events[e], S_LOAD (m->transfer_events[k][e]));
+    static const char *commands[SETTLER_COMMAND_COUNT] = {"sent", "acked", "duplicate", "rejected"};
+    fprintf (f, "# HELP mce_settler_matcher_commands_total deposit_credit and withdrawal_close "
+                "sent to the matcher, and its answers.\n"
+                "# TYPE mce_settler_matcher_commands_total counter\n");
+    for (int c = 0; c < SETTLER_COMMAND_COUNT; c++)
+        fprintf (f, "mce_settler_matcher_commands_total{event=\"%s\"} %llu\n", commands[c],
+                 S_LOAD (m->commands[c]));
+    fprintf (f, "# HELP mce_settler_vault_balance Base units in each vault (Wh, µ), as last "
+                "read from the ledger.\n"
+                "# TYPE mce_settler_vault_balance gauge\n");
+    static const char *assets[2] = {"energy", "payment"};
+    for (int a = 0; a < 2; a++) {
+        int64_t v = atomic_load (&m->vault[a]);
+        if (v >= 0)
+            fprintf (f, "mce_settler_vault_balance{asset=\"%s\"} %lld\n", assets[a], (long long) v);
+    }
 }

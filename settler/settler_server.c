@@ -1,21 +1,13 @@
-/*  settler_server — see settler_server.h.  */
-#include "settler_server.h"
+/*  settler_server — see settler_server.h. The admin port is in settler_admin.c; the state both
+    share is in settler_internal.h.  */
+#include "settler_internal.h"
 #include "base58.h"
-#include "bus_pub.h"
-#include "bus_sub.h"
 #include "clock.h"
 #include "journal.h"
-#include "keys.h"
 #include "log.h"
-#include "metrics_http.h"
 #include "money.h"
-#include "rpc.h"
-#include "settle_batch.h"
-#include "settle_store.h"
-#include "settler_metrics.h"
-#include "wallets.h"
+#include "solpda.h"
 
-#include <czmq.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -27,35 +19,8 @@
 #define S_LAG_EVERY_MS    1000
 #define S_PG_BACKOFF_MS   500
 #define S_PG_BACKOFF_CAP  10000
-
-struct _settler_server_t {
-    const mce_config_t *cfg;
-    keys_t keys;
-    bool have_keys;
-    wallets_t *wallets;
-    rpc_t *rpc;
-    settle_store_t *store;
-    bus_pub_t *bus;
-    bus_sub_t *sub;
-    zsock_t *admin;
-    metrics_http_t *http;
-    settler_metrics_t m;
-    settle_batch_t *batches; //  SETTLER_ROUND_TXS, reused by every send round
-    rpc_answer_t answers[RPC_CALLS_MAX];
-    proto_buf_t buf;
-    //  ledger calls: on hold after a failure
-    int ledger_failures;
-    int64_t ledger_retry_at; //  monotonic ns
-    //  wallet lookups: likewise
-    int pg_failures;
-    int64_t pg_retry_at;
-    bool recovering; //  in-flight transactions from the journal not yet resolved
-    int64_t next_status;
-    int64_t next_lag;
-    //  test hooks
-    long crash_before_send, crash_after_send;
-    long send_commits, send_requests;
-};
+#define S_VAULTS_EVERY_MS 5000 //  the vaults' balances, for the metrics
+#define S_NOTIFY_MAX      4096 //  matcher commands sent per loop turn, at most
 
 //  --------------------------------------------------------------------------------------------
 //  Backoff
@@ -113,16 +78,47 @@ static bool s_transient_code (int64_t code)
            || code == -32603; //  internal error
 }
 
+int settler_wallet (settler_server_t *self, const char *user, const wallet_t **out, char *why,
+                    size_t whylen)
+{
+    int64_t now = clock_mono_ns ();
+    if (now < self->pg_retry_at) {
+        snprintf (why, whylen, "the wallets cannot be looked up now (Postgres); retrying");
+        return -1;
+    }
+    int rc = wallets_get (self->wallets, user, out, why, whylen);
+    if (rc < 0) {
+        int64_t delay = S_PG_BACKOFF_MS << (self->pg_failures < 5 ? self->pg_failures : 5);
+        if (delay > S_PG_BACKOFF_CAP)
+            delay = S_PG_BACKOFF_CAP;
+        self->pg_failures++;
+        self->pg_retry_at = now + delay * MCE_NS_PER_MSEC;
+        atomic_store (&self->m.postgres_up, 0);
+        log_warn ("settler", "wallets: %s; next lookup in %" PRId64 " ms", why, delay);
+        return -1;
+    }
+    if (self->pg_failures) {
+        log_info ("settler", "wallets: lookups work again");
+        self->pg_failures = 0;
+    }
+    atomic_store (&self->m.postgres_up, 1);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------------------------
 //  Records: every change of state is a record on stream s, applied as it is journaled
 
-static int s_record (settler_server_t *self, proto_msg_t *msg)
+int settler_record (settler_server_t *self, proto_msg_t *msg)
 {
     uint64_t seq = bus_pub_last_seq (self->bus) + 1;
     int64_t now = clock_wall_ns ();
     if (msg->kind == PROTO_settlement) {
         msg->settlement.seq = seq;
         msg->settlement.ts = now;
+    }
+    else if (msg->kind == PROTO_transfer) {
+        msg->transfer.seq = seq;
+        msg->transfer.ts = now;
     }
     else {
         msg->epoch_state.seq = seq;
@@ -133,10 +129,13 @@ static int s_record (settler_server_t *self, proto_msg_t *msg)
         return -1;
     }
     settle_store_apply (self->store, msg);
+    if (msg->kind == PROTO_transfer && (msg->transfer.state == PROTO_TRANSFER_STATE_CONFIRMED ||
+                                        msg->transfer.state == PROTO_TRANSFER_STATE_FAILED))
+        self->next_notify = 0; //  the matcher may be owed a command now
     return 0;
 }
 
-static int s_commit (settler_server_t *self)
+int settler_commit (settler_server_t *self)
 {
     if (!bus_pub_appended (self->bus))
         return 0;
@@ -156,10 +155,19 @@ static void s_counts (settler_server_t *self)
                   settle_store_count (self->store, PROTO_SETTLE_STATE_PROCESSING));
     atomic_store (&self->m.failed, settle_store_count (self->store, PROTO_SETTLE_STATE_FAILED));
     atomic_store (&self->m.in_flight, settle_store_tx_count (self->store));
+    static const proto_transfer_state_t states[SETTLER_TSTATE_COUNT] = {
+        PROTO_TRANSFER_STATE_PENDING, PROTO_TRANSFER_STATE_PROCESSING,
+        PROTO_TRANSFER_STATE_CONFIRMED, PROTO_TRANSFER_STATE_FAILED};
+    for (int k = 0; k < SETTLER_KINDS; k++)
+        for (int s = 0; s < SETTLER_TSTATE_COUNT; s++)
+            atomic_store (&self->m.transfers[k][s],
+                          settle_store_transfer_count (self->store,
+                                                       k ? PROTO_TRANSFER_KIND_WITHDRAWAL
+                                                         : PROTO_TRANSFER_KIND_DEPOSIT,
+                                                       states[s]));
 }
 
-//  A settlement record with the fields every record carries.
-static void s_msg (const settlement_t *s, proto_settle_state_t state, proto_msg_t *msg)
+void settler_settlement_msg (const settlement_t *s, proto_settle_state_t state, proto_msg_t *msg)
 {
     memset (msg, 0, sizeof *msg);
     msg->kind = PROTO_settlement;
@@ -177,22 +185,22 @@ static void s_msg (const settlement_t *s, proto_settle_state_t state, proto_msg_
 static int s_fail (settler_server_t *self, settlement_t *s, const char *why)
 {
     proto_msg_t msg;
-    s_msg (s, PROTO_SETTLE_STATE_FAILED, &msg);
+    settler_settlement_msg (s, PROTO_SETTLE_STATE_FAILED, &msg);
     snprintf (msg.settlement.error, sizeof msg.settlement.error, "%s", why);
     log_warn ("settler", "settlement %" PRIu64 " (trade %" PRIu64 ", %s → %s) failed: %s", s->id,
               s->trade_id, s->seller, s->buyer, why);
     atomic_fetch_add (&self->m.failed_total, 1);
-    return s_record (self, &msg);
+    return settler_record (self, &msg);
 }
 
-static int s_repend (settler_server_t *self, settlement_t *s, uint32_t attempts, const char *why,
-                     int64_t retry_at)
+int settler_repend (settler_server_t *self, settlement_t *s, uint32_t attempts, const char *why,
+                    int64_t retry_at)
 {
     proto_msg_t msg;
-    s_msg (s, PROTO_SETTLE_STATE_PENDING, &msg);
+    settler_settlement_msg (s, PROTO_SETTLE_STATE_PENDING, &msg);
     msg.settlement.attempts = attempts;
     snprintf (msg.settlement.error, sizeof msg.settlement.error, "%s", why);
-    if (s_record (self, &msg))
+    if (settler_record (self, &msg))
         return -1;
     s->retry_at = retry_at;
     return 0;
@@ -216,10 +224,81 @@ static int s_settle_epochs (settler_server_t *self)
         r->mseq = e->mseq; //  the matcher's cleared event this settled state follows
         log_info ("settler", "epoch %" PRId64 " of %s settled: %" PRIu64 " trades confirmed",
                   e->epoch, e->market, e->expected);
-        if (s_record (self, &msg)) //  removes e
+        if (settler_record (self, &msg)) //  removes e
             return -1;
         atomic_fetch_add (&self->m.epochs_settled, 1);
     }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Transfers: records
+
+static int s_kindex (const transfer_t *t)
+{
+    return t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL;
+}
+
+static const char *s_unit (proto_asset_t asset)
+{
+    return asset == PROTO_ASSET_ENERGY ? "Wh" : "µ";
+}
+
+//  A transfer record with the fields every record carries.
+static void s_tmsg (const transfer_t *t, proto_transfer_state_t state, proto_msg_t *msg)
+{
+    memset (msg, 0, sizeof *msg);
+    msg->kind = PROTO_transfer;
+    proto_transfer_t *r = &msg->transfer;
+    r->kind = t->kind;
+    r->id = t->id;
+    r->state = state;
+    r->attempts = t->attempts;
+}
+
+void settler_transfer_view (const transfer_t *t, proto_msg_t *msg)
+{
+    s_tmsg (t, t->state, msg);
+    proto_transfer_t *r = &msg->transfer;
+    r->seq = t->seq;
+    r->ts = t->ts;
+    snprintf (r->user, sizeof r->user, "%s", t->user);
+    r->asset = t->asset;
+    r->amount = t->amount;
+    snprintf (r->wallet, sizeof r->wallet, "%s", t->wallet);
+    snprintf (r->error, sizeof r->error, "%s", t->error);
+    r->mseq = t->mseq;
+    if (t->tx) {
+        snprintf (r->signature, sizeof r->signature, "%s", t->tx->signature);
+        base58_encode (t->tx->blockhash, SOL_HASH_BYTES, r->blockhash, sizeof r->blockhash);
+        r->last_valid = t->tx->last_valid;
+    }
+    else
+        snprintf (r->signature, sizeof r->signature, "%s", t->signature);
+}
+
+static int s_tfail (settler_server_t *self, transfer_t *t, const char *why)
+{
+    proto_msg_t msg;
+    s_tmsg (t, PROTO_TRANSFER_STATE_FAILED, &msg);
+    snprintf (msg.transfer.error, sizeof msg.transfer.error, "%s", why);
+    log_warn ("settler", "%s %" PRIu64 " (%s, %" PRId64 " %s) failed%s: %s",
+              proto_transfer_kind_name (t->kind), t->id, t->user, t->amount, s_unit (t->asset),
+              t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL ? ", to be refunded" : "", why);
+    atomic_fetch_add (&self->m.transfer_events[s_kindex (t)][SETTLER_TEVENT_FAILED], 1);
+    return settler_record (self, &msg);
+}
+
+static int s_trepend (settler_server_t *self, transfer_t *t, uint32_t attempts, const char *why,
+                      int64_t retry_at)
+{
+    proto_msg_t msg;
+    s_tmsg (t, PROTO_TRANSFER_STATE_PENDING, &msg);
+    msg.transfer.attempts = attempts;
+    snprintf (msg.transfer.error, sizeof msg.transfer.error, "%s", why);
+    if (settler_record (self, &msg))
+        return -1;
+    t->retry_at = retry_at;
     return 0;
 }
 
@@ -240,6 +319,7 @@ static int s_on_trade (settler_server_t *self, const proto_trade_t *t)
     r->qty = t->qty;
     r->price = t->price;
     r->value = t->value;
+    r->escrow = t->escrow; //  how it was paid for decides how it is paid, whatever the config
     r->mseq = t->seq;
     const char *why = NULL;
     const config_market_t *market = config_market (self->cfg, t->market);
@@ -251,13 +331,14 @@ static int s_on_trade (settler_server_t *self, const proto_trade_t *t)
     r->fee = fee;
     if (t->qty <= 0)
         r->qty = 1; //  an intent record needs a quantity; this one fails at once
-    if (s_record (self, &msg))
+    if (settler_record (self, &msg))
         return -1;
     atomic_fetch_add (&self->m.created, 1);
     log_debug ("settler",
                "trade %" PRIu64 " (matcher seq %" PRIu64 "): settlement %" PRIu64
-               " pending, %" PRId64 " Wh %s → %s, value %" PRId64 " µ, fee %" PRId64,
-               t->trade_id, t->seq, r->settlement_id, t->qty, t->seller, t->buyer, t->value, fee);
+               " pending, %" PRId64 " Wh %s → %s, value %" PRId64 " µ, fee %" PRId64 "%s",
+               t->trade_id, t->seq, r->settlement_id, t->qty, t->seller, t->buyer, t->value, fee,
+               t->escrow ? ", out of escrow" : "");
     settlement_t *s = settle_store_find (self->store, r->settlement_id);
     return why && s ? s_fail (self, s, why) : 0;
 }
@@ -269,9 +350,46 @@ static int s_on_epoch (settler_server_t *self, const proto_epoch_state_t *e)
     proto_msg_t msg = {.kind = PROTO_epoch_state};
     msg.epoch_state = *e;
     msg.epoch_state.mseq = e->seq;
-    if (s_record (self, &msg))
+    if (settler_record (self, &msg))
         return -1;
     return s_settle_epochs (self);
+}
+
+//  A withdrawal the matcher debited: the settler is to pay it. Its intent carries the event's
+//  seq, so the matcher bus resumes after it like after a trade.
+static int s_on_withdrawal (settler_server_t *self, const proto_withdrawal_t *w)
+{
+    if (w->state != PROTO_WITHDRAWAL_PHASE_REQUESTED)
+        return 0; //  paid, refunded: the matcher's echo of the settler's own commands
+    if (settle_store_transfer (self->store, PROTO_TRANSFER_KIND_WITHDRAWAL, w->withdrawal_id)) {
+        log_warn ("settler", "withdrawal %" PRIu64 " (matcher seq %" PRIu64 "): known already",
+                  w->withdrawal_id, w->seq);
+        return 0;
+    }
+    if (!w->user[0] || w->amount <= 0 ||
+        (w->asset != PROTO_ASSET_ENERGY && w->asset != PROTO_ASSET_PAYMENT) ||
+        w->withdrawal_id > TRANSFER_LINK_ID_MAX) {
+        log_error ("settler",
+                   "withdrawal %" PRIu64 " (matcher seq %" PRIu64 "): user \"%s\", %" PRId64
+                   " of %s cannot be paid: ignored",
+                   w->withdrawal_id, w->seq, w->user, w->amount, proto_asset_name (w->asset));
+        return 0;
+    }
+    proto_msg_t msg = {.kind = PROTO_transfer};
+    proto_transfer_t *r = &msg.transfer;
+    r->kind = PROTO_TRANSFER_KIND_WITHDRAWAL;
+    r->id = w->withdrawal_id;
+    r->state = PROTO_TRANSFER_STATE_PENDING;
+    snprintf (r->user, sizeof r->user, "%s", w->user);
+    r->asset = w->asset;
+    r->amount = w->amount;
+    r->mseq = w->seq;
+    if (settler_record (self, &msg))
+        return -1;
+    atomic_fetch_add (&self->m.transfer_events[1][SETTLER_TEVENT_CREATED], 1);
+    log_debug ("settler", "withdrawal %" PRIu64 " (matcher seq %" PRIu64 "): %" PRId64 " %s to %s",
+               w->withdrawal_id, w->seq, w->amount, s_unit (w->asset), w->user);
+    return 0;
 }
 
 static int s_drain_bus (settler_server_t *self)
@@ -289,6 +407,8 @@ static int s_drain_bus (settler_server_t *self)
             return -1;
         if (ev.msg.kind == PROTO_epoch_state && s_on_epoch (self, &ev.msg.epoch_state))
             return -1;
+        if (ev.msg.kind == PROTO_withdrawal && s_on_withdrawal (self, &ev.msg.withdrawal))
+            return -1;
     }
     atomic_store (&self->m.matcher_seq, bus_sub_last_seq (self->sub));
     uint64_t head = bus_sub_head_seq (self->sub), last = bus_sub_last_seq (self->sub);
@@ -299,8 +419,34 @@ static int s_drain_bus (settler_server_t *self)
 //  --------------------------------------------------------------------------------------------
 //  Resolving a transaction: confirmed, or failed (whose fault?)
 
+static int s_ttx_confirmed (settler_server_t *self, settle_tx_t *tx)
+{
+    transfer_t *items[SETTLE_TX_ITEMS_MAX];
+    size_t n = tx->count;
+    memcpy (items, tx->transfers, n * sizeof items[0]);
+    char sig[SOL_SIG_TEXT];
+    memcpy (sig, tx->signature, sizeof sig);
+    for (size_t i = 0; i < n; i++) {
+        transfer_t *t = items[i];
+        if (!t)
+            continue;
+        proto_msg_t msg;
+        s_tmsg (t, PROTO_TRANSFER_STATE_CONFIRMED, &msg);
+        snprintf (msg.transfer.signature, sizeof msg.transfer.signature, "%s", sig);
+        int k = s_kindex (t);
+        if (settler_record (self, &msg)) //  the last one frees tx
+            return -1;
+        atomic_fetch_add (&self->m.transfer_events[k][SETTLER_TEVENT_CONFIRMED], 1);
+    }
+    atomic_fetch_add (&self->m.confirmed_txs, 1);
+    log_debug ("settler", "transaction %s confirmed: %zu transfers", sig, n);
+    return 0;
+}
+
 static int s_tx_confirmed (settler_server_t *self, settle_tx_t *tx)
 {
+    if (tx->kind == SETTLE_TX_TRANSFERS)
+        return s_ttx_confirmed (self, tx);
     settlement_t *items[SETTLE_TX_ITEMS_MAX];
     size_t n = tx->count;
     memcpy (items, tx->items, n * sizeof items[0]);
@@ -310,9 +456,9 @@ static int s_tx_confirmed (settler_server_t *self, settle_tx_t *tx)
         if (!items[i])
             continue;
         proto_msg_t msg;
-        s_msg (items[i], PROTO_SETTLE_STATE_CONFIRMED, &msg);
+        settler_settlement_msg (items[i], PROTO_SETTLE_STATE_CONFIRMED, &msg);
         snprintf (msg.settlement.signature, sizeof msg.settlement.signature, "%s", sig);
-        if (s_record (self, &msg)) //  the last one frees tx
+        if (settler_record (self, &msg)) //  the last one frees tx
             return -1;
         atomic_fetch_add (&self->m.confirmed, 1);
     }
@@ -381,25 +527,95 @@ static const char *s_token_error (int64_t code)
                                                                           : "program error";
 }
 
-static void s_describe (const sol_err_t *err, int transfer, char *out, size_t size)
+#define S_TOKEN_INSUFFICIENT_FUNDS 1 //  TokenError::InsufficientFunds
+#define S_TOKEN_OWNER_MISMATCH     4 //  TokenError::OwnerMismatch: not the owner nor the delegate
+
+static const char *s_ix_error (const sol_err_t *err)
 {
-    static const char *what[3] = {"energy seller→buyer", "payment buyer→seller",
-                                  "fee buyer→treasury"};
-    const char *why = err->custom >= 0 ? s_token_error (err->custom)
-                      : strcmp (err->name, "InvalidAccountData") == 0 ||
-                              strcmp (err->name, "UninitializedAccount") == 0 ||
-                              strcmp (err->name, "IncorrectProgramId") == 0
-                          ? "token account missing or not a token account"
-                          : err->name;
-    snprintf (out, size, "%s: %.60s %.60s", what[transfer], why, err->text);
+    return err->custom >= 0 ? s_token_error (err->custom)
+           : strcmp (err->name, "InvalidAccountData") == 0 ||
+                   strcmp (err->name, "UninitializedAccount") == 0 ||
+                   strcmp (err->name, "IncorrectProgramId") == 0
+               ? "token account missing or not a token account"
+               : err->name;
+}
+
+static void s_describe (const sol_err_t *err, int transfer, bool escrow, char *out, size_t size)
+{
+    static const char *what[2][3] = {
+        {"energy seller→buyer", "payment buyer→seller", "fee buyer→treasury"},
+        {"energy vault→buyer", "payment vault→seller", "fee vault→treasury"}};
+    snprintf (out, size, "%s: %.60s %.60s", what[escrow][transfer], s_ix_error (err), err->text);
+}
+
+//  A transfer the chain refused: why, as a person reads it.
+static void s_tdescribe (const transfer_t *t, const sol_err_t *err, char *out, size_t size)
+{
+    bool deposit = t->kind == PROTO_TRANSFER_KIND_DEPOSIT;
+    const char *why =
+        err->custom == S_TOKEN_INSUFFICIENT_FUNDS
+            ? deposit ? "insufficient funds (or too small an approval)" : "the vault is short"
+        : err->custom == S_TOKEN_OWNER_MISMATCH && deposit
+            ? "the platform is not the account's approved delegate"
+            : s_ix_error (err);
+    snprintf (out, size, "%s: %.60s %.50s", deposit ? "user→vault" : "vault→user", why, err->text);
+}
+
+//  tx (of transfers) cannot land any more: its transfers are failed or pending again.
+static int s_ttx_failed (settler_server_t *self, settle_tx_t *tx, const sol_err_t *err,
+                         settler_retry_t reason_metric)
+{
+    transfer_t *items[SETTLE_TX_ITEMS_MAX];
+    size_t n = tx->count;
+    memcpy (items, tx->transfers, n * sizeof items[0]);
+    char sig[SOL_SIG_TEXT];
+    memcpy (sig, tx->signature, sizeof sig);
+    sol_err_t e = *err; //  err may live in tx, which the records free
+    //  one instruction per transfer, then the memo
+    int culprit =
+        e.kind == SOL_ERR_INSTRUCTION && !s_transaction_wide (&e) && e.ix >= 0 && (size_t) e.ix < n
+            ? e.ix
+            : -1;
+    log_info ("settler", "transaction %s (%zu transfers) will not land: %s", sig, n, e.text);
+    int64_t now = clock_mono_ns ();
+    for (size_t k = 0; k < n; k++) {
+        transfer_t *t = items[k];
+        if (!t)
+            continue;
+        int rc;
+        char why[PROTO_STR128_MAX + 1];
+        if ((int) k == culprit) {
+            s_tdescribe (t, &e, why, sizeof why);
+            rc = s_tfail (self, t, why);
+        }
+        else if (culprit >= 0) {
+            atomic_fetch_add (&self->m.retries[SETTLER_RETRY_BATCH], 1);
+            rc = s_trepend (self, t, t->attempts ? t->attempts - 1 : 0,
+                            "another transfer of its transaction failed", now);
+        }
+        else if (t->attempts >= (uint32_t) self->cfg->settler.retry_attempts) {
+            snprintf (why, sizeof why, "gave up after %u attempts: %.90s", t->attempts, e.text);
+            rc = s_tfail (self, t, why);
+        }
+        else {
+            atomic_fetch_add (&self->m.retries[reason_metric], 1);
+            int64_t delay = s_backoff_ms (self, (int) t->attempts - 1);
+            rc = s_trepend (self, t, t->attempts, e.text, now + delay * MCE_NS_PER_MSEC);
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
 }
 
 //  tx cannot land any more (refused before it could have been sent, landed with an error, or
-//  expired): its settlements are failed or pending again. reason_metric: the retry counter
-//  for the settlements that go back to pending through no fault of their own.
+//  expired): its settlements (or transfers) are failed or pending again. reason_metric: the
+//  retry counter for those that go back to pending through no fault of their own.
 static int s_tx_failed (settler_server_t *self, settle_tx_t *tx, const sol_err_t *err,
                         settler_retry_t reason_metric)
 {
+    if (tx->kind == SETTLE_TX_TRANSFERS)
+        return s_ttx_failed (self, tx, err, reason_metric);
     settlement_t *items[SETTLE_TX_ITEMS_MAX];
     size_t n = tx->count;
     memcpy (items, tx->items, n * sizeof items[0]);
@@ -416,14 +632,26 @@ static int s_tx_failed (settler_server_t *self, settle_tx_t *tx, const sol_err_t
             continue;
         int rc;
         char why[PROTO_STR128_MAX + 1];
-        if ((int) k == culprit) {
-            s_describe (&e, transfer, why, sizeof why);
+        bool escrow = s->escrow;
+        if ((int) k == culprit && escrow && e.custom == S_TOKEN_INSUFFICIENT_FUNDS) {
+            //  out of escrow the source is a vault: short only if the books and the chain
+            //  disagree. The trade happened; it waits for the vault rather than fail.
+            s_describe (&e, transfer, true, why, sizeof why);
+            log_error ("settler", "settlement %" PRIu64 " (trade %" PRIu64 "): %s; waiting", s->id,
+                       s->trade_id, why);
+            atomic_fetch_add (&self->m.retries[SETTLER_RETRY_VAULT], 1);
+            int64_t delay = self->cfg->settler.backoff_cap_ms;
+            rc = settler_repend (self, s, s->attempts ? s->attempts - 1 : 0, why,
+                                 now + delay * MCE_NS_PER_MSEC);
+        }
+        else if ((int) k == culprit) {
+            s_describe (&e, transfer, escrow, why, sizeof why);
             rc = s_fail (self, s, why);
         }
         else if (culprit >= 0) {
             atomic_fetch_add (&self->m.retries[SETTLER_RETRY_BATCH], 1);
-            rc = s_repend (self, s, s->attempts ? s->attempts - 1 : 0,
-                           "another settlement of its transaction failed", now);
+            rc = settler_repend (self, s, s->attempts ? s->attempts - 1 : 0,
+                                 "another settlement of its transaction failed", now);
         }
         else if (s->attempts >= (uint32_t) self->cfg->settler.retry_attempts) {
             snprintf (why, sizeof why, "gave up after %u attempts: %.90s", s->attempts, e.text);
@@ -432,7 +660,7 @@ static int s_tx_failed (settler_server_t *self, settle_tx_t *tx, const sol_err_t
         else {
             atomic_fetch_add (&self->m.retries[reason_metric], 1);
             int64_t delay = s_backoff_ms (self, (int) s->attempts - 1);
-            rc = s_repend (self, s, s->attempts, e.text, now + delay * MCE_NS_PER_MSEC);
+            rc = settler_repend (self, s, s->attempts, e.text, now + delay * MCE_NS_PER_MSEC);
         }
         if (rc)
             return -1;
@@ -605,11 +833,12 @@ static int s_send (settler_server_t *self, settle_tx_t **txs, size_t n)
     return 0;
 }
 
-//  Packs ready pending settlements into batches (first fit). Returns how many batches, -1 when
-//  a record failed.
-static int s_pack (settler_server_t *self, size_t max_batches)
+//  Packs ready pending settlements into batches[first …] (first fit). Returns how many
+//  batches, -1 when a record failed.
+static int s_pack (settler_server_t *self, size_t first, size_t max_batches)
 {
     int64_t now = clock_mono_ns ();
+    settle_batch_t *batches = self->batches + first;
     size_t nb = 0, per_tx = (size_t) self->cfg->settler.max_trades_per_tx;
     size_t scan_max = max_batches * per_tx * 2 + 64, scanned = 0;
     settlement_t *next;
@@ -620,37 +849,97 @@ static int s_pack (settler_server_t *self, size_t max_batches)
         scanned++;
         const wallet_t *buyer, *seller;
         char why[160];
-        int rb = wallets_get (self->wallets, s->buyer, &buyer, why, sizeof why);
-        int rs = rb == 1 ? wallets_get (self->wallets, s->seller, &seller, why, sizeof why) : rb;
-        if (rb < 0 || rs < 0) {
-            int64_t delay = S_PG_BACKOFF_MS << (self->pg_failures < 5 ? self->pg_failures : 5);
-            if (delay > S_PG_BACKOFF_CAP)
-                delay = S_PG_BACKOFF_CAP;
-            self->pg_failures++;
-            self->pg_retry_at = now + delay * MCE_NS_PER_MSEC;
-            atomic_store (&self->m.postgres_up, 0);
-            log_warn ("settler", "wallets: %s; next lookup in %" PRId64 " ms", why, delay);
+        int rb = settler_wallet (self, s->buyer, &buyer, why, sizeof why);
+        int rs = rb == 1 ? settler_wallet (self, s->seller, &seller, why, sizeof why) : rb;
+        if (rb < 0 || rs < 0)
             break;
-        }
-        if (self->pg_failures) {
-            log_info ("settler", "wallets: lookups work again");
-            self->pg_failures = 0;
-        }
-        atomic_store (&self->m.postgres_up, 1);
         if (rb == 0 || rs == 0) {
             if (s_fail (self, s, why))
                 return -1;
             continue;
         }
+        bool escrow = s->escrow;
         bool placed = false;
         for (size_t i = 0; i < nb && !placed; i++)
-            placed = settle_batch_add (&self->batches[i], s, buyer, seller);
+            placed = settle_batch_add (&batches[i], s, buyer, seller, escrow);
         if (!placed && nb < max_batches) {
-            settle_batch_init (&self->batches[nb], &self->keys, per_tx);
-            placed = settle_batch_add (&self->batches[nb], s, buyer, seller);
+            settle_batch_init (&batches[nb], &self->keys, SETTLE_BATCH_TRADES, per_tx);
+            placed = settle_batch_add (&batches[nb], s, buyer, seller, escrow);
             if (placed)
                 nb++;
             else if (s_fail (self, s, "does not fit in one transaction"))
+                return -1;
+        }
+    }
+    return (int) nb;
+}
+
+//  The user's token account of t's asset, into t->account: from the wallet its records name,
+//  or (a withdrawal's first transaction) the user's wallet now. 1, 0 when it has none (why
+//  says why), -1 when the wallets cannot be asked now.
+static int s_account (settler_server_t *self, transfer_t *t, char *why, size_t whylen)
+{
+    bool energy = t->asset == PROTO_ASSET_ENERGY;
+    if (!t->wallet[0]) {
+        const wallet_t *w;
+        int rc = settler_wallet (self, t->user, &w, why, whylen);
+        if (rc != 1)
+            return rc;
+        //  journaled with the transaction's processing record, which rebuilds it after a crash
+        snprintf (t->wallet, sizeof t->wallet, "%s", w->wallet.text);
+        t->account = energy ? w->energy : w->payment;
+        return 1;
+    }
+    sol_key_t wallet;
+    if (sol_key_parse (&wallet, t->wallet) ||
+        sol_ata (&wallet, energy ? &self->keys.energy_mint : &self->keys.payment_mint,
+                 &t->account)) {
+        snprintf (why, whylen, "wallet \"%.60s\" of %.50s is not a base58 public key", t->wallet,
+                  t->user);
+        t->account.text[0] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+//  Packs ready pending transfers into batches[0 …] (first fit; deposits and withdrawals apart).
+//  Returns how many batches, -1 when a record failed.
+static int s_pack_transfers (settler_server_t *self, size_t max_batches)
+{
+    int64_t now = clock_mono_ns ();
+    size_t nb = 0, per_tx = (size_t) self->cfg->settler.max_transfers_per_tx;
+    size_t scan_max = max_batches * per_tx * 2 + 64, scanned = 0;
+    bool lookups = true; //  the wallets answer
+    transfer_t *next;
+    for (transfer_t *t = settle_store_transfers_pending (self->store); t && scanned < scan_max;
+         t = next) {
+        next = t->next; //  t may fail
+        if (t->retry_at > now || (!t->wallet[0] && !lookups))
+            continue;
+        scanned++;
+        char why[160];
+        int rc = t->account.text[0] ? 1 : s_account (self, t, why, sizeof why);
+        if (rc < 0) {
+            lookups = false; //  deposits, and withdrawals whose wallet is known, still go
+            continue;
+        }
+        if (rc == 0) {
+            if (s_tfail (self, t, why))
+                return -1;
+            continue;
+        }
+        bool placed = false;
+        for (size_t i = 0; i < nb && !placed; i++)
+            placed = settle_batch_add_transfer (&self->batches[i], t, &t->account);
+        if (!placed && nb < max_batches) {
+            settle_batch_init (&self->batches[nb], &self->keys,
+                               t->kind == PROTO_TRANSFER_KIND_DEPOSIT ? SETTLE_BATCH_DEPOSITS
+                                                                      : SETTLE_BATCH_WITHDRAWALS,
+                               per_tx);
+            placed = settle_batch_add_transfer (&self->batches[nb], t, &t->account);
+            if (placed)
+                nb++;
+            else if (s_tfail (self, t, "does not fit in one transaction"))
                 return -1;
         }
     }
@@ -662,7 +951,42 @@ static bool s_pending_ready (settler_server_t *self, int64_t now)
     for (settlement_t *s = settle_store_pending (self->store); s; s = s->next)
         if (s->retry_at <= now)
             return true;
+    for (transfer_t *t = settle_store_transfers_pending (self->store); t; t = t->next)
+        if (t->retry_at <= now)
+            return true;
     return false;
+}
+
+//  The processing records of a sealed batch: the intent with its signature, journaled before
+//  anything is sent.
+static int s_processing (settler_server_t *self, const settle_batch_t *batch, const char *sig,
+                         const char *blockhash, uint64_t last_valid)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        proto_msg_t msg;
+        if (batch->kind == SETTLE_BATCH_TRADES) {
+            settlement_t *s = batch->items[i];
+            settler_settlement_msg (s, PROTO_SETTLE_STATE_PROCESSING, &msg);
+            proto_settlement_t *r = &msg.settlement;
+            r->attempts = s->attempts + 1;
+            snprintf (r->signature, sizeof r->signature, "%s", sig);
+            snprintf (r->blockhash, sizeof r->blockhash, "%s", blockhash);
+            r->last_valid = last_valid;
+        }
+        else {
+            transfer_t *t = batch->transfers[i];
+            s_tmsg (t, PROTO_TRANSFER_STATE_PROCESSING, &msg);
+            proto_transfer_t *r = &msg.transfer;
+            r->attempts = t->attempts + 1;
+            snprintf (r->signature, sizeof r->signature, "%s", sig);
+            snprintf (r->blockhash, sizeof r->blockhash, "%s", blockhash);
+            r->last_valid = last_valid;
+            snprintf (r->wallet, sizeof r->wallet, "%s", t->wallet);
+        }
+        if (settler_record (self, &msg))
+            return -1;
+    }
+    return 0;
 }
 
 static int s_send_round (settler_server_t *self)
@@ -672,12 +996,19 @@ static int s_send_round (settler_server_t *self)
     size_t room = (size_t) self->cfg->settler.max_in_flight > in_flight
                       ? (size_t) self->cfg->settler.max_in_flight - in_flight
                       : 0;
-    if (!self->have_keys || room == 0 || now < self->ledger_retry_at || now < self->pg_retry_at ||
+    if (!self->have_keys || room == 0 || now < self->ledger_retry_at ||
         !s_pending_ready (self, now))
         return 0;
-    int nb = s_pack (self, room < SETTLER_ROUND_TXS ? room : SETTLER_ROUND_TXS);
-    if (nb <= 0)
-        return nb;
+    size_t cap = room < SETTLER_ROUND_TXS ? room : SETTLER_ROUND_TXS;
+    //  deposits and withdrawals get up to half the round, so that trades do not starve them
+    int nt =
+        settle_store_transfers_pending (self->store) ? s_pack_transfers (self, (cap + 1) / 2) : 0;
+    int ns = nt < 0 ? -1 : s_pack (self, (size_t) nt, cap - (size_t) nt);
+    if (nt < 0 || ns < 0)
+        return -1;
+    int nb = nt + ns;
+    if (nb == 0)
+        return 0;
     rpc_failure_t fail;
     rpc_begin (self->rpc);
     rpc_add_blockhash (self->rpc);
@@ -702,22 +1033,11 @@ static int s_send_round (settler_server_t *self)
         char sig[SOL_SIG_TEXT];
         int len = settle_batch_seal (batch, blockhash, bytes, sig);
         if (len < 0) {
-            log_error ("settler", "cannot build a transaction of %zu settlements", batch->count);
+            log_error ("settler", "cannot build a transaction of %zu items", batch->count);
             continue;
         }
-        //  the intent with its signature, journaled before anything is sent
-        for (size_t i = 0; i < batch->count; i++) {
-            settlement_t *s = batch->items[i];
-            proto_msg_t msg;
-            s_msg (s, PROTO_SETTLE_STATE_PROCESSING, &msg);
-            proto_settlement_t *r = &msg.settlement;
-            r->attempts = s->attempts + 1;
-            snprintf (r->signature, sizeof r->signature, "%s", sig);
-            snprintf (r->blockhash, sizeof r->blockhash, "%s", blockhash_text);
-            r->last_valid = last_valid;
-            if (s_record (self, &msg))
-                return -1;
-        }
+        if (s_processing (self, batch, sig, blockhash_text, last_valid))
+            return -1;
         settle_tx_t *tx = settle_store_tx (self->store, sig);
         if (!tx)
             continue;
@@ -725,11 +1045,14 @@ static int s_send_round (settler_server_t *self)
         tx->len = (size_t) len;
         txs[n++] = tx;
         atomic_fetch_add (&self->m.signed_txs, 1);
-        log_debug ("settler",
-                   "transaction %s: %zu settlements, %d bytes, valid through height %" PRIu64, sig,
-                   batch->count, len, last_valid);
+        log_debug ("settler", "transaction %s: %zu %s, %d bytes, valid through height %" PRIu64,
+                   sig, batch->count,
+                   batch->kind == SETTLE_BATCH_TRADES     ? "settlements"
+                   : batch->kind == SETTLE_BATCH_DEPOSITS ? "deposits"
+                                                          : "withdrawals",
+                   len, last_valid);
     }
-    if (s_commit (self))
+    if (settler_commit (self))
         return -1;
     if (self->crash_before_send && ++self->send_commits == self->crash_before_send) {
         log_warn ("settler", "test hook: exiting after journaling send %ld, before sending it",
@@ -763,173 +1086,144 @@ static int s_resend_round (settler_server_t *self)
 }
 
 //  --------------------------------------------------------------------------------------------
-//  Admin commands on settler.commands
+//  The matcher's side of a transfer: deposit_credit and withdrawal_close until acknowledged
 
-//  A settlement as the admin sees it (and as the bus shows it).
-static void s_view (const settlement_t *s, proto_msg_t *msg)
+//  The command an owed transfer waits to have acknowledged, 0 when it is not owed.
+static transfer_link_what_t s_owed_what (const transfer_t *t)
 {
-    s_msg (s, s->state, msg);
-    proto_settlement_t *r = &msg->settlement;
-    r->seq = s->seq;
-    r->ts = s->ts;
-    snprintf (r->buyer, sizeof r->buyer, "%s", s->buyer);
-    snprintf (r->seller, sizeof r->seller, "%s", s->seller);
-    r->qty = s->qty;
-    r->price = s->price;
-    r->mseq = s->mseq;
-    snprintf (r->error, sizeof r->error, "%s", s->error);
-    if (s->tx) {
-        snprintf (r->signature, sizeof r->signature, "%s", s->tx->signature);
-        base58_encode (s->tx->blockhash, SOL_HASH_BYTES, r->blockhash, sizeof r->blockhash);
-        r->last_valid = s->tx->last_valid;
-    }
-}
-
-static int s_cmp_id (const void *a, const void *b)
-{
-    uint64_t x = (*(settlement_t *const *) a)->id, y = (*(settlement_t *const *) b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static void s_send_frame (settler_server_t *self, void *sock, const proto_msg_t *msg, bool more)
-{
-    proto_buf_reset (&self->buf);
-    if (proto_encode (msg, &self->buf) == 0)
-        zmq_send (sock, self->buf.data, self->buf.len, more ? ZMQ_SNDMORE : 0);
-    else
-        zmq_send (sock, "", 0, more ? ZMQ_SNDMORE : 0);
-}
-
-static void s_reply (settler_server_t *self, void *sock, proto_settler_status_t status,
-                     settlement_t **list, size_t count, bool more, const char *message,
-                     uint64_t rid)
-{
-    for (size_t i = 0; i < count; i++) {
-        proto_msg_t view;
-        s_view (list[i], &view);
-        s_send_frame (self, sock, &view, true);
-    }
-    proto_msg_t reply = {.kind = PROTO_settler_reply};
-    reply.settler_reply.rid = rid;
-    reply.settler_reply.status = status;
-    reply.settler_reply.count = (uint32_t) count;
-    reply.settler_reply.more = more;
-    snprintf (reply.settler_reply.message, sizeof reply.settler_reply.message, "%s",
-              message ? message : "");
-    s_send_frame (self, sock, &reply, false);
-}
-
-static int s_list (settler_server_t *self, void *sock, const proto_settler_command_t *c)
-{
-    proto_settle_state_t state = c->state ? c->state : PROTO_SETTLE_STATE_FAILED;
-    size_t total = settle_store_count (self->store, state);
-    settlement_t **all = malloc ((total ? total : 1) * sizeof *all);
-    if (!all) {
-        s_reply (self, sock, PROTO_SETTLER_STATUS_MALFORMED, NULL, 0, false, "out of memory",
-                 c->rid);
-        return 0;
-    }
-    size_t n = 0;
-    if (state == PROTO_SETTLE_STATE_PROCESSING) {
-        for (settle_tx_t *tx = settle_store_in_flight (self->store); tx; tx = tx->next)
-            for (size_t i = 0; i < tx->count && n < total; i++)
-                if (tx->items[i] && tx->items[i]->id > c->after)
-                    all[n++] = tx->items[i];
-    }
-    else {
-        settlement_t *s = state == PROTO_SETTLE_STATE_PENDING  ? settle_store_pending (self->store)
-                          : state == PROTO_SETTLE_STATE_FAILED ? settle_store_failed (self->store)
-                                                               : NULL;
-        for (; s && n < total; s = s->next)
-            if (s->id > c->after)
-                all[n++] = s;
-    }
-    qsort (all, n, sizeof *all, s_cmp_id);
-    size_t limit = c->limit ? c->limit : SETTLER_LIST_DEFAULT;
-    if (limit > SETTLER_LIST_MAX)
-        limit = SETTLER_LIST_MAX;
-    const char *note = state == PROTO_SETTLE_STATE_CONFIRMED
-                           ? "confirmed settlements are not kept by the settler (see Postgres)"
-                           : NULL;
-    s_reply (self, sock, PROTO_SETTLER_STATUS_OK, all, n < limit ? n : limit, n > limit, note,
-             c->rid);
-    free (all);
+    if (t->state == PROTO_TRANSFER_STATE_CONFIRMED)
+        return t->kind == PROTO_TRANSFER_KIND_DEPOSIT ? TRANSFER_LINK_CREDIT : TRANSFER_LINK_CLOSE;
+    if (t->state == PROTO_TRANSFER_STATE_FAILED && t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL)
+        return TRANSFER_LINK_REFUND;
     return 0;
 }
 
-static int s_retry (settler_server_t *self, void *sock, const proto_settler_command_t *c)
+static const char *s_what_name (transfer_link_what_t what)
 {
-    settlement_t *s = settle_store_find (self->store, c->settlement_id);
-    if (!s) {
-        s_reply (self, sock, PROTO_SETTLER_STATUS_NOT_FOUND, NULL, 0, false,
-                 "no such settlement pending, processing or failed", c->rid);
-        return 0;
-    }
-    if (s->state != PROTO_SETTLE_STATE_FAILED) {
-        s_reply (self, sock, PROTO_SETTLER_STATUS_NOT_FAILED, &s, 1, false,
-                 "only a failed settlement can be retried", c->rid);
-        return 0;
-    }
-    char why[PROTO_STR128_MAX + 1];
-    snprintf (why, sizeof why, "retry by %.40s after: %.70s", c->user[0] ? c->user : "admin",
-              s->error);
-    log_info ("settler", "settlement %" PRIu64 " (trade %" PRIu64 "): retry requested by %s", s->id,
-              s->trade_id, c->user[0] ? c->user : "admin");
-    if (s_repend (self, s, 0, why, 0) || s_commit (self))
-        return -1;
-    s_reply (self, sock, PROTO_SETTLER_STATUS_OK, &s, 1, false, NULL, c->rid);
-    return 0;
+    return what == TRANSFER_LINK_CREDIT  ? "deposit_credit"
+           : what == TRANSFER_LINK_CLOSE ? "withdrawal_close (paid)"
+                                         : "withdrawal_close (refund)";
 }
 
-//  Serves every command waiting. 0, or -1 on a fatal error (the journal).
-static int s_admin (settler_server_t *self)
+//  Sends every owed transfer's command that is due (the first time, or again after
+//  command_resend_ms without an acknowledgement; longer after refusals).
+static void s_notify (settler_server_t *self)
 {
-    void *sock = zsock_resolve (self->admin);
-    for (;;) {
-        zmq_msg_t id, frame, body;
-        zmq_msg_init (&id);
-        if (zmq_msg_recv (&id, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&id);
-            return 0;
+    int64_t now = clock_mono_ns ();
+    if (now < self->next_notify)
+        return;
+    int64_t resend = self->cfg->settler.command_resend_ms * MCE_NS_PER_MSEC, next = INT64_MAX;
+    size_t sent = 0;
+    for (transfer_t *t = settle_store_owed (self->store); t; t = t->next) {
+        if (t->notify_at > now) {
+            next = t->notify_at < next ? t->notify_at : next;
+            continue;
         }
-        //  DEALER clients send [body], REQ clients [empty][body]: keep the envelope to answer
-        bool delimiter = false;
-        int frames = 0;
-        zmq_msg_init (&body);
-        while (zmq_msg_more (frames ? &body : &id)) {
-            zmq_msg_init (&frame);
-            if (zmq_msg_recv (&frame, sock, 0) < 0) {
-                zmq_msg_close (&frame);
-                break;
-            }
-            if (frames == 0 && zmq_msg_size (&frame) == 0 && zmq_msg_more (&frame))
-                delimiter = true;
-            zmq_msg_close (&body);
-            zmq_msg_init (&body);
-            zmq_msg_move (&body, &frame);
-            zmq_msg_close (&frame);
-            frames++;
+        if (sent == S_NOTIFY_MAX) {
+            next = now; //  the rest on the next turn
+            break;
         }
-        zmq_send (sock, zmq_msg_data (&id), zmq_msg_size (&id), ZMQ_SNDMORE);
-        if (delimiter)
-            zmq_send (sock, "", 0, ZMQ_SNDMORE);
+        transfer_link_what_t what = s_owed_what (t);
+        if (transfer_link_send (self->link, what, t) == 0) {
+            sent++;
+            t->notices++;
+            atomic_fetch_add (&self->m.commands[SETTLER_COMMAND_SENT], 1);
+            if (t->notices == 1)
+                log_debug ("settler", "%s %" PRIu64 ": %s sent to the matcher",
+                           proto_transfer_kind_name (t->kind), t->id, s_what_name (what));
+            else if (t->notices % 30 == 0)
+                log_warn ("settler", "%s %" PRIu64 ": %s sent %u times, not acknowledged yet",
+                          proto_transfer_kind_name (t->kind), t->id, s_what_name (what),
+                          t->notices);
+        }
+        int64_t delay =
+            t->refusals ? s_backoff_ms (self, (int) t->refusals) * MCE_NS_PER_MSEC : resend;
+        t->notify_at = now + (delay > resend ? delay : resend);
+        next = t->notify_at < next ? t->notify_at : next;
+    }
+    self->next_notify = next;
+}
+
+//  The matcher's answers: an acknowledgement ends the transfer (credited, closed, refunded);
+//  a refusal is logged and the command goes again later.
+static int s_drain_link (settler_server_t *self)
+{
+    transfer_link_reply_t r;
+    while (transfer_link_recv (self->link, &r) == 1) {
+        proto_transfer_kind_t kind = r.what == TRANSFER_LINK_CREDIT
+                                         ? PROTO_TRANSFER_KIND_DEPOSIT
+                                         : PROTO_TRANSFER_KIND_WITHDRAWAL;
+        transfer_t *t = settle_store_transfer (self->store, kind, r.id);
+        if (!t || s_owed_what (t) != r.what) {
+            log_debug ("settler", "matcher: an answer to the %s of %s %" PRIu64 " that is done",
+                       s_what_name (r.what), proto_transfer_kind_name (kind), r.id);
+            continue;
+        }
+        if (!r.ack) {
+            t->refusals++;
+            atomic_fetch_add (&self->m.commands[SETTLER_COMMAND_REJECTED], 1);
+            int64_t delay = r.reason == PROTO_REJECT_REASON_OVERLOADED
+                                ? self->cfg->settler.command_resend_ms
+                                : s_backoff_ms (self, (int) t->refusals);
+            t->notify_at = clock_mono_ns () + delay * MCE_NS_PER_MSEC;
+            log_warn ("settler",
+                      "%s %" PRIu64 ": the matcher refused its %s: %s %s; again in %" PRId64 " ms",
+                      proto_transfer_kind_name (kind), r.id, s_what_name (r.what),
+                      proto_reject_reason_name (r.reason), r.message, delay);
+            continue;
+        }
+        if (self->crash_after_ack && ++self->acks == self->crash_after_ack) {
+            log_warn ("settler",
+                      "test hook: exiting on the matcher's acknowledgement %ld (%s %" PRIu64
+                      "), before journaling it",
+                      self->acks, proto_transfer_kind_name (kind), r.id);
+            _exit (SETTLER_CRASH_EXIT);
+        }
+        atomic_fetch_add (
+            &self->m.commands[r.duplicate ? SETTLER_COMMAND_DUPLICATE : SETTLER_COMMAND_ACKED], 1);
+        proto_transfer_state_t state =
+            r.what == TRANSFER_LINK_CREDIT  ? PROTO_TRANSFER_STATE_CREDITED
+            : r.what == TRANSFER_LINK_CLOSE ? PROTO_TRANSFER_STATE_CLOSED
+                                            : PROTO_TRANSFER_STATE_REFUNDED;
+        settler_tevent_t event = r.what == TRANSFER_LINK_CREDIT  ? SETTLER_TEVENT_CREDITED
+                                 : r.what == TRANSFER_LINK_CLOSE ? SETTLER_TEVENT_CLOSED
+                                                                 : SETTLER_TEVENT_REFUNDED;
+        int k = s_kindex (t);
         proto_msg_t msg;
-        char err[160];
-        int rc = 0;
-        if (proto_decode_kind (PROTO_settler_command, zmq_msg_data (&body), zmq_msg_size (&body),
-                               &msg, err, sizeof err)) {
-            log_warn ("settler", "admin: malformed command dropped: %s", err);
-            s_reply (self, sock, PROTO_SETTLER_STATUS_MALFORMED, NULL, 0, false, err, 0);
-        }
-        else if (msg.settler_command.action == PROTO_SETTLER_ACTION_LIST)
-            rc = s_list (self, sock, &msg.settler_command);
-        else
-            rc = s_retry (self, sock, &msg.settler_command);
-        zmq_msg_close (&body);
-        zmq_msg_close (&id);
-        if (rc)
+        s_tmsg (t, state, &msg);
+        if (r.what == TRANSFER_LINK_CREDIT)
+            msg.transfer.mseq = r.seq; //  where the credit is on the matcher bus
+        log_debug ("settler", "%s %" PRIu64 ": %s by the matcher (seq %" PRIu64 "%s)",
+                   proto_transfer_kind_name (kind), r.id, proto_transfer_state_name (state), r.seq,
+                   r.duplicate ? ", already applied" : "");
+        if (settler_record (self, &msg)) //  frees t
             return -1;
+        atomic_fetch_add (&self->m.transfer_events[k][event], 1);
     }
+    return 0;
+}
+
+//  The vaults' balances, for the metrics (and whoever reconciles): one small request now and
+//  then, while the ledger answers.
+static void s_vaults (settler_server_t *self)
+{
+    int64_t now = clock_mono_ns ();
+    if (!self->have_keys || now < self->next_vaults || now < self->ledger_retry_at)
+        return;
+    self->next_vaults = now + S_VAULTS_EVERY_MS * MCE_NS_PER_MSEC;
+    rpc_failure_t fail;
+    rpc_begin (self->rpc);
+    rpc_add_token_balance (self->rpc, self->keys.vault_energy.text);
+    rpc_add_token_balance (self->rpc, self->keys.vault_payment.text);
+    if (rpc_run (self->rpc, self->answers, &fail)) {
+        s_ledger_failure (self, &fail);
+        return;
+    }
+    for (int i = 0; i < 2; i++) //  an error: no such account yet, say
+        atomic_store (&self->m.vault[i],
+                      self->answers[i].code || self->answers[i].amount > INT64_MAX
+                          ? -1
+                          : (int64_t) self->answers[i].amount);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -970,21 +1264,46 @@ static int s_replay_journal (settler_server_t *self, const char *dir)
     return 0;
 }
 
+//  Fills b with what tx holds, as its records say. false when something cannot be rebuilt.
+static bool s_refill (settler_server_t *self, settle_tx_t *tx, settle_batch_t *b)
+{
+    char why[160];
+    if (tx->kind == SETTLE_TX_TRANSFERS) {
+        transfer_t *first = tx->count ? tx->transfers[0] : NULL;
+        if (!first)
+            return false;
+        settle_batch_init (b, &self->keys,
+                           first->kind == PROTO_TRANSFER_KIND_DEPOSIT ? SETTLE_BATCH_DEPOSITS
+                                                                      : SETTLE_BATCH_WITHDRAWALS,
+                           SETTLE_TX_ITEMS_MAX);
+        for (size_t i = 0; i < tx->count; i++) {
+            transfer_t *t = tx->transfers[i];
+            //  the wallet is the journaled one: no lookup
+            if (!t || !t->wallet[0] || s_account (self, t, why, sizeof why) != 1 ||
+                !settle_batch_add_transfer (b, t, &t->account))
+                return false;
+        }
+        return true;
+    }
+    settle_batch_init (b, &self->keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
+    for (size_t i = 0; i < tx->count; i++) {
+        settlement_t *s = tx->items[i];
+        const wallet_t *buyer, *seller;
+        if (!s || wallets_get (self->wallets, s->buyer, &buyer, why, sizeof why) != 1 ||
+            wallets_get (self->wallets, s->seller, &seller, why, sizeof why) != 1 ||
+            !settle_batch_add (b, s, buyer, seller, s->escrow))
+            return false;
+    }
+    return true;
+}
+
 //  Rebuilds the bytes of a transaction in flight from its records: kept (for resending) only
 //  when the signature comes out the same, which proves they are the same bytes.
 static void s_rebuild (settler_server_t *self, settle_tx_t *tx)
 {
     settle_batch_t *b = &self->batches[0];
-    settle_batch_init (b, &self->keys, SETTLE_TX_ITEMS_MAX);
-    for (size_t i = 0; i < tx->count; i++) {
-        settlement_t *s = tx->items[i];
-        const wallet_t *buyer, *seller;
-        char why[160];
-        if (!s || wallets_get (self->wallets, s->buyer, &buyer, why, sizeof why) != 1 ||
-            wallets_get (self->wallets, s->seller, &seller, why, sizeof why) != 1 ||
-            !settle_batch_add (b, s, buyer, seller))
-            return;
-    }
+    if (!s_refill (self, tx, b))
+        return;
     uint8_t bytes[SOL_TX_MAX];
     char sig[SOL_SIG_TEXT];
     int len = settle_batch_seal (b, tx->blockhash, bytes, sig);
@@ -995,6 +1314,12 @@ static void s_rebuild (settler_server_t *self, settle_tx_t *tx)
     else
         log_warn ("settler", "transaction %s: rebuilt bytes differ; only its status will tell",
                   tx->signature);
+}
+
+static size_t s_tcount (settler_server_t *self, proto_transfer_state_t state)
+{
+    return settle_store_transfer_count (self->store, PROTO_TRANSFER_KIND_DEPOSIT, state) +
+           settle_store_transfer_count (self->store, PROTO_TRANSFER_KIND_WITHDRAWAL, state);
 }
 
 static int s_recover (settler_server_t *self, const char *dir)
@@ -1020,8 +1345,16 @@ static int s_recover (settler_server_t *self, const char *dir)
               settle_store_count (self->store, PROTO_SETTLE_STATE_FAILED),
               settle_store_epoch_count (self->store), settle_store_next_id (self->store),
               settle_store_mseq (self->store));
+    log_info ("settler",
+              "recovered transfers: %zu pending, %zu processing, %zu confirmed and %zu failed "
+              "withdrawals waiting for the matcher; next deposit %" PRIu64,
+              s_tcount (self, PROTO_TRANSFER_STATE_PENDING),
+              s_tcount (self, PROTO_TRANSFER_STATE_PROCESSING),
+              s_tcount (self, PROTO_TRANSFER_STATE_CONFIRMED),
+              s_tcount (self, PROTO_TRANSFER_STATE_FAILED),
+              settle_store_next_deposit_id (self->store));
     //  a crash between the last confirmation of an epoch and its record
-    if (s_settle_epochs (self) || s_commit (self))
+    if (s_settle_epochs (self) || settler_commit (self))
         return -1;
     return 0;
 }
@@ -1036,10 +1369,14 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
         return NULL;
     self->cfg = cfg;
     proto_buf_init (&self->buf);
+    atomic_store (&self->m.vault[0], -1);
+    atomic_store (&self->m.vault[1], -1);
     const char *hook = getenv ("MCE_SETTLER_CRASH_BEFORE_SEND");
     self->crash_before_send = hook ? atol (hook) : 0;
     hook = getenv ("MCE_SETTLER_CRASH_AFTER_SEND");
     self->crash_after_send = hook ? atol (hook) : 0;
+    hook = getenv ("MCE_SETTLER_CRASH_AFTER_ACK");
+    self->crash_after_ack = hook ? atol (hook) : 0;
     const char *keys_file = cfg->settler.keys_file;
     if (keys_file[0]) {
         char err[512];
@@ -1049,9 +1386,12 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
         }
         self->have_keys = true;
         log_info ("settler",
-                  "keys: platform %s, energy mint %s, payment mint %s, treasury %s, %zu users",
+                  "keys: platform %s, energy mint %s, payment mint %s, treasury %s, vaults %s "
+                  "(energy) and %s (payment), %zu users",
                   self->keys.platform.text, self->keys.energy_mint.text,
-                  self->keys.payment_mint.text, self->keys.treasury.text, self->keys.user_count);
+                  self->keys.payment_mint.text, self->keys.treasury.text,
+                  self->keys.vault_energy.text, self->keys.vault_payment.text,
+                  self->keys.user_count);
     }
     else
         log_warn ("settler", "settler.keys_file is empty: settlements are recorded and wait; "
@@ -1077,7 +1417,8 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
     atomic_store (&self->m.ledger_up, 1);
     atomic_store (&self->m.postgres_up, 1);
     self->sub = bus_sub_new_for (cfg, "m", "settler", settle_store_mseq (self->store));
-    if (!self->sub)
+    self->link = transfer_link_new (cfg->matcher.commands);
+    if (!self->sub || !self->link)
         goto fail;
     if (cfg->settler.commands[0]) {
         self->admin = zsock_new (ZMQ_ROUTER);
@@ -1089,8 +1430,9 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
     self->http = metrics_http_new ("settler", cfg->metrics_address, (int) cfg->settler.metrics_port,
                                    settler_metrics_render, &self->m);
     log_info ("settler",
-              "ready: ledger %s, following stream m after seq %" PRIu64 ", admin commands on %s",
-              cfg->settler.rpc_url, settle_store_mseq (self->store),
+              "ready: ledger %s, following stream m after seq %" PRIu64
+              ", matcher commands to %s, admin commands on %s",
+              cfg->settler.rpc_url, settle_store_mseq (self->store), cfg->matcher.commands,
               cfg->settler.commands[0] ? cfg->settler.commands : "(none)");
     return self;
 fail:
@@ -1105,6 +1447,7 @@ void settler_server_destroy (settler_server_t **self_p)
         return;
     metrics_http_destroy (&self->http);
     zsock_destroy (&self->admin);
+    transfer_link_destroy (&self->link);
     bus_sub_destroy (&self->sub);
     bus_pub_destroy (&self->bus);
     rpc_destroy (&self->rpc);
@@ -1134,12 +1477,13 @@ static void s_lag (settler_server_t *self)
 }
 
 //  How long the loop may sleep: until the ledger may be called again, the next status round,
-//  or a pending settlement's retry time; never past S_IDLE_MS.
+//  a pending item's retry time, or the next matcher command due; never past S_IDLE_MS.
 static long s_timeout (settler_server_t *self, int64_t now)
 {
     int64_t wake = now + S_IDLE_MS * MCE_NS_PER_MSEC;
-    bool work = settle_store_tx_count (self->store) > 0 ||
-                (self->have_keys && settle_store_count (self->store, PROTO_SETTLE_STATE_PENDING));
+    bool pending = settle_store_count (self->store, PROTO_SETTLE_STATE_PENDING) ||
+                   settle_store_transfers_pending (self->store);
+    bool work = settle_store_tx_count (self->store) > 0 || (self->have_keys && pending);
     if (work) {
         int64_t at = self->ledger_retry_at > now ? self->ledger_retry_at
                      : settle_store_tx_count (self->store)
@@ -1150,14 +1494,17 @@ static long s_timeout (settler_server_t *self, int64_t now)
         if (at < wake)
             wake = at;
     }
+    if (settle_store_owed (self->store) && self->next_notify < wake)
+        wake = self->next_notify;
     return wake <= now ? 0 : (long) ((wake - now + MCE_NS_PER_MSEC - 1) / MCE_NS_PER_MSEC);
 }
 
 int settler_server_run (settler_server_t *self)
 {
-    zmq_pollitem_t items[3];
+    zmq_pollitem_t items[4];
     bus_sub_pollitems (self->sub, items);
     int count = 2;
+    items[count++] = (zmq_pollitem_t){transfer_link_socket (self->link), 0, ZMQ_POLLIN, 0};
     if (self->admin)
         items[count++] = (zmq_pollitem_t){zsock_resolve (self->admin), 0, ZMQ_POLLIN, 0};
     int rc = 0;
@@ -1168,7 +1515,8 @@ int settler_server_run (settler_server_t *self)
             rc = -1;
             break;
         }
-        if (s_drain_bus (self) || (self->admin && s_admin (self)) || s_commit (self)) {
+        if (s_drain_bus (self) || (self->admin && settler_admin_serve (self)) ||
+            s_drain_link (self) || settler_commit (self)) {
             rc = -1;
             break;
         }
@@ -1176,18 +1524,22 @@ int settler_server_run (settler_server_t *self)
         if (now >= self->ledger_retry_at && settle_store_tx_count (self->store) &&
             now >= self->next_status) {
             self->next_status = now + SETTLER_STATUS_MS * MCE_NS_PER_MSEC;
-            if (s_status_round (self) || s_commit (self)) {
+            if (s_status_round (self) || settler_commit (self)) {
                 rc = -1;
                 break;
             }
         }
         if (!self->recovering && clock_mono_ns () >= self->ledger_retry_at &&
-            (s_send_round (self) || s_commit (self) || s_resend_round (self) || s_commit (self))) {
+            (s_send_round (self) || settler_commit (self) || s_resend_round (self) ||
+             settler_commit (self))) {
             rc = -1;
             break;
         }
         if (!self->recovering && settle_store_tx_count (self->store) == 0)
             self->next_status = 0;
+        //  only what is committed is told to the matcher: a confirmation, a failure
+        s_notify (self);
+        s_vaults (self);
         s_counts (self);
         now = clock_mono_ns ();
         if (now >= self->next_lag) {

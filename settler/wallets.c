@@ -1,5 +1,6 @@
 /*  wallets — see wallets.h.  */
 #include "wallets.h"
+#include "clock.h"
 #include "log.h"
 #include "pg.h"
 #include "solpda.h"
@@ -11,10 +12,16 @@
 #define S_PG_CONNECT_MS 3000
 #define S_PG_QUERY_MS   5000
 
+typedef struct {
+    wallet_t wallet; //  first: handed out as a wallet_t
+    int64_t fetched; //  monotonic ns of the lookup that found it
+} s_entry_t;
+
 struct _wallets_t {
     const mce_config_t *cfg;
     const keys_t *keys;
-    zhashx_t *cache; //  user -> wallet_t (owned)
+    zhashx_t *cache;   //  user -> its current s_entry_t (borrowed from entries)
+    zlistx_t *entries; //  every entry ever made (owned): one per user and wallet it had
     pg_t *pg;
 };
 
@@ -32,11 +39,12 @@ wallets_t *wallets_new (const mce_config_t *cfg, const keys_t *keys)
     self->cfg = cfg;
     self->keys = keys;
     self->cache = zhashx_new ();
-    if (!self->cache) {
-        free (self);
+    self->entries = zlistx_new ();
+    if (!self->cache || !self->entries) {
+        wallets_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->cache, s_free);
+    zlistx_set_destructor (self->entries, s_free);
     return self;
 }
 
@@ -46,6 +54,7 @@ void wallets_destroy (wallets_t **self_p)
     if (!self)
         return;
     zhashx_destroy (&self->cache);
+    zlistx_destroy (&self->entries);
     pg_destroy (&self->pg);
     free (self);
     *self_p = NULL;
@@ -100,34 +109,58 @@ static int s_lookup (wallets_t *self, const char *user, char *wallet, size_t siz
 
 int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *why, size_t whylen)
 {
-    wallet_t *w = zhashx_lookup (self->cache, user);
-    if (w) {
-        *out = w;
+    s_entry_t *e = zhashx_lookup (self->cache, user);
+    int64_t now = clock_mono_ns ();
+    if (e && now - e->fetched <= self->cfg->settler.wallet_ttl_ms * MCE_NS_PER_MSEC) {
+        *out = &e->wallet;
         return 1;
     }
     char text[256];
     int rc = s_lookup (self, user, text, sizeof text, why, whylen);
+    if (rc < 0 && e) {
+        *out = &e->wallet; //  stale, but the user's: better than waiting for Postgres
+        return 1;
+    }
+    if (rc == 0 && e) {
+        zhashx_delete (self->cache, user); //  no wallet any more (the entry stays allocated)
+        return 0;
+    }
     if (rc != 1)
         return rc;
-    w = calloc (1, sizeof *w);
-    if (!w) {
+    if (e && strcmp (e->wallet.wallet.text, text) == 0) {
+        e->fetched = now;
+        *out = &e->wallet;
+        return 1;
+    }
+    s_entry_t *fresh = calloc (1, sizeof *fresh);
+    if (!fresh) {
         snprintf (why, whylen, "out of memory");
         return -1;
     }
+    wallet_t *w = &fresh->wallet;
+    fresh->fetched = now;
     snprintf (w->user, sizeof w->user, "%s", user);
     if (sol_key_parse (&w->wallet, text)) {
         snprintf (why, whylen, "user %s: wallet \"%.60s\" is not a base58 public key", user, text);
-        free (w);
+        free (fresh);
         return 0;
     }
     if (sol_ata (&w->wallet, &self->keys->energy_mint, &w->energy) ||
         sol_ata (&w->wallet, &self->keys->payment_mint, &w->payment)) {
         snprintf (why, whylen, "user %s: no token account address for wallet %s", user,
                   w->wallet.text);
-        free (w);
+        free (fresh);
         return 0;
     }
-    zhashx_insert (self->cache, user, w);
+    if (e) //  a new wallet: the old entry stays allocated for whoever still points at it
+        log_info ("settler", "wallet of %s changed: %s, was %s", user, w->wallet.text,
+                  e->wallet.wallet.text);
+    if (!zlistx_add_end (self->entries, fresh)) {
+        free (fresh);
+        snprintf (why, whylen, "out of memory");
+        return -1;
+    }
+    zhashx_update (self->cache, user, fresh);
     log_debug ("settler", "wallet of %s: %s (energy %s, payment %s)", user, w->wallet.text,
                w->energy.text, w->payment.text);
     *out = w;

@@ -5,8 +5,13 @@
     and payment mints (solpda.h). With settler.wallets = "keys_file" the users of the keys file
     are used instead (the local demo and the benchmark run without Postgres).
 
-    Found wallets are cached for the life of the process: a wallet, once registered, does not
-    change. A user with no wallet is not cached, so an administrator's retry after the user
+    Found wallets are cached for settler.wallet_ttl_ms, then looked up again: a user may change
+    wallet (proving the new one to the gateway), and what is paid out — a withdrawal, a
+    settlement out of escrow — must go to the wallet the user has now. While Postgres cannot
+    answer, an entry past its time is still used (it was the user's, proven). A wallet that
+    changed gets a new entry; the old one stays allocated until the cache is destroyed, so a
+    pointer handed out earlier (a batch being packed borrows its keys) never changes under
+    its holder. A user with no wallet is not cached, so an administrator's retry after the user
     registered one finds it. Postgres is connected lazily and reconnected on the next lookup
     after a failure; the caller backs off when the source is unavailable.
 */
@@ -33,8 +38,9 @@ typedef struct _wallets_t wallets_t;
 wallets_t *wallets_new (const mce_config_t *cfg, const keys_t *keys);
 void wallets_destroy (wallets_t **self_p);
 
-//  1 with *out (borrowed, valid for the cache's life) when the user has a wallet; 0 when the
-//  user has none (why says so); -1 when the source cannot answer now (why says why).
+//  1 with *out (borrowed, valid for the cache's life, never changed) when the user has a
+//  wallet; 0 when the user has none (why says so); -1 when the source cannot answer now and
+//  nothing is cached for the user (why says why).
 int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *why, size_t whylen);
 //  Wallets cached so far.
 size_t wallets_size (wallets_t *self);

@@ -8,8 +8,9 @@
     waits until every trade is confirmed on chain, prints a table per epoch (supply offered,
     demand bid, clearing price, volume, trades, settled) with totals, and writes an SVG chart.
 
-    It goes through the gateway's HTTP API as any client would (register, login, orders with
-    an explicit epoch, the market's epochs). Confirmed settlements are history the API does
+    It goes through the gateway's HTTP API as any client would (a challenge signed with each
+    wallet's key from the ledger's setup file, register, login, orders with an explicit epoch,
+    the market's epochs). Confirmed settlements are history the API does
     not list (/api/admin/settlements shows only those not confirmed yet), so settlement is
     read where it happens: the settler's bus (stream s, settler.bus and settler.replay of the
     configuration), followed from its first event like any consumer (common/bus_sub.c).
@@ -21,6 +22,7 @@
     profiles: the same seed and options place the same orders. Doubles appear only as SVG
     coordinates.
 */
+#include "auth.h"
 #include "bus_sub.h"
 #include "clock.h"
 #include "config.h"
@@ -73,6 +75,7 @@ static const int s_campus_pm[24] = {300, 280, 280,  280,  300, 350, 500, 750, 95
 typedef struct {
     char name[33];
     char wallet[64];
+    uint8_t seed[AUTH_SEED_BYTES]; //  the wallet's key: signing up proves the wallet is theirs
     char token[1024];
     bool prosumer;
     bool campus;        //  consumers: a campus building (else a home)
@@ -430,9 +433,22 @@ static int s_make_users (s_demo_t *self)
         json_t *entry = json_array_get (list, (size_t) i);
         const char *name = json_string_value (json_object_get (entry, "name"));
         const char *wallet = json_string_value (json_object_get (entry, "wallet"));
+        const char *seed = json_string_value (json_object_get (entry, "walletSecretSeedHex"));
         if (!name || !wallet) {
             fprintf (stderr, "mce-demo: %s: users[%d] has no name or wallet\n", self->wallets_path,
                      i);
+            json_decref (setup);
+            return -1;
+        }
+        //  Signing up proves the wallet with its signature: the demo needs each one's key.
+        char derived[AUTH_WALLET_MAX];
+        if (auth_seed_parse_hex (seed, self->users[i].seed) ||
+            auth_wallet_of_seed (self->users[i].seed, derived, sizeof derived) ||
+            strcmp (derived, wallet) != 0) {
+            fprintf (stderr,
+                     "mce-demo: %s: users[%d] (%s) has no walletSecretSeedHex of its wallet: "
+                     "the demo signs up with wallets whose keys it holds\n",
+                     self->wallets_path, i, name);
             json_decref (setup);
             return -1;
         }
@@ -483,18 +499,37 @@ static int s_sign_in (s_demo_t *self, s_user_t *u)
     return 0;
 }
 
+//  Registers u as any client does: the gateway's challenge, signed with u's wallet, then the
+//  registration with that signature. The registration's status, its answer in *answer.
+static long s_register (s_demo_t *self, s_user_t *u, json_t **answer)
+{
+    json_t *body = json_pack ("{s:s,s:s}", "wallet", u->wallet, "username", u->name);
+    long status = s_http (self, "POST", "/api/auth/challenge", body, NULL, answer);
+    json_decref (body);
+    const char *message = json_string_value (json_object_get (*answer, "message"));
+    char signature[AUTH_SIGNATURE_TEXT_MAX];
+    if (status != 200 || !message)
+        return status ? status : 0;
+    auth_wallet_sign (u->seed, message, strlen (message), signature, sizeof signature);
+    json_decref (*answer);
+    body = json_pack ("{s:s,s:s,s:s,s:s}", "username", u->name, "password", S_PASSWORD, "wallet",
+                      u->wallet, "signature", signature);
+    status = s_http (self, "POST", "/api/auth/register", body, NULL, answer);
+    json_decref (body);
+    return status;
+}
+
 static int s_sign_up (s_demo_t *self)
 {
     int existing = 0;
     for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
         s_user_t *u = &self->users[i];
         json_t *answer;
-        json_t *body = json_pack ("{s:s,s:s,s:s}", "username", u->name, "password", S_PASSWORD,
-                                  "wallet", u->wallet);
-        long status = s_http (self, "POST", "/api/auth/register", body, NULL, &answer);
-        json_decref (body);
+        long status = s_register (self, u, &answer);
+        const char *code =
+            json_string_value (json_object_get (json_object_get (answer, "error"), "code"));
         char why[256];
-        if (status == 409)
+        if (status == 409 && code && strcmp (code, "username_taken") == 0)
             existing++;
         else if (status != 201) {
             fprintf (stderr, "mce-demo: cannot register %s: %ld %s\n", u->name, status,
@@ -1093,13 +1128,15 @@ static int s_usage (FILE *out, int status)
              "  --hours H          simulated hours, one epoch each (default 24, at most %d)\n"
              "  --start-hour H0    hour of the day the simulation starts at (default 0)\n"
              "  --wallets FILE     the local ledger's setup file, whose users[].wallet are\n"
-             "                     funded: one per demo user (default .run/ledger.json)\n"
+             "                     funded and whose keys (walletSecretSeedHex) prove them:\n"
+             "                     one per demo user (default .run/ledger.json)\n"
              "  --svg FILE         where the chart goes (default .run/demo.svg)\n"
              "  --json             also one JSON object with every row on the last line\n"
              "  --seed N           the PRNG's seed: the same seed places the same orders\n"
              "                     (default 1)\n"
              "  --settle-timeout S how long to wait for the chain at the end (default 60)\n\n"
-             "Users register through the API (POST /api/auth/register) with those wallets,\n"
+             "Users sign up through the API with those wallets, each signing the gateway's\n"
+             "challenge with its wallet's key (POST /api/auth/challenge, then /register),\n"
              "named demo-prosumer-<n> and demo-consumer-<n>, password \"%s\" (sign in as one\n"
              "on the dashboard to see its orders); with settler.wallets = keys_file they take\n"
              "the ledger's user names instead, since that is how the settler finds them.\n"

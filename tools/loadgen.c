@@ -1,13 +1,21 @@
 /*  mce-loadgen — drives orders into the matcher or a gateway and measures how fast they are
     acknowledged: --target matcher (DEALER to its commands port), gateway-native (DEALER to the
     gateway's msgpack port, ZMQ PLAIN with a token per connection) or gateway-http (HTTP/1.1
-    keep-alive connections, W requests pipelined on each, a token per connection).
+    keep-alive connections, W requests pipelined on each, a token per connection). The users
+    of those tokens (load-<n>) are signed up first, as any client does, since a gateway takes
+    tokens of registered users only.
 
     Each connection keeps a window of commands in flight, so the matcher sees batches and its
     group commit has something to amortise. The flow is an energy market's: limit orders
     priced around a clearing level (0.15 per kWh, ± 0.01), buys and sells, a share crossing
     the spread, 1–20 kWh each, and cancels of earlier orders (10 %). Latency is send → ack per
     command, from one monotonic clock read at each; percentiles over every command.
+
+    In a market with escrow every order must be covered by its user's balance: --fund credits
+    each load user a large balance of both assets first, with deposit_credit commands on the
+    matcher's command port as the settler sends them once a deposit is confirmed (a benchmark's
+    shortcut: no tokens move on any chain), under deposit ids taken from the wall clock so
+    that each run's are new.
 */
 #include "auth.h"
 #include "clock.h"
@@ -19,6 +27,7 @@
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -32,6 +41,7 @@
 #include <string.h>
 
 #define S_WINDOW_DEFAULT 256
+#define S_PASSWORD       "mce-loadgen password" //  of the load-<n> users (nobody signs in)
 
 static uint64_t s_rand (uint64_t *state)
 {
@@ -86,6 +96,55 @@ static void s_build (s_conn_t *c, uint64_t rid, int user, const char *market, pr
     }
     proto_buf_reset (buf);
     proto_encode (&cmd, buf);
+}
+
+#define S_FUND_USERS   50               //  the matcher target's users are load-0 ... load-49
+#define S_FUND_ENERGY  1000000000000LL  //  Wh credited to each load user: 1 TWh
+#define S_FUND_PAYMENT 10000000000000LL //  µ: 10 million currency units
+
+//  Credits every load user (users of them) both assets on the matcher's command port and
+//  waits for each answer. 0, or -1 after saying why.
+static int s_fund (const char *endpoint, long users)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (dealer, 0);
+    zsock_set_rcvtimeo (dealer, 10000);
+    if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
+        fprintf (stderr, "mce-loadgen: --fund: cannot connect to %s\n", endpoint);
+        zsock_destroy (&dealer);
+        return -1;
+    }
+    uint64_t base = (uint64_t) clock_wall_ns (); //  a new range of deposit ids every run
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    for (long u = 0; u < users; u++)
+        for (int a = 0; a < 2; a++) {
+            proto_msg_t cmd = {.kind = PROTO_deposit_credit};
+            proto_deposit_credit_t *d = &cmd.deposit_credit;
+            d->rid = d->deposit_id = base + 2 * (uint64_t) u + (uint64_t) a;
+            snprintf (d->user, sizeof d->user, "load-%ld", u);
+            d->asset = a ? PROTO_ASSET_PAYMENT : PROTO_ASSET_ENERGY;
+            d->amount = a ? S_FUND_PAYMENT : S_FUND_ENERGY;
+            d->ts = clock_wall_ns ();
+            proto_buf_reset (&buf);
+            if (proto_encode (&cmd, &buf) == 0)
+                zmq_send (zsock_resolve (dealer), buf.data, buf.len, 0);
+        }
+    proto_buf_free (&buf);
+    int rc = 0;
+    for (long i = 0; i < 2 * users && rc == 0; i++) {
+        zframe_t *f = zframe_recv (dealer);
+        proto_msg_t reply;
+        if (!f || proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0) ||
+            reply.kind != PROTO_ack) {
+            fprintf (stderr, "mce-loadgen: --fund: the matcher at %s %s\n", endpoint,
+                     f ? "refused a credit" : "did not answer");
+            rc = -1;
+        }
+        zframe_destroy (&f);
+    }
+    zsock_destroy (&dealer);
+    return rc;
 }
 
 typedef struct {
@@ -220,27 +279,50 @@ static int s_connect (const char *address, int port)
 //  subscription is live, so the run measures a running system, not the start-up race of a
 //  fresh gateway (whose first events would be fetched by replay while the writes wait). 0,
 //  or -1 with the reason on stderr.
+//  One HTTP exchange on a connection of its own (Connection: close): method path with body
+//  (JSON, may be NULL) and token (may be NULL). Returns the status (0: no answer) and the
+//  answer's body in out (NUL-terminated, cut at size).
+static int s_exchange (const char *address, int port, const char *method, const char *path,
+                       const char *token, const char *body, char *out, size_t size)
+{
+    out[0] = '\0';
+    int fd = s_connect (address, port);
+    if (fd < 0)
+        return 0;
+    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+    struct timeval tv = {.tv_sec = 30}; //  a sign-up hashes a password on the gateway
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[AUTH_JWT_MAX + 2048];
+    int n = snprintf (req, sizeof req,
+                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n%s%s%s\r\n%s",
+                      method, path, address, port, body ? strlen (body) : 0,
+                      token ? "Authorization: Bearer " : "", token ? token : "",
+                      token ? "\r\n" : "", body ? body : "");
+    char buf[16384];
+    size_t len = 0;
+    ssize_t got = n > 0 && (size_t) n < sizeof req ? send (fd, req, (size_t) n, 0) : -1;
+    while (got > 0 && len < sizeof buf - 1 &&
+           (got = recv (fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+        len += (size_t) got;
+    buf[len] = '\0';
+    close (fd);
+    int status = 0;
+    if (sscanf (buf, "HTTP/1.%*d %d", &status) != 1)
+        return 0;
+    const char *start = strstr (buf, "\r\n\r\n");
+    snprintf (out, size, "%s", start ? start + 4 : "");
+    return status;
+}
+
 static int s_wait_gateway (const char *address, int port)
 {
     int64_t deadline = clock_mono_ns () + 30 * MCE_NS_PER_SEC;
     while (clock_mono_ns () < deadline) {
-        int fd = s_connect (address, port);
-        if (fd >= 0) {
-            fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-            struct timeval tv = {.tv_sec = 2};
-            setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            const char req[] = "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-            char buf[4096];
-            size_t len = 0;
-            ssize_t n = send (fd, req, sizeof req - 1, 0);
-            while (n > 0 && len < sizeof buf - 1 &&
-                   (n = recv (fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
-                len += (size_t) n;
-            buf[len] = '\0';
-            close (fd);
-            if (strstr (buf, "\"matcher\":{\"up\":true"))
-                return 0;
-        }
+        char buf[4096];
+        if (s_exchange (address, port, "GET", "/api/health", NULL, NULL, buf, sizeof buf) == 200 &&
+            strstr (buf, "\"matcher\":{\"up\":true"))
+            return 0;
         struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
         nanosleep (&ts, NULL); //  polling a server that is starting, not synchronising a test
     }
@@ -248,6 +330,60 @@ static int s_wait_gateway (const char *address, int port)
              "mce-loadgen: the gateway at %s:%d did not report its matcher up within "
              "30 s (GET /api/health)\n",
              address, port);
+    return -1;
+}
+
+//  Makes sure user exists, as the gateway requires of a token's user: signs it up the way a
+//  client does, with a fresh wallet of its own (a challenge, its signature, the registration),
+//  unless it is registered already (from an earlier run). 0, or -1 with the reason on stderr.
+static int s_sign_up (const char *address, int port, const char *user)
+{
+    uint8_t seed[AUTH_SEED_BYTES];
+    char wallet[AUTH_WALLET_MAX], signature[AUTH_SIGNATURE_TEXT_MAX], body[1024], answer[4096];
+    auth_random (seed, sizeof seed);
+    auth_wallet_of_seed (seed, wallet, sizeof wallet);
+    snprintf (body, sizeof body, "{\"wallet\":\"%s\",\"username\":\"%s\"}", wallet, user);
+    int status = s_exchange (address, port, "POST", "/api/auth/challenge", NULL, body, answer,
+                             sizeof answer);
+    json_t *challenge = status == 200 ? json_loads (answer, 0, NULL) : NULL;
+    const char *message = json_string_value (json_object_get (challenge, "message"));
+    if (message) {
+        auth_wallet_sign (seed, message, strlen (message), signature, sizeof signature);
+        snprintf (body, sizeof body,
+                  "{\"username\":\"%s\",\"password\":\"%s\",\"wallet\":\"%s\","
+                  "\"signature\":\"%s\"}",
+                  user, S_PASSWORD, wallet, signature);
+        status = s_exchange (address, port, "POST", "/api/auth/register", NULL, body, answer,
+                             sizeof answer);
+    }
+    json_decref (challenge);
+    auth_wipe (seed, sizeof seed);
+    if (status == 201 || (status == 409 && strstr (answer, "\"username_taken\"")))
+        return 0;
+    fprintf (stderr, "mce-loadgen: cannot sign up %s: %d %s\n", user, status, answer);
+    return -1;
+}
+
+//  Waits until the gateway takes token (its user known there: a gateway that did not see the
+//  user register looks it up once, a bounded number a second), so the run measures orders,
+//  not first lookups. 0, or -1 with the reason on stderr.
+static int s_warm_up (const char *address, int port, const char *token)
+{
+    int64_t deadline = clock_mono_ns () + 60 * MCE_NS_PER_SEC;
+    char answer[4096];
+    int status = 0;
+    while (clock_mono_ns () < deadline) {
+        status = s_exchange (address, port, "GET", "/api/trading/orders?limit=1", token, NULL,
+                             answer, sizeof answer);
+        if (status == 200)
+            return 0;
+        if (status != 429 && status != 503)
+            break;
+        struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
+        nanosleep (&ts, NULL); //  the gateway said to come back
+    }
+    fprintf (stderr, "mce-loadgen: the gateway does not take a load user's token: %d %s\n", status,
+             answer);
     return -1;
 }
 
@@ -440,12 +576,13 @@ int main (int argc, char **argv)
         {"market", required_argument, NULL, 'm'},
         {"flow", required_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},
+        {"fund", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *target = "matcher", *config_path = NULL, *market = "campus-1", *flow = "orders";
     long orders = 100000, connections = 4, window = S_WINDOW_DEFAULT;
-    bool json = false;
+    bool json = false, fund = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "c:h", options, NULL)) != -1) {
         switch (opt) {
@@ -473,21 +610,28 @@ int main (int argc, char **argv)
             case 'j':
                 json = true;
                 break;
+            case 'F':
+                fund = true;
+                break;
             case 'h':
                 printf ("Usage: mce-loadgen --target matcher|gateway-native|gateway-http\n"
                         "                   [--orders N] [--connections C] [--window W]\n"
                         "                   [--flow orders|depth] [-c FILE] [--market ID] "
-                        "[--json]\n\n"
+                        "[--fund] [--json]\n\n"
                         "Sends N commands (orders around 0.15/kWh, a share crossing, 10 %% "
                         "cancels)\nover C connections with W in flight each (default 100000, 4, "
                         "256), to the\nendpoints of the config (default: built-in), and prints "
                         "acknowledged/s and\nlatency percentiles; --json adds one JSON object on "
                         "the last line.\n\n"
                         "The gateway targets sign a token per connection (user load-<n>) with "
-                        "the config's\ngateway.jwt_secret, which must be the gateway's; run the "
-                        "gateway with a rate\nlimit above the load (MCE_GATEWAY_RATE_PER_S). "
+                        "the config's\ngateway.jwt_secret, which must be the gateway's, and "
+                        "sign those users up first\n(each with a wallet of its own; once: a "
+                        "later run finds them); run the gateway\nwith a rate limit above the "
+                        "load (MCE_GATEWAY_RATE_PER_S). "
                         "--flow depth (gateway-http)\nreads GET /api/market/depth instead of "
-                        "placing orders.\n");
+                        "placing orders. --fund first credits every load user a\nlarge "
+                        "balance on the matcher's command port (matcher.commands), for a "
+                        "market with\nescrow, where an order must be covered.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-loadgen: try --help\n");
@@ -546,6 +690,18 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (NULL);
     if ((http || native) && s_wait_gateway (cfg.gateway.http_address, (int) cfg.gateway.http_port))
+        return 1;
+    //  The gateway refuses tokens of users who never registered: the load users sign up
+    //  (once: a later run finds them), and each token is taken before the clock starts.
+    for (long c = 0; tokens && c < connections; c++) {
+        char user[32];
+        snprintf (user, sizeof user, "load-%ld", c);
+        if (s_sign_up (cfg.gateway.http_address, (int) cfg.gateway.http_port, user) ||
+            s_warm_up (cfg.gateway.http_address, (int) cfg.gateway.http_port, tokens[c]))
+            return 1;
+    }
+    if (fund &&
+        s_fund (cfg.matcher.commands, connections > S_FUND_USERS ? connections : S_FUND_USERS))
         return 1;
     s_result_t res = {.latency = calloc ((size_t) orders + 1, sizeof (int64_t))};
     int rc = http ? s_run_http (&cfg, tokens, market, depth, orders, connections, window, &res)

@@ -9,6 +9,10 @@
         mcectl [OPTIONS] book [--market M] · health · tail [TOPIC ...] [--count N]
         mcectl [OPTIONS] admin pause|resume|trigger|clear|snapshot MARKET
         mcectl [OPTIONS] admin settlements [--state S] · admin retry ID · admin analytics
+        mcectl [OPTIONS] register NAME --keypair FILE   (password on standard input)
+        mcectl [OPTIONS] wallet --keypair FILE
+        mcectl [OPTIONS] balances · deposit|withdraw --asset energy|payment --amount X
+        mcectl [OPTIONS] deposits · withdrawals · reconcile
         mcectl [OPTIONS] user add NAME --wallet KEY [--admin]   (password on standard input)
         mcectl [OPTIONS] token NAME [--role user|admin] [--ttl SECONDS]
         mcectl [OPTIONS] load ARGS...   (mce-loadgen, from the same folder)
@@ -16,10 +20,11 @@
     OPTIONS, anywhere on the line: -c FILE, --url URL, --token T, --as NAME [--admin], --json.
 
     It reads the same configuration as the processes (the gateway's address, its jwt_secret
-    to sign tokens with --as, postgres.url for `user add`, the metrics ports for `health`,
-    broadcaster.xpub for `tail`). Everything that talks HTTP is in mcectl_client.c and the
-    commands in mcectl_trade.c and mcectl_admin.c; see mcectl.h. The help text below is the
-    manual: `mcectl --help`, `mcectl COMMAND --help`.
+    to sign tokens with --as, postgres.url for `user add` and `reconcile`, the metrics ports for
+    `health`, broadcaster.xpub for `tail`, settler.rpc_url and keys_file for `reconcile`).
+    Everything that talks HTTP is in mcectl_client.c and the commands in mcectl_wallet.c,
+    mcectl_account.c, mcectl_trade.c and mcectl_admin.c; see mcectl.h. The help
+    text below is the manual: `mcectl --help`, `mcectl COMMAND --help`.
 */
 #include "mcectl.h"
 #include "auth.h"
@@ -51,6 +56,48 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
+    {"register", mcectl_register, "Users (a keypair file proves the wallet)",
+     "register NAME --keypair FILE",
+     "Signs NAME up through the gateway as the dashboard does, proving the wallet of FILE, a\n"
+     "keypair in the Solana CLI's format (`solana-keygen new -o FILE`: a JSON array of 64\n"
+     "numbers, the secret seed then the public key): it asks POST /api/auth/challenge for the\n"
+     "message to sign, signs it with the key and registers (POST /api/auth/register) with\n"
+     "the password read from standard input (one line). The key never leaves this machine.\n"
+     "A wallet belongs to one user.\n\n"
+     "  $ echo 'a long password' | mcectl register alice --keypair ~/.config/solana/id.json\n"
+     "  registered alice with wallet 4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\n"},
+    {"wallet", mcectl_wallet, NULL, "wallet --keypair FILE",
+     "Changes your wallet (the token's user: --as NAME, --token T) to FILE's, proven the same\n"
+     "way (POST /api/auth/challenge, then POST /api/auth/wallet). A running settler pays the\n"
+     "new wallet within settler.wallet_ttl_ms (a minute by default).\n\n"
+     "  $ mcectl --as alice wallet --keypair new-wallet.json\n"
+     "  changed the wallet of alice with wallet 9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin\n"},
+    {"balances", mcectl_balances, "Your money (a user's token: --as NAME, --token T)", "balances",
+     "Your balances (GET /api/account/balances): per asset, what is available to order or\n"
+     "withdraw and what your open orders hold. Energy in kWh, payment in currency units.\n\n"
+     "  $ mcectl --as alice balances\n"
+     "  ASSET    AVAILABLE  RESERVED  TOTAL\n"
+     "  energy           0         0      0\n"
+     "  payment        0.5       0.4    0.9\n"},
+    {"deposit", mcectl_deposit, NULL, "deposit --asset energy|payment --amount X",
+     "Moves X of your tokens from your wallet into the platform's vault (POST\n"
+     "/api/account/deposits): the settler sends the transfer as your token account's approved\n"
+     "delegate and, once the chain confirms it, your available balance is credited. X is kWh\n"
+     "for energy (3 decimals at most), currency units for payment (6). `deposits` follows it.\n\n"
+     "  $ mcectl --as alice deposit --asset payment --amount 25\n"
+     "  deposit 7: pending\n"},
+    {"withdraw", mcectl_withdraw, NULL, "withdraw --asset energy|payment --amount X",
+     "Pays X from your available balance back to your wallet (POST /api/account/withdrawals):\n"
+     "debited at once (what open orders hold cannot be withdrawn), paid by the settler, and\n"
+     "credited back if the chain refuses it for good.\n\n"
+     "  $ mcectl --as alice withdraw --asset payment --amount 0.5\n"
+     "  withdrawal 3: requested\n"},
+    {"deposits", mcectl_deposits, NULL, "deposits [--limit N] [--offset N]",
+     "Your deposits, newest first, with their state: pending, processing, confirmed (on chain,\n"
+     "being credited), credited, or failed with the chain's reason.\n"},
+    {"withdrawals", mcectl_withdrawals, NULL, "withdrawals [--limit N] [--offset N]",
+     "Your withdrawals, newest first: requested, pending, processing, confirmed, paid, or\n"
+     "failed and refunded with the chain's reason.\n"},
     {"order place", mcectl_order_place, "Orders (a user's token: --as NAME, --token T)",
      "order place --side buy|sell --qty KWH --price P [--market M] [--epoch E]\n"
      "            [--type limit|market] [--tif gtc|ioc|fok] [--post-only] [--client-id ID]\n"
@@ -135,6 +182,20 @@ static const s_command_t s_commands[] = {
      "                         port 9102 after 0 ms: Couldn't connect to server\n"
      "  persister    up        seq 42, lag 0, postgres up 1\n"
      "  broadcaster  off       metrics_port = 0: cannot be asked\n"},
+    {"reconcile", mcectl_reconcile, NULL,
+     "reconcile [--vault-energy ADDRESS] [--vault-payment ADDRESS]",
+     "Holds the escrow against the chain: for each mint, the vault's balance on chain (asked\n"
+     "of settler.rpc_url) must equal what the books (postgres.url) say it holds: every user's\n"
+     "available + reserved, the value of escrow trades not yet confirmed, withdrawals debited\n"
+     "and not yet paid, and deposits confirmed on chain but not yet credited. The vaults are\n"
+     "those settler.keys_file names unless given. The books follow the buses, so run it with\n"
+     "nothing in flight (the last column): exit status 1 on any difference.\n\n"
+     "  $ mcectl reconcile\n"
+     "  ASSET    VAULT (CHAIN)  BALANCES  UNSETTLED  WITHDRAWING  UNCREDITED  DIFFERENCE  IN "
+     "FLIGHT\n"
+     "  energy          5000      5000          0            0           0           0          0\n"
+     "  payment        812.5       800       12.5            0           0           0          0\n"
+     "  the vaults and the books agree\n"},
     {"tail", s_tail, NULL, "tail [TOPIC ...] [--count N]",
      "Prints the broadcaster's market data as it happens, one line per message: the topic,\n"
      "then the JSON (broadcaster/PROTOCOL.md). Topics are <channel>.<market> prefixes:\n"
@@ -145,12 +206,14 @@ static const s_command_t s_commands[] = {
     {"user add", s_user_add, NULL, "user add NAME --wallet KEY [--admin]",
      "Creates a user in the gateway's database (postgres.url, with the gateway's migrations);\n"
      "the password is read from standard input (one line), never from the command line.\n"
-     "--admin makes an administrator: the only way to get one.\n\n"
+     "--admin makes an administrator: the only way to get one. The operator vouches for the\n"
+     "wallet (no signature is asked; it must be no other user's).\n\n"
      "  $ echo 'a long password' | mcectl -c mce.cfg user add root --wallet <key> --admin\n"
      "  created administrator root\n"},
     {"token", s_token, NULL, "token NAME [--role user|admin] [--ttl SECONDS]",
      "Prints a token for NAME signed with gateway.jwt_secret (for tests and scripts; default\n"
-     "role user, or admin with --admin; ttl 3600 s). The user need not exist.\n\n"
+     "role user, or admin with --admin; ttl 3600 s). The gateway takes it only when NAME is a\n"
+     "registered user.\n\n"
      "  $ mcectl -c mce.cfg token alice\n"
      "  eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...\n"},
     {"load", NULL, NULL, "load ARGS...",
@@ -210,8 +273,9 @@ static int s_usage (FILE *out, int status)
         "  --url URL          the gateway (default $MCE_URL, else http://<gateway.http_address>:\n"
         "                     <gateway.http_port>)\n"
         "  --token T          the bearer token to send (default $MCE_TOKEN)\n"
-        "  --as NAME          sign a token for NAME with gateway.jwt_secret instead (tests,\n"
-        "                     scripts); --admin gives it the admin role\n"
+        "  --as NAME          sign a token for NAME (a registered user) with\n"
+        "                     gateway.jwt_secret instead (tests, scripts); --admin gives it\n"
+        "                     the admin role\n"
         "  --json             print the gateway's JSON answer, one line, instead of a table\n"
         "                     (an error's JSON too, on standard output)\n"
         "  -h, --help         this; with a command, its help: mcectl order place --help\n\n"
@@ -273,15 +337,9 @@ static int s_user_add (mcectl_client_t *client, int argc, char **argv)
         return MCECTL_EXIT_USAGE;
     }
     char password[AUTH_PASSWORD_MAX + 2];
-    if (!fgets (password, sizeof password, stdin)) {
-        fprintf (stderr, "mcectl: give the password on standard input\n");
-        return MCECTL_EXIT_USAGE;
-    }
-    password[strcspn (password, "\r\n")] = '\0';
-    if ((why = auth_check_password (password, strlen (password)))) {
-        fprintf (stderr, "mcectl: password %s\n", why);
-        return MCECTL_EXIT_USAGE;
-    }
+    int rc = mcectl_password_stdin (password, sizeof password);
+    if (rc)
+        return rc;
     char hash[AUTH_HASH_MAX], err[512];
     if (auth_password_hash (password, (auth_cost_t) cfg->gateway.password_cost, hash)) {
         fprintf (stderr, "mcectl: out of memory hashing the password\n");
@@ -293,7 +351,7 @@ static int s_user_add (mcectl_client_t *client, int argc, char **argv)
         fprintf (stderr, "mcectl: cannot reach Postgres: %s\n", err);
         return MCECTL_EXIT_UNREACHABLE;
     }
-    int rc = MCECTL_EXIT_FAILED;
+    rc = MCECTL_EXIT_FAILED;
     if (migrate_apply (pg, "gateway", gateway_migrations, gateway_migration_count, err,
                        sizeof err)) {
         fprintf (stderr, "mcectl: %s\n", err);
@@ -305,7 +363,8 @@ static int s_user_add (mcectl_client_t *client, int argc, char **argv)
                               "VALUES ($1, $2, $3, $4)",
                               4, params);
     if (!r && strcmp (pg_sqlstate (pg), PG_UNIQUE_VIOLATION) == 0)
-        fprintf (stderr, "mcectl: user %s exists already\n", name);
+        fprintf (stderr, "mcectl: user %s exists already, or wallet %s is another user's\n", name,
+                 wallet);
     else if (!r)
         fprintf (stderr, "mcectl: %s\n", pg_error (pg));
     else {

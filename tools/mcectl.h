@@ -1,11 +1,14 @@
 /*  mcectl — what the operator's command line's files share (tools/mcectl.c is the entry).
 
-    mcectl.c        the command line: global options, help, dispatch; user add, token,
-                    tail, load (the things that need no gateway)
-    mcectl_client.c the gateway client: the one place libcurl appears; tokens, errors, and
-                    the table printer every command uses
-    mcectl_trade.c  orders, trades and the book (/api/trading, /api/market)
-    mcectl_admin.c  admin controls, settlements, analytics (/api/admin) and `health`
+    mcectl.c         the command line: global options, help, dispatch; user add, token,
+                     tail, load (the things that need no gateway)
+    mcectl_client.c  the gateway client: the one place libcurl appears; tokens, errors, and
+                     the table printer every command uses
+    mcectl_wallet.c  signing up and changing wallet with a keypair file (/api/auth), and the
+                     password read from standard input
+    mcectl_account.c balances, deposits and withdrawals (/api/account), and `reconcile`
+    mcectl_trade.c   orders, trades and the book (/api/trading, /api/market)
+    mcectl_admin.c   admin controls, settlements, analytics (/api/admin) and `health`
 
     Every command is `int fn (mcectl_client_t *client, int argc, char **argv)` with the words
     after its name, and returns the process's exit status.
@@ -57,6 +60,9 @@ const mce_config_t *mcectl_client_config (mcectl_client_t *self);
 const mcectl_options_t *mcectl_client_options (mcectl_client_t *self);
 //  The gateway's base URL ("http://127.0.0.1:8080", no trailing slash). Borrowed.
 const char *mcectl_client_url (mcectl_client_t *self);
+//  The caller's token (--token, MCE_TOKEN or minted for --as), or NULL after saying on stderr
+//  how to give one. Borrowed.
+const char *mcectl_client_token (mcectl_client_t *self);
 
 //  method path (with its query) at the gateway, body (borrowed, may be NULL) as JSON. With
 //  auth, sends the caller's token (--token, MCE_TOKEN or minted for --as). 0 with the answer
@@ -67,6 +73,9 @@ int mcectl_client_call (mcectl_client_t *self, const char *method, const char *p
 
 //  GET url, whatever it is (a metrics endpoint). 0 with the status and the body (the
 //  caller's) when something answered, else -1 with the reason in err.
+//  POSTs body (JSON text) to url, whatever it is (the ledger's JSON-RPC), as mcectl_client_get.
+int mcectl_client_post (mcectl_client_t *self, const char *url, const char *body, long timeout_ms,
+                        long *status, char **answer, char *err, size_t err_size);
 int mcectl_client_get (mcectl_client_t *self, const char *url, long timeout_ms, long *status,
                        char **body, char *err, size_t err_size);
 
@@ -127,6 +136,21 @@ int mcectl_print_record (mcectl_client_t *client, json_t *record, const char *wh
 
 //  ---------------------------------------------------------------------------------------
 //  Commands
+
+//  mcectl_wallet.c
+int mcectl_register (mcectl_client_t *client, int argc, char **argv);
+int mcectl_wallet (mcectl_client_t *client, int argc, char **argv);
+//  Reads a password (one line) from standard input into out (AUTH_PASSWORD_MAX + 2 bytes)
+//  and checks it. 0, or MCECTL_EXIT_USAGE after saying what is wrong.
+int mcectl_password_stdin (char *out, size_t size);
+
+//  mcectl_account.c
+int mcectl_balances (mcectl_client_t *client, int argc, char **argv);
+int mcectl_deposit (mcectl_client_t *client, int argc, char **argv);
+int mcectl_withdraw (mcectl_client_t *client, int argc, char **argv);
+int mcectl_deposits (mcectl_client_t *client, int argc, char **argv);
+int mcectl_withdrawals (mcectl_client_t *client, int argc, char **argv);
+int mcectl_reconcile (mcectl_client_t *client, int argc, char **argv);
 
 //  mcectl_trade.c
 int mcectl_order_place (mcectl_client_t *client, int argc, char **argv);

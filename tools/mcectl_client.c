@@ -143,6 +143,11 @@ static const char *s_token (mcectl_client_t *self)
     return NULL;
 }
 
+const char *mcectl_client_token (mcectl_client_t *self)
+{
+    return s_token (self);
+}
+
 typedef struct {
     char *data;
     size_t len;
@@ -214,6 +219,12 @@ int mcectl_client_get (mcectl_client_t *self, const char *url, long timeout_ms, 
                        char **body, char *err, size_t err_size)
 {
     return s_perform (self, "GET", url, NULL, NULL, timeout_ms, status, body, err, err_size);
+}
+
+int mcectl_client_post (mcectl_client_t *self, const char *url, const char *body, long timeout_ms,
+                        long *status, char **answer, char *err, size_t err_size)
+{
+    return s_perform (self, "POST", url, NULL, body, timeout_ms, status, answer, err, err_size);
 }
 
 //  A refusal, on stderr: the gateway's code, message and field when it sent its error JSON.

@@ -168,14 +168,15 @@ fi
 # The local Solana ledger (tools/ledger: real SPL Token programs in litesvm), unless a
 # cluster is configured (MCE_SETTLER_RPC_URL or settler.rpc_url). It keeps no state between
 # runs: each run starts a fresh chain with funded users (user1..userN, four unless --users or
-# --demo say otherwise) whose wallets can sign up; the same wallets every run.
+# --demo say otherwise) whose wallets can sign up; the same wallets every run. Their keypair
+# files (Solana CLI format) are in $run/keys: signing up proves a wallet with its key.
 LEDGER_PORT=${MCE_RUN_LEDGER_PORT:-58899}
 wallets=()
 if [ -z "${MCE_SETTLER_RPC_URL:-}" ] && ! config_sets "$config_file" settler rpc_url; then
     echo "run: starting the local Solana ledger on 127.0.0.1:$LEDGER_PORT with ${users:-4} funded users (tools/ledger) ..."
     rm -f "$run/ledger.ready"
     node tools/ledger/ledger.js --port "$LEDGER_PORT" --users "${users:-4}" \
-        --setup-out "$PWD/$run/ledger.json" --watch-pid $$ \
+        --setup-out "$PWD/$run/ledger.json" --keys-dir "$PWD/$run/keys" --watch-pid $$ \
         >"$run/ledger.ready" 2>>"$run/logs/ledger.log" &
     ledger_pid=$!
     for _ in $(seq 300); do
@@ -193,8 +194,11 @@ if [ -z "${MCE_SETTLER_RPC_URL:-}" ] && ! config_sets "$config_file" settler rpc
         'for (const u of require(process.argv[1]).users) console.log(u.wallet)' \
         "$PWD/$run/ledger.json")
 fi
-wallet1=${wallets[0]:-4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T}
-wallet2=${wallets[1]:-$wallet1}
+wallet1=${wallets[0]:-}
+wallet2=${wallets[1]:-}
+keys1=$run/keys/user-user1.json keys2=$run/keys/user-user2.json
+[ -n "$wallet1" ] || keys1="<your keypair file>" keys2="<another keypair file>"
+mcectl="build/bin/mcectl ${config_args[*]:+${config_args[*]} }"
 
 # The matcher first: everything else connects to it (ZeroMQ reconnects, so order is a courtesy).
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
@@ -207,12 +211,14 @@ port=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's
 addr=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p')
 api="http://$addr:$port"
 echo "run: mce is up — the dashboard at $api/ and the API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
-echo "run: sign up (with a wallet the local ledger funded), sign in and place an order:"
-echo "       curl -s -XPOST $api/api/auth/register -d '{\"username\":\"alice\",\"password\":\"correct horse\",\"wallet\":\"$wallet1\"}'"
+echo "run: sign up (in the dashboard with a browser wallet, or here with a wallet the local ledger funded: its"
+echo "     keypair signs the gateway's challenge), sign in and place an order:"
+echo "       echo 'correct horse' | ${mcectl}register alice --keypair $keys1"
 echo "       TOKEN=\$(curl -s -XPOST $api/api/auth/login -d '{\"username\":\"alice\",\"password\":\"correct horse\"}' | sed 's/.*\"token\":\"\([^\"]*\)\".*/\\1/')"
 echo "       curl -s -XPOST $api/api/trading/orders -H \"Authorization: Bearer \$TOKEN\" -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"12.5\",\"price\":\"0.15\"}'"
-echo "run: a seller (bob, wallet $wallet2) selling at 0.15 makes a trade the settler pays on the ledger"
-echo "run: an administrator: echo 'a long password' | build/bin/mcectl ${config_args[*]:+${config_args[*]} }user add root --wallet <key> --admin"
+echo "run: a seller (bob: echo 'bob password' | ${mcectl}register bob --keypair $keys2${wallet2:+, wallet $wallet2})"
+echo "     selling at 0.15 makes a trade the settler pays on the ledger"
+echo "run: an administrator: echo 'a long password' | ${mcectl}user add root --wallet <key> --admin"
 echo "     (in another shell, with the same MCE_POSTGRES_URL=${MCE_POSTGRES_URL:-<postgres.url of the config>})"
 echo "run: logs in $run/logs/, data in the configured data_dir; Ctrl-C stops everything"
 

@@ -1,5 +1,9 @@
-/*  mce dashboard — market data, sign-in, orders and admin controls, over the gateway's
-    HTTP API and the broadcaster's WebSocket (broadcaster/PROTOCOL.md).
+/*  mce dashboard — market data, sign-up and sign-in, orders and admin controls, over the
+    gateway's HTTP API and the broadcaster's WebSocket (broadcaster/PROTOCOL.md).
+
+    Signing up proves the wallet: the gateway's challenge is signed by the browser's injected
+    Solana wallet (signMessage, as Phantom and Solflare offer it), or, without one, shown to be
+    signed elsewhere and the signature pasted.
 
     Live data comes from the broadcaster when its WebSocket is open: each channel's snapshot
     replaces what the page holds, each update (what changed, in the snapshot's shape) applies
@@ -46,6 +50,7 @@
         chart: { bids: [], asks: [] }, // what the depth chart shows
         epochEnd: null,      // ms since the Unix epoch, for the countdown
         polling: false, pollAgain: false, pollError: '',
+        challenge: null,     // sign-up without a browser wallet: {wallet, username, nonce} shown
     };
 
     // ------------------------------------------------------------------------------------
@@ -920,6 +925,73 @@
         if (S.live && S.token && S.token !== had) subscribe({ channel: 'orders', token: S.token });
     }
 
+    // ------------------------------------------------------------------------------------
+    // Wallets: sign-up proves the wallet with its signature of the gateway's challenge
+
+    const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+    function base58(bytes) {
+        let n = 0n, text = '';
+        for (const b of bytes) n = n * 256n + BigInt(b);
+        for (; n > 0n; n /= 58n) text = B58[Number(n % 58n)] + text;
+        for (const b of bytes) { if (b !== 0) break; text = '1' + text; }
+        return text;
+    }
+
+    // The injected Solana wallet (Phantom, Solflare and others expose this interface), or null.
+    function browserWallet() {
+        const w = (window.phantom && window.phantom.solana) || window.solana;
+        return w && typeof w.connect === 'function' && typeof w.signMessage === 'function' ? w : null;
+    }
+
+    // Connects the browser wallet: its public key in base58.
+    async function connectWallet(w) {
+        const r = await w.connect();
+        const key = (r && r.publicKey) || w.publicKey;
+        if (!key) throw new Error('the browser wallet did not say its public key');
+        return typeof key.toBase58 === 'function' ? key.toBase58() : String(key);
+    }
+
+    // The browser wallet's signature of message, in base58.
+    async function walletSign(w, message) {
+        const r = await w.signMessage(new TextEncoder().encode(message), 'utf8');
+        const sig = r && r.signature ? r.signature : r;
+        if (!sig || sig.length !== 64) throw new Error('the browser wallet did not sign the message');
+        return base58(Uint8Array.from(sig));
+    }
+
+    // Registers with a signed challenge: with the browser wallet when there is one (it fills
+    // an empty wallet field); otherwise the first press shows the challenge to sign elsewhere
+    // and the second sends the signature pasted. The answer once registered, else null.
+    async function register(f) {
+        const username = f.get('username').trim(), password = f.get('password');
+        let wallet = f.get('wallet').trim();
+        const w = browserWallet();
+        if (w) {
+            const connected = await connectWallet(w);
+            if (wallet && wallet !== connected)
+                throw new ApiError(0, 'wallet_mismatch', 'the browser wallet is ' + connected +
+                    ', not the wallet typed: clear the field to use it', 'wallet');
+            wallet = connected;
+            $('register-wallet').value = wallet;
+            const c = await api('POST', '/api/auth/challenge', { wallet, username });
+            say('ok', 'sign the message in your wallet');
+            const signature = await walletSign(w, c.message);
+            return api('POST', '/api/auth/register', { username, password, wallet, signature, nonce: c.nonce });
+        }
+        const pasted = (f.get('signature') || '').trim();
+        const c = S.challenge;
+        if (pasted && c && c.wallet === wallet && c.username === username)
+            return api('POST', '/api/auth/register', { username, password, wallet, signature: pasted, nonce: c.nonce });
+        const answer = await api('POST', '/api/auth/challenge', { wallet, username });
+        S.challenge = { wallet, username, nonce: answer.nonce };
+        $('register-message').value = answer.message;
+        $('register-signature').value = '';
+        $('register-sign').hidden = false;
+        say('ok', 'sign the message shown with your wallet, paste the signature, then press Register again');
+        return null;
+    }
+
     async function signIn(username, password) {
         const r = await api('POST', '/api/auth/login', { username, password });
         setToken(r.token);
@@ -956,10 +1028,23 @@
         });
         onSubmit($('register-form'), async (f) => {
             const username = f.get('username').trim(), password = f.get('password');
-            await api('POST', '/api/auth/register', { username, password, wallet: f.get('wallet').trim() });
+            const r = await register(f);
+            if (!r) return;
             $('register-form').reset();
+            $('register-sign').hidden = true;
+            S.challenge = null;
             await signIn(username, password);
-            say('ok', 'registered and signed in as ' + username);
+            say('ok', 'registered and signed in as ' + username + ' with wallet ' + r.wallet);
+        });
+        $('register-copy').addEventListener('click', async () => {
+            const text = $('register-message').value;
+            try {
+                await navigator.clipboard.writeText(text);
+                say('ok', 'message copied');
+            } catch (e) {
+                $('register-message').select(); // no clipboard here: select it for Ctrl-C
+                say('ok', 'message selected: copy it with Ctrl-C');
+            }
         });
         $('logout').addEventListener('click', () => {
             setToken(null);

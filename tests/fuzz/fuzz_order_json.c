@@ -1,6 +1,6 @@
 /*  fuzz_order_json — the trading API's JSON bodies, from arbitrary bytes to a command or an
-    error (order_parse_new, order_parse_amend), and the native port's check of a decoded
-    command (order_check_new).
+    error (order_parse_new, order_parse_amend, order_parse_transfer), and the native port's check
+    of a decoded command (order_check_new).
 
     Besides not crashing or leaking: whatever order_parse_new accepts must be an order the
     market takes (positive quantity on the lot, price on the tick and in the band, or none for
@@ -73,6 +73,14 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (order_parse_amend (&s_cfg.markets[0], (const char *) data, size, &cmd, &err) == 0) {
         if (cmd.kind != PROTO_amend_order || cmd.amend_order.qty < 0 || cmd.amend_order.price < 0 ||
             (cmd.amend_order.qty == 0 && cmd.amend_order.price == 0))
+            abort ();
+    }
+    else
+        s_check_refusal (&err);
+    if (order_parse_transfer ((const char *) data, size, &cmd, &err) == 0) {
+        const proto_withdraw_t *w = &cmd.withdraw;
+        if (cmd.kind != PROTO_withdraw || w->amount <= 0 || w->amount > ORDER_TRANSFER_MAX ||
+            (w->asset != PROTO_ASSET_ENERGY && w->asset != PROTO_ASSET_PAYMENT))
             abort ();
     }
     else

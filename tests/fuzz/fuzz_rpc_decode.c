@@ -1,8 +1,8 @@
 /*  fuzz_rpc_decode — the settler's reading of JSON-RPC answers on arbitrary bytes: every
     answer is decoded or refused with a reason, never a crash, a leak or a value out of range.
 
-    Input: one byte (calls n = 1 + low 2 bits), n bytes (each call's kind = low 2 bits + 1; for
-    getSignatureStatuses, signatures asked = 1 + bits 4..5), then the answer's body.
+    Input: one byte (calls n = 1 + low 2 bits), n bytes (each call's kind = 1 + (low 3 bits
+    mod 5); for getSignatureStatuses, signatures asked = 1 + bits 4..5), then the answer's body.
 */
 #include "rpc_decode.h"
 
@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     rpc_sig_status_t statuses[4][4];
     memset (answers, 0, sizeof answers);
     for (size_t i = 0; i < n; i++) {
-        answers[i].kind = (rpc_kind_t) (1 + (data[1 + i] & 3));
+        answers[i].kind = (rpc_kind_t) (1 + (data[1 + i] & 7) % 5);
         answers[i].statuses = statuses[i];
         answers[i].count = 1 + ((data[1 + i] >> 4) & 3);
     }

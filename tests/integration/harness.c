@@ -4,11 +4,14 @@
 #include "bus_pub.h"
 #include "clock.h"
 #include "journal.h"
+#include "migrate.h"
+#include "pg.h"
 #include "proto.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <czmq.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,17 +40,18 @@ static int64_t s_now_ms (void)
 }
 
 //  A port the OS just handed out and released: free unless something races us for it.
-static int s_free_port (void)
+//  A free loopback port, held by *fd until the caller closes it: every port of one harness is
+//  held until all are chosen, or the kernel may hand the same one out twice.
+static int s_free_port (int *fd)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    *fd = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (fd < 0 || bind (fd, (struct sockaddr *) &a, sizeof a) ||
-        getsockname (fd, (struct sockaddr *) &a, &len)) {
+    if (*fd < 0 || bind (*fd, (struct sockaddr *) &a, sizeof a) ||
+        getsockname (*fd, (struct sockaddr *) &a, &len)) {
         perror ("harness: free port");
         abort ();
     }
-    close (fd);
     return ntohs (a.sin_port);
 }
 
@@ -73,8 +77,11 @@ void harness_init (harness_t *h, const char *extra_config)
                     &h->port_xpub,
                     &h->port_native,
                     &h->port_settler_commands};
+    int held[sizeof ports / sizeof ports[0]];
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
-        *ports[i] = s_free_port ();
+        *ports[i] = s_free_port (&held[i]);
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
+        close (held[i]);
     snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
     //  No Redis unless the test configures its own: the default URL is the usual local port,
     //  and a developer's Redis there must never receive a test's keys.
@@ -211,8 +218,16 @@ bool harness_wait_log_count (harness_t *h, int i, const char *needle, int count,
         }
     }
     close (fd);
-    if (!found)
-        fprintf (stderr, "harness: \"%s\" never appeared in %s\n", needle, h->procs[i].log);
+    if (!found) {
+        fprintf (stderr, "harness: \"%s\" never appeared in %s; its last lines:\n", needle,
+                 h->procs[i].log);
+        //  the log is gone with the test's folder: what the process said last goes with the
+        //  failure, so that CI shows why
+        char cmd[600];
+        snprintf (cmd, sizeof cmd, "tail -n 15 '%s' >&2", h->procs[i].log);
+        if (system (cmd) != 0)
+            fprintf (stderr, "harness: (no log)\n");
+    }
     return found;
 }
 
@@ -277,6 +292,79 @@ const char *harness_token (const char *user, const char *role, char *out, size_t
                                        strlen (HARNESS_JWT_SECRET), &claims, out, size))
         abort ();
     return out;
+}
+
+void harness_wallet (harness_wallet_t *w, const char *seed_hex)
+{
+    if (auth_init ())
+        abort ();
+    if (!seed_hex)
+        auth_random (w->seed, sizeof w->seed);
+    else if (auth_seed_parse_hex (seed_hex, w->seed)) {
+        fprintf (stderr, "harness: %s is not a 32-byte seed in hex\n", seed_hex);
+        abort ();
+    }
+    if (auth_wallet_of_seed (w->seed, w->address, sizeof w->address))
+        abort ();
+}
+
+long harness_sign_up (int port, const char *user, const char *password, const harness_wallet_t *w,
+                      char **body)
+{
+    json_t *ask = json_pack ("{s:s,s:s}", "wallet", w->address, "username", user);
+    char *text = json_dumps (ask, JSON_COMPACT), *answer = NULL;
+    json_decref (ask);
+    long status = harness_http_port (port, "POST", "/api/auth/challenge", text, &answer);
+    free (text);
+    json_t *challenge = status == 200 ? json_loads (answer, 0, NULL) : NULL;
+    const char *message = json_string_value (json_object_get (challenge, "message"));
+    if (!message) {
+        fprintf (stderr, "harness: no challenge for %s: %ld %s\n", user, status, answer);
+        json_decref (challenge);
+        if (body)
+            *body = answer;
+        else
+            free (answer);
+        return status == 200 ? 0 : status;
+    }
+    free (answer);
+    char signature[AUTH_SIGNATURE_TEXT_MAX];
+    if (auth_wallet_sign (w->seed, message, strlen (message), signature, sizeof signature))
+        abort ();
+    json_decref (challenge);
+    json_t *reg = json_pack ("{s:s,s:s,s:s,s:s}", "username", user, "password", password, "wallet",
+                             w->address, "signature", signature);
+    text = json_dumps (reg, JSON_COMPACT);
+    json_decref (reg);
+    status = harness_http_port (port, "POST", "/api/auth/register", text, body);
+    free (text);
+    return status;
+}
+
+MIGRATE_DECLARE (gateway);
+
+void harness_user_add (const char *conninfo, const char *user, const char *role)
+{
+    char err[512];
+    pg_t *pg = pg_connect (conninfo, PG_CONNECT_TIMEOUT_MS, err, sizeof err);
+    if (!pg || migrate_apply (pg, "gateway", gateway_migrations, gateway_migration_count, err,
+                              sizeof err)) {
+        fprintf (stderr, "harness: user %s: %s\n", user, err);
+        abort ();
+    }
+    harness_wallet_t w;
+    harness_wallet (&w, NULL);
+    const char *params[] = {user, w.address, role};
+    pg_result_t *r = pg_exec (pg,
+                              "INSERT INTO users (username, password_hash, wallet, role) "
+                              "VALUES ($1, 'no login: made by the test', $2, $3)",
+                              3, params);
+    if (!r) {
+        fprintf (stderr, "harness: user %s: %s\n", user, pg_error (pg));
+        abort ();
+    }
+    pg_result_free (&r);
+    pg_destroy (&pg);
 }
 
 long harness_request (int port, const harness_request_t *r, harness_response_t *out)

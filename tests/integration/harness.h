@@ -7,6 +7,7 @@
 #ifndef MCE_HARNESS_H
 #define MCE_HARNESS_H
 
+#include "auth.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -59,6 +60,26 @@ long harness_http_port (int port, const char *method, const char *path, const ch
 //  A token for user with role "user" or "admin", signed with HARNESS_JWT_SECRET, valid for an
 //  hour. Returns out.
 const char *harness_token (const char *user, const char *role, char *out, size_t size);
+
+//  A wallet a test signs with: an ed25519 seed and its address (base58 public key).
+typedef struct {
+    uint8_t seed[AUTH_SEED_BYTES];
+    char address[AUTH_WALLET_MAX];
+} harness_wallet_t;
+
+//  A new random wallet (libsodium's randombytes), or, with seed_hex (64 hex digits, as the
+//  ledger's setup file has walletSecretSeedHex), that seed's. Aborts on bad hex.
+void harness_wallet (harness_wallet_t *w, const char *seed_hex);
+//  Signs up user through the gateway on port, as a client does: POST /api/auth/challenge,
+//  the wallet signs its message, POST /api/auth/register. Returns the register's status (201
+//  when it worked) and its body in *body (caller frees; body may be NULL).
+long harness_sign_up (int port, const char *user, const char *password, const harness_wallet_t *w,
+                      char **body);
+//  Puts user straight into the gateway's users table in the database at conninfo (applying
+//  the gateway's migrations first), with a wallet of its own, for a test whose token
+//  (harness_token) names a user it did not register through the API: the gateway refuses
+//  tokens of users who do not exist. role is "user" or "admin". Aborts on failure.
+void harness_user_add (const char *conninfo, const char *user, const char *role);
 
 //  One HTTP exchange in full, for tests of the API itself.
 typedef struct {

@@ -202,6 +202,13 @@ const char *ledgertest_field (ledgertest_t *l, const char *object, const char *f
 int ledgertest_memo_counts (ledgertest_t *l, const uint64_t *ids, size_t n, int *counts,
                             size_t *strays)
 {
+    return ledgertest_memo_ids (l, "mce:t=", ids, n, counts, strays);
+}
+
+int ledgertest_memo_ids (ledgertest_t *l, const char *prefix, const uint64_t *ids, size_t n,
+                         int *counts, size_t *strays)
+{
+    size_t plen = strlen (prefix);
     memset (counts, 0, n * sizeof *counts);
     *strays = 0;
     int txs = 0;
@@ -224,10 +231,10 @@ int ledgertest_memo_counts (ledgertest_t *l, const uint64_t *ids, size_t n, int 
             json_array_foreach (json_object_get (tx, "memos"), k, memo)
             {
                 const char *text = json_string_value (memo);
-                if (!text || strncmp (text, "mce:t=", 6) != 0)
+                if (!text || strncmp (text, prefix, plen) != 0)
                     continue;
                 txs++;
-                for (const char *p = text + 6; *p;) {
+                for (const char *p = text + plen; *p;) {
                     char *end;
                     uint64_t id = strtoull (p, &end, 10);
                     if (end == p)
@@ -262,6 +269,8 @@ int ledgertest_book (ledgertest_t *l, ledgertest_book_t *book)
     {
         if (book->count >= sizeof book->users / sizeof book->users[0])
             break;
+        if (json_is_false (json_object_get (u, "tokenAccounts")))
+            continue; //  a user made without token accounts has no balances
         ledgertest_account_t *a = &book->users[book->count++];
         snprintf (a->name, sizeof a->name, "%s", json_string_value (json_object_get (u, "name")));
         snprintf (a->energy, sizeof a->energy, "%s",
@@ -276,7 +285,59 @@ int ledgertest_book (ledgertest_t *l, ledgertest_book_t *book)
     snprintf (book->treasury, sizeof book->treasury, "%s",
               ledgertest_field (l, "treasury", "paymentAccount"));
     book->treasury0 = ledgertest_balance (l, book->treasury);
-    return book->treasury0 < 0 ? -1 : 0;
+    const char *ve = ledgertest_field (l, "vaults", "energy");
+    const char *vp = ledgertest_field (l, "vaults", "payment");
+    snprintf (book->vault_energy, sizeof book->vault_energy, "%s", ve ? ve : "");
+    snprintf (book->vault_payment, sizeof book->vault_payment, "%s", vp ? vp : "");
+    book->vault_energy0 = ve ? ledgertest_balance (l, ve) : 0;
+    book->vault_payment0 = vp ? ledgertest_balance (l, vp) : 0;
+    return book->treasury0 < 0 || book->vault_energy0 < 0 || book->vault_payment0 < 0 ? -1 : 0;
+}
+
+int ledgertest_check_escrow (ledgertest_t *l, const ledgertest_book_t *book,
+                             const ledgertest_trade_t *trades, size_t n)
+{
+    int bad = 0;
+    int64_t fees = 0, energy_out = 0, payment_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        fees += trades[i].fee;
+        energy_out += trades[i].qty;
+        payment_out += trades[i].value;
+    }
+    for (size_t u = 0; u < book->count; u++) {
+        const ledgertest_account_t *a = &book->users[u];
+        int64_t energy = a->energy0, payment = a->payment0;
+        for (size_t i = 0; i < n; i++) {
+            const ledgertest_trade_t *t = &trades[i];
+            if (strcmp (t->seller, a->name) == 0)
+                payment += t->value - t->fee;
+            if (strcmp (t->buyer, a->name) == 0)
+                energy += t->qty;
+        }
+        int64_t e = ledgertest_balance (l, a->energy), p = ledgertest_balance (l, a->payment);
+        if (e != energy || p != payment) {
+            fprintf (stderr,
+                     "ledgertest: %s: energy %lld Wh (expected %lld), payment %lld µ (expected "
+                     "%lld)\n",
+                     a->name, (long long) e, (long long) energy, (long long) p,
+                     (long long) payment);
+            bad++;
+        }
+    }
+    int64_t t = ledgertest_balance (l, book->treasury);
+    int64_t ve = ledgertest_balance (l, book->vault_energy);
+    int64_t vp = ledgertest_balance (l, book->vault_payment);
+    if (t != book->treasury0 + fees || ve != book->vault_energy0 - energy_out ||
+        vp != book->vault_payment0 - payment_out) {
+        fprintf (stderr,
+                 "ledgertest: treasury %lld µ (expected %lld), vaults %lld Wh (expected %lld) and "
+                 "%lld µ (expected %lld)\n",
+                 (long long) t, (long long) (book->treasury0 + fees), (long long) ve,
+                 (long long) (book->vault_energy0 - energy_out), (long long) vp,
+                 (long long) (book->vault_payment0 - payment_out));
+        bad++;
+    }
+    return bad;
 }
 
 int ledgertest_check_balances (ledgertest_t *l, const ledgertest_book_t *book,

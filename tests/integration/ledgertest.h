@@ -72,13 +72,25 @@ typedef struct {
     size_t count;
     char treasury[64];
     int64_t treasury0;
+    char vault_energy[64], vault_payment[64]; //  the escrow (the setup's vaults)
+    int64_t vault_energy0, vault_payment0;
 } ledgertest_book_t;
 
-//  Takes the starting balances of every user in the setup file.
+//  Takes the starting balances of every user in the setup file (but those made without token
+//  accounts), the treasury's and the vaults'.
 int ledgertest_book (ledgertest_t *l, ledgertest_book_t *book);
 //  Compares the chain with the book moved by the trades (energy seller → buyer, value − fee
 //  buyer → seller, fee buyer → treasury). Returns the number of mismatches (printed).
 int ledgertest_check_balances (ledgertest_t *l, const ledgertest_book_t *book,
                                const ledgertest_trade_t *trades, size_t n);
+//  The same for trades settled out of escrow: energy vault → buyer, value − fee vault →
+//  seller, fee vault → treasury; the sellers' energy and the buyers' payment stay as booked.
+int ledgertest_check_escrow (ledgertest_t *l, const ledgertest_book_t *book,
+                             const ledgertest_trade_t *trades, size_t n);
+//  Counts, over every landed transaction without error whose memo starts with prefix ("mce:d="
+//  deposits, "mce:w=" withdrawals, "mce:t=" trades), how often each id appears, as
+//  ledgertest_memo_counts does.
+int ledgertest_memo_ids (ledgertest_t *l, const char *prefix, const uint64_t *ids, size_t n,
+                         int *counts, size_t *strays);
 
 #endif

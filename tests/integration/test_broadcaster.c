@@ -153,6 +153,26 @@ static uint64_t s_orders (zsock_t *dealer, int count, uint64_t *rid)
     return last;
 }
 
+//  Credits a deposit as the settler does (the matcher answers it; the answer is read).
+static void s_deposit (zsock_t *dealer, uint64_t rid, const char *user, int64_t amount)
+{
+    proto_msg_t cmd = {.kind = PROTO_deposit_credit};
+    cmd.deposit_credit.rid = rid;
+    cmd.deposit_credit.deposit_id = rid;
+    snprintf (cmd.deposit_credit.user, sizeof cmd.deposit_credit.user, "%s", user);
+    cmd.deposit_credit.asset = PROTO_ASSET_PAYMENT;
+    cmd.deposit_credit.amount = amount;
+    cmd.deposit_credit.ts = 1;
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (&cmd, &buf), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (dealer), buf.data, buf.len, 0), (int) buf.len);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (dealer);
+    cr_assert_not_null (f, "the matcher answered the deposit");
+    zframe_destroy (&f);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Clients
 
@@ -376,6 +396,29 @@ Test (broadcaster, snapshot_and_updates_rebuild_the_matchers_book, .fini = s_fin
         json_decref (u);
     }
     cr_assert_not (others, "never someone else's orders");
+
+    //  The private account channel: the owner's balances, whole, each time they change.
+    wsclient_t *d = s_connect (0);
+    snprintf (sub, sizeof sub, "{\"op\":\"subscribe\",\"channel\":\"account\",\"token\":\"%s\"}",
+              token);
+    cr_assert_eq (wsclient_send (d, sub), 0);
+    text = wsclient_recv (d, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (strstr (text, "\"subscribed\""), "%s", text);
+    text = wsclient_recv (d, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (strstr (text, "\"snapshot\""), "%s", text);
+    s_deposit (dealer, 1, "seller", 1000000);
+    s_deposit (dealer, 2, "buyer", 2500000);
+    text = wsclient_recv (d, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (text, "the buyer hears of its deposit");
+    json_t *u = json_loads (text, 0, NULL);
+    cr_assert_str_eq (json_string_value (json_object_get (u, "type")), "update", "%s", text);
+    cr_assert_str_eq (json_string_value (json_object_get (u, "user")), "buyer",
+                      "never someone else's balances: %s", text);
+    json_t *pay =
+        json_object_get (json_object_get (json_object_get (u, "data"), "balances"), "payment");
+    cr_assert_str_eq (json_string_value (json_object_get (pay, "available")), "2.5", "%s", text);
+    json_decref (u);
+    wsclient_destroy (&d);
 
     wsclient_destroy (&a);
     wsclient_destroy (&b);

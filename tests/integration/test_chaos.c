@@ -339,12 +339,12 @@ static void s_sign_up (void)
     {
         cr_assert_lt (i, S_USERS);
         const char *name = json_string_value (json_object_get (u, "name"));
-        char body[512];
-        snprintf (body, sizeof body,
-                  "{\"username\":\"%s\",\"password\":\"chaos monkey pw\",\"wallet\":\"%s\"}", name,
-                  json_string_value (json_object_get (u, "wallet")));
+        //  each proves its funded wallet with the key the ledger's setup holds
+        harness_wallet_t w;
+        harness_wallet (&w, json_string_value (json_object_get (u, "walletSecretSeedHex")));
+        cr_assert_str_eq (w.address, json_string_value (json_object_get (u, "wallet")));
         char *answer = NULL;
-        long status = harness_http (&s_h, "POST", "/api/auth/register", body, &answer);
+        long status = harness_sign_up (s_h.port_http, name, "chaos monkey pw", &w, &answer);
         cr_assert_eq (status, 201, "register %s: %ld %s", name, status, answer);
         free (answer);
         harness_token (name, "user", s_load.tokens[i], sizeof s_load.tokens[i]);

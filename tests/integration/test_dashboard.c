@@ -10,12 +10,14 @@
     HTTP API. The WebSocket path's corners (gaps, snapshots that already have the update after
     them, a new epoch, the private orders channel, the broadcaster going away and coming back)
     are tests/browser/live.mjs's, against a stand-in for the broadcaster that speaks
-    broadcaster/PROTOCOL.md. Chromium and the browser test's node_modules come from
+    broadcaster/PROTOCOL.md. Signing up in the page, with a browser wallet's signMessage or a
+    pasted signature, is tests/browser/register.mjs's. Chromium and the browser test's
+    node_modules come from
     tools/deps.sh: without them the test fails and says so, rather than passing without a
     browser.
 */
-#include "base58.h"
 #include "harness.h"
+#include "pg.h"
 #include "pgtest.h"
 
 #include <criterion/criterion.h>
@@ -44,6 +46,7 @@ extern char **environ;
 
 static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
 static harness_t s_h;
+static char s_conninfo[PGTEST_CONNINFO_MAX]; //  this test's database
 
 ReportHook (PRE_ALL) (struct criterion_test_set *tests)
 {
@@ -78,15 +81,14 @@ static void s_start (const char *db, bool broadcaster)
 {
     pgtest_t pg;
     cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
-    char conninfo[PGTEST_CONNINFO_MAX];
-    cr_assert_eq (pgtest_create_db (&pg, db, conninfo, sizeof conninfo), 0);
+    cr_assert_eq (pgtest_create_db (&pg, db, s_conninfo, sizeof s_conninfo), 0);
     char config[2048];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
               "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
               "            { id = \"campus-2\"; mode = \"auction\"; epoch_seconds = 2592000; } );\n"
               "postgres = { url = \"%s\"; };\n",
-              conninfo);
+              s_conninfo);
     harness_init (&s_h, config);
     //  The harness writes the gateway's section itself: the URL goes in by environment.
     char ws[64];
@@ -205,18 +207,13 @@ Test (dashboard, serves_its_files_with_a_policy_that_lets_them_work, .fini = s_f
     harness_response_free (&r);
 }
 
-//  Registers user through the API with a wallet of its own.
+//  Registers user through the API with a wallet of its own (the challenge, signed).
 static void s_register (const char *user)
 {
-    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-    crypto_sign_keypair (pk, sk);
-    char wallet[BASE58_ENCODE_SIZE (BASE58_KEY_BYTES)];
-    cr_assert_gt (base58_encode (pk, sizeof pk, wallet, sizeof wallet), 0);
-    char body[256];
-    snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\",\"wallet\":\"%s\"}",
-              user, S_PASSWORD, wallet);
+    harness_wallet_t w;
+    harness_wallet (&w, NULL);
     char *answer = NULL;
-    long status = harness_http (&s_h, "POST", "/api/auth/register", body, &answer);
+    long status = harness_sign_up (s_h.port_http, user, S_PASSWORD, &w, &answer);
     cr_assert_eq (status, 201, "register %s: %ld %s", user, status, answer);
     free (answer);
 }
@@ -334,4 +331,34 @@ Test (dashboard, follows_the_broadcaster_and_falls_back_to_polling, .fini = s_fi
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
     snprintf (port, sizeof port, "%d", s_h.port_ws);
     s_browser ("live.mjs", (const char *[]){url, port, "carol", S_PASSWORD, NULL});
+}
+
+//  Signing up in the page (tests/browser/register.mjs): one person with a browser wallet (a
+//  stand-in for Phantom's injected provider), one without, who pastes a signature. Both end
+//  up in Postgres with the wallets they proved.
+Test (dashboard, signs_up_with_a_browser_wallet_or_a_pasted_signature, .fini = s_fini,
+      .timeout = 300)
+{
+    s_start ("dash_register", false);
+    harness_wallet_t one, two;
+    harness_wallet (&one, NULL);
+    harness_wallet (&two, NULL);
+    char hex1[2 * AUTH_SEED_BYTES + 1], hex2[2 * AUTH_SEED_BYTES + 1], url[64];
+    sodium_bin2hex (hex1, sizeof hex1, one.seed, sizeof one.seed);
+    sodium_bin2hex (hex2, sizeof hex2, two.seed, sizeof two.seed);
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
+    s_browser ("register.mjs",
+               (const char *[]){url, "wendy", hex1, "xavier", hex2, S_PASSWORD, NULL});
+    char err[256];
+    pg_t *pg = pg_connect (s_conninfo, 5000, err, sizeof err);
+    cr_assert_not_null (pg, "%s", err);
+    const char *names[] = {"wendy", "xavier"}, *wallets[] = {one.address, two.address};
+    for (int i = 0; i < 2; i++) {
+        pg_result_t *r = pg_exec (pg, "SELECT wallet FROM users WHERE username = $1", 1, &names[i]);
+        cr_assert_not_null (r, "%s", pg_error (pg));
+        cr_assert_eq (pg_rows (r), 1, "%s is registered", names[i]);
+        cr_assert_str_eq (pg_value (r, 0, 0), wallets[i]);
+        pg_result_free (&r);
+    }
+    pg_destroy (&pg);
 }

@@ -1,24 +1,33 @@
-/*  test_gateway — the HTTP API with the real gateway, matcher and Postgres: sign-up and
-    sign-in, a table of bad requests that must each get the right 4xx and change nothing,
-    orders that trade and show in the market data, rate limits, security headers and CORS,
-    and every route of the OpenAPI document answering.
+/*  test_gateway — the HTTP API with the real gateway, matcher and Postgres: sign-up with a
+    proven wallet and sign-in, every bad registration refused with nothing written, a nonce
+    good once across two gateways, tokens of users who never registered refused (HTTP and
+    the native port), a table of bad requests that must each get the right 4xx and change
+    nothing, orders that trade and show in the market data, rate limits, security headers and
+    CORS, and every route of the OpenAPI document answering.
 */
 #include "auth.h"
 #include "clock.h"
 #include "harness.h"
+#include "pg.h"
 #include "pgtest.h"
 #include "proto.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <czmq.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
 static harness_t s_h;
+static char s_conninfo[PGTEST_CONNINFO_MAX]; //  this test's database
 
 ReportHook (PRE_ALL) (struct criterion_test_set *tests)
 {
@@ -43,15 +52,14 @@ static int s_start (const char *db, const char *extra)
 {
     pgtest_t pg;
     cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
-    char conninfo[PGTEST_CONNINFO_MAX];
-    cr_assert_eq (pgtest_create_db (&pg, db, conninfo, sizeof conninfo), 0);
+    cr_assert_eq (pgtest_create_db (&pg, db, s_conninfo, sizeof s_conninfo), 0);
     char config[2048];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
               "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
               "            { id = \"campus-2\"; epoch_seconds = 2592000; } );\n"
               "postgres = { url = \"%s\"; };\n%s",
-              conninfo, extra ? extra : "");
+              s_conninfo, extra ? extra : "");
     harness_init (&s_h, config);
     harness_start (&s_h, "mce-matcher");
     int gateway = harness_start (&s_h, "mce-gateway");
@@ -92,19 +100,19 @@ static const char *s_get (json_t *j, const char *path)
     return j ? json_string_value (json_object_get (j, path)) : NULL;
 }
 
-//  Registers and signs in; returns the token in out.
+//  Registers with a wallet of its own (challenge, signature) and signs in; returns the token
+//  in out.
 static void s_sign_up (const char *user, const char *password, char *out, size_t size)
 {
+    harness_wallet_t w;
+    harness_wallet (&w, NULL);
+    char *answer = NULL;
+    long status = harness_sign_up (s_h.port_http, user, password, &w, &answer);
+    cr_assert_eq (status, 201, "register %s: %ld %s", user, status, answer);
+    free (answer);
     char body[256];
-    snprintf (body, sizeof body,
-              "{\"username\":\"%s\",\"password\":\"%s\","
-              "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}",
-              user, password);
-    harness_response_t r = s_call ("POST", "/api/auth/register", NULL, body);
-    cr_assert_eq (r.status, 201, "register %s: %ld %s", user, r.status, r.body);
-    harness_response_free (&r);
     snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", user, password);
-    r = s_call ("POST", "/api/auth/login", NULL, body);
+    harness_response_t r = s_call ("POST", "/api/auth/login", NULL, body);
     cr_assert_eq (r.status, 200, "login %s: %ld %s", user, r.status, r.body);
     json_t *j = s_json (&r);
     cr_assert_str_eq (s_get (j, "token_type"), "Bearer");
@@ -112,6 +120,10 @@ static void s_sign_up (const char *user, const char *password, char *out, size_t
     json_decref (j);
     harness_response_free (&r);
 }
+
+//  A well-formed signature that signs nothing we issued: 64 bytes of 0x01 in base58.
+#define S_SIG64                                                                                    \
+    "2AXDGYSE4f2sz7tvMMzyHvUfcoJmxudvdhBcmiUSo6ijwfYmfZYsKRxboQMPh3R4kUhXRVdtSXFXMheka4Rc4P2"
 
 //  POSTs an order that must be accepted; returns its id.
 static char *s_place (const char *token, const char *body, char *id, size_t size)
@@ -156,10 +168,11 @@ Test (gateway, sign_up_sign_in_and_roles, .fini = s_fini, .timeout = 120)
     s_start ("gw_auth", NULL);
     char alice[1024];
     s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
-    //  the same name again
-    harness_response_t r = s_call ("POST", "/api/auth/register", NULL,
-                                   "{\"username\":\"alice\",\"password\":\"another one\","
-                                   "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}");
+    //  the same name again, with a wallet of its own
+    harness_wallet_t other;
+    harness_wallet (&other, NULL);
+    harness_response_t r = {0};
+    r.status = harness_sign_up (s_h.port_http, "alice", "another one!", &other, &r.body);
     cr_assert_eq (r.status, 409, "%s", r.body);
     json_t *j = s_json (&r);
     cr_assert_str_eq (s_get (j, "error.code"), "username_taken");
@@ -184,6 +197,7 @@ Test (gateway, sign_up_sign_in_and_roles, .fini = s_fini, .timeout = 120)
     cr_assert_eq (r.status, 403, "%s", r.body);
     harness_response_free (&r);
     char admin[1024];
+    harness_user_add (s_conninfo, "root", "admin"); //  admins are not made by sign-up
     harness_token ("root", "admin", admin, sizeof admin);
     r = s_call ("GET", "/api/admin/market/health", admin, NULL);
     cr_assert_eq (r.status, 200, "%s", r.body);
@@ -219,6 +233,7 @@ Test (gateway, every_bad_request_gets_its_4xx_and_changes_nothing, .fini = s_fin
     char alice[1024], bob[1024], admin[1024], expired[1024], forged[1024], none[1024], hs384[1024];
     s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
     s_sign_up ("bob", "bob's long password", bob, sizeof bob);
+    harness_user_add (s_conninfo, "root", "admin");
     harness_token ("root", "admin", admin, sizeof admin);
     int64_t now = clock_wall_ns () / MCE_NS_PER_SEC;
     char payload[256];
@@ -416,6 +431,33 @@ Test (gateway, every_bad_request_gets_its_4xx_and_changes_nothing, .fini = s_fin
          "{\"username\":\"carol\",\"password\":\"long enough pw\","
          "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"role\":\"admin\"}",
          400, "unknown_field", "role"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"long enough pw\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}",
+         400, "missing_field", "signature"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"long enough pw\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"signature\":\"abc\"}",
+         400, "bad_field", "signature"},
+        {"POST", "/api/auth/register", NULL,
+         "{\"username\":\"carol\",\"password\":\"long enough pw\","
+         "\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"signature\":\"" S_SIG64
+         "\",\"nonce\":\"0OIl\"}",
+         400, "bad_field", "nonce"},
+        {"POST", "/api/auth/challenge", NULL,
+         "{\"username\":\"carol\",\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4\"}", 400,
+         "bad_field", "wallet"},
+        {"POST", "/api/auth/challenge", NULL,
+         "{\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\"}", 400, "missing_field",
+         "username"},
+        {"POST", "/api/auth/wallet", NULL,
+         "{\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"signature\":\"" S_SIG64
+         "\"}",
+         401, "unauthenticated", NULL},
+        {"POST", "/api/auth/wallet", alice,
+         "{\"wallet\":\"4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\",\"signature\":\"" S_SIG64
+         "\",\"username\":\"bob\"}",
+         400, "unknown_field", "username"},
         {"POST", "/api/auth/login", NULL, "{\"username\":\"alice\"}", 400, "missing_field",
          "password"},
     };
@@ -549,6 +591,7 @@ Test (gateway, orders_trade_and_show_in_the_market_data, .fini = s_fini, .timeou
     harness_response_free (&r);
     //  an admin pauses the market: orders are refused until it resumes
     char admin[1024];
+    harness_user_add (s_conninfo, "root", "admin");
     harness_token ("root", "admin", admin, sizeof admin);
     r = s_call ("POST", "/api/admin/market/control", admin,
                 "{\"market\":\"campus-1\",\"action\":\"pause_trading\"}");
@@ -655,6 +698,7 @@ Test (gateway, every_route_in_the_openapi_document_answers, .fini = s_fini, .tim
     harness_response_free (&r);
     cr_assert_str_eq (json_string_value (json_object_get (doc, "openapi")), "3.0.3");
     char admin[1024];
+    harness_user_add (s_conninfo, "root", "admin");
     harness_token ("root", "admin", admin, sizeof admin);
     const char *path;
     json_t *item;
@@ -736,6 +780,35 @@ static proto_msg_t s_native_order (zsock_t *s, uint64_t rid, const char *user)
     return reply;
 }
 
+//  Connects to the native port with credentials it must refuse in the handshake; returns the
+//  ZAP status the socket monitor reports (400: refused).
+static uint32_t s_native_refused (const char *kind, const char *secret)
+{
+    zsock_t *bad = zsock_new (ZMQ_DEALER);
+    zsock_set_plain_username (bad, kind);
+    zsock_set_plain_password (bad, secret);
+    zsock_set_linger (bad, 0);
+    cr_assert_eq (zmq_socket_monitor (zsock_resolve (bad), "inproc://bad-monitor",
+                                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH),
+                  0);
+    zsock_t *monitor = zsock_new_pair (">inproc://bad-monitor");
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_native);
+    zsock_connect (bad, "%s", endpoint);
+    zframe_t *event = zframe_recv (monitor);
+    cr_assert_not_null (event, "no authentication failure reported");
+    uint16_t code;
+    uint32_t status;
+    memcpy (&code, zframe_data (event), 2);
+    memcpy (&status, zframe_data (event) + 2, 4);
+    cr_assert_eq (code, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    zframe_destroy (&event);
+    zsock_destroy (&monitor);
+    zsock_destroy (&bad);
+    return status;
+}
+
 Test (gateway, native_port_authenticates_each_connection, .fini = s_fini, .timeout = 120)
 {
     s_start ("gw_native", NULL);
@@ -797,6 +870,7 @@ Test (gateway, native_port_authenticates_each_connection, .fini = s_fini, .timeo
     json_decref (j);
     harness_response_free (&r);
     char mallory[1024];
+    harness_user_add (s_conninfo, "mallory", "user");
     harness_token ("mallory", "user", mallory, sizeof mallory);
     r = s_call ("GET", "/api/trading/orders", mallory, NULL);
     j = s_json (&r);
@@ -804,31 +878,403 @@ Test (gateway, native_port_authenticates_each_connection, .fini = s_fini, .timeo
     json_decref (j);
     harness_response_free (&r);
     //  a wrong key fails the handshake itself: the socket monitor says so
-    zsock_t *bad = zsock_new (ZMQ_DEALER);
-    zsock_set_plain_username (bad, "apikey");
-    zsock_set_plain_password (bad, "mce_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    zsock_set_linger (bad, 0);
-    cr_assert_eq (zmq_socket_monitor (zsock_resolve (bad), "inproc://bad-monitor",
-                                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH),
-                  0);
-    zsock_t *monitor = zsock_new_pair (">inproc://bad-monitor");
-    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
-    char endpoint[64];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_native);
-    zsock_connect (bad, "%s", endpoint);
-    zframe_t *event = zframe_recv (monitor);
-    cr_assert_not_null (event, "no authentication failure reported");
-    uint16_t code;
-    uint32_t status;
-    memcpy (&code, zframe_data (event), 2);
-    memcpy (&status, zframe_data (event) + 2, 4);
-    cr_assert_eq (code, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    uint32_t status =
+        s_native_refused ("apikey", "mce_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     cr_assert_eq (status, 400, "the ZAP handler refused the key (status %u)", status);
-    zframe_destroy (&event);
-    zsock_destroy (&monitor);
-    zsock_destroy (&bad);
     zsock_destroy (&by_key);
     zsock_destroy (&by_token);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Wallets are proven; unknown users are refused
+
+//  This test's database, to see what was written and what was not.
+static pg_t *s_db (void)
+{
+    char err[256];
+    pg_t *pg = pg_connect (s_conninfo, PG_CONNECT_TIMEOUT_MS, err, sizeof err);
+    cr_assert_not_null (pg, "%s", err);
+    return pg;
+}
+
+static int64_t s_count (pg_t *pg, const char *sql)
+{
+    pg_result_t *r = pg_exec (pg, sql, 0, NULL);
+    cr_assert_not_null (r, "%s: %s", sql, pg_error (pg));
+    int64_t n = pg_int (r, 0, 0);
+    pg_result_free (&r);
+    return n;
+}
+
+//  What a refused registration must leave as it was: the users and the nonces consumed.
+static void s_written (pg_t *pg, int64_t *users, int64_t *used)
+{
+    *users = s_count (pg, "SELECT count (*) FROM users");
+    *used = s_count (pg, "SELECT count (*) FROM wallet_challenges WHERE used_at IS NOT NULL");
+}
+
+//  POST /api/auth/challenge on port: the answer, which must be a challenge (caller decrefs).
+static json_t *s_challenge (int port, const char *wallet, const char *user)
+{
+    char body[256], *answer = NULL;
+    snprintf (body, sizeof body, "{\"wallet\":\"%s\",\"username\":\"%s\"}", wallet, user);
+    long status = harness_http_port (port, "POST", "/api/auth/challenge", body, &answer);
+    cr_assert_eq (status, 200, "challenge for %s: %ld %s", user, status, answer);
+    json_t *j = json_loads (answer, 0, NULL);
+    cr_assert_not_null (j, "%s", answer);
+    free (answer);
+    cr_assert_not_null (json_string_value (json_object_get (j, "message")));
+    cr_assert_not_null (json_string_value (json_object_get (j, "nonce")));
+    cr_assert_not_null (json_string_value (json_object_get (j, "expires_at")));
+    return j;
+}
+
+//  The signature of text by w.
+static const char *s_sign (const harness_wallet_t *w, const char *text, char *out, size_t size)
+{
+    cr_assert_eq (auth_wallet_sign (w->seed, text, strlen (text), out, size), 0);
+    return out;
+}
+
+//  A request to path on port with body (pack-style JSON built by the caller, taken), expecting
+//  status and, for an error, code.
+static void s_expect (int port, const char *path, const char *token, json_t *body, long status,
+                      const char *code)
+{
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    harness_response_t r;
+    harness_request (
+        port, &(harness_request_t){.method = "POST", .path = path, .token = token, .body = text},
+        &r);
+    cr_assert_eq (r.status, status, "%s %s -> %ld %s", path, text, r.status, r.body);
+    if (code) {
+        json_t *j = s_json (&r);
+        cr_assert_str_eq (s_get (j, "error.code"), code, "%s %s -> %s", path, text, r.body);
+        json_decref (j);
+    }
+    free (text);
+    harness_response_free (&r);
+}
+
+static json_t *s_registration (const char *user, const harness_wallet_t *w, const char *signature,
+                               const char *nonce)
+{
+    json_t *j = json_pack ("{s:s,s:s,s:s,s:s}", "username", user, "password",
+                           "correct horse battery", "wallet", w->address, "signature", signature);
+    if (nonce)
+        json_object_set_new (j, "nonce", json_string (nonce));
+    return j;
+}
+
+Test (gateway, every_bad_registration_is_refused_and_writes_nothing, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_wallets", NULL);
+    int port = s_h.port_http;
+    pg_t *db = s_db ();
+    harness_wallet_t alice_w, mallory_w, other_w;
+    harness_wallet (&alice_w, NULL);
+    harness_wallet (&mallory_w, NULL);
+    harness_wallet (&other_w, NULL);
+    const char *R = "/api/auth/register";
+    char sig[AUTH_SIGNATURE_TEXT_MAX];
+
+    //  no challenge was ever asked for
+    s_expect (port, R, NULL,
+              s_registration ("alice", &alice_w, s_sign (&alice_w, "hi", sig, 90), NULL), 400,
+              "no_challenge");
+    //  the message names the domain the client reached, the wallet on its own line, the user,
+    //  the nonce and five minutes of validity
+    json_t *c = s_challenge (port, alice_w.address, "alice");
+    const char *message = json_string_value (json_object_get (c, "message"));
+    const char *nonce = json_string_value (json_object_get (c, "nonce"));
+    char line[256];
+    snprintf (line, sizeof line,
+              "127.0.0.1:%d wants you to register a Solana wallet for mce:\n%s\n", port,
+              alice_w.address);
+    cr_assert_eq (strncmp (message, line, strlen (line)), 0, "%s", message);
+    snprintf (line, sizeof line, "\nUsername: alice\nNonce: %s\nIssued At: ", nonce);
+    cr_assert_not_null (strstr (message, line), "%s", message);
+    const char *issued = strstr (message, "Issued At: ") + 11;
+    const char *expires = strstr (message, "Expiration Time: ") + 17;
+    int64_t issued_ns, expires_ns;
+    cr_assert_eq (clock_parse_rfc3339 (issued, 20, &issued_ns), 0, "%s", message);
+    cr_assert_eq (clock_parse_rfc3339 (expires, strlen (expires), &expires_ns), 0, "%s", message);
+    cr_assert_eq (expires_ns - issued_ns, 300 * MCE_NS_PER_SEC);
+    cr_assert_str_eq (json_string_value (json_object_get (c, "expires_at")), expires);
+    char good[AUTH_SIGNATURE_TEXT_MAX];
+    s_sign (&alice_w, message, good, sizeof good);
+
+    //  signed by a key that is not the wallet's
+    s_expect (port, R, NULL,
+              s_registration ("alice", &alice_w, s_sign (&mallory_w, message, sig, 90), NULL), 400,
+              "bad_signature");
+    //  a tampered message: the wallet signed something else than what was issued
+    char tampered[1024];
+    snprintf (tampered, sizeof tampered, "%s", message);
+    memcpy (strstr (tampered, "Expiration Time: ") + 17, "2099", 4);
+    s_expect (port, R, NULL,
+              s_registration ("alice", &alice_w, s_sign (&alice_w, tampered, sig, 90), NULL), 400,
+              "bad_signature");
+    //  the right signature for another username, or another wallet
+    s_expect (port, R, NULL, s_registration ("alicia", &alice_w, good, NULL), 400, "no_challenge");
+    s_expect (port, R, NULL, s_registration ("alicia", &alice_w, good, nonce), 400,
+              "challenge_mismatch");
+    s_expect (port, R, NULL, s_registration ("alice", &other_w, good, nonce), 400,
+              "challenge_mismatch");
+    //  someone else's wallet: mallory cannot sign for alice's
+    json_t *m = s_challenge (port, alice_w.address, "mallory");
+    const char *for_mallory = json_string_value (json_object_get (m, "message"));
+    s_expect (port, R, NULL,
+              s_registration ("mallory", &alice_w, s_sign (&mallory_w, for_mallory, sig, 90), NULL),
+              400, "bad_signature");
+    json_decref (m);
+    //  an expired challenge (put straight into the table: the real ones last five minutes)
+    const char *late_message = "an expired challenge for erin";
+    const char *params[] = {alice_w.address, late_message};
+    pg_result_t *r = pg_exec (db,
+                              "INSERT INTO wallet_challenges (nonce, wallet, username, message, "
+                              "issued_at, expires_at) VALUES ('ExpiredNonce1', $1, 'erin', $2, "
+                              "now () - interval '6 minutes', now () - interval '1 minute')",
+                              2, params);
+    cr_assert_not_null (r, "%s", pg_error (db));
+    pg_result_free (&r);
+    s_expect (port, R, NULL,
+              s_registration ("erin", &alice_w, s_sign (&alice_w, late_message, sig, 90), NULL),
+              400, "challenge_expired");
+    //  none of that wrote a user or spent a nonce
+    int64_t users, used;
+    s_written (db, &users, &used);
+    cr_assert_eq (users, 0);
+    cr_assert_eq (used, 0);
+
+    //  the real thing
+    s_expect (port, R, NULL, s_registration ("alice", &alice_w, good, NULL), 201, NULL);
+    s_written (db, &users, &used);
+    cr_assert_eq (users, 1);
+    cr_assert_eq (used, 1);
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM users WHERE username = 'alice' AND "
+              "wallet = '%s'",
+              alice_w.address);
+    cr_assert_eq (s_count (db, sql), 1);
+    //  the same again: the name is taken (and the nonce spent)
+    s_expect (port, R, NULL, s_registration ("alice", &alice_w, good, NULL), 409, "username_taken");
+    //  a second user with alice's wallet, signed properly: a wallet belongs to one user
+    json_t *b = s_challenge (port, alice_w.address, "bob");
+    char bobs[AUTH_SIGNATURE_TEXT_MAX];
+    s_sign (&alice_w, json_string_value (json_object_get (b, "message")), bobs, sizeof bobs);
+    s_expect (port, R, NULL, s_registration ("bob", &alice_w, bobs, NULL), 409, "wallet_taken");
+    s_written (db, &users, &used);
+    cr_assert_eq (users, 1);
+    cr_assert_eq (used, 1, "a refused registration gives its nonce back");
+    json_decref (b);
+    //  a wallet of its own, and bob is in
+    harness_wallet_t bob_w;
+    harness_wallet (&bob_w, NULL);
+    cr_assert_eq (harness_sign_up (port, "bob", "bob's long password", &bob_w, NULL), 201);
+    json_decref (c);
+    pg_destroy (&db);
+}
+
+//  Two loopback ports the OS just handed out (held together, so they differ) and released.
+static void s_free_ports (int *one, int *two)
+{
+    int fds[2], *ports[2] = {one, two};
+    for (int k = 0; k < 2; k++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        fds[k] = socket (AF_INET, SOCK_STREAM, 0);
+        cr_assert (fds[k] >= 0 && bind (fds[k], (struct sockaddr *) &a, sizeof a) == 0 &&
+                   getsockname (fds[k], (struct sockaddr *) &a, &len) == 0);
+        *ports[k] = ntohs (a.sin_port);
+    }
+    close (fds[0]);
+    close (fds[1]);
+}
+
+//  One more gateway on this test's database and matcher; returns its HTTP port.
+static int s_second_gateway (void)
+{
+    int http, native;
+    s_free_ports (&http, &native);
+    char port[16], endpoint[64];
+    snprintf (port, sizeof port, "%d", http);
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", native);
+    setenv ("MCE_GATEWAY_HTTP_PORT", port, 1);
+    setenv ("MCE_GATEWAY_NATIVE", endpoint, 1);
+    harness_start (&s_h, "mce-gateway");
+    unsetenv ("MCE_GATEWAY_HTTP_PORT");
+    unsetenv ("MCE_GATEWAY_NATIVE");
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    while (harness_http_port (http, "GET", "/api/health", NULL, NULL) != 200)
+        cr_assert_lt (clock_mono_ns (), deadline, "the second gateway never answered");
+    return http;
+}
+
+typedef struct {
+    int port;
+    const char *token;
+    const char *body;
+    long status;
+    char *answer;
+} s_race_t;
+
+static void *s_race_run (void *arg)
+{
+    s_race_t *x = arg;
+    harness_response_t r;
+    harness_request (
+        x->port,
+        &(harness_request_t){
+            .method = "POST", .path = "/api/auth/wallet", .token = x->token, .body = x->body},
+        &r);
+    x->status = r.status;
+    x->answer = r.body;
+    free (r.headers);
+    return NULL;
+}
+
+Test (gateway, a_nonce_from_one_gateway_works_on_another_once, .fini = s_fini, .timeout = 120)
+{
+    cr_assert_eq (curl_global_init (CURL_GLOBAL_DEFAULT), 0); //  two threads use curl below
+    s_start ("gw_two", NULL);
+    int a = s_h.port_http, b = s_second_gateway ();
+    pg_t *db = s_db ();
+    //  a challenge from A, the registration on B
+    harness_wallet_t w1, w2;
+    harness_wallet (&w1, NULL);
+    harness_wallet (&w2, NULL);
+    json_t *c = s_challenge (a, w1.address, "alice");
+    char sig[AUTH_SIGNATURE_TEXT_MAX];
+    s_sign (&w1, json_string_value (json_object_get (c, "message")), sig, sizeof sig);
+    json_decref (c);
+    s_expect (b, "/api/auth/register", NULL, s_registration ("alice", &w1, sig, NULL), 201, NULL);
+    s_expect (a, "/api/auth/register", NULL, s_registration ("alice", &w1, sig, NULL), 409,
+              "username_taken");
+    //  alice signs in on A, which never saw her register
+    harness_response_t r =
+        s_call ("POST", "/api/auth/login", NULL,
+                "{\"username\":\"alice\",\"password\":\"correct horse battery\"}");
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    json_t *j = s_json (&r);
+    const char *minted = s_get (j, "token");
+    cr_assert_not_null (minted, "%s", r.body);
+    char token[1024];
+    snprintf (token, sizeof token, "%s", minted);
+    json_decref (j);
+    harness_response_free (&r);
+    //  a new wallet: the challenge from A, sent to A and B at the same moment. One wins.
+    c = s_challenge (a, w2.address, "alice");
+    s_sign (&w2, json_string_value (json_object_get (c, "message")), sig, sizeof sig);
+    json_decref (c);
+    json_t *body = json_pack ("{s:s,s:s}", "wallet", w2.address, "signature", sig);
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    s_race_t race[2] = {{.port = a, .token = token, .body = text},
+                        {.port = b, .token = token, .body = text}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq (pthread_create (&threads[i], NULL, s_race_run, &race[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join (threads[i], NULL);
+    int won = (race[0].status == 200) + (race[1].status == 200);
+    cr_assert_eq (won, 1, "exactly one gateway takes the nonce: A %ld %s, B %ld %s", race[0].status,
+                  race[0].answer, race[1].status, race[1].answer);
+    s_race_t *lost = race[0].status == 200 ? &race[1] : &race[0];
+    cr_assert_eq (lost->status, 409, "%s", lost->answer);
+    cr_assert_not_null (strstr (lost->answer, "\"challenge_used\""), "%s", lost->answer);
+    free (race[0].answer);
+    free (race[1].answer);
+    //  and a third try on either is refused too
+    s_expect (b, "/api/auth/wallet", token,
+              json_pack ("{s:s,s:s}", "wallet", w2.address, "signature", sig), 409,
+              "challenge_used");
+    free (text);
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM users WHERE username = 'alice' AND "
+              "wallet = '%s'",
+              w2.address);
+    cr_assert_eq (s_count (db, sql), 1, "alice's wallet is the new one");
+    //  her old wallet is free again: bob may prove and take it
+    harness_wallet_t bob_w = w1;
+    cr_assert_eq (harness_sign_up (b, "bob", "bob's long password", &bob_w, NULL), 201);
+    //  a change to a wallet that is someone else's is refused, and writes nothing
+    c = s_challenge (b, w1.address, "alice");
+    s_sign (&w1, json_string_value (json_object_get (c, "message")), sig, sizeof sig);
+    json_decref (c);
+    s_expect (a, "/api/auth/wallet", token,
+              json_pack ("{s:s,s:s}", "wallet", w1.address, "signature", sig), 409, "wallet_taken");
+    cr_assert_eq (s_count (db, sql), 1, "alice keeps her wallet");
+    pg_destroy (&db);
+}
+
+Test (gateway, tokens_of_users_who_never_registered_are_refused, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_unknown", NULL);
+    char ghost[1024], root[1024];
+    harness_token ("ghost", "user", ghost, sizeof ghost);
+    harness_token ("root", "admin", root, sizeof root);
+    const char *order =
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\"}";
+    //  HTTP: a well-signed token of nobody places nothing and reads nothing
+    const struct {
+        const char *method, *path, *token, *body;
+    } tries[] = {
+        {"POST", "/api/trading/orders", ghost, order},
+        {"GET", "/api/trading/orders", ghost, NULL},
+        {"POST", "/api/auth/api-keys", ghost, "{}"},
+        {"POST", "/api/admin/market/control", root,
+         "{\"market\":\"campus-1\",\"action\":\"pause_trading\"}"},
+    };
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        harness_response_t r =
+            s_call (tries[i].method, tries[i].path, tries[i].token, tries[i].body);
+        cr_assert_eq (r.status, 401, "%s %s: %ld %s", tries[i].method, tries[i].path, r.status,
+                      r.body);
+        json_t *j = s_json (&r);
+        cr_assert_str_eq (s_get (j, "error.code"), "unknown_user", "%s", r.body);
+        json_decref (j);
+        harness_response_free (&r);
+    }
+    //  the native port: the handshake itself fails
+    cr_assert_eq (s_native_refused ("jwt", ghost), 400);
+    //  nothing reached the matcher
+    harness_response_t r = s_call ("GET", "/api/market/depth?market=campus-1", NULL, NULL);
+    json_t *j = s_json (&r);
+    cr_assert_eq (json_array_size (json_object_get (j, "bids")), 0, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    //  a user this gateway never saw register (another gateway did): one lookup, then known
+    harness_user_add (s_conninfo, "dora", "user");
+    char dora[1024];
+    harness_token ("dora", "user", dora, sizeof dora);
+    r = s_call ("POST", "/api/trading/orders", dora, order);
+    cr_assert_eq (r.status, 201, "%s", r.body);
+    harness_response_free (&r);
+    zsock_t *native = s_native ("jwt", dora);
+    proto_msg_t reply = s_native_order (native, 1, "ghost");
+    cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
+    zsock_destroy (&native);
+    //  lookups are bounded: a flood of a nobody's requests is refused as rate limited long
+    //  before each costs a query
+    int limited = 0;
+    for (int i = 0; i < 400; i++) {
+        r = s_call ("GET", "/api/trading/orders", ghost, NULL);
+        cr_assert (r.status == 401 || r.status == 429, "%ld %s", r.status, r.body);
+        limited += r.status == 429;
+        harness_response_free (&r);
+    }
+    cr_assert_gt (limited, 0, "400 lookups of an unknown user were all made");
+    r = s_call ("GET", "/metrics", NULL, NULL);
+    const char *lookups = strstr (r.body, "\nmce_gateway_user_lookups_total ");
+    cr_assert_not_null (lookups, "%s", r.body);
+    long made = strtol (lookups + strlen ("\nmce_gateway_user_lookups_total "), NULL, 10);
+    cr_assert_lt (made, 400, "%ld lookups", made);
+    cr_assert_not_null (strstr (r.body, "\nmce_gateway_user_lookups_limited_total "), "%s", r.body);
+    harness_response_free (&r);
 }
 
 Test (gateway, a_postgres_outage_is_503_then_heals, .fini = s_fini, .timeout = 120)

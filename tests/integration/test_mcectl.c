@@ -2,9 +2,10 @@
     orders placed, amended and cancelled with mcectl and seen through mcectl, a trade in the
     market's trades and in each side's history, refusals with the gateway's own error and
     exit status, an administrator pausing and resuming a market, users made with `user add`,
-    `health` up and then down with the matcher stopped, and `load` running the load
-    generator. mcectl is run as a program (harness_run) and judged by its exit status and
-    what it prints, --json parsed as JSON.
+    users signing up and changing wallet with a keypair file (`register`, `wallet`), a token
+    of nobody refused, `health` up and then down with the matcher stopped, and `load` running
+    the load generator (which signs its users up). mcectl is run as a program (harness_run) and
+   judged by its exit status and what it prints, --json parsed as JSON.
 */
 #include "clock.h"
 #include "harness.h"
@@ -17,6 +18,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,54 @@ static int s_mcectl (char **out, const char *const *args)
 
 #define S_MCECTL(out, ...) s_mcectl (out, (const char *const[]){__VA_ARGS__, NULL})
 
+//  s_mcectl with input on its standard input (a password, as an operator would pipe it).
+static int s_mcectl_input (const char *input, char **out, const char *const *args)
+{
+    char path[] = "/tmp/mce-stdin-XXXXXX";
+    int fd = mkstemp (path);
+    cr_assert (fd >= 0);
+    cr_assert_eq (write (fd, input, strlen (input)), (ssize_t) strlen (input));
+    lseek (fd, 0, SEEK_SET);
+    int saved = dup (0);
+    dup2 (fd, 0);
+    int rc = s_mcectl (out, args);
+    dup2 (saved, 0);
+    close (saved);
+    close (fd);
+    unlink (path);
+    return rc;
+}
+
+#define S_MCECTL_INPUT(input, out, ...)                                                            \
+    s_mcectl_input (input, out, (const char *const[]){__VA_ARGS__, NULL})
+
+//  A keypair file in the Solana CLI's format (seed, then public key) for w, in the test's
+//  folder; its path in path.
+static void s_keypair_file (const harness_wallet_t *w, const char *name, char *path, size_t size)
+{
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_seed_keypair (pk, sk, w->seed);
+    snprintf (path, size, "%s/%s.json", s_h.dir, name);
+    FILE *f = fopen (path, "w");
+    cr_assert_not_null (f);
+    for (int i = 0; i < 64; i++)
+        fprintf (f, "%s%u", i ? "," : "[", i < 32 ? w->seed[i] : pk[i - 32]);
+    fprintf (f, "]\n");
+    fclose (f);
+}
+
+//  Signs user up with mcectl register and a wallet of its own.
+static void s_register (const char *user)
+{
+    harness_wallet_t w;
+    harness_wallet (&w, NULL);
+    char path[256], *out;
+    s_keypair_file (&w, user, path, sizeof path);
+    int rc = S_MCECTL_INPUT ("correct horse battery\n", &out, "register", user, "--keypair", path);
+    cr_assert_eq (rc, 0, "register %s: %s", user, out);
+    free (out);
+}
+
 //  out as JSON: its last line (stderr, which comes first, may say something above it).
 static json_t *s_json (const char *out)
 {
@@ -130,6 +180,8 @@ static json_t *s_place (const char *user, const char *side, const char *qty, con
 Test (mcectl, a_sell_and_a_buy_trade_and_show_everywhere, .fini = s_fini, .timeout = 120)
 {
     s_start ("mcectl_trade");
+    s_register ("alice");
+    s_register ("bob");
     json_t *sell = s_place ("alice", "sell", "10", "0.15");
     cr_assert_str_eq (s_str (sell, "status"), "open");
     json_t *buy = s_place ("bob", "buy", "4", "0.16");
@@ -200,6 +252,8 @@ Test (mcectl, a_sell_and_a_buy_trade_and_show_everywhere, .fini = s_fini, .timeo
 Test (mcectl, an_order_amended_and_cancelled, .fini = s_fini, .timeout = 120)
 {
     s_start ("mcectl_amend");
+    s_register ("alice");
+    s_register ("mallory");
     json_t *ack = s_place ("alice", "buy", "10", "0.12");
     char id[32];
     snprintf (id, sizeof id, "%s", s_str (ack, "order_id"));
@@ -246,6 +300,7 @@ Test (mcectl, an_order_amended_and_cancelled, .fini = s_fini, .timeout = 120)
 Test (mcectl, refusals_and_mistakes_have_their_exit_status, .fini = s_fini, .timeout = 120)
 {
     s_start ("mcectl_refused");
+    s_register ("bob");
     char *out;
     //  off the tick (0.001): the gateway refuses, its error on stderr, its JSON with --json
     cr_assert_eq (S_MCECTL (&out, "--as", "bob", "order", "place", "--side", "buy", "--qty", "1",
@@ -294,7 +349,14 @@ Test (mcectl, refusals_and_mistakes_have_their_exit_status, .fini = s_fini, .tim
 Test (mcectl, an_admin_pauses_and_resumes_a_market, .fini = s_fini, .timeout = 120)
 {
     s_start ("mcectl_admin");
+    s_register ("alice");
+    harness_wallet_t w;
+    harness_wallet (&w, NULL);
     char *out;
+    cr_assert_eq (S_MCECTL_INPUT ("a long password\n", &out, "user", "add", "root", "--wallet",
+                                  w.address, "--admin"),
+                  0, "%s", out);
+    free (out);
     //  a user may not
     cr_assert_eq (S_MCECTL (&out, "--as", "alice", "admin", "pause", "campus-1"), 1, "%s", out);
     cr_assert_not_null (strstr (out, "403 forbidden"), "%s", out);
@@ -340,20 +402,9 @@ Test (mcectl, user_add_makes_an_administrator, .fini = s_fini, .timeout = 120)
 {
     s_start ("mcectl_users");
     //  the password on standard input, as an operator would pipe it
-    char path[] = "/tmp/mce-password-XXXXXX";
-    int fd = mkstemp (path);
-    cr_assert (fd >= 0);
-    cr_assert_eq (write (fd, "correct horse battery\n", 22), 22);
-    lseek (fd, 0, SEEK_SET);
-    int saved = dup (0);
-    dup2 (fd, 0);
     char *out;
-    int rc = S_MCECTL (&out, "user", "add", "carol", "--wallet",
-                       "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T", "--admin");
-    dup2 (saved, 0);
-    close (saved);
-    close (fd);
-    unlink (path);
+    int rc = S_MCECTL_INPUT ("correct horse battery\n", &out, "user", "add", "carol", "--wallet",
+                             "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T", "--admin");
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert_not_null (strstr (out, "created administrator carol"), "%s", out);
     free (out);
@@ -367,6 +418,79 @@ Test (mcectl, user_add_makes_an_administrator, .fini = s_fini, .timeout = 120)
     free (body);
     cr_assert_eq (S_MCECTL (&out, "--token", s_str (j, "token"), "admin", "health"), 0, "%s", out);
     json_decref (j);
+    free (out);
+}
+
+Test (mcectl, register_and_change_wallet_with_a_keypair_file, .fini = s_fini, .timeout = 120)
+{
+    s_start ("mcectl_wallets");
+    harness_wallet_t first, second;
+    harness_wallet (&first, NULL);
+    harness_wallet (&second, NULL);
+    char one[256], two[256], *out;
+    s_keypair_file (&first, "first", one, sizeof one);
+    s_keypair_file (&second, "second", two, sizeof two);
+    //  a token for someone who never signed up is refused by the gateway
+    cr_assert_eq (S_MCECTL (&out, "--as", "dave", "orders"), 1, "%s", out);
+    cr_assert_not_null (strstr (out, "401 unknown_user"), "%s", out);
+    free (out);
+    //  dave signs up with the first wallet, and his token works
+    cr_assert_eq (
+        S_MCECTL_INPUT ("correct horse battery\n", &out, "register", "dave", "--keypair", one), 0,
+        "%s", out);
+    char line[128];
+    snprintf (line, sizeof line, "registered dave with wallet %s", first.address);
+    cr_assert_not_null (strstr (out, line), "%s", out);
+    free (out);
+    cr_assert_eq (S_MCECTL (&out, "--as", "dave", "orders"), 0, "%s", out);
+    free (out);
+    //  the same wallet for another user: refused by the gateway
+    cr_assert_eq (
+        S_MCECTL_INPUT ("correct horse battery\n", &out, "register", "erin", "--keypair", one), 1,
+        "%s", out);
+    cr_assert_not_null (strstr (out, "409 wallet_taken"), "%s", out);
+    free (out);
+    //  dave moves to the second wallet; the first is free again, and erin takes it
+    cr_assert_eq (S_MCECTL (&out, "--as", "dave", "--json", "wallet", "--keypair", two), 0, "%s",
+                  out);
+    json_t *j = s_json (out);
+    cr_assert_str_eq (s_str (j, "username"), "dave");
+    cr_assert_str_eq (s_str (j, "wallet"), second.address);
+    json_decref (j);
+    free (out);
+    cr_assert_eq (
+        S_MCECTL_INPUT ("another long password\n", &out, "register", "erin", "--keypair", one), 0,
+        "%s", out);
+    free (out);
+    //  files that are not keypairs are usage errors, and nothing is sent
+    char bad[256];
+    snprintf (bad, sizeof bad, "%s/bad.json", s_h.dir);
+    FILE *f = fopen (bad, "w");
+    fprintf (f, "[1,2,3]\n");
+    fclose (f);
+    cr_assert_eq (
+        S_MCECTL_INPUT ("correct horse battery\n", &out, "register", "fred", "--keypair", bad), 2,
+        "%s", out);
+    cr_assert_not_null (strstr (out, "not a keypair"), "%s", out);
+    free (out);
+    //  halves that disagree: the first file's seed with the second's public key
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_seed_keypair (pk, sk, second.seed);
+    f = fopen (bad, "w");
+    for (int i = 0; i < 64; i++)
+        fprintf (f, "%s%u", i ? "," : "[", i < 32 ? first.seed[i] : pk[i - 32]);
+    fprintf (f, "]\n");
+    fclose (f);
+    cr_assert_eq (
+        S_MCECTL_INPUT ("correct horse battery\n", &out, "register", "fred", "--keypair", bad), 2,
+        "%s", out);
+    cr_assert_not_null (strstr (out, "public key"), "%s", out);
+    free (out);
+    cr_assert_eq (S_MCECTL (&out, "register", "fred", "--keypair", "/nonexistent.json"), 2, "%s",
+                  out);
+    free (out);
+    cr_assert_eq (S_MCECTL (&out, "register", "--help"), 0, "%s", out);
+    cr_assert_not_null (strstr (out, "--keypair FILE"), "%s", out);
     free (out);
 }
 

@@ -453,9 +453,10 @@ static void s_compare_postgres (pg_t *pg, const s_truth_t *t)
     cr_assert_eq (s_query_int (pg, "SELECT coalesce(sum(qty), 0) FROM trades"), t->volume);
     cr_assert_eq (s_query_int (pg, "SELECT coalesce(sum(value), 0) FROM trades"), t->value);
     cr_assert_eq (s_query_int (pg,
-                               "SELECT count(*) FROM orders o WHERE o.filled <> coalesce ((SELECT "
-                               "sum(qty) FROM trades t WHERE t.buy_order_id = o.order_id OR "
-                               "t.sell_order_id = o.order_id), 0)"),
+                               "SELECT count(*) FROM orders o LEFT JOIN (SELECT id, sum (qty) AS "
+                               "qty FROM (SELECT buy_order_id AS id, qty FROM trades UNION ALL "
+                               "SELECT sell_order_id, qty FROM trades) AS sides GROUP BY id) AS f "
+                               "ON f.id = o.order_id WHERE o.filled <> coalesce (f.qty, 0)"),
                   0, "each order's filled equals the sum of its trades");
     pg_result_t *r = pg_exec (pg,
                               "SELECT order_id, price, remaining FROM orders WHERE status IN "

@@ -164,6 +164,7 @@ Test (settler, trades_settle_to_the_net_positions, .fini = s_fini, .timeout = 24
 
     //  The same through the gateway's admin routes (which ask the settler's admin port), and
     //  the settlements in Postgres through the persister (the settler's bus, stream s).
+    harness_user_add (t->pg.conninfo, "ops", "admin"); //  the gateway knows its token's user
     harness_start (&t->h, "mce-gateway");
     int persister = harness_start (&t->h, "mce-persister");
     cr_assert (harness_wait_http (&t->h, "/api/health", HARNESS_DEADLINE_MS));

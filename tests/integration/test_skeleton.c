@@ -2,10 +2,12 @@
     posted over HTTP reaches the matcher, is journaled and acknowledged, and its event reaches
     the settler and the broadcaster, each logging its seq (the persister writes Postgres: it
     has its own test). Bad input on every door is refused with a clear answer and changes
-    nothing.
+    nothing. The gateway alone has a Postgres, where its user "demo" is registered: a gateway
+    takes tokens of registered users only.
 */
 #include "bus_sub.h"
 #include "harness.h"
+#include "pgtest.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -14,6 +16,7 @@
 
 static harness_t s_h;
 static bus_sub_t *s_sub;
+static pgtest_t s_pg;
 
 //  The "seq" of a JSON reply body.
 static uint64_t s_json_seq (const char *body)
@@ -38,6 +41,7 @@ static void s_fini (void)
 {
     bus_sub_destroy (&s_sub);
     harness_cleanup (&s_h);
+    pgtest_stop (&s_pg);
 }
 
 //  POST /api/trading/orders as the user "demo"; returns the status, the body in *body.
@@ -70,7 +74,11 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     setenv ("MCE_LOG_LEVEL", "debug", 1); //  the broadcaster logs each event at debug
     int broadcaster = harness_start (&s_h, "mce-broadcaster");
     unsetenv ("MCE_LOG_LEVEL");
+    cr_assert_eq (pgtest_start (&s_pg, NULL), 0);
+    harness_user_add (s_pg.conninfo, "demo", "user");
+    setenv ("MCE_POSTGRES_URL", s_pg.conninfo, 1);
     int gateway = harness_start (&s_h, "mce-gateway");
+    unsetenv ("MCE_POSTGRES_URL");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS),
                "gateway never came up");
     (void) gateway;

@@ -332,6 +332,9 @@ Test (escrow, accounts_survive_a_snapshot)
     char err[256];
     config_load (&cfg, NULL, err, sizeof err);
     cfg.markets[0].escrow = true;
+    cfg.markets[0].tick = 10000; //  as s_setup's: the holds of resting orders depend on them
+    cfg.markets[0].lot = 1000;
+    cfg.markets[0].min_qty = 1000;
     engine_t *copy = engine_new (&cfg);
     cr_assert_eq (engine_restore (copy, snap, size), 0);
     cr_assert_eq (engine_state_hash (copy), hash);
@@ -346,6 +349,34 @@ Test (escrow, accounts_survive_a_snapshot)
     engine_deposit (s_e, s_alice, P, 1, 10, T0 + 3);
     cr_assert_neq (engine_state_hash (s_e), hash);
     engine_destroy (&copy);
+    free (snap);
+}
+
+Test (escrow, a_snapshot_does_not_restore_under_other_reservation_settings)
+{
+    s_fund (s_alice, P, 700000);
+    cr_assert (!s_limit (s_alice, PROTO_SIDE_BUY, 3, 100000)->rejected);
+    size_t size;
+    uint8_t *snap = engine_snapshot (s_e, &size);
+    mce_config_t cfg;
+    char err[256];
+    config_load (&cfg, NULL, err, sizeof err);
+    cfg.markets[0].tick = 10000;
+    cfg.markets[0].lot = 1000;
+    cfg.markets[0].min_qty = 1000;
+    engine_t *other = engine_new (&cfg); //  escrow off: the resting bid's hold would leak
+    cr_assert_eq (engine_restore (other, snap, size), -2);
+    engine_destroy (&other);
+    cfg.markets[0].escrow = true;
+    cfg.markets[0].max_price = 50000000; //  a market buy would hold at another price
+    other = engine_new (&cfg);
+    cr_assert_eq (engine_restore (other, snap, size), -2);
+    engine_destroy (&other);
+    cfg.markets[0].max_price = 100000000; //  as it was: it restores
+    other = engine_new (&cfg);
+    cr_assert_eq (engine_restore (other, snap, size), 0);
+    cr_assert_eq (engine_state_hash (other), engine_state_hash (s_e));
+    engine_destroy (&other);
     free (snap);
 }
 

@@ -1,4 +1,5 @@
-/*  test_auth — passwords, input rules, tokens and API keys, the way the gateway uses them.
+/*  test_auth — passwords, input rules, tokens, wallet signatures and keypair files, and API
+    keys, the way the gateway (and mcectl) use them.
 
     The token tests are attacks as much as checks: tokens with "alg":"none", with another
     HMAC made with our own key, with a payload edited after signing, and with claims of the
@@ -637,6 +638,135 @@ Test (auth, jwt_mint_refuses_what_verify_would)
     cr_assert_eq (
         auth_jwt_verify (s_secret, AUTH_JWT_SECRET_MIN - 1, token, len, NOW, &claims, &reason), -1);
     cr_assert_str_eq (reason, "server secret too short");
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Wallet signatures
+
+//  RFC 8032 §7.1, test 2: a secret seed, its public key, the message 0x72 and the signature.
+#define S_RFC_SEED   "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
+#define S_RFC_WALLET "586Z7H2vpX9qNhN2T4e9Utugie3ogjbxzGaMtM3E6HR5"
+#define S_RFC_SIGNATURE                                                                            \
+    "3w2b4gJH2VXfrwycUgMiE3TZJTztazKppFVojCQ9NDMDHq8PVTHxQdQovxMFxqeqeQf1xaADvhkj2nMuB1kzouA7"
+
+Test (auth, wallet_signatures_are_ed25519_as_rfc_8032_says)
+{
+    uint8_t seed[AUTH_SEED_BYTES];
+    cr_assert_eq (auth_seed_parse_hex (S_RFC_SEED, seed), 0);
+    char wallet[AUTH_WALLET_MAX], sig[AUTH_SIGNATURE_TEXT_MAX];
+    cr_assert_eq (auth_wallet_of_seed (seed, wallet, sizeof wallet), 0);
+    cr_assert_str_eq (wallet, S_RFC_WALLET);
+    cr_assert_eq (auth_wallet_sign (seed, "\x72", 1, sig, sizeof sig), 0);
+    cr_assert_str_eq (sig, S_RFC_SIGNATURE, "ed25519 is deterministic");
+    cr_assert (auth_wallet_verify (S_RFC_WALLET, TEXT (S_RFC_SIGNATURE), "\x72", 1));
+    //  another message, another wallet, a signature changed in one place: all refused
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, TEXT (S_RFC_SIGNATURE), "\x73", 1));
+    cr_assert_not (auth_wallet_verify ("FVen3X669xLzsi6N2V91DoiyzHzg1uAgqiT8jZ9nS96Z",
+                                       TEXT (S_RFC_SIGNATURE), "\x72", 1));
+    char changed[] = S_RFC_SIGNATURE;
+    changed[10] = changed[10] == 'A' ? 'B' : 'A';
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, changed, strlen (changed), "\x72", 1));
+    //  malformed input is refused, never crashes
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, TEXT ("not base58 0OIl"), "\x72", 1));
+    cr_assert_not (auth_wallet_verify ("short", TEXT (S_RFC_SIGNATURE), "\x72", 1));
+    cr_assert_not (auth_wallet_verify (NULL, TEXT (S_RFC_SIGNATURE), "\x72", 1));
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, NULL, 0, "\x72", 1));
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, TEXT (S_RFC_SIGNATURE), NULL, 1));
+    char huge[10000];
+    memset (huge, 'z', sizeof huge);
+    cr_assert_not (auth_wallet_verify (S_RFC_WALLET, huge, sizeof huge, "\x72", 1));
+    //  a message signed, as a browser wallet's signMessage does it, verifies
+    const char *message = "127.0.0.1:8080 wants you to register a Solana wallet for mce:";
+    cr_assert_eq (auth_wallet_sign (seed, message, strlen (message), sig, sizeof sig), 0);
+    cr_assert (auth_wallet_verify (wallet, sig, strlen (sig), message, strlen (message)));
+    cr_assert_eq (auth_wallet_sign (seed, message, strlen (message), sig, 40), -1, "too small");
+    //  hex seeds: exactly 64 hex digits
+    cr_assert_eq (auth_seed_parse_hex ("4ccd", seed), -1);
+    cr_assert_eq (auth_seed_parse_hex (S_RFC_SEED "00", seed), -1);
+    cr_assert_eq (auth_seed_parse_hex (NULL, seed), -1);
+    char bad_hex[] = S_RFC_SEED;
+    bad_hex[5] = 'g';
+    cr_assert_eq (auth_seed_parse_hex (bad_hex, seed), -1);
+}
+
+Test (auth, signature_rules)
+{
+    static const rule_case_t cases[] = {
+        {TEXT (S_RFC_SIGNATURE), true},
+        //  64 zero bytes: 64 '1's
+        {TEXT ("1111111111111111111111111111111111111111111111111111111111111111"), true},
+        {TEXT ("111111111111111111111111111111111111111111111111111111111111111"), false}, //  63
+        {TEXT (S_RFC_WALLET), false}, //  32 bytes: a key, not a signature
+        {TEXT ("3w2b4gJH2VXfrwycUgMiE3TZJTztazKppFVojCQ9NDMDHq8PVTHxQdQovxMFxqeqeQf1xaADvhkj2nMuB1k"
+               "zou0"),
+         false},
+        {TEXT (""), false},
+    };
+    s_check_rule (auth_check_signature, "signature", cases, sizeof cases / sizeof cases[0]);
+    cr_expect_not_null (auth_check_signature (NULL, 0));
+    char huge[10000];
+    memset (huge, 'z', sizeof huge);
+    cr_expect_not_null (auth_check_signature (huge, sizeof huge));
+}
+
+Test (auth, keypair_files_in_the_solana_cli_format)
+{
+    //  RFC 8032 test 1's seed and public key, as solana-keygen writes them
+    const char *file =
+        "[157,97,177,157,239,253,90,96,186,132,74,244,146,236,44,196,68,73,197,105,123,50,105,25,"
+        "112,59,172,3,28,174,127,96,215,90,152,1,130,177,10,183,213,75,254,211,201,100,7,58,14,"
+        "225,114,243,218,166,35,37,175,2,26,104,247,7,81,26]\n";
+    uint8_t seed[AUTH_SEED_BYTES];
+    char wallet[AUTH_WALLET_MAX];
+    const char *why = NULL;
+    cr_assert_eq (auth_keypair_parse (file, strlen (file), seed, wallet, &why), 0, "%s", why);
+    cr_assert_str_eq (wallet, "FVen3X669xLzsi6N2V91DoiyzHzg1uAgqiT8jZ9nS96Z");
+    cr_assert_eq (seed[0], 157);
+    cr_assert_eq (seed[31], 96);
+    //  each way of not being one, with its reason
+    char edited[1024];
+    snprintf (edited, sizeof edited, "%s", file);
+    memcpy (strstr (edited, "215,90"), "216,90", 6); //  the public key's first byte
+    cr_assert_eq (auth_keypair_parse (edited, strlen (edited), seed, wallet, &why), -1);
+    cr_assert_not_null (strstr (why, "not the seed's"), "%s", why);
+    cr_assert_eq (seed[0], 0, "a refused file leaves no seed behind");
+    static const char *const bad[] = {
+        "",
+        "{}",
+        "[1,2,3]",
+        "not json",
+        "[157,97,177,157,239,253,90,96,186,132,74,244,146,236,44,196,68,73,197,105,123,50,105,25,"
+        "112,59,172,3,28,174,127,96,215,90,152,1,130,177,10,183,213,75,254,211,201,100,7,58,14,"
+        "225,114,243,218,166,35,37,175,2,26,104,247,7,81,256]",
+        "[157,97,177,157,239,253,90,96,186,132,74,244,146,236,44,196,68,73,197,105,123,50,105,25,"
+        "112,59,172,3,28,174,127,96,215,90,152,1,130,177,10,183,213,75,254,211,201,100,7,58,14,"
+        "225,114,243,218,166,35,37,175,2,26,104,247,7,81,-1]",
+        "[157,97,177,157,239,253,90,96,186,132,74,244,146,236,44,196,68,73,197,105,123,50,105,25,"
+        "112,59,172,3,28,174,127,96,215,90,152,1,130,177,10,183,213,75,254,211,201,100,7,58,14,"
+        "225,114,243,218,166,35,37,175,2,26,104,247,7,81,\"26\"]",
+        "[157,97,177,157,239,253,90,96,186,132,74,244,146,236,44,196,68,73,197,105,123,50,105,25,"
+        "112,59,172,3,28,174,127,96,215,90,152,1,130,177,10,183,213,75,254,211,201,100,7,58,14,"
+        "225,114,243,218,166,35,37,175,2,26,104,247,7,81,26.0]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        cr_assert_eq (auth_keypair_parse (bad[i], strlen (bad[i]), seed, wallet, &why), -1, "%s",
+                      bad[i]);
+        cr_assert_not_null (why);
+    }
+    cr_assert_eq (auth_keypair_parse (NULL, 0, seed, wallet, &why), -1);
+}
+
+Test (auth, jwt_subject_reads_a_token_without_trusting_it)
+{
+    auth_claims_t claims = s_alice ();
+    char token[AUTH_JWT_MAX], sub[AUTH_USERNAME_MAX + 1];
+    cr_assert_eq (auth_jwt_mint (SECRET, &claims, token, sizeof token), 0);
+    cr_assert_eq (auth_jwt_subject (token, strlen (token), sub), 0);
+    cr_assert_str_eq (sub, "alice");
+    cr_assert_eq (auth_jwt_subject ("a.b", 3, sub), -1);
+    cr_assert_eq (auth_jwt_subject ("a.!!!.c", 7, sub), -1);
+    cr_assert_eq (auth_jwt_subject (NULL, 0, sub), -1);
 }
 
 //  ---------------------------------------------------------------------------------------

@@ -224,7 +224,8 @@ Test (engine, every_reject_reason, .init = s_setup, .fini = s_teardown)
     cfg.markets[0].lot = 1000;
     s_e = engine_new (&cfg);
     engine_advance (s_e, T0);
-    const engine_result_t *r = s_order ((engine_order_t){.side = PROTO_SIDE_BUY,
+    const engine_result_t *r = s_order ((engine_order_t){.user = engine_user_intern (s_e, "alice"),
+                                                         .side = PROTO_SIDE_BUY,
                                                          .type = PROTO_ORDER_TYPE_LIMIT,
                                                          .tif = PROTO_TIF_GTC,
                                                          .qty = 1500,

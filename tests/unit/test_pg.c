@@ -620,5 +620,27 @@ Test (migrate, the_gateway_migrations_build_users_and_api_keys)
 
     cr_assert_eq (pg_run (pg, "DELETE FROM users WHERE username = 'alice'"), 0);
     cr_assert_eq (s_int (pg, "SELECT count(*) FROM api_keys"), 0, "keys go with their user");
+
+    //  0002: a wallet belongs to one user, and wallet challenges have their table
+    cr_assert_geq (test_gateway_migration_count, 2);
+    cr_assert_str_eq (test_gateway_migrations[1].name, "wallet_challenges");
+    const char *carol[] = {"carol", "hash", "WalletC"}, *dave[] = {"dave", "hash", "WalletC"};
+    r = pg_exec (pg, "INSERT INTO users (username, password_hash, wallet) VALUES ($1, $2, $3)", 3,
+                 carol);
+    cr_assert_not_null (r, "%s", pg_error (pg));
+    pg_result_free (&r);
+    cr_assert_null (pg_exec (
+        pg, "INSERT INTO users (username, password_hash, wallet) VALUES ($1, $2, $3)", 3, dave));
+    cr_assert_str_eq (pg_sqlstate (pg), PG_UNIQUE_VIOLATION, "%s", pg_error (pg));
+    cr_assert_eq (pg_run (pg, "INSERT INTO wallet_challenges (nonce, wallet, username, message, "
+                              "issued_at, expires_at) VALUES ('n1', 'WalletC', 'carol', 'sign me', "
+                              "now (), now () + interval '5 minutes')"),
+                  0, "%s", pg_error (pg));
+    cr_assert_neq (pg_run (pg,
+                           "INSERT INTO wallet_challenges (nonce, wallet, username, message, "
+                           "issued_at, expires_at) VALUES ('n1', 'W', 'x', 'm', now (), now ())"),
+                   0, "a nonce is issued once");
+    cr_assert (s_table_exists (pg, "wallet_challenges_pair_idx"));
+    cr_assert (s_table_exists (pg, "wallet_challenges_expires_idx"));
     pg_destroy (&pg);
 }

@@ -95,7 +95,7 @@ static void s_rows (pg_t *pg, const char *sql, char *out, size_t size)
     do {                                                                                           \
         char got_[8192];                                                                           \
         s_rows (pg, sql, got_, sizeof got_);                                                       \
-        cr_assert_str_eq (got_, expected, "%s", sql);                                              \
+        cr_assert_str_eq (got_, expected, "%s\n got: %s\nwant: %s", sql, got_, expected);          \
     } while (0)
 
 //  Every row of every table, for "nothing changed" checks.
@@ -111,7 +111,7 @@ static void s_everything (pg_t *pg, char *out, size_t size)
             out, size);
 }
 
-#define S_MIGRATIONS 2 //  files in persister/migrations
+#define S_MIGRATIONS 3 //  files in persister/migrations
 
 //  --------------------------------------------------------------------------------------------
 //  Events, as the matcher would publish them
@@ -698,6 +698,409 @@ Test (pgstore, the_settler_stream_fills_settlements_and_settles_epochs_in_either
     //  a settler batch delivered twice is refused, and changes nothing
     cr_assert_eq (pgstore_apply (store, "s", s2, 3), -1);
     s_assert_rows (pg, "SELECT count(*) FROM settlements", "2");
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Accounts: balances, deposits and withdrawals
+
+//  2025-11-21T21:40:00Z: T1 + k seconds reads back as 21:40:0k
+#define T1      1763761200000000000LL
+#define S_AT(k) (T1 + (int64_t) (k) *MCE_NS_PER_SEC)
+
+static proto_msg_t s_balance (uint64_t seq, const char *user, proto_asset_t asset, int64_t avail,
+                              int64_t resv, int64_t davail, int64_t dresv,
+                              proto_balance_cause_t cause, uint64_t ref, const char *market)
+{
+    proto_msg_t m = {.kind = PROTO_balance};
+    proto_balance_t *e = &m.balance;
+    e->seq = seq;
+    e->ts = S_AT (seq);
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->asset = asset;
+    e->available = avail;
+    e->reserved = resv;
+    e->d_available = davail;
+    e->d_reserved = dresv;
+    e->cause = cause;
+    e->ref = ref;
+    snprintf (e->market, sizeof e->market, "%s", market);
+    return m;
+}
+
+//  Deposits of two users, an order of each reserving, and a trade between them: every cause
+//  but release and refund, alice's payment three times and bob's energy twice in the batch.
+//  Fills events[] (room for 10) and returns their count; seqs 1...9.
+static size_t s_balance_day (proto_msg_t *ev)
+{
+    size_t n = 0;
+    const proto_asset_t E = PROTO_ASSET_ENERGY, P = PROTO_ASSET_PAYMENT;
+    ev[n++] = s_balance (1, "alice", P, 1000000, 0, 1000000, 0, PROTO_BALANCE_CAUSE_DEPOSIT, 1, "");
+    ev[n++] = s_balance (2, "bob", E, 600, 0, 600, 0, PROTO_BALANCE_CAUSE_DEPOSIT, 2, "");
+    ev[n++] = s_balance (3, "alice", P, 850000, 150000, -150000, 150000, PROTO_BALANCE_CAUSE_ORDER,
+                         11, MKT);
+    ev[n++] = s_balance (4, "bob", E, 0, 600, -600, 600, PROTO_BALANCE_CAUSE_ORDER, 12, MKT);
+    ev[n++] = s_book_level (5);
+    ev[n++] =
+        s_balance (6, "alice", P, 910000, 0, 60000, -150000, PROTO_BALANCE_CAUSE_TRADE, 501, MKT);
+    ev[n++] = s_balance (7, "alice", E, 600, 0, 600, 0, PROTO_BALANCE_CAUSE_TRADE, 501, MKT);
+    ev[n++] = s_balance (8, "bob", E, 0, 0, 0, -600, PROTO_BALANCE_CAUSE_TRADE, 501, MKT);
+    ev[n++] = s_balance (9, "bob", P, 90000, 0, 90000, 0, PROTO_BALANCE_CAUSE_TRADE, 501, MKT);
+    return n;
+}
+
+static void s_assert_balance_day (pg_t *pg)
+{
+    s_assert_rows (pg,
+                   "SELECT username, asset, available, reserved, updated_seq, updated_at "
+                   "FROM balances ORDER BY username, asset",
+                   "alice|energy|600|0|7|2025-11-21 21:40:07+00;"
+                   "alice|payment|910000|0|6|2025-11-21 21:40:06+00;"
+                   "bob|energy|0|0|8|2025-11-21 21:40:08+00;"
+                   "bob|payment|90000|0|9|2025-11-21 21:40:09+00");
+    s_assert_rows (pg,
+                   "SELECT seq, username, asset, cause, ref, market, d_available, d_reserved, "
+                   "available, reserved, ts FROM balance_movements ORDER BY seq",
+                   "1|alice|payment|deposit|1|-|1000000|0|1000000|0|2025-11-21 21:40:01+00;"
+                   "2|bob|energy|deposit|2|-|600|0|600|0|2025-11-21 21:40:02+00;"
+                   "3|alice|payment|order|11|campus-1|-150000|150000|850000|150000|"
+                   "2025-11-21 21:40:03+00;"
+                   "4|bob|energy|order|12|campus-1|-600|600|0|600|2025-11-21 21:40:04+00;"
+                   "6|alice|payment|trade|501|campus-1|60000|-150000|910000|0|"
+                   "2025-11-21 21:40:06+00;"
+                   "7|alice|energy|trade|501|campus-1|600|0|600|0|2025-11-21 21:40:07+00;"
+                   "8|bob|energy|trade|501|campus-1|0|-600|0|0|2025-11-21 21:40:08+00;"
+                   "9|bob|payment|trade|501|campus-1|90000|0|90000|0|2025-11-21 21:40:09+00");
+    //  each balance is the sum of its movements
+    s_assert_rows (pg,
+                   "SELECT count(*) FROM balances b WHERE (b.available, b.reserved) <> (SELECT "
+                   "sum (d_available), sum (d_reserved) FROM balance_movements m WHERE "
+                   "m.username = b.username AND m.asset = b.asset)",
+                   "0");
+}
+
+Test (pgstore, balances_fold_per_user_and_asset_and_movements_keep_every_event)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_balances", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+    proto_msg_t ev[10];
+    size_t n = s_balance_day (ev);
+    //  one batch: alice's payment changes three times in it, and is upserted once
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+    s_assert_balance_day (pg);
+    //  the same batch again, or a part of it, takes no effect
+    char before[4096], after[4096];
+    s_rows (pg,
+            "SELECT (SELECT md5 (string_agg (b::text, ',' ORDER BY username, asset)) FROM "
+            "balances b), (SELECT md5 (string_agg (m::text, ',' ORDER BY seq)) FROM "
+            "balance_movements m)",
+            before, sizeof before);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), -1);
+    cr_assert (strstr (pgstore_error (store), "already applied"), "%s", pgstore_error (store));
+    cr_assert_eq (pgstore_apply (store, "m", ev + 5, n - 5), -1);
+    s_rows (pg,
+            "SELECT (SELECT md5 (string_agg (b::text, ',' ORDER BY username, asset)) FROM "
+            "balances b), (SELECT md5 (string_agg (m::text, ',' ORDER BY seq)) FROM "
+            "balance_movements m)",
+            after, sizeof after);
+    cr_assert_str_eq (after, before);
+    s_assert_balance_day (pg);
+    pg_destroy (&pg);
+    pgstore_destroy (&store);
+
+    //  one event per batch, and batches of three, end the same
+    for (size_t size = 1; size <= 3; size += 2) {
+        char name[48];
+        snprintf (name, sizeof name, "ps_balances_%zu", size);
+        s_fresh (name, conninfo, sizeof conninfo);
+        store = s_open (conninfo);
+        pg = s_look (conninfo);
+        for (size_t i = 0; i < n; i += size) {
+            size_t count = n - i < size ? n - i : size;
+            cr_assert_eq (pgstore_apply (store, "m", ev + i, count), 0, "seq %zu: %s", i + 1,
+                          pgstore_error (store));
+        }
+        s_assert_balance_day (pg);
+        pg_destroy (&pg);
+        pgstore_destroy (&store);
+    }
+}
+
+//  The replica loaded from the tables has the balances the events left.
+Test (pgstore, loads_the_balances_into_the_replica)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_replica_balances", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    proto_msg_t ev[10];
+    size_t n = s_balance_day (ev);
+    cr_assert_eq (pgstore_apply (store, "m", ev, n), 0, "%s", pgstore_error (store));
+    replica_t *followed = replica_new (1), *loaded = replica_new (1);
+    cr_assert_eq (replica_apply (followed, ev, n), 0);
+    int64_t offset;
+    cr_assert_eq (pgstore_load_replica (store, "m", loaded, &offset), 0, "%s",
+                  pgstore_error (store));
+    cr_assert_eq (offset, (int64_t) n);
+    cr_assert_eq (replica_balance_count (loaded), 2);
+    cr_assert_eq (replica_balance_count (followed), 2);
+    cr_assert_eq (replica_balance_change_count (loaded), 0, "loading changes nothing");
+    const char *users[] = {"alice", "bob"};
+    for (size_t i = 0; i < 2; i++) {
+        const replica_balance_t *a = replica_balance_find (loaded, users[i]);
+        const replica_balance_t *b = replica_balance_find (followed, users[i]);
+        cr_assert_not_null (a, "%s", users[i]);
+        cr_assert_not_null (b);
+        cr_assert_eq (memcmp (a->asset, b->asset, sizeof a->asset), 0, "%s", users[i]);
+        cr_assert_eq (a->seq, b->seq, "%s", users[i]);
+    }
+    const replica_balance_t *alice = replica_balance_find (loaded, "alice");
+    cr_assert_eq (alice->asset[REPLICA_ENERGY].available, 600);
+    cr_assert_eq (alice->asset[REPLICA_PAYMENT].available, 910000);
+    cr_assert_eq (alice->seq, 7);
+    replica_destroy (&loaded);
+    replica_destroy (&followed);
+    pgstore_destroy (&store);
+}
+
+//  A settler record: the kind, id, state, and what every record carries.
+static proto_msg_t s_transfer (uint64_t seq, int at, proto_transfer_kind_t kind, uint64_t id,
+                               proto_transfer_state_t state, const char *sig, uint32_t attempts,
+                               const char *err)
+{
+    proto_msg_t m = {.kind = PROTO_transfer};
+    proto_transfer_t *e = &m.transfer;
+    e->seq = seq;
+    e->ts = S_AT (at);
+    e->kind = kind;
+    e->id = id;
+    e->state = state;
+    snprintf (e->signature, sizeof e->signature, "%s", sig);
+    e->attempts = attempts;
+    snprintf (e->error, sizeof e->error, "%s", err);
+    return m;
+}
+
+//  The record that creates a transfer: pending, with user, asset, amount (and wallet).
+static proto_msg_t s_transfer_new (uint64_t seq, int at, proto_transfer_kind_t kind, uint64_t id,
+                                   const char *user, proto_asset_t asset, int64_t amount,
+                                   const char *wallet)
+{
+    proto_msg_t m = s_transfer (seq, at, kind, id, PROTO_TRANSFER_STATE_PENDING, "", 0, "");
+    proto_transfer_t *e = &m.transfer;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->asset = asset;
+    e->amount = amount;
+    snprintf (e->wallet, sizeof e->wallet, "%s", wallet);
+    return m;
+}
+
+#define DEP PROTO_TRANSFER_KIND_DEPOSIT
+#define WDL PROTO_TRANSFER_KIND_WITHDRAWAL
+
+//  Deposit 1 goes through a retry to credited; deposit 2 fails; a record of a deposit never
+//  created and one in a state no deposit has are skipped. seqs 1...10.
+static size_t s_deposit_day (proto_msg_t *ev)
+{
+    size_t n = 0;
+    ev[n++] = s_transfer_new (1, 1, DEP, 1, "dave", PROTO_ASSET_PAYMENT, 2000000, "Wa11et1");
+    ev[n++] = s_transfer (2, 2, DEP, 1, PROTO_TRANSFER_STATE_PROCESSING, "sigP", 1, "");
+    ev[n++] = s_transfer_new (3, 2, DEP, 2, "erin", PROTO_ASSET_ENERGY, 3000, "Wa11et2");
+    ev[n++] = s_transfer (4, 3, DEP, 1, PROTO_TRANSFER_STATE_PENDING, "", 1, "blockhash expired");
+    ev[n++] = s_transfer (5, 3, DEP, 2, PROTO_TRANSFER_STATE_FAILED, "", 0, "no tokens to move");
+    ev[n++] = s_transfer (6, 4, DEP, 1, PROTO_TRANSFER_STATE_PROCESSING, "sigQ", 2, "");
+    ev[n++] = s_transfer (7, 5, DEP, 1, PROTO_TRANSFER_STATE_CONFIRMED, "sigQ", 2, "");
+    ev[n++] = s_transfer (8, 6, DEP, 1, PROTO_TRANSFER_STATE_CREDITED, "", 2, "");
+    ev[n++] = s_transfer (9, 6, DEP, 77, PROTO_TRANSFER_STATE_PROCESSING, "sigX", 1, "");
+    ev[n++] = s_transfer (10, 7, DEP, 1, PROTO_TRANSFER_STATE_CLOSED, "", 2, "");
+    return n;
+}
+
+static void s_assert_deposit_day (pg_t *pg)
+{
+    s_assert_rows (pg,
+                   "SELECT deposit_id, username, asset, amount, wallet, state, signature, "
+                   "attempts, error, created_at, updated_at, seq FROM deposits ORDER BY deposit_id",
+                   "1|dave|payment|2000000|Wa11et1|credited|sigQ|2|-|2025-11-21 21:40:01+00|"
+                   "2025-11-21 21:40:06+00|8;"
+                   "2|erin|energy|3000|Wa11et2|failed|-|0|no tokens to move|"
+                   "2025-11-21 21:40:02+00|2025-11-21 21:40:03+00|5");
+}
+
+Test (pgstore, deposits_follow_the_settler_however_its_records_are_batched)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    proto_msg_t ev[10];
+    size_t n = s_deposit_day (ev);
+    //  all in one batch, one by one, and in twos and threes
+    for (size_t size = 10; size >= 1; size = size == 10 ? 3 : size - 1) {
+        char name[48];
+        snprintf (name, sizeof name, "ps_deposits_%zu", size);
+        s_fresh (name, conninfo, sizeof conninfo);
+        pgstore_t *store = s_open (conninfo);
+        pg_t *pg = s_look (conninfo);
+        for (size_t i = 0; i < n; i += size) {
+            size_t count = n - i < size ? n - i : size;
+            cr_assert_eq (pgstore_apply (store, "s", ev + i, count), 0, "seq %zu: %s", i + 1,
+                          pgstore_error (store));
+            if (size == 1 && i == 3) //  a retry: pending again, with why
+                s_assert_rows (pg,
+                               "SELECT state, signature, attempts, error FROM deposits "
+                               "WHERE deposit_id = 1",
+                               "pending|sigP|1|blockhash expired");
+        }
+        s_assert_deposit_day (pg);
+        cr_assert_eq (pgstore_offset (store, "s"), 10);
+        //  applied twice: refused, nothing changes
+        cr_assert_eq (pgstore_apply (store, "s", ev, n), -1);
+        s_assert_deposit_day (pg);
+        pg_destroy (&pg);
+        pgstore_destroy (&store);
+    }
+}
+
+//  Three withdrawals as both streams tell them, with the times they happen at: 1 paid after a
+//  retry, 2 failed and refunded, 3 still on its way. The matcher's stream (seqs 1...8) has
+//  bob's balance events and a clock too; the settler's (seqs 1...12) its records, in an order
+//  of its own.
+static size_t s_matcher_withdrawals (proto_msg_t *ev)
+{
+    size_t n = 0;
+    const proto_asset_t E = PROTO_ASSET_ENERGY, P = PROTO_ASSET_PAYMENT;
+    const struct {
+        int at;
+        uint64_t id;
+        const char *user;
+        proto_asset_t asset;
+        int64_t amount;
+        proto_withdrawal_phase_t state;
+    } w[] = {{1, 1, "alice", E, 5000, PROTO_WITHDRAWAL_PHASE_REQUESTED},
+             {2, 2, "bob", P, 700000, PROTO_WITHDRAWAL_PHASE_REQUESTED},
+             {3, 3, "carol", E, 100, PROTO_WITHDRAWAL_PHASE_REQUESTED},
+             {8, 1, "alice", E, 5000, PROTO_WITHDRAWAL_PHASE_PAID},
+             {9, 2, "bob", P, 700000, PROTO_WITHDRAWAL_PHASE_REFUNDED}};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        proto_msg_t m = {.kind = PROTO_withdrawal};
+        proto_withdrawal_t *e = &m.withdrawal;
+        e->seq = n + 1;
+        e->ts = S_AT (w[i].at);
+        e->withdrawal_id = w[i].id;
+        snprintf (e->user, sizeof e->user, "%s", w[i].user);
+        e->asset = w[i].asset;
+        e->amount = w[i].amount;
+        e->state = w[i].state;
+        ev[n++] = m;
+        if (i == 1 || i == 4) { //  bob's debit, and his refund
+            bool refund = i == 4;
+            ev[n] = s_balance (
+                n + 1, "bob", P, refund ? 700000 : 0, 0, refund ? 700000 : -700000, 0,
+                refund ? PROTO_BALANCE_CAUSE_REFUND : PROTO_BALANCE_CAUSE_WITHDRAWAL, 2, "");
+            n++;
+        }
+    }
+    ev[n] = s_clock (n + 1);
+    n++;
+    return n;
+}
+
+static size_t s_settler_withdrawals (proto_msg_t *ev)
+{
+    size_t n = 0;
+    const proto_asset_t E = PROTO_ASSET_ENERGY, P = PROTO_ASSET_PAYMENT;
+    ev[n++] = s_transfer_new (1, 2, WDL, 1, "alice", E, 5000, "");
+    ev[n++] = s_transfer_new (2, 3, WDL, 2, "bob", P, 700000, "");
+    ev[n++] = s_transfer (3, 4, WDL, 1, PROTO_TRANSFER_STATE_PROCESSING, "sigA", 1, "");
+    ev[n++] = s_transfer_new (4, 4, WDL, 3, "carol", E, 100, "");
+    ev[n++] = s_transfer (5, 5, WDL, 1, PROTO_TRANSFER_STATE_PENDING, "", 1, "blockhash expired");
+    ev[n++] = s_transfer (6, 5, WDL, 3, PROTO_TRANSFER_STATE_PROCESSING, "sigD", 1, "");
+    ev[n++] = s_transfer (7, 6, WDL, 1, PROTO_TRANSFER_STATE_PROCESSING, "sigB", 2, "");
+    ev[n++] = s_transfer (8, 6, WDL, 2, PROTO_TRANSFER_STATE_PROCESSING, "sigC", 1, "");
+    ev[n++] = s_transfer (9, 7, WDL, 1, PROTO_TRANSFER_STATE_CONFIRMED, "sigB", 2, "");
+    ev[n++] = s_transfer (10, 7, WDL, 2, PROTO_TRANSFER_STATE_FAILED, "", 1, "account frozen");
+    ev[n++] = s_transfer (11, 10, WDL, 1, PROTO_TRANSFER_STATE_CLOSED, "", 2, "");
+    ev[n++] = s_transfer (12, 11, WDL, 2, PROTO_TRANSFER_STATE_REFUNDED, "", 1, "");
+    return n;
+}
+
+#define S_WITHDRAWALS_SQL                                                                          \
+    "SELECT withdrawal_id, username, asset, amount, state, signature, attempts, error, "           \
+    "created_at, updated_at, mseq, sseq FROM withdrawals ORDER BY withdrawal_id"
+#define S_WITHDRAWALS_END                                                                          \
+    "1|alice|energy|5000|paid|sigB|2|-|2025-11-21 21:40:01+00|2025-11-21 21:40:10+00|5|11;"        \
+    "2|bob|payment|700000|refunded|sigC|1|account frozen|2025-11-21 21:40:02+00|"                  \
+    "2025-11-21 21:40:11+00|6|12;"                                                                 \
+    "3|carol|energy|100|processing|sigD|1|-|2025-11-21 21:40:03+00|2025-11-21 21:40:05+00|4|6"
+
+Test (pgstore, withdrawals_end_the_same_whatever_order_the_two_streams_come_in)
+{
+    char conninfo[PGTEST_CONNINFO_MAX];
+    s_fresh ("ps_withdrawals", conninfo, sizeof conninfo);
+    pgstore_t *store = s_open (conninfo);
+    pg_t *pg = s_look (conninfo);
+    proto_msg_t m[16], s[16];
+    size_t nm = s_matcher_withdrawals (m), ns = s_settler_withdrawals (s);
+    cr_assert_eq (nm, 8);
+    cr_assert_eq (ns, 12);
+
+    //  Schedules: the matcher's all first, the settler's all first, then random interleavings
+    //  in random batch sizes. Each starts from empty tables.
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (int run = 0; run < 24; run++) {
+        pg_result_t *r = pg_exec (pg,
+                                  "TRUNCATE withdrawals, balances, balance_movements, "
+                                  "consumer_offsets",
+                                  0, NULL);
+        cr_assert_not_null (r, "%s", pg_error (pg));
+        pg_result_free (&r);
+        size_t im = 0, is = 0;
+        while (im < nm || is < ns) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            bool matcher = run == 0   ? im < nm
+                           : run == 1 ? is >= ns
+                                      : (im < nm && (is >= ns || (rng & 1)));
+            size_t size = run < 2 ? (size_t) (1 + run * 5) : 1 + (size_t) ((rng >> 8) % 4);
+            const char *stream = matcher ? "m" : "s";
+            proto_msg_t *ev = matcher ? m + im : s + is;
+            size_t left = matcher ? nm - im : ns - is;
+            size_t count = size < left ? size : left;
+            cr_assert_eq (pgstore_apply (store, stream, ev, count), 0, "run %d: %s", run,
+                          pgstore_error (store));
+            //  a batch delivered again is refused and changes nothing
+            if (rng & 0x100)
+                cr_assert_eq (pgstore_apply (store, stream, ev, count), -1, "run %d", run);
+            if (matcher)
+                im += count;
+            else
+                is += count;
+        }
+        s_assert_rows (pg, S_WITHDRAWALS_SQL, S_WITHDRAWALS_END);
+        s_assert_rows (pg, "SELECT username, asset, available FROM balances", "bob|payment|700000");
+    }
+
+    //  Midway, each stream's view shows: the debit before the settler has it, the settler's
+    //  states, and a final state that a late record of the other stream does not undo.
+    pg_result_t *r = pg_exec (
+        pg, "TRUNCATE withdrawals, balances, balance_movements, consumer_offsets", 0, NULL);
+    pg_result_free (&r);
+    cr_assert_eq (pgstore_apply (store, "m", m, 4), 0, "%s", pgstore_error (store));
+    s_assert_rows (pg,
+                   "SELECT withdrawal_id, state, signature, mseq, sseq FROM withdrawals "
+                   "ORDER BY withdrawal_id",
+                   "1|requested|-|1|-;2|requested|-|2|-;3|requested|-|4|-");
+    cr_assert_eq (pgstore_apply (store, "s", s, 5), 0, "%s", pgstore_error (store));
+    s_assert_rows (pg,
+                   "SELECT withdrawal_id, state, signature, attempts, error FROM withdrawals "
+                   "ORDER BY withdrawal_id",
+                   "1|pending|sigA|1|blockhash expired;2|pending|-|0|-;3|pending|-|0|-");
+    cr_assert_eq (pgstore_apply (store, "m", m + 4, nm - 4), 0, "%s", pgstore_error (store));
+    s_assert_rows (pg, "SELECT withdrawal_id, state FROM withdrawals ORDER BY withdrawal_id",
+                   "1|paid;2|refunded;3|pending");
+    cr_assert_eq (pgstore_apply (store, "s", s + 5, ns - 5), 0, "%s", pgstore_error (store));
+    s_assert_rows (pg, S_WITHDRAWALS_SQL, S_WITHDRAWALS_END);
     pg_destroy (&pg);
     pgstore_destroy (&store);
 }

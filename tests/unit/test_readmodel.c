@@ -84,6 +84,9 @@ static void s_apply (proto_msg_t msg)
         case PROTO_order_rejected:
             msg.order_rejected.seq = ++s_seq;
             break;
+        case PROTO_balance:
+            msg.balance.seq = ++s_seq;
+            break;
         default:
             break;
     }
@@ -961,4 +964,38 @@ Test (readmodel, seq_follows_the_stream, .init = s_setup, .fini = s_teardown)
     json_t *d = readmodel_depth (s_rm, MKT, EPOCH0, 1);
     cr_expect_eq (s_int (d, "seq"), 2);
     json_decref (d);
+}
+
+static void s_balance (const char *user, proto_asset_t asset, int64_t available, int64_t reserved)
+{
+    proto_msg_t m = {.kind = PROTO_balance};
+    snprintf (m.balance.user, sizeof m.balance.user, "%s", user);
+    m.balance.asset = asset;
+    m.balance.available = available;
+    m.balance.reserved = reserved;
+    m.balance.cause = PROTO_BALANCE_CAUSE_DEPOSIT;
+    s_apply (m);
+}
+
+Test (readmodel, balances_are_the_latest_per_user_and_asset, .init = s_setup, .fini = s_teardown)
+{
+    json_t *b = readmodel_user_balances (s_rm, "alice");
+    cr_assert_str_eq (
+        s_str (json_object_get (json_object_get (b, "balances"), "energy"), "available"), "0",
+        "a user never seen has nothing");
+    json_decref (b);
+    s_balance ("alice", PROTO_ASSET_PAYMENT, 1500000, 0);
+    s_balance ("alice", PROTO_ASSET_PAYMENT, 500000, 1000000);
+    s_balance ("alice", PROTO_ASSET_ENERGY, 2500, 500);
+    s_balance ("bob", PROTO_ASSET_ENERGY, 7, 0);
+    b = readmodel_user_balances (s_rm, "alice");
+    json_t *pay = json_object_get (json_object_get (b, "balances"), "payment");
+    cr_assert_str_eq (s_str (pay, "available"), "0.5");
+    cr_assert_str_eq (s_str (pay, "reserved"), "1");
+    cr_assert_str_eq (s_str (pay, "total"), "1.5");
+    json_t *energy = json_object_get (json_object_get (b, "balances"), "energy");
+    cr_assert_str_eq (s_str (energy, "available"), "2.5");
+    cr_assert_str_eq (s_str (energy, "reserved"), "0.5");
+    cr_assert_eq (s_int (b, "seq"), (json_int_t) s_seq);
+    json_decref (b);
 }

@@ -1,7 +1,8 @@
 /*  test_replica — the persister's replica of the books follows matcher events as the matcher's
     own book would: GTC limit orders rest until filled, cancelled or expired; amendments change
-    their quantity and price; trades move the market's totals and its newest trades. And it
-    says exactly what changed since the last time Redis took the changes.
+    their quantity and price; trades move the market's totals and its newest trades; balance
+    events set each user's balances. And it says exactly what changed since the last time
+    Redis took the changes.
 */
 #include "replica.h"
 
@@ -311,5 +312,100 @@ Test (replica, thousands_of_orders_come_and_go)
     int64_t sum = 0;
     replica_each_order (r, s_sum, &sum);
     cr_assert_eq (sum, want);
+    replica_destroy (&r);
+}
+
+static proto_msg_t s_balance (const char *user, proto_asset_t asset, int64_t available,
+                              int64_t reserved)
+{
+    proto_msg_t m = {.kind = PROTO_balance};
+    proto_balance_t *e = &m.balance;
+    e->seq = ++s_seq;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->asset = asset;
+    e->available = available;
+    e->reserved = reserved;
+    e->cause = PROTO_BALANCE_CAUSE_DEPOSIT;
+    return m;
+}
+
+Test (replica, balance_events_set_each_users_balances_and_are_changes)
+{
+    replica_t *r = replica_new (10);
+    cr_assert_eq (replica_balance_count (r), 0);
+    cr_assert_null (replica_balance_find (r, "bob"));
+    proto_msg_t batch[] = {s_balance ("bob", PROTO_ASSET_PAYMENT, 1000000, 0),
+                           s_balance ("sue", PROTO_ASSET_ENERGY, 5000, 0),
+                           s_balance ("bob", PROTO_ASSET_PAYMENT, 850000, 150000),
+                           s_balance ("bob", PROTO_ASSET_ENERGY, 300, 0)};
+    cr_assert_eq (replica_apply (r, batch, 4), 0);
+    cr_assert_eq (replica_balance_count (r), 2);
+    const replica_balance_t *bob = replica_balance_find (r, "bob");
+    cr_assert_not_null (bob);
+    cr_assert_str_eq (bob->user, "bob");
+    cr_assert_eq (bob->asset[REPLICA_PAYMENT].available, 850000, "the last event's balance");
+    cr_assert_eq (bob->asset[REPLICA_PAYMENT].reserved, 150000);
+    cr_assert_eq (bob->asset[REPLICA_ENERGY].available, 300);
+    cr_assert_eq (bob->seq, s_seq);
+    const replica_balance_t *sue = replica_balance_find (r, "sue");
+    cr_assert_eq (sue->asset[REPLICA_ENERGY].available, 5000);
+    cr_assert_eq (sue->asset[REPLICA_PAYMENT].available, 0, "untouched: zero");
+    cr_assert_eq (replica_balance (r, 0), bob, "in the order they first appeared");
+    cr_assert_eq (replica_balance (r, 1), sue);
+    cr_assert_eq (replica_balance_change_count (r), 2, "each user once");
+    cr_assert_eq (replica_balance_change (r, 0), bob);
+    cr_assert_eq (replica_balance_change (r, 1), sue);
+    cr_assert_eq (replica_seq (r), s_seq);
+    replica_clear_changes (r);
+    cr_assert_eq (replica_balance_change_count (r), 0);
+    s_apply (r, s_balance ("sue", PROTO_ASSET_ENERGY, 4000, 1000));
+    cr_assert_eq (replica_balance_change_count (r), 1);
+    cr_assert_str_eq (replica_balance_change (r, 0)->user, "sue");
+    replica_destroy (&r);
+}
+
+Test (replica, loads_balances_then_follows_them)
+{
+    replica_t *r = replica_new (10);
+    cr_assert_eq (replica_load_balance (r, "sue", PROTO_ASSET_ENERGY, 5000, 200, 7), 0);
+    cr_assert_eq (replica_load_balance (r, "sue", PROTO_ASSET_PAYMENT, 90000, 0, 4), 0);
+    cr_assert_eq (replica_load_balance (r, "sue", PROTO_ASSET_NONE, 1, 1, 1), -1);
+    cr_assert_eq (replica_balance_count (r), 1);
+    cr_assert_eq (replica_balance_change_count (r), 0, "loading is not a change");
+    const replica_balance_t *sue = replica_balance_find (r, "sue");
+    cr_assert_eq (sue->asset[REPLICA_ENERGY].reserved, 200);
+    cr_assert_eq (sue->asset[REPLICA_PAYMENT].available, 90000);
+    cr_assert_eq (sue->seq, 7, "the newest of its events");
+    s_seq = 9;
+    s_apply (r, s_balance ("sue", PROTO_ASSET_PAYMENT, 80000, 10000));
+    cr_assert_eq (sue->asset[REPLICA_ENERGY].available, 5000);
+    cr_assert_eq (sue->asset[REPLICA_PAYMENT].reserved, 10000);
+    cr_assert_eq (sue->seq, 10);
+    cr_assert_eq (replica_balance_change_count (r), 1);
+    replica_destroy (&r);
+}
+
+//  Many users: the index grows and finds each of them.
+Test (replica, thousands_of_users)
+{
+    enum { N = 5000 };
+    replica_t *r = replica_new (1);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < N; i++) {
+            char user[16];
+            snprintf (user, sizeof user, "u%d", i);
+            s_apply (r, s_balance (user, PROTO_ASSET_ENERGY, i + round, 0));
+        }
+    cr_assert_eq (replica_balance_count (r), N);
+    cr_assert_eq (replica_balance_change_count (r), N);
+    for (int i = 0; i < N; i++) {
+        char user[16];
+        snprintf (user, sizeof user, "u%d", i);
+        const replica_balance_t *b = replica_balance_find (r, user);
+        cr_assert_not_null (b, "%s", user);
+        cr_assert_str_eq (b->user, user);
+        cr_assert_eq (b->asset[REPLICA_ENERGY].available, i + 1);
+    }
+    cr_assert_null (replica_balance_find (r, "nobody"));
     replica_destroy (&r);
 }

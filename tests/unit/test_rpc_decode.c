@@ -152,3 +152,35 @@ Test (rpc_decode, refuses_bad_signatures_and_blockhashes)
         s_decode ("{\"result\":{\"value\":{\"blockhash\":\"" HASH "\"}},\"id\":0}", &a, 1, err),
         -1);
 }
+
+Test (rpc_decode, token_balances_as_decimal_strings)
+{
+    rpc_answer_t a[3] = {
+        {.kind = RPC_TOKEN_BALANCE}, {.kind = RPC_TOKEN_BALANCE}, {.kind = RPC_TOKEN_BALANCE}};
+    const char *body =
+        "[{\"jsonrpc\":\"2.0\",\"result\":{\"context\":{\"slot\":9},\"value\":{\"amount\":"
+        "\"18446744073709551615\",\"decimals\":6,\"uiAmount\":1.8e13,\"uiAmountString\":\"x\"}},"
+        "\"id\":0},"
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"context\":{\"slot\":9},\"value\":{\"amount\":\"0\","
+        "\"decimals\":3}},\"id\":1},"
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32602,\"message\":\"Invalid param: could not "
+        "find account\"},\"id\":2}]";
+    char err[200];
+    cr_assert_eq (s_decode (body, a, 3, err), 0, "%s", err);
+    cr_assert_eq (a[0].amount, UINT64_MAX);
+    cr_assert_eq (a[1].amount, 0);
+    cr_assert_eq (a[2].code, -32602, "a vault that does not exist is an error, not a failure");
+    //  not a decimal string, or past u64
+    const char *bad[] = {
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"value\":{\"amount\":12}},\"id\":0}",
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"value\":{\"amount\":\"-1\"}},\"id\":0}",
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"value\":{\"amount\":\"\"}},\"id\":0}",
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"value\":{\"amount\":\"18446744073709551616\"}},\"id\":"
+        "0}",
+        "{\"jsonrpc\":\"2.0\",\"result\":{\"value\":null},\"id\":0}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        cr_assert_eq (s_decode (bad[i], a, 1, err), -1, "%s", bad[i]);
+        cr_assert_not_null (strstr (err, "getTokenAccountBalance"), "%s", err);
+    }
+}

@@ -1,6 +1,7 @@
 /*  test_rstore — the persister's Redis store against a real redis-server: what a batch of
     changes writes (books, order hashes with their TTL, market totals, the newest trades, the
-    seq), what a rewrite replaces, and what happens when Redis goes away and comes back.
+    users' balances, the seq), what a rewrite replaces, and what happens when Redis goes away
+    and comes back.
     Each test starts a Redis of its own (redistest: a few milliseconds).
 */
 #include "redistest.h"
@@ -323,4 +324,85 @@ Test (rstore, a_malformed_url_is_refused)
     char err[256];
     cr_assert_null (rstore_new ("http://x", err, sizeof err));
     cr_assert_not_null (strstr (err, "redis://"), "%s", err);
+}
+
+static proto_msg_t s_balance (const char *user, proto_asset_t asset, int64_t available,
+                              int64_t reserved)
+{
+    proto_msg_t m = {.kind = PROTO_balance};
+    proto_balance_t *e = &m.balance;
+    e->seq = ++s_seq;
+    e->ts = 1763761200123456789LL;
+    snprintf (e->user, sizeof e->user, "%s", user);
+    e->asset = asset;
+    e->available = available;
+    e->reserved = reserved;
+    e->cause = PROTO_BALANCE_CAUSE_ORDER;
+    return m;
+}
+
+Test (rstore, balances_are_a_hash_per_user_written_whole, .init = s_init, .fini = s_fini)
+{
+    replica_t *r = replica_new (10);
+    rstore_t *store = s_store ();
+    proto_msg_t batch[] = {s_balance ("bob", PROTO_ASSET_PAYMENT, 1000000, 0),
+                           s_balance ("sue", PROTO_ASSET_ENERGY, 5000, 0),
+                           s_balance ("bob", PROTO_ASSET_PAYMENT, 850000, 150000)};
+    s_apply (r, store, batch, 3);
+    char got[256];
+    s_query (got, sizeof got,
+             "HMGET mce:balance:bob energy_available energy_reserved payment_available "
+             "payment_reserved seq");
+    cr_assert_str_eq (got, "0,0,850000,150000,3");
+    s_query (got, sizeof got,
+             "HMGET mce:balance:sue energy_available energy_reserved payment_available "
+             "payment_reserved seq");
+    cr_assert_str_eq (got, "5000,0,0,0,2");
+    cr_assert_eq (s_int ("TTL mce:balance:bob"), -1, "a balance does not expire");
+    cr_assert_eq (rstore_seq (store), 3);
+    //  the next batch writes only the users it changed
+    freeReplyObject (redisCommand (s_look, "HSET mce:balance:sue energy_available 1"));
+    proto_msg_t next[] = {s_balance ("bob", PROTO_ASSET_ENERGY, 300, 0),
+                          s_accept (1, PROTO_SIDE_SELL, 300, 150000)};
+    s_apply (r, store, next, 2);
+    s_query (got, sizeof got, "HMGET mce:balance:bob energy_available payment_available seq");
+    cr_assert_str_eq (got, "300,850000,4");
+    s_query (got, sizeof got, "HGET mce:balance:sue energy_available");
+    cr_assert_str_eq (got, "1", "sue's key is not rewritten: she did not change");
+    //  a rewrite puts every balance back, and takes away the keys of users it does not know
+    freeReplyObject (redisCommand (s_look, "HSET mce:balance:mallory payment_available 99"));
+    cr_assert_eq (rstore_rewrite (store, r), 0, "%s", rstore_error (store));
+    s_query (got, sizeof got, "HGET mce:balance:sue energy_available");
+    cr_assert_str_eq (got, "5000");
+    cr_assert_eq (s_int ("EXISTS mce:balance:mallory"), 0);
+    s_query (got, sizeof got,
+             "HMGET mce:balance:bob energy_available energy_reserved payment_available "
+             "payment_reserved seq");
+    cr_assert_str_eq (got, "300,0,850000,150000,4");
+    cr_assert_eq (rstore_seq (store), 5);
+    rstore_destroy (&store);
+    replica_destroy (&r);
+}
+
+//  Redis lost everything: a rewrite from a replica loaded as the persister loads it (no events
+//  followed) brings the balances back.
+Test (rstore, a_rewrite_restores_loaded_balances_after_redis_lost_them, .init = s_init,
+      .fini = s_fini)
+{
+    replica_t *r = replica_new (10);
+    cr_assert_eq (replica_load_balance (r, "bob", PROTO_ASSET_ENERGY, 7000, 1000, 41), 0);
+    cr_assert_eq (replica_load_balance (r, "bob", PROTO_ASSET_PAYMENT, 5, 0, 42), 0);
+    replica_set_seq (r, 42);
+    rstore_t *store = s_store ();
+    freeReplyObject (redisCommand (s_look, "FLUSHALL"));
+    cr_assert_eq (rstore_seq (store), 0);
+    cr_assert_eq (rstore_rewrite (store, r), 0, "%s", rstore_error (store));
+    char got[256];
+    s_query (got, sizeof got,
+             "HMGET mce:balance:bob energy_available energy_reserved payment_available "
+             "payment_reserved seq");
+    cr_assert_str_eq (got, "7000,1000,5,0,42");
+    cr_assert_eq (rstore_seq (store), 42);
+    rstore_destroy (&store);
+    replica_destroy (&r);
 }

@@ -190,3 +190,144 @@ Test (settle_store, an_epoch_without_trades_settles_when_cleared)
     cr_assert_null (settle_store_epoch_due (st));
     settle_store_destroy (&st);
 }
+
+//  --------------------------------------------------------------------------------------------
+//  Deposits and withdrawals
+
+static proto_msg_t s_transfer (proto_transfer_kind_t kind, uint64_t id,
+                               proto_transfer_state_t state, const char *sig, uint32_t attempts)
+{
+    proto_msg_t m = {.kind = PROTO_transfer};
+    proto_transfer_t *r = &m.transfer;
+    r->seq = ++s_seq;
+    r->ts = 2000;
+    r->kind = kind;
+    r->id = id;
+    r->state = state;
+    r->attempts = attempts;
+    if (sig) {
+        snprintf (r->signature, sizeof r->signature, "%s", sig);
+        snprintf (r->blockhash, sizeof r->blockhash, HASH);
+        r->last_valid = 600;
+    }
+    return m;
+}
+
+static proto_msg_t s_tintent (proto_transfer_kind_t kind, uint64_t id, uint64_t mseq)
+{
+    proto_msg_t m = s_transfer (kind, id, PROTO_TRANSFER_STATE_PENDING, NULL, 0);
+    snprintf (m.transfer.user, sizeof m.transfer.user, "carol");
+    m.transfer.asset = PROTO_ASSET_PAYMENT;
+    m.transfer.amount = 2500000;
+    if (kind == PROTO_TRANSFER_KIND_DEPOSIT)
+        snprintf (m.transfer.wallet, sizeof m.transfer.wallet, "%s", HASH);
+    m.transfer.mseq = mseq;
+    return m;
+}
+
+#define DEP PROTO_TRANSFER_KIND_DEPOSIT
+#define WDR PROTO_TRANSFER_KIND_WITHDRAWAL
+
+Test (settle_store, a_deposit_from_intent_to_credit)
+{
+    settle_store_t *st = settle_store_new ();
+    cr_assert_eq (settle_store_next_deposit_id (st), 1);
+    s_apply (st, s_tintent (DEP, 1, 0));
+    s_apply (st, s_tintent (DEP, 2, 0));
+    cr_assert_eq (settle_store_next_deposit_id (st), 3, "ids are recovered from the records");
+    cr_assert_eq (settle_store_transfer_count (st, DEP, PROTO_TRANSFER_STATE_PENDING), 2);
+    transfer_t *d1 = settle_store_transfer (st, DEP, 1);
+    cr_assert_not_null (d1);
+    cr_assert_str_eq (d1->user, "carol");
+    cr_assert_str_eq (d1->wallet, HASH);
+    cr_assert_eq (settle_store_transfers_pending (st), d1, "FIFO");
+    cr_assert_null (settle_store_transfer (st, WDR, 1), "withdrawal ids are another space");
+    //  both in one transaction
+    s_apply (st, s_transfer (DEP, 1, PROTO_TRANSFER_STATE_PROCESSING, SIG_A, 1));
+    s_apply (st, s_transfer (DEP, 2, PROTO_TRANSFER_STATE_PROCESSING, SIG_A, 1));
+    settle_tx_t *tx = settle_store_tx (st, SIG_A);
+    cr_assert_not_null (tx);
+    cr_assert_eq (tx->kind, SETTLE_TX_TRANSFERS);
+    cr_assert_eq (tx->count, 2);
+    cr_assert_eq (tx->transfers[0], d1);
+    cr_assert_null (tx->items[0], "no settlement in it");
+    cr_assert_eq (settle_store_transfer_count (st, DEP, PROTO_TRANSFER_STATE_PROCESSING), 2);
+    //  a settlement cannot join a transaction of transfers
+    s_apply (st, s_intent (1, 101, 10, 7));
+    proto_msg_t m = s_step (1, PROTO_SETTLE_STATE_PROCESSING, SIG_A, 1);
+    cr_assert_eq (settle_store_apply (st, &m), -1);
+    //  confirmed: owed to the matcher (a credit), not yet forgotten
+    s_apply (st, s_transfer (DEP, 1, PROTO_TRANSFER_STATE_CONFIRMED, NULL, 1));
+    s_apply (st, s_transfer (DEP, 2, PROTO_TRANSFER_STATE_CONFIRMED, NULL, 1));
+    cr_assert_null (settle_store_tx (st, SIG_A));
+    cr_assert_eq (settle_store_owed (st), d1);
+    cr_assert_eq (settle_store_transfer_count (st, DEP, PROTO_TRANSFER_STATE_CONFIRMED), 2);
+    //  credited, with the matcher seq of the credit: final, and not a resume point
+    m = s_transfer (DEP, 1, PROTO_TRANSFER_STATE_CREDITED, NULL, 1);
+    m.transfer.mseq = 9999;
+    s_apply (st, m);
+    cr_assert_null (settle_store_transfer (st, DEP, 1), "a credited deposit is forgotten");
+    cr_assert_eq (settle_store_mseq (st), 10, "the credit's seq does not move the resume point");
+    //  a second credit of it is refused (the server never writes one)
+    m = s_transfer (DEP, 2, PROTO_TRANSFER_STATE_CLOSED, NULL, 1);
+    cr_assert_eq (settle_store_apply (st, &m), -1, "a deposit is credited, not closed");
+    s_apply (st, s_transfer (DEP, 2, PROTO_TRANSFER_STATE_CREDITED, NULL, 1));
+    cr_assert_null (settle_store_owed (st));
+    cr_assert_eq (settle_store_transfer_count (st, DEP, PROTO_TRANSFER_STATE_CONFIRMED), 0);
+    //  a deposit refused by the chain: failed is final, nothing owed
+    s_apply (st, s_tintent (DEP, 3, 0));
+    s_apply (st, s_transfer (DEP, 3, PROTO_TRANSFER_STATE_PROCESSING, SIG_B, 1));
+    s_apply (st, s_transfer (DEP, 3, PROTO_TRANSFER_STATE_FAILED, NULL, 1));
+    cr_assert_null (settle_store_transfer (st, DEP, 3));
+    cr_assert_null (settle_store_owed (st));
+    cr_assert_eq (settle_store_next_deposit_id (st), 4);
+    settle_store_destroy (&st);
+}
+
+Test (settle_store, withdrawals_closed_or_refunded_never_both)
+{
+    settle_store_t *st = settle_store_new ();
+    s_apply (st, s_tintent (WDR, 70, 500));
+    s_apply (st, s_tintent (WDR, 71, 501));
+    cr_assert_eq (settle_store_mseq (st), 501, "a withdrawal's intent is a resume point");
+    transfer_t *w70 = settle_store_transfer (st, WDR, 70);
+    cr_assert_str_eq (w70->wallet, "", "known once its first transaction is signed");
+    //  the processing record names the wallet
+    proto_msg_t m = s_transfer (WDR, 70, PROTO_TRANSFER_STATE_PROCESSING, SIG_A, 1);
+    snprintf (m.transfer.wallet, sizeof m.transfer.wallet, "%s", HASH);
+    s_apply (st, m);
+    cr_assert_str_eq (w70->wallet, HASH);
+    //  expired: pending again, then paid in another transaction
+    s_apply (st, s_transfer (WDR, 70, PROTO_TRANSFER_STATE_PENDING, NULL, 1));
+    cr_assert_null (settle_store_tx (st, SIG_A));
+    cr_assert_eq (settle_store_transfers_pending (st)->id, 71, "back in the queue behind 71");
+    s_apply (st, s_transfer (WDR, 70, PROTO_TRANSFER_STATE_PROCESSING, SIG_B, 2));
+    s_apply (st, s_transfer (WDR, 70, PROTO_TRANSFER_STATE_CONFIRMED, NULL, 2));
+    cr_assert_eq (settle_store_owed (st), w70);
+    m = s_transfer (WDR, 70, PROTO_TRANSFER_STATE_REFUNDED, NULL, 2);
+    cr_assert_eq (settle_store_apply (st, &m), -1, "a paid withdrawal is never refunded");
+    s_apply (st, s_transfer (WDR, 70, PROTO_TRANSFER_STATE_CLOSED, NULL, 2));
+    cr_assert_null (settle_store_transfer (st, WDR, 70));
+    //  71 fails for good: owed a refund
+    s_apply (st, s_transfer (WDR, 71, PROTO_TRANSFER_STATE_FAILED, NULL, 0));
+    transfer_t *w71 = settle_store_transfer (st, WDR, 71);
+    cr_assert_eq (settle_store_owed (st), w71);
+    cr_assert_eq (settle_store_transfer_count (st, WDR, PROTO_TRANSFER_STATE_FAILED), 1);
+    m = s_transfer (WDR, 71, PROTO_TRANSFER_STATE_CLOSED, NULL, 0);
+    cr_assert_eq (settle_store_apply (st, &m), -1, "a failed withdrawal is never closed as paid");
+    s_apply (st, s_transfer (WDR, 71, PROTO_TRANSFER_STATE_REFUNDED, NULL, 0));
+    cr_assert_null (settle_store_owed (st));
+    cr_assert_eq (settle_store_transfer_count (st, WDR, PROTO_TRANSFER_STATE_FAILED), 0);
+    //  a second refund of a forgotten withdrawal is not an intent: refused
+    m = s_transfer (WDR, 71, PROTO_TRANSFER_STATE_REFUNDED, NULL, 0);
+    cr_assert_eq (settle_store_apply (st, &m), -1);
+    //  intents without what they need
+    m = s_tintent (WDR, 72, 502);
+    m.transfer.amount = 0;
+    cr_assert_eq (settle_store_apply (st, &m), -1);
+    m = s_tintent (WDR, 72, 502);
+    m.transfer.asset = PROTO_ASSET_NONE;
+    cr_assert_eq (settle_store_apply (st, &m), -1);
+    cr_assert_eq (settle_store_mseq (st), 501, "refused intents move nothing");
+    settle_store_destroy (&st);
+}

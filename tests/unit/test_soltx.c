@@ -3,10 +3,11 @@
     tests/vectors/soltx.json was written by tools/ledger/make_vectors.js with @solana/kit and
     @solana-program/token (run it again to check: the output is byte-for-byte the same). From
     it: compact-u16 and base58 encodings, which 32-byte strings are ed25519 points, associated
-    token accounts, kit's order of addresses, and whole signed settlement transactions, which
-    must come out of settle_batch byte for byte, signature included. Then the packing limit:
-    a batch takes settlements until the next would pass 1232 bytes, and the size it predicts is
-    the size it builds.
+    token accounts, kit's order of addresses, and whole signed transactions — settlements
+    wallet to wallet and out of escrow, deposits into the vaults and withdrawals from them —
+    which must come out of settle_batch byte for byte, signature included. Then the packing
+    limit: a batch takes settlements until the next would pass 1232 bytes, and the size it
+    predicts is the size it builds.
 */
 #include "base58.h"
 #include "keys.h"
@@ -202,6 +203,11 @@ static void s_world (s_world_t *w)
     s_key (&w->keys.treasury, s_str (json_object_get (v, "treasury"), "paymentAccount"));
     s_key (&w->keys.token_program, SOL_TOKEN_PROGRAM);
     s_key (&w->keys.memo_program, SOL_MEMO_PROGRAM);
+    //  the vaults are the platform's associated token accounts, as keys.c derives them
+    cr_assert_eq (sol_ata (&w->keys.platform, &w->keys.energy_mint, &w->keys.vault_energy), 0);
+    cr_assert_eq (sol_ata (&w->keys.platform, &w->keys.payment_mint, &w->keys.vault_payment), 0);
+    cr_assert_str_eq (w->keys.vault_energy.text, s_str (json_object_get (v, "vaults"), "energy"));
+    cr_assert_str_eq (w->keys.vault_payment.text, s_str (json_object_get (v, "vaults"), "payment"));
     size_t i;
     json_t *u;
     json_array_foreach (json_object_get (v, "users"), i, u)
@@ -220,6 +226,115 @@ static void s_world (s_world_t *w)
     }
 }
 
+//  A sealed batch against kit's transaction of case c: size predicted, bytes, signature.
+static void s_same_as_kit (settle_batch_t *b, const json_t *c)
+{
+    size_t size = (size_t) json_integer_value (json_object_get (c, "size"));
+    cr_assert_eq (settle_batch_size (b), size, "%s: predicted size", s_str (c, "name"));
+    uint8_t blockhash[64], tx[SOL_TX_MAX], want[2 * SOL_TX_MAX];
+    cr_assert_eq (base58_decode (s_str (c, "blockhash"), strlen (s_str (c, "blockhash")), blockhash,
+                                 sizeof blockhash),
+                  32);
+    char sig[SOL_SIG_TEXT];
+    int len = settle_batch_seal (b, blockhash, tx, sig);
+    size_t want_len;
+    const char *b64 = s_str (c, "base64");
+    cr_assert_eq (sodium_base642bin (want, sizeof want, b64, strlen (b64), NULL, &want_len, NULL,
+                                     sodium_base64_VARIANT_ORIGINAL),
+                  0);
+    cr_assert_eq ((size_t) len, want_len, "%s: %d bytes, kit made %zu", s_str (c, "name"), len,
+                  want_len);
+    for (size_t i = 0; i < want_len; i++)
+        cr_assert_eq (tx[i], want[i], "%s: byte %zu differs", s_str (c, "name"), i);
+    cr_assert_str_eq (sig, s_str (c, "signature"));
+}
+
+//  Settlements from a case's list, trade ids from its memo, into b (escrow or not).
+static void s_fill (s_world_t *w, settle_batch_t *b, const json_t *c, settlement_t *s, bool escrow)
+{
+    const char *ids = s_str (c, "memo") + strlen (SETTLE_MEMO_PREFIX);
+    size_t k;
+    json_t *x;
+    json_array_foreach (json_object_get (c, "settlements"), k, x)
+    {
+        s[k].trade_id = strtoull (ids, (char **) &ids, 10);
+        ids += *ids == ',';
+        s[k].qty = json_integer_value (json_object_get (x, "energy"));
+        s[k].fee = json_integer_value (json_object_get (x, "fee"));
+        s[k].value = json_integer_value (json_object_get (x, "payment")) + s[k].fee;
+        const wallet_t *seller = &w->users[json_integer_value (json_object_get (x, "seller"))];
+        const wallet_t *buyer = &w->users[json_integer_value (json_object_get (x, "buyer"))];
+        cr_assert (settle_batch_add (b, &s[k], buyer, seller, escrow), "%s: settlement %zu fits",
+                   s_str (c, "name"), k);
+    }
+}
+
+Test (soltx, settlements_out_of_escrow_match_kit_byte_for_byte)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_world_t w;
+    s_world (&w);
+    json_t *txs = json_object_get (s_vectors (), "escrowTransactions");
+    cr_assert_eq (json_array_size (txs), 2);
+    size_t t;
+    json_t *c;
+    json_array_foreach (txs, t, c)
+    {
+        const char *memo = s_str (c, "memo");
+        cr_assert_eq (strncmp (memo, SETTLE_MEMO_PREFIX, strlen (SETTLE_MEMO_PREFIX)), 0);
+        settlement_t s[16];
+        memset (s, 0, sizeof s);
+        settle_batch_t b;
+        settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
+        s_fill (&w, &b, c, s, true);
+        s_same_as_kit (&b, c);
+    }
+}
+
+Test (soltx, deposits_and_withdrawals_match_kit_byte_for_byte)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_world_t w;
+    s_world (&w);
+    json_t *txs = json_object_get (s_vectors (), "transferTransactions");
+    cr_assert_eq (json_array_size (txs), 4);
+    size_t t;
+    json_t *c;
+    json_array_foreach (txs, t, c)
+    {
+        bool deposit = strcmp (s_str (c, "kind"), "deposit") == 0;
+        const char *prefix = deposit ? SETTLE_MEMO_DEPOSIT : SETTLE_MEMO_WITHDRAWAL;
+        const char *ids = s_str (c, "memo");
+        cr_assert_eq (strncmp (ids, prefix, strlen (prefix)), 0);
+        ids += strlen (prefix);
+        transfer_t x[8];
+        memset (x, 0, sizeof x);
+        settle_batch_t b;
+        settle_batch_init (&b, &w.keys, deposit ? SETTLE_BATCH_DEPOSITS : SETTLE_BATCH_WITHDRAWALS,
+                           SETTLE_TX_ITEMS_MAX);
+        size_t k;
+        json_t *y;
+        json_array_foreach (json_object_get (c, "transfers"), k, y)
+        {
+            x[k].kind = deposit ? PROTO_TRANSFER_KIND_DEPOSIT : PROTO_TRANSFER_KIND_WITHDRAWAL;
+            x[k].id = strtoull (ids, (char **) &ids, 10);
+            ids += *ids == ',';
+            bool energy = strcmp (s_str (y, "asset"), "energy") == 0;
+            x[k].asset = energy ? PROTO_ASSET_ENERGY : PROTO_ASSET_PAYMENT;
+            x[k].amount = json_integer_value (json_object_get (y, "amount"));
+            const wallet_t *u = &w.users[json_integer_value (json_object_get (y, "user"))];
+            //  a batch of the other kind does not take it
+            settle_batch_t other;
+            settle_batch_init (&other, &w.keys,
+                               deposit ? SETTLE_BATCH_WITHDRAWALS : SETTLE_BATCH_DEPOSITS, 4);
+            cr_assert_not (settle_batch_add_transfer (&other, &x[k], &u->energy));
+            cr_assert (settle_batch_add_transfer (&b, &x[k], energy ? &u->energy : &u->payment),
+                       "%s: transfer %zu fits", s_str (c, "name"), k);
+        }
+        s_same_as_kit (&b, c);
+    }
+}
+
 Test (soltx, settlement_transactions_match_kit_byte_for_byte)
 {
     cr_assert_eq (sodium_init () < 0, 0);
@@ -234,43 +349,12 @@ Test (soltx, settlement_transactions_match_kit_byte_for_byte)
         //  trade ids from the memo, settlements from the case
         const char *memo = s_str (c, "memo");
         cr_assert_eq (strncmp (memo, SETTLE_MEMO_PREFIX, strlen (SETTLE_MEMO_PREFIX)), 0);
-        const char *ids = memo + strlen (SETTLE_MEMO_PREFIX);
         settlement_t s[16];
         memset (s, 0, sizeof s);
         settle_batch_t b;
-        settle_batch_init (&b, &w.keys, SETTLE_TX_ITEMS_MAX);
-        size_t k;
-        json_t *x;
-        json_array_foreach (json_object_get (c, "settlements"), k, x)
-        {
-            s[k].trade_id = strtoull (ids, (char **) &ids, 10);
-            ids += *ids == ',';
-            s[k].qty = json_integer_value (json_object_get (x, "energy"));
-            s[k].fee = json_integer_value (json_object_get (x, "fee"));
-            s[k].value = json_integer_value (json_object_get (x, "payment")) + s[k].fee;
-            const wallet_t *seller = &w.users[json_integer_value (json_object_get (x, "seller"))];
-            const wallet_t *buyer = &w.users[json_integer_value (json_object_get (x, "buyer"))];
-            cr_assert (settle_batch_add (&b, &s[k], buyer, seller), "%s: settlement %zu fits",
-                       s_str (c, "name"), k);
-        }
-        size_t size = (size_t) json_integer_value (json_object_get (c, "size"));
-        cr_assert_eq (settle_batch_size (&b), size, "%s: predicted size", s_str (c, "name"));
-        uint8_t blockhash[64], tx[SOL_TX_MAX], want[2 * SOL_TX_MAX];
-        cr_assert_eq (base58_decode (s_str (c, "blockhash"), strlen (s_str (c, "blockhash")),
-                                     blockhash, sizeof blockhash),
-                      32);
-        char sig[SOL_SIG_TEXT];
-        int len = settle_batch_seal (&b, blockhash, tx, sig);
-        size_t want_len;
-        const char *b64 = s_str (c, "base64");
-        cr_assert_eq (sodium_base642bin (want, sizeof want, b64, strlen (b64), NULL, &want_len,
-                                         NULL, sodium_base64_VARIANT_ORIGINAL),
-                      0);
-        cr_assert_eq ((size_t) len, want_len, "%s: %d bytes, kit made %zu", s_str (c, "name"), len,
-                      want_len);
-        for (size_t i = 0; i < want_len; i++)
-            cr_assert_eq (tx[i], want[i], "%s: byte %zu differs", s_str (c, "name"), i);
-        cr_assert_str_eq (sig, s_str (c, "signature"));
+        settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
+        s_fill (&w, &b, c, s, false);
+        s_same_as_kit (&b, c);
     }
 }
 
@@ -337,11 +421,11 @@ Test (soltx, a_batch_stops_at_1232_bytes)
     settlement_t s[64];
     memset (s, 0, sizeof s);
     settle_batch_t b;
-    settle_batch_init (&b, &w.keys, SETTLE_TX_ITEMS_MAX);
+    settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
     size_t added = 0;
     for (size_t i = 0; i < 64; i++) {
         s[i] = (settlement_t){.trade_id = 1000000 + i, .qty = 1500, .value = 225000, .fee = 563};
-        if (!settle_batch_add (&b, &s[i], &users[2 * i], &users[2 * i + 1]))
+        if (!settle_batch_add (&b, &s[i], &users[2 * i], &users[2 * i + 1], false))
             break;
         added++;
         cr_assert_leq (settle_batch_size (&b), SOL_TX_MAX);
@@ -353,12 +437,47 @@ Test (soltx, a_batch_stops_at_1232_bytes)
     int len = settle_batch_seal (&b, blockhash, tx, sig);
     cr_assert_eq ((size_t) len, predicted);
     fprintf (stderr, "soltx: %zu settlements between distinct users: %d bytes\n", added, len);
+    //  out of escrow the sources are the two vaults every settlement shares: two new accounts
+    //  each instead of four, so more fit
+    size_t wallet_to_wallet = added;
+    settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
+    added = 0;
+    for (size_t i = 0; i < 64; i++) {
+        s[i] = (settlement_t){.trade_id = 1000000 + i, .qty = 1500, .value = 225000, .fee = 563};
+        if (!settle_batch_add (&b, &s[i], &users[2 * i], &users[2 * i + 1], true))
+            break;
+        added++;
+    }
+    predicted = settle_batch_size (&b);
+    len = settle_batch_seal (&b, blockhash, tx, sig);
+    cr_assert_eq ((size_t) len, predicted);
+    cr_assert_gt (added, wallet_to_wallet, "escrow packs more (%zu)", added);
+    fprintf (stderr, "soltx: %zu settlements out of escrow between distinct users: %d bytes\n",
+             added, len);
+    //  deposits of distinct users: one new account each
+    static transfer_t deposits[64];
+    settle_batch_init (&b, &w.keys, SETTLE_BATCH_DEPOSITS, SETTLE_TX_ITEMS_MAX);
+    added = 0;
+    for (size_t i = 0; i < 64; i++) {
+        deposits[i] = (transfer_t){.kind = PROTO_TRANSFER_KIND_DEPOSIT,
+                                   .id = 100 + i,
+                                   .asset = PROTO_ASSET_PAYMENT,
+                                   .amount = 1000000};
+        if (!settle_batch_add_transfer (&b, &deposits[i], &users[i].payment))
+            break;
+        added++;
+    }
+    predicted = settle_batch_size (&b);
+    len = settle_batch_seal (&b, blockhash, tx, sig);
+    cr_assert_eq ((size_t) len, predicted);
+    cr_assert_geq (added, 16, "deposits of distinct users (%zu)", added);
+    fprintf (stderr, "soltx: %zu deposits of distinct users: %d bytes\n", added, len);
     //  the same two users every time: only the instructions and the memo grow
-    settle_batch_init (&b, &w.keys, SETTLE_TX_ITEMS_MAX);
+    settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
     added = 0;
     for (size_t i = 0; i < 64; i++) {
         s[i] = (settlement_t){.trade_id = 1 + i, .qty = 1500, .value = 225000, .fee = 563};
-        if (!settle_batch_add (&b, &s[i], &users[0], &users[1]))
+        if (!settle_batch_add (&b, &s[i], &users[0], &users[1], false))
             break;
         added++;
     }
@@ -368,8 +487,8 @@ Test (soltx, a_batch_stops_at_1232_bytes)
     cr_assert_geq (added, 12, "shared accounts pack densely (%zu)", added);
     fprintf (stderr, "soltx: %zu settlements between two users: %d bytes\n", added, len);
     //  and the limit given by max_trades_per_tx
-    settle_batch_init (&b, &w.keys, 4);
+    settle_batch_init (&b, &w.keys, SETTLE_BATCH_TRADES, 4);
     for (size_t i = 0; i < 4; i++)
-        cr_assert (settle_batch_add (&b, &s[i], &users[0], &users[1]));
-    cr_assert_not (settle_batch_add (&b, &s[4], &users[0], &users[1]));
+        cr_assert (settle_batch_add (&b, &s[i], &users[0], &users[1], false));
+    cr_assert_not (settle_batch_add (&b, &s[4], &users[0], &users[1], false));
 }

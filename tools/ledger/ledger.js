@@ -29,6 +29,8 @@ const OPTIONS = [
   ['--payment-amount', 'paymentAmount', 1000000000, 'int', 'payment base units (6 decimals) minted to each user', 'N'],
   ['--approve-amount', 'approveAmount', '1000000000000000000', 'str', 'allowance of the platform key as delegate on each user token account', 'N'],
   ['--platform-lamports', 'platformLamports', 1000000000000, 'int', 'lamports airdropped to the platform key (fee payer)', 'N'],
+  ['--vault-energy-amount', 'vaultEnergyAmount', 0, 'int', 'energy base units (Wh) minted into the energy vault (the platform\'s energy token account) at start', 'N'],
+  ['--vault-payment-amount', 'vaultPaymentAmount', 0, 'int', 'payment base units minted into the payment vault at start', 'N'],
   ['--user-lamports', 'userLamports', 0, 'int', 'lamports given to each user wallet', 'N'],
   ['--http429-rate', 'http429Rate', 0, 'num', 'fraction of requests answered HTTP 429 (with Retry-After)', 'F'],
   ['--http429-every', 'http429Every', 0, 'int', 'answer every Nth request with HTTP 429', 'N'],
@@ -55,7 +57,8 @@ function usage() {
     'A Solana JSON-RPC server on 127.0.0.1 around LiteSVM, for mce tests and the local run.',
     'At start it creates (deterministically from --seed) the platform key (fee payer, mint',
     'authority and delegate), the energy mint (3 decimals), the payment mint (6 decimals), the',
-    'treasury and the users with their token accounts, the platform approved as delegate.',
+    'vaults (the platform\'s own token account of each mint: the escrow), the treasury and the',
+    'users with their token accounts, the platform approved as delegate.',
     'When ready it prints exactly one line on stdout:',
     '    ledger: listening on 127.0.0.1:PORT',
     'and nothing else there (logs go to stderr). SIGTERM/SIGINT stop it.',
@@ -665,8 +668,18 @@ function setupBase() {
   }
   const treasuryAta = L.associatedTokenAddress(setupState.treasury.publicKey, setupState.paymentMint.publicKey);
   ixs.push(L.ix.createAtaIdempotent(platform.publicKey, treasuryAta, setupState.treasury.publicKey, setupState.paymentMint.publicKey));
+  // the vaults: the platform's associated token account of each mint holds what users deposit
+  const em = setupState.energyMint.publicKey;
+  const pm = setupState.paymentMint.publicKey;
+  const vaultEnergy = L.associatedTokenAddress(platform.publicKey, em);
+  const vaultPayment = L.associatedTokenAddress(platform.publicKey, pm);
+  ixs.push(L.ix.createAtaIdempotent(platform.publicKey, vaultEnergy, platform.publicKey, em));
+  ixs.push(L.ix.createAtaIdempotent(platform.publicKey, vaultPayment, platform.publicKey, pm));
+  if (opts.vaultEnergyAmount > 0) ixs.push(L.ix.mintToChecked(em, vaultEnergy, platform.publicKey, BigInt(opts.vaultEnergyAmount), 3));
+  if (opts.vaultPaymentAmount > 0) ixs.push(L.ix.mintToChecked(pm, vaultPayment, platform.publicKey, BigInt(opts.vaultPaymentAmount), 6));
   setupTx(ixs, [setupState.energyMint, setupState.paymentMint]);
   setupState.treasuryAccount = treasuryAta;
+  setupState.vaults = { energy: vaultEnergy, payment: vaultPayment };
 }
 
 // Write a token account's delegate directly (for external wallets whose key we lack).
@@ -679,7 +692,9 @@ function forceDelegate(tokenAccount, delegate, amount) {
   svm.setAccount(tokenAccount, new Account(acc.lamports(), data, acc.owner(), acc.executable(), 0n));
 }
 
-// spec: { name, pubkey?: base58, energyAmount?, paymentAmount? }
+// spec: { name, pubkey?: base58, energyAmount?, paymentAmount?, approve? = true,
+//         tokenAccounts? = true }. approve false: the platform is not the accounts' delegate;
+// tokenAccounts false: no token accounts at all (nothing minted, nothing approved).
 function addUser(spec) {
   const name = String(spec.name || '');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw invalidParams(`Invalid params: bad user name "${name}"`);
@@ -694,34 +709,42 @@ function addUser(spec) {
     kp = loadOrDeriveKey(`user-${name}`);
     wallet = kp.publicKey;
   }
-  const energyAmount = BigInt(spec.energyAmount ?? opts.energyAmount);
-  const paymentAmount = BigInt(spec.paymentAmount ?? opts.paymentAmount);
+  const accounts = spec.tokenAccounts ?? true;
+  const approving = accounts && (spec.approve ?? true);
+  if (typeof accounts !== 'boolean' || typeof approving !== 'boolean') {
+    throw invalidParams('Invalid params: approve and tokenAccounts are booleans');
+  }
+  const energyAmount = accounts ? BigInt(spec.energyAmount ?? opts.energyAmount) : 0n;
+  const paymentAmount = accounts ? BigInt(spec.paymentAmount ?? opts.paymentAmount) : 0n;
   const approve = BigInt(opts.approveAmount);
   const em = setupState.energyMint.publicKey;
   const pm = setupState.paymentMint.publicKey;
   const ea = L.associatedTokenAddress(wallet, em);
   const pa = L.associatedTokenAddress(wallet, pm);
-  const ixs = [
+  const ixs = accounts ? [
     L.ix.createAtaIdempotent(platform.publicKey, ea, wallet, em),
     L.ix.createAtaIdempotent(platform.publicKey, pa, wallet, pm),
-  ];
+  ] : [];
   if (energyAmount > 0n) ixs.push(L.ix.mintToChecked(em, ea, platform.publicKey, energyAmount, 3));
   if (paymentAmount > 0n) ixs.push(L.ix.mintToChecked(pm, pa, platform.publicKey, paymentAmount, 6));
   if (opts.userLamports > 0) ixs.push(L.ix.systemTransfer(platform.publicKey, wallet, opts.userLamports));
-  if (kp) {
+  if (kp && approving) {
     ixs.push(L.ix.approveChecked(ea, em, platform.publicKey, wallet, approve, 3));
     ixs.push(L.ix.approveChecked(pa, pm, platform.publicKey, wallet, approve, 6));
     setupTx(ixs, [kp]);
   } else {
-    setupTx(ixs, []);
-    forceDelegate(ea, platform.publicKey, approve);
-    forceDelegate(pa, platform.publicKey, approve);
+    if (ixs.length) setupTx(ixs, []);
+    if (approving) {
+      forceDelegate(ea, platform.publicKey, approve);
+      forceDelegate(pa, platform.publicKey, approve);
+    }
   }
   const user = {
     name, wallet: L.b58encode(wallet), walletSecretSeedHex: kp ? kp.seed.toString('hex') : null,
     walletKeypairFile: (kp && setupState.keyFiles[`user-${name}`]) || null,
     energyAccount: L.b58encode(ea), paymentAccount: L.b58encode(pa),
     energyAmount: Number(energyAmount), paymentAmount: Number(paymentAmount),
+    tokenAccounts: accounts, approved: approving,
   };
   setupState.users.push(user);
   return user;
@@ -743,6 +766,11 @@ function setupJson() {
     treasury: { ...k(setupState.treasury, 'treasury'), paymentAccount: L.b58encode(setupState.treasuryAccount) },
     energyMint: { address: setupState.energyMint.address, decimals: 3, mintAuthority: setupState.platform.address },
     paymentMint: { address: setupState.paymentMint.address, decimals: 6, mintAuthority: setupState.platform.address },
+    vaults: {
+      owner: setupState.platform.address,
+      energy: L.b58encode(setupState.vaults.energy),
+      payment: L.b58encode(setupState.vaults.payment),
+    },
     delegate: setupState.platform.address,
     approveAmount: opts.approveAmount,
     users: setupState.users,

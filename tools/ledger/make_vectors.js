@@ -20,6 +20,14 @@
 //                 per settlement TransferChecked energy seller->buyer, payment buyer->seller,
 //                 fee buyer->treasury (each only when its amount is not zero), then one Memo;
 //                 the platform key is fee payer and the authority (delegate) of every transfer
+//   vaults        the platform's associated token accounts of both mints (the escrow)
+//   escrowTransactions  settlements out of escrow: energy vault->buyer, payment vault->seller
+//                 (value - fee), payment vault->treasury (fee), the platform signing as the
+//                 vaults' owner, then one Memo
+//   transferTransactions  deposits (user's token account -> vault, the platform as delegate,
+//                 memo "mce:d=…") and withdrawals (vault -> user's token account, memo "mce:w=…")
+//
+// New keys go at the end, so that what earlier versions wrote stays byte for byte the same.
 
 const crypto = require('node:crypto');
 const kit = require('@solana/kit');
@@ -159,6 +167,88 @@ async function main() {
       name: cases[c].name, blockhash, memo: cases[c].memo, settlements,
       size: Buffer.from(wire, 'base64').length, base64: wire,
       signature: kit.getSignatureFromTransaction(signed),
+    });
+  }
+  const sign = async (ixs, blockhash) => {
+    const message = kit.pipe(
+      kit.createTransactionMessage({ version: 'legacy' }),
+      (m) => kit.setTransactionMessageFeePayerSigner(platformSigner, m),
+      (m) => kit.setTransactionMessageLifetimeUsingBlockhash({ blockhash, lastValidBlockHeight: 1000n }, m),
+      (m) => kit.appendTransactionMessageInstructions(ixs, m),
+    );
+    const signed = await kit.signTransactionMessageWithSigners(message);
+    const wire = kit.getBase64EncodedWireTransaction(signed);
+    return { size: Buffer.from(wire, 'base64').length, base64: wire, signature: kit.getSignatureFromTransaction(signed) };
+  };
+  const transfer = (source, mint, destination, amount, decimals) => token.getTransferCheckedInstruction({
+    source, mint, destination, authority: platformSigner, amount: BigInt(amount), decimals,
+  });
+  const memoIx = (text) => ({ programAddress: MEMO, data: new TextEncoder().encode(text) });
+  const vaults = {
+    energy: (await ata(platform.address, energyMint)).addr,
+    payment: (await ata(platform.address, paymentMint)).addr,
+  };
+  out.vaults = vaults;
+
+  const escrowCases = [
+    { name: 'one settlement out of escrow', memo: 'mce:t=21', s: [[0, 1, 12345, 1851000, 4628]] },
+    {
+      name: 'three out of escrow, one without fee, one without payment',
+      memo: 'mce:t=30,31,32',
+      s: [[2, 3, 1000, 150000, 375], [3, 2, 2000, 300000, 0], [4, 5, 7, 0, 0]],
+    },
+  ];
+  out.escrowTransactions = [];
+  for (let c = 0; c < escrowCases.length; c++) {
+    const blockhash = b58.decode(hash(`escrow-blockhash-${c}`));
+    const ixs = [];
+    const settlements = [];
+    for (const [sel, buy, qty, pay, fee] of escrowCases[c].s) {
+      settlements.push({ seller: sel, buyer: buy, energy: qty, payment: pay, fee });
+      ixs.push(transfer(vaults.energy, energyMint, users[buy].energy, qty, 3));
+      if (pay) ixs.push(transfer(vaults.payment, paymentMint, users[sel].payment, pay, 6));
+      if (fee) ixs.push(transfer(vaults.payment, paymentMint, treasury, fee, 6));
+    }
+    ixs.push(memoIx(escrowCases[c].memo));
+    out.escrowTransactions.push({
+      name: escrowCases[c].name, blockhash, memo: escrowCases[c].memo, settlements, ...(await sign(ixs, blockhash)),
+    });
+  }
+
+  // [user, asset, amount]; ids from the memo
+  const transferCases = [
+    { name: 'one deposit of energy', kind: 'deposit', memo: 'mce:d=1', t: [[0, 'energy', 5000]] },
+    {
+      name: 'three deposits, two of one user',
+      kind: 'deposit',
+      memo: 'mce:d=7,8,9',
+      t: [[1, 'payment', 2500000], [2, 'energy', 1], [1, 'energy', 999]],
+    },
+    { name: 'one withdrawal of payment', kind: 'withdrawal', memo: 'mce:w=3', t: [[4, 'payment', 150000]] },
+    {
+      name: 'two withdrawals',
+      kind: 'withdrawal',
+      memo: 'mce:w=40,41',
+      t: [[5, 'energy', 1234], [6, 'payment', 77]],
+    },
+  ];
+  out.transferTransactions = [];
+  for (let c = 0; c < transferCases.length; c++) {
+    const blockhash = b58.decode(hash(`transfer-blockhash-${c}`));
+    const ixs = [];
+    const transfers = [];
+    for (const [u, asset, amount] of transferCases[c].t) {
+      transfers.push({ user: u, asset, amount });
+      const energy = asset === 'energy';
+      const mine = energy ? users[u].energy : users[u].payment;
+      const vault = energy ? vaults.energy : vaults.payment;
+      const deposit = transferCases[c].kind === 'deposit';
+      ixs.push(transfer(deposit ? mine : vault, energy ? energyMint : paymentMint, deposit ? vault : mine, amount, energy ? 3 : 6));
+    }
+    ixs.push(memoIx(transferCases[c].memo));
+    out.transferTransactions.push({
+      name: transferCases[c].name, kind: transferCases[c].kind, blockhash, memo: transferCases[c].memo, transfers,
+      ...(await sign(ixs, blockhash)),
     });
   }
   process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);

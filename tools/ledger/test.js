@@ -301,6 +301,92 @@ test('mce_addUser: an external wallet gets token accounts with the platform as d
   assert.equal(await tokenBalance(u.energyAccount), 4300n);
 });
 
+// One TransferChecked (+ a memo) signed by the platform: as the delegate of a user's account
+// (a deposit into a vault) or as the owner of a vault (a withdrawal or a settlement from it).
+async function transferTx({ source, mint, destination, amount, decimals, memo }) {
+  const bh = await latest();
+  const ixs = [
+    token.getTransferCheckedInstruction({ source: kit.address(source), mint: kit.address(mint), destination: kit.address(destination), authority: platformSigner, amount: BigInt(amount), decimals }),
+    { programAddress: kit.address(MEMO), accounts: [], data: new TextEncoder().encode(memo) },
+  ];
+  const msg = kit.pipe(
+    kit.createTransactionMessage({ version: 'legacy' }),
+    (m) => kit.setTransactionMessageFeePayerSigner(platformSigner, m),
+    (m) => kit.setTransactionMessageLifetimeUsingBlockhash({ blockhash: bh.blockhash, lastValidBlockHeight: BigInt(bh.lastValidBlockHeight) }, m),
+    (m) => kit.appendTransactionMessageInstructions(ixs, m),
+  );
+  const signed = await kit.signTransactionMessageWithSigners(msg);
+  return { b64: kit.getBase64EncodedWireTransaction(signed), signature: kit.getSignatureFromTransaction(signed) };
+}
+
+test('vaults: the platform\'s token accounts take deposits as delegate and pay out as owner', async () => {
+  // the vaults are the platform's associated token accounts, in the setup file
+  for (const [name, mint] of [['energy', setup.energyMint.address], ['payment', setup.paymentMint.address]]) {
+    const [ata] = await token.findAssociatedTokenPda({ owner: kit.address(setup.platform.pubkey), mint: kit.address(mint), tokenProgram: token.TOKEN_PROGRAM_ADDRESS });
+    assert.equal(setup.vaults[name], ata);
+    const info = await rpc(port, 'getAccountInfo', [ata, { encoding: 'jsonParsed' }]);
+    assert.equal(info.value.data.parsed.info.owner, setup.platform.pubkey);
+    assert.equal(info.value.data.parsed.info.mint, mint);
+  }
+  assert.equal(setup.vaults.owner, setup.platform.pubkey);
+  const u = setup.users[2];
+  const v0 = await tokenBalance(setup.vaults.payment);
+  const u0 = await tokenBalance(u.paymentAccount);
+  // a deposit: user -> vault, the platform signing as the user's delegate
+  const dep = await transferTx({ source: u.paymentAccount, mint: setup.paymentMint.address, destination: setup.vaults.payment, amount: 250000, decimals: 6, memo: 'mce:d=1' });
+  await waitConfirmed(await rpc(port, 'sendTransaction', [dep.b64, { encoding: 'base64' }]));
+  assert.equal(await tokenBalance(setup.vaults.payment), v0 + 250000n);
+  assert.equal(await tokenBalance(u.paymentAccount), u0 - 250000n);
+  // a withdrawal: vault -> user, the platform signing as the vault's owner
+  const wd = await transferTx({ source: setup.vaults.payment, mint: setup.paymentMint.address, destination: u.paymentAccount, amount: 100000, decimals: 6, memo: 'mce:w=1' });
+  await waitConfirmed(await rpc(port, 'sendTransaction', [wd.b64, { encoding: 'base64' }]));
+  assert.equal(await tokenBalance(setup.vaults.payment), v0 + 150000n);
+  assert.equal(await tokenBalance(u.paymentAccount), u0 - 150000n);
+  // the vault cannot pay more than it holds: custom error 1 (insufficient funds)
+  const over = await transferTx({ source: setup.vaults.payment, mint: setup.paymentMint.address, destination: u.paymentAccount, amount: v0 + 150001n, decimals: 6, memo: 'mce:w=2' });
+  const r = await call(port, 'sendTransaction', [over.b64, { encoding: 'base64' }]);
+  assert.deepEqual(r.error.data.err, { InstructionError: [0, { Custom: 1 }] });
+});
+
+test('mce_addUser: without approval, without token accounts; deposits from them are refused', async () => {
+  const na = await rpc(port, 'mce_addUser', [{ name: 'noapprove', paymentAmount: 7000, approve: false }]);
+  assert.equal(na.approved, false);
+  assert.equal(na.tokenAccounts, true);
+  assert.equal(await tokenBalance(na.paymentAccount), 7000n);
+  const info = await rpc(port, 'getAccountInfo', [na.paymentAccount, { encoding: 'jsonParsed' }]);
+  assert.equal(info.value.data.parsed.info.delegate, undefined);
+  // the platform is no delegate: the token program says owner does not match (custom 4)
+  const dep = await transferTx({ source: na.paymentAccount, mint: setup.paymentMint.address, destination: setup.vaults.payment, amount: 1000, decimals: 6, memo: 'mce:d=2' });
+  let r = await call(port, 'sendTransaction', [dep.b64, { encoding: 'base64' }]);
+  assert.deepEqual(r.error.data.err, { InstructionError: [0, { Custom: 4 }] });
+  const nt = await rpc(port, 'mce_addUser', [{ name: 'notokens', tokenAccounts: false }]);
+  assert.equal(nt.tokenAccounts, false);
+  assert.equal(nt.energyAmount, 0);
+  assert.equal((await rpc(port, 'getAccountInfo', [nt.energyAccount])).value, null);
+  // a withdrawal to a token account that does not exist is refused (nothing is created)
+  const wd = await transferTx({ source: setup.vaults.energy, mint: setup.energyMint.address, destination: nt.energyAccount, amount: 1, decimals: 3, memo: 'mce:w=3' });
+  r = await call(port, 'sendTransaction', [wd.b64, { encoding: 'base64' }]);
+  assert.equal(r.error.code, -32002);
+  assert.ok(r.error.data.err.InstructionError, JSON.stringify(r.error.data.err));
+  assert.equal((await rpc(port, 'getAccountInfo', [nt.energyAccount])).value, null);
+  r = await call(port, 'mce_addUser', [{ name: 'bad', approve: 'yes' }]);
+  assert.equal(r.error.code, -32602);
+  setup = JSON.parse(fs.readFileSync(path.join(tmp, 'setup.json'), 'utf8'));
+});
+
+test('--vault-energy-amount and --vault-payment-amount fund the vaults at start', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'vault-'));
+  const other = await startLedger(['--port', '0', '--users', '1', '--vault-energy-amount', '5000',
+    '--vault-payment-amount', '7000000', '--setup-out', path.join(dir, 'setup.json'), '--watch-pid', String(process.pid)]);
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(dir, 'setup.json'), 'utf8'));
+    assert.equal(BigInt((await rpc(other.port, 'getTokenAccountBalance', [s.vaults.energy])).value.amount), 5000n);
+    assert.equal(BigInt((await rpc(other.port, 'getTokenAccountBalance', [s.vaults.payment])).value.amount), 7000000n);
+  } finally {
+    await other.stop();
+  }
+});
+
 test('fault: HTTP 429 with Retry-After, then 500/503, then -32005', async () => {
   await rpc(port, 'mce_setFaults', [{ http429Every: 1, retryAfterS: 2 }]);
   let r = await post(port, { jsonrpc: '2.0', id: 1, method: 'getSlot' });
