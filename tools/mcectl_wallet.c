@@ -54,6 +54,33 @@ static int s_keypair (const char *path, uint8_t seed[AUTH_SEED_BYTES], char wall
     return rc;
 }
 
+//  NULL when message is a challenge for wallet and user as the gateway issues them (printable
+//  text naming the wallet on its second line, the user and the nonce), else what is wrong. The
+//  key signs nothing else: a gateway that is not ours (a wrong --url) could otherwise have it
+//  sign a transaction, which is bytes, or another claim.
+static const char *s_check_message (const char *message, const char *wallet, const char *user,
+                                    const char *nonce)
+{
+    for (const char *c = message; *c; c++)
+        if ((*c < 0x20 || *c > 0x7e) && *c != '\n')
+            return "it is not plain text";
+    const char *line2 = strchr (message, '\n');
+    char want[160];
+    if (!line2 || !strstr (message, " wants you to register a Solana wallet for mce:\n") ||
+        strstr (message, " wants you to register") > line2)
+        return "its first line is not a registration";
+    snprintf (want, sizeof want, "\n%s\n", wallet);
+    if (strncmp (line2, want, strlen (want)) != 0)
+        return "its second line is not this keypair's wallet";
+    snprintf (want, sizeof want, "\nUsername: %s\n", user);
+    if (!strstr (message, want))
+        return "it names another user";
+    snprintf (want, sizeof want, "\nNonce: %s\n", nonce ? nonce : "");
+    if (!nonce || !strstr (message, want))
+        return "its nonce is not the one the gateway gave";
+    return NULL;
+}
+
 //  Asks a challenge for wallet and user, and signs its message into signature. 0, or the
 //  exit status after reporting.
 static int s_sign_challenge (mcectl_client_t *client, const uint8_t *seed, const char *wallet,
@@ -65,8 +92,12 @@ static int s_sign_challenge (mcectl_client_t *client, const uint8_t *seed, const
     if (rc)
         return rc;
     const char *message = json_string_value (json_object_get (challenge, "message"));
-    if (!message) {
-        fprintf (stderr, "mcectl: the gateway's challenge has no message\n");
+    const char *wrong =
+        message ? s_check_message (message, wallet, user,
+                                   json_string_value (json_object_get (challenge, "nonce")))
+                : "there is none";
+    if (wrong) {
+        fprintf (stderr, "mcectl: not signing the gateway's challenge: %s\n", wrong);
         json_decref (challenge);
         return MCECTL_EXIT_FAILED;
     }
