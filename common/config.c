@@ -69,6 +69,7 @@ static const s_key_t s_keys[] = {
     {"gateway.rate_per_s", K_INT, "100", 1, 100000000, NULL, F (gateway.rate_per_s)},
     {"gateway.rate_burst", K_INT, "200", 1, 100000000, NULL, F (gateway.rate_burst)},
     {"gateway.cors_origins", K_STR, "", 0, 0, NULL, F (gateway.cors_origins)},
+    {"gateway.domain", K_STR, "", 0, 0, NULL, F (gateway.domain)},
     {"gateway.access_log", K_INT, "1", 0, 1, NULL, F (gateway.access_log)},
     {"gateway.broadcaster_url", K_STR, "ws://127.0.0.1:8081", 0, 0, NULL,
      F (gateway.broadcaster_url)},

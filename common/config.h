@@ -83,8 +83,9 @@ typedef struct {
         int password_cost;  //  auth_cost_t: interactive|moderate|test
         int64_t rate_per_s; //  token bucket per user (and per client address)
         int64_t rate_burst;
-        char cors_origins[CONFIG_STR_MAX];    //  comma-separated, "*", or empty = no CORS
-        int64_t access_log;                   //  1 = one line per request
+        char cors_origins[CONFIG_STR_MAX]; //  comma-separated, "*", or empty = no CORS
+        char domain[CONFIG_STR_MAX]; //  named in wallet challenges; empty = the request's Host
+        int64_t access_log;          //  1 = one line per request
         char broadcaster_url[CONFIG_STR_MAX]; //  where the dashboard's browser finds live data
     } gateway;
     struct {

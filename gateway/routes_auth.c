@@ -483,9 +483,14 @@ enum MHD_Result routes_auth_challenge (gateway_request_t *req)
         s_field (req, root, "username", auth_check_username, job->username, sizeof job->username))
         return s_refused (job, root);
     json_decref (root);
-    wallet_proof_domain (
-        MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
-        job->domain);
+    //  The configured public domain when there is one: a site that relays our API cannot then
+    //  have the message name it, and a wallet warns when a page asks to sign for another
+    //  domain. Without one, the host the client reached.
+    const char *domain = gateway_server_config (req->server)->gateway.domain;
+    wallet_proof_domain (domain[0] ? domain
+                                   : MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND,
+                                                                  MHD_HTTP_HEADER_HOST),
+                         job->domain);
     job->now_us = clock_wall_ns () / 1000;
     return s_submit (req, job, s_challenge_run);
 }

@@ -60,7 +60,9 @@ static void s_start (const char *db)
     setenv ("MCE_PERSISTER_METRICS_PORT", port, 1);
     harness_start (&s_h, "mce-persister"); //  the lists of deposits and withdrawals
     unsetenv ("MCE_PERSISTER_METRICS_PORT");
+    setenv ("MCE_GATEWAY_DOMAIN", "market.campus.example", 1); //  what challenges name
     harness_start (&s_h, "mce-gateway");
+    unsetenv ("MCE_GATEWAY_DOMAIN");
     cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
 }
 
@@ -243,6 +245,19 @@ Test (account_api, balances_orders_and_withdrawals, .fini = s_fini, .timeout = 1
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         s_refused ("POST", "/api/account/withdrawals", bob, bad[i][0], atol (bad[i][2]), bad[i][1]);
     s_wait_balance (bob, "energy", "0", "0");
+
+    //  A wallet challenge names the configured domain, whatever Host the request says: a site
+    //  relaying the API cannot have it name itself.
+    harness_wallet_t carol;
+    harness_wallet (&carol, NULL);
+    char ask[256];
+    snprintf (ask, sizeof ask, "{\"wallet\":\"%s\",\"username\":\"carol\"}", carol.address);
+    json_t *c = s_expect ("POST", "/api/auth/challenge", NULL, ask, 200);
+    const char *message = json_string_value (json_object_get (c, "message"));
+    cr_assert_not_null (message);
+    cr_assert_eq (strncmp (message, "market.campus.example wants you to register", 43), 0, "%s",
+                  message);
+    json_decref (c);
 
     //  No settler is configured here: a deposit cannot be recorded, and says so.
     s_refused ("POST", "/api/account/deposits", bob, "{\"asset\":\"energy\",\"amount\":\"1\"}", 503,
