@@ -39,20 +39,33 @@ static int64_t s_now_ms (void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-//  A port the OS just handed out and released: free unless something races us for it.
 //  A free loopback port, held by *fd until the caller closes it: every port of one harness is
-//  held until all are chosen, or the kernel may hand the same one out twice.
+//  held until all are chosen, or the same one could be handed out twice. Chosen below the
+//  kernel's ephemeral range (32768 and up on Linux), never by binding port 0: a process's
+//  ports are bound again at each restart, and a client reconnecting to a stopped process
+//  could meanwhile take an ephemeral port as its own source port, and the restart then finds
+//  its port in use.
+#define S_PORT_LOW  20000
+#define S_PORT_HIGH 32000
+
 static int s_free_port (int *fd)
 {
-    *fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (*fd < 0 || bind (*fd, (struct sockaddr *) &a, sizeof a) ||
-        getsockname (*fd, (struct sockaddr *) &a, &len)) {
-        perror ("harness: free port");
-        abort ();
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    unsigned seed = (unsigned) getpid () * 2654435761u ^ (unsigned) now.tv_nsec;
+    for (int tries = 0; tries < 10000; tries++) {
+        int port = S_PORT_LOW + (int) (rand_r (&seed) % (S_PORT_HIGH - S_PORT_LOW));
+        *fd = socket (AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl (INADDR_LOOPBACK),
+                                .sin_port = htons ((uint16_t) port)};
+        if (*fd >= 0 && bind (*fd, (struct sockaddr *) &a, sizeof a) == 0)
+            return port;
+        if (*fd >= 0)
+            close (*fd);
     }
-    return ntohs (a.sin_port);
+    perror ("harness: free port");
+    abort ();
 }
 
 const char *harness_bin (const char *exe, char *buf, size_t size)
