@@ -129,7 +129,7 @@ static const s_key_t s_market_keys[] = {
     {"price_rule", K_ENUM, "maker", 0, 0, "maker|ask|mid", M (price_rule)},
     {"stp", K_ENUM, "cancel_resting", 0, 0, "cancel_resting|cancel_newest|cancel_both", M (stp)},
     {"marginal", K_ENUM, "time", 0, 0, "time|pro_rata", M (marginal)},
-    {"escrow", K_BOOL, "false", 0, 0, NULL, M (escrow)},
+    {"escrow", K_BOOL, "true", 0, 0, NULL, M (escrow)},
 };
 
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])

@@ -96,7 +96,8 @@ static const char *s_mode_name (int mode)
 }
 
 //  GET /api/dashboard/config: {broadcaster_url, markets: [{id, mode, epoch_seconds,
-//  future_epochs, tick, lot, min_qty, max_qty}]}, decimals as strings like everywhere else.
+//  future_epochs, tick, lot, min_qty, max_qty, escrow}]}, decimals as strings like everywhere
+//  else; escrow says whether an order must be covered by a deposited balance.
 enum MHD_Result routes_web_config (gateway_request_t *req)
 {
     const mce_config_t *cfg = gateway_server_config (req->server);
@@ -109,12 +110,12 @@ enum MHD_Result routes_web_config (gateway_request_t *req)
         decimal_format (m->lot, DECIMAL_KWH_SCALE, lot, sizeof lot);
         decimal_format (m->min_qty, DECIMAL_KWH_SCALE, min_qty, sizeof min_qty);
         decimal_format (m->max_qty, DECIMAL_KWH_SCALE, max_qty, sizeof max_qty);
-        json_array_append_new (markets,
-                               json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s}", "id", m->id, "mode",
-                                          s_mode_name (m->mode), "epoch_seconds",
-                                          (json_int_t) m->epoch_seconds, "future_epochs",
-                                          (json_int_t) m->future_epochs, "tick", tick, "lot", lot,
-                                          "min_qty", min_qty, "max_qty", max_qty));
+        json_array_append_new (markets, json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b}", "id",
+                                                   m->id, "mode", s_mode_name (m->mode),
+                                                   "epoch_seconds", (json_int_t) m->epoch_seconds,
+                                                   "future_epochs", (json_int_t) m->future_epochs,
+                                                   "tick", tick, "lot", lot, "min_qty", min_qty,
+                                                   "max_qty", max_qty, "escrow", m->escrow));
     }
     json_t *body = markets ? json_pack ("{s:s,s:o}", "broadcaster_url", s_broadcaster_url (cfg),
                                         "markets", markets)

@@ -3,7 +3,9 @@
     It starts the local ledger (tools/ledger, --users U), a real mce-matcher and a real
     mce-settler (wallets from the ledger's setup file, so no Postgres) in a temporary folder,
     then sends N crossing order pairs between random users to the matcher as fast as it takes
-    them, and follows the settler's bus until all N settlements are confirmed. It reports:
+    them, and follows the settler's bus until all N settlements are confirmed. Its market has
+    escrow off, so trades settle wallet to wallet with nothing deposited first (the same three
+    transfers per trade a settlement out of the vaults makes). It reports:
 
         trades/s           N / (time from the first order to the last confirmation)
         trades per tx      settlements confirmed / transactions confirmed
@@ -257,7 +259,7 @@ int main (int argc, char **argv)
     char config[512];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; "
-              "fee_ppm = %d; max_qty = \"1000000\"; } );\n",
+              "fee_ppm = %d; max_qty = \"1000000\"; escrow = false; } );\n",
               o.fee_ppm);
     harness_init (&h, config);
     ledgertest_t ledger;

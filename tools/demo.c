@@ -1,8 +1,10 @@
 /*  mce-demo — a simulated campus day against a running system (tools/run.sh --demo runs one).
 
     Prosumers (rooftop solar, their own load) and consumers (homes with morning and evening
-    peaks, campus buildings busy by day) sign up with wallets the local ledger funded, then
-    trade one delivery epoch per simulated hour: each prosumer offers its surplus for that
+    peaks, campus buildings busy by day) sign up with wallets the local ledger funded, deposit
+    what their orders may need into the platform's vaults when the market has escrow (the
+    default: prosumers their energy, consumers their money, through the chain), then trade one
+    delivery epoch per simulated hour: each prosumer offers its surplus for that
     epoch at a price that reflects how scarce solar is at that hour, each consumer bids its
     load at its willingness to pay. After each epoch clears it prints a line; at the end it
     waits until every trade is confirmed on chain, prints a table per epoch (supply offered,
@@ -41,18 +43,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_PASSWORD          "demo-password" //  every demo user's (sign in as one on the dashboard)
-#define S_USERS_MAX         500
-#define S_HOURS_MAX         168   //  a week
-#define S_HEALTH_DEADLINE_S 30    //  for the gateway to see its matcher and Postgres
-#define S_POLL_MS           100   //  between two questions to the gateway
-#define S_CLEAR_GRACE_S     15    //  after an epoch's end, until its result must show
-#define S_PROGRESS_MS       2000  //  between two progress lines while settling
-#define S_HTTP_TIMEOUT_MS   15000 //  one exchange with the gateway
-#define S_HTTP_TRIES        3     //  an order answered 429 or 503 is sent again
-#define S_EPOCHS_PAGE       50    //  epochs asked for at once (newest first)
-#define S_PRICE_STEP        100   //  µ/kWh: prices are drawn in 0.0001 steps
-#define S_LABEL_PX          44    //  the chart: room one hour's label needs
+#define S_PASSWORD           "demo-password" //  every demo user's (sign in as one on the dashboard)
+#define S_USERS_MAX          500
+#define S_HOURS_MAX          168   //  a week
+#define S_HEALTH_DEADLINE_S  30    //  for the gateway to see its matcher and Postgres
+#define S_POLL_MS            100   //  between two questions to the gateway
+#define S_CLEAR_GRACE_S      15    //  after an epoch's end, until its result must show
+#define S_PROGRESS_MS        2000  //  between two progress lines while settling
+#define S_HTTP_TIMEOUT_MS    15000 //  one exchange with the gateway
+#define S_HTTP_TRIES         3     //  an order answered 429 or 503 is sent again
+#define S_EPOCHS_PAGE        50    //  epochs asked for at once (newest first)
+#define S_DEPOSIT_DEADLINE_S 120   //  for every deposit to be confirmed on chain and credited
+#define S_PRICE_STEP         100   //  µ/kWh: prices are drawn in 0.0001 steps
+#define S_LABEL_PX           44    //  the chart: room one hour's label needs
 //  Prices of the model, µ/kWh: a prosumer asks the floor under a full midday sun and up to
 //  the floor + scarcity as the sun fades (plus its own margin); a consumer bids its
 //  willingness to pay, and a premium per mille of load above S_PEAK_PM at its busy hours.
@@ -78,10 +81,11 @@ typedef struct {
     uint8_t seed[AUTH_SEED_BYTES]; //  the wallet's key: signing up proves the wallet is theirs
     char token[1024];
     bool prosumer;
-    bool campus;        //  consumers: a campus building (else a home)
-    int64_t pv_peak_wh; //  prosumers: output in the sunniest hour under a clear sky
-    int64_t base_wh;    //  load in the profile's peak hour (prosumers: their own)
-    int64_t price;      //  consumers: willingness to pay; prosumers: margin over the floor
+    bool campus;         //  consumers: a campus building (else a home)
+    int64_t pv_peak_wh;  //  prosumers: output in the sunniest hour under a clear sky
+    int64_t base_wh;     //  load in the profile's peak hour (prosumers: their own)
+    int64_t price;       //  consumers: willingness to pay; prosumers: margin over the floor
+    char deposit_id[32]; //  the deposit that covers their orders, in an escrow market
 } s_user_t;
 
 typedef struct {
@@ -115,6 +119,7 @@ typedef struct {
     char market_id[33];
     char mode[16];
     int64_t epoch_seconds, future_epochs, tick, lot, min_qty, max_qty;
+    bool escrow;        //  orders must be covered by deposits
     bus_sub_t *settler; //  the settler's bus; NULL once it failed
     //  the day
     uint64_t rng;
@@ -381,6 +386,7 @@ static int s_market (s_demo_t *self)
     self->lot = s_decimal (json_object_get (m, "lot"), DECIMAL_KWH_SCALE);
     self->min_qty = s_decimal (json_object_get (m, "min_qty"), DECIMAL_KWH_SCALE);
     self->max_qty = s_decimal (json_object_get (m, "max_qty"), DECIMAL_KWH_SCALE);
+    self->escrow = json_is_true (json_object_get (m, "escrow"));
     json_decref (answer);
     if (self->epoch_seconds < 1 || self->tick < 1 || self->lot < 1 || self->max_qty < 1) {
         fprintf (stderr, "mce-demo: market %s: the gateway's description is incomplete\n",
@@ -546,6 +552,107 @@ static int s_sign_up (s_demo_t *self)
                  "mce-demo: %d of the %d users were registered already; they keep the wallets "
                  "they registered then\n",
                  existing, self->user_count);
+    if (!zsys_interrupted)
+        fprintf (stderr, "demo: %d prosumers and %d consumers signed in at %s\n", self->prosumers,
+                 self->consumers, self->base);
+    return zsys_interrupted ? -1 : 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Deposits: in an escrow market an order must be covered by what its user deposited
+
+//  What the user's orders of the whole simulation could need at most, in base units (Wh of
+//  energy for a prosumer, µ of money for a consumer): every hour's largest offer or bid at its
+//  highest price, as s_trade_hour draws them. Holds are released as epochs clear, so this is
+//  generous; it stays well inside what the ledger funds each wallet for a week's demo.
+static int64_t s_deposit_need (const s_demo_t *self, const s_user_t *u)
+{
+    int64_t need = 0;
+    for (int i = 0; i < self->hours; i++) {
+        int h = (self->start_hour + i) % 24;
+        if (u->prosumer)
+            need += u->pv_peak_wh * s_solar_pm[h] / 1000;
+        else {
+            int load_pm = u->campus ? s_campus_pm[h] : s_home_pm[h];
+            int64_t wh = u->base_wh * load_pm / 1000 * 1050 / 1000; //  the noise at its top
+            int64_t price =
+                u->price + (load_pm > S_PEAK_PM ? (load_pm - S_PEAK_PM) * S_PEAK_PREMIUM : 0);
+            need += (wh * price + 999) / 1000 + 1; //  a bid's hold, rounded up, per lot
+        }
+    }
+    return need;
+}
+
+//  The user's available balance of the asset it deposits, in base units (-1: no answer). The
+//  gateway's view of the matcher's bus: a deposit shows here once the matcher credited it.
+static int64_t s_available (s_demo_t *self, s_user_t *u)
+{
+    json_t *answer;
+    int64_t available = -1;
+    if (s_http (self, "GET", "/api/account/balances", NULL, u->token, &answer) == 200)
+        available =
+            s_decimal (json_object_get (json_object_get (json_object_get (answer, "balances"),
+                                                         u->prosumer ? "energy" : "payment"),
+                                        "available"),
+                       u->prosumer ? DECIMAL_KWH_SCALE : DECIMAL_PRICE_SCALE);
+    json_decref (answer);
+    return available;
+}
+
+//  Every prosumer deposits the energy it may offer, every consumer the money it may bid, as
+//  any client does (POST /api/account/deposits: the settler moves the tokens from the wallet
+//  into the platform's vault, and the matcher credits them once the chain confirms); then
+//  waits until every one is credited. 0, or -1 after saying why.
+static int s_deposit (s_demo_t *self)
+{
+    if (!self->escrow)
+        return 0;
+    int64_t energy = 0, money = 0;
+    for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
+        s_user_t *u = &self->users[i];
+        int64_t need = s_deposit_need (self, u);
+        char amount[DECIMAL_FORMAT_MAX];
+        decimal_format (need, u->prosumer ? DECIMAL_KWH_SCALE : DECIMAL_PRICE_SCALE, amount,
+                        sizeof amount);
+        json_t *body =
+            json_pack ("{s:s,s:s}", "asset", u->prosumer ? "energy" : "payment", "amount", amount);
+        json_t *answer;
+        long status = s_http (self, "POST", "/api/account/deposits", body, u->token, &answer);
+        json_decref (body);
+        const char *id = json_string_value (json_object_get (answer, "deposit_id"));
+        char why[256];
+        if (status != 202 || !id) {
+            fprintf (stderr, "mce-demo: %s cannot deposit %s %s: %ld %s\n", u->name, amount,
+                     u->prosumer ? "kWh" : "of money", status, s_why (answer, why, sizeof why));
+            json_decref (answer);
+            return -1;
+        }
+        snprintf (u->deposit_id, sizeof u->deposit_id, "%s", id);
+        json_decref (answer);
+        *(u->prosumer ? &energy : &money) += need;
+    }
+    char e[32], m[DECIMAL_FORMAT_MAX];
+    decimal_format (money, DECIMAL_PRICE_SCALE, m, sizeof m);
+    fprintf (stderr,
+             "demo: %d deposits asked (%s kWh of energy, %s of money); waiting for the chain\n",
+             self->user_count, s_kwh (energy, e, sizeof e), m);
+    int64_t deadline = clock_mono_ns () + S_DEPOSIT_DEADLINE_S * MCE_NS_PER_SEC;
+    for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
+        s_user_t *u = &self->users[i];
+        int64_t need = s_deposit_need (self, u), available;
+        while ((available = s_available (self, u)) < need && clock_mono_ns () < deadline &&
+               !zsys_interrupted)
+            s_idle (self, S_POLL_MS);
+        if (available < need && !zsys_interrupted) {
+            fprintf (stderr,
+                     "mce-demo: %s's deposit %s was not credited within %d s (mcectl --as %s "
+                     "deposits, or the settler's log, says why)\n",
+                     u->name, u->deposit_id, S_DEPOSIT_DEADLINE_S, u->name);
+            return -1;
+        }
+    }
+    if (!zsys_interrupted)
+        fprintf (stderr, "demo: every deposit is credited: the orders are covered\n");
     return zsys_interrupted ? -1 : 0;
 }
 
@@ -1286,9 +1393,7 @@ int main (int argc, char **argv)
     if (!self->curl || !self->settler)
         fprintf (stderr, "mce-demo: cannot start libcurl or follow the settler's bus\n");
     else if (s_make_users (self) == 0 && s_wait_gateway (self) == 0 && s_market (self) == 0 &&
-             s_sign_up (self) == 0) {
-        fprintf (stderr, "demo: %d prosumers and %d consumers signed in at %s\n", self->prosumers,
-                 self->consumers, self->base);
+             s_sign_up (self) == 0 && s_deposit (self) == 0) {
         int day = s_run_day (self);
         if (!zsys_interrupted) {
             s_wait_settled (self);

@@ -11,11 +11,11 @@
     the spread, 1–20 kWh each, and cancels of earlier orders (10 %). Latency is send → ack per
     command, from one monotonic clock read at each; percentiles over every command.
 
-    In a market with escrow every order must be covered by its user's balance: --fund credits
-    each load user a large balance of both assets first, with deposit_credit commands on the
-    matcher's command port as the settler sends them once a deposit is confirmed (a benchmark's
-    shortcut: no tokens move on any chain), under deposit ids taken from the wall clock so
-    that each run's are new.
+    In a market with escrow (the default) every order must be covered by its user's balance, so
+    the load generator first credits each load user a large balance of both assets, with
+   deposit_credit commands on the matcher's command port as the settler sends them once a deposit is
+   confirmed (a benchmark's shortcut: no tokens move on any chain), under deposit ids taken from the
+   wall clock so that each run's are new.
 */
 #include "auth.h"
 #include "clock.h"
@@ -110,7 +110,7 @@ static int s_fund (const char *endpoint, long users)
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, 10000);
     if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
-        fprintf (stderr, "mce-loadgen: --fund: cannot connect to %s\n", endpoint);
+        fprintf (stderr, "mce-loadgen: funding the load users: cannot connect to %s\n", endpoint);
         zsock_destroy (&dealer);
         return -1;
     }
@@ -137,8 +137,8 @@ static int s_fund (const char *endpoint, long users)
         proto_msg_t reply;
         if (!f || proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0) ||
             reply.kind != PROTO_ack) {
-            fprintf (stderr, "mce-loadgen: --fund: the matcher at %s %s\n", endpoint,
-                     f ? "refused a credit" : "did not answer");
+            fprintf (stderr, "mce-loadgen: funding the load users: the matcher at %s %s\n",
+                     endpoint, f ? "refused a credit" : "did not answer");
             rc = -1;
         }
         zframe_destroy (&f);
@@ -629,9 +629,10 @@ int main (int argc, char **argv)
                         "later run finds them); run the gateway\nwith a rate limit above the "
                         "load (MCE_GATEWAY_RATE_PER_S). "
                         "--flow depth (gateway-http)\nreads GET /api/market/depth instead of "
-                        "placing orders. --fund first credits every load user a\nlarge "
-                        "balance on the matcher's command port (matcher.commands), for a "
-                        "market with\nescrow, where an order must be covered.\n");
+                        "placing orders. When the market has escrow (the default), every load\n"
+                        "user is first credited a large balance on the matcher's command port\n"
+                        "(matcher.commands), since an order must be covered; --fund does so\n"
+                        "whatever the market's setting.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-loadgen: try --help\n");
@@ -700,6 +701,12 @@ int main (int argc, char **argv)
             s_warm_up (cfg.gateway.http_address, (int) cfg.gateway.http_port, tokens[c]))
             return 1;
     }
+    const config_market_t *m = config_market (&cfg, market);
+    if (!m) {
+        fprintf (stderr, "mce-loadgen: the configuration has no market '%s'\n", market);
+        return 2;
+    }
+    fund = fund || (m->escrow && !depth);
     if (fund &&
         s_fund (cfg.matcher.commands, connections > S_FUND_USERS ? connections : S_FUND_USERS))
         return 1;

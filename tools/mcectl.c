@@ -10,6 +10,7 @@
         mcectl [OPTIONS] admin pause|resume|trigger|clear|snapshot MARKET
         mcectl [OPTIONS] admin settlements [--state S] · admin retry ID · admin analytics
         mcectl [OPTIONS] register NAME --keypair FILE   (password on standard input)
+        mcectl [OPTIONS] login NAME                     (password on standard input)
         mcectl [OPTIONS] wallet --keypair FILE
         mcectl [OPTIONS] balances · deposit|withdraw --asset energy|payment --amount X
         mcectl [OPTIONS] deposits · withdrawals · reconcile
@@ -66,6 +67,12 @@ static const s_command_t s_commands[] = {
      "A wallet belongs to one user.\n\n"
      "  $ echo 'a long password' | mcectl register alice --keypair ~/.config/solana/id.json\n"
      "  registered alice with wallet 4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T\n"},
+    {"login", mcectl_login, NULL, "login NAME",
+     "Signs NAME in (POST /api/auth/login) with the password read from standard input (one\n"
+     "line) and prints the token, for --token T or $MCE_TOKEN (valid for gateway.jwt_ttl_s,\n"
+     "an hour by default); with --json the gateway's whole answer.\n\n"
+     "  $ export MCE_TOKEN=$(echo 'a long password' | mcectl login alice)\n"
+     "  $ mcectl balances\n"},
     {"wallet", mcectl_wallet, NULL, "wallet --keypair FILE",
      "Changes your wallet (the token's user: --as NAME, --token T) to FILE's, proven the same\n"
      "way (POST /api/auth/challenge, then POST /api/auth/wallet). A running settler pays the\n"

@@ -140,6 +140,7 @@ int mcectl_print_record (mcectl_client_t *client, json_t *record, const char *wh
 //  mcectl_wallet.c
 int mcectl_register (mcectl_client_t *client, int argc, char **argv);
 int mcectl_wallet (mcectl_client_t *client, int argc, char **argv);
+int mcectl_login (mcectl_client_t *client, int argc, char **argv);
 //  Reads a password (one line) from standard input into out (AUTH_PASSWORD_MAX + 2 bytes)
 //  and checks it. 0, or MCECTL_EXIT_USAGE after saying what is wrong.
 int mcectl_password_stdin (char *out, size_t size);

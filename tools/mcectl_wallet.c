@@ -1,4 +1,5 @@
-/*  mcectl_wallet — proving a wallet with a keypair file: signing up, and changing wallet.
+/*  mcectl_wallet — proving a wallet with a keypair file: signing up, and changing wallet; and
+    signing in with the password, for a token.
 
     A wallet is proven by its signature (gateway/wallet_proof.h): mcectl asks the gateway for a
     challenge (POST /api/auth/challenge), signs its message with the key of a keypair file in
@@ -153,6 +154,32 @@ int mcectl_register (mcectl_client_t *client, int argc, char **argv)
     if (rc)
         return rc;
     s_print (client, reply, "registered");
+    json_decref (reply);
+    return MCECTL_EXIT_OK;
+}
+
+int mcectl_login (mcectl_client_t *client, int argc, char **argv)
+{
+    const char *name = NULL;
+    const mcectl_option_t options[] = {{NULL, NULL, NULL}};
+    if (mcectl_parse ("login", argc, argv, options, &name, 1) != 1) {
+        fprintf (stderr, "mcectl login: give NAME (mcectl login --help)\n");
+        return MCECTL_EXIT_USAGE;
+    }
+    char password[AUTH_PASSWORD_MAX + 2];
+    int rc = mcectl_password_stdin (password, sizeof password);
+    if (rc)
+        return rc;
+    json_t *body = json_pack ("{s:s,s:s}", "username", name, "password", password), *reply;
+    auth_wipe (password, sizeof password);
+    rc = mcectl_client_call (client, "POST", "/api/auth/login", body, false, &reply);
+    json_decref (body);
+    if (rc)
+        return rc;
+    if (mcectl_client_options (client)->json)
+        mcectl_print_json (reply);
+    else
+        printf ("%s\n", json_string_value (json_object_get (reply, "token")));
     json_decref (reply);
     return MCECTL_EXIT_OK;
 }

@@ -380,6 +380,57 @@ void harness_user_add (const char *conninfo, const char *user, const char *role)
     pg_destroy (&pg);
 }
 
+int harness_deposit (int port, const char *token, const char *asset, const char *amount,
+                     int timeout_ms)
+{
+    char body[160];
+    snprintf (body, sizeof body, "{\"asset\":\"%s\",\"amount\":\"%s\"}", asset, amount);
+    harness_response_t r;
+    harness_request (
+        port,
+        &(harness_request_t){
+            .method = "POST", .path = "/api/account/deposits", .body = body, .token = token},
+        &r);
+    json_t *j = r.status == 202 ? json_loads (r.body, 0, NULL) : NULL;
+    char id[32] = "";
+    snprintf (id, sizeof id, "%s", j ? json_string_value (json_object_get (j, "deposit_id")) : "");
+    json_decref (j);
+    if (!*id) {
+        fprintf (stderr, "harness: deposit %s %s refused: %ld %s\n", amount, asset, r.status,
+                 r.body ? r.body : "");
+        harness_response_free (&r);
+        return -1;
+    }
+    harness_response_free (&r);
+    char status[32] = "(none)";
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (zclock_mono () < deadline) {
+        harness_request (
+            port,
+            &(harness_request_t){.method = "GET", .path = "/api/account/deposits", .token = token},
+            &r);
+        j = r.status == 200 ? json_loads (r.body, 0, NULL) : NULL; //  503: not persisted yet
+        harness_response_free (&r);
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (j, "deposits"), i, row)
+        {
+            const char *rid = json_string_value (json_object_get (row, "deposit_id"));
+            const char *st = json_string_value (json_object_get (row, "status"));
+            if (rid && st && strcmp (rid, id) == 0)
+                snprintf (status, sizeof status, "%s", st);
+        }
+        json_decref (j);
+        if (strcmp (status, "credited") == 0)
+            return 0;
+        if (strcmp (status, "failed") == 0)
+            break;
+        zclock_sleep (50); //  a poll with a deadline: the chain, the settler and the persister
+    }
+    fprintf (stderr, "harness: deposit %s of %s %s: %s, not credited\n", id, amount, asset, status);
+    return -1;
+}
+
 long harness_request (int port, const harness_request_t *r, harness_response_t *out)
 {
     CURL *c = curl_easy_init ();

@@ -107,6 +107,14 @@ bool harness_response_header (const harness_response_t *resp, const char *name, 
 //  Waits until GET path answers 200.
 bool harness_wait_http (harness_t *h, const char *path, int timeout_ms);
 
+//  Deposits amount (a decimal string) of asset ("energy", "payment") for the user of token
+//  through the gateway on port, as a client does (POST /api/account/deposits), and polls GET
+//  /api/account/deposits until that deposit is credited. 0 when it was; -1 when it was
+//  refused, failed (the chain's reason) or was not credited within timeout_ms (said on
+//  stderr).
+int harness_deposit (int port, const char *token, const char *asset, const char *amount,
+                     int timeout_ms);
+
 //  Sends a GTC limit order for market campus-1 straight to a matcher (a DEALER connected to
 //  its commands endpoint), as a gateway would: qty in Wh, price in µ/kWh, buy if `buy`.
 void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,

@@ -2,9 +2,11 @@
     acknowledged is lost and nothing is paid twice.
 
     Everything is real: Postgres, Redis, the local ledger running the SPL Token programs, and
-    the five executables on loopback ports. A load thread signs users up with the ledger's
-    funded wallets and then keeps placing crossing orders through the gateway's HTTP API,
-    remembering every order the gateway acknowledged (201 with an order id).
+    the five executables on loopback ports, with the market's defaults: escrow on. The users
+    sign up with the ledger's funded wallets and deposit energy and money through the chain
+    into the platform's vaults; then a load thread keeps placing crossing orders through the
+    gateway's HTTP API, remembering every order the gateway acknowledged (201 with an order
+    id).
 
     Under that load, in turn: kill -9 of the matcher, the persister, the settler, the
     broadcaster and the gateway, each restarted once the load has run into the hole; then
@@ -18,7 +20,8 @@
       accepted order and every trade of the journal once, with the same sums;
     - every trade is settled exactly once: one confirmed settlement in Postgres each, its id
       in the memo of exactly one landed transaction on the ledger, no stray ones, and every
-      balance is the net position of all the trades.
+      balance is the net position of all the trades, paid out of the vaults;
+    - `mcectl reconcile` finds each vault on chain equal to the books, to the unit.
 */
 #include "clock.h"
 #include "harness.h"
@@ -45,6 +48,12 @@
 #define S_STRETCH  400 //  orders the load places through each outage (about 2 s of it)
 #define S_PACE_MS  4   //  between two orders of the load: ~200 orders/s at most
 #define S_FINAL_MS 180000
+//  What each user deposits of each asset before the load (energy in kWh, money in currency
+//  units), far more than the load can spend, out of what the ledger mints each (S_MINT_*,
+//  base units: Wh and µ), so no order is refused for its balance.
+#define S_DEPOSIT      "50000"
+#define S_MINT_ENERGY  "100000000"
+#define S_MINT_PAYMENT "100000000000"
 
 static harness_t s_h;
 static pgtest_t s_pg;
@@ -365,7 +374,9 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
               S_FEE_PPM, s_pg.conninfo, s_redis.url);
     harness_init (&s_h, config);
     cr_assert_eq (ledgertest_start (&s_ledger, s_h.dir,
-                                    (const char *[]){"--users", "8", "--slot-ms", "100", NULL}),
+                                    (const char *[]){"--users", "8", "--slot-ms", "100",
+                                                     "--energy-amount", S_MINT_ENERGY,
+                                                     "--payment-amount", S_MINT_PAYMENT, NULL}),
                   0);
     //  the settler's ledger and platform key; short calls and many attempts, so an outage
     //  is waited out rather than failed
@@ -379,6 +390,12 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
     for (size_t i = 0; i < S_PROCS; i++)
         s_start (&s_procs[i]);
     s_sign_up ();
+    for (int u = 0; u < S_USERS; u++)
+        for (int a = 0; a < 2; a++)
+            cr_assert_eq (harness_deposit (s_h.port_http, s_load.tokens[u],
+                                           a ? "payment" : "energy", S_DEPOSIT, S_FINAL_MS),
+                          0);
+    //  the chain's balances once the deposits are in the vaults: trades move them from there
     ledgertest_book_t book;
     cr_assert_eq (ledgertest_book (&s_ledger, &book), 0);
 
@@ -504,7 +521,14 @@ Test (chaos, everything_fails_in_turn_and_nothing_is_lost_or_paid_twice, .fini =
         cr_assert_eq (counts[i], 1, "trade %llu is in %d landed transactions",
                       (unsigned long long) ids[i], counts[i]);
     cr_assert_eq (strays, 0);
-    cr_assert_eq (ledgertest_check_balances (&s_ledger, &book, trades, n), 0);
+    cr_assert_eq (ledgertest_check_escrow (&s_ledger, &book, trades, n), 0);
+
+    //  ... and the vaults hold exactly what the books say the users own
+    char *out = NULL;
+    int rc = harness_run ("mcectl", (const char *[]){"-c", s_h.config, "reconcile", NULL}, &out);
+    cr_assert_eq (rc, 0, "mcectl reconcile: %s", out);
+    fprintf (stderr, "chaos: %s", out);
+    free (out);
     fprintf (stderr,
              "chaos: %zu orders acknowledged, %zu accepted in all, %lld trades settled in %d "
              "transactions, journal through seq %llu\n",

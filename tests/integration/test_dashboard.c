@@ -85,8 +85,10 @@ static void s_start (const char *db, bool broadcaster)
     char config[2048];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
-              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
-              "            { id = \"campus-2\"; mode = \"auction\"; epoch_seconds = 2592000; } );\n"
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; "
+              "escrow = false; },\n"
+              "            { id = \"campus-2\"; mode = \"auction\"; epoch_seconds = 2592000; "
+              "escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n",
               s_conninfo);
     harness_init (&s_h, config);

@@ -1,8 +1,10 @@
 /*  test_demo — mce-demo end to end: a short simulated day (three hours around noon, 2-second
     auction epochs, 2 prosumers and 3 consumers) against a real matcher, gateway and settler
-    with Postgres and the local ledger. Every hour's epoch clears with trades, every trade is
-    confirmed on chain (and its id is in the memo of exactly one landed transaction), the table
-    has a row per hour, and the chart is an SVG document.
+    with Postgres and the local ledger, in a market with the defaults (escrow on). Every user
+    deposits through the chain first (each deposit in exactly one landed transaction), every
+    hour's epoch clears with trades, every trade is confirmed on chain (and its id is in the
+    memo of exactly one landed transaction), the table has a row per hour, and the chart is an
+    SVG document.
 */
 #include "harness.h"
 #include "ledgertest.h"
@@ -48,7 +50,7 @@ static char *s_read (const char *path)
     return text;
 }
 
-Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout = 120)
+Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout = 180)
 {
     //  Postgres for the gateway's users (the settler finds their wallets there), the local
     //  ledger with a funded wallet per demo user, and the processes the demo talks to.
@@ -142,6 +144,16 @@ Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout
                       (unsigned long long) ids[i], counts[i]);
     cr_assert_eq (strays, 0);
     free (counts);
+
+    //  The market has escrow (the default): before trading, each of the five users deposited
+    //  into the vaults, each deposit in exactly one landed transaction (the settler numbers
+    //  them from 1).
+    uint64_t deposits[5] = {1, 2, 3, 4, 5};
+    int landed[5] = {0};
+    cr_assert_geq (ledgertest_memo_ids (&s_ledger, "mce:d=", deposits, 5, landed, &strays), 1);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq (landed[i], 1, "deposit %zu in %d landed transactions", i + 1, landed[i]);
+    cr_assert_eq (strays, 0);
 
     //  The chart: one self-contained SVG document with the bars and the price line.
     const char *doc = s_read (svg);

@@ -56,8 +56,8 @@ static int s_start (const char *db, const char *extra)
     char config[2048];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
-              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
-              "            { id = \"campus-2\"; epoch_seconds = 2592000; } );\n"
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; escrow = false; },\n"
+              "            { id = \"campus-2\"; epoch_seconds = 2592000; escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n%s",
               s_conninfo, extra ? extra : "");
     harness_init (&s_h, config);
@@ -1284,7 +1284,7 @@ Test (gateway, a_postgres_outage_is_503_then_heals, .fini = s_fini, .timeout = 1
     cr_assert_eq (pgtest_start (&pg, NULL), 0);
     char config[512];
     snprintf (config, sizeof config,
-              "markets = ( { id = \"campus-1\"; epoch_seconds = 2592000; } );\n"
+              "markets = ( { id = \"campus-1\"; epoch_seconds = 2592000; escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n",
               pg.conninfo);
     harness_init (&s_h, config);

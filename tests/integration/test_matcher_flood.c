@@ -27,7 +27,7 @@ static void s_order (zsock_t *sock, uint64_t rid, const char *user)
 Test (matcher_flood, hostile_clients_do_not_stall_the_others, .fini = s_fini, .timeout = 120)
 {
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; } );\n");
+                        "epoch_seconds = 2592000; escrow = false; } );\n");
     int m = harness_start (&s_h, "mce-matcher");
     cr_assert (harness_wait_log (&s_h, m, "commands on", HARNESS_DEADLINE_MS));
     char commands[64];

@@ -31,7 +31,7 @@ static long long s_value (const char *text, const char *prefix)
 Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .timeout = 60)
 {
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; } );\n");
+                        "epoch_seconds = 2592000; escrow = false; } );\n");
     int port = s_h.port_xpub; //  free, and unused here (no broadcaster)
     char value[16];
     snprintf (value, sizeof value, "%d", port);
@@ -76,7 +76,7 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
 Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, .timeout = 60)
 {
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; } );\n");
+                        "epoch_seconds = 2592000; escrow = false; } );\n");
     int port = s_h.port_xpub;
     char value[16];
     snprintf (value, sizeof value, "%d", port);

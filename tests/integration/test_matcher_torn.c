@@ -47,7 +47,7 @@ Test (matcher_torn, recovery_survives_a_cut_at_any_offset, .fini = s_fini, .time
 {
     setenv ("MCE_MATCHER_SNAPSHOT_EVERY", "0", 1); //  the journal alone
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; } );\n");
+                        "epoch_seconds = 2592000; escrow = false; } );\n");
     int m = harness_start (&s_h, "mce-matcher");
     cr_assert (harness_wait_log (&s_h, m, "commands on", HARNESS_DEADLINE_MS));
     char commands[64];

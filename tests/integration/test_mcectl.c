@@ -2,10 +2,11 @@
     orders placed, amended and cancelled with mcectl and seen through mcectl, a trade in the
     market's trades and in each side's history, refusals with the gateway's own error and
     exit status, an administrator pausing and resuming a market, users made with `user add`,
-    users signing up and changing wallet with a keypair file (`register`, `wallet`), a token
-    of nobody refused, `health` up and then down with the matcher stopped, and `load` running
-    the load generator (which signs its users up). mcectl is run as a program (harness_run) and
-   judged by its exit status and what it prints, --json parsed as JSON.
+    users signing up and changing wallet with a keypair file (`register`, `wallet`), signing
+    in for a token (`login`), a token of nobody refused, `health` up and then down with the
+    matcher stopped, and `load` running the load generator (which signs its users up). mcectl
+    is run as a program (harness_run) and judged by its exit status and what it prints, --json
+    parsed as JSON.
 */
 #include "clock.h"
 #include "harness.h"
@@ -68,8 +69,9 @@ static int s_start (const char *db)
     cr_assert_eq (pgtest_create_db (&pg, db, conninfo, sizeof conninfo), 0);
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
-              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; },\n"
-              "            { id = \"campus-2\"; epoch_seconds = 2592000; } );\n"
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; escrow = "
+              "false; },\n"
+              "            { id = \"campus-2\"; epoch_seconds = 2592000; escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n",
               conninfo);
     snprintf (port, sizeof port, "%d", s_free_port ());
@@ -443,6 +445,16 @@ Test (mcectl, register_and_change_wallet_with_a_keypair_file, .fini = s_fini, .t
     cr_assert_not_null (strstr (out, line), "%s", out);
     free (out);
     cr_assert_eq (S_MCECTL (&out, "--as", "dave", "orders"), 0, "%s", out);
+    free (out);
+    //  he signs in with his password: the token printed is one the gateway takes
+    cr_assert_eq (S_MCECTL_INPUT ("correct horse battery\n", &out, "login", "dave"), 0, "%s", out);
+    char token[2048];
+    snprintf (token, sizeof token, "%.*s", (int) strcspn (out, "\n"), out);
+    free (out);
+    cr_assert_eq (S_MCECTL (&out, "--token", token, "balances"), 0, "%s", out);
+    free (out);
+    cr_assert_eq (S_MCECTL_INPUT ("not his password\n", &out, "login", "dave"), 1, "%s", out);
+    cr_assert_not_null (strstr (out, "401"), "%s", out);
     free (out);
     //  the same wallet for another user: refused by the gateway
     cr_assert_eq (

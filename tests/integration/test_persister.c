@@ -440,7 +440,8 @@ Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 3
     cr_assert_eq (redistest_start (&s_redis), 0);
     char config[1024];
     snprintf (config, sizeof config,
-              "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; },\n"
+              "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; "
+              "escrow = false; },\n"
               "  { id = \"" S_ESCROW_MKT "\"; tick = \"0.001\"; epoch_seconds = 2592000; "
               "escrow = true; } );\n"
               "postgres = { url = \"%s\"; };\nredis = { url = \"%s\"; };\n",

@@ -30,7 +30,7 @@ static void s_fini (void)
 }
 
 static const char s_config[] = "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                               "epoch_seconds = 2592000; fee_ppm = 2500; } );";
+                               "epoch_seconds = 2592000; fee_ppm = 2500; escrow = false; } );";
 
 //  mce_addUser: a wallet with token accounts, as the ledger's setup makes them.
 static const char *s_add_user (const char *name, int64_t payment)

@@ -80,7 +80,7 @@ Test (settler_crash, no_trade_paid_twice_or_left_unpaid, .fini = s_fini, .timeou
     settlertest_init (
         &s_t,
         "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = "
-        "2592000; fee_ppm = 1500; } );",
+        "2592000; fee_ppm = 1500; escrow = false; } );",
         (const char *[]){"--users", "8", "--slot-ms", "100", "--blockhash-validity", "30", NULL});
     settlertest_t *t = &s_t;
     //  a short wait on a silent ledger, so recovery is quick; attempts to spare

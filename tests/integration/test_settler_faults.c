@@ -91,7 +91,7 @@ Test (settler_faults, everything_settles_through_the_faults, .fini = s_fini, .ti
 {
     settlertest_init (&s_t,
                       "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = "
-                      "2592000; fee_ppm = 3000; } );",
+                      "2592000; fee_ppm = 3000; escrow = false; } );",
                       (const char *[]){"--users", "8", "--slot-ms", "100", NULL});
     settlertest_t *t = &s_t;
     settlertest_follow (t);

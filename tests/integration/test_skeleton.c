@@ -65,7 +65,7 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
 {
     //  A 30-day epoch: no gate closure can fall inside the test and expire its orders.
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.01\"; "
-                        "epoch_seconds = 2592000; } );");
+                        "epoch_seconds = 2592000; escrow = false; } );");
     int matcher = harness_start (&s_h, "mce-matcher");
     //  the settler names each matcher event it takes at debug level
     setenv ("MCE_LOG_LEVEL", "debug", 1);

@@ -364,6 +364,7 @@ Test (escrow, a_snapshot_does_not_restore_under_other_reservation_settings)
     cfg.markets[0].tick = 10000;
     cfg.markets[0].lot = 1000;
     cfg.markets[0].min_qty = 1000;
+    cfg.markets[0].escrow = false;
     engine_t *other = engine_new (&cfg); //  escrow off: the resting bid's hold would leak
     cr_assert_eq (engine_restore (other, snap, size), -2);
     engine_destroy (&other);
@@ -422,6 +423,8 @@ Test (escrow_off, a_market_without_escrow_trades_with_no_balance)
     mce_config_t cfg;
     char err[256];
     config_load (&cfg, NULL, err, sizeof err);
+    cr_assert (cfg.markets[0].escrow, "escrow is the default");
+    cfg.markets[0].escrow = false;
     s_e = engine_new (&cfg);
     cr_assert (!engine_market_escrow (s_e, 0));
     s_alice = engine_user_intern (s_e, "alice");

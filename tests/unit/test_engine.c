@@ -17,6 +17,7 @@ static void s_setup_with (int rule, int mode)
     mce_config_t cfg;
     char err[256];
     cr_assert_eq (config_load (&cfg, NULL, err, sizeof err), 0);
+    cfg.markets[0].escrow = false; //  the bare engine: balances are test_accounts.c's
     cfg.markets[0].tick = PRICE (0.01);
     cfg.markets[0].price_rule = rule;
     cfg.markets[0].mode = mode;
@@ -221,6 +222,7 @@ Test (engine, every_reject_reason, .init = s_setup, .fini = s_teardown)
     mce_config_t cfg;
     char err[256];
     config_load (&cfg, NULL, err, sizeof err);
+    cfg.markets[0].escrow = false;
     cfg.markets[0].lot = 1000;
     s_e = engine_new (&cfg);
     engine_advance (s_e, T0);
@@ -558,7 +560,7 @@ Test (engine, self_trade_rule_and_marginal_rule_come_from_the_config, .fini = s_
     char err[256];
     cr_assert_eq (config_load_text (&cfg,
                                     "markets = ( { id = \"m\"; tick = \"0.01\"; "
-                                    "stp = \"cancel_newest\"; } );",
+                                    "stp = \"cancel_newest\"; escrow = false; } );",
                                     err, sizeof err),
                   0, "%s", err);
     s_e = engine_new (&cfg);
@@ -594,6 +596,7 @@ Test (engine, snapshot_restore_gives_the_same_state_and_future, .fini = s_teardo
     mce_config_t cfg;
     char err[256];
     config_load (&cfg, NULL, err, sizeof err);
+    cfg.markets[0].escrow = false;
     cfg.markets[0].tick = PRICE (0.01);
     cfg.markets[0].future_epochs = 2;
     engine_t *copy = engine_new (&cfg);
