@@ -13,8 +13,11 @@
     "nonce" names), and only if the signature is the wallet's does it spend argon2id on the
     password; the nonce is consumed in the transaction that inserts the user, so a failure
     leaves neither a user nor a spent nonce, and a nonce works once on every gateway. A
-    signed-in user changes wallet the same way (POST /api/auth/wallet {wallet, signature},
-    a challenge for the new wallet and their own username).
+    signed-in user changes wallet the same way (POST /api/auth/wallet {wallet, signature,
+    password}, a challenge for the new wallet and their own username), and gives their
+    password too: the wallet is where withdrawals are paid, so a token alone (one that leaked,
+    valid for an hour) must not be enough to redirect a user's money to a wallet of the
+    thief's.
 
     A username is no secret (registering one that exists always said so), so "username_taken"
     is answered before anything else; "wallet_taken" only to the wallet's holder, after the
@@ -229,6 +232,23 @@ static void s_register_run (gateway_job_t *base, pg_t *pg)
 }
 
 //  Worker: a signed-in user's new wallet, proven as at sign-up.
+//  Worker: 0 when the job's password is its user's (wiped either way), else -1 with the
+//  answer set: 401 wrong_password, or the database's failure.
+static int s_password_holds (s_job_t *job, pg_t *pg)
+{
+    pg_result_t *r = pg_exec (pg, "SELECT password_hash FROM users WHERE username = $1", 1,
+                              (const char *[]){job->username});
+    bool ok = r && pg_rows (r) == 1 && auth_password_verify (pg_value (r, 0, 0), job->password);
+    auth_wipe (job->password, sizeof job->password);
+    if (!r)
+        s_set_database (job, pg);
+    else if (!ok)
+        s_set (job, MHD_HTTP_UNAUTHORIZED, "wrong_password",
+               "the password is not this user's: changing the wallet needs it");
+    pg_result_free (&r);
+    return ok ? 0 : -1;
+}
+
 static void s_wallet_run (gateway_job_t *base, pg_t *pg)
 {
     s_job_t *job = (s_job_t *) base;
@@ -238,6 +258,8 @@ static void s_wallet_run (gateway_job_t *base, pg_t *pg)
         s_set_database (job, pg);
         return;
     }
+    if (s_password_holds (job, pg) != 0)
+        return;
     proof = wallet_proof_check (pg, job->wallet, job->username, job->nonce[0] ? job->nonce : NULL,
                                 job->signature, nonce);
     if (proof != WALLET_PROOF_OK) {
@@ -516,10 +538,10 @@ enum MHD_Result routes_auth_register (gateway_request_t *req)
     return s_submit (req, job, s_register_run);
 }
 
-//  POST /api/auth/wallet {wallet, signature, nonce?}: the signed-in user's new wallet.
+//  POST /api/auth/wallet {wallet, signature, password, nonce?}: the signed-in user's new wallet.
 enum MHD_Result routes_auth_wallet (gateway_request_t *req)
 {
-    static const char *const keys[] = {"wallet", "signature", "nonce", NULL};
+    static const char *const keys[] = {"wallet", "signature", "password", "nonce", NULL};
     json_t *root;
     s_job_t *job = s_job_new (req, keys, S_WALLET, &root);
     if (!job)
@@ -527,6 +549,7 @@ enum MHD_Result routes_auth_wallet (gateway_request_t *req)
     if (s_field (req, root, "wallet", auth_check_wallet, job->wallet, sizeof job->wallet) ||
         s_field (req, root, "signature", auth_check_signature, job->signature,
                  sizeof job->signature) ||
+        s_field (req, root, "password", auth_check_password, job->password, sizeof job->password) ||
         s_field_rule (req, root, "nonce", s_check_nonce, true, job->nonce, sizeof job->nonce))
         return s_refused (job, root);
     json_decref (root);

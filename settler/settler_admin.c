@@ -166,7 +166,8 @@ static int s_deposit (settler_server_t *self, zmsg_t *answer, const proto_settle
     }
     const wallet_t *w;
     char why[160];
-    int rc = settler_wallet (self, c->owner, &w, why, sizeof why);
+    //  the wallet the user has now: a deposit never draws on one they moved away from
+    int rc = settler_wallet (self, c->owner, true, &w, why, sizeof why);
     if (rc != 1) {
         log_info ("settler", "deposit for %s refused: %s", c->owner, why);
         s_end (self, answer,

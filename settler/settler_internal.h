@@ -63,10 +63,11 @@ int settler_repend (settler_server_t *self, settlement_t *s, uint32_t attempts, 
                     int64_t retry_at);
 //  A transfer as it stands (the admin's and the bus's view of it), seq its latest record's.
 void settler_transfer_view (const transfer_t *t, proto_msg_t *msg);
-//  A user's wallet (wallets_get), with the backoff that keeps a lost Postgres from being asked
-//  on every turn: -1 at once while it is on hold. 1, 0 (no wallet) or -1, why saying why.
-int settler_wallet (settler_server_t *self, const char *user, const wallet_t **out, char *why,
-                    size_t whylen);
+//  A user's wallet (wallets_get, or with fresh wallets_get_fresh), with the backoff that keeps
+//  a lost Postgres from being asked on every turn: -1 at once while it is on hold. 1, 0 (no
+//  wallet) or -1, why saying why.
+int settler_wallet (settler_server_t *self, const char *user, bool fresh, const wallet_t **out,
+                    char *why, size_t whylen);
 
 //  settler_admin.c: serves every command waiting on settler.commands. 0, or -1 on a fatal error
 //  (the journal).

@@ -78,15 +78,16 @@ static bool s_transient_code (int64_t code)
            || code == -32603; //  internal error
 }
 
-int settler_wallet (settler_server_t *self, const char *user, const wallet_t **out, char *why,
-                    size_t whylen)
+int settler_wallet (settler_server_t *self, const char *user, bool fresh, const wallet_t **out,
+                    char *why, size_t whylen)
 {
     int64_t now = clock_mono_ns ();
     if (now < self->pg_retry_at) {
         snprintf (why, whylen, "the wallets cannot be looked up now (Postgres); retrying");
         return -1;
     }
-    int rc = wallets_get (self->wallets, user, out, why, whylen);
+    int rc = fresh ? wallets_get_fresh (self->wallets, user, out, why, whylen)
+                   : wallets_get (self->wallets, user, out, why, whylen);
     if (rc < 0) {
         int64_t delay = S_PG_BACKOFF_MS << (self->pg_failures < 5 ? self->pg_failures : 5);
         if (delay > S_PG_BACKOFF_CAP)
@@ -849,8 +850,8 @@ static int s_pack (settler_server_t *self, size_t first, size_t max_batches)
         scanned++;
         const wallet_t *buyer, *seller;
         char why[160];
-        int rb = settler_wallet (self, s->buyer, &buyer, why, sizeof why);
-        int rs = rb == 1 ? settler_wallet (self, s->seller, &seller, why, sizeof why) : rb;
+        int rb = settler_wallet (self, s->buyer, false, &buyer, why, sizeof why);
+        int rs = rb == 1 ? settler_wallet (self, s->seller, false, &seller, why, sizeof why) : rb;
         if (rb < 0 || rs < 0)
             break;
         if (rb == 0 || rs == 0) {
@@ -882,7 +883,9 @@ static int s_account (settler_server_t *self, transfer_t *t, char *why, size_t w
     bool energy = t->asset == PROTO_ASSET_ENERGY;
     if (!t->wallet[0]) {
         const wallet_t *w;
-        int rc = settler_wallet (self, t->user, &w, why, whylen);
+        //  a withdrawal pays the wallet the user has now, not the one cached a minute ago
+        int rc = settler_wallet (self, t->user, t->kind == PROTO_TRANSFER_KIND_WITHDRAWAL, &w, why,
+                                 whylen);
         if (rc != 1)
             return rc;
         //  journaled with the transaction's processing record, which rebuilds it after a crash

@@ -107,17 +107,20 @@ static int s_lookup (wallets_t *self, const char *user, char *wallet, size_t siz
     return found;
 }
 
-int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *why, size_t whylen)
+//  A cached entry younger than max_age_ns answers; else the source is asked, and while it
+//  cannot answer an older entry does. max_age_ns -1: the source's answer only.
+static int s_get (wallets_t *self, const char *user, int64_t max_age_ns, const wallet_t **out,
+                  char *why, size_t whylen)
 {
     s_entry_t *e = zhashx_lookup (self->cache, user);
     int64_t now = clock_mono_ns ();
-    if (e && now - e->fetched <= self->cfg->settler.wallet_ttl_ms * MCE_NS_PER_MSEC) {
+    if (e && now - e->fetched <= max_age_ns) {
         *out = &e->wallet;
         return 1;
     }
     char text[256];
     int rc = s_lookup (self, user, text, sizeof text, why, whylen);
-    if (rc < 0 && e) {
+    if (rc < 0 && e && max_age_ns >= 0) {
         *out = &e->wallet; //  stale, but the user's: better than waiting for Postgres
         return 1;
     }
@@ -165,4 +168,15 @@ int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *
                w->energy.text, w->payment.text);
     *out = w;
     return 1;
+}
+
+int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *why, size_t whylen)
+{
+    return s_get (self, user, self->cfg->settler.wallet_ttl_ms * MCE_NS_PER_MSEC, out, why, whylen);
+}
+
+int wallets_get_fresh (wallets_t *self, const char *user, const wallet_t **out, char *why,
+                       size_t whylen)
+{
+    return s_get (self, user, -1, out, why, whylen);
 }

@@ -6,8 +6,11 @@
     are used instead (the local demo and the benchmark run without Postgres).
 
     Found wallets are cached for settler.wallet_ttl_ms, then looked up again: a user may change
-    wallet (proving the new one to the gateway), and what is paid out — a withdrawal, a
-    settlement out of escrow — must go to the wallet the user has now. While Postgres cannot
+    wallet (proving the new one to the gateway, with their password), and what is paid out — a
+    withdrawal, a settlement out of escrow — must go to the wallet the user has now. A
+    withdrawal looks it up afresh (wallets_get_fresh): a user who moves away from a wallet they
+    no longer trust and withdraws at once is paid at the new one; a deposit likewise draws on
+    the wallet the user has now. While Postgres cannot
     answer, an entry past its time is still used (it was the user's, proven). A wallet that
     changed gets a new entry; the old one stays allocated until the cache is destroyed, so a
     pointer handed out earlier (a batch being packed borrows its keys) never changes under
@@ -42,6 +45,12 @@ void wallets_destroy (wallets_t **self_p);
 //  wallet; 0 when the user has none (why says so); -1 when the source cannot answer now and
 //  nothing is cached for the user (why says why).
 int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *why, size_t whylen);
+//  The same, asked of the source now whatever the cache holds (-1 while it cannot answer,
+//  cached or not): for a deposit, which draws on the wallet the user has at this moment, and
+//  a withdrawal, which pays it, even when they changed it a second ago (one lookup each; they
+//  are rare).
+int wallets_get_fresh (wallets_t *self, const char *user, const wallet_t **out, char *why,
+                       size_t whylen);
 //  Wallets cached so far.
 size_t wallets_size (wallets_t *self);
 

@@ -11,7 +11,7 @@
         mcectl [OPTIONS] admin settlements [--state S] · admin retry ID · admin analytics
         mcectl [OPTIONS] register NAME --keypair FILE   (password on standard input)
         mcectl [OPTIONS] login NAME                     (password on standard input)
-        mcectl [OPTIONS] wallet --keypair FILE
+        mcectl [OPTIONS] wallet --keypair FILE           (password on standard input)
         mcectl [OPTIONS] balances · deposit|withdraw --asset energy|payment --amount X
         mcectl [OPTIONS] deposits · withdrawals · reconcile
         mcectl [OPTIONS] user add NAME --wallet KEY [--admin]   (password on standard input)
@@ -75,9 +75,11 @@ static const s_command_t s_commands[] = {
      "  $ mcectl balances\n"},
     {"wallet", mcectl_wallet, NULL, "wallet --keypair FILE",
      "Changes your wallet (the token's user: --as NAME, --token T) to FILE's, proven the same\n"
-     "way (POST /api/auth/challenge, then POST /api/auth/wallet). A running settler pays the\n"
-     "new wallet within settler.wallet_ttl_ms (a minute by default).\n\n"
-     "  $ mcectl --as alice wallet --keypair new-wallet.json\n"
+     "way (POST /api/auth/challenge, then POST /api/auth/wallet), with your password read from\n"
+     "standard input (one line): withdrawals are paid to this wallet, so a token alone cannot\n"
+     "change it. A running settler pays the new wallet within settler.wallet_ttl_ms (a minute\n"
+     "by default).\n\n"
+     "  $ echo 'a long password' | mcectl --as alice wallet --keypair new-wallet.json\n"
      "  changed the wallet of alice with wallet 9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin\n"},
     {"balances", mcectl_balances, "Your money (a user's token: --as NAME, --token T)", "balances",
      "Your balances (GET /api/account/balances): per asset, what is available to order or\n"

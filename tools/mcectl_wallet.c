@@ -202,15 +202,23 @@ int mcectl_wallet (mcectl_client_t *client, int argc, char **argv)
         return MCECTL_EXIT_USAGE;
     }
     uint8_t seed[AUTH_SEED_BYTES];
-    char wallet[AUTH_WALLET_MAX], signature[AUTH_SIGNATURE_TEXT_MAX];
+    char wallet[AUTH_WALLET_MAX], signature[AUTH_SIGNATURE_TEXT_MAX],
+        password[AUTH_PASSWORD_MAX + 2];
     int rc = s_keypair (keypair, seed, wallet);
     if (rc)
         return rc;
-    rc = s_sign_challenge (client, seed, wallet, user, signature);
-    auth_wipe (seed, sizeof seed);
-    if (rc)
+    //  the user's password too: a token alone does not move where the money is paid
+    if ((rc = mcectl_password_stdin (password, sizeof password)) ||
+        (rc = s_sign_challenge (client, seed, wallet, user, signature))) {
+        auth_wipe (seed, sizeof seed);
+        auth_wipe (password, sizeof password);
         return rc;
-    json_t *body = json_pack ("{s:s,s:s}", "wallet", wallet, "signature", signature), *reply;
+    }
+    auth_wipe (seed, sizeof seed);
+    json_t *body = json_pack ("{s:s,s:s,s:s}", "wallet", wallet, "signature", signature, "password",
+                              password),
+           *reply;
+    auth_wipe (password, sizeof password);
     rc = mcectl_client_call (client, "POST", "/api/auth/wallet", body, true, &reply);
     json_decref (body);
     if (rc)

@@ -6,9 +6,11 @@
     reach the vaults on chain and their balances. An order the balance does not cover is
     refused, an order that is covered trades, and the trade settles out of the vaults. A
     withdrawal pays the wallet. A user who never deposited can place nothing, and nobody can
-    withdraw what their open orders hold. At the end `mcectl reconcile` finds the vaults equal
-    to the books, to the unit.
+    withdraw what their open orders hold. `mcectl reconcile` finds the vaults equal to the
+    books, to the unit. Last, a user changes wallet (proven, and with the password) and
+    withdraws at once: the new wallet is paid, not the one the settler had cached.
 */
+#include "auth.h"
 #include "harness.h"
 #include "ledgertest.h"
 #include "pgtest.h"
@@ -142,7 +144,7 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
               "postgres = { url = \"%s\"; };\n",
               s_pg.conninfo);
     harness_init (&s_h, config);
-    cr_assert_eq (ledgertest_start (&s_ledger, s_h.dir, (const char *[]){"--users", "3", NULL}), 0);
+    cr_assert_eq (ledgertest_start (&s_ledger, s_h.dir, (const char *[]){"--users", "4", NULL}), 0);
     setenv ("MCE_SETTLER_RPC_URL", s_ledger.url, 1);
     setenv ("MCE_SETTLER_KEYS_FILE", s_ledger.setup_path, 1);
     char port[16];
@@ -266,6 +268,38 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert_not_null (strstr (out, "insufficient_balance"), "%s", out);
     free (out);
+
+    //  The seller moves to another wallet (user4's, which has token accounts), proven and with
+    //  the password, and withdraws at once: the settler, which paid the old wallet for the
+    //  trade a moment ago and caches it, pays the new one.
+    json_t *fresh = ledgertest_user (&s_ledger, "user4");
+    harness_wallet_t w4;
+    harness_wallet (&w4, s_str (fresh, "walletSecretSeedHex"));
+    char body[512];
+    snprintf (body, sizeof body, "{\"wallet\":\"%s\",\"username\":\"user1\"}", w4.address);
+    json_t *c = s_expect ("POST", "/api/auth/challenge", NULL, body, 200);
+    char signature[AUTH_SIGNATURE_TEXT_MAX];
+    const char *message = s_str (c, "message");
+    cr_assert_eq (
+        auth_wallet_sign (w4.seed, message, strlen (message), signature, sizeof signature), 0);
+    json_decref (c);
+    snprintf (body, sizeof body,
+              "{\"wallet\":\"%s\",\"signature\":\"%s\",\"password\":\"escrow test pw\"}",
+              w4.address, signature);
+    json_decref (s_expect ("POST", "/api/auth/wallet", seller, body, 200));
+    int64_t old_energy = ledgertest_balance (
+        &s_ledger, s_str (ledgertest_user (&s_ledger, "user1"), "energyAccount"));
+    int64_t new_energy = ledgertest_balance (&s_ledger, s_str (fresh, "energyAccount"));
+    w = s_expect ("POST", "/api/account/withdrawals", seller,
+                  "{\"asset\":\"energy\",\"amount\":\"1\"}", 201);
+    snprintf (wid, sizeof wid, "%s", s_str (w, "withdrawal_id"));
+    json_decref (w);
+    s_wait_status (seller, "/api/account/withdrawals", "withdrawals", "withdrawal_id", wid, "paid");
+    cr_assert_eq (ledgertest_balance (&s_ledger, s_str (fresh, "energyAccount")), new_energy + 1000,
+                  "the new wallet is paid the 1 kWh");
+    cr_assert_eq (ledgertest_balance (
+                      &s_ledger, s_str (ledgertest_user (&s_ledger, "user1"), "energyAccount")),
+                  old_energy, "the old wallet is not");
     unsetenv ("MCE_SETTLER_RPC_URL");
     unsetenv ("MCE_SETTLER_KEYS_FILE");
     unsetenv ("MCE_PERSISTER_METRICS_PORT");

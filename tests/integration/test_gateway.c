@@ -56,7 +56,8 @@ static int s_start (const char *db, const char *extra)
     char config[2048];
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
-              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; escrow = false; },\n"
+              "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; escrow = "
+              "false; },\n"
               "            { id = \"campus-2\"; epoch_seconds = 2592000; escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n%s",
               s_conninfo, extra ? extra : "");
@@ -1169,7 +1170,17 @@ Test (gateway, a_nonce_from_one_gateway_works_on_another_once, .fini = s_fini, .
     c = s_challenge (a, w2.address, "alice");
     s_sign (&w2, json_string_value (json_object_get (c, "message")), sig, sizeof sig);
     json_decref (c);
-    json_t *body = json_pack ("{s:s,s:s}", "wallet", w2.address, "signature", sig);
+    //  the token alone does not change where her money is paid: her password too, and a wrong
+    //  one spends nothing (the nonce still works below)
+    s_expect (a, "/api/auth/wallet", token,
+              json_pack ("{s:s,s:s}", "wallet", w2.address, "signature", sig), 400,
+              "missing_field");
+    s_expect (a, "/api/auth/wallet", token,
+              json_pack ("{s:s,s:s,s:s}", "wallet", w2.address, "signature", sig, "password",
+                         "not alice's password"),
+              401, "wrong_password");
+    json_t *body = json_pack ("{s:s,s:s,s:s}", "wallet", w2.address, "signature", sig, "password",
+                              "correct horse battery");
     char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
     s_race_t race[2] = {{.port = a, .token = token, .body = text},
@@ -1189,8 +1200,9 @@ Test (gateway, a_nonce_from_one_gateway_works_on_another_once, .fini = s_fini, .
     free (race[1].answer);
     //  and a third try on either is refused too
     s_expect (b, "/api/auth/wallet", token,
-              json_pack ("{s:s,s:s}", "wallet", w2.address, "signature", sig), 409,
-              "challenge_used");
+              json_pack ("{s:s,s:s,s:s}", "wallet", w2.address, "signature", sig, "password",
+                         "correct horse battery"),
+              409, "challenge_used");
     free (text);
     char sql[256];
     snprintf (sql, sizeof sql,
@@ -1206,7 +1218,9 @@ Test (gateway, a_nonce_from_one_gateway_works_on_another_once, .fini = s_fini, .
     s_sign (&w1, json_string_value (json_object_get (c, "message")), sig, sizeof sig);
     json_decref (c);
     s_expect (a, "/api/auth/wallet", token,
-              json_pack ("{s:s,s:s}", "wallet", w1.address, "signature", sig), 409, "wallet_taken");
+              json_pack ("{s:s,s:s,s:s}", "wallet", w1.address, "signature", sig, "password",
+                         "correct horse battery"),
+              409, "wallet_taken");
     cr_assert_eq (s_count (db, sql), 1, "alice keeps her wallet");
     pg_destroy (&db);
 }

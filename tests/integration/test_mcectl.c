@@ -462,9 +462,16 @@ Test (mcectl, register_and_change_wallet_with_a_keypair_file, .fini = s_fini, .t
         "%s", out);
     cr_assert_not_null (strstr (out, "409 wallet_taken"), "%s", out);
     free (out);
-    //  dave moves to the second wallet; the first is free again, and erin takes it
-    cr_assert_eq (S_MCECTL (&out, "--as", "dave", "--json", "wallet", "--keypair", two), 0, "%s",
-                  out);
+    //  dave moves to the second wallet, with his password (a wrong one moves nothing); the
+    //  first is free again, and erin takes it
+    cr_assert_eq (
+        S_MCECTL_INPUT ("not his password\n", &out, "--as", "dave", "wallet", "--keypair", two), 1,
+        "%s", out);
+    cr_assert_not_null (strstr (out, "wrong_password"), "%s", out);
+    free (out);
+    cr_assert_eq (S_MCECTL_INPUT ("correct horse battery\n", &out, "--as", "dave", "--json",
+                                  "wallet", "--keypair", two),
+                  0, "%s", out);
     json_t *j = s_json (out);
     cr_assert_str_eq (s_str (j, "username"), "dave");
     cr_assert_str_eq (s_str (j, "wallet"), second.address);
