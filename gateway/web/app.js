@@ -1,5 +1,6 @@
-/*  mce dashboard — market data, sign-up and sign-in, orders and admin controls, over the
-    gateway's HTTP API and the broadcaster's WebSocket (broadcaster/PROTOCOL.md).
+/*  mce dashboard — market data, sign-up and sign-in, orders, balances, deposits and
+    withdrawals, and admin controls, over the gateway's HTTP API and the broadcaster's WebSocket
+    (broadcaster/PROTOCOL.md).
 
     Signing up proves the wallet: the gateway's challenge is signed by the browser's injected
     Solana wallet (signMessage, as Phantom and Solflare offer it), or, without one, shown to be
@@ -10,7 +11,13 @@
     on top, and an update whose `prev` is greater than the seq we hold means we missed one, so
     we subscribe again for a fresh snapshot. While the WebSocket is not open (the broadcaster
     is down, or not configured) the page reads the same data over HTTP every POLL_MS, and
-    keeps trying to reconnect with a growing delay.
+    keeps trying to reconnect with a growing delay. A signed-in user's orders and balances come
+    the same way, on the private `orders` and `account` channels.
+
+    Deposits, withdrawals and the user's trades (with how their settlement stands) have no
+    channel: they change on chain, and the page reads them over HTTP after each action or fill,
+    and again while any of them may still change (a deposit not yet credited or failed, a
+    settlement not yet confirmed), less often while nothing does.
 
     Prices and amounts stay decimal strings as the API sends them. Where the page must add
     them (cumulative depth from WebSocket levels, the spread) it uses exact BigInt units;
@@ -32,6 +39,20 @@
     const KWH = 3;               // decimals of kWh (Wh)
     const PRICE = 6;             // decimals of prices (micro-units)
     const OPEN_STATES = ['open', 'partially_filled'];
+    const PRIVATE = ['orders', 'account']; // the signed-in user's channels, taken with the token
+    const HISTORY_KEPT = 20;     // deposits, withdrawals and trades of the user listed
+    const HISTORY_MIN_MS = 2000; // following what may still change: the first read again...
+    const HISTORY_MAX_MS = 60000; // ...doubling up to this while nothing changes
+    const HISTORY_EXPECT_MS = 30000; // after an action or a fill: how long to look for its result
+    // The statuses after which nothing changes any more.
+    const FINAL = {
+        deposit: ['credited', 'failed'],
+        withdrawal: ['paid', 'refunded'],
+        trade: ['confirmed', 'failed'],
+    };
+    const SCALE = { energy: KWH, payment: PRICE }; // decimals of each asset's amounts
+    const UNIT = { energy: 'kWh of energy', payment: 'payment tokens' };
+    const SIG_SHOWN = 6;         // characters shown at each end of a transaction signature
 
     const $ = (id) => document.getElementById(id);
 
@@ -44,9 +65,17 @@
         wsCount: { attempts: 0, opens: 0, failures: 0 }, // connections tried, opened, failed to open
         subs: new Map(),     // channel|market (orders: channel|user) -> {sel, seq, epoch}:
                              // what we asked the broadcaster for, and what we hold of it
-        ordersLeaving: false, // an orders unsubscribe awaits its answer
+        privateLeaving: 0,   // unsubscribes from private channels awaiting their answer
         book: { bids: new Map(), asks: new Map() }, // price key -> {price, energy_amount, orders}
         trades: [], stats: null, epochStatus: null, epochs: [], orders: [],
+        balances: null, balancesSource: '', // {energy, payment: {available, reserved, total}}
+        filled: new Map(),   // order id -> filled Wh seen, to notice a new fill
+        history: {           // the user's deposits, withdrawals and trades (HTTP only)
+            deposits: [], withdrawals: [], trades: [], source: '',
+            transfersError: null, tradesError: null,
+            shown: '',       // what was last read, to tell whether anything changed
+            timer: null, delay: HISTORY_MIN_MS, until: 0, busy: false, again: false,
+        },
         chart: { bids: [], asks: [] }, // what the depth chart shows
         epochEnd: null,      // ms since the Unix epoch, for the countdown
         polling: false, pollAgain: false, pollError: '',
@@ -307,6 +336,106 @@
         if (!mine.length) emptyRow(tbody, 8, 'no orders in this market');
     }
 
+    // A panel's own line (a form's outcome, a list that could not be read): kind 'ok' or
+    // 'error'; no text hides it.
+    function note(id, kind, text) {
+        const el = $(id);
+        el.hidden = !text;
+        el.textContent = text || '';
+        el.className = 'note ' + (kind || '');
+        el.dataset.kind = text ? kind : '';
+    }
+
+    function renderBalances() {
+        const b = S.balances;
+        for (const asset of ['energy', 'payment'])
+            for (const part of ['available', 'reserved', 'total'])
+                $(asset + '-' + part).textContent = b && b[asset] ? b[asset][part] : '-';
+        $('balances').dataset.source = S.balancesSource; // where they came from: ws or http
+    }
+
+    // "5Kx…9fQz", the whole signature in the cell's title.
+    function signatureCell(tr, signature) {
+        const short = signature && signature.length > 2 * SIG_SHOWN + 1
+            ? signature.slice(0, SIG_SHOWN) + '…' + signature.slice(-SIG_SHOWN) : signature;
+        const td = cell(tr, short, 'sig');
+        if (signature) {
+            td.title = signature;
+            td.dataset.signature = signature;
+        }
+        return td;
+    }
+
+    // A status word, coloured by where it stands: final and good, final and not, on its way.
+    function statusCell(tr, kind, status) {
+        const cls = !status ? '' : status === 'failed' || status === 'refunded' ? 'state bad'
+            : FINAL[kind].includes(status) ? 'state good' : 'state busy';
+        return cell(tr, status, cls);
+    }
+
+    // Deposits and withdrawals in one list, the newest first.
+    function renderTransfers() {
+        const h = S.history;
+        const rows = h.deposits.map((d) => ({ kind: 'deposit', id: d.deposit_id, t: d }))
+            .concat(h.withdrawals.map((w) => ({ kind: 'withdrawal', id: w.withdrawal_id, t: w })));
+        const at = (r) => r.t.created_at || '';
+        rows.sort((a, b) => (at(a) < at(b) ? 1 : at(a) > at(b) ? -1 : 0));
+        const tbody = $('transfers');
+        tbody.replaceChildren();
+        for (const { kind, id, t } of rows) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'transfer-row';
+            tr.dataset.kind = kind;
+            tr.dataset.id = id;
+            tr.dataset.status = t.status;
+            // What a phone shows first, then what it scrolls to.
+            cell(tr, kind + ' ' + id);
+            statusCell(tr, kind, t.status);
+            cell(tr, t.amount);
+            cell(tr, t.asset);
+            cell(tr, clockTime(t.created_at));
+            // Why it failed (or why its last attempt did), else the transaction that moved it.
+            if (t.error) {
+                const td = cell(tr, t.error, 'reason');
+                td.title = t.error;
+                tr.dataset.error = t.error;
+            }
+            else signatureCell(tr, t.signature);
+            tbody.appendChild(tr);
+        }
+        if (!rows.length) emptyRow(tbody, 6, 'no deposits or withdrawals yet');
+        note('transfers-note', 'error', h.transfersError ? errorText(h.transfersError) : '');
+    }
+
+    function renderMyTrades() {
+        const h = S.history;
+        const tbody = $('my-trades');
+        tbody.replaceChildren();
+        for (const t of h.trades) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'my-trade-row';
+            tr.dataset.tradeId = t.trade_id;
+            tr.dataset.orderId = t.order_id || '';
+            tr.dataset.settlement = t.settlement_status || '';
+            // What a phone shows first, then what it scrolls to.
+            cell(tr, clockTime(t.time));
+            cell(tr, t.side, t.side);
+            cell(tr, t.price);
+            cell(tr, t.energy_amount);
+            const td = statusCell(tr, 'trade', t.settlement_status);
+            if (!t.settlement_status)
+                td.title = h.source === 'recent' ? 'the trade history is not answering: unknown for now'
+                    : 'not recorded by the settler yet';
+            signatureCell(tr, t.signature);
+            cell(tr, t.order_id);
+            cell(tr, t.value);
+            cell(tr, t.market);
+            tbody.appendChild(tr);
+        }
+        if (!h.trades.length) emptyRow(tbody, 9, 'no trades of yours yet');
+        note('my-trades-note', 'error', h.tradesError ? errorText(h.tradesError) : '');
+    }
+
     // The epoch selector: the current epoch, the future ones that accept orders, and the
     // recent ones we know of. Rebuilt only when that list changes, keeping the selection.
     function updateEpochOptions() {
@@ -517,16 +646,139 @@
             const list = await api('GET', '/api/trading/orders' + marketQuery(false) +
                 (S.market ? '&' : '?') + 'limit=50', undefined, true);
             // Not when the orders channel has taken over, nor for someone who signed out.
-            if (!ordersLive() && S.token === token) { S.orders = list.orders; renderOrders(); }
+            if (!ordersLive() && S.token === token) {
+                S.orders = list.orders;
+                renderOrders();
+                noteFills(list.orders);
+            }
             return null;
         } catch (e) {
             return e;
         }
     }
 
+    async function refreshBalances() {
+        const token = S.token;
+        if (!token) return null;
+        try {
+            const r = await api('GET', '/api/account/balances', undefined, true);
+            // Not when the account channel has taken over, nor for someone who signed out.
+            if (!accountLive() && S.token === token) setBalances(r.balances, 'http');
+            return null;
+        } catch (e) {
+            return e;
+        }
+    }
+
+    function setBalances(balances, source) {
+        S.balances = balances || null;
+        S.balancesSource = source;
+        renderBalances();
+    }
+
+    // Orders as they now are: a fill we had not seen made a trade, which the history will show.
+    function noteFills(orders) {
+        let grew = false;
+        for (const o of orders) {
+            const filled = units(o.filled_amount, KWH);
+            if (filled > (S.filled.get(o.order_id) || 0n)) grew = true;
+            S.filled.set(o.order_id, filled);
+        }
+        if (grew && S.token) followHistory();
+    }
+
+    // Deposits, withdrawals and trades may still change while one is not in a final state.
+    // A trade the settler has not recorded yet (no status, from Postgres) will be.
+    function historyOpen() {
+        const h = S.history;
+        return h.deposits.some((d) => !FINAL.deposit.includes(d.status)) ||
+            h.withdrawals.some((w) => !FINAL.withdrawal.includes(w.status)) ||
+            h.trades.some((t) => (t.settlement_status ? !FINAL.trade.includes(t.settlement_status)
+                : h.source === 'postgres'));
+    }
+
+    // An action or a fill: what it brings shows in the history soon; look for it from now.
+    function followHistory() {
+        S.history.until = Date.now() + HISTORY_EXPECT_MS;
+        S.history.delay = HISTORY_MIN_MS;
+        refreshHistory();
+    }
+
+    // One read at a time; a call during a read asks for one more. Then the next read is set:
+    // soon after a change, later and later while nothing changes, none once nothing can.
+    async function refreshHistory() {
+        const h = S.history;
+        if (h.busy) {
+            h.again = true;
+            return;
+        }
+        h.busy = true;
+        try {
+            do {
+                h.again = false;
+                await readHistory();
+            } while (h.again && S.token);
+        } finally {
+            h.busy = false;
+        }
+        clearTimeout(h.timer);
+        h.timer = null;
+        const failed = h.transfersError || h.tradesError;
+        if (S.token && (historyOpen() || failed || Date.now() < h.until))
+            h.timer = setTimeout(refreshHistory, h.delay);
+        // When the next read is due, for tests and people: '' when none is.
+        $('transfers-panel').dataset.followMs = h.timer ? h.delay : '';
+    }
+
+    async function readHistory() {
+        const token = S.token;
+        if (!token) return;
+        const q = '?limit=' + HISTORY_KEPT;
+        const [deposits, withdrawals, trades] = await Promise.allSettled([
+            api('GET', '/api/account/deposits' + q, undefined, true),
+            api('GET', '/api/account/withdrawals' + q, undefined, true),
+            api('GET', '/api/market/trades/my-history' + q, undefined, true),
+        ]);
+        if (S.token !== token) return; // signed out meanwhile, or someone else signed in
+        const h = S.history;
+        if (deposits.status === 'fulfilled') h.deposits = deposits.value.deposits;
+        if (withdrawals.status === 'fulfilled') h.withdrawals = withdrawals.value.withdrawals;
+        if (trades.status === 'fulfilled') {
+            h.trades = trades.value.trades;
+            h.source = trades.value.source;
+        }
+        h.transfersError = [deposits, withdrawals].map((r) => r.reason).find((e) => e) || null;
+        h.tradesError = trades.reason || null;
+        renderTransfers();
+        renderMyTrades();
+        const shown = JSON.stringify([h.deposits, h.withdrawals, h.trades]);
+        if (shown !== h.shown) {
+            h.shown = shown;
+            h.delay = HISTORY_MIN_MS;
+            h.until = 0; // what was expected came (or something else did: it is read on)
+        }
+        else h.delay = Math.min(h.delay * 2, HISTORY_MAX_MS);
+    }
+
+    // Signed out: nothing of the user's stays.
+    function clearAccount() {
+        const h = S.history;
+        clearTimeout(h.timer);
+        Object.assign(h, {
+            deposits: [], withdrawals: [], trades: [], source: '', transfersError: null,
+            tradesError: null, shown: '', timer: null, delay: HISTORY_MIN_MS, until: 0,
+        });
+        $('transfers-panel').dataset.followMs = '';
+        S.filled.clear();
+        setBalances(null, '');
+        renderTransfers();
+        renderMyTrades();
+        for (const id of ['order-note', 'deposit-note', 'withdraw-note']) $(id).hidden = true;
+    }
+
     // One round of reads; a failure shows once on the status line, and its end is said too.
     async function refreshAll() {
-        const errors = await Promise.all([refreshMarket(), refreshOrders()]);
+        const errors = await Promise.all([refreshMarket(), refreshOrders(), refreshBalances()]);
         const err = errors.find((e) => e);
         if (err) {
             const text = errorText(err);
@@ -561,7 +813,10 @@
     // After an action: read at once what live data will not bring.
     function afterAction() {
         if (!S.live) poll();
-        else if (!ordersLive()) refreshOrders();
+        else {
+            if (!ordersLive()) refreshOrders();
+            if (!accountLive()) refreshBalances();
+        }
     }
 
     // ------------------------------------------------------------------------------------
@@ -587,9 +842,10 @@
     }
 
     // Subscriptions and the messages they receive go by channel and key: the user for the
-    // private orders channel, the market for the others.
+    // private channels, the market for the others.
+    const isPrivate = (channel) => PRIVATE.includes(channel);
     const subKey = (channel, who) => channel + '|' + who;
-    const msgKey = (msg) => subKey(msg.channel, msg.channel === 'orders' ? msg.user : msg.market);
+    const msgKey = (msg) => subKey(msg.channel, isPrivate(msg.channel) ? msg.user : msg.market);
 
     function wsSend(msg) {
         if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
@@ -602,9 +858,9 @@
             ? Object.assign({}, sub.sel, { epoch: sub.epoch }) : sub.sel;
     }
 
-    // sel: {channel, market[, epoch]} or {channel: 'orders', token}.
+    // sel: {channel, market[, epoch]} or {channel: 'orders' or 'account', token}.
     function subscribe(sel) {
-        const who = sel.channel === 'orders' ? S.user : sel.market;
+        const who = isPrivate(sel.channel) ? S.user : sel.market;
         const sub = { sel, seq: null, epoch: sel.epoch === undefined ? null : sel.epoch };
         S.subs.set(subKey(sel.channel, who), sub);
         wsSend(Object.assign({ op: 'subscribe' }, sel));
@@ -630,37 +886,43 @@
         return [depth].concat(['trades', 'ticker', 'epochs'].map((c) => ({ channel: c, market: S.market })));
     }
 
+    function subscribePrivate(token) {
+        for (const channel of PRIVATE) subscribe({ channel, token });
+    }
+
     function subscribeAll() {
         marketSubscriptions().forEach(subscribe);
-        if (S.token) subscribe({ channel: 'orders', token: S.token });
+        if (S.token) subscribePrivate(S.token);
     }
 
     // The market or epoch changed: drop the old subscriptions, take the new ones.
     function resubscribeMarket() {
         for (const [key, sub] of [...S.subs])
-            if (sub.sel.channel !== 'orders') unsubscribe(key);
+            if (!isPrivate(sub.sel.channel)) unsubscribe(key);
         marketSubscriptions().forEach(subscribe);
     }
 
-    // The orders channel is signed in with a token: the subscription answered with a snapshot.
-    // Until then (or if the broadcaster refused the token) the orders are read over HTTP.
-    function ordersLive() {
-        const sub = S.live && S.token ? S.subs.get(subKey('orders', S.user)) : null;
+    // A private channel is signed in with a token: the subscription answered with a snapshot.
+    // Until then (or if the broadcaster refused the token) its data is read over HTTP.
+    function privateLive(channel) {
+        const sub = S.live && S.token ? S.subs.get(subKey(channel, S.user)) : null;
         return !!(sub && sub.seq !== null);
     }
+    const ordersLive = () => privateLive('orders');
+    const accountLive = () => privateLive('account');
 
-    // Signed out (or another user signed in): the private channel goes, by unsubscribing with
-    // the token it was taken with. An expired token would be refused for that too: then, and
-    // if the broadcaster refuses it anyway, a fresh connection drops it.
-    function leaveOrders(token, user) {
-        S.subs.delete(subKey('orders', user));
+    // Signed out (or another user signed in): the private channels go, by unsubscribing with
+    // the token they were taken with. An expired token would be refused for that too: then,
+    // and if the broadcaster refuses it anyway, a fresh connection drops them.
+    function leavePrivate(token, user) {
+        for (const channel of PRIVATE) S.subs.delete(subKey(channel, user));
         const claims = claimsOf(token);
         if (claims && claims.exp && claims.exp * 1000 <= Date.now() + 5000) {
             reconnectWs();
             return;
         }
-        S.ordersLeaving = true;
-        wsSend({ op: 'unsubscribe', channel: 'orders', token });
+        S.privateLeaving = PRIVATE.length;
+        for (const channel of PRIVATE) wsSend({ op: 'unsubscribe', channel, token });
     }
 
     function connectWs() {
@@ -686,7 +948,7 @@
             S.live = true;
             S.wsRetry = WS_RETRY_MIN_MS;
             S.subs.clear();
-            S.ordersLeaving = false;
+            S.privateLeaving = 0;
             setConn();
             subscribeAll();
         };
@@ -701,7 +963,7 @@
             S.ws = null;
             S.live = false;
             S.subs.clear();
-            S.ordersLeaving = false;
+            S.privateLeaving = 0;
             if (!opened) S.wsCount.failures++;
             setConn();
             scheduleWs();
@@ -722,7 +984,7 @@
         S.ws = null;
         S.live = false;
         S.subs.clear();
-        S.ordersLeaving = false;
+        S.privateLeaving = 0;
         setConn();
         if (ws) ws.close();
         S.wsRetry = WS_RETRY_MIN_MS;
@@ -733,11 +995,11 @@
         switch (msg.type) {
             case 'error':
                 say('error', 'broadcaster: ' + msg.code + ': ' + msg.message);
-                // The private channel could not be left with its token: leave the connection.
-                if (msg.code === 'bad_token' && S.ordersLeaving) reconnectWs();
+                // A private channel could not be left with its token: leave the connection.
+                if (msg.code === 'bad_token' && S.privateLeaving > 0) reconnectWs();
                 return;
             case 'unsubscribed':
-                if (msg.channel === 'orders') S.ordersLeaving = false;
+                if (isPrivate(msg.channel) && S.privateLeaving > 0) S.privateLeaving--;
                 return;
             case 'snapshot':
             case 'update':
@@ -791,6 +1053,10 @@
             case 'orders':
                 S.orders = d.orders || [];
                 renderOrders();
+                noteFills(S.orders);
+                break;
+            case 'account':
+                setBalances(d.balances, 'ws');
                 break;
         }
     }
@@ -837,8 +1103,12 @@
                 }
                 S.orders = fresh.concat(S.orders);
                 renderOrders();
+                noteFills(d.orders || []);
                 break;
             }
+            case 'account': // the balances, whole
+                setBalances(d.balances, 'ws');
+                break;
         }
     }
 
@@ -906,23 +1176,24 @@
                     say('error', 'your session expired: sign in again');
                 }, left);
         }
-        if (!S.token) {
+        if (S.token !== had) {
             S.orders = [];
             renderOrders();
+            clearAccount();
         }
         const signedIn = !!S.token;
         $('login-form').hidden = signedIn;
         $('register-form').hidden = signedIn;
         $('signed-in').hidden = !signedIn;
-        $('order-panel').hidden = !signedIn;
-        $('orders-panel').hidden = !signedIn;
+        for (const id of ['order-panel', 'orders-panel', 'balances-panel', 'transfers-panel', 'my-trades-panel'])
+            $(id).hidden = !signedIn;
         $('admin-panel').hidden = S.role !== 'admin';
         $('user-name').textContent = S.user;
         $('user-role').textContent = S.role;
         $('whoami').textContent = signedIn ? S.user + ' (' + S.role + ')' : 'not signed in';
-        // The private channel follows the token: the old one's goes, the new one's comes.
-        if (S.live && had && had !== S.token) leaveOrders(had, hadUser);
-        if (S.live && S.token && S.token !== had) subscribe({ channel: 'orders', token: S.token });
+        // The private channels follow the token: the old one's go, the new one's come.
+        if (S.live && had && had !== S.token) leavePrivate(had, hadUser);
+        if (S.live && S.token && S.token !== had) subscribePrivate(S.token);
     }
 
     // ------------------------------------------------------------------------------------
@@ -995,7 +1266,8 @@
     async function signIn(username, password) {
         const r = await api('POST', '/api/auth/login', { username, password });
         setToken(r.token);
-        await refreshOrders();
+        followHistory();
+        await Promise.all([refreshOrders(), refreshBalances()]);
         return r;
     }
 
@@ -1060,10 +1332,60 @@
             };
             if (body.order_type === 'Limit') body.price = f.get('price').trim();
             if (S.epoch) body.epoch = Number(S.epoch);
-            const r = await api('POST', '/api/trading/orders', body, true);
+            $('order-note').hidden = true;
+            let r;
+            try {
+                r = await api('POST', '/api/trading/orders', body, true);
+            } catch (e) {
+                if (e instanceof ApiError && e.code === 'insufficient_balance') explainShortfall(body);
+                throw e;
+            }
             say('ok', 'order ' + r.order_id + ' ' + r.status + ': ' + r.filled_amount + ' kWh filled, ' +
                 r.remaining_amount + ' kWh open (epoch ' + r.epoch + ')');
             afterAction();
+            if (units(r.filled_amount, KWH) > 0n) followHistory();
+        });
+        $('order-deposit').addEventListener('click', () => {
+            const b = $('order-deposit');
+            $('deposit-asset').value = b.dataset.asset;
+            $('deposit-amount').value = b.dataset.amount || '';
+            $('deposit-form').scrollIntoView({ block: 'center' });
+            $('deposit-amount').focus();
+        });
+        onSubmit($('deposit-form'), async (f) => {
+            const body = { asset: f.get('asset'), amount: f.get('amount').trim() };
+            note('deposit-note', '', '');
+            let r;
+            try {
+                r = await api('POST', '/api/account/deposits', body, true);
+            } catch (e) {
+                note('deposit-note', 'error', errorText(e));
+                throw e;
+            }
+            const text = 'deposit ' + r.deposit_id + ' recorded: ' + body.amount + ' ' + UNIT[body.asset] +
+                ' on the way to the vault, credited once the chain confirms it (see its status below)';
+            note('deposit-note', 'ok', text);
+            say('ok', text);
+            $('deposit-amount').value = '';
+            followHistory();
+        });
+        onSubmit($('withdraw-form'), async (f) => {
+            const body = { asset: f.get('asset'), amount: f.get('amount').trim() };
+            note('withdraw-note', '', '');
+            let r;
+            try {
+                r = await api('POST', '/api/account/withdrawals', body, true);
+            } catch (e) {
+                note('withdraw-note', 'error', errorText(e) + withdrawHint(e, body.asset));
+                throw e;
+            }
+            const text = 'withdrawal ' + r.withdrawal_id + ' ' + r.status + ': ' + body.amount + ' ' +
+                UNIT[body.asset] + ' debited, to be paid to your wallet (see its status below)';
+            note('withdraw-note', 'ok', text);
+            say('ok', text);
+            $('withdraw-amount').value = '';
+            afterAction();
+            followHistory();
         });
         $('order-type').addEventListener('change', () => {
             $('order-price').disabled = $('order-type').value === 'Market';
@@ -1103,6 +1425,56 @@
         });
     }
 
+    // A withdrawal the balance does not cover: what there is, and why the rest cannot go.
+    function withdrawHint(err, asset) {
+        const b = S.balances && S.balances[asset];
+        if (!(err instanceof ApiError) || err.code !== 'insufficient_balance' || !b) return '';
+        return ' (you have ' + b.available + ' ' + UNIT[asset] + ' available; the ' + b.reserved +
+            ' your open orders hold cannot be withdrawn)';
+    }
+
+    // What a limit buy of qty Wh at price micro-units per kWh holds, as the matcher reckons it
+    // (matcher/accounts.h): qty x price rounded up, and in a market whose lot x tick is not a
+    // whole micro-unit, one more per lot, for the rounding of its fills.
+    function buyHold(qty, price, market) {
+        const hold = (qty * price + 999n) / 1000n;
+        const lot = market ? units(market.lot, KWH) : 0n, tick = market ? units(market.tick, PRICE) : 0n;
+        if (lot <= 0n || (lot * tick) % 1000n === 0n) return hold;
+        return hold + (qty + lot - 1n) / lot;
+    }
+
+    // An order refused for insufficient_balance: the order form says what it needed, what is
+    // available, and offers the deposit form with the asset and the shortfall filled in.
+    function explainShortfall(order) {
+        const buy = order.side === 'Buy';
+        const asset = buy ? 'payment' : 'energy';
+        const scale = SCALE[asset];
+        const b = S.balances && S.balances[asset];
+        const qty = units(order.energy_amount, KWH);
+        const market = S.config.markets.find((m) => m.id === order.market);
+        // A sell holds its energy, a limit buy its value at its price; a market buy holds at the
+        // market's highest allowed price, which the page does not know.
+        const need = !buy ? qty : order.order_type === 'Limit'
+            ? buyHold(qty, units(order.price, PRICE), market) : null;
+        const available = b ? units(b.available, scale) : null;
+        let text = 'Not enough ' + asset + ' available for this ' + (buy ? 'buy' : 'sell');
+        if (need !== null) text += ': it needs ' + decimal(need, scale) + ' ' + UNIT[asset];
+        if (available !== null) text += (need !== null ? ', you have ' : ': you have ') +
+            decimal(available, scale) + ' available (your open orders hold ' + b.reserved + ')';
+        text += '.';
+        if (buy && need === null)
+            text += ' A market buy holds payment at the market\'s highest allowed price: send a ' +
+                'limit order at your own maximum to need less.';
+        text += ' Deposit ' + asset + ' first, or make the order smaller.';
+        const short = need !== null && available !== null && need > available ? need - available : null;
+        $('order-note-text').textContent = text;
+        const button = $('order-deposit');
+        button.textContent = 'Deposit ' + asset;
+        button.dataset.asset = asset;
+        button.dataset.amount = short !== null ? decimal(short, scale) : '';
+        $('order-note').hidden = false;
+    }
+
     function selectionChanged(market, epoch) {
         const marketChanged = market !== S.market;
         S.market = market;
@@ -1136,6 +1508,7 @@
         renderTrades();
         drawEpochs();
         await poll();
+        if (S.token) followHistory(); // signed in from an earlier visit
         setInterval(poll, POLL_MS);
         setInterval(tickCountdown, 1000);
         connectWs();

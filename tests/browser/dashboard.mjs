@@ -9,15 +9,18 @@
 //
 // It opens the page, signs in as user1 and places a limit buy, signs out, signs in as user2
 // and places a crossing limit sell, then waits (every wait has a deadline) until the trade is
-// in the trades list, the sell shows filled in user2's orders and the depth chart shows the
-// buy's remainder, and saves a screenshot. On the way: an order the API refuses shows its
-// error on the status line, and the page logs no script error and no Content-Security-Policy
-// violation.
+// in the trades list, the sell shows filled in user2's orders and the trade in user2's own
+// trades (with the order it filled), the depth chart shows the buy's remainder, and saves a
+// screenshot. On the way: an order the API refuses shows its error on the status line, the
+// balances show (zero: the market trades without escrow), and the page logs no script error
+// and no Content-Security-Policy violation.
 //
 // The last argument says where the page must get its data (default live):
 //   live     the broadcaster's WebSocket (the gateway's broadcaster_url, which must serve):
-//            the page must go live and stay live, read no market data over HTTP once live,
-//            and the bid, the trade and the remainder must reach it as WebSocket updates;
+//            the page must go live and stay live, read no market data over HTTP once live
+//            (the user's own trades have no channel: they are read over HTTP), the bid, the
+//            trade and the remainder must reach it as WebSocket updates, and the balances come
+//            on the private account channel;
 //   polling  the gateway's HTTP API (no broadcaster where broadcaster_url points): the page
 //            must say polling all along, and draw what it read over HTTP.
 //
@@ -49,7 +52,9 @@ await run(NAME, async ({ page }) => {
         try { inbox.push(JSON.parse(f.payload)); } catch (e) { inbox.push({ unparsed: String(f.payload) }); }
     }));
     let marketReads = 0;
-    page.on('request', (r) => { if (r.url().includes('/api/market/')) marketReads++; });
+    page.on('request', (r) => {
+        if (r.url().includes('/api/market/') && !r.url().includes('/api/market/trades/my-history')) marketReads++;
+    });
     // Waits for a depth update from the broadcaster with a bid at price of energy kWh.
     const bidUpdate = (what, price, energy) => inbox.waitFor(`${what}: a depth update with that bid`,
         (m) => m.type === 'update' && m.channel === 'depth' && m.market === market &&
@@ -111,6 +116,14 @@ await run(NAME, async ({ page }) => {
 
     await signIn(user1, password1);
     log(`signed in as ${user1}`);
+    // Nothing deposited: zero of each, from the account channel when live, else over HTTP.
+    const balances = await until(page, 'the balances shown', (source) => {
+        const table = document.querySelector('[data-testid=balances]');
+        const cells = ['energy-available', 'energy-reserved', 'payment-available', 'payment-reserved']
+            .map((id) => document.querySelector(`[data-testid=${id}]`).textContent);
+        return table.dataset.source === source && cells.every((c) => c === '0') && cells.join(' ');
+    }, live ? 'ws' : 'http');
+    log(`balances ${balances} (from ${live ? 'the account channel' : 'HTTP'})`);
     if (await page.getByTestId('admin-panel').isVisible())
         throw new Failure(`the admin controls show for ${user1}, who is not an admin`);
 
@@ -165,6 +178,14 @@ await run(NAME, async ({ page }) => {
         throw new Failure('the depth chart canvas did not change after the trade');
     await chartSource('the depth chart after the trade');
     log(`depth chart: ${after}`);
+    // The trade in user2's own trades, with the order it filled. No settler runs here: its
+    // settlement is not recorded.
+    const mine = await until(page, 'the trade in my trades, with its order', (id) => {
+        const row = document.querySelector(`[data-testid=my-trades] tr[data-order-id="${id}"]`);
+        return row && row.cells[1].textContent === 'Sell' && row.cells[3].textContent === '4' &&
+            [...row.cells].map((td) => td.textContent).join(' | ');
+    }, sellId);
+    log(`my trades: ${mine}`);
 
     if (live) {
         await bidUpdate('the buy\'s remainder as a depth update', 0.2, 6);

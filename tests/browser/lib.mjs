@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const STEP_MS = 20000; // longest any one step may take
-const TOTAL_MS = 120000;      // a whole run
+export const CHAIN_MS = 60000; // a step that waits on the chain (a deposit credited, a trade settled)
+const TOTAL_MS = 120000;      // a whole run, unless it says otherwise
 const here = dirname(fileURLToPath(import.meta.url));
 
 // A failure of the dashboard itself (exit 1): says what was expected and what the page showed.
@@ -48,7 +49,8 @@ export class Inbox {
 
 // Exits 2 with advice when Chromium or playwright-core is missing; else starts Chromium
 // headless and opens a page that records script errors and CSP violations in `problems`.
-export async function open(name) {
+// The run may take totalMs at most.
+export async function open(name, totalMs = TOTAL_MS) {
     const chromiumPath = process.env.MCE_CHROMIUM || '/usr/bin/chromium';
     if (!existsSync(chromiumPath)) {
         console.error(`${name}: no Chromium at ${chromiumPath}: run tools/deps.sh (it installs Debian's chromium)`);
@@ -60,9 +62,9 @@ export async function open(name) {
         process.exit(2);
     }
     const watchdog = setTimeout(() => {
-        console.error(`${name}: FAILED: the run took more than ${TOTAL_MS / 1000} s`);
+        console.error(`${name}: FAILED: the run took more than ${totalMs / 1000} s`);
         process.exit(1);
-    }, TOTAL_MS);
+    }, totalMs);
     watchdog.unref();
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
@@ -83,14 +85,14 @@ export async function statusLine(page) {
     return `[${await el.getAttribute('data-kind')}] ${await el.textContent()}`;
 }
 
-// Waits until fn (run in the page with arg) is truthy, polling every 100 ms up to STEP_MS;
-// returns its value.
-export async function until(page, what, fn, arg) {
+// Waits until fn (run in the page with arg) is truthy, polling every 100 ms up to ms (STEP_MS
+// unless said); returns its value.
+export async function until(page, what, fn, arg, ms = STEP_MS) {
     try {
-        const handle = await page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: 100 });
+        const handle = await page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
         return await handle.jsonValue();
     } catch (e) {
-        throw new Failure(`${what}: not within ${STEP_MS / 1000} s; status line: ${await statusLine(page)}`);
+        throw new Failure(`${what}: not within ${ms / 1000} s; status line: ${await statusLine(page)}`);
     }
 }
 
@@ -100,6 +102,18 @@ export function outcome(page, what, kind, re) {
         const el = document.querySelector('[data-testid=status]');
         return el.dataset.kind === kind && new RegExp(source).test(el.textContent) && el.textContent;
     }, [kind, re.source]);
+}
+
+// Waits until the balances show `want` (energy's available, reserved and total, then
+// payment's, separated by spaces) read from `source` ('ws', 'http', or '' when signed out).
+export function balancesAre(page, what, source, want, ms) {
+    return until(page, what, ([source, want]) => {
+        const parts = ['available', 'reserved', 'total'];
+        const shown = ['energy', 'payment'].flatMap((a) =>
+            parts.map((p) => document.querySelector(`[data-testid=${a}-${p}]`).textContent));
+        return document.querySelector('[data-testid=balances]').dataset.source === source &&
+            shown.join(' ') === want;
+    }, [source, want], ms);
 }
 
 // The depth chart: the levels drawn (data attributes the page keeps) and its pixels.
@@ -117,11 +131,12 @@ export function depthIs(page, what, want) {
     }, want);
 }
 
-// Runs body (async), then closes the browser and exits 0, or 1 with the failure.
-export async function run(name, body) {
+// Runs body (async), then closes the browser and exits 0, or 1 with the failure. The run may
+// take totalMs at most.
+export async function run(name, body, totalMs = TOTAL_MS) {
     let opened = null;
     try {
-        opened = await open(name);
+        opened = await open(name, totalMs);
         await body(opened);
         if (opened.problems.length) throw new Failure(opened.problems.join('; '));
         say(name, 'PASSED');

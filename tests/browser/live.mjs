@@ -13,15 +13,21 @@
 // has (seq at or below it, prev below it: not a gap) and a trade listed twice; on a gap
 // (prev above the seq it holds) applies nothing until it has subscribed again and the new
 // snapshot has replaced its book; follows a new epoch's book; shows the server's errors;
-// reads no market data over HTTP while live; takes its orders channel with the token once
-// signed in (the messages name the user) and unsubscribes with the same token on sign-out,
+// reads no market data over HTTP while live; takes its orders and account channels with the
+// token once signed in (the messages name the user), shows the balances they bring (no
+// balances over HTTP meanwhile) and unsubscribes both with the same token on sign-out,
 // keeping the connection; and when the broadcaster goes away it says "polling", shows the
-// gateway's data again, and reconnects once the broadcaster is back.
+// gateway's data (the balances too) again, and reconnects once the broadcaster is back.
+//
+// The gateway's lists of deposits and withdrawals have a stand-in too (Playwright's routing
+// answers GET /api/account/deposits and /withdrawals), whose statuses the test moves on: the
+// page must follow them by itself until every one is final, showing why one failed and the
+// transaction that moved another, and then stop reading.
 //
 // Exit status: 0 passed; 1 the dashboard misbehaved; 2 this machine cannot run it.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { Failure, Inbox, STEP_MS, depthIs, outcome, run, say, until } from './lib.mjs';
+import { Failure, Inbox, STEP_MS, balancesAre, depthIs, outcome, run, say, until } from './lib.mjs';
 
 const NAME = 'live';
 const [url, wsPort, user, password] = process.argv.slice(2);
@@ -41,7 +47,8 @@ const log = (text) => say(NAME, text);
 // one's: the page asks for none.
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const KINDS = ['depth', 'trades', 'ticker', 'epochs', 'settlements', 'orders'];
+const KINDS = ['depth', 'trades', 'ticker', 'epochs', 'settlements', 'orders', 'account'];
+const PRIVATE = ['orders', 'account']; // a user's own channels, taken with a token
 const MAX_SUBSCRIPTIONS = 64;
 
 function frame(text, opcode = 1) {
@@ -69,6 +76,10 @@ const norm = (text) => {
     return String(Number(whole)) + (f ? '.' + f : '');
 };
 const isZero = (text) => /^0*(\.0*)?$/.test(String(text));
+
+// Balances as the API sends them: [available, reserved, total] of energy and of payment.
+const balances = (energy, payment) => Object.fromEntries([['energy', energy], ['payment', payment]]
+    .map(([asset, [available, reserved, total]]) => [asset, { available, reserved, total }]));
 
 // A JWT's claims, unchecked (the stand-in has no key; the real broadcaster checks it).
 function claimsOf(token) {
@@ -99,7 +110,7 @@ class Broadcaster {
     // -- channels
 
     channel(kind, market, epoch, who) {
-        const key = kind === 'orders' ? `orders/${who}` : kind === 'depth' ? `depth/${market}/${epoch}` : `${kind}/${market}`;
+        const key = PRIVATE.includes(kind) ? `${kind}/${who}` : kind === 'depth' ? `depth/${market}/${epoch}` : `${kind}/${market}`;
         let ch = this.channels.get(key);
         if (!ch) {
             const state = {
@@ -109,6 +120,7 @@ class Broadcaster {
                 epochs: () => ({ current: null, recent: [] }),
                 settlements: () => ({ settlements: [] }),
                 orders: () => ({ orders: [] }),
+                account: () => ({ balances: balances(['0', '0', '0'], ['0', '0', '0']) }),
             }[kind]();
             ch = { key, kind, market, epoch, user: who, state, last: 0, pending: null, subs: new Set() };
             this.channels.set(key, ch);
@@ -116,10 +128,10 @@ class Broadcaster {
         return ch;
     }
 
-    // What names a channel in its messages: the user for orders, else the market (and the
+    // What names a channel in its messages: the user for a private one, else the market (and the
     // epoch for depth).
     static names(ch) {
-        if (ch.kind === 'orders') return { channel: ch.kind, user: ch.user };
+        if (PRIVATE.includes(ch.kind)) return { channel: ch.kind, user: ch.user };
         return ch.kind === 'depth' ? { channel: ch.kind, market: ch.market, epoch: ch.epoch } : { channel: ch.kind, market: ch.market };
     }
 
@@ -187,6 +199,14 @@ class Broadcaster {
         });
     }
 
+    // The balances, whole (available and reserved of each asset; total is their sum).
+    account(who, balances) {
+        return this.event(this.channel('account', null, null, who), (state, changes) => {
+            state.balances = balances;
+            changes.set('balances', balances);
+        });
+    }
+
     // The update's data: what changed, in the snapshot's shape.
     static changes(ch) {
         const values = [...ch.pending.changes.values()];
@@ -203,6 +223,7 @@ class Broadcaster {
             case 'epochs': return { epochs: values };
             case 'settlements': return { settlements: values };
             case 'orders': return { orders: values };
+            case 'account': return { balances: values[values.length - 1] }; // whole, as it now is
         }
         return {};
     }
@@ -245,18 +266,19 @@ class Broadcaster {
             if (!['op', 'channel', 'market', 'epoch', 'token'].includes(k)) return error('bad_request', k, `unknown field "${k}"`);
         const { op, channel, market, epoch, token } = req;
         if (op !== 'subscribe' && op !== 'unsubscribe') return error('bad_request', 'op', 'op must be "subscribe" or "unsubscribe"');
-        if (!KINDS.includes(channel)) return error('bad_request', 'channel', 'channel must be depth, trades, ticker, epochs, settlements or orders');
-        if (channel !== 'orders' && typeof market !== 'string') return error('bad_request', 'market', 'market is required');
-        if (channel !== 'orders' && !this.markets.includes(market)) return error('unknown_market', 'market', `no market "${market}"`);
+        if (!KINDS.includes(channel)) return error('bad_request', 'channel', 'channel must be depth, trades, ticker, epochs, settlements, orders or account');
+        const own = PRIVATE.includes(channel);
+        if (!own && typeof market !== 'string') return error('bad_request', 'market', 'market is required');
+        if (!own && !this.markets.includes(market)) return error('unknown_market', 'market', `no market "${market}"`);
         if (epoch !== undefined && (channel !== 'depth' || !Number.isInteger(epoch) || epoch < 0))
             return error('bad_request', 'epoch', 'epoch is a non-negative integer, for the depth channel only');
         let who = null;
-        if (channel === 'orders') {
+        if (own) {
             const claims = token ? claimsOf(token) : null;
             if (!claims || !claims.sub || (claims.exp && claims.exp * 1000 < Date.now())) return error('bad_token', 'token', 'the token is refused');
             who = claims.sub;
         }
-        const key = channel === 'orders' ? `orders/${who}` : channel === 'depth'
+        const key = own ? `${channel}/${who}` : channel === 'depth'
             ? `depth/${market}/${epoch === undefined ? this.current[market] : epoch}` : `${channel}/${market}`;
         const subs = socket.subs;
         if (op === 'unsubscribe') {
@@ -272,7 +294,7 @@ class Broadcaster {
             return error('too_many_subscriptions', 'channel', `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`);
         subs.add(key);
         ch.subs.add(socket);
-        if (channel === 'orders') this.sendTo(socket, { type: 'subscribed', channel: 'orders', user: who });
+        if (own) this.sendTo(socket, { type: 'subscribed', channel, user: who });
         if (this.holding) this.holding.push([socket, ch]);
         else this.sendTo(socket, this.snapshot(ch));
     }
@@ -375,6 +397,11 @@ const isSub = (channel, market) => (m) => m.op === 'subscribe' && m.channel === 
 const isUnsub = (channel) => (m) => m.op === 'unsubscribe' && m.channel === channel;
 const connState = () => document.querySelector('[data-testid=conn-state]').dataset.state;
 
+// Waits until the deposits and withdrawals list shows `want` ("kind id status|..."), in that order.
+const transfersAre = (page, what, want) => until(page, what, (want) =>
+    [...document.querySelectorAll('[data-testid=transfers] tr[data-testid=transfer-row]')]
+        .map((r) => `${r.dataset.kind} ${r.dataset.id} ${r.dataset.status}`).join('|') === want, want);
+
 // Waits until the trades list shows the trades `want` ("9,8,7"), in that order.
 const tradesAre = (page, what, want) => until(page, what, (want) =>
     [...document.querySelectorAll('[data-testid=trades] tr[data-testid=trade-row]')]
@@ -427,9 +454,27 @@ await run(NAME, async ({ page }) => {
     bc.depth(market, epoch, { asks: [level('0.170000', '2.000', 1)] });
     bc.trade(market, trade('8', '0.155000', '1.500'));
 
+    // The user's balances on the account channel.
+    bc.account(user, balances(['12.5', '2', '14.5'], ['3.25', '0.75', '4']));
+    bc.flush();
+
     await bc.listen();
-    let restReads = 0; // market data read over HTTP
-    page.on('request', (r) => { if (r.url().includes('/api/market/')) restReads++; });
+    let restReads = 0; // market data read over HTTP (the user's own trades have no channel)
+    let balanceReads = 0; // balances read over HTTP
+    page.on('request', (r) => {
+        if (r.url().includes('/api/market/') && !r.url().includes('/api/market/trades/my-history')) restReads++;
+        if (r.url().includes('/api/account/balances')) balanceReads++;
+    });
+    // The lists of deposits and withdrawals, as the test sets them.
+    const lists = { deposits: [], withdrawals: [] };
+    const listReads = { deposits: 0, withdrawals: 0 };
+    for (const name of ['deposits', 'withdrawals'])
+        await page.route((u) => u.pathname === '/api/account/' + name, (route) => {
+            if (route.request().method() !== 'GET') return route.continue();
+            listReads[name]++;
+            const body = { [name]: lists[name], limit: 20, offset: 0, total: lists[name].length };
+            return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+        });
 
     await page.goto(url, { waitUntil: 'load', timeout: STEP_MS });
     await until(page, 'the page to go live', () => document.querySelector('[data-testid=conn-state]').dataset.state === 'live');
@@ -536,13 +581,57 @@ await run(NAME, async ({ page }) => {
     bc.sendAll({ type: 'error', code: 'bad_request', message: 'unknown channel "depht"', field: 'channel' });
     await outcome(page, 'the broadcaster\'s error shown', 'error', /broadcaster: bad_request/);
 
-    // Signed in: the private orders channel, with the token; its messages name the user.
-    await page.getByTestId('login-username').fill(user);
-    await page.getByTestId('login-password').fill(password);
-    await page.getByTestId('login-submit').click();
-    await outcome(page, `signing in as ${user}`, 'ok', new RegExp('signed in as ' + user));
+    // Signed in: the private orders and account channels, with the token; their messages name
+    // the user. A deposit and a withdrawal on their way.
+    // kind id, made at minute, as GET /api/account/deposits or /withdrawals lists it
+    const transfer = (kind, id, minute, asset, amount, status, more) => Object.assign({
+        [kind + '_id']: id, asset, amount, status, signature: null, attempts: 0, error: null,
+        created_at: `2026-11-22T05:0${minute}:00.000000Z`, updated_at: '2026-11-22T05:10:00.000000Z',
+    }, more);
+    lists.deposits = [transfer('deposit', '12', 1, 'energy', '5', 'pending')];
+    lists.withdrawals = [transfer('withdrawal', '3', 2, 'payment', '1.5', 'requested')];
+    const signIn = async () => {
+        await page.getByTestId('login-username').fill(user);
+        await page.getByTestId('login-password').fill(password);
+        await page.getByTestId('login-submit').click();
+        await outcome(page, `signing in as ${user}`, 'ok', new RegExp('signed in as ' + user));
+    };
+    await signIn();
     const ordersSub = await bc.waitFor('an orders subscription', isSub('orders'));
     if (!ordersSub.token) throw new Failure('the orders subscription carries no token');
+    const accountSub = await bc.waitFor('an account subscription', isSub('account'));
+    if (accountSub.token !== ordersSub.token) throw new Failure('the account subscription carries another token than the orders one');
+    await balancesAre(page, 'the balances of the account snapshot', 'ws', '12.5 2 14.5 3.25 0.75 4');
+    const balanceReadsLive = balanceReads;
+    bc.account(user, balances(['10.5', '4', '14.5'], ['3.25', '0.75', '4']));
+    bc.flush();
+    await balancesAre(page, 'the balances of an account update', 'ws', '10.5 4 14.5 3.25 0.75 4');
+    log('account channel taken with the token; its snapshot and update shown');
+
+    // The deposits and withdrawals, followed until every one is final.
+    await transfersAre(page, 'the deposit and the withdrawal listed', 'withdrawal 3 requested|deposit 12 pending');
+    if (!(await page.evaluate(() => document.getElementById('transfers-panel').dataset.followMs)))
+        throw new Failure('the page does not follow a pending deposit');
+    const txSig = '5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW';
+    lists.deposits = [transfer('deposit', '13', 3, 'energy', '5000', 'failed', { error: 'custom program error: 0x1 (insufficient funds)', attempts: 1 }),
+        transfer('deposit', '12', 1, 'energy', '5', 'processing', { signature: txSig, attempts: 1 })];
+    lists.withdrawals = [transfer('withdrawal', '3', 2, 'payment', '1.5', 'failed', { error: 'the token account is frozen', attempts: 3 })];
+    await transfersAre(page, 'the statuses moved on, read by the page itself',
+        'deposit 13 failed|withdrawal 3 failed|deposit 12 processing');
+    lists.deposits[1] = Object.assign({}, lists.deposits[1], { status: 'credited' });
+    lists.withdrawals[0] = Object.assign({}, lists.withdrawals[0], { status: 'refunded' });
+    await transfersAre(page, 'every one final', 'deposit 13 failed|withdrawal 3 refunded|deposit 12 credited');
+    const shown = await page.locator('[data-testid=transfers] tr[data-testid=transfer-row]').evaluateAll((rows) => rows.map((r) => {
+        const detail = r.cells[5];
+        return { id: r.dataset.id, text: detail.textContent, title: detail.title };
+    }));
+    const failed = shown.find((r) => r.id === '13'), credited = shown.find((r) => r.id === '12');
+    if (!failed.text.includes('insufficient funds')) throw new Failure(`the failed deposit shows "${failed.text}", not why it failed`);
+    if (credited.title !== txSig || credited.text.length >= txSig.length || !credited.text.startsWith(txSig.slice(0, 4)))
+        throw new Failure(`the credited deposit's signature shows "${credited.text}" (title "${credited.title}"), not shortened with the whole in its title`);
+    await until(page, 'the page to stop reading once every one is final',
+        () => document.getElementById('transfers-panel').dataset.followMs === '');
+    log(`deposits and withdrawals followed to their final statuses (${listReads.deposits} reads), then left alone`);
     await until(page, 'the order from the orders snapshot', () => document.querySelector('[data-testid=my-orders] tr[data-order-id="42"]'));
     bc.orders(user, [order('42', 'filled', '1'), Object.assign(order('43', 'open', '0'), { price: '0.154' })]);
     bc.flush();
@@ -552,15 +641,22 @@ await run(NAME, async ({ page }) => {
     });
     if (restReads !== readsWhenLive)
         throw new Failure(`the page read market data over HTTP ${restReads - readsWhenLive} times while live`);
+    if (balanceReads !== balanceReadsLive)
+        throw new Failure(`the page read balances over HTTP ${balanceReads - balanceReadsLive} times with the account channel live`);
     log('orders channel taken with the token; its snapshot and update shown');
 
-    // Signed out: it leaves the channel with the same token, and keeps the connection.
+    // Signed out: it leaves both channels with the same token, and keeps the connection.
     const connectionsBefore = bc.connections;
     const markOut = bc.received.length;
     await page.getByTestId('logout').click();
-    const leave = await bc.waitFor('the orders channel left', isUnsub('orders'), markOut);
-    if (leave.token !== ordersSub.token) throw new Failure('the orders channel was left with another token than it was taken with');
-    if (bc.channels.get(`orders/${user}`).subs.size) throw new Failure('the stand-in still sends the orders');
+    for (const channel of ['orders', 'account']) {
+        const leave = await bc.waitFor(`the ${channel} channel left`, isUnsub(channel), markOut);
+        if (leave.token !== ordersSub.token) throw new Failure(`the ${channel} channel was left with another token than it was taken with`);
+        if (bc.channels.get(`${channel}/${user}`).subs.size) throw new Failure(`the stand-in still sends the ${channel} channel`);
+    }
+    await balancesAre(page, 'no balances shown once signed out', '', '- - - - - -');
+    if (await page.locator('[data-testid=transfers] tr[data-testid=transfer-row]').count())
+        throw new Failure('deposits and withdrawals still listed after signing out');
     bc.orders(user, [order('44', 'open', '0')]);
     bc.flush();
     // Then a ticker update the page does apply: once it shows, whatever came before it has
@@ -584,13 +680,20 @@ await run(NAME, async ({ page }) => {
     const source = await page.getByTestId('depth-chart').getAttribute('data-source');
     if (source !== 'http') throw new Failure(`the chart's data came from "${source}", not http, while polling`);
     log('broadcaster gone: polling the gateway');
+    // Signed in again: the gateway's balances (nothing deposited), read over HTTP.
+    await signIn();
+    await balancesAre(page, 'the gateway\'s balances while polling', 'http', '0 0 0 0 0 0');
+    log('balances read over HTTP while polling');
     const back = new Broadcaster(wsPort, markets, current);
     back.depth(market, current[market], { bids: [level('0.190000', '4.000', 1)] });
+    back.account(user, balances(['1', '0', '1'], ['2', '0', '2']));
     await back.listen();
     await until(page, 'live again once the broadcaster is back', () => document.querySelector('[data-testid=conn-state]').dataset.state === 'live');
     const resub = await back.waitFor('subscriptions on the new connection', isSub('depth', market));
     if ('epoch' in resub) throw new Failure(`a new connection asks for the current book with an epoch: ${JSON.stringify(resub)}`);
     await depthIs(page, 'the new connection\'s book drawn', 'bids:0.19@4|asks:');
+    await back.waitFor('the account channel taken again', isSub('account'));
+    await balancesAre(page, 'the new connection\'s balances shown', 'ws', '1 0 1 2 0 2');
     log('broadcaster back: live again');
     await back.stop();
 });

@@ -11,12 +11,19 @@
     them, a new epoch, the private orders channel, the broadcaster going away and coming back)
     are tests/browser/live.mjs's, against a stand-in for the broadcaster that speaks
     broadcaster/PROTOCOL.md. Signing up in the page, with a browser wallet's signMessage or a
-    pasted signature, is tests/browser/register.mjs's. Chromium and the browser test's
-    node_modules come from
-    tools/deps.sh: without them the test fails and says so, rather than passing without a
-    browser.
+    pasted signature, is tests/browser/register.mjs's. Those markets trade without escrow.
+
+    Money goes through the page in a market with escrow (tests/browser/account.mjs), with the
+    real settler, persister and broadcaster and the local ledger: deposits credited from the
+    chain, or failed with its reason, orders and a withdrawal the balance does not cover
+    refused, a trade and its settlement, a withdrawal paid. How the page follows the account
+    channel, and deposits and withdrawals to their final statuses, in detail, is live.mjs's.
+
+    Chromium and the browser tests' node_modules come from tools/deps.sh: without them the test
+    fails and says so, rather than passing without a browser.
 */
 #include "harness.h"
+#include "ledgertest.h"
 #include "pg.h"
 #include "pgtest.h"
 
@@ -38,7 +45,7 @@
 
 #define S_CHROMIUM    "/usr/bin/chromium"
 #define S_BROWSER_DIR MCE_SOURCE_DIR "/tests/browser"
-#define S_BROWSER_MS  180000 //  the browser run's own watchdog is 120 s; this is the backstop
+#define S_BROWSER_MS  240000 //  the browser runs' own watchdogs: 120 s (account.mjs 180 s)
 #define S_DEPS_ADVICE "run tools/deps.sh (it installs chromium and the browser test's npm packages)"
 #define S_PASSWORD    "correct horse battery"
 
@@ -46,6 +53,7 @@ extern char **environ;
 
 static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
 static harness_t s_h;
+static ledgertest_t s_ledger;                //  the local ledger, in the test with escrow
 static char s_conninfo[PGTEST_CONNINFO_MAX]; //  this test's database
 
 ReportHook (PRE_ALL) (struct criterion_test_set *tests)
@@ -64,6 +72,7 @@ ReportHook (POST_ALL) (struct criterion_global_stats *stats)
 static void s_fini (void)
 {
     harness_cleanup (&s_h);
+    ledgertest_stop (&s_ledger);
 }
 
 //  The broadcaster's URL the gateway hands the page: the harness's broadcaster port, where the
@@ -76,8 +85,11 @@ static void s_broadcaster_url (char *out, size_t size)
 
 //  A fresh database, a matcher, a broadcaster if asked (it follows the matcher's bus and checks
 //  tokens with the harness's gateway.jwt_secret, as the gateway signs them) and a gateway.
-//  Epochs of 30 days: none closes during a test.
-static void s_start (const char *db, bool broadcaster)
+//  Epochs of 30 days: none closes during a test. With escrow, campus-1 trades from balances,
+//  and the local ledger (with wallets for dora and erin, s_register's), the persister (the lists
+//  of deposits, withdrawals and trades) and the settler (deposits, withdrawals, settlements)
+//  run too.
+static void s_start (const char *db, bool broadcaster, bool escrow)
 {
     pgtest_t pg;
     cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
@@ -86,17 +98,35 @@ static void s_start (const char *db, bool broadcaster)
     snprintf (config, sizeof config,
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
               "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; "
-              "escrow = false; },\n"
+              "escrow = %s; },\n"
               "            { id = \"campus-2\"; mode = \"auction\"; epoch_seconds = 2592000; "
               "escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\n",
-              s_conninfo);
+              escrow ? "true" : "false", s_conninfo);
     harness_init (&s_h, config);
     //  The harness writes the gateway's section itself: the URL goes in by environment.
     char ws[64];
     s_broadcaster_url (ws, sizeof ws);
     setenv ("MCE_GATEWAY_BROADCASTER_URL", ws, 1);
-    harness_start (&s_h, "mce-matcher");
+    int matcher = harness_start (&s_h, "mce-matcher");
+    if (escrow) {
+        cr_assert_eq (ledgertest_start (&s_ledger, s_h.dir,
+                                        (const char *[]){"--user", "dora", "--user", "erin", NULL}),
+                      0, "the local ledger did not start");
+        setenv ("MCE_SETTLER_RPC_URL", s_ledger.url, 1);
+        setenv ("MCE_SETTLER_KEYS_FILE", s_ledger.setup_path, 1);
+        cr_assert (harness_wait_log (&s_h, matcher, "commands on", HARNESS_DEADLINE_MS),
+                   "the matcher did not start: see %s", s_h.procs[matcher].log);
+        const char *ready[][2] = {{"mce-persister", "Postgres ready"},
+                                  {"mce-settler", "settler: ready"}};
+        for (size_t i = 0; i < 2; i++) {
+            int p = harness_start (&s_h, ready[i][0]);
+            cr_assert (harness_wait_log (&s_h, p, ready[i][1], HARNESS_DEADLINE_MS),
+                       "%s did not start: see %s", ready[i][0], s_h.procs[p].log);
+        }
+        unsetenv ("MCE_SETTLER_RPC_URL");
+        unsetenv ("MCE_SETTLER_KEYS_FILE");
+    }
     if (broadcaster) {
         int b = harness_start (&s_h, "mce-broadcaster");
         cr_assert (harness_wait_log (&s_h, b, "WebSocket on", HARNESS_DEADLINE_MS),
@@ -141,7 +171,7 @@ static char *s_source_file (const char *relative)
 
 Test (dashboard, serves_its_files_with_a_policy_that_lets_them_work, .fini = s_fini, .timeout = 120)
 {
-    s_start ("dash_files", false);
+    s_start ("dash_files", false, false);
     char ws[64], v[1024];
     s_broadcaster_url (ws, sizeof ws);
     const struct {
@@ -209,11 +239,14 @@ Test (dashboard, serves_its_files_with_a_policy_that_lets_them_work, .fini = s_f
     harness_response_free (&r);
 }
 
-//  Registers user through the API with a wallet of its own (the challenge, signed).
+//  Registers user through the API with a wallet of its own (the challenge, signed): the
+//  ledger's of that name when the ledger runs (funded, the platform its delegate), else a new one.
 static void s_register (const char *user)
 {
+    json_t *funded = s_ledger.setup ? ledgertest_user (&s_ledger, user) : NULL;
     harness_wallet_t w;
-    harness_wallet (&w, NULL);
+    harness_wallet (&w, funded ? json_string_value (json_object_get (funded, "walletSecretSeedHex"))
+                               : NULL);
     char *answer = NULL;
     long status = harness_sign_up (s_h.port_http, user, S_PASSWORD, &w, &answer);
     cr_assert_eq (status, 201, "register %s: %ld %s", user, status, answer);
@@ -278,12 +311,33 @@ static void s_browser (const char *script, const char *const *args)
     cr_assert_eq (rc, 0, "%s failed (exit %d): its output is above", script, rc);
 }
 
+//  The screenshot at path is a PNG, and not an empty one. Kept where the environment variable
+//  keep (when not NULL, and set) says, for a person to look at after the run (the harness
+//  removes its folder).
+static void s_screenshot (const char *path, const char *keep)
+{
+    struct stat st;
+    cr_assert_eq (stat (path, &st), 0, "no screenshot at %s", path);
+    cr_assert_gt (st.st_size, 10000, "a %lld-byte screenshot", (long long) st.st_size);
+    unsigned char magic[8] = {0};
+    FILE *f = fopen (path, "rb");
+    cr_assert_not_null (f);
+    cr_assert_eq (fread (magic, 1, sizeof magic, f), sizeof magic);
+    fclose (f);
+    cr_assert_eq (memcmp (magic, "\x89PNG\r\n\x1a\n", 8), 0, "%s is not a PNG", path);
+    const char *to = keep ? getenv (keep) : NULL;
+    if (to && *to) {
+        char *copy[] = {"cp", (char *) path, (char *) to, NULL};
+        cr_assert_eq (s_run (copy, "/dev/null", HARNESS_DEADLINE_MS), 0, "cp to %s", to);
+    }
+}
+
 //  alice bids, bob sells into it, in the browser; data is where the page must get its data from,
 //  "live" (the broadcaster, which the caller started) or "polling" (the HTTP API).
 static void s_trade_in_the_browser (const char *db, const char *data, bool keep_screenshot)
 {
     cr_assert_eq (sodium_init () < 0, 0);
-    s_start (db, strcmp (data, "live") == 0);
+    s_start (db, strcmp (data, "live") == 0, false);
     s_register ("alice");
     s_register ("bob");
     char url[64], screenshot[256];
@@ -291,23 +345,7 @@ static void s_trade_in_the_browser (const char *db, const char *data, bool keep_
     snprintf (screenshot, sizeof screenshot, "%s/dashboard.png", s_h.dir);
     s_browser ("dashboard.mjs", (const char *[]){url, "alice", S_PASSWORD, "bob", S_PASSWORD,
                                                  screenshot, data, NULL});
-
-    //  The screenshot is a PNG, and not an empty one.
-    struct stat st;
-    cr_assert_eq (stat (screenshot, &st), 0, "no screenshot at %s", screenshot);
-    cr_assert_gt (st.st_size, 10000, "a %lld-byte screenshot", (long long) st.st_size);
-    unsigned char magic[8] = {0};
-    FILE *f = fopen (screenshot, "rb");
-    cr_assert_not_null (f);
-    cr_assert_eq (fread (magic, 1, sizeof magic, f), sizeof magic);
-    fclose (f);
-    cr_assert_eq (memcmp (magic, "\x89PNG\r\n\x1a\n", 8), 0, "%s is not a PNG", screenshot);
-    //  Kept where a person can look at it after the run (the harness removes its folder).
-    const char *keep = getenv ("MCE_DASHBOARD_SCREENSHOT");
-    if (keep_screenshot && keep && *keep) {
-        char *copy[] = {"cp", screenshot, (char *) keep, NULL};
-        cr_assert_eq (s_run (copy, "/dev/null", HARNESS_DEADLINE_MS), 0, "cp to %s", keep);
-    }
+    s_screenshot (screenshot, keep_screenshot ? "MCE_DASHBOARD_SCREENSHOT" : NULL);
 }
 
 //  With the real broadcaster: the page goes live, and the trade reaches it by WebSocket.
@@ -327,7 +365,7 @@ Test (dashboard, two_users_trade_in_the_browser_by_polling, .fini = s_fini, .tim
 Test (dashboard, follows_the_broadcaster_and_falls_back_to_polling, .fini = s_fini, .timeout = 300)
 {
     cr_assert_eq (sodium_init () < 0, 0);
-    s_start ("dash_live", false);
+    s_start ("dash_live", false, false);
     s_register ("carol");
     char url[64], port[16];
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
@@ -341,7 +379,7 @@ Test (dashboard, follows_the_broadcaster_and_falls_back_to_polling, .fini = s_fi
 Test (dashboard, signs_up_with_a_browser_wallet_or_a_pasted_signature, .fini = s_fini,
       .timeout = 300)
 {
-    s_start ("dash_register", false);
+    s_start ("dash_register", false, false);
     harness_wallet_t one, two;
     harness_wallet (&one, NULL);
     harness_wallet (&two, NULL);
@@ -363,4 +401,26 @@ Test (dashboard, signs_up_with_a_browser_wallet_or_a_pasted_signature, .fini = s
         pg_result_free (&r);
     }
     pg_destroy (&pg);
+}
+
+//  Money in the page, end to end (tests/browser/account.mjs): in a market with escrow, dora
+//  deposits energy and erin payment through the page, with the real settler and the local
+//  ledger; orders and a withdrawal the balance does not cover are refused, and the page says
+//  what to deposit; they trade, erin sees the trade settle and withdraws what is left. The
+//  screenshots, at a desktop's width and a phone's, are kept where MCE_ACCOUNT_SCREENSHOT and
+//  MCE_ACCOUNT_SCREENSHOT_PHONE say.
+Test (dashboard, deposits_trades_and_withdraws_in_the_browser, .fini = s_fini, .timeout = 400)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_start ("dash_escrow", true, true);
+    s_register ("dora");
+    s_register ("erin");
+    char url[64], desktop[256], phone[256];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
+    snprintf (desktop, sizeof desktop, "%s/account.png", s_h.dir);
+    snprintf (phone, sizeof phone, "%s/account-phone.png", s_h.dir);
+    s_browser ("account.mjs",
+               (const char *[]){url, "dora", "erin", S_PASSWORD, desktop, phone, NULL});
+    s_screenshot (desktop, "MCE_ACCOUNT_SCREENSHOT");
+    s_screenshot (phone, "MCE_ACCOUNT_SCREENSHOT_PHONE");
 }
