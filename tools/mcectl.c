@@ -148,7 +148,8 @@ static const s_command_t s_commands[] = {
      "trades [--market M] [--limit N]\n"
      "trades --mine [--limit N] [--offset N]",
      "The market's latest trades, newest first (GET /api/market/trades); with --mine, your own\n"
-     "in every market (GET /api/market/trades/my-history: a token is needed).\n\n"
+     "in every market (GET /api/market/trades/my-history: a token is needed), each with your\n"
+     "order, its settlement's state (pending, processing, confirmed, failed) and transaction.\n\n"
      "  $ mcectl trades\n"
      "  campus-1: the latest trades, newest first\n"
      "  TRADE  EPOCH    PRICE  KWH  VALUE  AGGRESSOR  TIME (UTC)\n"

@@ -279,12 +279,14 @@ int mcectl_trades (mcectl_client_t *client, int argc, char **argv)
     if (mcectl_client_options (client)->json)
         mcectl_print_json (answer);
     else if (mine) {
+        //  with what paid it: the order, the settlement's state and its transaction
         static const mcectl_column_t columns[] = {
-            {"TRADE", "trade_id", true}, {"MARKET", "market", false},
-            {"EPOCH", "epoch", true},    {"SIDE", "side", false},
-            {"PRICE", "price", true},    {"KWH", "energy_amount", true},
-            {"VALUE", "value", true},    {"TIME (UTC)", "time", false},
-            {NULL, NULL, false}};
+            {"TRADE", "trade_id", true},       {"ORDER", "order_id", true},
+            {"MARKET", "market", false},       {"EPOCH", "epoch", true},
+            {"SIDE", "side", false},           {"PRICE", "price", true},
+            {"KWH", "energy_amount", true},    {"VALUE", "value", true},
+            {"TIME (UTC)", "time", false},     {"SETTLEMENT", "settlement_status", false},
+            {"SIGNATURE", "signature", false}, {NULL, NULL, false}};
         mcectl_table (stdout, json_object_get (answer, "trades"), columns);
         s_print_page (answer, "trades");
     }

@@ -216,6 +216,11 @@ Test (mcectl, a_sell_and_a_buy_trade_and_show_everywhere, .fini = s_fini, .timeo
     cr_assert_str_eq (s_str (json_array_get (trades, 0), "side"), "Buy");
     json_decref (j);
     free (out);
+    //  ... and as a table, with the order and its settlement's columns
+    cr_assert_eq (S_MCECTL (&out, "--token", token, "trades", "--mine"), 0, "%s", out);
+    cr_assert_not_null (strstr (out, "ORDER"), "%s", out);
+    cr_assert_not_null (strstr (out, "SETTLEMENT"), "%s", out);
+    free (out);
     //  alice's order is partly filled; the book shows what is left of it
     cr_assert_eq (S_MCECTL (&out, "--as", "alice", "orders", "--status", "open", "--json"), 0, "%s",
                   out);
