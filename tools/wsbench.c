@@ -69,7 +69,8 @@
 #include <unistd.h>
 
 #define S_CONFIG                                                                                   \
-    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; } );\n"
+    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; " \
+    "} );\n"
 #define S_FD_SPARE   100          //  descriptors beyond the clients: harness, ZeroMQ, logs
 #define S_WAVE       256          //  handshakes in flight at once, well inside the backlog
 #define S_PROGRESS   1000         //  a progress line every so many clients connected

@@ -22,7 +22,8 @@
 #include <sys/wait.h>
 
 #define S_CONFIG                                                                                   \
-    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; } );\n"
+    "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; " \
+    "} );\n"
 #define S_PRICE_LOW   100000 //  µ/kWh: the test's prices lie in [low, low + S_PRICES * 1000)
 #define S_PRICES      101
 #define S_SLOW_RCVBUF 4096

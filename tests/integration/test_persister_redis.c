@@ -643,7 +643,8 @@ static int s_setup (s_load_t *load, pg_t **pg)
     cr_assert_eq (redistest_start (&s_redis), 0);
     char config[1024];
     snprintf (config, sizeof config,
-              "markets = ( { id = \"" MKT "\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; } );\n"
+              "markets = ( { id = \"" MKT
+              "\"; tick = \"0.001\"; epoch_seconds = 2592000; escrow = false; } );\n"
               "postgres = { url = \"%s\"; };\nredis = { url = \"%s\"; };\n",
               s_pg.conninfo, s_redis.url);
     harness_init (&s_h, config);
