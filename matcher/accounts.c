@@ -29,15 +29,12 @@ int accounts_reserve_users (accounts_t *self, size_t users)
     return 0;
 }
 
-void accounts_begin (accounts_t *self)
+void accounts_forget_marks (accounts_t *self)
 {
-    self->touch_count = 0;
-    if (++self->generation == 0) {
-        //  wrapped after 4 billion commands: forget every mark so none looks current
-        for (size_t u = 0; u < self->count; u++)
-            memset (self->entries[u].touched, 0, sizeof self->entries[u].touched);
-        self->generation = 1;
-    }
+    //  wrapped after 4 billion commands: forget every mark so none looks current
+    for (size_t u = 0; u < self->count; u++)
+        memset (self->entries[u].touched, 0, sizeof self->entries[u].touched);
+    self->generation = 1;
 }
 
 void accounts_touch_grow (accounts_t *self)

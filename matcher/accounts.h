@@ -68,8 +68,17 @@ void accounts_init (accounts_t *self);
 void accounts_free (accounts_t *self);
 //  Makes entries up to user index `users - 1` exist (zero balances). 0, or -1 out of memory.
 int accounts_reserve_users (accounts_t *self, size_t users);
-//  Starts a command: nothing touched yet.
-void accounts_begin (accounts_t *self);
+//  Clears every entry's mark, for when the generation wraps (accounts_begin).
+void accounts_forget_marks (accounts_t *self);
+
+//  Starts a command: nothing touched yet. Every command calls it, so it is inline; the wrap
+//  after 4 billion commands is the only call out.
+static inline void accounts_begin (accounts_t *self)
+{
+    self->touch_count = 0;
+    if (__builtin_expect (++self->generation == 0, 0))
+        accounts_forget_marks (self);
+}
 
 static inline int accounts_asset_index (proto_asset_t asset)
 {
@@ -104,16 +113,29 @@ static inline accounts_balance_t *accounts_touch (accounts_t *self, uint32_t use
 //  when lot × tick is a multiple of 1000 and every price is on the tick.
 //  The product nearly always fits 64 bits, where dividing by the constant 1000 is a multiply;
 //  128-bit division is a library call, kept for the orders that need it.
+//  Both factors are never negative, so the quotient is taken unsigned: a multiply and a shift,
+//  without the sign fix-up a signed division by a constant needs.
 static inline int64_t accounts_buy_hold (int64_t remaining, int64_t limit, int64_t lot, bool exact)
 {
     int64_t product, hold;
     if (!__builtin_mul_overflow (remaining, limit, &product) && product <= INT64_MAX - 999)
-        hold = (product + 999) / 1000;
+        hold = (int64_t) ((uint64_t) (product + 999) / 1000u);
     else
         hold = (int64_t) (((__int128) remaining * limit + 999) / 1000);
     if (exact)
         return hold;
     return hold + (lot == 1 ? remaining : (remaining + lot - 1) / lot); //  1 Wh lots: no divide
+}
+
+//  What a fill of q of a buy's `remaining` frees: hold (remaining) − hold (remaining − q). Both
+//  holds are always computed, even when q is all of it (hold (0) is 0): a branch on that would
+//  be mispredicted about once per taker, at its last maker, where the second hold costs a few
+//  cycles that overlap the first.
+static inline int64_t accounts_buy_freed (int64_t remaining, int64_t q, int64_t limit, int64_t lot,
+                                          bool exact)
+{
+    return accounts_buy_hold (remaining, limit, lot, exact) -
+           accounts_buy_hold (remaining - q, limit, lot, exact);
 }
 
 #endif

@@ -13,7 +13,9 @@
                 it can trade: a buy the payment at its limit, a sell its energy; every fill,
                 cancel, expiry, amend and auction clearing below the limit releases what is
                 no longer needed, in the same step. A command ends with one balance event
-                per (user, asset) it changed, after its other events.
+                per (user, asset) it changed, after its other events. Those events carry the
+                end state and its change, so a new order's own balance, checked for its hold
+                before it trades, moves once when its command is decided (s_settle_taker).
 
     Events are appended to one reused array, so a command costs no allocation once warm.
 */
@@ -120,15 +122,25 @@ static uint64_t s_hash_str (const char *s)
     return h;
 }
 
-static engine_event_t *s_event (engine_t *self, engine_event_kind_t kind, uint32_t market)
+//  Grows the event array to hold `more` events after the current ones. The array is reused,
+//  so this runs only while warming up: kept out of line (cold), so that s_event, which every
+//  event goes through, stays small enough to inline.
+static __attribute__ ((noinline, cold)) void s_events_grow (engine_t *self, size_t more)
 {
-    if (self->event_count == self->event_cap) {
-        uint32_t cap = self->event_cap ? 2 * self->event_cap : S_EVENTS_START;
-        engine_event_t *bigger = realloc (self->events, cap * sizeof *bigger);
-        assert (bigger); //  a few KB: running out here leaves nothing sensible to do
-        self->events = bigger;
-        self->event_cap = cap;
-    }
+    size_t cap = self->event_cap ? self->event_cap : S_EVENTS_START;
+    while (cap < self->event_count + more)
+        cap *= 2;
+    assert (cap <= UINT32_MAX);
+    engine_event_t *bigger = realloc (self->events, cap * sizeof *bigger);
+    assert (bigger); //  a few KB: running out here leaves nothing sensible to do
+    self->events = bigger;
+    self->event_cap = (uint32_t) cap;
+}
+
+static inline engine_event_t *s_event (engine_t *self, engine_event_kind_t kind, uint32_t market)
+{
+    if (self->event_count == self->event_cap)
+        s_events_grow (self, 1);
     engine_event_t *ev = &self->events[self->event_count++];
     memset (ev, 0, sizeof *ev);
     ev->kind = (uint8_t) kind;
@@ -165,32 +177,48 @@ static proto_asset_t s_asset (int index)
 }
 
 //  One balance event per (user, asset) the command changed, in the order first touched.
+//  With escrow these are about a third of a busy book's events, so they are written the cheap
+//  way: room for all of them is made once, and each event's every field (zeros included) is
+//  stored once into its slot, where s_event would clear the slot first and store again.
 static void s_balance_events (engine_t *self)
 {
-    for (size_t i = 0; i < self->accounts.touch_count; i++) {
-        const accounts_touch_t *t = &self->accounts.touches[i];
-        const accounts_balance_t *now = &self->accounts.entries[t->user].asset[t->asset];
-        if (now->available == t->before.available && now->reserved == t->before.reserved)
+    accounts_t *acc = &self->accounts;
+    size_t n = acc->touch_count;
+    if (self->event_count + n > self->event_cap)
+        s_events_grow (self, n);
+    engine_event_t *ev = self->events + self->event_count;
+    const accounts_entry_t *entries = acc->entries;
+    for (const accounts_touch_t *t = acc->touches, *end = t + n; t < end; t++) {
+        const accounts_balance_t *now = &entries[t->user].asset[t->asset];
+        int64_t d_available = now->available - t->before.available;
+        int64_t d_reserved = now->reserved - t->before.reserved;
+        if ((d_available | d_reserved) == 0)
             continue;
-        //  one store of the whole event: these are a large share of the events of a busy book
-        *s_event (self, ENGINE_EV_BALANCE, t->market) =
-            (engine_event_t){.kind = ENGINE_EV_BALANCE,
-                             .side = (uint8_t) s_asset (t->asset),
-                             .reason = t->cause,
-                             .market = t->market,
-                             .user = t->user,
-                             .order_id = t->ref,
-                             .qty = now->available,
-                             .value = now->reserved,
-                             .price = now->available - t->before.available,
-                             .epoch = now->reserved - t->before.reserved};
+        ev->kind = ENGINE_EV_BALANCE;
+        ev->side = (uint8_t) s_asset (t->asset);
+        ev->reason = t->cause;
+        ev->flag = 0;
+        ev->market = t->market;
+        ev->user = t->user;
+        ev->user2 = 0;
+        ev->count = 0;
+        ev->epoch = d_reserved;
+        ev->order_id = t->ref;
+        ev->order_id2 = 0;
+        ev->trade_id = 0;
+        ev->qty = now->available;
+        ev->price = d_available;
+        ev->value = now->reserved;
+        ev++;
     }
-    self->accounts.touch_count = 0;
+    self->event_count = (uint32_t) (ev - self->events);
+    acc->touch_count = 0;
 }
 
 static const engine_result_t *s_finish (engine_t *self)
 {
-    s_balance_events (self);
+    if (self->accounts.touch_count) //  none without escrow, nor in a refused command
+        s_balance_events (self);
     self->result.events = self->events;
     self->result.event_count = self->event_count;
     return &self->result;
@@ -272,9 +300,12 @@ static inline void s_hold_move (engine_t *self, uint32_t market, uint32_t user, 
     assert (b->available >= 0 && b->reserved >= 0); //  callers checked s_covers
 }
 
-//  An order leaves the book with `remaining` open: its hold is available again.
-static void s_release (engine_t *self, uint32_t market, const s_market_t *m, uint32_t user,
-                       int side, int type, int64_t price, int64_t remaining, uint64_t order_id)
+//  An order leaves the book with `remaining` open: its hold is available again. Inline: every
+//  cancel and expiry makes one, and as a call (nine arguments, six registers saved) it spent
+//  about a third of its instructions getting in and out.
+static inline void s_release (engine_t *self, uint32_t market, const s_market_t *m, uint32_t user,
+                              int side, int type, int64_t price, int64_t remaining,
+                              uint64_t order_id)
 {
     if (!m->escrow || remaining <= 0)
         return;
@@ -282,27 +313,54 @@ static void s_release (engine_t *self, uint32_t market, const s_market_t *m, uin
                  PROTO_BALANCE_CAUSE_RELEASE, order_id);
 }
 
-//  An order with `remaining` open traded q for `value`: the hold of q leaves reserved, the
-//  value (a buy) or the energy (a sell) to pay the trade, and what a buy held beyond the value
-//  becomes available.
+//  What a fill of q frees of a buy's hold (accounts.h), the buy bounded as in s_hold.
+static inline int64_t s_buy_freed (const s_market_t *m, int type, int64_t price, int64_t remaining,
+                                   int64_t q)
+{
+    int64_t limit = type == PROTO_ORDER_TYPE_MARKET ? m->cfg.max_price : price;
+    return accounts_buy_freed (remaining, q, limit, m->cfg.lot, m->exact);
+}
+
+//  The balance b of an order with `remaining` open that traded q for `value` (in one fill or
+//  several, summed): the hold of q leaves reserved, the value (a buy) or the energy (a sell) to
+//  pay the trade, and what a buy held beyond the value becomes available.
+static inline void s_fill_balance (accounts_balance_t *b, const s_market_t *m, int side, int type,
+                                   int64_t price, int64_t remaining, int64_t q, int64_t value)
+{
+    if (side == BOOK_ASK) {
+        b->reserved -= q;
+        assert (b->reserved >= 0);
+        return;
+    }
+    int64_t freed = s_buy_freed (m, type, price, remaining, q);
+    assert (freed >= value && b->reserved >= freed); //  accounts.h: the hold covers every fill
+    b->reserved -= freed;
+    b->available += freed - value;
+}
+
+//  A new order's whole effect on its balance b, in one step instead of a reservation of its hold,
+//  a release of it fill by fill and of what is left when it does not rest: of the `hold` its
+//  quantity needed, `spent` paid its fills (a buy's value, a sell's energy), `keep` stays
+//  reserved while the rest rests, and the remainder was never taken from available. Only the
+//  command's end state and its change are published (one balance event), so the steps between
+//  need not be made; a taker on its own computes one hold, not two per fill and one to release.
+static inline void s_settle_taker (accounts_balance_t *b, int64_t hold, int64_t spent, int64_t keep)
+{
+    assert (hold <= b->available && spent + keep <= hold); //  accounts.h: the hold covers it
+    b->available -= spent + keep;
+    b->reserved += keep;
+}
+
+//  One fill of an order (a maker, or either side in an auction), recorded under `cause`/`ref`.
 static inline void s_fill (engine_t *self, uint32_t market, const s_market_t *m, uint32_t user,
                            int side, int type, int64_t price, int64_t remaining, int64_t q,
                            int64_t value, proto_balance_cause_t cause, uint64_t ref)
 {
     if (!m->escrow)
         return;
-    int a = s_held_asset (side);
-    accounts_balance_t *b = accounts_touch (&self->accounts, user, a, cause, ref, market);
-    if (side == BOOK_ASK) {
-        b->reserved -= q;
-        assert (b->reserved >= 0);
-        return;
-    }
-    int64_t freed =
-        s_hold (m, side, type, price, remaining) - s_hold (m, side, type, price, remaining - q);
-    assert (freed >= value && b->reserved >= freed); //  accounts.h: the hold covers every fill
-    b->reserved -= freed;
-    b->available += freed - value;
+    accounts_balance_t *b =
+        accounts_touch (&self->accounts, user, s_held_asset (side), cause, ref, market);
+    s_fill_balance (b, m, side, type, price, remaining, q, value);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -677,14 +735,18 @@ static int64_t s_fillable (engine_t *self, book_t *book, int side, bool is_marke
 }
 
 //  Matches the taker (not resting) against the opposite side. Returns the quantity filled;
-//  *stopped is set when self-trade prevention ended the taker.
+//  *stopped is set when self-trade prevention ended the taker. With escrow the makers' balances
+//  move fill by fill, and the taker's is left to the caller (s_settle_taker, s_fill_balance),
+//  which moves it once for all its fills: *paid is their value. The taker's pair is touched at
+//  its first fill all the same, so that the balance events keep their order.
 static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_t *taker,
-                        int64_t now, bool *stopped)
+                        int64_t now, bool *stopped, int64_t *paid)
 {
     int side = taker->side;
     bool is_market = taker->type == PROTO_ORDER_TYPE_MARKET;
     int64_t filled = 0;
     *stopped = false;
+    int64_t value_sum = 0;
     while (taker->remaining > 0 && !*stopped) {
         book_level_t *level = book_best (book, !side);
         if (!level || !s_crosses (side, is_market, taker->price, level->price))
@@ -694,6 +756,11 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
         while (slot != BOOK_NIL && taker->remaining > 0) {
             book_order_t *maker = &self->pool.orders[slot];
             uint32_t next = maker->next;
+            //  The next maker is usually far from this one in the pool and cold: ask for it now,
+            //  so its miss overlaps this fill's work (events, and with escrow two balances)
+            //  instead of starting after it.
+            if (next != BOOK_NIL)
+                __builtin_prefetch (&self->pool.orders[next]);
             if (maker->expires_at && maker->expires_at <= now) {
                 bool last = level->count == 1;
                 s_remove_resting (self, slot, ENGINE_EV_EXPIRED, PROTO_EXPIRE_REASON_EXPIRES_AT,
@@ -727,10 +794,14 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
             int64_t price = s_trade_price (m, side, taker->price, is_market, maker->price);
             int64_t value = 0;
             money_value (q, price, &value);
-            s_fill (self, book->market, m, taker->user, side, taker->type, taker->price,
-                    taker->remaining, q, value, PROTO_BALANCE_CAUSE_ORDER, taker->id);
-            s_fill (self, book->market, m, maker->user, !side, maker->type, maker->price,
-                    maker->remaining, q, value, PROTO_BALANCE_CAUSE_TRADE, self->next_trade_id);
+            if (m->escrow) {
+                if (filled == 0) //  the taker's first fill
+                    accounts_touch (&self->accounts, taker->user, s_held_asset (side),
+                                    PROTO_BALANCE_CAUSE_ORDER, taker->id, book->market);
+                value_sum += value;
+                s_fill (self, book->market, m, maker->user, !side, maker->type, maker->price,
+                        maker->remaining, q, value, PROTO_BALANCE_CAUSE_TRADE, self->next_trade_id);
+            }
             engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
             ev->epoch = book->epoch;
             ev->trade_id = self->next_trade_id++;
@@ -764,6 +835,7 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
         }
         s_level_event (self, book, !side, level, level_price);
     }
+    *paid = value_sum;
     return filled;
 }
 
@@ -901,13 +973,17 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
     t->flags = o->post_only ? BOOK_ORDER_POST_ONLY : 0;
     s_order_event (self, ENGINE_EV_ACCEPTED, o->market, epoch, id, o->user, (uint8_t) o->side,
                    o->qty, is_market ? 0 : price);
-    if (m->escrow)
-        s_hold_move (self, o->market, o->user, s_held_asset (side), hold, PROTO_BALANCE_CAUSE_ORDER,
-                     id);
+    //  The order's own balance is touched now, before any maker's, as reserving its hold here
+    //  would; it then moves once, when the command is decided (s_settle_taker).
+    accounts_balance_t *held = m->escrow
+                                   ? accounts_touch (&self->accounts, o->user, s_held_asset (side),
+                                                     PROTO_BALANCE_CAUSE_ORDER, id, o->market)
+                                   : NULL;
     r->order_id = id;
     r->epoch = epoch;
     bool stopped = false;
-    int64_t filled = auction ? 0 : s_match (self, book, m, t, now, &stopped);
+    int64_t paid = 0;
+    int64_t filled = auction ? 0 : s_match (self, book, m, t, now, &stopped, &paid);
     r->filled = filled;
     bool rests =
         t->remaining > 0 && !stopped && (auction || (!is_market && t->tif == PROTO_TIF_GTC));
@@ -935,12 +1011,17 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
                                (uint8_t) o->side, t->remaining, is_market ? 0 : price);
             c->reason = stopped ? PROTO_CANCEL_REASON_SELF_TRADE : PROTO_CANCEL_REASON_UNFILLED;
             r->status = PROTO_ORDER_STATUS_CANCELLED;
-            s_release (self, o->market, m, o->user, side, t->type, t->price, t->remaining, id);
         }
         else
             r->status = PROTO_ORDER_STATUS_FILLED;
         r->remaining = 0;
         book_pool_release (&self->pool, slot);
+    }
+    if (held) {
+        int64_t keep = 0; //  what a resting remainder holds: the whole hold when nothing traded
+        if (rests)
+            keep = filled ? s_hold (m, side, t->type, t->price, t->remaining) : hold;
+        s_settle_taker (held, hold, side == BOOK_BID ? paid : filled, keep);
     }
     s_coid_remember (self, o, r);
     return s_finish (self);
@@ -1068,8 +1149,13 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
     ev->flag = 0;
     s_level_event (self, book, side, level, old_price);
     bool stopped = false;
-    int64_t filled = auction ? 0 : s_match (self, book, m, o, now, &stopped);
+    int64_t paid = 0;
+    int64_t filled = auction ? 0 : s_match (self, book, m, o, now, &stopped, &paid);
     o = &self->pool.orders[slot];
+    if (filled && m->escrow) //  its fills, from the hold of qty (s_match touched the pair)
+        s_fill_balance (accounts_touch (&self->accounts, o->user, s_held_asset (side),
+                                        PROTO_BALANCE_CAUSE_ORDER, order_id, market),
+                        m, side, o->type, o->price, qty, filled, paid);
     r->filled = filled_before + filled;
     if (o->remaining > 0 && !stopped) {
         level = book_level_get (book, side, o->price);

@@ -42,7 +42,8 @@ typedef enum {
     ENGINE_EV_BALANCE,      //  user, side (proto_asset_t), reason (proto_balance_cause_t),
                             //  order_id (ref), market (UINT32_MAX = none), qty (available now),
                             //  value (reserved now), price (change of available), epoch (change
-                            //  of reserved)
+                            //  of reserved); one per (user, asset) a command changed, after all
+                            //  of its other events
     ENGINE_EV_WITHDRAWAL,   //  order_id (withdrawal id), user, side (proto_asset_t), qty (amount),
                             //  reason (proto_withdrawal_phase_t)
 } engine_event_kind_t;
