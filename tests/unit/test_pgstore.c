@@ -111,7 +111,7 @@ static void s_everything (pg_t *pg, char *out, size_t size)
             out, size);
 }
 
-#define S_MIGRATIONS 3 //  files in persister/migrations
+#define S_MIGRATIONS 4 //  files in persister/migrations
 
 //  --------------------------------------------------------------------------------------------
 //  Events, as the matcher would publish them
@@ -320,10 +320,10 @@ static void s_assert_day (pg_t *pg)
                    "solar|-|2025-11-21 21:40:00.123456+00|2025-11-21 21:40:00.123456+00|15");
     s_assert_rows (pg,
                    "SELECT trade_id, market, epoch, buy_order_id, sell_order_id, buyer, seller, "
-                   "qty, price, value, fee, aggressor, seq, at FROM trades ORDER BY trade_id",
-                   "501|campus-1|1234567|11|12|alice|bob|600|150000|90000|0|buy|4|"
+                   "qty, price, value, aggressor, seq, at FROM trades ORDER BY trade_id",
+                   "501|campus-1|1234567|11|12|alice|bob|600|150000|90000|buy|4|"
                    "2025-11-21 21:40:00.123456+00;"
-                   "502|campus-1|1234567|11|13|alice|carol|200|155000|31000|0|buy|7|"
+                   "502|campus-1|1234567|11|13|alice|carol|200|155000|31000|buy|7|"
                    "2025-11-21 21:40:00.123456+00");
     s_assert_rows (pg,
                    "SELECT seq, order_id, kind, qty, price, trade_id, reason FROM order_events "
