@@ -123,6 +123,13 @@ static void s_child (snapshot_writer_t *self, int hash_fd, uint64_t seq, int64_t
                      snapshot_serialise_fn *serialise, void *state)
 {
     prctl (PR_SET_PDEATHSIG, SIGKILL);
+    //  The child shares every descriptor of the parent, its listening sockets among them. Were
+    //  the parent killed while the child still writes, the ports would stay bound until the
+    //  child is gone too, and a restart at once would find them in use. It needs none of them:
+    //  only the pipe for the hash, and stderr for a failure.
+    if (hash_fd > STDERR_FILENO + 1)
+        close_range (STDERR_FILENO + 1, (unsigned) hash_fd - 1, 0);
+    close_range ((unsigned) hash_fd + 1, ~0u, 0);
     size_t size = 0;
     uint64_t hash = 0;
     uint8_t *body = serialise (state, &size, &hash);
