@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <czmq.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -158,6 +159,22 @@ int bus_record_split (const uint8_t *data, size_t len, const char **topic, size_
     return 0;
 }
 
+int bus_bind (void *sock, const char *endpoint)
+{
+    int64_t deadline = clock_mono_ns () + (int64_t) BUS_BIND_PATIENCE_MS * MCE_NS_PER_MSEC;
+    bool said = false;
+    while (zsock_bind (sock, "%s", endpoint) < 0) {
+        if (zmq_errno () != EADDRINUSE || clock_mono_ns () >= deadline)
+            return -1;
+        if (!said)
+            log_warn ("bus", "%s is in use; trying again for up to %d ms", endpoint,
+                      BUS_BIND_PATIENCE_MS);
+        said = true;
+        zclock_sleep (50); //  a retry's pace: nothing tells us when the holder lets go
+    }
+    return 0;
+}
+
 bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
 {
     bus_pub_t *self = calloc (1, sizeof *self);
@@ -178,7 +195,7 @@ bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
     self->pub = zsock_new (ZMQ_PUB);
     if (self->pub && opts->sndhwm > 0)
         zsock_set_sndhwm (self->pub, opts->sndhwm);
-    if (!self->pub || zsock_bind (self->pub, "%s", opts->pub_endpoint) < 0) {
+    if (!self->pub || bus_bind (self->pub, opts->pub_endpoint) < 0) {
         log_error ("bus", "stream %s: cannot bind PUB %s: %s", self->stream, opts->pub_endpoint,
                    zmq_strerror (zmq_errno ()));
         bus_pub_destroy (&self);

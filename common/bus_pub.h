@@ -52,6 +52,13 @@ typedef struct _bus_pub_t bus_pub_t;
 //  Opens the journal (recovering it), binds both sockets, starts the replay thread.
 //  NULL on error, logged.
 bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts);
+
+//  zsock_bind (sock is a zsock_t *), tried again while the address is in use, for up to
+//  BUS_BIND_PATIENCE_MS: a producer restarted at once after a crash can find its ports held for
+//  a moment by what it left behind (a snapshot writer the kernel has not finished killing).
+//  0, or -1 with zmq_errno () saying why.
+#define BUS_BIND_PATIENCE_MS 5000
+int bus_bind (void *sock, const char *endpoint);
 void bus_pub_destroy (bus_pub_t **self_p);
 
 //  Recovery is over: replay may serve the journal up to its end.

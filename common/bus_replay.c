@@ -183,7 +183,7 @@ static void s_actor (zsock_t *pipe, void *arg)
         zsock_set_sndhwm (self.router, S_SNDHWM);
         zsock_set_router_mandatory (self.router, 1);
     }
-    if (!self.router || zsock_bind (self.router, "%s", self.args->endpoint) < 0) {
+    if (!self.router || bus_bind (self.router, self.args->endpoint) < 0) {
         log_error ("replay", "stream %s: cannot bind %s: %s", self.args->stream,
                    self.args->endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&self.router);

@@ -126,10 +126,13 @@ static void s_child (snapshot_writer_t *self, int hash_fd, uint64_t seq, int64_t
     //  The child shares every descriptor of the parent, its listening sockets among them. Were
     //  the parent killed while the child still writes, the ports would stay bound until the
     //  child is gone too, and a restart at once would find them in use. It needs none of them:
-    //  only the pipe for the hash, and stderr for a failure.
+    //  only the pipe for the hash, and stderr for a failure. The parent waits for the byte
+    //  that says they are closed (snapshot_writer_start).
     if (hash_fd > STDERR_FILENO + 1)
         close_range (STDERR_FILENO + 1, (unsigned) hash_fd - 1, 0);
     close_range ((unsigned) hash_fd + 1, ~0u, 0);
+    if (write (hash_fd, "", 1) != 1)
+        _exit (4);
     size_t size = 0;
     uint64_t hash = 0;
     uint8_t *body = serialise (state, &size, &hash);
@@ -253,6 +256,12 @@ int snapshot_writer_start (snapshot_writer_t *self, uint64_t seq, int64_t clock,
     if (pid == 0)
         s_child (self, fds[1], seq, clock, serialise, state);
     close (fds[1]);
+    //  Until the child has closed the descriptors it inherited, a kill of this process would
+    //  leave its ports bound by the child (s_child): wait for that (microseconds; EOF if the
+    //  child died first).
+    char closed;
+    while (read (fds[0], &closed, 1) < 0 && errno == EINTR)
+        ;
     self->hash_fd = fds[0];
     self->child = pid;
     self->child_seq = seq;

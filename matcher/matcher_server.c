@@ -729,7 +729,7 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         self->metrics_server = matcher_metrics_serve (
             cfg->metrics_address, (int) cfg->matcher.metrics_port, &self->metrics);
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->router || zsock_bind (self->router, "%s", cfg->matcher.commands) < 0) {
+    if (!self->router || bus_bind (self->router, cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
                    zmq_strerror (zmq_errno ()));
         matcher_server_destroy (&self);
