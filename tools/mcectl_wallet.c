@@ -107,6 +107,25 @@ static int s_sign_challenge (mcectl_client_t *client, const uint8_t *seed, const
     return MCECTL_EXIT_OK;
 }
 
+//  What registering and changing wallet both send: the wallet of the keypair file, its
+//  signature of the gateway's challenge for (wallet, user), and the password from stdin (the
+//  caller wipes it). The key is wiped here. 0, or the exit status after saying why not.
+static int s_prove (mcectl_client_t *client, const char *keypair, const char *user,
+                    char wallet[AUTH_WALLET_MAX], char signature[AUTH_SIGNATURE_TEXT_MAX],
+                    char password[AUTH_PASSWORD_MAX + 2])
+{
+    uint8_t seed[AUTH_SEED_BYTES];
+    int rc = s_keypair (keypair, seed, wallet);
+    if (rc)
+        return rc;
+    if ((rc = mcectl_password_stdin (password, AUTH_PASSWORD_MAX + 2)) == 0)
+        rc = s_sign_challenge (client, seed, wallet, user, signature);
+    auth_wipe (seed, sizeof seed);
+    if (rc)
+        auth_wipe (password, AUTH_PASSWORD_MAX + 2);
+    return rc;
+}
+
 //  Prints the answer: its JSON with --json, else line (with the user and wallet).
 static void s_print (mcectl_client_t *client, json_t *reply, const char *what)
 {
@@ -132,19 +151,11 @@ int mcectl_register (mcectl_client_t *client, int argc, char **argv)
         fprintf (stderr, "mcectl: username %s\n", why);
         return MCECTL_EXIT_USAGE;
     }
-    uint8_t seed[AUTH_SEED_BYTES];
     char wallet[AUTH_WALLET_MAX], signature[AUTH_SIGNATURE_TEXT_MAX],
         password[AUTH_PASSWORD_MAX + 2];
-    int rc = s_keypair (keypair, seed, wallet);
+    int rc = s_prove (client, keypair, name, wallet, signature, password);
     if (rc)
         return rc;
-    if ((rc = mcectl_password_stdin (password, sizeof password)) ||
-        (rc = s_sign_challenge (client, seed, wallet, name, signature))) {
-        auth_wipe (seed, sizeof seed);
-        auth_wipe (password, sizeof password);
-        return rc;
-    }
-    auth_wipe (seed, sizeof seed);
     json_t *body = json_pack ("{s:s,s:s,s:s,s:s}", "username", name, "password", password, "wallet",
                               wallet, "signature", signature),
            *reply;
@@ -201,20 +212,12 @@ int mcectl_wallet (mcectl_client_t *client, int argc, char **argv)
         fprintf (stderr, "mcectl: the token names no user\n");
         return MCECTL_EXIT_USAGE;
     }
-    uint8_t seed[AUTH_SEED_BYTES];
+    //  the user's password too: a token alone does not move where the money is paid
     char wallet[AUTH_WALLET_MAX], signature[AUTH_SIGNATURE_TEXT_MAX],
         password[AUTH_PASSWORD_MAX + 2];
-    int rc = s_keypair (keypair, seed, wallet);
+    int rc = s_prove (client, keypair, user, wallet, signature, password);
     if (rc)
         return rc;
-    //  the user's password too: a token alone does not move where the money is paid
-    if ((rc = mcectl_password_stdin (password, sizeof password)) ||
-        (rc = s_sign_challenge (client, seed, wallet, user, signature))) {
-        auth_wipe (seed, sizeof seed);
-        auth_wipe (password, sizeof password);
-        return rc;
-    }
-    auth_wipe (seed, sizeof seed);
     json_t *body = json_pack ("{s:s,s:s,s:s}", "wallet", wallet, "signature", signature, "password",
                               password),
            *reply;
