@@ -17,8 +17,8 @@
 
     Balance events. A command touches a few (user, asset) pairs. The first touch in a command
     records the balance as it was (a generation number per entry makes "first touch" one
-    compare), and at the end of the command the engine emits one event per pair that changed,
-    with the new balance and the change.
+    compare); after the command the list is what the engine reports, and each pair that
+    changed becomes one balance event with the new balance and the change.
 */
 #ifndef MCE_ACCOUNTS_H
 #define MCE_ACCOUNTS_H

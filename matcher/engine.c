@@ -12,9 +12,9 @@
     accounts    in markets with escrow, an order reserves what it may need (accounts.h) before
                 it can trade: a buy the payment at its limit, a sell its energy; every fill,
                 cancel, expiry, amend and auction clearing below the limit releases what is
-                no longer needed, in the same step. A command ends with one balance event
-                per (user, asset) it changed, after its other events. Those events carry the
-                end state and its change, so a new order's own balance, checked for its hold
+                no longer needed, in the same step. A command ends with one balance change
+                per (user, asset) it changed, after its other events. Those carry the end
+                state and its change, so a new order's own balance, checked for its hold
                 before it trades, moves once when its command is decided (s_settle_taker).
 
     Events are appended to one reused array, so a command costs no allocation once warm.
@@ -176,51 +176,33 @@ static proto_asset_t s_asset (int index)
     return index == 0 ? PROTO_ASSET_ENERGY : PROTO_ASSET_PAYMENT;
 }
 
-//  One balance event per (user, asset) the command changed, in the order first touched.
-//  With escrow these are about a third of a busy book's events, so they are written the cheap
-//  way: room for all of them is made once, and each event's every field (zeros included) is
-//  stored once into its slot, where s_event would clear the slot first and store again.
-static void s_balance_events (engine_t *self)
+bool engine_result_balance (const engine_t *self, uint32_t index, engine_balance_t *out)
 {
-    accounts_t *acc = &self->accounts;
-    size_t n = acc->touch_count;
-    if (self->event_count + n > self->event_cap)
-        s_events_grow (self, n);
-    engine_event_t *ev = self->events + self->event_count;
-    const accounts_entry_t *entries = acc->entries;
-    for (const accounts_touch_t *t = acc->touches, *end = t + n; t < end; t++) {
-        const accounts_balance_t *now = &entries[t->user].asset[t->asset];
-        int64_t d_available = now->available - t->before.available;
-        int64_t d_reserved = now->reserved - t->before.reserved;
-        if ((d_available | d_reserved) == 0)
-            continue;
-        ev->kind = ENGINE_EV_BALANCE;
-        ev->side = (uint8_t) s_asset (t->asset);
-        ev->reason = t->cause;
-        ev->flag = 0;
-        ev->market = t->market;
-        ev->user = t->user;
-        ev->user2 = 0;
-        ev->count = 0;
-        ev->epoch = d_reserved;
-        ev->order_id = t->ref;
-        ev->order_id2 = 0;
-        ev->trade_id = 0;
-        ev->qty = now->available;
-        ev->price = d_available;
-        ev->value = now->reserved;
-        ev++;
-    }
-    self->event_count = (uint32_t) (ev - self->events);
-    acc->touch_count = 0;
+    assert (index < self->result.balance_count);
+    const accounts_touch_t *t = &self->accounts.touches[index];
+    const accounts_balance_t *now = &self->accounts.entries[t->user].asset[t->asset];
+    int64_t d_available = now->available - t->before.available;
+    int64_t d_reserved = now->reserved - t->before.reserved;
+    if ((d_available | d_reserved) == 0)
+        return false;
+    *out = (engine_balance_t){.user = t->user,
+                              .market = t->market,
+                              .asset = s_asset (t->asset),
+                              .cause = (proto_balance_cause_t) t->cause,
+                              .ref = t->ref,
+                              .available = now->available,
+                              .reserved = now->reserved,
+                              .d_available = d_available,
+                              .d_reserved = d_reserved};
+    return true;
 }
 
+//  The touched balances stay in the accounts' list until the next command's s_begin.
 static const engine_result_t *s_finish (engine_t *self)
 {
-    if (self->accounts.touch_count) //  none without escrow, nor in a refused command
-        s_balance_events (self);
     self->result.events = self->events;
     self->result.event_count = self->event_count;
+    self->result.balance_count = (uint32_t) self->accounts.touch_count;
     return &self->result;
 }
 

@@ -39,11 +39,6 @@ typedef enum {
     ENGINE_EV_EPOCH,        //  reason (proto_epoch_phase_t), epoch, price (clearing, 0 = none),
                             //  qty (volume), count (trades)
     ENGINE_EV_MARKET,       //  reason (proto_market_status_t), flag (proto_control_action_t), user
-    ENGINE_EV_BALANCE,      //  user, side (proto_asset_t), reason (proto_balance_cause_t),
-                            //  order_id (ref), market (UINT32_MAX = none), qty (available now),
-                            //  value (reserved now), price (change of available), epoch (change
-                            //  of reserved); one per (user, asset) a command changed, after all
-                            //  of its other events
     ENGINE_EV_WITHDRAWAL,   //  order_id (withdrawal id), user, side (proto_asset_t), qty (amount),
                             //  reason (proto_withdrawal_phase_t)
 } engine_event_kind_t;
@@ -64,10 +59,23 @@ typedef struct {
     int64_t value;
 } engine_event_t;
 
+//  A (user, asset) balance a command changed: where it ended and by how much. These follow a
+//  command's events (engine_result_balance), one per pair, in the order first touched.
+typedef struct {
+    uint32_t user;
+    uint32_t market; //  of the order or trade behind it; UINT32_MAX = none
+    proto_asset_t asset;
+    proto_balance_cause_t cause;
+    uint64_t ref;                    //  order, trade, deposit or withdrawal id, per cause
+    int64_t available, reserved;     //  after the command
+    int64_t d_available, d_reserved; //  the change
+} engine_balance_t;
+
 //  What the command's sender is told (the reply), besides the events.
 typedef struct {
     const engine_event_t *events; //  valid until the next call
     uint32_t event_count;
+    uint32_t balance_count; //  balances touched, read with engine_result_balance
     bool rejected;
     bool duplicate;               //  a resubmitted client_order_id: the first answer, no events
     proto_reject_reason_t reason; //  when rejected
@@ -96,6 +104,12 @@ typedef struct {
 } engine_order_t;
 
 typedef struct _engine_t engine_t;
+
+//  The index-th balance the last command touched (index < balance_count), or false when it
+//  ended where it began (nothing to publish). The engine keeps a list of the pairs it touched
+//  and builds each change only here: the matcher turns it straight into its bus message,
+//  and a command that publishes nothing (a benchmark) pays only for the list.
+bool engine_result_balance (const engine_t *self, uint32_t index, engine_balance_t *out);
 
 //  An engine for the markets of cfg (copied). NULL when out of memory.
 engine_t *engine_new (const mce_config_t *cfg);

@@ -216,21 +216,6 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             s->action = ev->flag;
             break;
         }
-        case ENGINE_EV_BALANCE: {
-            m->kind = PROTO_balance;
-            proto_balance_t *b = &m->balance;
-            s_copy (b->user, sizeof b->user, user);
-            if (ev->market < (uint32_t) self->cfg->market_count)
-                s_copy (b->market, sizeof b->market, market);
-            b->asset = ev->side;
-            b->available = ev->qty;
-            b->reserved = ev->value;
-            b->d_available = ev->price;
-            b->d_reserved = ev->epoch;
-            b->cause = ev->reason;
-            b->ref = ev->order_id;
-            break;
-        }
         case ENGINE_EV_WITHDRAWAL: {
             m->kind = PROTO_withdrawal;
             proto_withdrawal_t *w = &m->withdrawal;
@@ -345,14 +330,43 @@ static int s_clock (matcher_server_t *self)
     return s_record (self, &m);
 }
 
-//  Records the events of one engine call; returns the seq of the first (0 if none).
+//  The bus message for a balance the command changed.
+static void s_balance_to_proto (matcher_server_t *self, const engine_balance_t *b, proto_msg_t *m)
+{
+    m->kind = PROTO_balance;
+    proto_balance_t *e = &m->balance;
+    memset (e, 0, sizeof *e);
+    s_copy (e->user, sizeof e->user, engine_user_name (self->engine, b->user));
+    if (b->market < (uint32_t) self->cfg->market_count)
+        s_copy (e->market, sizeof e->market, engine_market_name (self->engine, b->market));
+    e->asset = b->asset;
+    e->available = b->available;
+    e->reserved = b->reserved;
+    e->d_available = b->d_available;
+    e->d_reserved = b->d_reserved;
+    e->cause = b->cause;
+    e->ref = b->ref;
+}
+
+//  Records the events of one engine call, then its balance changes; returns the seq of the
+//  first (0 if none).
 static int s_events (matcher_server_t *self, const engine_result_t *r, const proto_msg_t *cmd,
                      uint64_t *first_seq)
 {
     uint64_t first = 0;
+    proto_msg_t m;
     for (uint32_t i = 0; i < r->event_count; i++) {
-        proto_msg_t m;
         s_to_proto (self, &r->events[i], cmd, &m);
+        if (s_record (self, &m))
+            return -1;
+        if (!first)
+            first = proto_msg_seq (&m);
+    }
+    for (uint32_t i = 0; i < r->balance_count; i++) {
+        engine_balance_t b;
+        if (!engine_result_balance (self->engine, i, &b))
+            continue;
+        s_balance_to_proto (self, &b, &m);
         if (s_record (self, &m))
             return -1;
         if (!first)
@@ -370,7 +384,7 @@ static int s_events (matcher_server_t *self, const engine_result_t *r, const pro
 static int s_advance (matcher_server_t *self)
 {
     const engine_result_t *r = engine_advance (self->engine, self->now);
-    if (r->event_count == 0)
+    if (r->event_count == 0 && r->balance_count == 0)
         return 0;
     if (s_clock (self))
         return -1;

@@ -134,18 +134,21 @@ static void s_assert_balance (uint32_t user, proto_asset_t asset, int64_t availa
                   proto_asset_name (asset), (long long) r, (long long) reserved);
 }
 
-//  The balance event of (user, asset) among a result's events, or NULL.
-static const engine_event_t *s_balance_event (const engine_result_t *r, uint32_t user,
-                                              proto_asset_t asset)
+//  The change of (user, asset) among a result's balances, or NULL.
+static const engine_balance_t *s_balance_event (const engine_result_t *r, uint32_t user,
+                                                proto_asset_t asset)
 {
-    const engine_event_t *found = NULL;
-    for (uint32_t i = 0; i < r->event_count; i++)
-        if (r->events[i].kind == ENGINE_EV_BALANCE && r->events[i].user == user &&
-            r->events[i].side == asset) {
-            cr_assert_null (found, "one balance event per user and asset and command");
-            found = &r->events[i];
+    static engine_balance_t found;
+    bool seen = false;
+    for (uint32_t i = 0; i < r->balance_count; i++) {
+        engine_balance_t b;
+        if (engine_result_balance (s_e, i, &b) && b.user == user && b.asset == asset) {
+            cr_assert (!seen, "one balance change per user and asset and command");
+            found = b;
+            seen = true;
         }
-    return found;
+    }
+    return seen ? &found : NULL;
 }
 
 TestSuite (escrow, .init = s_setup, .fini = s_teardown);
@@ -178,19 +181,21 @@ Test (escrow, a_fill_pays_the_trade_and_frees_what_the_limit_held_beyond_it)
     cr_assert_eq (r->filled, 4000);
     s_assert_balance (s_alice, P, 1000000 - 600000 - 200000, 200000);
     s_assert_balance (s_bob, E, 6000, 0);
-    const engine_event_t *ev = s_balance_event (r, s_alice, P);
+    const engine_balance_t *ev = s_balance_event (r, s_alice, P);
     cr_assert_not_null (ev);
-    cr_assert_eq (ev->reason, PROTO_BALANCE_CAUSE_ORDER);
-    cr_assert_eq (ev->qty, 200000);
-    cr_assert_eq (ev->value, 200000);
-    cr_assert_eq (ev->price, -800000, "change of available");
-    cr_assert_eq (ev->epoch, 200000, "change of reserved");
+    cr_assert_eq (ev->cause, PROTO_BALANCE_CAUSE_ORDER);
+    cr_assert_eq (ev->available, 200000);
+    cr_assert_eq (ev->reserved, 200000);
+    cr_assert_eq (ev->d_available, -800000, "change of available");
+    cr_assert_eq (ev->d_reserved, 200000, "change of reserved");
+    cr_assert_eq (ev->ref, r->order_id);
     ev = s_balance_event (r, s_bob, E);
     cr_assert_not_null (ev);
-    cr_assert_eq (ev->reason, PROTO_BALANCE_CAUSE_TRADE);
-    cr_assert_eq (ev->epoch, -4000);
-    cr_assert_eq (r->events[r->event_count - 1].kind, ENGINE_EV_BALANCE,
-                  "balance events come last");
+    cr_assert_eq (ev->cause, PROTO_BALANCE_CAUSE_TRADE);
+    cr_assert_eq (ev->d_reserved, -4000);
+    engine_balance_t first;
+    cr_assert (engine_result_balance (s_e, 0, &first));
+    cr_assert_eq (first.user, s_alice, "the taker's own balance is touched first");
 }
 
 Test (escrow, cancel_and_expiry_release_exactly_the_hold)
@@ -202,7 +207,7 @@ Test (escrow, cancel_and_expiry_release_exactly_the_hold)
     r = engine_cancel (s_e, 0, s_alice, false, id, T0 + 2);
     cr_assert (!r->rejected);
     s_assert_balance (s_alice, P, 500000, 0);
-    cr_assert_eq (s_balance_event (r, s_alice, P)->reason, PROTO_BALANCE_CAUSE_RELEASE);
+    cr_assert_eq (s_balance_event (r, s_alice, P)->cause, PROTO_BALANCE_CAUSE_RELEASE);
     //  expiry at expires_at, then at the epoch's close
     engine_order_t o = {.user = s_alice,
                         .side = PROTO_SIDE_BUY,
@@ -301,8 +306,8 @@ Test (escrow, a_deposit_is_credited_once_per_id_in_any_order)
 {
     const engine_result_t *r = engine_deposit (s_e, s_bob, E, 5000, 3, T0 + 1);
     cr_assert (!r->rejected && !r->duplicate);
-    cr_assert_eq (s_balance_event (r, s_bob, E)->reason, PROTO_BALANCE_CAUSE_DEPOSIT);
-    cr_assert_eq (s_balance_event (r, s_bob, E)->order_id, 3);
+    cr_assert_eq (s_balance_event (r, s_bob, E)->cause, PROTO_BALANCE_CAUSE_DEPOSIT);
+    cr_assert_eq (s_balance_event (r, s_bob, E)->ref, 3);
     cr_assert (engine_deposit (s_e, s_bob, E, 5000, 3, T0 + 1)->duplicate);
     cr_assert (!engine_deposit (s_e, s_bob, E, 1000, 1, T0 + 1)->duplicate);
     cr_assert (!engine_deposit (s_e, s_bob, E, 1000, 2, T0 + 1)->duplicate);

@@ -70,6 +70,10 @@ typedef struct {
     int64_t deposited[2], withdrawn[2], traded[2]; //  energy Wh, payment µ
 } ref_t;
 
+//  The engine reports balance changes beside its events (engine_result_balance); here they are
+//  events of one more kind, so that both lists are compared in one pass.
+#define R_EV_BALANCE 100
+
 static engine_event_t *r_ev (ref_t *r, engine_event_kind_t kind)
 {
     cr_assert_lt (r->nev, 4096);
@@ -221,7 +225,7 @@ static void r_balance_events (ref_t *r)
         int64_t a = r->avail[t->user][t->asset], v = r->resv[t->user][t->asset];
         if (a == t->avail && v == t->resv)
             continue;
-        engine_event_t *e = r_ev (r, ENGINE_EV_BALANCE);
+        engine_event_t *e = r_ev (r, (engine_event_kind_t) R_EV_BALANCE);
         e->user = t->user;
         e->side = (uint8_t) (t->asset ? PROTO_ASSET_PAYMENT : PROTO_ASSET_ENERGY);
         e->reason = t->cause;
@@ -563,23 +567,52 @@ static void s_dump (const char *who, const engine_event_t *ev, size_t n)
                  (long) ev[i].price, ev[i].reason, ev[i].count, ev[i].flag);
 }
 
-static void s_compare (const engine_result_t *got, const ref_t *want, uint64_t op)
+//  The engine's events, then its balance changes as events of kind R_EV_BALANCE.
+static size_t s_engine_events (const engine_t *e, const engine_result_t *got, engine_event_t *out,
+                               size_t max)
 {
-    if (got->event_count != want->nev) {
-        s_dump ("engine", got->events, got->event_count);
+    cr_assert_leq (got->event_count + got->balance_count, max);
+    memcpy (out, got->events, got->event_count * sizeof *out);
+    size_t n = got->event_count;
+    for (uint32_t i = 0; i < got->balance_count; i++) {
+        engine_balance_t b;
+        if (!engine_result_balance (e, i, &b))
+            continue;
+        engine_event_t *ev = &out[n++];
+        memset (ev, 0, sizeof *ev);
+        ev->kind = R_EV_BALANCE;
+        ev->user = b.user;
+        ev->side = (uint8_t) b.asset;
+        ev->reason = (uint8_t) b.cause;
+        ev->order_id = b.ref;
+        ev->qty = b.available;
+        ev->value = b.reserved;
+        ev->price = b.d_available;
+        ev->epoch = b.d_reserved;
+    }
+    return n;
+}
+
+static void s_compare (const engine_t *e, const engine_result_t *result, const ref_t *want,
+                       uint64_t op)
+{
+    static engine_event_t got[4096 + 128];
+    size_t n = s_engine_events (e, result, got, sizeof got / sizeof *got);
+    if (n != want->nev) {
+        s_dump ("engine", got, n);
         s_dump ("reference", want->ev, want->nev);
     }
-    cr_assert_eq (got->event_count, want->nev, "op %lu: %u events, reference %zu",
-                  (unsigned long) op, got->event_count, want->nev);
+    cr_assert_eq (n, want->nev, "op %lu: %zu events, reference %zu", (unsigned long) op, n,
+                  want->nev);
     for (size_t i = 0; i < want->nev; i++) {
-        const engine_event_t *g = &got->events[i], *w = &want->ev[i];
+        const engine_event_t *g = &got[i], *w = &want->ev[i];
         cr_assert_eq (g->kind, w->kind, "op %lu event %zu: kind %d vs %d", (unsigned long) op, i,
                       g->kind, w->kind);
         bool same = g->order_id == w->order_id && g->order_id2 == w->order_id2 &&
                     g->user == w->user && g->user2 == w->user2 && g->qty == w->qty &&
                     g->price == w->price && g->value == w->value && g->reason == w->reason &&
                     g->side == w->side && g->count == w->count && g->trade_id == w->trade_id &&
-                    g->flag == w->flag && (g->kind != ENGINE_EV_BALANCE || g->epoch == w->epoch);
+                    g->flag == w->flag && (g->kind != R_EV_BALANCE || g->epoch == w->epoch);
         cr_assert (same,
                    "op %lu event %zu (kind %d) differs: order %lu/%lu vs %lu/%lu, qty %ld vs %ld, "
                    "price %ld vs %ld, reason %d vs %d, count %u vs %u, user %u vs %u",
@@ -641,7 +674,7 @@ static void s_run (int rule, int stp, uint64_t ops, uint64_t seed, bool escrow, 
                 e, u, asset ? PROTO_ASSET_PAYMENT : PROTO_ASSET_ENERGY, amount, ++deposit_id, now);
             r_deposit (r, u, asset, amount, deposit_id);
             r_balance_events (r);
-            s_compare (got, r, 0);
+            s_compare (e, got, r, 0);
         }
     for (uint64_t op = 0; op < ops; op++) {
         r->nev = 0;
@@ -728,7 +761,7 @@ static void s_run (int rule, int stp, uint64_t ops, uint64_t seed, bool escrow, 
         }
         r_balance_events (r);
         refused += got->rejected && got->reason == PROTO_REJECT_REASON_INSUFFICIENT_BALANCE;
-        s_compare (got, r, op);
+        s_compare (e, got, r, op);
         //  now moves on a little with every command, so orders expire in passing too
         now += 1 + (int64_t) (s_rand () % 200);
         if (op % 256 == 0) {
@@ -752,7 +785,7 @@ static void s_run (int rule, int stp, uint64_t ops, uint64_t seed, bool escrow, 
         const engine_result_t *got = engine_cancel (e, 0, user, false, id, now);
         r_cancel (r, user, id);
         r_balance_events (r);
-        s_compare (got, r, ops + left);
+        s_compare (e, got, r, ops + left);
     }
     cr_assert_eq (engine_resting (e), 0, "nothing rests in the engine either");
     //  Nothing is held once nothing rests, and every token is accounted for.
