@@ -41,6 +41,30 @@ bool log_enabled (int level)
     return level <= atomic_load_explicit (&s_level, memory_order_relaxed);
 }
 
+//  Appends text to line (from len, up to size) with every control character written as \xNN:
+//  log text quotes what outsiders sent (a URL path, a topic, a user id), and a newline or an
+//  escape sequence there must not forge a line or drive a terminal. Stops before an escape
+//  that would not fit whole. Returns the new length.
+static size_t s_escape (char *line, size_t len, size_t size, const char *text, size_t text_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < text_len; i++) {
+        unsigned char c = (unsigned char) text[i];
+        bool control = c < 0x20 || c == 0x7f;
+        if (len + (control ? 4 : 1) > size)
+            break;
+        if (!control) {
+            line[len++] = (char) c;
+            continue;
+        }
+        line[len++] = '\\';
+        line[len++] = 'x';
+        line[len++] = hex[c >> 4];
+        line[len++] = hex[c & 15];
+    }
+    return len;
+}
+
 void log_emit (int level, const char *module, const char *fmt, ...)
 {
     static const char *tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
@@ -55,13 +79,13 @@ void log_emit (int level, const char *module, const char *fmt, ...)
                       "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %s %s %s: ", tm.tm_year + 1900,
                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                       ts.tv_nsec / 1000, tags[level], s_process, module);
+    char text[LOG_LINE_MAX];
     va_list ap;
     va_start (ap, fmt);
-    int m = vsnprintf (line + n, sizeof line - (size_t) n - 1, fmt, ap);
+    int m = vsnprintf (text, sizeof text, fmt, ap);
     va_end (ap);
-    size_t len = (size_t) n + (m < 0 ? 0 : (size_t) m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2; //  truncated: keep the line whole and newline-terminated
+    size_t text_len = m < 0 ? 0 : (size_t) m < sizeof text ? (size_t) m : sizeof text - 1;
+    size_t len = s_escape (line, (size_t) n, sizeof line - 1, text, text_len);
     line[len++] = '\n';
     ssize_t rc = write (STDERR_FILENO, line, len);
     (void) rc; //  nowhere to report a failure to write the log
