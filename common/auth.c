@@ -23,6 +23,7 @@
 #include "proto.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
@@ -55,6 +56,7 @@ _Static_assert(AUTH_USERNAME_MAX < sizeof ((auth_claims_t *) 0)->sub, "sub holds
 #define S_NO_EXP        "missing claim exp"
 #define S_BAD_IAT       "bad claim iat"
 #define S_EXPIRED       "expired"
+#define S_FUTURE_IAT    "issued in the future"
 #define S_SHORT_SECRET  "server secret too short"
 
 int auth_init (void)
@@ -108,6 +110,27 @@ int auth_password_hash (const char *password, auth_cost_t cost, char out[AUTH_HA
                                crypto_pwhash_ALG_ARGON2ID13) != 0)
         return -1;
     return 0;
+}
+
+const char *auth_password_decoy (auth_cost_t cost)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static char decoys[AUTH_COST_TEST + 1][AUTH_HASH_MAX];
+    if ((int) cost < 0 || cost > AUTH_COST_TEST)
+        return NULL;
+    pthread_mutex_lock (&lock);
+    if (!decoys[cost][0]) {
+        uint8_t random[16];
+        char password[2 * sizeof random + 1];
+        randombytes_buf (random, sizeof random);
+        sodium_bin2hex (password, sizeof password, random, sizeof random);
+        if (auth_password_hash (password, cost, decoys[cost]))
+            decoys[cost][0] = '\0';
+        sodium_memzero (password, sizeof password);
+        sodium_memzero (random, sizeof random);
+    }
+    pthread_mutex_unlock (&lock);
+    return decoys[cost][0] ? decoys[cost] : NULL;
 }
 
 bool auth_password_verify (const char *hash, const char *password)
@@ -456,6 +479,10 @@ static const char *s_read_claims (jwt_t *jwt, int64_t now_s, auth_claims_t *clai
         problem = S_BAD_IAT;
     else if (json_integer_value (exp) <= now_s)
         problem = S_EXPIRED;
+    //  A token dated ahead of our clock by more than clocks drift apart was minted with a
+    //  wrong clock or to outlive its stated life: refused either way.
+    else if (now_s > 0 && json_integer_value (iat) > now_s + AUTH_CLOCK_SKEW_S)
+        problem = S_FUTURE_IAT;
     else {
         //  auth_check_username bounded the length well inside claims->sub
         memcpy (claims->sub, json_string_value (sub), json_string_length (sub) + 1);

@@ -86,6 +86,12 @@ int auth_cost_parse (const char *name, auth_cost_t *out);
 //  memory for the hash cannot be had. Check the password with auth_check_password first.
 int auth_password_hash (const char *password, auth_cost_t cost, char out[AUTH_HASH_MAX]);
 
+//  A hash at `cost` of a random password nobody knows (made on the first call for each cost,
+//  then kept): a login for an unknown username is checked against it, so that it costs what
+//  a wrong password costs for a user who exists, whatever password_cost is configured. NULL
+//  when the hash could not be made (no memory).
+const char *auth_password_decoy (auth_cost_t cost);
+
 //  True when password matches hash (a string from auth_password_hash, e.g. read back from
 //  the database). False for a wrong password, and for a hash that is not one of ours,
 //  empty, NULL or longer than AUTH_HASH_MAX - 1.
@@ -132,8 +138,13 @@ int auth_keypair_parse (const char *text, size_t len, uint8_t seed[AUTH_SEED_BYT
 int auth_jwt_mint (const uint8_t *secret, size_t secret_len, const auth_claims_t *claims, char *out,
                    size_t size);
 
+//  How far ahead of our clock a token's iat may be: the drift between two hosts' NTP clocks.
+#define AUTH_CLOCK_SKEW_S 60
+
 //  Checks token_len bytes of token (need not be NUL-terminated) against secret at time
-//  now_s (Unix seconds). Returns 0 and fills *claims when the token is ours and current.
+//  now_s (Unix seconds; 0 checks neither expiry nor issue time, for leaving a subscription
+//  with a token that has expired since). Returns 0 and fills *claims when the token is ours
+//  and current.
 //  Otherwise returns -1, leaves *claims untouched and sets *reason (when reason is not NULL)
 //  to one of these borrowed static strings:
 //      "malformed token"      not three base64url parts, longer than AUTH_JWT_MAX, a header
@@ -145,6 +156,7 @@ int auth_jwt_mint (const uint8_t *secret, size_t secret_len, const auth_claims_t
 //      "missing claim iat"    no integer "iat"; "missing claim exp": no integer "exp"
 //      "bad claim iat"        iat negative or after exp
 //      "expired"              exp <= now_s
+//      "issued in the future" iat > now_s + AUTH_CLOCK_SKEW_S
 //      "server secret too short"   secret_len < AUTH_JWT_SECRET_MIN (a configuration error)
 int auth_jwt_verify (const uint8_t *secret, size_t secret_len, const char *token, size_t token_len,
                      int64_t now_s, auth_claims_t *claims, const char **reason);

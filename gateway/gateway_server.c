@@ -878,6 +878,12 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         gateway_server_destroy (&self);
         return NULL;
     }
+    //  made now, so that the first login for an unknown user is not the one that pays for it
+    if (!auth_password_decoy ((auth_cost_t) cfg->gateway.password_cost)) {
+        log_error ("gateway", "cannot make the password decoy (out of memory)");
+        gateway_server_destroy (&self);
+        return NULL;
+    }
     self->link = matcher_link_new (cfg->matcher.commands, (int) cfg->gateway.request_timeout_ms,
                                    (int) cfg->gateway.max_in_flight);
     self->settler = settler_link_new (cfg->settler.commands, (int) cfg->gateway.request_timeout_ms);

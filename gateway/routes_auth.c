@@ -336,10 +336,6 @@ static void s_challenge_run (gateway_job_t *base, pg_t *pg)
 static void s_login_run (gateway_job_t *base, pg_t *pg)
 {
     s_job_t *job = (s_job_t *) base;
-    //  A valid hash of a password nobody knows: verifying against it costs what a real check
-    //  costs, so an unknown username answers no faster than a wrong password.
-    static const char *const decoy = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
-                                     "tgqQrGMaBqEWDzk9k9vbzbvpyJXhvoBkIEIw8oJlHgA";
     if (!pg) {
         s_set_database (job, pg);
         return;
@@ -352,7 +348,9 @@ static void s_login_run (gateway_job_t *base, pg_t *pg)
         return;
     }
     bool found = pg_rows (r) == 1;
-    const char *hash = found ? pg_value (r, 0, 0) : decoy;
+    //  An unknown username is checked against a hash of the configured cost, so it answers
+    //  no faster than a wrong password does.
+    const char *hash = found ? pg_value (r, 0, 0) : auth_password_decoy (job->cost);
     bool ok = auth_password_verify (hash, job->password) && found;
     if (ok) {
         s_set (job, MHD_HTTP_OK, "", "");
@@ -569,6 +567,7 @@ enum MHD_Result routes_auth_login (gateway_request_t *req)
         s_field (req, root, "password", auth_check_password, job->password, sizeof job->password))
         return s_refused (job, root);
     json_decref (root);
+    job->cost = (auth_cost_t) gateway_server_config (req->server)->gateway.password_cost;
     return s_submit (req, job, s_login_run);
 }
 

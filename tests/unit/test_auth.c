@@ -557,6 +557,44 @@ Test (auth, jwt_header_tricks)
     cr_assert_eq (auth_jwt_verify (SECRET, token, strlen (token), NOW, &claims, NULL), 0);
 }
 
+//  An unknown username is checked against the decoy: it must cost what the configured cost
+//  costs (a decoy at another cost would tell by its timing whether a user exists) and match
+//  no password.
+Test (auth, the_password_decoy_has_the_configured_cost)
+{
+    const char *test = auth_password_decoy (AUTH_COST_TEST);
+    const char *interactive = auth_password_decoy (AUTH_COST_INTERACTIVE);
+    cr_assert_not_null (test);
+    cr_assert_not_null (interactive);
+    char real[AUTH_HASH_MAX];
+    cr_assert_eq (auth_password_hash ("correct horse battery", AUTH_COST_TEST, real), 0);
+    //  the same parameters as a real hash of that cost: "$argon2id$v=19$m=...,t=...,p=1$"
+    cr_assert_eq (strncmp (test, real, (size_t) (strrchr (real, '$') - real - 22)), 0,
+                  "%s against %s", test, real);
+    cr_assert_not_null (strstr (interactive, "$m=65536,t=2,p=1$"), "%s", interactive);
+    cr_assert (!auth_password_verify (test, ""));
+    cr_assert (!auth_password_verify (test, "correct horse battery"));
+    cr_assert_eq (auth_password_decoy (AUTH_COST_TEST), test, "made once, then kept");
+    cr_assert_null (auth_password_decoy ((auth_cost_t) 7));
+}
+
+//  A token from a host whose clock runs a little ahead of ours is still good.
+Test (auth, jwt_allows_a_little_clock_skew)
+{
+    char token[1024];
+    s_hs256_token (s_header,
+                   "{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1700000060,\"exp\":1700007200}",
+                   SECRET, token, sizeof token);
+    auth_claims_t claims;
+    cr_assert_eq (auth_jwt_verify (SECRET, token, strlen (token), NOW, &claims, NULL), 0);
+    cr_assert_eq (claims.iat, NOW + AUTH_CLOCK_SKEW_S);
+    //  at time 0 (leaving a subscription) neither expiry nor issue time is checked
+    s_hs256_token (s_header,
+                   "{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1700003600,\"exp\":1700007200}",
+                   SECRET, token, sizeof token);
+    cr_assert_eq (auth_jwt_verify (SECRET, token, strlen (token), 0, &claims, NULL), 0);
+}
+
 Test (auth, jwt_refuses_bad_claims)
 {
     //  All properly signed with our key: only the claim checks stand in the way.
@@ -590,6 +628,11 @@ Test (auth, jwt_refuses_bad_claims)
         {"{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1700003601,\"exp\":1700003600}",
          "bad claim iat"},
         {"{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1699990000,\"exp\":1699999999}", "expired"},
+        //  NOW is 1700000000: an hour ahead, and just past the allowed skew
+        {"{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1700003600,\"exp\":1700007200}",
+         "issued in the future"},
+        {"{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1700000061,\"exp\":1700007200}",
+         "issued in the future"},
         {"{\"sub\":\"alice\",\"role\":\"user\",\"iat\":0,\"exp\":-9223372036854775808}",
          "bad claim iat"},
         {"[]", "malformed token"}, //  libjwt 1.10 takes an array for a payload
