@@ -487,6 +487,8 @@ broadcaster_server_t *broadcaster_server_new (const mce_config_t *cfg)
     }
     zsock_set_xpub_verboser (self->xpub, 1); //  every subscribe and unsubscribe, counted
     zsock_set_sndhwm (self->xpub, 100000);
+    //  What a monitor sends is a subscription: a topic prefix, never longer than a topic.
+    zsock_set_maxmsgsize (self->xpub, 1024);
     if (zsock_bind (self->xpub, "%s", cfg->broadcaster.xpub) < 0) {
         log_error ("broadcaster", "cannot bind the monitors' XPUB on %s", cfg->broadcaster.xpub);
         broadcaster_server_destroy (&self);

@@ -182,6 +182,7 @@ static void s_actor (zsock_t *pipe, void *arg)
         //  vanished peer into an error instead of silently queueing for it.
         zsock_set_sndhwm (self.router, S_SNDHWM);
         zsock_set_router_mandatory (self.router, 1);
+        zsock_set_maxmsgsize (self.router, PROTO_MAX_SIZE); //  requests are small messages
     }
     if (!self.router || bus_bind (self.router, self.args->endpoint) < 0) {
         log_error ("replay", "stream %s: cannot bind %s: %s", self.args->stream,

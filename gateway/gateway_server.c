@@ -740,6 +740,35 @@ static enum MHD_Result s_dispatch (gateway_request_t *req)
 //  ---------------------------------------------------------------------------------------
 //  libmicrohttpd callbacks
 
+//  Two Content-Length headers that disagree leave where the body ends to whoever reads it:
+//  a proxy in front that takes the other one would see a second request smuggled inside
+//  this one. libmicrohttpd takes one of them, so the request is refused before any body.
+typedef struct {
+    const char *first;
+    bool conflict;
+} s_lengths_t;
+
+static enum MHD_Result s_length_seen (void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void) kind;
+    s_lengths_t *lengths = cls;
+    if (strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (!lengths->first)
+        lengths->first = value ? value : "";
+    else if (strcmp (lengths->first, value ? value : "") != 0)
+        lengths->conflict = true;
+    return MHD_YES;
+}
+
+static bool s_lengths_conflict (struct MHD_Connection *connection)
+{
+    s_lengths_t lengths = {NULL, false};
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_length_seen, &lengths);
+    return lengths.conflict;
+}
+
 static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -757,6 +786,9 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         req->route = -1;
         req->started = clock_mono_ns ();
         *con_cls = req;
+        if (s_lengths_conflict (connection))
+            return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+                                 "conflicting Content-Length headers");
         return MHD_YES;
     }
     if (req->suspended) {

@@ -424,6 +424,9 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
     zsock_set_plain_server (self->router, 1);
     zsock_set_router_mandatory (self->router, 0);
     zsock_set_sndhwm (self->router, 100000);
+    //  A frame longer than any message is refused by ZeroMQ from its header, before it is
+    //  buffered: a check after receiving would come after the memory was taken.
+    zsock_set_maxmsgsize (self->router, PROTO_MAX_SIZE);
     if (zsock_bind (self->router, "%s", cfg->gateway.native) < 0) {
         log_error ("gateway", "native port: cannot bind %s: %s", cfg->gateway.native,
                    zmq_strerror (zmq_errno ()));

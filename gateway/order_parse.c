@@ -92,6 +92,17 @@ static int s_decimal (json_t *root, const char *key, int scale, int64_t *value, 
 }
 
 //  A string of printable ASCII, 1..max characters. 1 present, 0 absent, -1 bad.
+//  Free text from a client (client_order_id, energy_source) is printable ASCII, whichever port
+//  it came in on: it is echoed in answers, on the bus and in logs and terminals.
+static int s_printable (const char *text, size_t len, const char *key, order_error_t *err)
+{
+    for (size_t i = 0; i < len; i++)
+        if (text[i] < 0x20 || text[i] > 0x7e)
+            return s_fail (err, 400, "bad_field", key,
+                           "%s may hold printable ASCII characters only", key);
+    return 0;
+}
+
 static int s_text (json_t *root, const char *key, char *out, size_t size, order_error_t *err)
 {
     json_t *v = json_object_get (root, key);
@@ -104,10 +115,8 @@ static int s_text (json_t *root, const char *key, char *out, size_t size, order_
     const char *s = json_string_value (v);
     if (n == 0 || n >= size)
         return s_fail (err, 400, "bad_field", key, "%s must be 1 to %zu characters", key, size - 1);
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x20 || s[i] > 0x7e)
-            return s_fail (err, 400, "bad_field", key,
-                           "%s may hold printable ASCII characters only", key);
+    if (s_printable (s, n, key, err))
+        return -1;
     memcpy (out, s, n + 1);
     return 1;
 }
@@ -257,8 +266,17 @@ int order_parse_new (const mce_config_t *cfg, const char *body, size_t len, int6
         }
         o->epoch = json_integer_value (epoch);
     }
-    else if (r == 1)
-        o->epoch = delivery / MCE_NS_PER_SEC / m->epoch_seconds;
+    else if (r == 1) {
+        //  Epoch 0 on the wire means "the current one", so a delivery_time in 1970 would land
+        //  there: any time before the current epoch is refused here, as the matcher would.
+        int64_t epoch_ns = (int64_t) m->epoch_seconds * MCE_NS_PER_SEC;
+        if (delivery / epoch_ns < now_ns / epoch_ns) {
+            s_fail (err, 422, "epoch_closed", "delivery_time",
+                    "delivery_time is before the current delivery epoch");
+            goto done;
+        }
+        o->epoch = delivery / epoch_ns;
+    }
     if (expires) {
         if (expires <= now_ns) {
             s_fail (err, 422, "expired", "expires_at", "expires_at is in the past");
@@ -329,6 +347,9 @@ int order_check_new (const mce_config_t *cfg, const proto_new_order_t *o, int64_
         return s_fail (err, 422, "expired", "expires_at", "expires_at is in the past");
     if (o->epoch < 0)
         return s_fail (err, 400, "bad_field", "epoch", "epoch must not be negative");
+    if (s_printable (o->client_order_id, strlen (o->client_order_id), "client_order_id", err) ||
+        s_printable (o->source, strlen (o->source), "energy_source", err))
+        return -1;
     return s_limits (m, o->qty, o->price, err);
 }
 

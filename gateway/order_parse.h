@@ -41,7 +41,8 @@ int order_parse_amend (const config_market_t *market, const char *body, size_t l
                        proto_msg_t *cmd, order_error_t *err);
 //  The checks order_parse_new makes after parsing, for a new_order that arrived already
 //  decoded (the native port): market, quantity and price against the market's limits,
-//  expires_at in the future. 0, or -1 with err filled.
+//  expires_at in the future, client_order_id and energy_source printable ASCII as over HTTP.
+//  0, or -1 with err filled.
 int order_check_new (const mce_config_t *cfg, const proto_new_order_t *o, int64_t now_ns,
                      order_error_t *err);
 //  The matcher's reject reason for an order_error_t code (malformed when none fits).

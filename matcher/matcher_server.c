@@ -743,6 +743,9 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
         self->metrics_server = matcher_metrics_serve (
             cfg->metrics_address, (int) cfg->matcher.metrics_port, &self->metrics);
     self->router = zsock_new (ZMQ_ROUTER);
+    //  A frame longer than any command is refused from its header, never buffered.
+    if (self->router)
+        zsock_set_maxmsgsize (self->router, PROTO_MAX_SIZE);
     if (!self->router || bus_bind (self->router, cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
                    zmq_strerror (zmq_errno ()));

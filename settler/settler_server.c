@@ -1425,6 +1425,8 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
         goto fail;
     if (cfg->settler.commands[0]) {
         self->admin = zsock_new (ZMQ_ROUTER);
+        if (self->admin)
+            zsock_set_maxmsgsize (self->admin, PROTO_MAX_SIZE);
         if (!self->admin || zsock_bind (self->admin, "%s", cfg->settler.commands) < 0) {
             log_error ("settler", "cannot bind settler.commands %s", cfg->settler.commands);
             goto fail;

@@ -371,6 +371,15 @@ Test (gateway, every_bad_request_gets_its_4xx_and_changes_nothing, .fini = s_fin
          "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
          "\"delivery_time\":\"tomorrow\"}",
          400, "bad_field", "delivery_time"},
+        //  1970 is epoch 0, which on the wire means "the current one": refused, not placed there
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"delivery_time\":\"1970-01-01T00:00:00Z\"}",
+         422, "epoch_closed", "delivery_time"},
+        {"POST", O, alice,
+         "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
+         "\"delivery_time\":\"2020-01-01T00:00:00Z\"}",
+         422, "epoch_closed", "delivery_time"},
         {"POST", O, alice,
          "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.1\","
          "\"expires_at\":\"2020-01-01T00:00:00Z\"}",

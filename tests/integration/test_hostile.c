@@ -1,0 +1,283 @@
+/*  test_hostile — what an outsider sends that we must not hold, believe or repeat, against the
+    real gateway and matcher (and Postgres): each case is an attack that got through once.
+
+    - two Content-Length headers that disagree: refused before any body is read (a proxy that
+      read the other one would see a request smuggled inside this one);
+    - control characters in a URL path: the access log quotes them escaped, so no forged line;
+    - frames far larger than any message, on the native order port and on the matcher's
+      command port: dropped from their header, never buffered (each process's peak memory is
+      read from /proc), and the port still serves others;
+    - control characters in the free text of an order on the native port: refused as HTTP
+      refuses them.
+*/
+#include "harness.h"
+#include "pgtest.h"
+#include "proto.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static pgtest_t s_server; //  the runner's (ReportHook), shared by the tests through the env
+static harness_t s_h;
+static char s_conninfo[PGTEST_CONNINFO_MAX];
+
+ReportHook (PRE_ALL) (struct criterion_test_set *tests)
+{
+    (void) tests;
+    if (pgtest_start (&s_server, NULL) || pgtest_export (&s_server))
+        fprintf (stderr, "test_hostile: no PostgreSQL: the tests will fail\n");
+}
+
+ReportHook (POST_ALL) (struct criterion_global_stats *stats)
+{
+    (void) stats;
+    pgtest_stop (&s_server);
+}
+
+static void s_fini (void)
+{
+    harness_cleanup (&s_h);
+}
+
+//  A fresh database, a matcher and a gateway (its access log on by default). Returns the
+//  gateway's index.
+static int s_start (const char *db)
+{
+    pgtest_t pg;
+    cr_assert_eq (pgtest_attach (&pg), 0, "no shared PostgreSQL");
+    cr_assert_eq (pgtest_create_db (&pg, db, s_conninfo, sizeof s_conninfo), 0);
+    char config[1024];
+    snprintf (config, sizeof config,
+              "markets = ( { id = \"campus-1\"; escrow = false; } );\n"
+              "postgres = { url = \"%s\"; };\n",
+              s_conninfo);
+    harness_init (&s_h, config);
+    harness_start (&s_h, "mce-matcher");
+    int gateway = harness_start (&s_h, "mce-gateway");
+    cr_assert (harness_wait_http (&s_h, "/api/health", HARNESS_DEADLINE_MS));
+    return gateway;
+}
+
+//  Sends raw bytes to the HTTP port and returns all the gateway answered before it closed
+//  the connection or the deadline passed (to free).
+static char *s_raw_http (const char *request)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq (fd, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) s_h.port_http)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = HARNESS_DEADLINE_MS / 1000};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t len = strlen (request);
+    cr_assert_eq (send (fd, request, len, MSG_NOSIGNAL), (ssize_t) len);
+    size_t cap = 65536, got = 0;
+    char *out = calloc (1, cap);
+    ssize_t n;
+    while (got < cap - 1 && (n = recv (fd, out + got, cap - 1 - got, 0)) > 0)
+        got += (size_t) n;
+    close (fd);
+    return out;
+}
+
+Test (hostile, conflicting_content_lengths_are_refused_before_the_body, .fini = s_fini,
+      .timeout = 120)
+{
+    s_start ("hostile_length");
+    char *answer = s_raw_http ("POST /api/auth/login HTTP/1.1\r\n"
+                               "Host: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 2\r\n"
+                               "Content-Length: 40\r\n"
+                               "\r\n"
+                               "{}");
+    cr_assert_eq (strncmp (answer, "HTTP/1.1 400", 12), 0, "%s", answer);
+    cr_assert_not_null (strstr (answer, "conflicting Content-Length"), "%s", answer);
+    free (answer);
+    //  the same length twice is one length
+    answer = s_raw_http ("GET /api/health HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\n"
+                         "Connection: close\r\n"
+                         "Content-Length: 0\r\n"
+                         "Content-Length: 0\r\n"
+                         "\r\n");
+    cr_assert_eq (strncmp (answer, "HTTP/1.1 200", 12), 0, "%s", answer);
+    free (answer);
+}
+
+Test (hostile, control_characters_in_a_path_cannot_forge_a_log_line, .fini = s_fini, .timeout = 120)
+{
+    int gateway = s_start ("hostile_log");
+    //  %0a is a newline once libmicrohttpd has decoded the path, %1b an ESC
+    char *answer = s_raw_http ("GET /api/x%0a2026-12-07T00:00:00.000000Z%20ERROR%20mce-gateway%20"
+                               "forged%1b[2J HTTP/1.1\r\n"
+                               "Host: 127.0.0.1\r\n"
+                               "Connection: close\r\n"
+                               "\r\n");
+    cr_assert_eq (strncmp (answer, "HTTP/1.1 404", 12), 0, "%s", answer);
+    free (answer);
+    //  the access line quotes the path escaped, and there is no line that starts as forged
+    cr_assert (harness_wait_log (&s_h, gateway, "/api/x\\x0a2026-12-07T00:00:00.000000Z ERROR",
+                                 HARNESS_DEADLINE_MS));
+    cr_assert_eq (harness_count_log (&s_h, gateway, "\n2026-12-07T00:00:00.000000Z ERROR"), 0);
+    cr_assert_eq (harness_count_log (&s_h, gateway, "\x1b"), 0);
+}
+
+//  The process's peak resident memory (VmHWM), in KiB.
+static long s_peak_kib (pid_t pid)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *f = fopen (path, "r");
+    cr_assert_not_null (f, "%s", path);
+    long kib = -1;
+    while (fgets (line, sizeof line, f))
+        if (sscanf (line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    fclose (f);
+    cr_assert_gt (kib, 0);
+    return kib;
+}
+
+#define S_BIG_FRAME  (32 * 1024 * 1024)
+#define S_BIG_FRAMES 4
+
+//  Sends S_BIG_FRAMES frames of S_BIG_FRAME bytes on s and waits until the peer has dropped
+//  the connection (a disconnection seen by a monitor) — what a refusal from the header does.
+static void s_send_big_frames_until_dropped (zsock_t *s, const char *endpoint)
+{
+    zsock_t *monitor = zsock_new (ZMQ_PAIR);
+    char inproc[64];
+    snprintf (inproc, sizeof inproc, "inproc://hostile-monitor-%p", (void *) s);
+    cr_assert_eq (zmq_socket_monitor (zsock_resolve (s), inproc, ZMQ_EVENT_DISCONNECTED), 0);
+    cr_assert_eq (zsock_connect (monitor, "%s", inproc), 0);
+    cr_assert_eq (zsock_connect (s, "%s", endpoint), 0);
+    uint8_t *big = malloc (S_BIG_FRAME);
+    memset (big, 0x41, S_BIG_FRAME);
+    for (int i = 0; i < S_BIG_FRAMES; i++)
+        zmq_send (zsock_resolve (s), big, S_BIG_FRAME, ZMQ_DONTWAIT);
+    free (big);
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    zframe_t *event = zframe_recv (monitor);
+    cr_assert_not_null (event, "the peer never dropped the connection: it took the frames");
+    uint16_t code;
+    memcpy (&code, zframe_data (event), 2);
+    cr_assert_eq (code, ZMQ_EVENT_DISCONNECTED);
+    zframe_destroy (&event);
+    zmq_socket_monitor (zsock_resolve (s), NULL, 0);
+    zsock_destroy (&monitor);
+}
+
+//  A DEALER on the native port signed in with token.
+static zsock_t *s_native (const char *token)
+{
+    zsock_t *native = zsock_new (ZMQ_DEALER);
+    zsock_set_plain_username (native, "jwt");
+    zsock_set_plain_password (native, token);
+    zsock_set_linger (native, 0);
+    zsock_set_rcvtimeo (native, HARNESS_DEADLINE_MS);
+    cr_assert_eq (zsock_connect (native, "tcp://127.0.0.1:%d", s_h.port_native), 0);
+    return native;
+}
+
+//  Sends a limit buy (with coid and source when not NULL) and returns the answer.
+static proto_msg_t s_native_order (zsock_t *native, uint64_t rid, const char *coid,
+                                   const char *source)
+{
+    proto_msg_t cmd = {.kind = PROTO_new_order};
+    cmd.new_order = (proto_new_order_t){.rid = rid,
+                                        .side = PROTO_SIDE_BUY,
+                                        .type = PROTO_ORDER_TYPE_LIMIT,
+                                        .tif = PROTO_TIF_GTC,
+                                        .qty = 1000,
+                                        .price = 100000,
+                                        .ts = 1};
+    snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "mallory");
+    snprintf (cmd.new_order.market, sizeof cmd.new_order.market, "campus-1");
+    snprintf (cmd.new_order.client_order_id, sizeof cmd.new_order.client_order_id, "%s",
+              coid ? coid : "");
+    snprintf (cmd.new_order.source, sizeof cmd.new_order.source, "%s", source ? source : "");
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (&cmd, &buf), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (native), buf.data, buf.len, 0), (int) buf.len);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (native);
+    cr_assert_not_null (f, "no answer to order %lu", (unsigned long) rid);
+    proto_msg_t reply;
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    return reply;
+}
+
+Test (hostile, oversized_frames_are_dropped_unbuffered, .fini = s_fini, .timeout = 180)
+{
+    int gateway = s_start ("hostile_frames");
+    int matcher = 0;
+    harness_user_add (s_conninfo, "mallory", "user");
+    char token[1024];
+    harness_token ("mallory", "user", token, sizeof token);
+    long gateway_before = s_peak_kib (s_h.procs[gateway].pid);
+    long matcher_before = s_peak_kib (s_h.procs[matcher].pid);
+
+    //  an ordinary user on the native order port
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_native);
+    zsock_t *native = zsock_new (ZMQ_DEALER);
+    zsock_set_plain_username (native, "jwt");
+    zsock_set_plain_password (native, token);
+    zsock_set_linger (native, 0);
+    zsock_set_sndhwm (native, S_BIG_FRAMES + 1);
+    s_send_big_frames_until_dropped (native, endpoint);
+    zsock_destroy (&native);
+    //  anyone on the matcher's command port
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
+    zsock_t *commands = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (commands, 0);
+    zsock_set_sndhwm (commands, S_BIG_FRAMES + 1);
+    s_send_big_frames_until_dropped (commands, endpoint);
+    zsock_destroy (&commands);
+
+    long gateway_grew = s_peak_kib (s_h.procs[gateway].pid) - gateway_before;
+    long matcher_grew = s_peak_kib (s_h.procs[matcher].pid) - matcher_before;
+    cr_assert_lt (gateway_grew, S_BIG_FRAME / 2 / 1024, "the gateway's peak grew %ld KiB",
+                  gateway_grew);
+    cr_assert_lt (matcher_grew, S_BIG_FRAME / 2 / 1024, "the matcher's peak grew %ld KiB",
+                  matcher_grew);
+
+    //  and the native port still serves an order of the same user
+    native = s_native (token);
+    proto_msg_t reply = s_native_order (native, 1, NULL, NULL);
+    cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
+    zsock_destroy (&native);
+}
+
+//  What HTTP refuses in free text, the native port refuses too: it reaches the bus, the
+//  answers of other clients' tools and terminals all the same.
+Test (hostile, the_native_port_refuses_control_characters_as_http_does, .fini = s_fini,
+      .timeout = 120)
+{
+    s_start ("hostile_text");
+    harness_user_add (s_conninfo, "mallory", "user");
+    char token[1024];
+    harness_token ("mallory", "user", token, sizeof token);
+    zsock_t *native = s_native (token);
+    proto_msg_t reply = s_native_order (native, 1, "bot\x1b[2J", NULL);
+    cr_assert_eq (reply.kind, PROTO_reject, "%s", proto_kind_name (reply.kind));
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_MALFORMED);
+    cr_assert_not_null (strstr (reply.reject.message, "client_order_id"), "%s",
+                        reply.reject.message);
+    reply = s_native_order (native, 2, NULL, "solar\nERROR");
+    cr_assert_eq (reply.kind, PROTO_reject, "%s", proto_kind_name (reply.kind));
+    cr_assert_not_null (strstr (reply.reject.message, "energy_source"), "%s", reply.reject.message);
+    reply = s_native_order (native, 3, "bot-1", "solar");
+    cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
+    zsock_destroy (&native);
+}
