@@ -197,7 +197,7 @@ static int s_segment_create (journal_t *self, uint64_t first)
 {
     char path[S_PATH_MAX + 32];
     s_segment_path (path, sizeof path, self->dir, first);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         log_error ("journal", "cannot create segment %s: %s", path, strerror (errno));
         return -1;
@@ -339,7 +339,8 @@ static int s_recover_newest (journal_t *self, uint64_t first)
 }
 
 //  mkdir -p that tolerates another process creating the same folders at the same moment
-//  (the matcher and the settler share data_dir).
+//  (the matcher and the settler share data_dir). Folders and segments are the owner's only
+//  (0700, 0600): a journal holds every user's orders, names and wallets.
 static int s_mkdir_p (const char *dir)
 {
     char path[S_PATH_MAX];
@@ -347,11 +348,11 @@ static int s_mkdir_p (const char *dir)
     for (char *p = path + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';
-            if (mkdir (path, 0755) < 0 && errno != EEXIST)
+            if (mkdir (path, 0700) < 0 && errno != EEXIST)
                 return -1;
             *p = '/';
         }
-    return mkdir (path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+    return mkdir (path, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 journal_t *journal_open (const char *dir, const journal_opts_t *opts)

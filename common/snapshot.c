@@ -93,7 +93,7 @@ int snapshot_write (const char *dir, int keep, uint64_t seq, int64_t clock, cons
     memcpy (header + 16, &clock, 8);
     memcpy (header + 24, &len, 8);
     memcpy (header + 32, &crc, 4);
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     bool ok = fd >= 0 && dfd >= 0 && s_write_all (fd, header, sizeof header) == 0 &&
               s_write_all (fd, body, size) == 0 && fsync (fd) == 0 && rename (tmp, path) == 0 &&

@@ -2,6 +2,7 @@
     keeps seqs gap-free, whatever happens to the process or the file's tail.
 */
 #include "journal.h"
+#include "snapshot.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -366,5 +367,42 @@ Test (journal, retention_never_removes_the_newest_records)
     journal_reader_destroy (&r);
     cr_assert_eq (last, 300, "the newest record is readable");
     cr_assert_eq (count, 300 - first + 1, "and everything since the oldest kept seq");
+    s_rmdir (dir);
+}
+
+//  A journal holds every user's orders and wallets: its folders (parents created with it
+//  too) and its segments and snapshots are the owner's only, whatever the umask allows.
+Test (journal, folders_segments_and_snapshots_are_the_owners_only)
+{
+    char dir[64], nested[128], path[512];
+    s_tmpdir (dir, sizeof dir);
+    snprintf (nested, sizeof nested, "%s/data/matcher", dir);
+    mode_t umask_was = umask (022);
+    journal_t *j = journal_open (nested, NULL);
+    cr_assert_not_null (j);
+    s_append_range (j, 1, 10);
+    journal_destroy (&j);
+    cr_assert_eq (snapshot_write (nested, 2, 10, 0, (const uint8_t *) "state", 5), 0);
+    umask (umask_was);
+
+    struct stat st;
+    snprintf (path, sizeof path, "%s/data", dir);
+    cr_assert_eq (stat (path, &st), 0);
+    cr_assert_eq (st.st_mode & 0777, 0700, "%s: %o", path, st.st_mode & 0777);
+    cr_assert_eq (stat (nested, &st), 0);
+    cr_assert_eq (st.st_mode & 0777, 0700, "%s: %o", nested, st.st_mode & 0777);
+    DIR *d = opendir (nested);
+    cr_assert_not_null (d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir (d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf (path, sizeof path, "%s/%s", nested, e->d_name);
+        cr_assert_eq (stat (path, &st), 0);
+        cr_assert_eq (st.st_mode & 0777, 0600, "%s: %o", path, st.st_mode & 0777);
+        files++;
+    }
+    closedir (d);
+    cr_assert_geq (files, 2, "a segment and a snapshot");
     s_rmdir (dir);
 }
