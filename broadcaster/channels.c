@@ -21,17 +21,24 @@ typedef enum {
     C_SETTLEMENTS,
     C_ORDERS,
     C_ACCOUNT,
+    C_MY_SETTLEMENTS,
     C_KINDS
 } s_kind_t;
 
-static const char *const s_kind_names[C_KINDS] = {"depth",       "trades", "ticker", "epochs",
-                                                  "settlements", "orders", "account"};
+static const char *const s_kind_names[C_KINDS] = {
+    "depth", "trades", "ticker", "epochs", "settlements", "orders", "account", "my_settlements"};
 
-//  A user's own channels: orders and account (balances) go to a valid token of that user only,
-//  never to monitors.
+//  A user's own channels: orders, account (balances) and my_settlements go to a valid token of
+//  that user only, never to monitors. Public channels name no user.
 static bool s_private (int kind)
 {
-    return kind == C_ORDERS || kind == C_ACCOUNT;
+    return kind == C_ORDERS || kind == C_ACCOUNT || kind == C_MY_SETTLEMENTS;
+}
+
+//  Channels that follow the settler's stream s rather than the matcher's m.
+static bool s_on_stream_s (int kind)
+{
+    return kind == C_SETTLEMENTS || kind == C_MY_SETTLEMENTS;
 }
 
 #define S_KEY_MAX           160
@@ -74,6 +81,7 @@ struct _channel_t {
 //  The latest state of one settlement, merged from its records.
 typedef struct {
     uint64_t settlement_id, trade_id, seq;
+    char market[S_MARKET_MAX];
     int64_t epoch, ts, value, fee, qty, price;
     uint32_t attempts;
     proto_settle_state_t state;
@@ -227,17 +235,29 @@ static s_settlements_t *s_settlements_of (channels_t *self, const char *market)
     return NULL;
 }
 
-static json_t *s_settlement_json (const s_settlement_t *s)
+static const s_settlement_t *s_settlement_find (const s_settlements_t *kept, uint64_t id)
+{
+    for (size_t i = 0; kept && i < kept->count; i++)
+        if (kept->ring[i].settlement_id == id)
+            return &kept->ring[i];
+    return NULL;
+}
+
+//  A settlement as a channel shows it. The public channel names no party; a user's own
+//  (`user` not NULL) says which side of the trade the user was on.
+static json_t *s_settlement_json (const s_settlement_t *s, const char *user)
 {
     json_t *row = json_object ();
     json_object_set_new (row, "settlement_id", apijson_id (s->settlement_id));
+    if (user)
+        json_object_set_new (row, "side",
+                             json_string (strcmp (s->buyer, user) == 0 ? "buy" : "sell"));
+    json_object_set_new (row, "market", json_string (s->market));
     json_object_set_new (row, "trade_id", apijson_id (s->trade_id));
     json_object_set_new (row, "epoch", json_integer (s->epoch));
     json_object_set_new (row, "state", apijson_text_or_null (proto_settle_state_name (s->state)));
     json_object_set_new (row, "signature", apijson_text_or_null (s->signature));
     json_object_set_new (row, "attempts", json_integer (s->attempts));
-    json_object_set_new (row, "buyer", apijson_text_or_null (s->buyer));
-    json_object_set_new (row, "seller", apijson_text_or_null (s->seller));
     json_object_set_new (row, "energy_amount", s->qty ? apijson_kwh (s->qty) : json_null ());
     json_object_set_new (row, "price", s->price ? apijson_price (s->price) : json_null ());
     json_object_set_new (row, "value", s->value ? apijson_money (s->value) : json_null ());
@@ -247,11 +267,41 @@ static json_t *s_settlement_json (const s_settlement_t *s)
     return row;
 }
 
+static int s_newest_first (const void *a, const void *b)
+{
+    const s_settlement_t *x = *(const s_settlement_t *const *) a;
+    const s_settlement_t *y = *(const s_settlement_t *const *) b;
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+//  The user's settlements among those kept (the last S_SETTLEMENTS_KEPT of each market),
+//  newest first: a snapshot for the user's own channel. Older ones are in GET
+//  /api/trades/my-history.
+static json_t *s_my_settlements (channels_t *self, const char *user)
+{
+    size_t cap = (size_t) self->cfg->market_count * S_SETTLEMENTS_KEPT, n = 0;
+    const s_settlement_t **mine = calloc (cap ? cap : 1, sizeof *mine);
+    json_t *list = json_array ();
+    if (!mine)
+        return list;
+    for (int m = 0; m < self->cfg->market_count; m++) {
+        const s_settlements_t *kept = &self->settlements[m];
+        for (size_t i = 0; i < kept->count; i++)
+            if (strcmp (kept->ring[i].buyer, user) == 0 || strcmp (kept->ring[i].seller, user) == 0)
+                mine[n++] = &kept->ring[i];
+    }
+    qsort (mine, n, sizeof *mine, s_newest_first);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new (list, s_settlement_json (mine[i], user));
+    free (mine);
+    return list;
+}
+
 //  The snapshot's data and the seq it is at.
 static json_t *s_snapshot_data (channels_t *self, const channel_t *ch, int64_t now_ns,
                                 uint64_t *seq)
 {
-    *seq = ch->kind == C_SETTLEMENTS ? self->s_seq : readmodel_seq (self->model);
+    *seq = s_on_stream_s (ch->kind) ? self->s_seq : readmodel_seq (self->model);
     json_t *data = json_object ();
     switch (ch->kind) {
         case C_DEPTH: {
@@ -287,11 +337,16 @@ static json_t *s_snapshot_data (channels_t *self, const channel_t *ch, int64_t n
             const s_settlements_t *kept = s_settlements_of (self, ch->market);
             for (size_t i = 0; kept && i < kept->count; i++)
                 json_array_append_new (
-                    list, s_settlement_json (&kept->ring[(kept->next + S_SETTLEMENTS_KEPT - 1 - i) %
-                                                         S_SETTLEMENTS_KEPT]));
+                    list,
+                    s_settlement_json (
+                        &kept->ring[(kept->next + S_SETTLEMENTS_KEPT - 1 - i) % S_SETTLEMENTS_KEPT],
+                        NULL));
             json_object_set_new (data, "settlements", list);
             break;
         }
+        case C_MY_SETTLEMENTS:
+            json_object_set_new (data, "settlements", s_my_settlements (self, ch->user));
+            break;
         case C_ORDERS: {
             readmodel_order_filter_t filter = {
                 .market = NULL, .epoch = -1, .status = NULL, .limit = S_ORDERS_SNAPSHOT};
@@ -316,7 +371,7 @@ static json_t *s_snapshot_data (channels_t *self, const channel_t *ch, int64_t n
 //  The channel's snapshot message, rendered or reused. A new reference, or NULL.
 static ws_msg_t *s_snapshot (channels_t *self, channel_t *ch, int64_t now_ns)
 {
-    uint64_t seq = ch->kind == C_SETTLEMENTS ? self->s_seq : readmodel_seq (self->model);
+    uint64_t seq = s_on_stream_s (ch->kind) ? self->s_seq : readmodel_seq (self->model);
     if (ch->snap && ch->snap_seq == seq && now_ns - ch->snap_ns < S_SNAPSHOT_CACHE_NS)
         return ws_msg_ref (ch->snap);
     json_t *data = s_snapshot_data (self, ch, now_ns, &seq);
@@ -568,7 +623,8 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                  "op must be \"subscribe\" or \"unsubscribe\"");
     else if (kind < 0)
         s_error (session, now_ns, "bad_request", "channel",
-                 "channel must be depth, trades, ticker, epochs, settlements, orders or account");
+                 "channel must be depth, trades, ticker, epochs, settlements, orders, account or "
+                 "my_settlements");
     else if (!s_private (kind) && !market)
         s_error (session, now_ns, "bad_request", "market", "market is required");
     else if (!s_private (kind) && !s_market_known (self, market))
@@ -795,14 +851,6 @@ void channels_apply_m (channels_t *self, const proto_msg_t *event, int64_t now_n
     }
 }
 
-static const s_settlement_t *s_settlement_find (const s_settlements_t *kept, uint64_t id)
-{
-    for (size_t i = 0; kept && i < kept->count; i++)
-        if (kept->ring[i].settlement_id == id)
-            return &kept->ring[i];
-    return NULL;
-}
-
 void channels_apply_s (channels_t *self, const proto_msg_t *event, int64_t now_ns)
 {
     assert (self);
@@ -823,6 +871,7 @@ void channels_apply_s (channels_t *self, const proto_msg_t *event, int64_t now_n
         if (kept->count < S_SETTLEMENTS_KEPT)
             kept->count++;
         s->settlement_id = e->settlement_id;
+        snprintf (s->market, sizeof s->market, "%s", e->market);
     }
     s->trade_id = e->trade_id;
     s->seq = e->seq;
@@ -847,6 +896,15 @@ void channels_apply_s (channels_t *self, const proto_msg_t *event, int64_t now_n
     if (e->seller[0])
         snprintf (s->seller, sizeof s->seller, "%s", e->seller);
     channel_t *ch = s_wanted (self, C_SETTLEMENTS, e->market, 0, NULL);
+    if (ch)
+        s_pend_id (self, ch, e->seq, e->settlement_id);
+    //  and each party's own channel (a self-trade would be one user twice: once is enough)
+    ch = s->buyer[0] ? s_find (self, C_MY_SETTLEMENTS, NULL, 0, s->buyer) : NULL;
+    if (ch)
+        s_pend_id (self, ch, e->seq, e->settlement_id);
+    ch = s->seller[0] && strcmp (s->seller, s->buyer) != 0
+             ? s_find (self, C_MY_SETTLEMENTS, NULL, 0, s->seller)
+             : NULL;
     if (ch)
         s_pend_id (self, ch, e->seq, e->settlement_id);
 }
@@ -912,8 +970,19 @@ static json_t *s_changes (channels_t *self, channel_t *ch, int64_t now_ns)
             for (size_t i = 0; i < ch->id_count; i++) {
                 const s_settlement_t *s = s_settlement_find (kept, ch->ids[i]);
                 if (s)
-                    json_array_append_new (list, s_settlement_json (s));
+                    json_array_append_new (list, s_settlement_json (s, NULL));
             }
+            json_object_set_new (data, "settlements", list);
+            break;
+        }
+        case C_MY_SETTLEMENTS: {
+            json_t *list = json_array ();
+            for (size_t i = 0; i < ch->id_count; i++)
+                for (int m = 0; m < self->cfg->market_count; m++) {
+                    const s_settlement_t *s = s_settlement_find (&self->settlements[m], ch->ids[i]);
+                    if (s)
+                        json_array_append_new (list, s_settlement_json (s, ch->user));
+                }
             json_object_set_new (data, "settlements", list);
             break;
         }

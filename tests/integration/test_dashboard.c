@@ -23,6 +23,7 @@
     fails and says so, rather than passing without a browser.
 */
 #include "harness.h"
+#include "wsclient.h"
 #include "ledgertest.h"
 #include "pg.h"
 #include "pgtest.h"
@@ -403,6 +404,69 @@ Test (dashboard, signs_up_with_a_browser_wallet_or_a_pasted_signature, .fini = s
     pg_destroy (&pg);
 }
 
+//  The next message on ws that is a snapshot, as JSON (to decref).
+static json_t *s_ws_snapshot (wsclient_t *ws, const char *request)
+{
+    cr_assert_eq (wsclient_send (ws, request), 0);
+    for (int i = 0; i < 4; i++) {
+        const char *text = wsclient_recv (ws, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text, "an answer to %s", request);
+        json_t *j = json_loads (text, 0, NULL);
+        cr_assert_not_null (j, "%s", text);
+        const char *type = json_string_value (json_object_get (j, "type"));
+        cr_assert_str_neq (type, "error", "%s", text);
+        if (strcmp (type, "snapshot") == 0)
+            return j;
+        json_decref (j);
+    }
+    cr_assert_fail ("no snapshot for %s", request);
+    return NULL;
+}
+
+//  After the trade above settled: the public settlements channel names no party (a stranger
+//  reading it learns nothing of who traded), and each party's own channel shows the
+//  settlement with the side that party was on.
+static void s_settlements_are_private (void)
+{
+    wsclient_t *ws = wsclient_connect (s_h.port_ws, NULL, 0, HARNESS_DEADLINE_MS);
+    cr_assert_not_null (ws);
+    json_t *pub = s_ws_snapshot (
+        ws, "{\"op\":\"subscribe\",\"channel\":\"settlements\",\"market\":\"campus-1\"}");
+    char *text = json_dumps (pub, JSON_COMPACT);
+    json_t *list = json_object_get (json_object_get (pub, "data"), "settlements");
+    cr_assert_geq (json_array_size (list), 1, "%s", text);
+    cr_assert_null (strstr (text, "dora"), "the public channel names a party: %s", text);
+    cr_assert_null (strstr (text, "erin"), "the public channel names a party: %s", text);
+    cr_assert_null (strstr (text, "\"buyer\""), "%s", text);
+    free (text);
+    json_decref (pub);
+    const char *users[] = {"dora", "erin"};
+    const char *sides[2];
+    for (int i = 0; i < 2; i++) {
+        char token[1024], sub[1200];
+        harness_token (users[i], "user", token, sizeof token);
+        snprintf (sub, sizeof sub,
+                  "{\"op\":\"subscribe\",\"channel\":\"my_settlements\",\"token\":\"%s\"}", token);
+        json_t *mine = s_ws_snapshot (ws, sub);
+        text = json_dumps (mine, JSON_COMPACT);
+        cr_assert_str_eq (json_string_value (json_object_get (mine, "user")), users[i], "%s", text);
+        json_t *own = json_object_get (json_object_get (mine, "data"), "settlements");
+        cr_assert_eq (json_array_size (own), 1, "one trade, one settlement: %s", text);
+        json_t *row = json_array_get (own, 0);
+        cr_assert_str_eq (json_string_value (json_object_get (row, "state")), "confirmed", "%s",
+                          text);
+        cr_assert_not_null (json_string_value (json_object_get (row, "signature")), "%s", text);
+        sides[i] = json_string_value (json_object_get (row, "side"));
+        cr_assert_not_null (sides[i], "%s", text);
+        sides[i] = strcmp (sides[i], "buy") == 0 ? "buy" : "sell";
+        cr_assert_null (strstr (text, users[1 - i]), "the counterparty is not named: %s", text);
+        free (text);
+        json_decref (mine);
+    }
+    cr_assert_str_neq (sides[0], sides[1], "one bought, the other sold");
+    wsclient_destroy (&ws);
+}
+
 //  Money in the page, end to end (tests/browser/account.mjs): in a market with escrow, dora
 //  deposits energy and erin payment through the page, with the real settler and the local
 //  ledger; orders and a withdrawal the balance does not cover are refused, and the page says
@@ -423,4 +487,5 @@ Test (dashboard, deposits_trades_and_withdraws_in_the_browser, .fini = s_fini, .
                (const char *[]){url, "dora", "erin", S_PASSWORD, desktop, phone, NULL});
     s_screenshot (desktop, "MCE_ACCOUNT_SCREENSHOT");
     s_screenshot (phone, "MCE_ACCOUNT_SCREENSHOT_PHONE");
+    s_settlements_are_private ();
 }
