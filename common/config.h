@@ -80,7 +80,14 @@ typedef struct {
         int64_t max_in_flight;
         char jwt_secret[CONFIG_STR_MAX]; //  HS256 key; empty = random per start (logged)
         int64_t jwt_ttl_s;
-        int password_cost;  //  auth_cost_t: interactive|moderate|test
+        int password_cost; //  auth_cost_t: interactive|moderate|test
+        //  Password hashing (sign-up, login, wallet change) has threads and a queue of its own,
+        //  so a flood of logins never delays health, market data or history.
+        int64_t password_workers;
+        int64_t password_queue; //  jobs waiting for them, past which 503 busy
+        //  Logins tried per username and per client address, before any password is hashed.
+        int64_t logins_per_minute;
+        int64_t logins_per_minute_address;
         int64_t rate_per_s; //  token bucket per user (and per client address)
         int64_t rate_burst;
         char cors_origins[CONFIG_STR_MAX]; //  comma-separated, "*", or empty = no CORS

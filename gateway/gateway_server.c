@@ -30,6 +30,7 @@
 #define S_POLL_MAX_MS        100  //  the loop wakes at least this often (timeouts, signals)
 #define S_WAIT_SEQ_MS        1000 //  longest a write's answer waits for the read model
 #define S_WORKER_THREADS     2
+#define S_WORKER_QUEUE       10000 //  queries waiting for the worker before 503
 #define S_RATE_BUCKETS       65536
 #define S_LATENCY_BUCKETS    12 //  100 µs, 200 µs, 400 µs, ... ~200 ms
 #define S_CACHE_SLOTS        256
@@ -56,8 +57,10 @@ struct _gateway_server_t {
     readmodel_t *model;
     bus_sub_t *sub;
     gateway_worker_t *worker;
+    gateway_worker_t *passwords; //  argon2id: its own threads and bounded queue
     native_port_t *native;
     ratelimit_t *rates;
+    ratelimit_t *logins_user, *logins_address; //  attempts, before any hashing
     respcache_t *cache;
     respool_t *pool;        //  reused responses, headers and all
     s_verified_t *verified; //  tokens already checked, by hash (S_VERIFIED_SLOTS)
@@ -72,6 +75,8 @@ struct _gateway_server_t {
     uint64_t latency[S_LATENCY_BUCKETS + 1]; //  request → response, cumulative at render
     uint64_t latency_sum_us;
     uint64_t rate_limited;
+    uint64_t logins_throttled; //  refused by logins_user or logins_address
+    uint64_t passwords_busy;   //  refused because the password queue was full
 };
 
 const mce_config_t *gateway_server_config (gateway_server_t *self)
@@ -97,6 +102,16 @@ readmodel_t *gateway_server_readmodel (gateway_server_t *self)
 gateway_worker_t *gateway_server_worker (gateway_server_t *self)
 {
     return self->worker;
+}
+
+gateway_worker_t *gateway_server_passwords (gateway_server_t *self)
+{
+    return self->passwords;
+}
+
+void gateway_server_passwords_busy (gateway_server_t *self)
+{
+    self->passwords_busy++;
 }
 
 respcache_t *gateway_server_cache (gateway_server_t *self)
@@ -443,8 +458,18 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         "%llu\n"
         "# HELP mce_gateway_bus_seq Last matcher event in the read model.\n"
         "# TYPE mce_gateway_bus_seq gauge\nmce_gateway_bus_seq %llu\n"
-        "# HELP mce_gateway_worker_jobs Jobs (sign-ins, queries) waiting for the worker.\n"
+        "# HELP mce_gateway_worker_jobs Jobs (queries) waiting for the worker.\n"
         "# TYPE mce_gateway_worker_jobs gauge\nmce_gateway_worker_jobs %d\n"
+        "# HELP mce_gateway_password_jobs Sign-ups, logins and wallet changes waiting for "
+        "password hashing.\n"
+        "# TYPE mce_gateway_password_jobs gauge\nmce_gateway_password_jobs %d\n"
+        "# HELP mce_gateway_password_busy_total Requests refused because the password queue was "
+        "full.\n"
+        "# TYPE mce_gateway_password_busy_total counter\nmce_gateway_password_busy_total %llu\n"
+        "# HELP mce_gateway_logins_throttled_total Logins refused by the per-username or "
+        "per-address limit, before any hashing.\n"
+        "# TYPE mce_gateway_logins_throttled_total counter\n"
+        "mce_gateway_logins_throttled_total %llu\n"
         "# HELP mce_gateway_database_up Whether the worker reached Postgres last time.\n"
         "# TYPE mce_gateway_database_up gauge\nmce_gateway_database_up %d\n"
         "# HELP mce_gateway_user_lookups_total Signed-in users looked up in Postgres (not yet "
@@ -456,7 +481,8 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         (unsigned long long) self->rate_limited, matcher_link_in_flight (self->link),
         (unsigned long long) matcher_link_timeouts (self->link),
         (unsigned long long) readmodel_seq (self->model), gateway_worker_pending (self->worker),
-        gateway_worker_db_up (self->worker) ? 1 : 0,
+        gateway_worker_pending (self->passwords), (unsigned long long) self->passwords_busy,
+        (unsigned long long) self->logins_throttled, gateway_worker_db_up (self->worker) ? 1 : 0,
         (unsigned long long) known_users_lookups (self->users),
         (unsigned long long) known_users_limited (self->users));
     fclose (f);
@@ -594,6 +620,23 @@ static void s_client_address (struct MHD_Connection *connection, char *out, size
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out,
                    (socklen_t) size);
+}
+
+unsigned gateway_login_wait (gateway_request_t *req, const char *username)
+{
+    gateway_server_t *self = req->server;
+    char key[96], addr[INET6_ADDRSTRLEN];
+    s_client_address (req->connection, addr, sizeof addr);
+    int64_t now = clock_mono_ns ();
+    snprintf (key, sizeof key, "a:%s", addr);
+    unsigned wait = ratelimit_take (self->logins_address, key, now);
+    if (!wait) {
+        snprintf (key, sizeof key, "u:%s", username);
+        wait = ratelimit_take (self->logins_user, key, now);
+    }
+    if (wait)
+        self->logins_throttled++;
+    return wait;
 }
 
 //  A CORS preflight: allowed origins learn what they may send.
@@ -921,8 +964,16 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->settler = settler_link_new (cfg->settler.commands, (int) cfg->gateway.request_timeout_ms);
     self->model = readmodel_new (cfg);
     self->sub = bus_sub_new_for (cfg, "m", "gateway", 0);
-    self->worker = gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, s_migrate);
+    self->worker =
+        gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, S_WORKER_QUEUE, s_migrate);
+    self->passwords = gateway_worker_new (cfg->postgres.url, (int) cfg->gateway.password_workers,
+                                          (int) cfg->gateway.password_queue, NULL);
     self->rates = ratelimit_new (cfg->gateway.rate_per_s, cfg->gateway.rate_burst, S_RATE_BUCKETS);
+    self->logins_user = ratelimit_new_per (cfg->gateway.logins_per_minute, 60,
+                                           cfg->gateway.logins_per_minute, S_RATE_BUCKETS);
+    self->logins_address =
+        ratelimit_new_per (cfg->gateway.logins_per_minute_address, 60,
+                           cfg->gateway.logins_per_minute_address, S_RATE_BUCKETS);
     self->cache = respcache_new (S_CACHE_SLOTS);
     self->pool = respool_new (S_POOL_MAX_LEN, S_POOL_MAX_IDLE, s_dress);
     self->verified = calloc (S_VERIFIED_SLOTS, sizeof *self->verified);
@@ -932,7 +983,8 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         self->native = native_port_new (cfg, self->link, self->worker, self->users, self->model,
                                         self->waits, self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
-        !self->rates || !self->cache || !self->pool || !self->users || !self->native) {
+        !self->passwords || !self->logins_user || !self->logins_address || !self->rates ||
+        !self->cache || !self->pool || !self->users || !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -980,6 +1032,9 @@ void gateway_server_destroy (gateway_server_t **self_p)
     matcher_link_destroy (&self->link);
     settler_link_destroy (&self->settler);
     gateway_worker_destroy (&self->worker);
+    gateway_worker_destroy (&self->passwords);
+    ratelimit_destroy (&self->logins_user);
+    ratelimit_destroy (&self->logins_address);
     known_users_destroy (&self->users); //  after the worker: its lookups have come back
     seqwait_destroy (&self->waits);     //  answers every write still waiting (HTTP and native)
     native_port_destroy (&self->native);
@@ -1017,6 +1072,7 @@ enum {
     S_FD_NATIVE,
     S_FD_ZAP,
     S_FD_SETTLER, //  -1 (not watched) when no settler is configured
+    S_FD_PASSWORDS,
     S_FDS
 };
 
@@ -1032,6 +1088,10 @@ static int s_loop_fd (gateway_server_t *self)
     fds[S_FD_LINK] = matcher_link_fd (self->link);
     size_t size = sizeof fds[S_FD_WORKER];
     if (zmq_getsockopt (gateway_worker_socket (self->worker), ZMQ_FD, &fds[S_FD_WORKER], &size))
+        return -1;
+    size = sizeof fds[S_FD_PASSWORDS];
+    if (zmq_getsockopt (gateway_worker_socket (self->passwords), ZMQ_FD, &fds[S_FD_PASSWORDS],
+                        &size))
         return -1;
     bus_sub_fds (self->sub, fds + S_FD_REPLAY);
     native_port_fds (self->native, fds + S_FD_NATIVE);
@@ -1101,6 +1161,8 @@ int gateway_server_run (gateway_server_t *self)
             matcher_link_process (self->link);
         if (all || ready[S_FD_WORKER])
             gateway_worker_process (self->worker);
+        if (all || ready[S_FD_PASSWORDS])
+            gateway_worker_process (self->passwords);
         if (all || ready[S_FD_SETTLER] || settler_sent || settler_ms == 0)
             settler_link_process (self->settler);
         if (all || ready[S_FD_NATIVE] || ready[S_FD_ZAP] || native_pending)

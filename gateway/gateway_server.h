@@ -66,6 +66,14 @@ matcher_link_t *gateway_server_link (gateway_server_t *self);
 struct _settler_link_t *gateway_server_settler (gateway_server_t *self);
 readmodel_t *gateway_server_readmodel (gateway_server_t *self);
 gateway_worker_t *gateway_server_worker (gateway_server_t *self);
+//  The workers that hash passwords (sign-up, login, wallet change): threads and a bounded
+//  queue of their own, so that a flood of logins delays nothing else.
+gateway_worker_t *gateway_server_passwords (gateway_server_t *self);
+//  Counts a request refused because the password queue was full (for /metrics).
+void gateway_server_passwords_busy (gateway_server_t *self);
+//  Takes a login attempt for username from the request's address: 0 when it may go on, else
+//  the seconds to wait (a 429's Retry-After). Checked before any password is hashed.
+unsigned gateway_login_wait (gateway_request_t *req, const char *username);
 //  The HS256 key tokens are signed and checked with.
 const uint8_t *gateway_server_secret (gateway_server_t *self, size_t *len);
 struct _respcache_t *gateway_server_cache (gateway_server_t *self);

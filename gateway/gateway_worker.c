@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define S_THREADS_MAX    8
-#define S_QUEUE_MAX      10000 //  jobs waiting before submit refuses
 #define S_CONNECT_MS     2000
 #define S_BACKOFF_MIN_MS 100
 #define S_BACKOFF_MAX_MS 5000
@@ -23,6 +22,7 @@ struct _gateway_worker_t {
     zactor_t *threads[S_THREADS_MAX];
     int thread_count;
     int pending;
+    int queue_max;
     _Atomic int db_up;
 };
 
@@ -76,7 +76,7 @@ static void s_worker (zsock_t *pipe, void *arg)
     zsock_destroy (&done);
 }
 
-gateway_worker_t *gateway_worker_new (const char *conninfo, int threads,
+gateway_worker_t *gateway_worker_new (const char *conninfo, int threads, int queue_max,
                                       gateway_worker_connected_fn *connected)
 {
     gateway_worker_t *self = calloc (1, sizeof *self);
@@ -84,6 +84,7 @@ gateway_worker_t *gateway_worker_new (const char *conninfo, int threads,
         return NULL;
     snprintf (self->conninfo, sizeof self->conninfo, "%s", conninfo);
     self->connected = connected;
+    self->queue_max = queue_max > 0 ? queue_max : 1;
     atomic_store (&self->db_up, 1);
     self->jobs = zsock_new (ZMQ_PUSH);
     self->done = zsock_new (ZMQ_PULL);
@@ -93,7 +94,7 @@ gateway_worker_t *gateway_worker_new (const char *conninfo, int threads,
         gateway_worker_destroy (&self);
         return NULL;
     }
-    zsock_set_sndhwm (self->jobs, S_QUEUE_MAX);
+    zsock_set_sndhwm (self->jobs, self->queue_max); //  submit counts; this only agrees
     if (threads < 1)
         threads = 1;
     if (threads > S_THREADS_MAX)
@@ -133,6 +134,8 @@ void gateway_worker_destroy (gateway_worker_t **self_p)
 
 int gateway_worker_submit (gateway_worker_t *self, gateway_job_t *job)
 {
+    if (self->pending >= self->queue_max)
+        return -1;
     if (zmq_send (zsock_resolve (self->jobs), &job, sizeof job, ZMQ_DONTWAIT) != sizeof job)
         return -1;
     self->pending++;

@@ -27,13 +27,13 @@ typedef struct _gateway_worker_t gateway_worker_t;
 //  with a reason in err (the connection is then dropped and retried with backoff).
 typedef int (gateway_worker_connected_fn) (pg_t *pg, char *err, size_t errlen);
 
-//  Starts `threads` workers, each connecting to conninfo (and reconnecting with backoff);
-//  connected may be NULL.
-gateway_worker_t *gateway_worker_new (const char *conninfo, int threads,
+//  Starts `threads` workers, each connecting to conninfo (and reconnecting with backoff), with
+//  at most queue_max jobs submitted and not yet done; connected may be NULL.
+gateway_worker_t *gateway_worker_new (const char *conninfo, int threads, int queue_max,
                                       gateway_worker_connected_fn *connected);
 //  Lets the workers finish every job submitted, calls their done, then stops.
 void gateway_worker_destroy (gateway_worker_t **self_p);
-//  Queues a job. 0, or -1 when the queue is full (the caller answers 503).
+//  Queues a job. 0, or -1 when queue_max jobs are already in hand (the caller answers 503).
 int gateway_worker_submit (gateway_worker_t *self, gateway_job_t *job);
 //  The socket finished jobs arrive on, for zmq_poll; then call gateway_worker_process.
 void *gateway_worker_socket (gateway_worker_t *self);

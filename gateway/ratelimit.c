@@ -18,14 +18,19 @@ typedef struct {
 } s_bucket_t;
 
 struct _ratelimit_t {
-    int64_t rate, burst;
+    int64_t rate, period_s, burst; //  rate tokens every period_s seconds
     s_bucket_t *table;
     size_t mask;
 };
 
 ratelimit_t *ratelimit_new (int64_t rate, int64_t burst, size_t capacity)
 {
-    assert (rate > 0 && burst > 0);
+    return ratelimit_new_per (rate, 1, burst, capacity);
+}
+
+ratelimit_t *ratelimit_new_per (int64_t rate, int64_t period_s, int64_t burst, size_t capacity)
+{
+    assert (rate > 0 && period_s > 0 && burst > 0);
     ratelimit_t *self = calloc (1, sizeof *self);
     size_t size = 16;
     while (size < capacity)
@@ -37,6 +42,7 @@ ratelimit_t *ratelimit_new (int64_t rate, int64_t burst, size_t capacity)
         return NULL;
     }
     self->rate = rate;
+    self->period_s = period_s;
     self->burst = burst;
     self->mask = size - 1;
     return self;
@@ -52,18 +58,28 @@ void ratelimit_destroy (ratelimit_t **self_p)
     *self_p = NULL;
 }
 
-//  The bucket's tokens brought up to now, capped at the burst.
-static int64_t s_refill (const ratelimit_t *self, const s_bucket_t *b, int64_t now)
+//  The bucket's tokens brought up to now, capped at the burst; *at (when not NULL) is the
+//  time they are counted to: now, or just short of it by the part of a micro-token not yet
+//  earned, so that refills at any spacing add up to the rate exactly.
+static int64_t s_refill (const ratelimit_t *self, const s_bucket_t *b, int64_t now, int64_t *at)
 {
     int64_t elapsed = now > b->at ? now - b->at : 0;
     int64_t cap = self->burst * S_MICRO;
+    if (at)
+        *at = now;
     //  rate × elapsed in micro-tokens without overflow: elapsed is capped at the time a full
     //  refill takes, which is small.
-    int64_t full_ns = (cap / self->rate + 1) * 1000;
+    int64_t full_ns = (cap * self->period_s / self->rate + 1) * 1000;
     if (elapsed > full_ns)
         return cap;
-    int64_t tokens = b->tokens + self->rate * elapsed / 1000;
-    return tokens > cap ? cap : tokens;
+    int64_t per = 1000 * self->period_s; //  ns × rate per micro-token
+    int64_t gained = self->rate * elapsed / per;
+    int64_t tokens = b->tokens + gained;
+    if (tokens >= cap)
+        return cap;
+    if (at)
+        *at = b->at + gained * per / self->rate;
+    return tokens;
 }
 
 unsigned ratelimit_take (ratelimit_t *self, const char *key, int64_t now)
@@ -78,7 +94,7 @@ unsigned ratelimit_take (ratelimit_t *self, const char *key, int64_t now)
         s_bucket_t *b = &self->table[(h + (uint64_t) i) & self->mask];
         if (strcmp (b->key, k) == 0)
             slot = b;
-        else if (!b->key[0] || s_refill (self, b, now) == self->burst * S_MICRO) {
+        else if (!b->key[0] || s_refill (self, b, now, NULL) == self->burst * S_MICRO) {
             //  free, or idle long enough to be full: forgetting it loses nothing
             if (!victim || victim->key[0])
                 victim = b;
@@ -92,14 +108,15 @@ unsigned ratelimit_take (ratelimit_t *self, const char *key, int64_t now)
         slot->tokens = self->burst * S_MICRO;
         slot->at = now;
     }
-    slot->tokens = s_refill (self, slot, now);
-    slot->at = now;
+    int64_t at;
+    slot->tokens = s_refill (self, slot, now, &at);
+    slot->at = at;
     if (slot->tokens >= S_MICRO) {
         slot->tokens -= S_MICRO;
         return 0;
     }
     //  whole seconds until one token: (missing micro-tokens) / (rate per s), rounded up
-    int64_t missing = S_MICRO - slot->tokens;
+    int64_t missing = (S_MICRO - slot->tokens) * self->period_s;
     int64_t wait = (missing + self->rate * S_MICRO - 1) / (self->rate * S_MICRO);
     return wait < 1 ? 1 : (unsigned) wait;
 }

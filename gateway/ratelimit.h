@@ -19,6 +19,8 @@ typedef struct _ratelimit_t ratelimit_t;
 //  rate tokens per second, at most burst in hand, capacity buckets (rounded up to a power of
 //  two). NULL when out of memory.
 ratelimit_t *ratelimit_new (int64_t rate, int64_t burst, size_t capacity);
+//  The same with rate tokens every period_s seconds (10 a minute: rate 10, period_s 60).
+ratelimit_t *ratelimit_new_per (int64_t rate, int64_t period_s, int64_t burst, size_t capacity);
 void ratelimit_destroy (ratelimit_t **self_p);
 //  Takes a token for key at now_ns (monotonic). Returns 0 when the request may go on, or the
 //  whole seconds until a token will be there (>= 1), for a 429's Retry-After.

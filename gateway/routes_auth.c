@@ -448,15 +448,22 @@ static void s_done (gateway_job_t *base)
     free (job);
 }
 
+//  Jobs that hash a password go to the password workers, the rest to the query workers.
 static enum MHD_Result s_submit (gateway_request_t *req, s_job_t *job,
                                  void (*run) (gateway_job_t *, pg_t *))
 {
     job->job.run = run;
     job->job.done = s_done;
     job->req = req;
-    if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
+    bool hashes = run == s_register_run || run == s_login_run || run == s_wallet_run;
+    gateway_worker_t *workers =
+        hashes ? gateway_server_passwords (req->server) : gateway_server_worker (req->server);
+    if (gateway_worker_submit (workers, &job->job)) {
         auth_wipe (job->password, sizeof job->password);
         free (job);
+        if (hashes)
+            gateway_server_passwords_busy (req->server);
+        req->retry_after = 1;
         return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
                              "too many sign-ins at once; retry shortly");
     }
@@ -567,6 +574,16 @@ enum MHD_Result routes_auth_login (gateway_request_t *req)
         s_field (req, root, "password", auth_check_password, job->password, sizeof job->password))
         return s_refused (job, root);
     json_decref (root);
+    //  Per address and per username, before argon2 runs: guessing costs the guesser time, not
+    //  every other user their sign-ins.
+    unsigned wait = gateway_login_wait (req, job->username);
+    if (wait) {
+        auth_wipe (job->password, sizeof job->password);
+        free (job);
+        req->retry_after = wait;
+        return gateway_fail (req, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited", NULL,
+                             "too many logins; retry in %u s", wait);
+    }
     job->cost = (auth_cost_t) gateway_server_config (req->server)->gateway.password_cost;
     return s_submit (req, job, s_login_run);
 }

@@ -101,21 +101,21 @@ void harness_init (harness_t *h, const char *extra_config)
     const char *redis =
         extra_config && strstr (extra_config, "redis") ? "" : "redis = { url = \"\"; };\n";
     FILE *f = fopen (h->config, "w");
-    fprintf (
-        f,
-        "data_dir = \"%s/data\";\n"
-        "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
-        "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-        "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
-        "commands = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-        "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
-        "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000; };\n"
-        "persister = { metrics_port = 0; };\n"
-        "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-        "%s%s\n",
-        h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
-        h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,
-        HARNESS_JWT_SECRET, h->port_ws, h->port_xpub, redis, extra_config ? extra_config : "");
+    fprintf (f,
+             "data_dir = \"%s/data\";\n"
+             "matcher = { commands = \"tcp://127.0.0.1:%d\"; bus = \"tcp://127.0.0.1:%d\";\n"
+             "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
+             "commands = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
+             "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000;\n"
+             "            logins_per_minute = 1000000; logins_per_minute_address = 1000000; };\n"
+             "persister = { metrics_port = 0; };\n"
+             "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "%s%s\n",
+             h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
+             h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,
+             HARNESS_JWT_SECRET, h->port_ws, h->port_xpub, redis, extra_config ? extra_config : "");
     fclose (f);
 }
 

@@ -8,8 +8,11 @@
       command port: dropped from their header, never buffered (each process's peak memory is
       read from /proc), and the port still serves others;
     - control characters in the free text of an order on the native port: refused as HTTP
-      refuses them.
+      refuses them;
+    - a login flood: throttled per username and per address before any password is hashed,
+      and hashing has its own bounded queue, so history and health answer all the while.
 */
+#include "clock.h"
 #include "harness.h"
 #include "pgtest.h"
 #include "proto.h"
@@ -18,6 +21,7 @@
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,4 +284,125 @@ Test (hostile, the_native_port_refuses_control_characters_as_http_does, .fini = 
     reply = s_native_order (native, 3, "bot-1", "solar");
     cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
     zsock_destroy (&native);
+}
+
+//  POST /api/auth/login for user with a wrong password; the status.
+static long s_login (const char *user)
+{
+    char body[160];
+    snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"wrong password 1\"}", user);
+    harness_response_t r;
+    long status = harness_request (
+        s_h.port_http,
+        &(harness_request_t){.method = "POST", .path = "/api/auth/login", .body = body}, &r);
+    harness_response_free (&r);
+    return status;
+}
+
+//  A gateway metric's value (the first sample of that name), or -1.
+static long long s_metric (const char *name)
+{
+    char *body = NULL;
+    long status = harness_http (&s_h, "GET", "/metrics", NULL, &body);
+    cr_assert_eq (status, 200);
+    long long value = -1;
+    char needle[128];
+    snprintf (needle, sizeof needle, "\n%s ", name);
+    const char *at = body ? strstr (body, needle) : NULL;
+    if (at)
+        value = atoll (at + strlen (needle));
+    free (body);
+    return value;
+}
+
+Test (hostile, logins_are_throttled_per_username_and_address_before_hashing, .fini = s_fini,
+      .timeout = 120)
+{
+    setenv ("MCE_GATEWAY_LOGINS_PER_MINUTE", "5", 1);
+    setenv ("MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS", "12", 1);
+    s_start ("hostile_logins");
+    unsetenv ("MCE_GATEWAY_LOGINS_PER_MINUTE");
+    unsetenv ("MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS");
+    //  a guesser at one username: five tries, then 429 with the wait
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq (s_login ("victim"), 401, "try %d", i);
+    harness_response_t r;
+    harness_request (
+        s_h.port_http,
+        &(harness_request_t){.method = "POST",
+                             .path = "/api/auth/login",
+                             .body = "{\"username\":\"victim\",\"password\":\"x23456789\"}"},
+        &r);
+    cr_assert_eq (r.status, 429, "%s", r.body);
+    char retry[16];
+    cr_assert (harness_response_header (&r, "Retry-After", retry, sizeof retry));
+    cr_assert_geq (atoi (retry), 1);
+    cr_assert_leq (atoi (retry), 12, "a token of five a minute comes within 12 s: %s", retry);
+    harness_response_free (&r);
+    //  other usernames from the same address go on until the address's own limit
+    int ok = 0;
+    for (char name[32]; ok < 100; ok++) {
+        snprintf (name, sizeof name, "other-%d", ok); //  each name within its own limit
+        if (s_login (name) != 401)
+            break;
+    }
+    cr_assert_eq (ok, 12 - 6, "the address had 12 a minute, 6 used on victim: %d more", ok);
+    cr_assert_eq (s_login ("a-third-one"), 429, "the address is throttled whatever the name");
+    cr_assert_geq (s_metric ("mce_gateway_logins_throttled_total"), 3);
+}
+
+static void *s_login_thread (void *arg)
+{
+    long *status = arg;
+    *status = s_login ("nobody-here");
+    return NULL;
+}
+
+#define S_FLOOD 24
+
+//  Logins at argon2's real cost, more at once than the password queue holds: the excess is
+//  refused at once (503 busy, counted), and history and health answer while the queue is
+//  still full: they never wait behind password hashing.
+Test (hostile, a_login_flood_never_delays_history_or_health, .fini = s_fini, .timeout = 180)
+{
+    setenv ("MCE_GATEWAY_PASSWORD_COST", "interactive", 1);
+    setenv ("MCE_GATEWAY_PASSWORD_QUEUE", "4", 1);
+    s_start ("hostile_flood");
+    unsetenv ("MCE_GATEWAY_PASSWORD_COST");
+    unsetenv ("MCE_GATEWAY_PASSWORD_QUEUE");
+    harness_user_add (s_conninfo, "patient", "user");
+    char token[1024];
+    harness_token ("patient", "user", token, sizeof token);
+
+    pthread_t threads[S_FLOOD];
+    long statuses[S_FLOOD];
+    for (int i = 0; i < S_FLOOD; i++)
+        cr_assert_eq (pthread_create (&threads[i], NULL, s_login_thread, &statuses[i]), 0);
+    //  the queue fills (each hash takes tens of milliseconds at interactive cost)
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    while (s_metric ("mce_gateway_password_busy_total") < 1 && clock_mono_ns () < deadline)
+        ;
+    cr_assert_geq (s_metric ("mce_gateway_password_busy_total"), 1, "the queue never filled");
+    harness_response_t r;
+    harness_request (s_h.port_http,
+                     &(harness_request_t){
+                         .method = "GET", .path = "/api/market/trades/my-history", .token = token},
+                     &r);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    harness_response_free (&r);
+    char *body = NULL;
+    cr_assert_eq (harness_http (&s_h, "GET", "/api/health", NULL, &body), 200);
+    free (body);
+    cr_assert_gt (s_metric ("mce_gateway_password_jobs"), 0,
+                  "history and health answered while logins were still being hashed");
+    int busy = 0, refused = 0;
+    for (int i = 0; i < S_FLOOD; i++) {
+        pthread_join (threads[i], NULL);
+        busy += statuses[i] == 503;
+        refused += statuses[i] == 401;
+        cr_assert (statuses[i] == 503 || statuses[i] == 401, "login %d: %ld", i, statuses[i]);
+    }
+    cr_assert_gt (busy, 0);
+    cr_assert_gt (refused, 0);
+    cr_assert_eq (s_metric ("mce_gateway_password_busy_total"), busy);
 }

@@ -91,7 +91,7 @@ Test (known_users, looked_up_once_then_known)
 {
     char conninfo[PGTEST_CONNINFO_MAX];
     s_fresh ("ku_once", conninfo, sizeof conninfo);
-    gateway_worker_t *worker = gateway_worker_new (conninfo, 1, s_migrate);
+    gateway_worker_t *worker = gateway_worker_new (conninfo, 1, 10000, s_migrate);
     known_users_t *users = known_users_new (worker);
     cr_assert_not_null (users);
     s_heard_t a1 = {0}, a2 = {0}, ghost = {0}, again = {0};
@@ -134,7 +134,7 @@ Test (known_users, lookups_are_bounded_per_address_and_in_all)
 {
     char conninfo[PGTEST_CONNINFO_MAX];
     s_fresh ("ku_bound", conninfo, sizeof conninfo);
-    gateway_worker_t *worker = gateway_worker_new (conninfo, 1, s_migrate);
+    gateway_worker_t *worker = gateway_worker_new (conninfo, 1, 10000, s_migrate);
     known_users_t *users = known_users_new (worker);
     static s_heard_t heard[KNOWN_USERS_BURST + 10];
     int64_t now = s_mono (); //  one instant: no bucket refills meanwhile
@@ -182,7 +182,7 @@ Test (known_users, a_database_out_of_reach_is_unavailable)
 {
     cr_assert_eq (auth_init (), 0);
     gateway_worker_t *worker =
-        gateway_worker_new ("host=127.0.0.1 port=1 dbname=none connect_timeout=1", 1, NULL);
+        gateway_worker_new ("host=127.0.0.1 port=1 dbname=none connect_timeout=1", 1, 10000, NULL);
     known_users_t *users = known_users_new (worker);
     s_heard_t heard = {0};
     cr_assert_eq (known_users_check (users, "alice", "", s_mono (), s_heard, &heard),

@@ -74,3 +74,18 @@ Test (ratelimit, a_crowded_table_forgets_idle_clients_before_busy_ones)
                   "0.5 left: limited, so her bucket was kept (a fresh one would hold 3)");
     ratelimit_destroy (&rl);
 }
+
+Test (ratelimit, a_rate_per_minute)
+{
+    //  10 a minute, all 10 at once: the eleventh waits 6 s for the next token
+    ratelimit_t *rl = ratelimit_new_per (10, 60, 10, 16);
+    int64_t t = 1000 * SEC;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq (ratelimit_take (rl, "u:alice", t), 0, "attempt %d is within the burst", i);
+    cr_assert_eq (ratelimit_take (rl, "u:alice", t), 6);
+    cr_assert_eq (ratelimit_take (rl, "u:alice", t + 5 * SEC + SEC / 2), 1, "half a second short");
+    cr_assert_eq (ratelimit_take (rl, "u:alice", t + 6 * SEC), 0, "one token in 6 s");
+    cr_assert_neq (ratelimit_take (rl, "u:alice", t + 6 * SEC), 0);
+    cr_assert_eq (ratelimit_take (rl, "u:alice", t + 3600 * SEC), 0, "full again after an hour");
+    ratelimit_destroy (&rl);
+}
