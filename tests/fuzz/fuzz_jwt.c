@@ -164,7 +164,7 @@ static void s_try_recipe (const uint8_t *data, size_t size)
         json_is_string (role_value) && ((role_len == 4 && memcmp (role_text, "user", 4) == 0) ||
                                         (role_len == 5 && memcmp (role_text, "admin", 5) == 0));
     bool times_ok = json_is_integer (iat_value) && json_is_integer (exp_value) && iat >= 0 &&
-                    iat <= exp && exp > NOW;
+                    iat <= exp && exp > NOW && iat <= NOW + AUTH_CLOCK_SKEW_S;
     if (sub_value)
         json_object_set_new (payload, "sub", sub_value);
     if (role_value)
