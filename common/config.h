@@ -78,6 +78,9 @@ typedef struct {
         int64_t request_timeout_ms;
         int64_t max_body_bytes;
         int64_t max_in_flight;
+        int64_t max_connections;             //  HTTP connections open at once
+        int64_t max_connections_per_address; //  of them from one client address
+        int64_t request_deadline_ms;     //  to send a whole request, from connect or last answer
         char jwt_secret[CONFIG_STR_MAX]; //  HS256 key; empty = random per start (logged)
         int64_t jwt_ttl_s;
         int password_cost; //  auth_cost_t: interactive|moderate|test

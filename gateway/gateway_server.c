@@ -11,6 +11,7 @@
 #include "migrate.h"
 #include "native_port.h"
 #include "order_parse.h"
+#include "connguard.h"
 #include "ratelimit.h"
 #include "redis.h"
 #include "respcache.h"
@@ -61,6 +62,7 @@ struct _gateway_server_t {
     native_port_t *native;
     ratelimit_t *rates;
     ratelimit_t *logins_user, *logins_address; //  attempts, before any hashing
+    connguard_t *guard;                        //  connections per address, request deadlines
     respcache_t *cache;
     respool_t *pool;        //  reused responses, headers and all
     s_verified_t *verified; //  tokens already checked, by hash (S_VERIFIED_SLOTS)
@@ -470,6 +472,16 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         "per-address limit, before any hashing.\n"
         "# TYPE mce_gateway_logins_throttled_total counter\n"
         "mce_gateway_logins_throttled_total %llu\n"
+        "# HELP mce_gateway_connections HTTP connections open.\n"
+        "# TYPE mce_gateway_connections gauge\nmce_gateway_connections %d\n"
+        "# HELP mce_gateway_connections_refused_total Connections refused: their address had "
+        "max_connections_per_address open.\n"
+        "# TYPE mce_gateway_connections_refused_total counter\n"
+        "mce_gateway_connections_refused_total %llu\n"
+        "# HELP mce_gateway_request_deadline_total Connections shut for not sending a whole "
+        "request within request_deadline_ms.\n"
+        "# TYPE mce_gateway_request_deadline_total counter\n"
+        "mce_gateway_request_deadline_total %llu\n"
         "# HELP mce_gateway_database_up Whether the worker reached Postgres last time.\n"
         "# TYPE mce_gateway_database_up gauge\nmce_gateway_database_up %d\n"
         "# HELP mce_gateway_user_lookups_total Signed-in users looked up in Postgres (not yet "
@@ -482,7 +494,10 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         (unsigned long long) matcher_link_timeouts (self->link),
         (unsigned long long) readmodel_seq (self->model), gateway_worker_pending (self->worker),
         gateway_worker_pending (self->passwords), (unsigned long long) self->passwords_busy,
-        (unsigned long long) self->logins_throttled, gateway_worker_db_up (self->worker) ? 1 : 0,
+        (unsigned long long) self->logins_throttled, connguard_open (self->guard),
+        (unsigned long long) connguard_refused (self->guard),
+        (unsigned long long) connguard_timed_out (self->guard),
+        gateway_worker_db_up (self->worker) ? 1 : 0,
         (unsigned long long) known_users_lookups (self->users),
         (unsigned long long) known_users_limited (self->users));
     fclose (f);
@@ -620,6 +635,55 @@ static void s_client_address (struct MHD_Connection *connection, char *out, size
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out,
                    (socklen_t) size);
+}
+
+//  An IPv4 or IPv6 address as text ("-" for anything else).
+static void s_address_text (const struct sockaddr *sa, char *out, size_t size)
+{
+    snprintf (out, size, "-");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop (AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) size);
+}
+
+//  libmicrohttpd's accept policy: an address at its connection limit is refused.
+static enum MHD_Result s_admit (void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    gateway_server_t *self = cls;
+    (void) addrlen;
+    char text[INET6_ADDRSTRLEN];
+    s_address_text (addr, text, sizeof text);
+    return connguard_admit (self->guard, text) ? MHD_YES : MHD_NO;
+}
+
+//  Connections opening and closing, for their per-address count and request deadline.
+static void s_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    gateway_server_t *self = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char text[INET6_ADDRSTRLEN];
+        s_address_text (ci ? ci->client_addr : NULL, text, sizeof text);
+        *socket_context =
+            fd ? connguard_opened (self->guard, text, fd->connect_fd, clock_mono_ns ()) : NULL;
+    }
+    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        connguard_closed (self->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+//  The guard's record of the request's connection (NULL when it has none).
+static connguard_conn_t *s_guarded (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? (connguard_conn_t *) ci->socket_context : NULL;
 }
 
 unsigned gateway_login_wait (gateway_request_t *req, const char *username)
@@ -871,6 +935,7 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         req->body[req->body_len] = '\0';
         return MHD_YES;
     }
+    connguard_received (self->guard, s_guarded (connection)); //  headers and body are in
     if (req->body_too_large)
         return gateway_fail (req, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
                              "the body exceeds %lld bytes",
@@ -883,6 +948,7 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
 {
     gateway_server_t *self = cls;
     gateway_request_t *req = *con_cls;
+    connguard_answered (self->guard, s_guarded (connection), clock_mono_ns ());
     if (!req)
         return;
     if (self->cfg->gateway.access_log) {
@@ -969,6 +1035,8 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->passwords = gateway_worker_new (cfg->postgres.url, (int) cfg->gateway.password_workers,
                                           (int) cfg->gateway.password_queue, NULL);
     self->rates = ratelimit_new (cfg->gateway.rate_per_s, cfg->gateway.rate_burst, S_RATE_BUCKETS);
+    self->guard = connguard_new ((int) cfg->gateway.max_connections_per_address,
+                                 cfg->gateway.request_deadline_ms * MCE_NS_PER_MSEC);
     self->logins_user = ratelimit_new_per (cfg->gateway.logins_per_minute, 60,
                                            cfg->gateway.logins_per_minute, S_RATE_BUCKETS);
     self->logins_address =
@@ -983,8 +1051,8 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         self->native = native_port_new (cfg, self->link, self->worker, self->users, self->model,
                                         self->waits, self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
-        !self->passwords || !self->logins_user || !self->logins_address || !self->rates ||
-        !self->cache || !self->pool || !self->users || !self->native) {
+        !self->passwords || !self->logins_user || !self->logins_address || !self->guard ||
+        !self->rates || !self->cache || !self->pool || !self->users || !self->native) {
         gateway_server_destroy (&self);
         return NULL;
     }
@@ -1000,9 +1068,10 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     //  The memory limit per connection bounds the request line and headers (431 beyond); it
     //  is zeroed for every request, so it is kept to what a request with a token needs.
     self->daemon = MHD_start_daemon (
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0, NULL, NULL,
-        s_access, self, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 4096,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0, s_admit,
+        self, s_access, self, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
+        self, MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) cfg->gateway.max_connections,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t) 16 * 1024, MHD_OPTION_END);
     const union MHD_DaemonInfo *info =
@@ -1042,6 +1111,7 @@ void gateway_server_destroy (gateway_server_t **self_p)
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
     }
+    connguard_destroy (&self->guard); //  after the daemon: closing connections tells it
     bus_sub_destroy (&self->sub);
     readmodel_destroy (&self->model);
     ratelimit_destroy (&self->rates);
@@ -1168,6 +1238,9 @@ int gateway_server_run (gateway_server_t *self)
         if (all || ready[S_FD_NATIVE] || ready[S_FD_ZAP] || native_pending)
             native_port_process (self->native, all || ready[S_FD_ZAP]);
         seqwait_release (self->waits, readmodel_seq (self->model));
+        //  connections past their request deadline are shut; MHD_run then closes them (the
+        //  loop wakes every S_POLL_MAX_MS at least, so a deadline is kept within that)
+        connguard_sweep (self->guard, now);
         MHD_run (self->daemon);
         matcher_link_flush (self->link); //  the commands of this turn's handlers, together
     }

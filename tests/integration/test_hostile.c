@@ -10,7 +10,10 @@
     - control characters in the free text of an order on the native port: refused as HTTP
       refuses them;
     - a login flood: throttled per username and per address before any password is hashed,
-      and hashing has its own bounded queue, so history and health answer all the while.
+      and hashing has its own bounded queue, so history and health answer all the while;
+    - a slowloris (many connections from one address, each sending a header line now and
+      then): its address is held to its connection limit, each connection is shut at its
+      request deadline, and a client from another address is answered throughout.
 */
 #include "clock.h"
 #include "harness.h"
@@ -19,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <czmq.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -405,4 +409,78 @@ Test (hostile, a_login_flood_never_delays_history_or_health, .fini = s_fini, .ti
     cr_assert_gt (busy, 0);
     cr_assert_gt (refused, 0);
     cr_assert_eq (s_metric ("mce_gateway_password_busy_total"), busy);
+}
+
+//  A TCP connection to the HTTP port from the loopback address `from` (127.0.0.x).
+static int s_connect_from (const char *from)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq (fd, 0);
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    inet_pton (AF_INET, from, &local.sin_addr);
+    cr_assert_eq (bind (fd, (struct sockaddr *) &local, sizeof local), 0, "bind %s", from);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) s_h.port_http)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = HARNESS_DEADLINE_MS / 1000};
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+//  GET /api/health from `from`: the status line's code, 0 when the connection was closed
+//  without an answer.
+static int s_health_from (const char *from)
+{
+    int fd = s_connect_from (from);
+    const char *request =
+        "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    send (fd, request, strlen (request), MSG_NOSIGNAL);
+    char answer[64] = "";
+    ssize_t n = recv (fd, answer, sizeof answer - 1, 0);
+    close (fd);
+    int code = 0;
+    if (n > 12)
+        sscanf (answer, "HTTP/1.1 %d", &code);
+    return code;
+}
+
+#define S_LORIS       60
+#define S_LORIS_LIMIT 20
+
+Test (hostile, a_slowloris_is_bounded_and_others_are_answered, .fini = s_fini, .timeout = 120)
+{
+    setenv ("MCE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "20", 1);
+    setenv ("MCE_GATEWAY_REQUEST_DEADLINE_MS", "1500", 1);
+    s_start ("hostile_loris");
+    unsetenv ("MCE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS");
+    unsetenv ("MCE_GATEWAY_REQUEST_DEADLINE_MS");
+    //  the attacker, from 127.0.0.3: a request line and one header each, never the end
+    int loris[S_LORIS];
+    for (int i = 0; i < S_LORIS; i++) {
+        loris[i] = s_connect_from ("127.0.0.3");
+        const char *start = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+        send (loris[i], start, strlen (start), MSG_NOSIGNAL);
+    }
+    //  the address gets its 20; the rest are refused as they come (counted)
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    while (s_metric ("mce_gateway_connections_refused_total") < S_LORIS - S_LORIS_LIMIT &&
+           clock_mono_ns () < deadline)
+        ;
+    cr_assert_eq (s_metric ("mce_gateway_connections_refused_total"), S_LORIS - S_LORIS_LIMIT);
+    //  another address is answered meanwhile
+    cr_assert_eq (s_health_from ("127.0.0.2"), 200);
+    //  the attacker's connections are shut at their deadline: each reads end-of-stream
+    for (int i = 0; i < S_LORIS; i++) {
+        send (loris[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
+        char byte;
+        ssize_t n;
+        while ((n = recv (loris[i], &byte, 1, 0)) > 0)
+            ;
+        cr_assert_eq (n, 0, "connection %d: %s", i, n < 0 ? strerror (errno) : "");
+        close (loris[i]);
+    }
+    cr_assert_eq (s_metric ("mce_gateway_request_deadline_total"), S_LORIS_LIMIT);
+    //  and the address may connect again
+    cr_assert_eq (s_health_from ("127.0.0.3"), 200);
+    cr_assert_eq (s_health_from ("127.0.0.2"), 200);
 }
