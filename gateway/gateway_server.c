@@ -451,7 +451,8 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
              (double) self->latency_sum_us / 1e6, (unsigned long long) cumulative);
     fprintf (
         f,
-        "# HELP mce_gateway_rate_limited_total Requests refused by the rate limit.\n"
+        "# HELP mce_gateway_rate_limited_total Requests refused by the rate limit (HTTP and the "
+        "native port).\n"
         "# TYPE mce_gateway_rate_limited_total counter\nmce_gateway_rate_limited_total %llu\n"
         "# HELP mce_gateway_matcher_in_flight Commands waiting for the matcher.\n"
         "# TYPE mce_gateway_matcher_in_flight gauge\nmce_gateway_matcher_in_flight %d\n"
@@ -490,7 +491,8 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         "# HELP mce_gateway_user_lookups_limited_total User lookups refused by their bound.\n"
         "# TYPE mce_gateway_user_lookups_limited_total counter\n"
         "mce_gateway_user_lookups_limited_total %llu\n",
-        (unsigned long long) self->rate_limited, matcher_link_in_flight (self->link),
+        (unsigned long long) (self->rate_limited + native_port_rate_limited (self->native)),
+        matcher_link_in_flight (self->link),
         (unsigned long long) matcher_link_timeouts (self->link),
         (unsigned long long) readmodel_seq (self->model), gateway_worker_pending (self->worker),
         gateway_worker_pending (self->passwords), (unsigned long long) self->passwords_busy,
@@ -1047,9 +1049,9 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->verified = calloc (S_VERIFIED_SLOTS, sizeof *self->verified);
     self->waits = seqwait_new (S_WAIT_SEQ_MS);
     self->users = self->worker ? known_users_new (self->worker) : NULL;
-    if (self->link && self->worker && self->model && self->waits && self->users)
+    if (self->link && self->worker && self->model && self->waits && self->users && self->rates)
         self->native = native_port_new (cfg, self->link, self->worker, self->users, self->model,
-                                        self->waits, self->secret, self->secret_len);
+                                        self->waits, self->rates, self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
         !self->passwords || !self->logins_user || !self->logins_address || !self->guard ||
         !self->rates || !self->cache || !self->pool || !self->users || !self->native) {

@@ -30,7 +30,8 @@ struct _native_port_t {
     bool pending;  //  see native_port_pending: a reply went out, or commands were left
     bool zap_sent; //  a ZAP answer went out (the same, for the ZAP socket)
     proto_buf_t out;
-    uint64_t commands, refused;
+    ratelimit_t *rates; //  the gateway's: a user has one bucket over HTTP and here
+    uint64_t commands, refused, rate_limited;
 };
 
 //  A command in flight: where the answer goes, and the client's own rid.
@@ -146,6 +147,16 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     if (!s_sender (body, user, sizeof user, &role)) {
         s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
                   "this connection did not authenticate (ZMQ PLAIN: jwt or apikey)");
+        return;
+    }
+    char key[PROTO_STR64_MAX + 3];
+    snprintf (key, sizeof key, "u:%s", user);
+    unsigned wait = ratelimit_take (self->rates, key, clock_mono_ns ());
+    if (wait) {
+        self->rate_limited++;
+        char message[64];
+        snprintf (message, sizeof message, "too many requests; retry in %u s", wait);
+        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_RATE_LIMITED, message);
         return;
     }
     int64_t now = clock_wall_ns ();
@@ -397,12 +408,14 @@ static void s_zap (native_port_t *self)
 
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
                                 gateway_worker_t *worker, known_users_t *users, readmodel_t *model,
-                                seqwait_t *waits, const uint8_t *key, size_t len)
+                                seqwait_t *waits, ratelimit_t *rates, const uint8_t *key,
+                                size_t len)
 {
     native_port_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
+    self->rates = rates;
     self->link = link;
     self->worker = worker;
     self->users = users;
@@ -481,6 +494,11 @@ void native_port_process (native_port_t *self, bool zap_ready)
 uint64_t native_port_commands (native_port_t *self)
 {
     return self->commands;
+}
+
+uint64_t native_port_rate_limited (native_port_t *self)
+{
+    return self->rate_limited;
 }
 
 uint64_t native_port_refused (native_port_t *self)

@@ -25,6 +25,7 @@
 #include "gateway_worker.h"
 #include "known_users.h"
 #include "matcher_link.h"
+#include "ratelimit.h"
 #include "readmodel.h"
 #include "seqwait.h"
 
@@ -37,7 +38,8 @@ typedef struct _native_port_t native_port_t;
 //  token key. NULL on error.
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
                                 gateway_worker_t *worker, known_users_t *users, readmodel_t *model,
-                                seqwait_t *waits, const uint8_t *key, size_t len);
+                                seqwait_t *waits, ratelimit_t *rates, const uint8_t *key,
+                                size_t len);
 void native_port_destroy (native_port_t **self_p);
 //  The ZMQ_FDs of the two sockets (commands, ZAP requests), for a loop on epoll: readable
 //  when something may be waiting. Call native_port_process when either is, or when
@@ -48,8 +50,9 @@ bool native_port_pending (native_port_t *self);
 //  Answers the ZAP requests waiting (when zap_ready: its fd was readable) and reads the
 //  commands waiting (up to a bound per call).
 void native_port_process (native_port_t *self, bool zap_ready);
-//  Commands taken and refused, for metrics.
+//  Commands taken and refused, and refused by the rate limit, for metrics.
 uint64_t native_port_commands (native_port_t *self);
 uint64_t native_port_refused (native_port_t *self);
+uint64_t native_port_rate_limited (native_port_t *self);
 
 #endif

@@ -8,7 +8,7 @@
       command port: dropped from their header, never buffered (each process's peak memory is
       read from /proc), and the port still serves others;
     - control characters in the free text of an order on the native port: refused as HTTP
-      refuses them;
+      refuses them; and the native port spends the user's one rate limit, as HTTP does;
     - a login flood: throttled per username and per address before any password is hashed,
       and hashing has its own bounded queue, so history and health answer all the while;
     - a slowloris (many connections from one address, each sending a header line now and
@@ -483,4 +483,43 @@ Test (hostile, a_slowloris_is_bounded_and_others_are_answered, .fini = s_fini, .
     //  and the address may connect again
     cr_assert_eq (s_health_from ("127.0.0.3"), 200);
     cr_assert_eq (s_health_from ("127.0.0.2"), 200);
+}
+
+//  The native port has no rate of its own: it takes from the user's one bucket, as HTTP does,
+//  and answers rate_limited past it; HTTP then finds the same bucket empty.
+Test (hostile, the_native_port_spends_the_users_one_rate_limit, .fini = s_fini, .timeout = 120)
+{
+    setenv ("MCE_GATEWAY_RATE_PER_S", "1", 1);
+    setenv ("MCE_GATEWAY_RATE_BURST", "10", 1);
+    s_start ("hostile_native_rate");
+    unsetenv ("MCE_GATEWAY_RATE_PER_S");
+    unsetenv ("MCE_GATEWAY_RATE_BURST");
+    harness_user_add (s_conninfo, "mallory", "user");
+    char token[1024];
+    harness_token ("mallory", "user", token, sizeof token);
+    zsock_t *native = s_native (token);
+    int acked = 0, limited = 0;
+    for (uint64_t rid = 1; rid <= 40; rid++) {
+        proto_msg_t reply = s_native_order (native, rid, NULL, NULL);
+        if (reply.kind == PROTO_ack)
+            acked++;
+        else {
+            cr_assert_eq (reply.kind, PROTO_reject, "%s", proto_kind_name (reply.kind));
+            cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_RATE_LIMITED, "%s",
+                          reply.reject.message);
+            limited++;
+        }
+    }
+    zsock_destroy (&native);
+    //  the burst of 10, and at most the few a second refills meanwhile
+    cr_assert_geq (acked, 10);
+    cr_assert_lt (acked, 20, "%d orders went through a limit of 10 and 1 a second", acked);
+    cr_assert_eq (acked + limited, 40);
+    harness_response_t r;
+    harness_request (
+        s_h.port_http,
+        &(harness_request_t){.method = "GET", .path = "/api/trading/orders", .token = token}, &r);
+    cr_assert_eq (r.status, 429, "the same bucket over HTTP: %s", r.body);
+    harness_response_free (&r);
+    cr_assert_geq (s_metric ("mce_gateway_rate_limited_total"), limited + 1);
 }
