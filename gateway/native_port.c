@@ -50,7 +50,7 @@ typedef struct {
     zmsg_t *envelope; //  routing id and empty delimiter, to address the reply
     char request_id[64];
     char key[AUTH_API_KEY_MAX];
-    char user_id[96]; //  "<role>/<user>" when the key is good
+    char user_id[96]; //  "<role>/<user>/0" when the key is good (a key has no expiry yet)
     bool down;        //  the database could not be asked
 } s_key_job_t;
 
@@ -59,7 +59,7 @@ typedef struct {
     native_port_t *port;
     zmsg_t *envelope;
     char request_id[64];
-    char user_id[96]; //  "<role>/<user>"
+    char user_id[96]; //  "<role>/<user>/<exp>"
 } s_user_wait_t;
 
 //  ---------------------------------------------------------------------------------------
@@ -120,15 +120,20 @@ static void s_answered (void *arg, const proto_msg_t *matcher_reply)
 //  ---------------------------------------------------------------------------------------
 //  Commands
 
-//  Who sent body: its connection's ZAP identity, "<role>/<user>". false if none.
-static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role)
+//  Who sent body: its connection's ZAP identity, "<role>/<user>/<exp>", with exp the Unix
+//  second its token expires (0: an API key, which does not). A session ends with its token:
+//  ZeroMQ authenticates a connection once, so every command checks the expiry it was given.
+//  Usernames hold no '/'. false if none.
+static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64_t *exp)
 {
     const char *id = zmq_msg_gets (body, "User-Id");
     const char *slash = id ? strchr (id, '/') : NULL;
-    if (!slash || !slash[1])
+    const char *last = id ? strrchr (id, '/') : NULL;
+    if (!slash || last == slash || last - slash < 2)
         return false;
     *role = strncmp (id, "admin/", 6) == 0 ? PROTO_ROLE_ADMIN : PROTO_ROLE_USER;
-    snprintf (user, size, "%s", slash + 1);
+    snprintf (user, size, "%.*s", (int) (last - slash - 1), slash + 1);
+    *exp = strtoll (last + 1, NULL, 10);
     return true;
 }
 
@@ -144,9 +149,15 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     uint64_t rid = cmd.new_order.rid; //  the first field of every command
     char user[PROTO_STR64_MAX + 1];
     int role;
-    if (!s_sender (body, user, sizeof user, &role)) {
+    int64_t exp;
+    if (!s_sender (body, user, sizeof user, &role, &exp)) {
         s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
                   "this connection did not authenticate (ZMQ PLAIN: jwt or apikey)");
+        return;
+    }
+    if (exp && clock_wall_ns () / MCE_NS_PER_SEC >= exp) {
+        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
+                  "the token this connection signed in with has expired: connect again");
         return;
     }
     char key[PROTO_STR64_MAX + 3];
@@ -271,7 +282,7 @@ static void s_key_run (gateway_job_t *base, pg_t *pg)
     if (!r)
         job->down = true;
     else if (pg_rows (r) == 1)
-        snprintf (job->user_id, sizeof job->user_id, "%s/%s", pg_value (r, 0, 0),
+        snprintf (job->user_id, sizeof job->user_id, "%s/%s/0", pg_value (r, 0, 0),
                   pg_value (r, 0, 1));
     pg_result_free (&r);
 }
@@ -318,8 +329,9 @@ static void s_zap_token (native_port_t *self, zmsg_t **envelope_p, const char *r
     }
     w->port = self;
     snprintf (w->request_id, sizeof w->request_id, "%s", request_id);
-    snprintf (w->user_id, sizeof w->user_id, "%s/%s",
-              claims->role == PROTO_ROLE_ADMIN ? "admin" : "user", claims->sub);
+    snprintf (w->user_id, sizeof w->user_id, "%s/%s/%lld",
+              claims->role == PROTO_ROLE_ADMIN ? "admin" : "user", claims->sub,
+              (long long) claims->exp);
     known_users_answer_t known =
         known_users_check (self->users, claims->sub, address, clock_mono_ns (), s_user_checked, w);
     if (known == KNOWN_USERS_PENDING) {

@@ -8,13 +8,15 @@
       command port: dropped from their header, never buffered (each process's peak memory is
       read from /proc), and the port still serves others;
     - control characters in the free text of an order on the native port: refused as HTTP
-      refuses them; and the native port spends the user's one rate limit, as HTTP does;
+      refuses them; the native port spends the user's one rate limit, as HTTP does; and a
+      native session ends when the token it signed in with expires;
     - a login flood: throttled per username and per address before any password is hashed,
       and hashing has its own bounded queue, so history and health answer all the while;
     - a slowloris (many connections from one address, each sending a header line now and
       then): its address is held to its connection limit, each connection is shut at its
       request deadline, and a client from another address is answered throughout.
 */
+#include "auth.h"
 #include "clock.h"
 #include "harness.h"
 #include "pgtest.h"
@@ -25,6 +27,7 @@
 #include <errno.h>
 #include <czmq.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,4 +525,68 @@ Test (hostile, the_native_port_spends_the_users_one_rate_limit, .fini = s_fini, 
     cr_assert_eq (r.status, 429, "the same bucket over HTTP: %s", r.body);
     harness_response_free (&r);
     cr_assert_geq (s_metric ("mce_gateway_rate_limited_total"), limited + 1);
+}
+
+//  A cancel of an order that does not exist: changes nothing, and is answered.
+static proto_msg_t s_native_cancel (zsock_t *native, uint64_t rid)
+{
+    proto_msg_t cmd = {.kind = PROTO_cancel_order};
+    cmd.cancel_order.rid = rid;
+    cmd.cancel_order.order_id = 999999;
+    cmd.cancel_order.ts = 1;
+    snprintf (cmd.cancel_order.user, sizeof cmd.cancel_order.user, "mallory");
+    snprintf (cmd.cancel_order.market, sizeof cmd.cancel_order.market, "campus-1");
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (&cmd, &buf), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (native), buf.data, buf.len, 0), (int) buf.len);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (native);
+    cr_assert_not_null (f, "no answer to cancel %lu", (unsigned long) rid);
+    proto_msg_t reply;
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    return reply;
+}
+
+//  ZeroMQ authenticates a connection once; the session must still end with its token.
+Test (hostile, a_native_session_ends_when_its_token_expires, .fini = s_fini, .timeout = 120)
+{
+    s_start ("hostile_session");
+    harness_user_add (s_conninfo, "mallory", "user");
+    int64_t now_s = clock_wall_ns () / MCE_NS_PER_SEC;
+    auth_claims_t claims = {.role = PROTO_ROLE_USER, .iat = now_s, .exp = now_s + 2};
+    snprintf (claims.sub, sizeof claims.sub, "mallory");
+    char token[AUTH_JWT_MAX + 1];
+    cr_assert_eq (auth_jwt_mint ((const uint8_t *) HARNESS_JWT_SECRET, strlen (HARNESS_JWT_SECRET),
+                                 &claims, token, sizeof token),
+                  0);
+    zsock_t *native = s_native (token);
+    cr_assert_eq (s_native_order (native, 1, NULL, NULL).kind, PROTO_ack, "trades while valid");
+    //  the session goes on being answered until its token expires, then every command is
+    //  refused (polled every 50 ms, for at most the token's life and the deadline)
+    int64_t deadline = clock_mono_ns () + (int64_t) (2000 + HARNESS_DEADLINE_MS) * MCE_NS_PER_MSEC;
+    proto_msg_t reply;
+    uint64_t rid = 2;
+    do {
+        reply = s_native_cancel (native, rid++);
+        if (reply.kind == PROTO_reject &&
+            reply.reject.reason == PROTO_REJECT_REASON_SESSION_EXPIRED)
+            break;
+        cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_UNKNOWN_ORDER, "%s",
+                      reply.reject.message);
+        poll (NULL, 0, 50);
+    } while (clock_mono_ns () < deadline);
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_SESSION_EXPIRED,
+                  "the session outlived its token");
+    cr_assert_geq (clock_wall_ns () / MCE_NS_PER_SEC, claims.exp, "not before its expiry");
+    reply = s_native_order (native, rid, NULL, NULL);
+    cr_assert_eq (reply.kind, PROTO_reject);
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_SESSION_EXPIRED, "orders too");
+    zsock_destroy (&native);
+    //  a fresh token opens a new session
+    harness_token ("mallory", "user", token, sizeof token);
+    native = s_native (token);
+    cr_assert_eq (s_native_order (native, 100, NULL, NULL).kind, PROTO_ack);
+    zsock_destroy (&native);
 }
