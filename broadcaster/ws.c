@@ -116,6 +116,17 @@ void ws_session_push (ws_session_t *self, ws_msg_t *msg, ws_sub_t *sub, int64_t 
             lws_callback_on_writable (self->wsi);
         return;
     }
+    if (!sub && self->queued_bytes + msg->len > 2 * self->queue_limit) {
+        //  Asking for snapshots or errors faster than it reads them: it goes (see ws.h).
+        if (!self->overflowed)
+            log_info ("broadcaster",
+                      "client %s queued past twice its bound without reading: closing it",
+                      self->peer);
+        self->overflowed = true;
+        if (!self->behind_since)
+            self->behind_since = now_ns;
+        return;
+    }
     ws_entry_t *entry = malloc (sizeof *entry);
     if (!entry)
         return;
@@ -189,5 +200,5 @@ size_t ws_session_gather (ws_session_t *self, unsigned char *buf, size_t cap, si
 
 bool ws_session_overdue (const ws_session_t *self, int64_t now_ns, int64_t grace_ns)
 {
-    return self->behind_since && now_ns - self->behind_since > grace_ns;
+    return self->overflowed || (self->behind_since && now_ns - self->behind_since > grace_ns);
 }

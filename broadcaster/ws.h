@@ -12,7 +12,10 @@
     has, the snapshots owed are queued (channels_catch_up). A session that stays behind longer than
    broadcaster.slow_grace_ms is closed with 1008 "too slow" (ws_session_overdue says when). Queued
    bytes count each message in full, shared or not, so one slow client never holds more than its
-   bound.
+   bound. Messages of no subscription (snapshots, acknowledgements, errors) are never dropped
+   by conflation, since the client needs each one; they may take the queue to twice its bound,
+   and one that would go past that means the client sends faster than it reads what it asked
+   for: it is dropped and the session is closed at once (ws_session_overdue says so too).
 
     Sessions live in libwebsockets' per-session memory; the server calls ws_session_init on
     LWS_CALLBACK_ESTABLISHED and ws_session_clear on LWS_CALLBACK_CLOSED. One thread.
@@ -60,6 +63,7 @@ struct _ws_session_t {
     int sub_count;
     int64_t behind_since; //  monotonic ns when updates were first dropped; 0 = not behind
     bool closing;         //  asked to go; nothing more is queued
+    bool overflowed;      //  its queue passed twice its bound: it goes at the next tick
     char *rx;             //  a message arriving in fragments
     size_t rx_len;
     ws_session_t *prev, *next; //  the server's list of sessions

@@ -473,6 +473,44 @@ static void s_read_available (wsclient_t *ws, s_book_t *b)
         s_apply (b, text, type, sizeof type);
 }
 
+//  A client that asks and never reads the answers (errors for bad JSON, snapshots for
+//  re-subscribing) held them all, without bound, and was never closed: those messages belong
+//  to no subscription, so conflation never touched them. Now they may take its queue to
+//  twice its bound, and the next one closes it, long before the grace for slow clients.
+Test (broadcaster, a_client_that_never_reads_its_answers_is_closed, .fini = s_fini, .timeout = 120)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    setenv ("MCE_BROADCASTER_QUEUE_BYTES", "4096", 1);
+    setenv ("MCE_BROADCASTER_SLOW_GRACE_MS", "600000", 1); //  not what closes it
+    s_start_broadcaster (false);
+    unsetenv ("MCE_BROADCASTER_QUEUE_BYTES");
+    unsetenv ("MCE_BROADCASTER_SLOW_GRACE_MS");
+    wsclient_t *k = s_connect (S_SLOW_RCVBUF);
+    int sent = 0;
+    for (; sent < 20000; sent++) {
+        const char *request =
+            sent % 2 ? "{" : "{\"op\":\"subscribe\",\"channel\":\"depth\",\"market\":\"campus-1\"}";
+        if (wsclient_send (k, request))
+            break; //  closed under it: what the test waits for
+    }
+    //  read what got through, up to the end of the connection
+    int read = 0;
+    while (wsclient_recv (k, HARNESS_DEADLINE_MS))
+        read++;
+    const char *reason;
+    int code = wsclient_closed (k, &reason);
+    cr_assert_geq (code, 0, "the connection is still open after %d requests and %d answers", sent,
+                   read);
+    cr_assert_lt (read, sent, "closed before it had every answer");
+    wsclient_destroy (&k);
+    //  and the broadcaster serves the next client
+    wsclient_t *f = s_connect (0);
+    s_book_t book = {0};
+    s_subscribe_depth (f, &book);
+    wsclient_destroy (&f);
+}
+
 Test (broadcaster, a_slow_client_is_conflated_and_a_stuck_one_dropped, .fini = s_fini,
       .timeout = 240)
 {
