@@ -48,7 +48,8 @@ struct _broadcaster_server_t {
     metrics_http_t *metrics;
     int64_t started;
     atomic_uint_least64_t sessions_open, subscriptions, channel_count, updates, dropped,
-        closed_slow, m_seq, s_seq, monitors_now, sessions_total;
+        closed_slow, m_seq, s_seq, monitors_now, sessions_total, sessions_refused;
+    zhashx_t *per_address; //  address -> int*: sessions open (an entry only while there are)
 };
 
 static void s_drain (broadcaster_server_t *self);
@@ -322,6 +323,39 @@ static int s_receive (broadcaster_server_t *self, ws_session_t *session, struct 
     return 0;
 }
 
+static void s_free_count (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+//  The client's address as the per-address count knows it (IPv4-mapped shown as IPv4).
+static const char *s_address (struct lws *wsi, char *buf, size_t size)
+{
+    snprintf (buf, size, "?");
+    lws_get_peer_simple (wsi, buf, size);
+    return strncmp (buf, "::ffff:", 7) == 0 ? buf + 7 : buf;
+}
+
+//  Sessions open from address: +1 or -1. The entry goes with its last session, so the map
+//  never holds more than the sessions open.
+static void s_count_address (broadcaster_server_t *self, const char *address, int change)
+{
+    int *count = zhashx_lookup (self->per_address, address);
+    if (!count && change > 0) {
+        count = calloc (1, sizeof *count);
+        if (!count || zhashx_insert (self->per_address, address, count) != 0) {
+            free (count);
+            return;
+        }
+    }
+    if (!count)
+        return;
+    *count += change;
+    if (*count <= 0)
+        zhashx_delete (self->per_address, address);
+}
+
 static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
@@ -335,6 +369,14 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
                 origin[0] = '\0';
             if (origin[0] && !s_origin_allowed (self->cfg->broadcaster.origins, origin)) {
                 log_info ("broadcaster", "refused a connection from origin %s", origin);
+                return 1;
+            }
+            //  An address at its limit is refused before the upgrade: counted, not logged
+            //  (a flood of refusals would be a flood of lines).
+            char buf[64];
+            const int *open = zhashx_lookup (self->per_address, s_address (wsi, buf, sizeof buf));
+            if (open && *open >= self->cfg->broadcaster.max_sessions_per_address) {
+                atomic_fetch_add (&self->sessions_refused, 1);
                 return 1;
             }
             return 0;
@@ -354,10 +396,11 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
                 port = peer.ss_family == AF_INET6
                            ? ntohs (((struct sockaddr_in6 *) &peer)->sin6_port)
                            : ntohs (((struct sockaddr_in *) &peer)->sin_port);
-            char ip[64] = "?";
-            lws_get_peer_simple (wsi, ip, sizeof ip);
-            const char *shown = strncmp (ip, "::ffff:", 7) == 0 ? ip + 7 : ip; //  IPv4-mapped
+            char ip[48]; //  INET6_ADDRSTRLEN, and room for ":port" in session->peer
+            const char *shown = s_address (wsi, ip, sizeof ip);
             snprintf (session->peer, sizeof session->peer, "%s:%u", shown, port);
+            snprintf (session->address, sizeof session->address, "%s", shown);
+            s_count_address (self, session->address, +1);
             session->next = self->sessions;
             if (self->sessions)
                 self->sessions->prev = session;
@@ -371,6 +414,7 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
         case LWS_CALLBACK_SERVER_WRITEABLE:
             return s_writable (self, session);
         case LWS_CALLBACK_CLOSED:
+            s_count_address (self, session->address, -1);
             channels_drop_session (self->channels, session);
             ws_session_clear (session);
             s_session_unlink (self, session);
@@ -450,6 +494,10 @@ static void s_render (void *arg, FILE *f)
              "# HELP mce_broadcaster_slow_closed_total Clients closed for staying behind.\n"
              "# TYPE mce_broadcaster_slow_closed_total counter\n"
              "mce_broadcaster_slow_closed_total %llu\n"
+             "# HELP mce_broadcaster_sessions_refused_total Connections refused: their address "
+             "had max_sessions_per_address open.\n"
+             "# TYPE mce_broadcaster_sessions_refused_total counter\n"
+             "mce_broadcaster_sessions_refused_total %llu\n"
              "# HELP mce_broadcaster_monitor_subscriptions Subscriptions on the XPUB.\n"
              "# TYPE mce_broadcaster_monitor_subscriptions gauge\n"
              "mce_broadcaster_monitor_subscriptions %llu\n"
@@ -463,6 +511,7 @@ static void s_render (void *arg, FILE *f)
              (unsigned long long) atomic_load (&self->channel_count),
              (unsigned long long) atomic_load (&self->updates),
              (unsigned long long) atomic_load (&self->closed_slow),
+             (unsigned long long) atomic_load (&self->sessions_refused),
              (unsigned long long) atomic_load (&self->monitors_now),
              (unsigned long long) atomic_load (&self->m_seq),
              (unsigned long long) atomic_load (&self->s_seq));
@@ -476,6 +525,12 @@ broadcaster_server_t *broadcaster_server_new (const mce_config_t *cfg)
         return NULL;
     self->cfg = cfg;
     self->started = clock_mono_ns ();
+    self->per_address = zhashx_new ();
+    if (!self->per_address) {
+        free (self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->per_address, s_free_count);
     self->model = readmodel_new (cfg);
     self->channels = self->model ? channels_new (cfg, self->model, s_publish, self) : NULL;
     self->m = bus_sub_new_for (cfg, "m", "broadcaster", 0);
@@ -552,6 +607,7 @@ void broadcaster_server_destroy (broadcaster_server_t **self_p)
     bus_sub_destroy (&self->m);
     bus_sub_destroy (&self->s);
     zsock_destroy (&self->xpub);
+    zhashx_destroy (&self->per_address); //  after the context: closing sessions counts down
     free (self);
     *self_p = NULL;
 }

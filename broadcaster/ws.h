@@ -69,6 +69,7 @@ struct _ws_session_t {
     ws_session_t *prev, *next; //  the server's list of sessions
     uint64_t dropped;          //  updates dropped for this client (conflation)
     char peer[64];             //  "address:port", for logs
+    char address[64];          //  the address alone, for the per-address count
 };
 
 //  A subscription: one session on one channel.

@@ -117,6 +117,8 @@ static const s_key_t s_keys[] = {
     {"broadcaster.slow_grace_ms", K_INT, "10000", 10, 3600000, NULL, F (broadcaster.slow_grace_ms)},
     {"broadcaster.max_subscriptions", K_INT, "64", 1, 100000, NULL,
      F (broadcaster.max_subscriptions)},
+    {"broadcaster.max_sessions_per_address", K_INT, "100", 1, 1000000, NULL,
+     F (broadcaster.max_sessions_per_address)},
     {"broadcaster.flush_ms", K_INT, "10", 0, 1000, NULL, F (broadcaster.flush_ms)},
     {"broadcaster.queue_ms", K_INT, "1000", 0, 600000, NULL, F (broadcaster.queue_ms)},
 };

@@ -132,12 +132,13 @@ typedef struct {
         int64_t ws_port;
         char xpub[CONFIG_STR_MAX];
         int64_t metrics_port;
-        char origins[CONFIG_STR_MAX]; //  allowed Origin headers, comma-separated; empty = any
-        int64_t queue_bytes;          //  a connection's outgoing queue, at most
-        int64_t slow_grace_ms;        //  how long a client may stay behind before it is closed
-        int64_t max_subscriptions;    //  per connection
-        int64_t flush_ms;             //  changes are sent together at most this often
-        int64_t queue_ms;             //  a client whose oldest queued update is older is behind
+        char origins[CONFIG_STR_MAX];     //  allowed Origin headers, comma-separated; empty = any
+        int64_t queue_bytes;              //  a connection's outgoing queue, at most
+        int64_t slow_grace_ms;            //  how long a client may stay behind before it is closed
+        int64_t max_subscriptions;        //  per connection
+        int64_t max_sessions_per_address; //  WebSocket clients open from one address
+        int64_t flush_ms;                 //  changes are sent together at most this often
+        int64_t queue_ms;                 //  a client whose oldest queued update is older is behind
     } broadcaster;
     config_market_t markets[CONFIG_MARKETS_MAX];
     int market_count;

@@ -111,7 +111,8 @@ void harness_init (harness_t *h, const char *extra_config)
              "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000;\n"
              "            logins_per_minute = 1000000; logins_per_minute_address = 1000000; };\n"
              "persister = { metrics_port = 0; };\n"
-             "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
+             "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0;\n"
+             "                max_sessions_per_address = 1000000; };\n"
              "%s%s\n",
              h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
              h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,

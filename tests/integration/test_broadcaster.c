@@ -7,6 +7,7 @@
 */
 #include "bus_sub.h"
 #include "decimal.h"
+#include "clock.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -509,6 +510,38 @@ Test (broadcaster, a_client_that_never_reads_its_answers_is_closed, .fini = s_fi
     s_book_t book = {0};
     s_subscribe_depth (f, &book);
     wsclient_destroy (&f);
+}
+
+//  One address holds at most max_sessions_per_address WebSocket clients: the next is refused
+//  before the upgrade, and a place comes free when one of them goes.
+Test (broadcaster, an_address_holds_a_bounded_number_of_clients, .fini = s_fini, .timeout = 120)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    setenv ("MCE_BROADCASTER_MAX_SESSIONS_PER_ADDRESS", "3", 1);
+    s_start_broadcaster (false);
+    unsetenv ("MCE_BROADCASTER_MAX_SESSIONS_PER_ADDRESS");
+    wsclient_t *c[3];
+    s_book_t book[3];
+    memset (book, 0, sizeof book);
+    for (int i = 0; i < 3; i++) {
+        c[i] = s_connect (0);
+        s_subscribe_depth (c[i], &book[i]); //  each is a working client
+    }
+    wsclient_t *fourth = wsclient_connect (s_h.port_ws, NULL, 0, HARNESS_DEADLINE_MS);
+    cr_assert_null (fourth, "a fourth client from the same address was let in");
+    //  one goes; its place is free once the broadcaster has seen it go
+    wsclient_destroy (&c[0]);
+    int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    while (!(fourth = wsclient_connect (s_h.port_ws, NULL, 0, HARNESS_DEADLINE_MS)) &&
+           clock_mono_ns () < deadline)
+        ;
+    cr_assert_not_null (fourth, "the place of a client that left never came free");
+    s_book_t again = {0};
+    s_subscribe_depth (fourth, &again);
+    wsclient_destroy (&fourth);
+    wsclient_destroy (&c[1]);
+    wsclient_destroy (&c[2]);
 }
 
 Test (broadcaster, a_slow_client_is_conflated_and_a_stuck_one_dropped, .fini = s_fini,
