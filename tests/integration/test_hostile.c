@@ -76,6 +76,18 @@ static int s_start (const char *db)
     return gateway;
 }
 
+//  s_start with settings from the environment for this gateway only: pairs of MCE_ variable
+//  and value, NULL-terminated.
+static int s_start_with (const char *db, const char *const *env)
+{
+    for (int i = 0; env[i]; i += 2)
+        setenv (env[i], env[i + 1], 1);
+    int gateway = s_start (db);
+    for (int i = 0; env[i]; i += 2)
+        unsetenv (env[i]);
+    return gateway;
+}
+
 //  Sends raw bytes to the HTTP port and returns all the gateway answered before it closed
 //  the connection or the deadline passed (to free).
 static char *s_raw_http (const char *request)
@@ -198,6 +210,23 @@ static zsock_t *s_native (const char *token)
     return native;
 }
 
+//  Sends cmd on the native port and returns its answer.
+static proto_msg_t s_native_ask (zsock_t *native, const proto_msg_t *cmd)
+{
+    proto_buf_t buf;
+    proto_buf_init (&buf);
+    cr_assert_eq (proto_encode (cmd, &buf), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (native), buf.data, buf.len, 0), (int) buf.len);
+    proto_buf_free (&buf);
+    zframe_t *f = zframe_recv (native);
+    cr_assert_not_null (f, "no answer to %s %lu", proto_kind_name (cmd->kind),
+                        (unsigned long) cmd->new_order.rid);
+    proto_msg_t reply;
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
+    zframe_destroy (&f);
+    return reply;
+}
+
 //  Sends a limit buy (with coid and source when not NULL) and returns the answer.
 static proto_msg_t s_native_order (zsock_t *native, uint64_t rid, const char *coid,
                                    const char *source)
@@ -215,17 +244,7 @@ static proto_msg_t s_native_order (zsock_t *native, uint64_t rid, const char *co
     snprintf (cmd.new_order.client_order_id, sizeof cmd.new_order.client_order_id, "%s",
               coid ? coid : "");
     snprintf (cmd.new_order.source, sizeof cmd.new_order.source, "%s", source ? source : "");
-    proto_buf_t buf;
-    proto_buf_init (&buf);
-    cr_assert_eq (proto_encode (&cmd, &buf), 0);
-    cr_assert_eq (zmq_send (zsock_resolve (native), buf.data, buf.len, 0), (int) buf.len);
-    proto_buf_free (&buf);
-    zframe_t *f = zframe_recv (native);
-    cr_assert_not_null (f, "no answer to order %lu", (unsigned long) rid);
-    proto_msg_t reply;
-    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
-    zframe_destroy (&f);
-    return reply;
+    return s_native_ask (native, &cmd);
 }
 
 Test (hostile, oversized_frames_are_dropped_unbuffered, .fini = s_fini, .timeout = 180)
@@ -325,11 +344,9 @@ static long long s_metric (const char *name)
 Test (hostile, logins_are_throttled_per_username_and_address_before_hashing, .fini = s_fini,
       .timeout = 120)
 {
-    setenv ("MCE_GATEWAY_LOGINS_PER_MINUTE", "5", 1);
-    setenv ("MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS", "12", 1);
-    s_start ("hostile_logins");
-    unsetenv ("MCE_GATEWAY_LOGINS_PER_MINUTE");
-    unsetenv ("MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS");
+    s_start_with ("hostile_logins",
+                  (const char *[]){"MCE_GATEWAY_LOGINS_PER_MINUTE", "5",
+                                   "MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS", "12", NULL});
     //  a guesser at one username: five tries, then 429 with the wait
     for (int i = 0; i < 5; i++)
         cr_assert_eq (s_login ("victim"), 401, "try %d", i);
@@ -372,11 +389,8 @@ static void *s_login_thread (void *arg)
 //  still full: they never wait behind password hashing.
 Test (hostile, a_login_flood_never_delays_history_or_health, .fini = s_fini, .timeout = 180)
 {
-    setenv ("MCE_GATEWAY_PASSWORD_COST", "interactive", 1);
-    setenv ("MCE_GATEWAY_PASSWORD_QUEUE", "4", 1);
-    s_start ("hostile_flood");
-    unsetenv ("MCE_GATEWAY_PASSWORD_COST");
-    unsetenv ("MCE_GATEWAY_PASSWORD_QUEUE");
+    s_start_with ("hostile_flood", (const char *[]){"MCE_GATEWAY_PASSWORD_COST", "interactive",
+                                                    "MCE_GATEWAY_PASSWORD_QUEUE", "4", NULL});
     harness_user_add (s_conninfo, "patient", "user");
     char token[1024];
     harness_token ("patient", "user", token, sizeof token);
@@ -452,11 +466,9 @@ static int s_health_from (const char *from)
 
 Test (hostile, a_slowloris_is_bounded_and_others_are_answered, .fini = s_fini, .timeout = 120)
 {
-    setenv ("MCE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "20", 1);
-    setenv ("MCE_GATEWAY_REQUEST_DEADLINE_MS", "1500", 1);
-    s_start ("hostile_loris");
-    unsetenv ("MCE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS");
-    unsetenv ("MCE_GATEWAY_REQUEST_DEADLINE_MS");
+    s_start_with ("hostile_loris",
+                  (const char *[]){"MCE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "20",
+                                   "MCE_GATEWAY_REQUEST_DEADLINE_MS", "1500", NULL});
     //  the attacker, from 127.0.0.3: a request line and one header each, never the end
     int loris[S_LORIS];
     for (int i = 0; i < S_LORIS; i++) {
@@ -492,11 +504,8 @@ Test (hostile, a_slowloris_is_bounded_and_others_are_answered, .fini = s_fini, .
 //  and answers rate_limited past it; HTTP then finds the same bucket empty.
 Test (hostile, the_native_port_spends_the_users_one_rate_limit, .fini = s_fini, .timeout = 120)
 {
-    setenv ("MCE_GATEWAY_RATE_PER_S", "1", 1);
-    setenv ("MCE_GATEWAY_RATE_BURST", "10", 1);
-    s_start ("hostile_native_rate");
-    unsetenv ("MCE_GATEWAY_RATE_PER_S");
-    unsetenv ("MCE_GATEWAY_RATE_BURST");
+    s_start_with ("hostile_native_rate", (const char *[]){"MCE_GATEWAY_RATE_PER_S", "1",
+                                                          "MCE_GATEWAY_RATE_BURST", "10", NULL});
     harness_user_add (s_conninfo, "mallory", "user");
     char token[1024];
     harness_token ("mallory", "user", token, sizeof token);
@@ -536,17 +545,7 @@ static proto_msg_t s_native_cancel (zsock_t *native, uint64_t rid)
     cmd.cancel_order.ts = 1;
     snprintf (cmd.cancel_order.user, sizeof cmd.cancel_order.user, "mallory");
     snprintf (cmd.cancel_order.market, sizeof cmd.cancel_order.market, "campus-1");
-    proto_buf_t buf;
-    proto_buf_init (&buf);
-    cr_assert_eq (proto_encode (&cmd, &buf), 0);
-    cr_assert_eq (zmq_send (zsock_resolve (native), buf.data, buf.len, 0), (int) buf.len);
-    proto_buf_free (&buf);
-    zframe_t *f = zframe_recv (native);
-    cr_assert_not_null (f, "no answer to cancel %lu", (unsigned long) rid);
-    proto_msg_t reply;
-    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), &reply, NULL, 0), 0);
-    zframe_destroy (&f);
-    return reply;
+    return s_native_ask (native, &cmd);
 }
 
 //  ZeroMQ authenticates a connection once; the session must still end with its token.
