@@ -73,6 +73,7 @@ static const s_key_t s_keys[] = {
      F (gateway.password_cost)},
     {"gateway.password_workers", K_INT, "1", 1, 8, NULL, F (gateway.password_workers)},
     {"gateway.password_queue", K_INT, "32", 1, 10000, NULL, F (gateway.password_queue)},
+    {"gateway.api_keys_per_user", K_INT, "10", 1, 1000, NULL, F (gateway.api_keys_per_user)},
     {"gateway.logins_per_minute", K_INT, "10", 1, 1000000, NULL, F (gateway.logins_per_minute)},
     {"gateway.logins_per_minute_address", K_INT, "60", 1, 1000000, NULL,
      F (gateway.logins_per_minute_address)},

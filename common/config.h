@@ -87,7 +87,8 @@ typedef struct {
         //  Password hashing (sign-up, login, wallet change) has threads and a queue of its own,
         //  so a flood of logins never delays health, market data or history.
         int64_t password_workers;
-        int64_t password_queue; //  jobs waiting for them, past which 503 busy
+        int64_t password_queue;    //  jobs waiting for them, past which 503 busy
+        int64_t api_keys_per_user; //  unexpired API keys one user may hold
         //  Logins tried per username and per client address, before any password is hashed.
         int64_t logins_per_minute;
         int64_t logins_per_minute_address;

@@ -531,6 +531,8 @@ static const s_route_t s_routes[] = {
     {"POST", "/api/auth/login", S_PUBLIC, true, routes_auth_login},
     {"POST", "/api/auth/wallet", S_USER, true, routes_auth_wallet},
     {"POST", "/api/auth/api-keys", S_USER, true, routes_auth_api_key},
+    {"GET", "/api/auth/api-keys", S_USER, true, routes_auth_api_keys},
+    {"DELETE", "/api/auth/api-keys/{id}", S_USER, true, routes_auth_api_key_revoke},
     {"POST", "/api/trading/orders", S_USER, true, routes_trading_post_order},
     {"GET", "/api/trading/orders", S_USER, true, routes_trading_list_orders},
     {"GET", "/api/trading/orders/{id}", S_USER, true, routes_trading_get_order},

@@ -145,6 +145,8 @@ enum MHD_Result routes_auth_register (gateway_request_t *req);
 enum MHD_Result routes_auth_wallet (gateway_request_t *req);
 enum MHD_Result routes_auth_login (gateway_request_t *req);
 enum MHD_Result routes_auth_api_key (gateway_request_t *req);
+enum MHD_Result routes_auth_api_keys (gateway_request_t *req);
+enum MHD_Result routes_auth_api_key_revoke (gateway_request_t *req);
 //  routes_admin.c (admins)
 enum MHD_Result routes_admin_control (gateway_request_t *req);
 enum MHD_Result routes_admin_settlements (gateway_request_t *req);

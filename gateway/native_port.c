@@ -50,7 +50,7 @@ typedef struct {
     zmsg_t *envelope; //  routing id and empty delimiter, to address the reply
     char request_id[64];
     char key[AUTH_API_KEY_MAX];
-    char user_id[96]; //  "<role>/<user>/0" when the key is good (a key has no expiry yet)
+    char user_id[96]; //  "<role>/<user>/<exp>" when the key is good (exp 0: it never expires)
     bool down;        //  the database could not be asked
 } s_key_job_t;
 
@@ -121,7 +121,7 @@ static void s_answered (void *arg, const proto_msg_t *matcher_reply)
 //  Commands
 
 //  Who sent body: its connection's ZAP identity, "<role>/<user>/<exp>", with exp the Unix
-//  second its token expires (0: an API key, which does not). A session ends with its token:
+//  second its token or API key expires (0: a key without expiry). A session ends with its token:
 //  ZeroMQ authenticates a connection once, so every command checks the expiry it was given.
 //  Usernames hold no '/'. false if none.
 static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64_t *exp)
@@ -277,13 +277,15 @@ static void s_key_run (gateway_job_t *base, pg_t *pg)
     pg_result_t *r = pg_exec (pg,
                               "UPDATE api_keys k SET last_used_at = now () FROM users u "
                               "WHERE k.key_hash = $1 AND u.username = k.username "
-                              "RETURNING u.role, u.username",
+                              "AND (k.expires_at IS NULL OR k.expires_at > now ()) "
+                              "RETURNING u.role, u.username, "
+                              "coalesce (ceil (extract (epoch FROM k.expires_at))::bigint, 0)",
                               1, params);
     if (!r)
         job->down = true;
     else if (pg_rows (r) == 1)
-        snprintf (job->user_id, sizeof job->user_id, "%s/%s/0", pg_value (r, 0, 0),
-                  pg_value (r, 0, 1));
+        snprintf (job->user_id, sizeof job->user_id, "%s/%s/%s", pg_value (r, 0, 0),
+                  pg_value (r, 0, 1), pg_value (r, 0, 2));
     pg_result_free (&r);
 }
 

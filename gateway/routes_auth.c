@@ -26,6 +26,7 @@
     Login answers unknown users and wrong passwords alike, and spends the same argon2id work on
     both, so neither the answer nor its timing tells whether a username exists.
 */
+#include "apijson.h"
 #include "auth.h"
 #include "base58.h"
 #include "clock.h"
@@ -36,7 +37,15 @@
 
 #include <string.h>
 
-typedef enum { S_REGISTER, S_LOGIN, S_API_KEY, S_CHALLENGE, S_WALLET } s_kind_t;
+typedef enum {
+    S_REGISTER,
+    S_LOGIN,
+    S_API_KEY,
+    S_API_KEYS,       //  the user's keys, listed
+    S_API_KEY_REVOKE, //  one of them deleted
+    S_CHALLENGE,
+    S_WALLET
+} s_kind_t;
 
 typedef struct {
     gateway_job_t job; //  first: the worker hands back this pointer
@@ -59,6 +68,10 @@ typedef struct {
     char created_at[40];
     char key[AUTH_API_KEY_MAX]; //  api-keys: the new key, shown once
     char label[65];
+    int64_t key_id;      //  api-keys: the new key's id, or the one to revoke
+    int64_t keys_max;    //  api-keys: unexpired keys a user may hold
+    char expires_at[40]; //  api-keys: "" = never (in), RFC 3339 (out)
+    json_t *keys;        //  api-keys list: the rows
     wallet_proof_challenge_t challenge;
 } s_job_t;
 
@@ -363,7 +376,8 @@ static void s_login_run (gateway_job_t *base, pg_t *pg)
     auth_wipe (job->password, sizeof job->password);
 }
 
-//  Worker: store the hash of a new API key for the user.
+//  Worker: store the hash of a new API key for the user, unless the user holds
+//  api_keys_per_user unexpired ones already.
 static void s_api_key_run (gateway_job_t *base, pg_t *pg)
 {
     s_job_t *job = (s_job_t *) base;
@@ -371,19 +385,101 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
         s_set_database (job, pg);
         return;
     }
-    char hash[AUTH_API_KEY_HASH_MAX];
+    char hash[AUTH_API_KEY_HASH_MAX], max[24];
     auth_api_key_new (job->key);
     auth_api_key_hash (job->key, hash);
-    const char *params[] = {hash, job->username, job->label[0] ? job->label : NULL};
-    pg_result_t *r = pg_exec (pg,
-                              "INSERT INTO api_keys (key_hash, username, label) "
-                              "SELECT $1, username, $3 FROM users WHERE username = $2",
-                              3, params);
-    if (r && pg_affected (r) == 1)
+    snprintf (max, sizeof max, "%lld", (long long) job->keys_max);
+    const char *params[] = {hash, job->username, job->label[0] ? job->label : NULL,
+                            job->expires_at[0] ? job->expires_at : NULL, max};
+    //  One statement, so that two requests at once cannot both take the last place.
+    pg_result_t *r = pg_exec (
+        pg,
+        "WITH live AS (SELECT count(*) AS n FROM api_keys WHERE username = $2 AND "
+        "(expires_at IS NULL OR expires_at > now ())) "
+        "INSERT INTO api_keys (key_hash, username, label, expires_at) "
+        "SELECT $1, u.username, $3, $4::timestamptz FROM users u, live "
+        "WHERE u.username = $2 AND live.n < $5::int "
+        "RETURNING id, to_char (expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        5, params);
+    if (r && pg_rows (r) == 1) {
         s_set (job, MHD_HTTP_CREATED, "", "");
+        job->key_id = pg_int (r, 0, 0);
+        const char *expires = pg_value (r, 0, 1); //  NULL: never
+        snprintf (job->expires_at, sizeof job->expires_at, "%s", expires ? expires : "");
+    }
+    else if (r) {
+        pg_result_free (&r);
+        const char *who[] = {job->username};
+        r = pg_exec (pg, "SELECT 1 FROM users WHERE username = $1", 1, who);
+        if (r && pg_rows (r) == 1)
+            s_set (job, MHD_HTTP_CONFLICT, "too_many_keys",
+                   "this user holds the most unexpired API keys allowed; revoke one first");
+        else if (r)
+            s_set (job, MHD_HTTP_CONFLICT, "unknown_user",
+                   "API keys are for registered users (this token's user is not one)");
+        else
+            s_set_database (job, pg);
+    }
+    else
+        s_set_database (job, pg);
+    pg_result_free (&r);
+}
+
+//  Worker: the user's keys, newest first (never their secrets: only hashes are stored).
+static void s_api_keys_run (gateway_job_t *base, pg_t *pg)
+{
+    s_job_t *job = (s_job_t *) base;
+    if (!pg) {
+        s_set_database (job, pg);
+        return;
+    }
+    const char *params[] = {job->username};
+    pg_result_t *r =
+        pg_exec (pg,
+                 "SELECT id, label, "
+                 "to_char (created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                 "to_char (last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                 "to_char (expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                 "expires_at IS NOT NULL AND expires_at <= now () "
+                 "FROM api_keys WHERE username = $1 ORDER BY id DESC",
+                 1, params);
+    if (!r) {
+        s_set_database (job, pg);
+        return;
+    }
+    job->keys = json_array ();
+    for (int i = 0; i < pg_rows (r); i++) {
+        json_t *row = json_object ();
+        json_object_set_new (row, "id", json_integer (pg_int (r, i, 0)));
+        static const char *const names[] = {"", "label", "created_at", "last_used_at",
+                                            "expires_at"};
+        for (int c = 1; c <= 4; c++)
+            json_object_set_new (row, names[c], apijson_text_or_null (pg_value (r, i, c)));
+        const char *expired = pg_value (r, i, 5);
+        json_object_set_new (row, "expired", json_boolean (expired && expired[0] == 't'));
+        json_array_append_new (job->keys, row);
+    }
+    s_set (job, MHD_HTTP_OK, "", "");
+    pg_result_free (&r);
+}
+
+//  Worker: delete one of the user's keys. It signs nothing in from then on.
+static void s_api_key_revoke_run (gateway_job_t *base, pg_t *pg)
+{
+    s_job_t *job = (s_job_t *) base;
+    if (!pg) {
+        s_set_database (job, pg);
+        return;
+    }
+    char id[24];
+    snprintf (id, sizeof id, "%lld", (long long) job->key_id);
+    const char *params[] = {id, job->username};
+    pg_result_t *r =
+        pg_exec (pg, "DELETE FROM api_keys WHERE id = $1::bigint AND username = $2", 2, params);
+    if (r && pg_affected (r) == 1)
+        s_set (job, MHD_HTTP_NO_CONTENT, "", "");
     else if (r)
-        s_set (job, MHD_HTTP_CONFLICT, "unknown_user",
-               "API keys are for registered users (this token's user is not one)");
+        s_set (job, MHD_HTTP_NOT_FOUND, "unknown_key", "you have no API key with this id");
     else
         s_set_database (job, pg);
     pg_result_free (&r);
@@ -422,10 +518,18 @@ static void s_done (gateway_job_t *base)
     else
         switch (job->kind) {
             case S_API_KEY:
-                body = json_pack ("{s:s,s:s,s:s*}", "api_key", job->key, "username", job->username,
-                                  "label", job->label[0] ? job->label : NULL);
+                body = json_pack ("{s:s,s:I,s:s,s:s*,s:s*}", "api_key", job->key, "id",
+                                  (json_int_t) job->key_id, "username", job->username, "label",
+                                  job->label[0] ? job->label : NULL, "expires_at",
+                                  job->expires_at[0] ? job->expires_at : NULL);
                 auth_wipe (job->key, sizeof job->key);
                 break;
+            case S_API_KEYS:
+                body = json_pack ("{s:o}", "api_keys", job->keys);
+                job->keys = NULL;
+                break;
+            case S_API_KEY_REVOKE:
+                break; //  204: no body
             case S_REGISTER:
                 //  the user exists from now on: this gateway need not ask again
                 known_users_learn (gateway_server_users (req->server), job->username);
@@ -444,6 +548,7 @@ static void s_done (gateway_job_t *base)
                 body = json_pack ("{s:s,s:s}", "username", job->username, "wallet", job->wallet);
                 break;
         }
+    json_decref (job->keys); //  not handed over (an error)
     gateway_resume (req, job->status, body);
     free (job);
 }
@@ -589,17 +694,33 @@ enum MHD_Result routes_auth_login (gateway_request_t *req)
 }
 
 //  POST /api/auth/api-keys {label?}: a key for the native port, shown once.
+//  POST /api/auth/api-keys {label?, expires_at?}: a new key for the signed-in user, shown once.
 enum MHD_Result routes_auth_api_key (gateway_request_t *req)
 {
-    static const char *const keys[] = {"label", NULL};
+    static const char *const keys[] = {"label", "expires_at", NULL};
     json_t *root = req->body_len ? gateway_body (req, keys) : json_object ();
     if (!root)
         return MHD_YES;
     json_t *label = json_object_get (root, "label");
+    json_t *expires = json_object_get (root, "expires_at");
+    int64_t expires_ns = 0;
     if (label && (!json_is_string (label) || json_string_length (label) > 64)) {
         json_decref (root);
         return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_field", "label",
                              "label must be a string of at most 64 characters");
+    }
+    if (expires && !json_is_null (expires) &&
+        (!json_is_string (expires) ||
+         clock_parse_rfc3339 (json_string_value (expires), json_string_length (expires),
+                              &expires_ns))) {
+        json_decref (root);
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_field", "expires_at",
+                             "expires_at must be a time in RFC 3339");
+    }
+    if (expires_ns && expires_ns <= clock_wall_ns ()) {
+        json_decref (root);
+        return gateway_fail (req, MHD_HTTP_UNPROCESSABLE_CONTENT, "expired", "expires_at",
+                             "expires_at is in the past");
     }
     s_job_t *job = calloc (1, sizeof *job);
     if (!job) {
@@ -607,9 +728,40 @@ enum MHD_Result routes_auth_api_key (gateway_request_t *req)
         return MHD_NO;
     }
     job->kind = S_API_KEY;
+    job->keys_max = gateway_server_config (req->server)->gateway.api_keys_per_user;
     snprintf (job->username, sizeof job->username, "%s", req->who.user);
     if (label)
         snprintf (job->label, sizeof job->label, "%s", json_string_value (label));
+    if (expires_ns)
+        clock_format_rfc3339 (expires_ns, job->expires_at, sizeof job->expires_at);
     json_decref (root);
     return s_submit (req, job, s_api_key_run);
+}
+
+//  GET /api/auth/api-keys: the signed-in user's keys (ids, labels, times; never a secret).
+enum MHD_Result routes_auth_api_keys (gateway_request_t *req)
+{
+    s_job_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return MHD_NO;
+    job->kind = S_API_KEYS;
+    snprintf (job->username, sizeof job->username, "%s", req->who.user);
+    return s_submit (req, job, s_api_keys_run);
+}
+
+//  DELETE /api/auth/api-keys/{id}: revokes one of the signed-in user's keys.
+enum MHD_Result routes_auth_api_key_revoke (gateway_request_t *req)
+{
+    char *end = NULL;
+    long long id = strtoll (req->param, &end, 10);
+    if (!req->param[0] || *end || id <= 0)
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "unknown_key", NULL,
+                             "you have no API key with this id");
+    s_job_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return MHD_NO;
+    job->kind = S_API_KEY_REVOKE;
+    job->key_id = id;
+    snprintf (job->username, sizeof job->username, "%s", req->who.user);
+    return s_submit (req, job, s_api_key_revoke_run);
 }

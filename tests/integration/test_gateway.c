@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <czmq.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -1349,4 +1350,100 @@ Test (gateway, a_postgres_outage_is_503_then_heals, .fini = s_fini, .timeout = 1
     cr_assert_eq (status, 200, "login works again after the outage");
     harness_cleanup (&s_h);
     pgtest_stop (&pg);
+}
+
+//  A new API key: its id (the key itself in key, when not NULL). body is the POST's.
+static long s_new_key (const char *token, const char *body, char *key, size_t size, int64_t *id)
+{
+    harness_response_t r = s_call ("POST", "/api/auth/api-keys", token, body);
+    long status = r.status;
+    if (status == 201) {
+        json_t *j = s_json (&r);
+        if (key)
+            snprintf (key, size, "%s", s_get (j, "api_key"));
+        *id = (int64_t) json_integer_value (json_object_get (j, "id"));
+        json_decref (j);
+    }
+    harness_response_free (&r);
+    return status;
+}
+
+//  API keys can be listed (never their secrets), revoked and made to expire, and a user holds
+//  a bounded number: 30 keys in 0.1 s, none of which could be seen or taken back, got through
+//  before. A native session on a key ends with the key's expiry like one on a token.
+Test (gateway, api_keys_are_capped_listed_revoked_and_expire, .fini = s_fini, .timeout = 120)
+{
+    setenv ("MCE_GATEWAY_API_KEYS_PER_USER", "3", 1);
+    s_start ("gw_api_keys", NULL);
+    unsetenv ("MCE_GATEWAY_API_KEYS_PER_USER");
+    char alice[1024], bob[1024], keys[3][AUTH_API_KEY_MAX];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    s_sign_up ("bobby", "correct horse battery", bob, sizeof bob);
+    int64_t ids[3], id;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq (s_new_key (alice, "{\"label\":\"bot\"}", keys[i], sizeof keys[i], &ids[i]),
+                      201);
+    //  the fourth is refused; the list shows three, newest first, without secrets
+    harness_response_t r = s_call ("POST", "/api/auth/api-keys", alice, "{}");
+    cr_assert_eq (r.status, 409, "%s", r.body);
+    json_t *j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "too_many_keys");
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/auth/api-keys", alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    cr_assert_null (strstr (r.body, "mce_"), "a secret in the list: %s", r.body);
+    j = s_json (&r);
+    json_t *list = json_object_get (j, "api_keys");
+    cr_assert_eq (json_array_size (list), 3, "%s", r.body);
+    cr_assert_eq (json_integer_value (json_object_get (json_array_get (list, 0), "id")), ids[2]);
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (list, 0), "label")),
+                      "bot");
+    json_decref (j);
+    harness_response_free (&r);
+    //  bob sees none of them and cannot revoke them
+    r = s_call ("GET", "/api/auth/api-keys", bob, NULL);
+    cr_assert_str_eq (r.body, "{\"api_keys\":[]}");
+    harness_response_free (&r);
+    char path[64];
+    snprintf (path, sizeof path, "/api/auth/api-keys/%lld", (long long) ids[0]);
+    r = s_call ("DELETE", path, bob, NULL);
+    cr_assert_eq (r.status, 404, "%s", r.body);
+    harness_response_free (&r);
+    //  alice revokes one: it signs nothing in any more, and its place is free
+    zsock_t *native = s_native ("apikey", keys[0]);
+    cr_assert_eq (s_native_order (native, 1, "alice").kind, PROTO_ack, "the key works");
+    zsock_destroy (&native);
+    r = s_call ("DELETE", path, alice, NULL);
+    cr_assert_eq (r.status, 204, "%s", r.body);
+    harness_response_free (&r);
+    r = s_call ("DELETE", path, alice, NULL);
+    cr_assert_eq (r.status, 404, "revoked once: %s", r.body);
+    harness_response_free (&r);
+    s_native_refused ("apikey", keys[0]);
+    //  a key that expires: good until then, and a session on it ends then
+    char soon[64], body[128], expiring[AUTH_API_KEY_MAX];
+    int64_t expires_ns = clock_wall_ns () + 2 * MCE_NS_PER_SEC;
+    clock_format_rfc3339 (expires_ns, soon, sizeof soon);
+    snprintf (body, sizeof body, "{\"expires_at\":\"%s\"}", soon);
+    cr_assert_eq (s_new_key (alice, body, expiring, sizeof expiring, &id), 201);
+    cr_assert_eq (s_new_key (alice, "{\"expires_at\":\"2020-01-01T00:00:00Z\"}", NULL, 0, &id),
+                  422);
+    native = s_native ("apikey", expiring);
+    cr_assert_eq (s_native_order (native, 2, "alice").kind, PROTO_ack, "good before it expires");
+    int64_t deadline = clock_mono_ns () + (int64_t) (2000 + HARNESS_DEADLINE_MS) * MCE_NS_PER_MSEC;
+    proto_msg_t reply;
+    uint64_t rid = 3;
+    do {
+        reply = s_native_order (native, rid++, "alice");
+        if (reply.kind == PROTO_reject &&
+            reply.reject.reason == PROTO_REJECT_REASON_SESSION_EXPIRED)
+            break;
+        poll (NULL, 0, 100);
+    } while (clock_mono_ns () < deadline);
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_SESSION_EXPIRED,
+                  "the session outlived its key");
+    cr_assert_geq (clock_wall_ns (), expires_ns - MCE_NS_PER_SEC, "not before its expiry");
+    zsock_destroy (&native);
+    s_native_refused ("apikey", expiring);
 }
