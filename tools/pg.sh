@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts and stops the local PostgreSQL of the local run (tools/run.sh), with its data in
-# DATA_DIR/postgres, listening on 127.0.0.1:PORT only, and a database `mce`.
+# DATA_DIR/postgres, listening on 127.0.0.1:PORT only, and a database `mce`. TCP connections
+# need the password made at the first start (DATA_DIR/postgres.password, the owner's only):
+# on a shared machine any local user can reach 127.0.0.1, and the database holds every
+# user's orders and wallets. The conninfo printed carries it.
 #
 #   tools/pg.sh start DATA_DIR PORT    initialise (first time) and start; prints the conninfo
 #   tools/pg.sh stop DATA_DIR          stop (fast shutdown: clients are disconnected)
@@ -62,7 +65,11 @@ is_running() {
 }
 
 conninfo() {
-    echo "host=127.0.0.1 port=$1 user=postgres dbname=$DB"
+    if [ -s "$PWFILE" ]; then
+        echo "host=127.0.0.1 port=$1 user=postgres password=$(cat "$PWFILE") dbname=$DB"
+    else
+        echo "host=127.0.0.1 port=$1 user=postgres dbname=$DB"
+    fi
 }
 
 # Every folder above DATA_DIR/postgres must let the postgres user through.
@@ -81,7 +88,8 @@ check_traversal() {
 
 create_db() {
     local port=$1
-    local psql=("$BIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -tA)
+    local psql=(env PGPASSWORD="$(cat "$PWFILE" 2>/dev/null || true)"
+        "$BIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -tA)
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" != 1 ]; then
         "${psql[@]}" -c "CREATE DATABASE $DB" >/dev/null
         say "created database $DB"
@@ -109,10 +117,22 @@ start() {
         mkdir -p "$PGDATA"
         chmod 700 "$PGDATA"
         [ "$(id -u)" -ne 0 ] || chown "$PG_USER:" "$PGDATA"
-        as_pg "$BIN/initdb" -D "$PGDATA" -A trust -U postgres -E UTF8 --locale=C >"$DATA_DIR/postgres-initdb.log" 2>&1 || {
+        # a password for TCP (scram-sha-256); the unix socket, in the postgres-only data
+        # folder, stays trusted for pg_ctl
+        (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$PWFILE")
+        local pwcopy="$DATA_DIR/.initdb-password" # initdb wants PGDATA empty
+        (umask 077 && cp "$PWFILE" "$pwcopy")
+        [ "$(id -u)" -ne 0 ] || chown "$PG_USER:" "$pwcopy"
+        as_pg "$BIN/initdb" -D "$PGDATA" --auth-local=trust --auth-host=scram-sha-256 \
+            --pwfile="$pwcopy" -U postgres -E UTF8 --locale=C >"$DATA_DIR/postgres-initdb.log" 2>&1 || {
+            rm -f "$pwcopy"
             cat "$DATA_DIR/postgres-initdb.log" >&2
             die "initdb failed"
         }
+        rm -f "$pwcopy"
+    elif [ ! -s "$PWFILE" ]; then
+        say "note: $PGDATA was made before local runs had a password: it trusts any local user" \
+            "on 127.0.0.1; remove it (the data goes) to start afresh with one"
     fi
     # The socket goes in the data folder unless its path would not fit a unix socket address.
     local sockdir="$PGDATA"
@@ -149,6 +169,7 @@ status() {
 cmd=$1
 DATA_DIR=$2
 PGDATA=$(realpath -m "$DATA_DIR")/postgres
+PWFILE=$(realpath -m "$DATA_DIR")/postgres.password
 BIN=$(find_bin)
 
 case "$cmd" in
