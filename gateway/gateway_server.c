@@ -630,17 +630,6 @@ static const char *s_authenticate (gateway_request_t *req)
     return NULL;
 }
 
-//  The client's address as text, for logs and for the rate limit of anonymous callers.
-static void s_client_address (struct MHD_Connection *connection, char *out, size_t size)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf (out, size, "-");
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out,
-                   (socklen_t) size);
-}
-
 //  An IPv4 or IPv6 address as text ("-" for anything else).
 static void s_address_text (const struct sockaddr *sa, char *out, size_t size)
 {
@@ -649,6 +638,16 @@ static void s_address_text (const struct sockaddr *sa, char *out, size_t size)
         inet_ntop (AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) size);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) size);
+}
+
+//  The client's address as text, for logs and for the limits of anonymous callers: the same
+//  text the connection guard counts it by (IPv6 too, which this once left as "-", one shared
+//  rate-limit bucket for every IPv6 client).
+static void s_client_address (struct MHD_Connection *connection, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    s_address_text (ci ? ci->client_addr : NULL, out, size);
 }
 
 //  libmicrohttpd's accept policy: an address at its connection limit is refused.
@@ -667,12 +666,10 @@ static void s_connection (void *cls, struct MHD_Connection *connection, void **s
 {
     gateway_server_t *self = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         char text[INET6_ADDRSTRLEN];
-        s_address_text (ci ? ci->client_addr : NULL, text, sizeof text);
+        s_client_address (connection, text, sizeof text);
         *socket_context =
             fd ? connguard_opened (self->guard, text, fd->connect_fd, clock_mono_ns ()) : NULL;
     }

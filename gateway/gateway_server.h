@@ -23,6 +23,11 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
+//  A timestamptz column (or expression) as the API writes times, in SQL: RFC 3339 in UTC with
+//  microseconds. NULL stays NULL.
+#define GATEWAY_SQL_TIME(column)                                                                   \
+    "to_char (" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
 typedef struct _gateway_server_t gateway_server_t;
 
 //  Who sent a request, from its bearer token.

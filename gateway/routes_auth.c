@@ -216,8 +216,7 @@ static void s_register_run (gateway_job_t *base, pg_t *pg)
         pg_result_t *r = pg_exec (pg,
                                   "INSERT INTO users (username, password_hash, wallet, role) "
                                   "VALUES ($1, $2, $3, 'user') ON CONFLICT DO NOTHING "
-                                  "RETURNING to_char (created_at AT TIME ZONE 'UTC', "
-                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                                  "RETURNING " GATEWAY_SQL_TIME ("created_at"),
                                   3, params);
         if (!r || pg_rows (r) != 1) {
             bool failed = !r;
@@ -392,15 +391,15 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
     const char *params[] = {hash, job->username, job->label[0] ? job->label : NULL,
                             job->expires_at[0] ? job->expires_at : NULL, max};
     //  One statement, so that two requests at once cannot both take the last place.
-    pg_result_t *r = pg_exec (
-        pg,
-        "WITH live AS (SELECT count(*) AS n FROM api_keys WHERE username = $2 AND "
-        "(expires_at IS NULL OR expires_at > now ())) "
-        "INSERT INTO api_keys (key_hash, username, label, expires_at) "
-        "SELECT $1, u.username, $3, $4::timestamptz FROM users u, live "
-        "WHERE u.username = $2 AND live.n < $5::int "
-        "RETURNING id, to_char (expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-        5, params);
+    pg_result_t *r =
+        pg_exec (pg,
+                 "WITH live AS (SELECT count(*) AS n FROM api_keys WHERE username = $2 AND "
+                 "(expires_at IS NULL OR expires_at > now ())) "
+                 "INSERT INTO api_keys (key_hash, username, label, expires_at) "
+                 "SELECT $1, u.username, $3, $4::timestamptz FROM users u, live "
+                 "WHERE u.username = $2 AND live.n < $5::int "
+                 "RETURNING id, " GATEWAY_SQL_TIME ("expires_at"),
+                 5, params);
     if (r && pg_rows (r) == 1) {
         s_set (job, MHD_HTTP_CREATED, "", "");
         job->key_id = pg_int (r, 0, 0);
@@ -434,15 +433,15 @@ static void s_api_keys_run (gateway_job_t *base, pg_t *pg)
         return;
     }
     const char *params[] = {job->username};
-    pg_result_t *r =
-        pg_exec (pg,
-                 "SELECT id, label, "
-                 "to_char (created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                 "to_char (last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                 "to_char (expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                 "expires_at IS NOT NULL AND expires_at <= now () "
-                 "FROM api_keys WHERE username = $1 ORDER BY id DESC",
-                 1, params);
+    pg_result_t *r = pg_exec (
+        pg,
+        "SELECT id, label, " GATEWAY_SQL_TIME ("created_at") ", " GATEWAY_SQL_TIME (
+            "last_used_at") ", " GATEWAY_SQL_TIME ("expires_at") ", "
+                                                                 "expires_at IS NOT NULL AND "
+                                                                 "expires_at <= now () "
+                                                                 "FROM api_keys WHERE username = "
+                                                                 "$1 ORDER BY id DESC",
+        1, params);
     if (!r) {
         s_set_database (job, pg);
         return;

@@ -200,13 +200,14 @@ static void s_history_run (gateway_job_t *base, pg_t *pg)
     pg_result_t *rows =
         total ? pg_exec (pg,
                          "SELECT t.trade_id, t.market, t.epoch, t.buyer = $1, t.price, t.qty, "
-                         "t.value, to_char (t.at AT TIME ZONE 'UTC', "
-                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-                         "CASE WHEN t.buyer = $1 THEN t.buy_order_id ELSE t.sell_order_id END, "
-                         "s.state, s.signature FROM trades t "
-                         "LEFT JOIN settlements s ON s.trade_id = t.trade_id "
-                         "WHERE t.buyer = $1 OR t.seller = $1 ORDER BY t.seq DESC "
-                         "LIMIT $2::bigint OFFSET $3::bigint",
+                         "t.value, " GATEWAY_SQL_TIME (
+                             "t.at") ", "
+                                     "CASE WHEN t.buyer = $1 THEN t.buy_order_id ELSE "
+                                     "t.sell_order_id END, "
+                                     "s.state, s.signature FROM trades t "
+                                     "LEFT JOIN settlements s ON s.trade_id = t.trade_id "
+                                     "WHERE t.buyer = $1 OR t.seller = $1 ORDER BY t.seq DESC "
+                                     "LIMIT $2::bigint OFFSET $3::bigint",
                          3, params)
               : NULL;
     if (rows) {
