@@ -166,6 +166,11 @@ static json_t *s_text_or_null (pg_result_t *rows, int r, int c)
     return v ? json_string (v) : json_null ();
 }
 
+//  What a deposit or a withdrawal row answers with, after its id.
+#define S_TRANSFER_COLUMNS                                                                         \
+    "asset, amount, state, signature, attempts, error, " GATEWAY_SQL_TIME (                        \
+        "created_at") ", " GATEWAY_SQL_TIME ("updated_at")
+
 static void s_list_run (gateway_job_t *base, pg_t *pg)
 {
     s_list_t *job = (s_list_t *) base;
@@ -175,20 +180,13 @@ static void s_list_run (gateway_job_t *base, pg_t *pg)
     snprintf (limit, sizeof limit, "%lld", job->limit);
     snprintf (offset, sizeof offset, "%lld", job->offset);
     const char *params[] = {job->user, limit, offset};
-    static const char *const sql[2][2] =
-        {
-            {"SELECT count(*) FROM withdrawals WHERE username = $1",
-             "SELECT withdrawal_id, asset, amount, state, signature, attempts, "
-             "error, " GATEWAY_SQL_TIME ("created_at") ", " GATEWAY_SQL_TIME (
-                 "updated_at") " "
-                               "FROM withdrawals WHERE username = $1 ORDER BY withdrawal_id DESC "
-                               "LIMIT $2::bigint OFFSET $3::bigint"},
-            {"SELECT count(*) FROM deposits WHERE username = $1",
-             "SELECT deposit_id, asset, amount, state, signature, attempts, "
-             "error, " GATEWAY_SQL_TIME ("created_at") ", " GATEWAY_SQL_TIME (
-                 "updated_at") " "
-                               "FROM deposits WHERE username = $1 ORDER BY deposit_id DESC "
-                               "LIMIT $2::bigint OFFSET $3::bigint"}};
+    static const char *const sql[2][2] = {
+        {"SELECT count(*) FROM withdrawals WHERE username = $1",
+         "SELECT withdrawal_id, " S_TRANSFER_COLUMNS " FROM withdrawals WHERE username = $1 "
+         "ORDER BY withdrawal_id DESC LIMIT $2::bigint OFFSET $3::bigint"},
+        {"SELECT count(*) FROM deposits WHERE username = $1",
+         "SELECT deposit_id, " S_TRANSFER_COLUMNS " FROM deposits WHERE username = $1 "
+         "ORDER BY deposit_id DESC LIMIT $2::bigint OFFSET $3::bigint"}};
     pg_result_t *total = pg_exec (pg, sql[job->deposits][0], 1, params);
     pg_result_t *rows = total ? pg_exec (pg, sql[job->deposits][1], 3, params) : NULL;
     if (rows) {
