@@ -35,6 +35,7 @@ struct _broadcaster_server_t {
     channels_t *channels;
     bus_sub_t *m, *s;
     zsock_t *xpub;
+    curve_t *curve; //  our key; the authenticator behind the XPUB
     int monitors;
     ws_session_t *sessions; //  every open WebSocket session
     lws_sorted_usec_list_t tick;
@@ -533,8 +534,9 @@ broadcaster_server_t *broadcaster_server_new (const mce_config_t *cfg)
     zhashx_set_destructor (self->per_address, s_free_count);
     self->model = readmodel_new (cfg);
     self->channels = self->model ? channels_new (cfg, self->model, s_publish, self) : NULL;
-    self->m = bus_sub_new_for (cfg, "m", "broadcaster", 0);
-    self->s = bus_sub_new_for (cfg, "s", "broadcaster", 0);
+    self->curve = curve_new (cfg, "broadcaster", true);
+    self->m = self->curve ? bus_sub_new_for (cfg, self->curve, "m", "broadcaster", 0) : NULL;
+    self->s = self->curve ? bus_sub_new_for (cfg, self->curve, "s", "broadcaster", 0) : NULL;
     self->xpub = zsock_new (ZMQ_XPUB);
     if (!self->channels || !self->m || !self->s || !self->xpub) {
         broadcaster_server_destroy (&self);
@@ -544,7 +546,8 @@ broadcaster_server_t *broadcaster_server_new (const mce_config_t *cfg)
     zsock_set_sndhwm (self->xpub, 100000);
     //  What a monitor sends is a subscription: a topic prefix, never longer than a topic.
     zsock_set_maxmsgsize (self->xpub, 1024);
-    if (zsock_bind (self->xpub, "%s", cfg->broadcaster.xpub) < 0) {
+    if (curve_server (self->curve, self->xpub) < 0 ||
+        zsock_bind (self->xpub, "%s", cfg->broadcaster.xpub) < 0) {
         log_error ("broadcaster", "cannot bind the monitors' XPUB on %s", cfg->broadcaster.xpub);
         broadcaster_server_destroy (&self);
         return NULL;
@@ -607,6 +610,7 @@ void broadcaster_server_destroy (broadcaster_server_t **self_p)
     bus_sub_destroy (&self->m);
     bus_sub_destroy (&self->s);
     zsock_destroy (&self->xpub);
+    curve_destroy (&self->curve);        //  after the XPUB it serves
     zhashx_destroy (&self->per_address); //  after the context: closing sessions counts down
     free (self);
     *self_p = NULL;

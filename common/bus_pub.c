@@ -195,14 +195,15 @@ bus_pub_t *bus_pub_new (const bus_pub_opts_t *opts)
     self->pub = zsock_new (ZMQ_PUB);
     if (self->pub && opts->sndhwm > 0)
         zsock_set_sndhwm (self->pub, opts->sndhwm);
-    if (!self->pub || bus_bind (self->pub, opts->pub_endpoint) < 0) {
+    if (!self->pub || curve_server (opts->curve, self->pub) < 0 ||
+        bus_bind (self->pub, opts->pub_endpoint) < 0) {
         log_error ("bus", "stream %s: cannot bind PUB %s: %s", self->stream, opts->pub_endpoint,
                    zmq_strerror (zmq_errno ()));
         bus_pub_destroy (&self);
         return NULL;
     }
-    self->replay =
-        bus_replay_new (self->stream, opts->replay_endpoint, opts->journal_dir, &self->committed);
+    self->replay = bus_replay_new (self->stream, opts->replay_endpoint, opts->journal_dir,
+                                   &self->committed, opts->curve);
     self->writer = self->replay ? zactor_new (s_writer, self) : NULL;
     if (!self->writer) {
         bus_pub_destroy (&self);

@@ -24,6 +24,7 @@
 #ifndef MCE_BUS_PUB_H
 #define MCE_BUS_PUB_H
 
+#include "curve.h"
 #include "journal.h"
 #include "proto.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     int sndhwm; //  PUB high-water mark in messages, 0 = ZeroMQ's default
     bool hold;  //  no replay until bus_pub_recovered: the journal's tail may be an uncommitted
                 //  batch its owner is about to cut
+    const curve_t *curve; //  both sockets are CURVE servers with it; NULL = no CURVE
 } bus_pub_opts_t;
 
 typedef struct _bus_pub_t bus_pub_t;

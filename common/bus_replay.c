@@ -24,6 +24,7 @@ typedef struct {
     char endpoint[256];
     char journal_dir[4096];
     const _Atomic uint64_t *committed;
+    const curve_t *curve;
 } s_args_t;
 
 typedef struct {
@@ -184,7 +185,8 @@ static void s_actor (zsock_t *pipe, void *arg)
         zsock_set_router_mandatory (self.router, 1);
         zsock_set_maxmsgsize (self.router, PROTO_MAX_SIZE); //  requests are small messages
     }
-    if (!self.router || bus_bind (self.router, self.args->endpoint) < 0) {
+    if (!self.router || curve_server (self.args->curve, self.router) < 0 ||
+        bus_bind (self.router, self.args->endpoint) < 0) {
         log_error ("replay", "stream %s: cannot bind %s: %s", self.args->stream,
                    self.args->endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&self.router);
@@ -209,7 +211,7 @@ static void s_actor (zsock_t *pipe, void *arg)
 }
 
 bus_replay_t *bus_replay_new (const char *stream, const char *endpoint, const char *journal_dir,
-                              const _Atomic uint64_t *committed)
+                              const _Atomic uint64_t *committed, const curve_t *curve)
 {
     bus_replay_t *self = calloc (1, sizeof *self);
     s_args_t *args = calloc (1, sizeof *args);
@@ -222,6 +224,7 @@ bus_replay_t *bus_replay_new (const char *stream, const char *endpoint, const ch
     snprintf (args->endpoint, sizeof args->endpoint, "%s", endpoint);
     snprintf (args->journal_dir, sizeof args->journal_dir, "%s", journal_dir);
     args->committed = committed;
+    args->curve = curve;
     //  zactor_new consumes the actor's first signal; the second one is the bind status.
     self->actor = zactor_new (s_actor, args);
     self->args = args;

@@ -15,15 +15,17 @@
 #ifndef MCE_BUS_REPLAY_H
 #define MCE_BUS_REPLAY_H
 
+#include "curve.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct _bus_replay_t bus_replay_t;
 
 //  Starts the thread; binds endpoint before returning. NULL on error (logged).
-//  committed must outlive the server.
+//  committed and curve (NULL: no CURVE) must outlive the server.
 bus_replay_t *bus_replay_new (const char *stream, const char *endpoint, const char *journal_dir,
-                              const _Atomic uint64_t *committed);
+                              const _Atomic uint64_t *committed, const curve_t *curve);
 void bus_replay_destroy (bus_replay_t **self_p);
 
 #endif

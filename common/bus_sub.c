@@ -91,6 +91,11 @@ bus_sub_t *bus_sub_new (const bus_sub_opts_t *opts)
     //  A request must not linger or queue for a producer that is gone; it is re-sent on timeout.
     zsock_set_linger (self->replay, 0);
     zsock_set_immediate (self->replay, 1);
+    if (curve_client (opts->curve, self->sub, opts->server) < 0 ||
+        curve_client (opts->curve, self->replay, opts->server) < 0) {
+        bus_sub_destroy (&self);
+        return NULL;
+    }
     if (zsock_connect (self->sub, "%s", opts->pub_endpoint) < 0 ||
         zsock_connect (self->replay, "%s", opts->replay_endpoint) < 0) {
         log_error ("bus", "%s: cannot connect to stream %s at %s / %s", self->name, self->stream,
@@ -361,11 +366,14 @@ const char *bus_sub_stream (bus_sub_t *self)
     return self->stream;
 }
 
-bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const char *stream, const char *name,
-                            uint64_t last_seq)
+bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const curve_t *curve, const char *stream,
+                            const char *name, uint64_t last_seq)
 {
-    const config_bus_t *bus = strcmp (stream, "s") == 0 ? &cfg->settler.bus : &cfg->matcher.bus;
+    bool settler = strcmp (stream, "s") == 0;
+    const config_bus_t *bus = settler ? &cfg->settler.bus : &cfg->matcher.bus;
     bus_sub_opts_t opts = {.name = name,
+                           .curve = curve,
+                           .server = settler ? "settler" : "matcher",
                            .stream = stream,
                            .pub_endpoint = bus->pub,
                            .replay_endpoint = bus->replay,

@@ -13,6 +13,7 @@
 #define MCE_BUS_SUB_H
 
 #include "config.h"
+#include "curve.h"
 #include "proto.h"
 
 #include <zmq.h>
@@ -31,6 +32,8 @@ typedef struct {
     uint64_t last_seq;           //  resume after this seq (0 = from the beginning)
     int rcvhwm;                  //  SUB high-water mark in messages, 0 = ZeroMQ's default
     int replay_timeout_ms;       //  0 = BUS_SUB_REPLAY_TIMEOUT_MS
+    const curve_t *curve;        //  CURVE client with it (NULL: none; used only in _new) ...
+    const char *server;          //  ... trusting this process's key ("matcher")
 } bus_sub_opts_t;
 
 typedef struct {
@@ -87,9 +90,9 @@ typedef struct {
 int bus_sub_follow (const bus_follow_t *follow);
 const char *bus_sub_stream (bus_sub_t *self);
 //  A bus_sub on the matcher's (stream "m") or the settler's ("s") bus, with the endpoints of
-//  cfg, resuming after last_seq. NULL on error.
-bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const char *stream, const char *name,
-                            uint64_t last_seq);
+//  cfg and the identity curve, resuming after last_seq. NULL on error.
+bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const curve_t *curve, const char *stream,
+                            const char *name, uint64_t last_seq);
 //  Logs an event as "<module>: stream m event seq 7: trade market campus-1".
 void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *event);
 

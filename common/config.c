@@ -74,6 +74,7 @@ static const s_key_t s_keys[] = {
     {"gateway.password_workers", K_INT, "1", 1, 8, NULL, F (gateway.password_workers)},
     {"gateway.password_queue", K_INT, "32", 1, 10000, NULL, F (gateway.password_queue)},
     {"gateway.api_keys_per_user", K_INT, "10", 1, 1000, NULL, F (gateway.api_keys_per_user)},
+    {"gateway.api_key_check_ms", K_INT, "1000", 100, 3600000, NULL, F (gateway.api_key_check_ms)},
     {"gateway.logins_per_minute", K_INT, "10", 1, 1000000, NULL, F (gateway.logins_per_minute)},
     {"gateway.logins_per_minute_address", K_INT, "60", 1, 1000000, NULL,
      F (gateway.logins_per_minute_address)},
@@ -84,6 +85,8 @@ static const s_key_t s_keys[] = {
     {"gateway.access_log", K_INT, "1", 0, 1, NULL, F (gateway.access_log)},
     {"gateway.broadcaster_url", K_STR, "ws://127.0.0.1:8081", 0, 0, NULL,
      F (gateway.broadcaster_url)},
+    {"security.curve", K_BOOL, "true", 0, 0, NULL, F (security.curve)},
+    {"security.keys_dir", K_STR, "./.run/curve-keys", 0, 0, NULL, F (security.keys_dir)},
     {"postgres.url", K_SECRET, "host=127.0.0.1 port=5432 dbname=mce user=postgres", 0, 0, NULL,
      F (postgres.url)},
     {"redis.url", K_STR, "redis://127.0.0.1:6379", 0, 0, NULL, F (redis.url)},
@@ -107,6 +110,8 @@ static const s_key_t s_keys[] = {
     {"settler.max_transfers_per_tx", K_INT, "16", 1, 64, NULL, F (settler.max_transfers_per_tx)},
     {"settler.command_resend_ms", K_INT, "1000", 10, 600000, NULL, F (settler.command_resend_ms)},
     {"settler.wallet_ttl_ms", K_INT, "60000", 0, 86400000, NULL, F (settler.wallet_ttl_ms)},
+    {"settler.max_open_deposits_per_user", K_INT, "8", 1, 100000, NULL,
+     F (settler.max_open_deposits_per_user)},
     {"persister.metrics_port", K_INT, "9103", PORT, NULL, F (persister.metrics_port)},
     {"broadcaster.ws_address", K_STR, "127.0.0.1", 0, 0, NULL, F (broadcaster.ws_address)},
     {"broadcaster.ws_port", K_INT, "8081", PORT, NULL, F (broadcaster.ws_port)},
@@ -149,7 +154,7 @@ static const s_key_t s_market_keys[] = {
 #define N_MARKET_KEYS (sizeof s_market_keys / sizeof s_market_keys[0])
 
 static const char *s_sections[] = {"matcher",     "gateway",  "settler", "persister",
-                                   "broadcaster", "postgres", "redis"};
+                                   "broadcaster", "postgres", "redis",   "security"};
 
 //  Index of text in "a|b|c", or -1.
 static int s_choice (const char *choices, const char *text)

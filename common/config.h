@@ -89,6 +89,7 @@ typedef struct {
         int64_t password_workers;
         int64_t password_queue;    //  jobs waiting for them, past which 503 busy
         int64_t api_keys_per_user; //  unexpired API keys one user may hold
+        int64_t api_key_check_ms;  //  how often native sessions' API keys are checked
         //  Logins tried per username and per client address, before any password is hashed.
         int64_t logins_per_minute;
         int64_t logins_per_minute_address;
@@ -100,6 +101,10 @@ typedef struct {
         char broadcaster_url[CONFIG_STR_MAX]; //  where the dashboard's browser finds live data
     } gateway;
     struct {
+        bool curve;                     //  CurveZMQ on every link between processes
+        char keys_dir[CONFIG_PATH_MAX]; //  key pairs and accepted public keys (see curve.h)
+    } security;
+    struct {
         char url[CONFIG_STR_MAX]; //  libpq conninfo or postgresql:// URL
     } postgres;
     struct {
@@ -109,21 +114,22 @@ typedef struct {
         config_bus_t bus;
         char journal_dir[CONFIG_PATH_MAX]; //  empty = <data_dir>/settler
         int64_t metrics_port;
-        int fsync;                       //  journal_fsync_t of the settler journal
-        char commands[CONFIG_STR_MAX];   //  ROUTER for admin commands; empty = none
-        char rpc_url[CONFIG_STR_MAX];    //  Solana JSON-RPC endpoint
-        int64_t rpc_timeout_ms;          //  bound on one HTTP exchange with it
-        char keys_file[CONFIG_PATH_MAX]; //  platform key, mints, treasury (ledger setup JSON)
-        int wallets;                     //  config_wallets_t: where user wallets come from
-        int64_t retry_attempts;          //  signed transactions per settlement before failed
-        int64_t confirmation_timeout_ms; //  how long one transaction is rebroadcast
-        int64_t backoff_ms;              //  first delay after a failure; doubles (with jitter)
-        int64_t backoff_cap_ms;          //  ... up to this
-        int64_t max_trades_per_tx;       //  settlements packed into one transaction at most
-        int64_t max_in_flight;           //  transactions sent and not yet resolved, at most
-        int64_t max_transfers_per_tx;    //  deposits or withdrawals in one transaction at most
-        int64_t command_resend_ms;       //  a matcher command not acknowledged goes again after
-        int64_t wallet_ttl_ms;           //  a user's wallet is looked up again after this
+        int fsync;                          //  journal_fsync_t of the settler journal
+        char commands[CONFIG_STR_MAX];      //  ROUTER for admin commands; empty = none
+        char rpc_url[CONFIG_STR_MAX];       //  Solana JSON-RPC endpoint
+        int64_t rpc_timeout_ms;             //  bound on one HTTP exchange with it
+        char keys_file[CONFIG_PATH_MAX];    //  platform key, mints, treasury (ledger setup JSON)
+        int wallets;                        //  config_wallets_t: where user wallets come from
+        int64_t retry_attempts;             //  signed transactions per settlement before failed
+        int64_t confirmation_timeout_ms;    //  how long one transaction is rebroadcast
+        int64_t backoff_ms;                 //  first delay after a failure; doubles (with jitter)
+        int64_t backoff_cap_ms;             //  ... up to this
+        int64_t max_trades_per_tx;          //  settlements packed into one transaction at most
+        int64_t max_in_flight;              //  transactions sent and not yet resolved, at most
+        int64_t max_transfers_per_tx;       //  deposits or withdrawals in one transaction at most
+        int64_t command_resend_ms;          //  a matcher command not acknowledged goes again after
+        int64_t wallet_ttl_ms;              //  a user's wallet is looked up again after this
+        int64_t max_open_deposits_per_user; //  deposits of one user not yet final, at most
     } settler;
     struct {
         int64_t metrics_port;

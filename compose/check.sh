@@ -19,7 +19,8 @@
 #             published container ports; scalable services (gateway, broadcaster) publish
 #             host port ranges; Postgres, Redis and the ledger are named by service;
 #             healthchecks use the configured ports (/metrics, /api/health); the journals and
-#             the settler's keys file lie on volumes (the keys file on the ledger's)
+#             the settler's keys file lie on volumes (the keys file on the ledger's); CURVE
+#             is on and each process gets its key pair and the public keys as secrets
 #   image     the Dockerfile's stages (build, runtime, ledger) are Debian 12 based, every COPY
 #             source exists and is not excluded by Dockerfile.dockerignore, COPY --from takes
 #             what the build stage builds, the runtime stage holds every executable the compose
@@ -680,6 +681,22 @@ if check(len(effective) == len(EXES), "topology: every service's effective confi
                     ok = os.path.relpath(setup, d) == os.path.relpath(keys_file, vols[on[0]])
         check(ok, "topology: settler.keys_file %s is the setup file %s writes into a shared volume"
               % (keys_file, host))
+    # CurveZMQ keys: each process's own pair and the public folder, as compose secrets from
+    # compose/keys (made by `mcectl keys init`, never in the repository)
+    top_secrets = doc.get("secrets") or {}
+    for exe, name in svc_of.items():
+        keys_dir = effective[name].get("security.keys_dir", "")
+        process = exe[len("mce-"):]
+        want = {"%s/%s.secret" % (keys_dir, process): "keys/%s.secret" % process,
+                "%s/public" % keys_dir: "keys/public"}
+        got = {}
+        for entry in services[name].get("secrets") or []:
+            if isinstance(entry, dict) and entry.get("source") in top_secrets:
+                got[entry.get("target")] = os.path.normpath(top_secrets[entry["source"]].get("file", ""))
+        missing = [t for t, f in want.items() if got.get(t) != f]
+        check(keys_dir.startswith("/") and effective[name].get("security.curve") == "true" and not missing,
+              "topology: %s: CURVE on, its key pair and the public keys are secrets in %s" % (name, keys_dir),
+              "missing or wrong: " + ", ".join(missing))
     for name, values in effective.items():
         check(values.get("data_dir", "").startswith("/"),
               "topology: %s: data_dir %s is absolute" % (name, values.get("data_dir")))

@@ -55,6 +55,7 @@ struct _gateway_server_t {
     int epoll_fd;
     matcher_link_t *link;
     settler_link_t *settler; //  the settler's admin port (admin settlement routes)
+    curve_t *curve;          //  our key, for the links to the matcher and the settler
     readmodel_t *model;
     bus_sub_t *sub;
     gateway_worker_t *worker;
@@ -490,7 +491,11 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         "# TYPE mce_gateway_user_lookups_total counter\nmce_gateway_user_lookups_total %llu\n"
         "# HELP mce_gateway_user_lookups_limited_total User lookups refused by their bound.\n"
         "# TYPE mce_gateway_user_lookups_limited_total counter\n"
-        "mce_gateway_user_lookups_limited_total %llu\n",
+        "mce_gateway_user_lookups_limited_total %llu\n"
+        "# HELP mce_gateway_native_keys_revoked_total API keys found revoked while native "
+        "sessions used them (those sessions are refused from then on).\n"
+        "# TYPE mce_gateway_native_keys_revoked_total counter\n"
+        "mce_gateway_native_keys_revoked_total %llu\n",
         (unsigned long long) (self->rate_limited + native_port_rate_limited (self->native)),
         matcher_link_in_flight (self->link),
         (unsigned long long) matcher_link_timeouts (self->link),
@@ -501,7 +506,8 @@ static enum MHD_Result s_metrics (gateway_request_t *req)
         (unsigned long long) connguard_timed_out (self->guard),
         gateway_worker_db_up (self->worker) ? 1 : 0,
         (unsigned long long) known_users_lookups (self->users),
-        (unsigned long long) known_users_limited (self->users));
+        (unsigned long long) known_users_limited (self->users),
+        (unsigned long long) native_port_keys_revoked (self->native));
     fclose (f);
     struct MHD_Response *r = MHD_create_response_from_buffer (size, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header (r, "Content-Type", "text/plain; version=0.0.4");
@@ -1026,11 +1032,19 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         gateway_server_destroy (&self);
         return NULL;
     }
-    self->link = matcher_link_new (cfg->matcher.commands, (int) cfg->gateway.request_timeout_ms,
-                                   (int) cfg->gateway.max_in_flight);
-    self->settler = settler_link_new (cfg->settler.commands, (int) cfg->gateway.request_timeout_ms);
+    //  A client only: the native port's own ZAP handler is this process's authenticator.
+    self->curve = curve_new (cfg, "gateway", false);
+    if (!self->curve) {
+        gateway_server_destroy (&self);
+        return NULL;
+    }
+    self->link =
+        matcher_link_new (cfg->matcher.commands, self->curve, (int) cfg->gateway.request_timeout_ms,
+                          (int) cfg->gateway.max_in_flight);
+    self->settler = settler_link_new (cfg->settler.commands, self->curve,
+                                      (int) cfg->gateway.request_timeout_ms);
     self->model = readmodel_new (cfg);
-    self->sub = bus_sub_new_for (cfg, "m", "gateway", 0);
+    self->sub = bus_sub_new_for (cfg, self->curve, "m", "gateway", 0);
     self->worker =
         gateway_worker_new (cfg->postgres.url, S_WORKER_THREADS, S_WORKER_QUEUE, s_migrate);
     self->passwords = gateway_worker_new (cfg->postgres.url, (int) cfg->gateway.password_workers,
@@ -1101,6 +1115,7 @@ void gateway_server_destroy (gateway_server_t **self_p)
     self->stopping = true;
     matcher_link_destroy (&self->link);
     settler_link_destroy (&self->settler);
+    curve_destroy (&self->curve);
     gateway_worker_destroy (&self->worker);
     gateway_worker_destroy (&self->passwords);
     ratelimit_destroy (&self->logins_user);

@@ -37,7 +37,8 @@ struct _matcher_link_t {
 //  per handler, spread over a turn, woke it for nearly every command.
 #define S_STAGE_MAX 64
 
-matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_in_flight)
+matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, int timeout_ms,
+                                  int max_in_flight)
 {
     matcher_link_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -60,6 +61,10 @@ matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_
     }
     zsock_set_linger (self->dealer, 0);
     zsock_set_sndhwm (self->dealer, 0); //  bounded by max_in_flight instead
+    if (curve_client (curve, self->dealer, "matcher") < 0) {
+        matcher_link_destroy (&self);
+        return NULL;
+    }
     if (zsock_connect (self->dealer, "%s", endpoint) < 0) {
         log_error ("gateway", "matcher link: cannot connect to %s", endpoint);
         matcher_link_destroy (&self);

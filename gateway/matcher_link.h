@@ -15,6 +15,7 @@
 #ifndef MCE_MATCHER_LINK_H
 #define MCE_MATCHER_LINK_H
 
+#include "curve.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -25,7 +26,9 @@ typedef void (matcher_link_done_fn) (void *arg, const proto_msg_t *reply);
 
 typedef struct _matcher_link_t matcher_link_t;
 
-matcher_link_t *matcher_link_new (const char *endpoint, int timeout_ms, int max_in_flight);
+//  Connects to endpoint, as a CURVE client with curve (NULL: none). NULL on error (logged).
+matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, int timeout_ms,
+                                  int max_in_flight);
 //  Every request still in flight gets done (arg, NULL) first.
 void matcher_link_destroy (matcher_link_t **self_p);
 //  Queues cmd (its rid is assigned here) to go out with the next matcher_link_flush. 0, or -1

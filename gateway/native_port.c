@@ -2,6 +2,7 @@
 #include "native_port.h"
 #include "auth.h"
 #include "clock.h"
+#include "keywatch.h"
 #include "log.h"
 #include "order_parse.h"
 #include "proto.h"
@@ -31,6 +32,7 @@ struct _native_port_t {
     bool zap_sent; //  a ZAP answer went out (the same, for the ZAP socket)
     proto_buf_t out;
     ratelimit_t *rates; //  the gateway's: a user has one bucket over HTTP and here
+    keywatch_t *watch;  //  whether the API keys of open sessions still exist
     uint64_t commands, refused, rate_limited;
 };
 
@@ -50,8 +52,8 @@ typedef struct {
     zmsg_t *envelope; //  routing id and empty delimiter, to address the reply
     char request_id[64];
     char key[AUTH_API_KEY_MAX];
-    char user_id[96]; //  "<role>/<user>/<exp>" when the key is good (exp 0: it never expires)
-    bool down;        //  the database could not be asked
+    char user_id[128]; //  "<role>/<user>/<exp>/<key id>" when the key is good (exp 0: never)
+    bool down;         //  the database could not be asked
 } s_key_job_t;
 
 //  A ZAP request with a good token, waiting for its user to be looked up.
@@ -59,7 +61,7 @@ typedef struct {
     native_port_t *port;
     zmsg_t *envelope;
     char request_id[64];
-    char user_id[96]; //  "<role>/<user>/<exp>"
+    char user_id[128]; //  "<role>/<user>/<exp>/0"
 } s_user_wait_t;
 
 //  ---------------------------------------------------------------------------------------
@@ -120,20 +122,26 @@ static void s_answered (void *arg, const proto_msg_t *matcher_reply)
 //  ---------------------------------------------------------------------------------------
 //  Commands
 
-//  Who sent body: its connection's ZAP identity, "<role>/<user>/<exp>", with exp the Unix
-//  second its token or API key expires (0: a key without expiry). A session ends with its token:
-//  ZeroMQ authenticates a connection once, so every command checks the expiry it was given.
-//  Usernames hold no '/'. false if none.
-static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64_t *exp)
+//  Who sent body: its connection's ZAP identity, "<role>/<user>/<exp>/<key>", with exp the
+//  Unix second its token or API key expires (0: a key without expiry) and key the API key's
+//  id (0: a token). A session ends with its credentials: ZeroMQ authenticates a connection
+//  once, so every command checks the expiry it was given, and keywatch the key. Usernames
+//  hold no '/'. false if none.
+static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64_t *exp,
+                      uint64_t *key)
 {
     const char *id = zmq_msg_gets (body, "User-Id");
     const char *slash = id ? strchr (id, '/') : NULL;
     const char *last = id ? strrchr (id, '/') : NULL;
-    if (!slash || last == slash || last - slash < 2)
+    const char *exp_at = last;
+    while (exp_at && exp_at > slash && exp_at[-1] != '/')
+        exp_at--;
+    if (!slash || !exp_at || exp_at - 1 <= slash + 1)
         return false;
     *role = strncmp (id, "admin/", 6) == 0 ? PROTO_ROLE_ADMIN : PROTO_ROLE_USER;
-    snprintf (user, size, "%.*s", (int) (last - slash - 1), slash + 1);
-    *exp = strtoll (last + 1, NULL, 10);
+    snprintf (user, size, "%.*s", (int) (exp_at - 1 - slash - 1), slash + 1);
+    *exp = strtoll (exp_at, NULL, 10);
+    *key = strtoull (last + 1, NULL, 10);
     return true;
 }
 
@@ -150,7 +158,8 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     char user[PROTO_STR64_MAX + 1];
     int role;
     int64_t exp;
-    if (!s_sender (body, user, sizeof user, &role, &exp)) {
+    uint64_t key_id;
+    if (!s_sender (body, user, sizeof user, &role, &exp, &key_id)) {
         s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
                   "this connection did not authenticate (ZMQ PLAIN: jwt or apikey)");
         return;
@@ -158,6 +167,11 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     if (exp && clock_wall_ns () / MCE_NS_PER_SEC >= exp) {
         s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
                   "the token this connection signed in with has expired: connect again");
+        return;
+    }
+    if (key_id && !keywatch_use (self->watch, key_id, clock_mono_ns ())) {
+        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
+                  "the API key this connection signed in with was revoked");
         return;
     }
     char key[PROTO_STR64_MAX + 3];
@@ -279,13 +293,14 @@ static void s_key_run (gateway_job_t *base, pg_t *pg)
                               "WHERE k.key_hash = $1 AND u.username = k.username "
                               "AND (k.expires_at IS NULL OR k.expires_at > now ()) "
                               "RETURNING u.role, u.username, "
-                              "coalesce (ceil (extract (epoch FROM k.expires_at))::bigint, 0)",
+                              "coalesce (ceil (extract (epoch FROM k.expires_at))::bigint, 0), "
+                              "k.id",
                               1, params);
     if (!r)
         job->down = true;
     else if (pg_rows (r) == 1)
-        snprintf (job->user_id, sizeof job->user_id, "%s/%s/%s", pg_value (r, 0, 0),
-                  pg_value (r, 0, 1), pg_value (r, 0, 2));
+        snprintf (job->user_id, sizeof job->user_id, "%s/%s/%s/%s", pg_value (r, 0, 0),
+                  pg_value (r, 0, 1), pg_value (r, 0, 2), pg_value (r, 0, 3));
     pg_result_free (&r);
 }
 
@@ -331,7 +346,7 @@ static void s_zap_token (native_port_t *self, zmsg_t **envelope_p, const char *r
     }
     w->port = self;
     snprintf (w->request_id, sizeof w->request_id, "%s", request_id);
-    snprintf (w->user_id, sizeof w->user_id, "%s/%s/%lld",
+    snprintf (w->user_id, sizeof w->user_id, "%s/%s/%lld/0",
               claims->role == PROTO_ROLE_ADMIN ? "admin" : "user", claims->sub,
               (long long) claims->exp);
     known_users_answer_t known =
@@ -438,6 +453,11 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
     memcpy (self->key, key, len);
     self->key_len = len;
     proto_buf_init (&self->out);
+    self->watch = keywatch_new (worker, cfg->gateway.api_key_check_ms);
+    if (!self->watch) {
+        native_port_destroy (&self);
+        return NULL;
+    }
     //  The ZAP handler first: ZeroMQ asks it about every connection from then on.
     self->zap = zsock_new (ZMQ_ROUTER);
     self->router = zsock_new (ZMQ_ROUTER);
@@ -472,6 +492,7 @@ void native_port_destroy (native_port_t **self_p)
         return;
     zsock_destroy (&self->router);
     zsock_destroy (&self->zap);
+    keywatch_destroy (&self->watch);
     proto_buf_free (&self->out);
     free (self);
     *self_p = NULL;
@@ -496,6 +517,7 @@ void native_port_process (native_port_t *self, bool zap_ready)
         while (zsock_events (self->zap) & ZMQ_POLLIN)
             s_zap (self);
     }
+    keywatch_tick (self->watch, clock_mono_ns ());
     self->pending = false;
     //  commands: straight reads until none is left (bounded, so HTTP gets its turn)
     int n = 0;
@@ -518,4 +540,9 @@ uint64_t native_port_rate_limited (native_port_t *self)
 uint64_t native_port_refused (native_port_t *self)
 {
     return self->refused;
+}
+
+uint64_t native_port_keys_revoked (native_port_t *self)
+{
+    return keywatch_revoked (self->watch);
 }

@@ -10,7 +10,9 @@
         "apikey"  the password is an API key from POST /api/auth/api-keys (looked up in
                   Postgres on the worker, so the handshake waits for it, the loop does not).
     ZeroMQ then stamps every message of that connection with the identity the handler gave
-    ("<role>/<user>"), so the sender of a command is never taken from the command itself.
+    ("<role>/<user>/<expiry>/<key id>"), so the sender of a command is never taken from the
+    command itself, and a session ends with its credentials: at the token's or key's expiry,
+    and within gateway.api_key_check_ms of its key's revocation (keywatch.h).
     PLAIN sends the secret in clear: run the port on loopback or a private network, or put
     a TLS tunnel in front of it, as for HTTP.
 
@@ -54,5 +56,7 @@ void native_port_process (native_port_t *self, bool zap_ready);
 uint64_t native_port_commands (native_port_t *self);
 uint64_t native_port_refused (native_port_t *self);
 uint64_t native_port_rate_limited (native_port_t *self);
+//  API keys found revoked under open sessions (keywatch.h).
+uint64_t native_port_keys_revoked (native_port_t *self);
 
 #endif

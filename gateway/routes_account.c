@@ -118,6 +118,10 @@ static void s_deposited (void *arg, const proto_settler_reply_t *reply,
             gateway_resume (req, MHD_HTTP_BAD_REQUEST,
                             gateway_error ("bad_request", NULL, "%s", reply->message));
             return;
+        case PROTO_SETTLER_STATUS_TOO_MANY:
+            gateway_resume (req, MHD_HTTP_TOO_MANY_REQUESTS,
+                            gateway_error ("too_many_deposits", NULL, "%s", reply->message));
+            return;
         default:
             gateway_resume (req, MHD_HTTP_SERVICE_UNAVAILABLE,
                             gateway_error ("settler_unavailable", NULL, "%s",

@@ -25,7 +25,7 @@ struct _settler_link_t {
     proto_buf_t buf;
 };
 
-settler_link_t *settler_link_new (const char *endpoint, int timeout_ms)
+settler_link_t *settler_link_new (const char *endpoint, const curve_t *curve, int timeout_ms)
 {
     settler_link_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -43,6 +43,10 @@ settler_link_t *settler_link_new (const char *endpoint, int timeout_ms)
     }
     zsock_set_linger (self->dealer, 0);
     zsock_set_immediate (self->dealer, 1); //  no settler connected: refuse at once, not time out
+    if (curve_client (curve, self->dealer, "settler") < 0) {
+        settler_link_destroy (&self);
+        return NULL;
+    }
     if (zsock_connect (self->dealer, "%s", endpoint) < 0) {
         log_error ("gateway", "settler link: cannot connect to %s", endpoint);
         settler_link_destroy (&self);

@@ -16,6 +16,7 @@
 #ifndef MCE_SETTLER_LINK_H
 #define MCE_SETTLER_LINK_H
 
+#include "curve.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -31,8 +32,9 @@ typedef void (settler_link_done_fn) (void *arg, const proto_settler_reply_t *rep
 typedef struct _settler_link_t settler_link_t;
 
 //  A link to endpoint; an empty endpoint makes a link that refuses every command (the settler
-//  is not configured). NULL when the socket cannot be made.
-settler_link_t *settler_link_new (const char *endpoint, int timeout_ms);
+//  is not configured). A CURVE client with curve (NULL: none). NULL when the socket cannot be
+//  made.
+settler_link_t *settler_link_new (const char *endpoint, const curve_t *curve, int timeout_ms);
 //  Every command still waiting gets done (arg, NULL, NULL, 0) first.
 void settler_link_destroy (settler_link_t **self_p);
 //  Sends cmd (a settler_command; its rid is assigned here). 0, or -1 when the settler is not

@@ -48,6 +48,8 @@ static void s_render (void *arg, FILE *f)
              (unsigned long long) atomic_load (&m->field));
     S_COUNTER ("mce_matcher_commands_total", "Commands received (decided or dropped).", commands)
     S_COUNTER ("mce_matcher_malformed_total", "Malformed commands dropped.", malformed)
+    S_COUNTER ("mce_matcher_refused_total", "Commands dropped as sent with a monitor's key.",
+               refused)
     S_COUNTER ("mce_matcher_trades_total", "Trades made.", trades)
     S_COUNTER ("mce_matcher_events_total", "Records journaled (commands, clocks, events).", events)
     S_COUNTER ("mce_matcher_snapshots_total", "Snapshots taken.", snapshots)

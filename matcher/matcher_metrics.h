@@ -17,7 +17,7 @@
 #define METRICS_FSYNC_BUCKETS 12 //  50 µs, 100 µs, 200 µs, ... ~100 ms
 
 typedef struct {
-    _Atomic uint64_t commands, malformed, trades, events, batches;
+    _Atomic uint64_t commands, malformed, refused, trades, events, batches;
     _Atomic uint64_t last_seq, journal_bytes, resting, snapshots;
     //  The state hash at a known seq: at recovery, then at each snapshot (computed by the
     //  snapshot's child: hashing the books on the loop would pause it). A hash and its seq

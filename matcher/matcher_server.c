@@ -46,6 +46,7 @@ struct _matcher_server_t {
     const mce_config_t *cfg;
     engine_t *engine;
     bus_pub_t *bus;
+    curve_t *curve; //  our key; the authenticator behind every socket we bind
     zsock_t *router;
     snapshot_writer_t *snapshots;
     matcher_metrics_t metrics; //  read by the metrics thread
@@ -527,6 +528,17 @@ static int s_handle_command (matcher_server_t *self)
     char err[160] = "";
     if (frames != 1)
         snprintf (err, sizeof err, "expected one frame after the routing id, got %d", frames);
+    else if (!curve_from_process (self->curve, &body)) {
+        //  A monitor's key reads the bus; it never places, cancels or pauses anything.
+        uint64_t refused =
+            atomic_fetch_add_explicit (&self->metrics.refused, 1, memory_order_relaxed) + 1;
+        const char *peer = zmq_msg_gets (&body, "Peer-Address");
+        log_warn ("matcher",
+                  "refused command #%" PRIu64 " from %s: a monitor's key may not "
+                  "send commands",
+                  refused, peer ? peer : "?");
+        goto done;
+    }
     else if (proto_decode (zmq_msg_data (&body), zmq_msg_size (&body), &cmd, err, sizeof err) ==
                  0 &&
              s_check_command (&cmd))
@@ -712,9 +724,11 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     self->replies = calloc (self->batch_limit, sizeof *self->replies);
     self->flight = calloc (self->batch_limit, sizeof *self->flight);
     self->engine = engine_new (cfg);
+    self->curve = curve_new (cfg, "matcher", true);
     char dir[CONFIG_PATH_MAX + 16];
     bus_pub_opts_t opts = {
         .stream = "m",
+        .curve = self->curve,
         .pub_endpoint = cfg->matcher.bus.pub,
         .replay_endpoint = cfg->matcher.bus.replay,
         .journal_dir = config_journal_dir (cfg, "matcher", dir, sizeof dir),
@@ -724,7 +738,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
                     .segment_bytes = (uint64_t) cfg->matcher.segment_mb << 20,
                     .retain_segments = (uint32_t) cfg->matcher.retain_segments},
     };
-    if (!self->replies || !self->flight || !self->engine || !(self->bus = bus_pub_new (&opts)) ||
+    if (!self->replies || !self->flight || !self->engine || !self->curve ||
+        !(self->bus = bus_pub_new (&opts)) ||
         !(self->snapshots =
               snapshot_writer_new (opts.journal_dir, (int) cfg->matcher.snapshot_keep)) ||
         s_recover (self)) {
@@ -746,7 +761,8 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     //  A frame longer than any command is refused from its header, never buffered.
     if (self->router)
         zsock_set_maxmsgsize (self->router, PROTO_MAX_SIZE);
-    if (!self->router || bus_bind (self->router, cfg->matcher.commands) < 0) {
+    if (!self->router || curve_server (self->curve, self->router) < 0 ||
+        bus_bind (self->router, cfg->matcher.commands) < 0) {
         log_error ("matcher", "cannot bind commands %s: %s", cfg->matcher.commands,
                    zmq_strerror (zmq_errno ()));
         matcher_server_destroy (&self);
@@ -771,6 +787,7 @@ void matcher_server_destroy (matcher_server_t **self_p)
     snapshot_writer_destroy (&self->snapshots);
     bus_pub_destroy (&self->bus);
     engine_destroy (&self->engine);
+    curve_destroy (&self->curve); //  after every socket it serves
     proto_buf_free (&self->out);
     proto_buf_free (&self->expect);
     free (self->replies);

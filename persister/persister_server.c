@@ -21,6 +21,7 @@ struct _persister_server_t {
     const mce_config_t *cfg;
     pgstore_t *store;
     bus_sub_t *sub;
+    curve_t *curve; //  our key, for both buses
     proto_msg_t *batch;
     size_t count;
     bus_sub_t *ssub;     //  the settler's bus (stream s): settlements, settled epochs
@@ -341,9 +342,14 @@ persister_server_t *persister_server_new (const mce_config_t *cfg)
         }
         log_info ("persister", "redis.url is empty: Postgres only");
     }
-    self->sub = bus_sub_new_for (cfg, "m", "persister", (uint64_t) offset);
+    self->curve = curve_new (cfg, "persister", false);
+    self->sub = self->curve
+                    ? bus_sub_new_for (cfg, self->curve, "m", "persister", (uint64_t) offset)
+                    : NULL;
     int64_t soffset = pgstore_offset (self->store, "s");
-    self->ssub = soffset >= 0 ? bus_sub_new_for (cfg, "s", "persister", (uint64_t) soffset) : NULL;
+    self->ssub = self->sub && soffset >= 0
+                     ? bus_sub_new_for (cfg, self->curve, "s", "persister", (uint64_t) soffset)
+                     : NULL;
     if (!self->sub || !self->ssub) {
         persister_server_destroy (&self);
         return NULL;
@@ -367,6 +373,7 @@ void persister_server_destroy (persister_server_t **self_p)
     metrics_http_destroy (&self->metrics);
     bus_sub_destroy (&self->sub);
     bus_sub_destroy (&self->ssub);
+    curve_destroy (&self->curve);
     free (self->sbatch);
     rstore_destroy (&self->rstore);
     replica_destroy (&self->replica);

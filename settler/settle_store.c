@@ -646,3 +646,13 @@ size_t settle_instructions (const settlement_t *s)
 {
     return 1 + (s->value - s->fee > 0) + (s->fee > 0);
 }
+
+size_t settle_store_open_deposits (settle_store_t *self, const char *user)
+{
+    //  a scan: deposits are few beside settlements, and this runs once per deposit request
+    size_t n = 0;
+    zhashx_t *deposits = self->transfers[PROTO_TRANSFER_KIND_DEPOSIT];
+    for (transfer_t *t = zhashx_first (deposits); t; t = zhashx_next (deposits))
+        n += t->state != PROTO_TRANSFER_STATE_FAILED && strcmp (t->user, user) == 0;
+    return n;
+}

@@ -182,6 +182,8 @@ transfer_t *settle_store_owed (settle_store_t *self);
 //  Transfers of a kind in a state (pending, processing, confirmed, failed: those kept).
 size_t settle_store_transfer_count (settle_store_t *self, proto_transfer_kind_t kind,
                                     proto_transfer_state_t state);
+//  Deposits of user not yet final (pending, processing, or confirmed and not yet credited).
+size_t settle_store_open_deposits (settle_store_t *self, const char *user);
 //  The id the next deposit gets.
 uint64_t settle_store_next_deposit_id (settle_store_t *self);
 

@@ -164,6 +164,16 @@ static int s_deposit (settler_server_t *self, zmsg_t *answer, const proto_settle
                "the settler has no keys (settler.keys_file)", c->rid, 0);
         return 0;
     }
+    //  Each deposit costs a transaction whether or not the wallet can pay: a user (with no
+    //  tokens, or with no approval) holds at most this many in flight.
+    if (settle_store_open_deposits (self->store, c->owner) >=
+        (size_t) self->cfg->settler.max_open_deposits_per_user) {
+        char why[PROTO_STR128_MAX + 1];
+        snprintf (why, sizeof why, "%lld deposits are open already: wait for one to finish",
+                  (long long) self->cfg->settler.max_open_deposits_per_user);
+        s_end (self, answer, PROTO_SETTLER_STATUS_TOO_MANY, 0, false, why, c->rid, 0);
+        return 0;
+    }
     const wallet_t *w;
     char why[160];
     //  the wallet the user has now: a deposit never draws on one they moved away from
@@ -268,6 +278,12 @@ int settler_admin_serve (settler_server_t *self)
         }
         else if (msg.settler_command.action == PROTO_SETTLER_ACTION_LIST)
             rc = s_list (self, answer, &msg.settler_command);
+        else if (!curve_from_process (self->curve, &body)) {
+            log_warn ("settler", "admin: %s refused: sent with a monitor's key",
+                      proto_settler_action_name (msg.settler_command.action));
+            s_end (self, answer, PROTO_SETTLER_STATUS_FORBIDDEN, 0, false,
+                   "a monitor's key may list settlements, not change them", 0, 0);
+        }
         else if (msg.settler_command.action == PROTO_SETTLER_ACTION_DEPOSIT)
             rc = s_deposit (self, answer, &msg.settler_command);
         else

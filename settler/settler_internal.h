@@ -30,6 +30,7 @@ struct _settler_server_t {
     bus_sub_t *sub;
     zsock_t *admin;
     transfer_link_t *link; //  to the matcher's command port
+    curve_t *curve;        //  our key; the authenticator behind our bus and admin port
     metrics_http_t *http;
     settler_metrics_t m;
     settle_batch_t *batches; //  SETTLER_ROUND_TXS, reused by every send round

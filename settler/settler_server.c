@@ -1406,7 +1406,11 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
     if (!self->batches || !self->store || !self->wallets || !self->rpc)
         goto fail;
     char dir[CONFIG_PATH_MAX + 16];
+    self->curve = curve_new (cfg, "settler", true);
+    if (!self->curve)
+        goto fail;
     bus_pub_opts_t pub = {.stream = "s",
+                          .curve = self->curve,
                           .pub_endpoint = cfg->settler.bus.pub,
                           .replay_endpoint = cfg->settler.bus.replay,
                           .journal_dir = config_journal_dir (cfg, "settler", dir, sizeof dir),
@@ -1419,15 +1423,16 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
     atomic_store (&self->m.journal_seq, bus_pub_committed_seq (self->bus));
     atomic_store (&self->m.ledger_up, 1);
     atomic_store (&self->m.postgres_up, 1);
-    self->sub = bus_sub_new_for (cfg, "m", "settler", settle_store_mseq (self->store));
-    self->link = transfer_link_new (cfg->matcher.commands);
+    self->sub = bus_sub_new_for (cfg, self->curve, "m", "settler", settle_store_mseq (self->store));
+    self->link = transfer_link_new (cfg->matcher.commands, self->curve);
     if (!self->sub || !self->link)
         goto fail;
     if (cfg->settler.commands[0]) {
         self->admin = zsock_new (ZMQ_ROUTER);
         if (self->admin)
             zsock_set_maxmsgsize (self->admin, PROTO_MAX_SIZE);
-        if (!self->admin || zsock_bind (self->admin, "%s", cfg->settler.commands) < 0) {
+        if (!self->admin || curve_server (self->curve, self->admin) < 0 ||
+            zsock_bind (self->admin, "%s", cfg->settler.commands) < 0) {
             log_error ("settler", "cannot bind settler.commands %s", cfg->settler.commands);
             goto fail;
         }
@@ -1458,6 +1463,7 @@ void settler_server_destroy (settler_server_t **self_p)
     rpc_destroy (&self->rpc);
     wallets_destroy (&self->wallets);
     settle_store_destroy (&self->store);
+    curve_destroy (&self->curve); //  after every socket it serves
     free (self->batches);
     keys_clear (&self->keys);
     proto_buf_free (&self->buf);

@@ -16,7 +16,7 @@ struct _transfer_link_t {
     proto_buf_t buf;
 };
 
-transfer_link_t *transfer_link_new (const char *endpoint)
+transfer_link_t *transfer_link_new (const char *endpoint, const curve_t *curve)
 {
     transfer_link_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -30,6 +30,10 @@ transfer_link_t *transfer_link_new (const char *endpoint)
     zsock_set_linger (self->dealer, 0);
     zsock_set_immediate (self->dealer, 1);
     zsock_set_sndhwm (self->dealer, S_SNDHWM);
+    if (curve_client (curve, self->dealer, "matcher") < 0) {
+        transfer_link_destroy (&self);
+        return NULL;
+    }
     if (zsock_connect (self->dealer, "%s", endpoint) < 0) {
         log_error ("settler", "matcher commands: cannot connect to %s", endpoint);
         transfer_link_destroy (&self);

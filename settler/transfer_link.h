@@ -20,6 +20,7 @@
 #ifndef MCE_TRANSFER_LINK_H
 #define MCE_TRANSFER_LINK_H
 
+#include "curve.h"
 #include "proto.h"
 #include "settle_store.h"
 
@@ -46,8 +47,8 @@ typedef struct {
 
 typedef struct _transfer_link_t transfer_link_t;
 
-//  Connects to endpoint. NULL on error (logged).
-transfer_link_t *transfer_link_new (const char *endpoint);
+//  Connects to endpoint, as a CURVE client with curve (NULL: none). NULL on error (logged).
+transfer_link_t *transfer_link_new (const char *endpoint, const curve_t *curve);
 void transfer_link_destroy (transfer_link_t **self_p);
 
 //  The command `what` means for t (deposit_credit for a deposit, withdrawal_close for a

@@ -126,7 +126,8 @@ static int s_transfers (const s_opts_t *o, harness_t *h, ledgertest_t *ledger, b
     char admin[64], endpoint[64];
     snprintf (admin, sizeof admin, "tcp://127.0.0.1:%d", h->port_settler_commands);
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", h->port_commands);
-    zsock_t *settler = zsock_new_dealer (admin), *matcher = zsock_new_dealer (endpoint);
+    zsock_t *settler = harness_dealer (h, "settler", admin);
+    zsock_t *matcher = harness_dealer (h, "matcher", endpoint);
     zsock_set_sndhwm (settler, 0);
     zsock_set_rcvhwm (settler, 0);
     zsock_set_sndhwm (matcher, 0);
@@ -292,21 +293,15 @@ int main (int argc, char **argv)
                  h.procs[settler].log);
         goto done;
     }
-    char endpoint[64], pub[64], replay[64];
+    char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", h.port_commands);
-    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", h.port_settler_bus);
-    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", h.port_settler_replay);
-    bus_sub_t *bus = bus_sub_new (&(bus_sub_opts_t){.name = "bench",
-                                                    .stream = "s",
-                                                    .pub_endpoint = pub,
-                                                    .replay_endpoint = replay,
-                                                    .rcvhwm = BUS_SUB_HWM});
+    bus_sub_t *bus = harness_bus_sub (&h, "s", 0);
     if (o.transfers) {
         rc = s_transfers (&o, &h, &ledger, bus) ? 1 : 0;
         bus_sub_destroy (&bus);
         goto done;
     }
-    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_t *dealer = harness_dealer (&h, "matcher", endpoint);
     zsock_set_sndhwm (dealer, 0);
     zsock_set_rcvhwm (dealer, 0);
     //  every order goes out at once; the replies are counted while the settlements come in

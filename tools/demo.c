@@ -1388,7 +1388,10 @@ int main (int argc, char **argv)
     self->curl = curl_easy_init ();
     //  From the settler's first event: a follower resumes after a seq it knows, and the
     //  demo knows none (the journal of a demo's system is short; others' epochs are skipped).
-    self->settler = bus_sub_new_for (&self->cfg, "s", "mce-demo", 0);
+    //  A watcher, with the monitor key.
+    curve_t *monitor = curve_new (&self->cfg, CURVE_MONITOR, false);
+    self->settler = monitor ? bus_sub_new_for (&self->cfg, monitor, "s", "mce-demo", 0) : NULL;
+    curve_destroy (&monitor);
     rc = 1;
     if (!self->curl || !self->settler)
         fprintf (stderr, "mce-demo: cannot start libcurl or follow the settler's bus\n");

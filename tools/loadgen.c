@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "curve.h"
 #include "decimal.h"
 #include "log.h"
 #include "proto.h"
@@ -98,18 +99,20 @@ static void s_build (s_conn_t *c, uint64_t rid, int user, const char *market, pr
     proto_encode (&cmd, buf);
 }
 
+#define S_KEY          "gateway"        //  whose key the load uses on the matcher's port (see main)
 #define S_FUND_USERS   50               //  the matcher target's users are load-0 ... load-49
 #define S_FUND_ENERGY  1000000000000LL  //  Wh credited to each load user: 1 TWh
 #define S_FUND_PAYMENT 10000000000000LL //  µ: 10 million currency units
 
 //  Credits every load user (users of them) both assets on the matcher's command port and
 //  waits for each answer. 0, or -1 after saying why.
-static int s_fund (const char *endpoint, long users)
+static int s_fund (const curve_t *curve, const char *endpoint, long users)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, 10000);
-    if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
+    if (!dealer || curve_client (curve, dealer, "matcher") ||
+        zsock_connect (dealer, "%s", endpoint)) {
         fprintf (stderr, "mce-loadgen: funding the load users: cannot connect to %s\n", endpoint);
         zsock_destroy (&dealer);
         return -1;
@@ -156,8 +159,8 @@ typedef struct {
 //  --------------------------------------------------------------------------------------
 //  ZeroMQ targets: the matcher's commands port, or the gateway's native port
 
-static int s_run_zmq (const char *endpoint, char **tokens, const char *market, long orders,
-                      long connections, long window, s_result_t *res)
+static int s_run_zmq (const curve_t *curve, const char *endpoint, char **tokens, const char *market,
+                      long orders, long connections, long window, s_result_t *res)
 {
     s_conn_t *conns = calloc ((size_t) connections, sizeof *conns);
     int64_t *sent_at = calloc ((size_t) orders + 1, sizeof *sent_at);
@@ -170,6 +173,8 @@ static int s_run_zmq (const char *endpoint, char **tokens, const char *market, l
             zsock_set_plain_username (conns[c].sock, "jwt");
             zsock_set_plain_password (conns[c].sock, tokens[c]);
         }
+        else
+            curve_client (curve, conns[c].sock, "matcher");
         zsock_connect (conns[c].sock, "%s", endpoint);
         conns[c].rng = 0x9E3779B97F4A7C15ull * (uint64_t) (c + 1);
         conns[c].orders = calloc ((size_t) orders + 1, sizeof (uint64_t));
@@ -707,13 +712,21 @@ int main (int argc, char **argv)
         return 2;
     }
     fund = fund || (m->escrow && !depth);
-    if (fund &&
-        s_fund (cfg.matcher.commands, connections > S_FUND_USERS ? connections : S_FUND_USERS))
+    //  Commands on the matcher's port come from gateways: the load stands in for one, with the
+    //  gateway's key.
+    curve_t *curve = fund || (!http && !native) ? curve_new (&cfg, S_KEY, false) : NULL;
+    if ((fund || (!http && !native)) && !curve)
         return 1;
+    if (fund && s_fund (curve, cfg.matcher.commands,
+                        connections > S_FUND_USERS ? connections : S_FUND_USERS)) {
+        curve_destroy (&curve);
+        return 1;
+    }
     s_result_t res = {.latency = calloc ((size_t) orders + 1, sizeof (int64_t))};
     int rc = http ? s_run_http (&cfg, tokens, market, depth, orders, connections, window, &res)
-                  : s_run_zmq (native ? cfg.gateway.native : cfg.matcher.commands, tokens, market,
-                               orders, connections, window, &res);
+                  : s_run_zmq (curve, native ? cfg.gateway.native : cfg.matcher.commands, tokens,
+                               market, orders, connections, window, &res);
+    curve_destroy (&curve);
     size_t n = (size_t) res.acked;
     qsort (res.latency, n, sizeof *res.latency, s_cmp_i64);
     double p50 = n ? res.latency[n / 2] / 1e3 : 0,

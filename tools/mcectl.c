@@ -16,6 +16,7 @@
         mcectl [OPTIONS] deposits · withdrawals · reconcile
         mcectl [OPTIONS] user add NAME --wallet KEY [--admin]   (password on standard input)
         mcectl [OPTIONS] token NAME [--role user|admin] [--ttl SECONDS]
+        mcectl [OPTIONS] keys init|list [--dir D] · keys add NAME [--role monitor|process]
         mcectl [OPTIONS] load ARGS...   (mce-loadgen, from the same folder)
 
     OPTIONS, anywhere on the line: -c FILE, --url URL, --token T, --as NAME [--admin], --json.
@@ -30,6 +31,7 @@
 #include "mcectl.h"
 #include "auth.h"
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
@@ -206,13 +208,32 @@ static const s_command_t s_commands[] = {
      "  energy          5000      5000          0            0           0           0          0\n"
      "  payment        812.5       800       12.5            0           0           0          0\n"
      "  the vaults and the books agree\n"},
-    {"tail", s_tail, NULL, "tail [TOPIC ...] [--count N]",
+    {"tail", s_tail, NULL, "tail [TOPIC ...] [--count N] [--key NAME]",
      "Prints the broadcaster's market data as it happens, one line per message: the topic,\n"
      "then the JSON (broadcaster/PROTOCOL.md). Topics are <channel>.<market> prefixes:\n"
      "depth.campus-1, trades., ticker, ...; none = everything. Each starts with the channel's\n"
-     "snapshot. It reads broadcaster.xpub; --count N stops after N messages; Ctrl-C stops.\n\n"
+     "snapshot. It reads broadcaster.xpub as the monitor key NAME (default \"monitor\", in\n"
+     "security.keys_dir); --count N stops after N messages; Ctrl-C stops.\n\n"
      "  $ mcectl tail trades.campus-1 --count 1\n"
      "  trades.campus-1 {\"type\":\"snapshot\",\"channel\":\"trades\",...}\n"},
+    {"keys init", mcectl_keys_init, NULL, "keys init [--dir D]",
+     "Makes the CurveZMQ key pairs every link between processes needs (security.keys_dir, or\n"
+     "D): one per process and one \"monitor\" key for tools that watch. Existing keys are kept,\n"
+     "so it is safe to run again. Each process reads its own D/NAME.secret; servers admit the\n"
+     "clients whose keys are in D/public.\n\n"
+     "  $ mcectl -c mce.cfg keys init\n"
+     "  made matcher (process)\n  ...\n  made monitor (monitor)\n"},
+    {"keys add", mcectl_keys_add, NULL, "keys add NAME [--role monitor|process] [--dir D]",
+     "Makes a key pair for one more client: a monitor (the default) may follow the buses,\n"
+     "ask for replays and subscribe to broadcaster.xpub, never send a command; a process key\n"
+     "may also command. Servers admit it at once, without a restart. Give the tool\n"
+     "D/NAME.secret and its configuration's security.keys_dir (with public/ beside it).\n\n"
+     "  $ mcectl keys add grafana\n"
+     "  made grafana (monitor)\n"
+     "  $ mcectl tail --key grafana trades.\n"},
+    {"keys list", mcectl_keys_list, NULL, "keys list [--dir D]",
+     "The keys servers admit: name, role and public key. Delete D/public/NAME.key to stop\n"
+     "admitting one (connections already open stay until they close).\n"},
     {"user add", s_user_add, NULL, "user add NAME --wallet KEY [--admin]",
      "Creates a user in the gateway's database (postgres.url, with the gateway's migrations);\n"
      "the password is read from standard input (one line), never from the command line.\n"
@@ -428,8 +449,9 @@ static int s_token (mcectl_client_t *client, int argc, char **argv)
 static int s_tail (mcectl_client_t *client, int argc, char **argv)
 {
     const mce_config_t *cfg = mcectl_client_config (client);
-    const char *count_text = NULL;
-    const mcectl_option_t options[] = {{"--count", &count_text, NULL}, {NULL, NULL, NULL}};
+    const char *count_text = NULL, *key = CURVE_MONITOR;
+    const mcectl_option_t options[] = {
+        {"--count", &count_text, NULL}, {"--key", &key, NULL}, {NULL, NULL, NULL}};
     const char **topics = calloc ((size_t) argc + 1, sizeof *topics);
     int n = topics ? mcectl_parse ("tail", argc, argv, options, topics, argc) : -1;
     if (n < 0 || (count_text && !mcectl_check_digits ("--count", count_text))) {
@@ -437,8 +459,15 @@ static int s_tail (mcectl_client_t *client, int argc, char **argv)
         return MCECTL_EXIT_USAGE;
     }
     long count = count_text ? strtol (count_text, NULL, 10) : -1; //  18 digits at most
+    curve_t *curve = curve_new (cfg, key, false);
+    if (!curve) {
+        free (topics);
+        return MCECTL_EXIT_USAGE;
+    }
     zsock_t *sub = zsock_new (ZMQ_SUB);
-    if (!sub || zsock_connect (sub, "%s", cfg->broadcaster.xpub) < 0) {
+    int rc = sub ? curve_client (curve, sub, "broadcaster") : -1;
+    curve_destroy (&curve);
+    if (rc < 0 || zsock_connect (sub, "%s", cfg->broadcaster.xpub) < 0) {
         fprintf (stderr, "mcectl: cannot connect to the broadcaster at %s\n",
                  cfg->broadcaster.xpub);
         zsock_destroy (&sub);

@@ -165,6 +165,11 @@ int mcectl_book (mcectl_client_t *client, int argc, char **argv);
 //  mcectl_admin.c
 int mcectl_admin (mcectl_client_t *client, int argc, char **argv);
 int mcectl_health (mcectl_client_t *client, int argc, char **argv);
+
+//  mcectl_keys.c
+int mcectl_keys_init (mcectl_client_t *client, int argc, char **argv);
+int mcectl_keys_add (mcectl_client_t *client, int argc, char **argv);
+int mcectl_keys_list (mcectl_client_t *client, int argc, char **argv);
 //  The control actions the matcher knows, for help: "pause, resume, ..." or, detailed, a
 //  line each with the API's name ("  pause      pause_trading").
 void mcectl_admin_actions_help (FILE *out, bool detailed);

@@ -200,6 +200,11 @@ keys1=$run/keys/user-user1.json keys2=$run/keys/user-user2.json
 [ -n "$wallet1" ] || keys1="<your keypair file>" keys2="<another keypair file>"
 mcectl="build/bin/mcectl ${config_args[*]:+${config_args[*]} }"
 
+# Every link between the processes is CurveZMQ: each process's key pair, and the monitor key
+# `mcectl tail` uses, in security.keys_dir (./.run/curve-keys unless configured). Made once;
+# kept keys are left as they are.
+build/bin/mcectl "${config_args[@]}" keys init >/dev/null
+
 # The matcher first: everything else connects to it (ZeroMQ reconnects, so order is a courtesy).
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
     build/bin/$exe "${config_args[@]}" >>"$run/logs/$exe.log" 2>&1 &

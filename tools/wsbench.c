@@ -124,6 +124,7 @@ typedef struct {
 //  The load, on its own thread: its own DEALER (a ZeroMQ socket stays on one thread).
 typedef struct {
     int port;
+    harness_t *h; //  for the matcher's key
     int rate;
     double seconds;
     pthread_t thread;
@@ -260,7 +261,7 @@ static void *s_drive (void *arg)
     s_drive_t *d = arg;
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", d->port);
-    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_t *dealer = harness_dealer (d->h, "matcher", endpoint);
     if (!dealer) {
         atomic_store (&d->done, true);
         return NULL;
@@ -812,6 +813,7 @@ int main (int argc, char **argv)
     pid_t bpid = b->h.procs[b->broadcaster].pid, mpid = b->h.procs[b->matcher].pid;
     double cpu_b = s_cpu (bpid, NULL), cpu_m = s_cpu (mpid, NULL), cpu_self = s_self_cpu ();
     d.port = b->h.port_commands;
+    d.h = &b->h;
     if (pthread_create (&d.thread, NULL, s_drive, &d)) {
         snprintf (b->failure, sizeof b->failure, "cannot start the load's thread");
         goto done;

@@ -2,7 +2,10 @@
 #include "harness.h"
 #include "auth.h"
 #include "bus_pub.h"
+#include "bus_sub.h"
 #include "clock.h"
+#include "config.h"
+#include "curve.h"
 #include "journal.h"
 #include "migrate.h"
 #include "pg.h"
@@ -96,6 +99,16 @@ void harness_init (harness_t *h, const char *extra_config)
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
         close (held[i]);
     snprintf (h->config, sizeof h->config, "%s/mce.cfg", h->dir);
+    //  Every process's key, and two for the tests' own sockets: one that may command, one that
+    //  may only watch.
+    char keys[160], err[256];
+    snprintf (keys, sizeof keys, "%s/keys", h->dir);
+    for (int i = 0; curve_processes[i]; i++)
+        if (curve_keys_make (keys, curve_processes[i], CURVE_ROLE_PROCESS, err, sizeof err) < 0)
+            abort ();
+    if (curve_keys_make (keys, HARNESS_KEY, CURVE_ROLE_PROCESS, err, sizeof err) < 0 ||
+        curve_keys_make (keys, HARNESS_MONITOR, CURVE_ROLE_MONITOR, err, sizeof err) < 0)
+        abort ();
     //  No Redis unless the test configures its own: the default URL is the usual local port,
     //  and a developer's Redis there must never receive a test's keys.
     const char *redis =
@@ -111,13 +124,65 @@ void harness_init (harness_t *h, const char *extra_config)
              "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000;\n"
              "            logins_per_minute = 1000000; logins_per_minute_address = 1000000; };\n"
              "persister = { metrics_port = 0; };\n"
+             "security = { keys_dir = \"%s/keys\"; };\n"
              "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0;\n"
              "                max_sessions_per_address = 1000000; };\n"
              "%s%s\n",
              h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
              h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,
-             HARNESS_JWT_SECRET, h->port_ws, h->port_xpub, redis, extra_config ? extra_config : "");
+             HARNESS_JWT_SECRET, h->dir, h->port_ws, h->port_xpub, redis,
+             extra_config ? extra_config : "");
     fclose (f);
+}
+
+curve_t *harness_curve (harness_t *h, const char *key)
+{
+    mce_config_t cfg;
+    char err[CONFIG_ERR_MAX];
+    if (config_load (&cfg, h->config, err, sizeof err)) {
+        fprintf (stderr, "harness: %s\n", err);
+        return NULL;
+    }
+    return curve_new (&cfg, key, false);
+}
+
+int harness_client (harness_t *h, void *sock, const char *key, const char *server)
+{
+    curve_t *curve = harness_curve (h, key);
+    int rc = curve ? curve_client (curve, sock, server) : -1;
+    curve_destroy (&curve);
+    return rc;
+}
+
+bus_sub_t *harness_bus_sub (harness_t *h, const char *stream, int replay_timeout_ms)
+{
+    bool settler = strcmp (stream, "s") == 0;
+    char pub[64], replay[64];
+    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", settler ? h->port_settler_bus : h->port_bus);
+    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d",
+              settler ? h->port_settler_replay : h->port_replay);
+    curve_t *monitor = harness_curve (h, HARNESS_MONITOR);
+    bus_sub_t *sub =
+        monitor ? bus_sub_new (&(bus_sub_opts_t){.name = "test",
+                                                 .stream = stream,
+                                                 .pub_endpoint = pub,
+                                                 .replay_endpoint = replay,
+                                                 .rcvhwm = BUS_SUB_HWM,
+                                                 .replay_timeout_ms = replay_timeout_ms,
+                                                 .curve = monitor,
+                                                 .server = settler ? "settler" : "matcher"})
+                : NULL;
+    curve_destroy (&monitor);
+    return sub;
+}
+
+zsock_t *harness_dealer (harness_t *h, const char *server, const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer || harness_client (h, dealer, HARNESS_KEY, server) ||
+        zsock_connect (dealer, "%s", endpoint) < 0)
+        zsock_destroy (&dealer);
+    return dealer;
 }
 
 int harness_start (harness_t *h, const char *exe)

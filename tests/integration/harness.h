@@ -8,8 +8,10 @@
 #define MCE_HARNESS_H
 
 #include "auth.h"
+#include "curve.h"
 #include "proto.h"
 
+#include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +21,10 @@
 //  The gateway's token key in every test config, so tests can sign their own tokens.
 #define HARNESS_JWT_SECRET "integration-test-secret-0123456789abcdef"
 #define HARNESS_MAX_PROCS  64
+//  The tests' own keys (besides every process's): one that may send commands, one that only
+//  watches, as an operator's monitoring tool would.
+#define HARNESS_KEY     "test"
+#define HARNESS_MONITOR "monitor"
 
 typedef struct {
     char dir[128];    //  temporary folder: config, logs, data
@@ -34,8 +40,21 @@ typedef struct {
     int proc_count;
 } harness_t;
 
-//  Makes the folder, picks free ports and writes the config (extra is appended to it).
+//  Makes the folder, picks free ports, makes every key and writes the config (extra is appended
+//  to it).
 void harness_init (harness_t *h, const char *extra_config);
+//  The identity `key` for sockets and buses of the test's own (bus_sub_opts_t.curve); the
+//  caller destroys it. NULL on error.
+curve_t *harness_curve (harness_t *h, const char *key);
+//  Makes sock a CURVE client of process `server` ("matcher", "settler", "broadcaster") with the
+//  key `key` (HARNESS_KEY, HARNESS_MONITOR), as the config (and MCE_ variables) say. 0 or -1.
+int harness_client (harness_t *h, void *sock, const char *key, const char *server);
+//  A follower of the matcher's ("m") or the settler's ("s") bus from its start, with the
+//  monitor's key, as any monitoring tool would be (replay_timeout_ms 0: the default).
+typedef struct _bus_sub_t bus_sub_t;
+bus_sub_t *harness_bus_sub (harness_t *h, const char *stream, int replay_timeout_ms);
+//  A DEALER with HARNESS_KEY connected to server's endpoint (zsock_new_dealer, with CURVE).
+zsock_t *harness_dealer (harness_t *h, const char *server, const char *endpoint);
 //  Stops every process still running (SIGTERM, then SIGKILL after a deadline) and removes
 //  the folder.
 void harness_cleanup (harness_t *h);

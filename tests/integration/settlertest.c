@@ -61,7 +61,7 @@ void settlertest_init (settlertest_t *t, const char *extra_config, const char *c
     t->matcher = harness_start (&t->h, "mce-matcher");
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", t->h.port_commands);
-    t->orders = zsock_new_dealer (endpoint);
+    t->orders = harness_dealer (&t->h, "matcher", endpoint);
     zsock_set_rcvtimeo (t->orders, HARNESS_DEADLINE_MS);
 }
 
@@ -72,15 +72,7 @@ void settlertest_follow (settlertest_t *t)
     memset (t->deposits, 0, (SETTLERTEST_TRANSFERS_MAX + 1) * sizeof *t->deposits);
     memset (t->withdrawals, 0, (SETTLERTEST_TRANSFERS_MAX + 1) * sizeof *t->withdrawals);
     t->epochs_settled = 0;
-    char pub[64], replay[64];
-    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", t->h.port_settler_bus);
-    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", t->h.port_settler_replay);
-    t->bus = bus_sub_new (&(bus_sub_opts_t){.name = "test",
-                                            .stream = "s",
-                                            .pub_endpoint = pub,
-                                            .replay_endpoint = replay,
-                                            .rcvhwm = BUS_SUB_HWM,
-                                            .replay_timeout_ms = 500});
+    t->bus = harness_bus_sub (&t->h, "s", 500);
     cr_assert_not_null (t->bus);
 }
 
@@ -549,7 +541,7 @@ bool settlertest_wait_epoch_settled (settlertest_t *t, int64_t epoch, int timeou
 int settlertest_admin (settlertest_t *t, const proto_settler_command_t *cmd, proto_msg_t *views,
                        size_t max, proto_settler_reply_t *reply)
 {
-    zsock_t *d = zsock_new_dealer (t->admin);
+    zsock_t *d = harness_dealer (&t->h, "settler", t->admin);
     zsock_set_rcvtimeo (d, HARNESS_DEADLINE_MS);
     proto_msg_t m = {.kind = PROTO_settler_command};
     m.settler_command = *cmd;

@@ -106,6 +106,7 @@ static void s_credit (const char *user, proto_asset_t asset, int64_t amount, uin
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, HARNESS_DEADLINE_MS);
+    cr_assert_eq (harness_client (&s_h, dealer, HARNESS_KEY, "matcher"), 0);
     cr_assert_eq (zsock_connect (dealer, "tcp://127.0.0.1:%d", s_h.port_commands), 0);
     proto_msg_t cmd = {.kind = PROTO_deposit_credit};
     proto_deposit_credit_t *d = &cmd.deposit_credit;

@@ -90,11 +90,7 @@ typedef struct {
 static void s_truth_start (s_truth_t *t)
 {
     memset (t, 0, sizeof *t);
-    char pub[64], replay[64];
-    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", s_h.port_bus);
-    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", s_h.port_replay);
-    t->sub = bus_sub_new (&(bus_sub_opts_t){
-        .name = "test", .stream = "m", .pub_endpoint = pub, .replay_endpoint = replay});
+    t->sub = harness_bus_sub (&s_h, "m", 0);
     cr_assert_not_null (t->sub);
 }
 
@@ -128,7 +124,7 @@ static zsock_t *s_dealer (void)
 {
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_t *dealer = harness_dealer (&s_h, "matcher", endpoint);
     zsock_set_rcvtimeo (dealer, HARNESS_DEADLINE_MS);
     return dealer;
 }
@@ -657,7 +653,10 @@ Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .t
 
     char xpub[64];
     snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
-    zsock_t *monitor = zsock_new_sub (xpub, "trades.campus-1");
+    zsock_t *monitor = zsock_new (ZMQ_SUB);
+    cr_assert_eq (harness_client (&s_h, monitor, HARNESS_MONITOR, "broadcaster"), 0);
+    zsock_set_subscribe (monitor, "trades.campus-1");
+    cr_assert_eq (zsock_connect (monitor, "%s", xpub), 0);
     zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
     //  Subscribing gets the channel's snapshot, then each trade as an update.
     char *topic = NULL, *body = NULL;

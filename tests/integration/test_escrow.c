@@ -150,6 +150,7 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     char port[16];
     snprintf (port, sizeof port, "%d", s_h.port_ws); //  free, and unused here
     setenv ("MCE_PERSISTER_METRICS_PORT", port, 1);
+    setenv ("MCE_SETTLER_MAX_OPEN_DEPOSITS_PER_USER", "2", 1);
     const char *ready[][2] = {{"mce-matcher", "commands on"},
                               {"mce-persister", "Postgres ready"},
                               {"mce-settler", "settler: ready"},
@@ -170,6 +171,23 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     json_decref (s_expect ("POST", "/api/trading/orders", stranger, buy, 422));
     json_decref (s_expect ("POST", "/api/account/withdrawals", stranger,
                            "{\"asset\":\"payment\",\"amount\":\"1\"}", 422));
+
+    //  Deposits not yet final are bounded per user (settler.max_open_deposits_per_user, 2
+    //  here): each costs a transaction whether or not the wallet can pay. Two are taken at once,
+    //  the third refused while they are open, and taken once they are done.
+    const char *cent = "{\"asset\":\"payment\",\"amount\":\"0.01\"}";
+    char open1[32], open2[32], open3[32];
+    s_deposit (stranger, cent, open1, sizeof open1);
+    s_deposit (stranger, cent, open2, sizeof open2);
+    json_t *refused = s_expect ("POST", "/api/account/deposits", stranger, cent, 429);
+    cr_assert_str_eq (
+        json_string_value (json_object_get (json_object_get (refused, "error"), "code")),
+        "too_many_deposits");
+    json_decref (refused);
+    s_wait_status (stranger, "/api/account/deposits", "deposits", "deposit_id", open1, "credited");
+    s_wait_status (stranger, "/api/account/deposits", "deposits", "deposit_id", open2, "credited");
+    s_deposit (stranger, cent, open3, sizeof open3);
+    s_wait_status (stranger, "/api/account/deposits", "deposits", "deposit_id", open3, "credited");
 
     //  Deposits: the seller's energy, the buyer's money, through the chain into the vaults.
     char d1[32], d2[32];
@@ -231,7 +249,8 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     }
 
     //  The vaults hold exactly what the books say: the buyer's 0.50 held by its bid, the
-    //  seller's 1 kWh left, nothing else (the trade and the withdrawal are paid out).
+    //  stranger's three deposits of 0.01, the seller's 1 kWh left, nothing else (the trade and
+    //  the withdrawal are paid out).
     char *out = NULL;
     int rc = harness_run ("mcectl", (const char *[]){"-c", s_h.config, "--json", "reconcile", NULL},
                           &out);
@@ -243,7 +262,7 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     json_array_foreach (rows, i, row)
     {
         cr_assert_str_eq (s_str (row, "difference"), "0", "%s", out);
-        cr_assert_str_eq (s_str (row, "vault_balance"), i == 0 ? "1" : "0.5", "%s", out);
+        cr_assert_str_eq (s_str (row, "vault_balance"), i == 0 ? "1" : "0.53", "%s", out);
     }
     json_decref (rows);
     fprintf (stderr, "escrow: %s", out);
@@ -303,4 +322,5 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     unsetenv ("MCE_SETTLER_RPC_URL");
     unsetenv ("MCE_SETTLER_KEYS_FILE");
     unsetenv ("MCE_PERSISTER_METRICS_PORT");
+    unsetenv ("MCE_SETTLER_MAX_OPEN_DEPOSITS_PER_USER");
 }

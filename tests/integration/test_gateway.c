@@ -1410,13 +1410,27 @@ Test (gateway, api_keys_are_capped_listed_revoked_and_expire, .fini = s_fini, .t
     r = s_call ("DELETE", path, bob, NULL);
     cr_assert_eq (r.status, 404, "%s", r.body);
     harness_response_free (&r);
-    //  alice revokes one: it signs nothing in any more, and its place is free
+    //  alice revokes one: it signs nothing in any more, a session open on it ends within
+    //  gateway.api_key_check_ms (polled every 50 ms, for at most the deadline), and its place
+    //  is free
     zsock_t *native = s_native ("apikey", keys[0]);
     cr_assert_eq (s_native_order (native, 1, "alice").kind, PROTO_ack, "the key works");
-    zsock_destroy (&native);
     r = s_call ("DELETE", path, alice, NULL);
     cr_assert_eq (r.status, 204, "%s", r.body);
     harness_response_free (&r);
+    int64_t until = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    proto_msg_t answer;
+    uint64_t order = 100;
+    do {
+        answer = s_native_order (native, order++, "alice");
+        if (answer.kind == PROTO_reject)
+            break;
+        poll (NULL, 0, 50);
+    } while (clock_mono_ns () < until);
+    cr_assert_eq (answer.kind, PROTO_reject, "the session outlived its key");
+    cr_assert_eq (answer.reject.reason, PROTO_REJECT_REASON_SESSION_EXPIRED, "%s",
+                  answer.reject.message);
+    zsock_destroy (&native);
     r = s_call ("DELETE", path, alice, NULL);
     cr_assert_eq (r.status, 404, "revoked once: %s", r.body);
     harness_response_free (&r);

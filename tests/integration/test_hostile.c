@@ -267,9 +267,10 @@ Test (hostile, oversized_frames_are_dropped_unbuffered, .fini = s_fini, .timeout
     zsock_set_sndhwm (native, S_BIG_FRAMES + 1);
     s_send_big_frames_until_dropped (native, endpoint);
     zsock_destroy (&native);
-    //  anyone on the matcher's command port
+    //  a process's key on the matcher's command port (a stranger does not get this far)
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
     zsock_t *commands = zsock_new (ZMQ_DEALER);
+    cr_assert_eq (harness_client (&s_h, commands, HARNESS_KEY, "matcher"), 0);
     zsock_set_linger (commands, 0);
     zsock_set_sndhwm (commands, S_BIG_FRAMES + 1);
     s_send_big_frames_until_dropped (commands, endpoint);

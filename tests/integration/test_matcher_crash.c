@@ -182,11 +182,13 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     for (int c = 0; c < S_CLIENTS; c++) {
         clients[c] = zsock_new (ZMQ_DEALER);
         zsock_set_linger (clients[c], 0);
+        cr_assert_eq (harness_client (&s_h, clients[c], HARNESS_KEY, "matcher"), 0);
         zsock_connect (clients[c], "%s", commands);
     }
     zsock_t *sub = zsock_new (ZMQ_SUB);
     zsock_set_rcvhwm (sub, 0);
     zsock_set_subscribe (sub, "m.");
+    cr_assert_eq (harness_client (&s_h, sub, HARNESS_MONITOR, "matcher"), 0);
     zsock_connect (sub, "%s", bus);
     s_seen_t *seen = calloc (4000000, sizeof *seen);
     uint64_t *acked = calloc (S_MAX_ACK, sizeof *acked);

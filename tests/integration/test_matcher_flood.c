@@ -36,10 +36,11 @@ Test (matcher_flood, hostile_clients_do_not_stall_the_others, .fini = s_fini, .t
     zsock_t *flood = zsock_new (ZMQ_DEALER);
     zsock_set_sndhwm (flood, 0);
     zsock_set_rcvhwm (flood, 10); //  it never reads: replies pile up until dropped
+    cr_assert_eq (harness_client (&s_h, flood, HARNESS_KEY, "matcher"), 0);
     zsock_connect (flood, "%s", commands);
-    zsock_t *junk = zsock_new_dealer (commands);
-    zsock_t *big = zsock_new_dealer (commands);
-    zsock_t *good = zsock_new_dealer (commands);
+    zsock_t *junk = harness_dealer (&s_h, "matcher", commands);
+    zsock_t *big = harness_dealer (&s_h, "matcher", commands);
+    zsock_t *good = harness_dealer (&s_h, "matcher", commands);
     zsock_set_rcvtimeo (good, HARNESS_DEADLINE_MS);
 
     for (uint64_t i = 1; i <= 10000; i++)

@@ -41,7 +41,7 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
     cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
     char commands[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *client = zsock_new_dealer (commands);
+    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
     //  A buy, a sell that trades with it, a buy that rests; and one malformed frame.
     for (int i = 0; i < 3; i++) {
@@ -88,7 +88,7 @@ Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, 
     cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
     char commands[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *client = zsock_new_dealer (commands);
+    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
     //  All 50 are sent before any reply is read, so they queue up at the matcher together.
     enum { N = 50 };

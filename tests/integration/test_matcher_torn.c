@@ -52,7 +52,7 @@ Test (matcher_torn, recovery_survives_a_cut_at_any_offset, .fini = s_fini, .time
     cr_assert (harness_wait_log (&s_h, m, "commands on", HARNESS_DEADLINE_MS));
     char commands[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *client = zsock_new_dealer (commands);
+    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
     //  Orders that cross, so that commands have many effects (trades, levels, cancels).
     for (int i = 0; i < 400; i++) {
         char user[8];

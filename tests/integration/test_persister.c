@@ -458,11 +458,12 @@ Test (persister, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 3
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
     zsock_t *clients[S_CLIENTS];
     for (int c = 0; c < S_CLIENTS; c++) {
-        clients[c] = zsock_new_dealer (endpoint);
+        clients[c] = harness_dealer (&s_h, "matcher", endpoint);
         zsock_set_rcvtimeo (clients[c], HARNESS_DEADLINE_MS);
     }
     static s_escrow_t escrow; //  big: the open withdrawals
-    escrow = (s_escrow_t){.rid = 1, .next_deposit = 1, .dealer = zsock_new_dealer (endpoint)};
+    escrow = (s_escrow_t){
+        .rid = 1, .next_deposit = 1, .dealer = harness_dealer (&s_h, "matcher", endpoint)};
     cr_assert_not_null (escrow.dealer);
     zsock_set_rcvtimeo (escrow.dealer, HARNESS_DEADLINE_MS);
     char err[256];

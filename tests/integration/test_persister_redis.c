@@ -661,7 +661,7 @@ static int s_setup (s_load_t *load, pg_t **pg)
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_h.port_commands);
     for (int c = 0; c < S_CLIENTS; c++) {
-        load->clients[c] = s_clients[c] = zsock_new_dealer (endpoint);
+        load->clients[c] = s_clients[c] = harness_dealer (&s_h, "matcher", endpoint);
         cr_assert_not_null (load->clients[c]);
         zsock_set_rcvtimeo (load->clients[c], HARNESS_DEADLINE_MS);
     }

@@ -65,7 +65,7 @@ static uint64_t s_rand (void)
 //  the bus tells at the end). The id, or 0.
 static uint64_t s_deposit (const char *owner, proto_asset_t asset, int64_t amount)
 {
-    zsock_t *d = zsock_new_dealer (s_t.admin);
+    zsock_t *d = harness_dealer (&s_t.h, "settler", s_t.admin);
     zsock_set_rcvtimeo (d, S_ANSWER_MS);
     zsock_set_linger (d, 0);
     proto_msg_t m = {.kind = PROTO_settler_command};

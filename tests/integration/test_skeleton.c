@@ -84,11 +84,7 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     (void) gateway;
 
     //  Our own consumer of the matcher bus, as any monitoring tool would be.
-    char pub[64], replay[64];
-    snprintf (pub, sizeof pub, "tcp://127.0.0.1:%d", s_h.port_bus);
-    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", s_h.port_replay);
-    bus_sub_t *sub = s_sub = bus_sub_new (&(bus_sub_opts_t){
-        .name = "test", .stream = "m", .pub_endpoint = pub, .replay_endpoint = replay});
+    bus_sub_t *sub = s_sub = harness_bus_sub (&s_h, "m", 0);
 
     char token[1024];
     harness_response_t resp;
@@ -141,7 +137,7 @@ Test (skeleton, one_order_travels_the_whole_pipeline, .fini = s_fini, .timeout =
     //  Garbage on the matcher's command port is counted, logged with its peer, and dropped.
     char commands[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *raw = zsock_new_dealer (commands);
+    zsock_t *raw = harness_dealer (&s_h, "matcher", commands);
     zstr_send (raw, "\xc1\xff not msgpack");
     cr_assert (harness_wait_log (&s_h, matcher, "dropped malformed command #1 from 127.0.0.1",
                                  HARNESS_DEADLINE_MS));

@@ -80,7 +80,7 @@ Test (transfer_link, commands_and_answers_by_rid)
     char endpoint[64];
     //  an endpoint nobody listens on yet: the link connects before the "matcher" binds
     snprintf (endpoint, sizeof endpoint, "ipc:///tmp/mce-test-transfer-link-%d", (int) getpid ());
-    transfer_link_t *link = transfer_link_new (endpoint);
+    transfer_link_t *link = transfer_link_new (endpoint, NULL);
     cr_assert_not_null (link);
     zsock_t *router = s_router (link, endpoint);
     transfer_t dep = {
@@ -165,7 +165,7 @@ Test (transfer_link, commands_and_answers_by_rid)
 Test (transfer_link, no_matcher_no_queue)
 {
     //  nothing listens: the command is refused at once rather than queued for later
-    transfer_link_t *link = transfer_link_new ("tcp://127.0.0.1:1");
+    transfer_link_t *link = transfer_link_new ("tcp://127.0.0.1:1", NULL);
     cr_assert_not_null (link);
     transfer_t dep = {
         .kind = PROTO_TRANSFER_KIND_DEPOSIT, .id = 1, .asset = PROTO_ASSET_ENERGY, .amount = 1};
