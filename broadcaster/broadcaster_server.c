@@ -50,7 +50,7 @@ struct _broadcaster_server_t {
     int64_t started;
     atomic_uint_least64_t sessions_open, subscriptions, channel_count, updates, dropped,
         closed_slow, m_seq, s_seq, monitors_now, sessions_total, sessions_refused;
-    zhashx_t *per_address; //  address -> int*: sessions open (an entry only while there are)
+    zhashx_t *per_address; //  address -> s_address_t (an entry only while sessions are open)
 };
 
 static void s_drain (broadcaster_server_t *self);
@@ -324,6 +324,13 @@ static int s_receive (broadcaster_server_t *self, ws_session_t *session, struct 
     return 0;
 }
 
+//  What one client address holds: sessions open, and bytes of answers (snapshots, errors)
+//  queued for them, which no other client shares (ws_session_t.address_bytes points here).
+typedef struct {
+    int sessions;
+    size_t bytes;
+} s_address_t;
+
 static void s_free_count (void **item)
 {
     free (*item);
@@ -338,23 +345,26 @@ static const char *s_address (struct lws *wsi, char *buf, size_t size)
     return strncmp (buf, "::ffff:", 7) == 0 ? buf + 7 : buf;
 }
 
-//  Sessions open from address: +1 or -1. The entry goes with its last session, so the map
-//  never holds more than the sessions open.
-static void s_count_address (broadcaster_server_t *self, const char *address, int change)
+//  Sessions open from address: +1 or -1. The entry goes with its last session (after its
+//  queue: see LWS_CALLBACK_CLOSED), so the map never holds more than the sessions open.
+//  Returns the entry (NULL once gone, or out of memory).
+static s_address_t *s_count_address (broadcaster_server_t *self, const char *address, int change)
 {
-    int *count = zhashx_lookup (self->per_address, address);
-    if (!count && change > 0) {
-        count = calloc (1, sizeof *count);
-        if (!count || zhashx_insert (self->per_address, address, count) != 0) {
-            free (count);
-            return;
+    s_address_t *entry = zhashx_lookup (self->per_address, address);
+    if (!entry && change > 0) {
+        entry = calloc (1, sizeof *entry);
+        if (!entry || zhashx_insert (self->per_address, address, entry) != 0) {
+            free (entry);
+            return NULL;
         }
     }
-    if (!count)
-        return;
-    *count += change;
-    if (*count <= 0)
-        zhashx_delete (self->per_address, address);
+    if (!entry)
+        return NULL;
+    entry->sessions += change;
+    if (entry->sessions > 0)
+        return entry;
+    zhashx_delete (self->per_address, address);
+    return NULL;
 }
 
 static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -375,8 +385,9 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
             //  An address at its limit is refused before the upgrade: counted, not logged
             //  (a flood of refusals would be a flood of lines).
             char buf[64];
-            const int *open = zhashx_lookup (self->per_address, s_address (wsi, buf, sizeof buf));
-            if (open && *open >= self->cfg->broadcaster.max_sessions_per_address) {
+            const s_address_t *open =
+                zhashx_lookup (self->per_address, s_address (wsi, buf, sizeof buf));
+            if (open && open->sessions >= self->cfg->broadcaster.max_sessions_per_address) {
                 atomic_fetch_add (&self->sessions_refused, 1);
                 return 1;
             }
@@ -401,7 +412,11 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
             const char *shown = s_address (wsi, ip, sizeof ip);
             snprintf (session->peer, sizeof session->peer, "%s:%u", shown, port);
             snprintf (session->address, sizeof session->address, "%s", shown);
-            s_count_address (self, session->address, +1);
+            s_address_t *address = s_count_address (self, session->address, +1);
+            if (address) {
+                session->address_bytes = &address->bytes;
+                session->address_limit = (size_t) self->cfg->broadcaster.queue_bytes_per_address;
+            }
             session->next = self->sessions;
             if (self->sessions)
                 self->sessions->prev = session;
@@ -415,9 +430,9 @@ static int s_callback (struct lws *wsi, enum lws_callback_reasons reason, void *
         case LWS_CALLBACK_SERVER_WRITEABLE:
             return s_writable (self, session);
         case LWS_CALLBACK_CLOSED:
-            s_count_address (self, session->address, -1);
             channels_drop_session (self->channels, session);
-            ws_session_clear (session);
+            ws_session_clear (session); //  its bytes leave the address's count first
+            s_count_address (self, session->address, -1);
             s_session_unlink (self, session);
             atomic_fetch_sub (&self->sessions_open, 1);
             return 0;

@@ -116,12 +116,14 @@ void ws_session_push (ws_session_t *self, ws_msg_t *msg, ws_sub_t *sub, int64_t 
             lws_callback_on_writable (self->wsi);
         return;
     }
-    if (!sub && self->queued_bytes + msg->len > 2 * self->queue_limit) {
-        //  Asking for snapshots or errors faster than it reads them: it goes (see ws.h).
+    bool address_full =
+        !sub && self->address_bytes && *self->address_bytes + msg->len > self->address_limit;
+    if (!sub && (self->queued_bytes + msg->len > 2 * self->queue_limit || address_full)) {
+        //  Asking for snapshots or errors faster than it reads them: it goes (see ws.h). So
+        //  does a client whose address, over all its sessions, holds its bound of them.
         if (!self->overflowed)
-            log_info ("broadcaster",
-                      "client %s queued past twice its bound without reading: closing it",
-                      self->peer);
+            log_info ("broadcaster", "client %s queued past %s without reading: closing it",
+                      self->peer, address_full ? "its address's bound" : "twice its bound");
         self->overflowed = true;
         if (!self->behind_since)
             self->behind_since = now_ns;
@@ -140,6 +142,8 @@ void ws_session_push (ws_session_t *self, ws_msg_t *msg, ws_sub_t *sub, int64_t 
         self->head = entry;
     self->tail = entry;
     self->queued_bytes += msg->len;
+    if (!sub && self->address_bytes)
+        *self->address_bytes += msg->len;
     if (self->wsi)
         lws_callback_on_writable (self->wsi);
 }
@@ -176,6 +180,8 @@ void ws_session_pop (ws_session_t *self)
     if (!self->head)
         self->tail = NULL;
     self->queued_bytes -= entry->msg->len;
+    if (!entry->sub && self->address_bytes)
+        *self->address_bytes -= entry->msg->len;
     ws_msg_unref (&entry->msg);
     free (entry);
 }

@@ -70,6 +70,10 @@ struct _ws_session_t {
     uint64_t dropped;          //  updates dropped for this client (conflation)
     char peer[64];             //  "address:port", for logs
     char address[64];          //  the address alone, for the per-address count
+    //  Answers (snapshots, errors) queued for every session of this address, and their bound
+    //  (broadcaster.queue_bytes_per_address); NULL: not counted.
+    size_t *address_bytes;
+    size_t address_limit;
 };
 
 //  A subscription: one session on one channel.

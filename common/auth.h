@@ -47,6 +47,11 @@
 //  "mce_" + 43 characters of base64url (32 bytes, no padding) + NUL.
 #define AUTH_API_KEY_PREFIX "mce_"
 #define AUTH_API_KEY_MAX    48
+//  A CURVE key registered as an API key is stored as the hash of this prefix and its public
+//  key in Z85 (40 characters): "curve:" + Z85 + NUL fits AUTH_API_KEY_MAX, and no secret key
+//  ("mce_...") can hash the same.
+#define AUTH_CURVE_KEY_PREFIX "curve:"
+#define AUTH_CURVE_KEY_Z85    40
 //  Hex SHA-256 of an API key + NUL.
 #define AUTH_API_KEY_HASH_MAX 65
 //  A wallet (base58 of a 32-byte ed25519 public key) with its NUL: 32 to 44 characters.

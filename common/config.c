@@ -59,6 +59,7 @@ static const s_key_t s_keys[] = {
     {"gateway.http_address", K_STR, "127.0.0.1", 0, 0, NULL, F (gateway.http_address)},
     {"gateway.http_port", K_INT, "8080", PORT, NULL, F (gateway.http_port)},
     {"gateway.native", K_STR, "tcp://127.0.0.1:5560", 0, 0, NULL, F (gateway.native)},
+    {"gateway.native_curve", K_STR, "tcp://127.0.0.1:5561", 0, 0, NULL, F (gateway.native_curve)},
     {"gateway.request_timeout_ms", K_INT, "5000", 10, 600000, NULL, F (gateway.request_timeout_ms)},
     {"gateway.max_body_bytes", K_INT, "65536", 256, 16777216, NULL, F (gateway.max_body_bytes)},
     {"gateway.max_in_flight", K_INT, "10000", 1, 1000000, NULL, F (gateway.max_in_flight)},
@@ -125,6 +126,8 @@ static const s_key_t s_keys[] = {
      F (broadcaster.max_subscriptions)},
     {"broadcaster.max_sessions_per_address", K_INT, "100", 1, 1000000, NULL,
      F (broadcaster.max_sessions_per_address)},
+    {"broadcaster.queue_bytes_per_address", K_INT, "16777216", 65536, 1073741824, NULL,
+     F (broadcaster.queue_bytes_per_address)},
     {"broadcaster.flush_ms", K_INT, "10", 0, 1000, NULL, F (broadcaster.flush_ms)},
     {"broadcaster.queue_ms", K_INT, "1000", 0, 600000, NULL, F (broadcaster.queue_ms)},
 };

@@ -74,7 +74,8 @@ typedef struct {
     struct {
         char http_address[64];
         int64_t http_port;
-        char native[CONFIG_STR_MAX];
+        char native[CONFIG_STR_MAX];       //  order port, PLAIN (a token or an API key); "" = none
+        char native_curve[CONFIG_STR_MAX]; //  order port, CURVE (a registered key pair); "" = none
         int64_t request_timeout_ms;
         int64_t max_body_bytes;
         int64_t max_in_flight;
@@ -144,6 +145,7 @@ typedef struct {
         int64_t slow_grace_ms;            //  how long a client may stay behind before it is closed
         int64_t max_subscriptions;        //  per connection
         int64_t max_sessions_per_address; //  WebSocket clients open from one address
+        int64_t queue_bytes_per_address;  //  answers queued for one address's clients, at most
         int64_t flush_ms;                 //  changes are sent together at most this often
         int64_t queue_ms;                 //  a client whose oldest queued update is older is behind
     } broadcaster;

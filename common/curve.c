@@ -92,6 +92,11 @@ bool curve_on (const curve_t *self)
     return self && self->on;
 }
 
+const char *curve_public_key (const curve_t *self)
+{
+    return curve_on (self) ? zcert_public_txt (self->cert) : "";
+}
+
 int curve_server (const curve_t *self, void *sock)
 {
     if (!curve_on (self))

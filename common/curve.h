@@ -41,6 +41,8 @@ typedef struct _curve_t curve_t;
 curve_t *curve_new (const mce_config_t *cfg, const char *name, bool serves);
 void curve_destroy (curve_t **self_p);
 bool curve_on (const curve_t *self);
+//  Our public key in Z85 (40 characters), "" with CURVE off.
+const char *curve_public_key (const curve_t *self);
 
 //  Makes sock (a zsock_t *) a CURVE server with our key. Before bind. NULL self: no CURVE.
 //  0 or -1.

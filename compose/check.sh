@@ -84,6 +84,7 @@ BINDS = {
     "settler.replay": "mce-settler",
     "settler.commands": "mce-settler",
     "gateway.native": "mce-gateway",
+    "gateway.native_curve": "mce-gateway",
     "broadcaster.xpub": "mce-broadcaster",
 }
 # HTTP/WebSocket listeners: address key, port key.

@@ -82,6 +82,11 @@ struct _gateway_server_t {
     uint64_t passwords_busy;   //  refused because the password queue was full
 };
 
+const curve_t *gateway_server_curve (gateway_server_t *self)
+{
+    return self->curve;
+}
+
 const mce_config_t *gateway_server_config (gateway_server_t *self)
 {
     return self->cfg;
@@ -539,6 +544,7 @@ static const s_route_t s_routes[] = {
     {"POST", "/api/auth/api-keys", S_USER, true, routes_auth_api_key},
     {"GET", "/api/auth/api-keys", S_USER, true, routes_auth_api_keys},
     {"DELETE", "/api/auth/api-keys/{id}", S_USER, true, routes_auth_api_key_revoke},
+    {"GET", "/api/auth/native-key", S_PUBLIC, true, routes_auth_native_key},
     {"POST", "/api/trading/orders", S_USER, true, routes_trading_post_order},
     {"GET", "/api/trading/orders", S_USER, true, routes_trading_list_orders},
     {"GET", "/api/trading/orders/{id}", S_USER, true, routes_trading_get_order},
@@ -1063,8 +1069,9 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
     self->waits = seqwait_new (S_WAIT_SEQ_MS);
     self->users = self->worker ? known_users_new (self->worker) : NULL;
     if (self->link && self->worker && self->model && self->waits && self->users && self->rates)
-        self->native = native_port_new (cfg, self->link, self->worker, self->users, self->model,
-                                        self->waits, self->rates, self->secret, self->secret_len);
+        self->native =
+            native_port_new (cfg, self->link, self->worker, self->users, self->model, self->waits,
+                             self->rates, self->curve, self->secret, self->secret_len);
     if (!self->link || !self->settler || !self->model || !self->sub || !self->worker ||
         !self->passwords || !self->logins_user || !self->logins_address || !self->guard ||
         !self->rates || !self->cache || !self->pool || !self->users || !self->native) {
@@ -1156,6 +1163,7 @@ enum {
     S_FD_REPLAY,
     S_FD_BUS,
     S_FD_NATIVE,
+    S_FD_NATIVE_CURVE, //  -1 (not watched) when that port is not open
     S_FD_ZAP,
     S_FD_SETTLER, //  -1 (not watched) when no settler is configured
     S_FD_PASSWORDS,
@@ -1251,7 +1259,8 @@ int gateway_server_run (gateway_server_t *self)
             gateway_worker_process (self->passwords);
         if (all || ready[S_FD_SETTLER] || settler_sent || settler_ms == 0)
             settler_link_process (self->settler);
-        if (all || ready[S_FD_NATIVE] || ready[S_FD_ZAP] || native_pending)
+        if (all || ready[S_FD_NATIVE] || ready[S_FD_NATIVE_CURVE] || ready[S_FD_ZAP] ||
+            native_pending)
             native_port_process (self->native, all || ready[S_FD_ZAP]);
         seqwait_release (self->waits, readmodel_seq (self->model));
         //  connections past their request deadline are shut; MHD_run then closes them (the

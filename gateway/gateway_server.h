@@ -67,6 +67,8 @@ void gateway_server_destroy (gateway_server_t **self_p);
 int gateway_server_run (gateway_server_t *self);
 
 const mce_config_t *gateway_server_config (gateway_server_t *self);
+//  The gateway's CurveZMQ identity (its key serves the encrypted order port too).
+const curve_t *gateway_server_curve (gateway_server_t *self);
 matcher_link_t *gateway_server_link (gateway_server_t *self);
 struct _settler_link_t *gateway_server_settler (gateway_server_t *self);
 readmodel_t *gateway_server_readmodel (gateway_server_t *self);
@@ -150,6 +152,7 @@ enum MHD_Result routes_auth_register (gateway_request_t *req);
 enum MHD_Result routes_auth_wallet (gateway_request_t *req);
 enum MHD_Result routes_auth_login (gateway_request_t *req);
 enum MHD_Result routes_auth_api_key (gateway_request_t *req);
+enum MHD_Result routes_auth_native_key (gateway_request_t *req);
 enum MHD_Result routes_auth_api_keys (gateway_request_t *req);
 enum MHD_Result routes_auth_api_key_revoke (gateway_request_t *req);
 //  routes_admin.c (admins)

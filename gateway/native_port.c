@@ -26,7 +26,8 @@ struct _native_port_t {
     seqwait_t *waits;
     uint8_t key[CONFIG_STR_MAX];
     size_t key_len;
-    zsock_t *router;
+    zsock_t *router; //  gateway.native: PLAIN (a token or an API key)
+    zsock_t *curve;  //  gateway.native_curve: CURVE (a registered key pair), or NULL
     zsock_t *zap;
     bool pending;  //  see native_port_pending: a reply went out, or commands were left
     bool zap_sent; //  a ZAP answer went out (the same, for the ZAP socket)
@@ -36,11 +37,18 @@ struct _native_port_t {
     uint64_t commands, refused, rate_limited;
 };
 
+//  Whom an answer goes to: the socket its command came in on (PLAIN or CURVE) and the
+//  connection's routing id there.
+typedef struct {
+    zsock_t *sock;
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+} s_peer_t;
+
 //  A command in flight: where the answer goes, and the client's own rid.
 typedef struct {
     native_port_t *port;
-    uint8_t id[S_ID_MAX];
-    size_t id_len;
+    s_peer_t to;
     uint64_t rid;
     proto_msg_t reply; //  once the matcher answered, while the read model catches up
 } s_pending_t;
@@ -67,18 +75,18 @@ typedef struct {
 //  ---------------------------------------------------------------------------------------
 //  Replies
 
-static void s_send (native_port_t *self, const uint8_t *id, size_t id_len, proto_msg_t *reply)
+static void s_send (native_port_t *self, const s_peer_t *to, proto_msg_t *reply)
 {
     proto_buf_reset (&self->out);
     if (proto_encode (reply, &self->out))
         return;
-    void *sock = zsock_resolve (self->router);
-    zmq_send (sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    void *sock = zsock_resolve (to->sock);
+    zmq_send (sock, to->id, to->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);
     self->pending = true;
 }
 
-static void s_reject (native_port_t *self, const uint8_t *id, size_t id_len, uint64_t rid,
+static void s_reject (native_port_t *self, const s_peer_t *to, uint64_t rid,
                       proto_reject_reason_t reason, const char *message)
 {
     proto_msg_t reply = {.kind = PROTO_reject};
@@ -86,14 +94,14 @@ static void s_reject (native_port_t *self, const uint8_t *id, size_t id_len, uin
     reply.reject.reason = reason;
     snprintf (reply.reject.message, sizeof reply.reject.message, "%s", message);
     self->refused++;
-    s_send (self, id, id_len, &reply);
+    s_send (self, to, &reply);
 }
 
 //  The answer goes out once the read model has its events.
 static void s_send_pending (void *arg)
 {
     s_pending_t *p = arg;
-    s_send (p->port, p->id, p->id_len, &p->reply);
+    s_send (p->port, &p->to, &p->reply);
     free (p);
 }
 
@@ -145,13 +153,13 @@ static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64
     return true;
 }
 
-static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zmq_msg_t *body)
+static void s_command (native_port_t *self, const s_peer_t *to, zmq_msg_t *body)
 {
     self->commands++;
     proto_msg_t cmd;
     char err[160];
     if (proto_decode (zmq_msg_data (body), zmq_msg_size (body), &cmd, err, sizeof err)) {
-        s_reject (self, id, id_len, 0, PROTO_REJECT_REASON_MALFORMED, err);
+        s_reject (self, to, 0, PROTO_REJECT_REASON_MALFORMED, err);
         return;
     }
     uint64_t rid = cmd.new_order.rid; //  the first field of every command
@@ -160,17 +168,17 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     int64_t exp;
     uint64_t key_id;
     if (!s_sender (body, user, sizeof user, &role, &exp, &key_id)) {
-        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
+        s_reject (self, to, rid, PROTO_REJECT_REASON_MALFORMED,
                   "this connection did not authenticate (ZMQ PLAIN: jwt or apikey)");
         return;
     }
     if (exp && clock_wall_ns () / MCE_NS_PER_SEC >= exp) {
-        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
+        s_reject (self, to, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
                   "the token this connection signed in with has expired: connect again");
         return;
     }
     if (key_id && !keywatch_use (self->watch, key_id, clock_mono_ns ())) {
-        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
+        s_reject (self, to, rid, PROTO_REJECT_REASON_SESSION_EXPIRED,
                   "the API key this connection signed in with was revoked");
         return;
     }
@@ -181,7 +189,7 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
         self->rate_limited++;
         char message[64];
         snprintf (message, sizeof message, "too many requests; retry in %u s", wait);
-        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_RATE_LIMITED, message);
+        s_reject (self, to, rid, PROTO_REJECT_REASON_RATE_LIMITED, message);
         return;
     }
     int64_t now = clock_wall_ns ();
@@ -189,7 +197,7 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
     switch (cmd.kind) {
         case PROTO_new_order:
             if (order_check_new (self->cfg, &cmd.new_order, now, &oerr)) {
-                s_reject (self, id, id_len, rid, order_error_reason (&oerr), oerr.message);
+                s_reject (self, to, rid, order_error_reason (&oerr), oerr.message);
                 return;
             }
             snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "%s", user);
@@ -211,7 +219,7 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
             break;
         case PROTO_market_control:
             if (role != PROTO_ROLE_ADMIN) {
-                s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_NOT_ADMIN,
+                s_reject (self, to, rid, PROTO_REJECT_REASON_NOT_ADMIN,
                           "market_control needs the admin role");
                 return;
             }
@@ -220,40 +228,40 @@ static void s_command (native_port_t *self, const uint8_t *id, size_t id_len, zm
             cmd.market_control.seq = 0;
             break;
         default:
-            s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_MALFORMED,
+            s_reject (self, to, rid, PROTO_REJECT_REASON_MALFORMED,
                       "not a command: new_order, cancel_order, amend_order or market_control");
             return;
     }
     s_pending_t *p = malloc (sizeof *p);
     if (!p)
         return;
-    *p = (s_pending_t){.port = self, .id_len = id_len, .rid = rid};
-    memcpy (p->id, id, id_len);
+    *p = (s_pending_t){.port = self, .to = *to, .rid = rid};
     if (matcher_link_send (self->link, &cmd, s_answered, p)) {
         free (p);
-        s_reject (self, id, id_len, rid, PROTO_REJECT_REASON_OVERLOADED,
+        s_reject (self, to, rid, PROTO_REJECT_REASON_OVERLOADED,
                   "too many commands in flight; retry shortly");
     }
 }
 
-//  One message from a client: [routing id][command]. false when none was waiting.
-static bool s_receive (native_port_t *self)
+//  One message from a client on sock: [routing id][command]. false when none was waiting.
+static bool s_receive (native_port_t *self, zsock_t *sock)
 {
-    void *sock = zsock_resolve (self->router);
     zmq_msg_t id, body;
     zmq_msg_init (&id);
     zmq_msg_init (&body);
-    int frames = router_recv (sock, &id, &body, ZMQ_DONTWAIT);
+    int frames = router_recv (zsock_resolve (sock), &id, &body, ZMQ_DONTWAIT);
     if (frames < 0) {
         zmq_msg_close (&id);
         zmq_msg_close (&body);
         return false;
     }
-    if (frames == 1 && zmq_msg_size (&id) <= S_ID_MAX)
-        s_command (self, zmq_msg_data (&id), zmq_msg_size (&id), &body);
-    else if (zmq_msg_size (&id) <= S_ID_MAX)
-        s_reject (self, zmq_msg_data (&id), zmq_msg_size (&id), 0, PROTO_REJECT_REASON_MALFORMED,
-                  "one frame per command");
+    s_peer_t to = {.sock = sock, .id_len = zmq_msg_size (&id)};
+    if (to.id_len <= S_ID_MAX)
+        memcpy (to.id, zmq_msg_data (&id), to.id_len);
+    if (frames == 1 && to.id_len <= S_ID_MAX)
+        s_command (self, &to, &body);
+    else if (to.id_len <= S_ID_MAX)
+        s_reject (self, &to, 0, PROTO_REJECT_REASON_MALFORMED, "one frame per command");
     zmq_msg_close (&id);
     zmq_msg_close (&body);
     return true;
@@ -365,6 +373,31 @@ static void s_zap_token (native_port_t *self, zmsg_t **envelope_p, const char *r
     free (w);
 }
 
+//  An API key (or a CURVE key, as AUTH_CURVE_KEY_PREFIX + Z85) to look up on the worker:
+//  answers at once when it cannot be asked, else leaves the answer to s_key_done (taking the
+//  envelope).
+static void s_key_lookup (native_port_t *self, zmsg_t **envelope_p, const char *request_id,
+                          const char *key)
+{
+    s_key_job_t *job = calloc (1, sizeof *job);
+    if (!job) {
+        s_zap_reply (self, envelope_p, request_id, "500", "out of memory", "");
+        return;
+    }
+    job->job.run = s_key_run;
+    job->job.done = s_key_done;
+    job->port = self;
+    snprintf (job->request_id, sizeof job->request_id, "%s", request_id);
+    snprintf (job->key, sizeof job->key, "%s", key);
+    job->envelope = *envelope_p;
+    *envelope_p = NULL;
+    if (gateway_worker_submit (self->worker, &job->job)) {
+        *envelope_p = job->envelope;
+        free (job);
+        s_zap_reply (self, envelope_p, request_id, "300", "busy", "");
+    }
+}
+
 static void s_zap (native_port_t *self)
 {
     zmsg_t *msg = zmsg_recv (self->zap);
@@ -393,8 +426,15 @@ static void s_zap (native_port_t *self)
                   (const char *) zframe_data (frames[6]));
     const char *secret = n >= 8 ? (const char *) zframe_data (frames[7]) : "";
     size_t secret_len = n >= 8 ? zframe_size (frames[7]) : 0;
-    if (strcmp (mechanism, "PLAIN") != 0 || n != 8)
-        s_zap_reply (self, &envelope, request_id, "400", "PLAIN credentials required", "");
+    if (strcmp (mechanism, "CURVE") == 0 && n == 7 && zframe_size (frames[6]) == 32) {
+        //  the CURVE port: the client's public key is its credential, registered as an API key
+        char key[AUTH_API_KEY_MAX], z85[AUTH_CURVE_KEY_Z85 + 1];
+        zmq_z85_encode (z85, zframe_data (frames[6]), 32);
+        snprintf (key, sizeof key, "%s%s", AUTH_CURVE_KEY_PREFIX, z85);
+        s_key_lookup (self, &envelope, request_id, key);
+    }
+    else if (strcmp (mechanism, "PLAIN") != 0 || n != 8)
+        s_zap_reply (self, &envelope, request_id, "400", "PLAIN or CURVE credentials required", "");
     else if (strcmp (kind, "jwt") == 0) {
         auth_claims_t claims;
         const char *reason = "bad token";
@@ -405,24 +445,9 @@ static void s_zap (native_port_t *self)
             s_zap_reply (self, &envelope, request_id, "400", reason, "");
     }
     else if (strcmp (kind, "apikey") == 0 && !auth_check_api_key (secret, secret_len)) {
-        s_key_job_t *job = calloc (1, sizeof *job);
-        if (job) {
-            job->job.run = s_key_run;
-            job->job.done = s_key_done;
-            job->port = self;
-            job->envelope = envelope;
-            envelope = NULL;
-            snprintf (job->request_id, sizeof job->request_id, "%s", request_id);
-            memcpy (job->key, secret, secret_len);
-            job->key[secret_len] = '\0';
-            if (gateway_worker_submit (self->worker, &job->job)) {
-                envelope = job->envelope;
-                free (job);
-                s_zap_reply (self, &envelope, request_id, "300", "busy", "");
-            }
-        }
-        else
-            s_zap_reply (self, &envelope, request_id, "500", "out of memory", "");
+        char key[AUTH_API_KEY_MAX];
+        snprintf (key, sizeof key, "%.*s", (int) secret_len, secret);
+        s_key_lookup (self, &envelope, request_id, key);
     }
     else
         s_zap_reply (self, &envelope, request_id, "400",
@@ -435,10 +460,69 @@ static void s_zap (native_port_t *self)
 
 //  ---------------------------------------------------------------------------------------
 
+//  The settings both order ports share.
+static void s_order_socket (zsock_t *sock)
+{
+    zsock_set_zap_domain (sock, "mce");
+    zsock_set_router_mandatory (sock, 0);
+    zsock_set_sndhwm (sock, 100000);
+    //  A frame longer than any message is refused by ZeroMQ from its header, before it is
+    //  buffered: a check after receiving would come after the memory was taken.
+    zsock_set_maxmsgsize (sock, PROTO_MAX_SIZE);
+}
+
+//  The PLAIN order port, when configured. 0, or -1 when it cannot be bound.
+static int s_plain_port (native_port_t *self, const mce_config_t *cfg)
+{
+    if (!cfg->gateway.native[0])
+        return 0;
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router)
+        return -1;
+    s_order_socket (self->router);
+    zsock_set_plain_server (self->router, 1);
+    if (zsock_bind (self->router, "%s", cfg->gateway.native) < 0) {
+        log_error ("gateway", "native port: cannot bind %s: %s", cfg->gateway.native,
+                   zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    log_info ("gateway", "native msgpack port on %s (ZMQ PLAIN: jwt or apikey)",
+              cfg->gateway.native);
+    return 0;
+}
+
+//  The CURVE order port, when configured and CURVE is on (without it, it would be a port
+//  with no authentication at all). 0, or -1 when it cannot be bound.
+static int s_curve_port (native_port_t *self, const mce_config_t *cfg, const curve_t *curve)
+{
+    if (!cfg->gateway.native_curve[0])
+        return 0;
+    if (!curve_on (curve)) {
+        log_warn ("gateway", "native CURVE port %s not opened: security.curve is off",
+                  cfg->gateway.native_curve);
+        return 0;
+    }
+    self->curve = zsock_new (ZMQ_ROUTER);
+    if (!self->curve)
+        return -1;
+    curve_server (curve, self->curve);
+    s_order_socket (self->curve); //  after curve_server, whose domain is the same
+    if (zsock_bind (self->curve, "%s", cfg->gateway.native_curve) < 0) {
+        log_error ("gateway", "native port: cannot bind %s: %s", cfg->gateway.native_curve,
+                   zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    log_info ("gateway",
+              "native msgpack port on %s (ZMQ CURVE: a registered key pair; "
+              "server key %s)",
+              cfg->gateway.native_curve, curve_public_key (curve));
+    return 0;
+}
+
 native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
                                 gateway_worker_t *worker, known_users_t *users, readmodel_t *model,
-                                seqwait_t *waits, ratelimit_t *rates, const uint8_t *key,
-                                size_t len)
+                                seqwait_t *waits, ratelimit_t *rates, const curve_t *curve,
+                                const uint8_t *key, size_t len)
 {
     native_port_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -460,28 +544,16 @@ native_port_t *native_port_new (const mce_config_t *cfg, matcher_link_t *link,
     }
     //  The ZAP handler first: ZeroMQ asks it about every connection from then on.
     self->zap = zsock_new (ZMQ_ROUTER);
-    self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->zap || !self->router || zsock_bind (self->zap, S_ZAP_ENDPOINT) < 0) {
+    if (!self->zap || zsock_bind (self->zap, S_ZAP_ENDPOINT) < 0) {
         log_error ("gateway", "native port: cannot bind the ZAP handler: %s",
                    zmq_strerror (zmq_errno ()));
         native_port_destroy (&self);
         return NULL;
     }
-    zsock_set_zap_domain (self->router, "mce");
-    zsock_set_plain_server (self->router, 1);
-    zsock_set_router_mandatory (self->router, 0);
-    zsock_set_sndhwm (self->router, 100000);
-    //  A frame longer than any message is refused by ZeroMQ from its header, before it is
-    //  buffered: a check after receiving would come after the memory was taken.
-    zsock_set_maxmsgsize (self->router, PROTO_MAX_SIZE);
-    if (zsock_bind (self->router, "%s", cfg->gateway.native) < 0) {
-        log_error ("gateway", "native port: cannot bind %s: %s", cfg->gateway.native,
-                   zmq_strerror (zmq_errno ()));
+    if (s_plain_port (self, cfg) || s_curve_port (self, cfg, curve)) {
         native_port_destroy (&self);
         return NULL;
     }
-    log_info ("gateway", "native msgpack port on %s (ZMQ PLAIN: jwt or apikey)",
-              cfg->gateway.native);
     return self;
 }
 
@@ -491,6 +563,7 @@ void native_port_destroy (native_port_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->router);
+    zsock_destroy (&self->curve);
     zsock_destroy (&self->zap);
     keywatch_destroy (&self->watch);
     proto_buf_free (&self->out);
@@ -498,10 +571,11 @@ void native_port_destroy (native_port_t **self_p)
     *self_p = NULL;
 }
 
-void native_port_fds (native_port_t *self, int fds[2])
+void native_port_fds (native_port_t *self, int fds[3])
 {
-    fds[0] = zsock_fd (self->router);
-    fds[1] = zsock_fd (self->zap);
+    fds[0] = self->router ? zsock_fd (self->router) : -1;
+    fds[1] = self->curve ? zsock_fd (self->curve) : -1;
+    fds[2] = zsock_fd (self->zap);
 }
 
 bool native_port_pending (native_port_t *self)
@@ -521,9 +595,13 @@ void native_port_process (native_port_t *self, bool zap_ready)
     self->pending = false;
     //  commands: straight reads until none is left (bounded, so HTTP gets its turn)
     int n = 0;
-    while (n < S_COMMANDS_PER_TURN && s_receive (self))
-        n++;
-    if (n == S_COMMANDS_PER_TURN)
+    bool more = true;
+    while (n < S_COMMANDS_PER_TURN && more) {
+        more = self->router && s_receive (self, self->router);
+        more = (self->curve && s_receive (self, self->curve)) || more;
+        n += 2;
+    }
+    if (n >= S_COMMANDS_PER_TURN)
         self->pending = true;
 }
 

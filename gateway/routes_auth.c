@@ -36,6 +36,7 @@
 #include "wallet_proof.h"
 
 #include <string.h>
+#include <zmq.h>
 
 typedef enum {
     S_REGISTER,
@@ -66,7 +67,8 @@ typedef struct {
     char message[256];
     int role;
     char created_at[40];
-    char key[AUTH_API_KEY_MAX]; //  api-keys: the new key, shown once
+    char key[AUTH_API_KEY_MAX];             //  api-keys: the new key, shown once
+    char curve_key[AUTH_CURVE_KEY_Z85 + 1]; //  api-keys: a CURVE public key instead (Z85)
     char label[65];
     int64_t key_id;      //  api-keys: the new key's id, or the one to revoke
     int64_t keys_max;    //  api-keys: unexpired keys a user may hold
@@ -385,21 +387,33 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
         return;
     }
     char hash[AUTH_API_KEY_HASH_MAX], max[24];
-    auth_api_key_new (job->key);
-    auth_api_key_hash (job->key, hash);
+    if (job->curve_key[0]) { //  the client keeps its secret: we store its public key's hash
+        char stored[AUTH_API_KEY_MAX];
+        snprintf (stored, sizeof stored, "%s%s", AUTH_CURVE_KEY_PREFIX, job->curve_key);
+        auth_api_key_hash (stored, hash);
+    }
+    else {
+        auth_api_key_new (job->key);
+        auth_api_key_hash (job->key, hash);
+    }
     snprintf (max, sizeof max, "%lld", (long long) job->keys_max);
-    const char *params[] = {hash, job->username, job->label[0] ? job->label : NULL,
-                            job->expires_at[0] ? job->expires_at : NULL, max};
+    const char *params[] = {hash,
+                            job->username,
+                            job->label[0] ? job->label : NULL,
+                            job->expires_at[0] ? job->expires_at : NULL,
+                            max,
+                            job->curve_key[0] ? job->curve_key : NULL};
     //  One statement, so that two requests at once cannot both take the last place.
     pg_result_t *r =
         pg_exec (pg,
                  "WITH live AS (SELECT count(*) AS n FROM api_keys WHERE username = $2 AND "
                  "(expires_at IS NULL OR expires_at > now ())) "
-                 "INSERT INTO api_keys (key_hash, username, label, expires_at) "
-                 "SELECT $1, u.username, $3, $4::timestamptz FROM users u, live "
+                 "INSERT INTO api_keys (key_hash, username, label, expires_at, curve_public_key) "
+                 "SELECT $1, u.username, $3, $4::timestamptz, $6 FROM users u, live "
                  "WHERE u.username = $2 AND live.n < $5::int "
+                 "ON CONFLICT (key_hash) DO NOTHING "
                  "RETURNING id, " GATEWAY_SQL_TIME ("expires_at"),
-                 5, params);
+                 6, params);
     if (r && pg_rows (r) == 1) {
         s_set (job, MHD_HTTP_CREATED, "", "");
         job->key_id = pg_int (r, 0, 0);
@@ -408,9 +422,15 @@ static void s_api_key_run (gateway_job_t *base, pg_t *pg)
     }
     else if (r) {
         pg_result_free (&r);
-        const char *who[] = {job->username};
-        r = pg_exec (pg, "SELECT 1 FROM users WHERE username = $1", 1, who);
-        if (r && pg_rows (r) == 1)
+        const char *who[] = {job->username, hash};
+        r = pg_exec (pg,
+                     "SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $2) "
+                     "FROM users WHERE username = $1",
+                     2, who);
+        if (r && pg_rows (r) == 1 && pg_value (r, 0, 0)[0] == 't')
+            s_set (job, MHD_HTTP_CONFLICT, "key_exists",
+                   "this CURVE public key is registered already");
+        else if (r && pg_rows (r) == 1)
             s_set (job, MHD_HTTP_CONFLICT, "too_many_keys",
                    "this user holds the most unexpired API keys allowed; revoke one first");
         else if (r)
@@ -437,6 +457,7 @@ static void s_api_keys_run (gateway_job_t *base, pg_t *pg)
         pg,
         "SELECT id, label, " GATEWAY_SQL_TIME ("created_at") ", " GATEWAY_SQL_TIME (
             "last_used_at") ", " GATEWAY_SQL_TIME ("expires_at") ", "
+                                                                 "curve_public_key, "
                                                                  "expires_at IS NOT NULL AND "
                                                                  "expires_at <= now () "
                                                                  "FROM api_keys WHERE username = "
@@ -450,11 +471,11 @@ static void s_api_keys_run (gateway_job_t *base, pg_t *pg)
     for (int i = 0; i < pg_rows (r); i++) {
         json_t *row = json_object ();
         json_object_set_new (row, "id", json_integer (pg_int (r, i, 0)));
-        static const char *const names[] = {"", "label", "created_at", "last_used_at",
-                                            "expires_at"};
-        for (int c = 1; c <= 4; c++)
+        static const char *const names[] = {
+            "", "label", "created_at", "last_used_at", "expires_at", "curve_public_key"};
+        for (int c = 1; c <= 5; c++)
             json_object_set_new (row, names[c], apijson_text_or_null (pg_value (r, i, c)));
-        const char *expired = pg_value (r, i, 5);
+        const char *expired = pg_value (r, i, 6);
         json_object_set_new (row, "expired", json_boolean (expired && expired[0] == 't'));
         json_array_append_new (job->keys, row);
     }
@@ -517,10 +538,13 @@ static void s_done (gateway_job_t *base)
     else
         switch (job->kind) {
             case S_API_KEY:
-                body = json_pack ("{s:s,s:I,s:s,s:s*,s:s*}", "api_key", job->key, "id",
+                //  a secret key is shown this once; a CURVE key's secret never came here
+                body = json_pack ("{s:s*,s:I,s:s,s:s*,s:s*,s:s*}", "api_key",
+                                  job->curve_key[0] ? NULL : job->key, "id",
                                   (json_int_t) job->key_id, "username", job->username, "label",
                                   job->label[0] ? job->label : NULL, "expires_at",
-                                  job->expires_at[0] ? job->expires_at : NULL);
+                                  job->expires_at[0] ? job->expires_at : NULL, "curve_public_key",
+                                  job->curve_key[0] ? job->curve_key : NULL);
                 auth_wipe (job->key, sizeof job->key);
                 break;
             case S_API_KEYS:
@@ -692,16 +716,26 @@ enum MHD_Result routes_auth_login (gateway_request_t *req)
     return s_submit (req, job, s_login_run);
 }
 
-//  POST /api/auth/api-keys {label?}: a key for the native port, shown once.
-//  POST /api/auth/api-keys {label?, expires_at?}: a new key for the signed-in user, shown once.
+//  POST /api/auth/api-keys {label?, expires_at?, curve_public_key?}: a new key for the native
+//  port for the signed-in user, shown once; or, with curve_public_key, the registration of the
+//  client's own CURVE key pair for the encrypted port (its secret never leaves the client).
 enum MHD_Result routes_auth_api_key (gateway_request_t *req)
 {
-    static const char *const keys[] = {"label", "expires_at", NULL};
+    static const char *const keys[] = {"label", "expires_at", "curve_public_key", NULL};
     json_t *root = req->body_len ? gateway_body (req, keys) : json_object ();
     if (!root)
         return MHD_YES;
     json_t *label = json_object_get (root, "label");
     json_t *expires = json_object_get (root, "expires_at");
+    json_t *curve = json_object_get (root, "curve_public_key");
+    uint8_t curve_bytes[32];
+    if (curve && !json_is_null (curve) &&
+        (!json_is_string (curve) || json_string_length (curve) != AUTH_CURVE_KEY_Z85 ||
+         !zmq_z85_decode (curve_bytes, json_string_value (curve)))) {
+        json_decref (root);
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_field", "curve_public_key",
+                             "curve_public_key must be a CURVE public key in Z85 (40 characters)");
+    }
     int64_t expires_ns = 0;
     if (label && (!json_is_string (label) || json_string_length (label) > 64)) {
         json_decref (root);
@@ -731,6 +765,8 @@ enum MHD_Result routes_auth_api_key (gateway_request_t *req)
     snprintf (job->username, sizeof job->username, "%s", req->who.user);
     if (label)
         snprintf (job->label, sizeof job->label, "%s", json_string_value (label));
+    if (curve && json_is_string (curve))
+        snprintf (job->curve_key, sizeof job->curve_key, "%s", json_string_value (curve));
     if (expires_ns)
         clock_format_rfc3339 (expires_ns, job->expires_at, sizeof job->expires_at);
     json_decref (root);
@@ -763,4 +799,15 @@ enum MHD_Result routes_auth_api_key_revoke (gateway_request_t *req)
     job->key_id = id;
     snprintf (job->username, sizeof job->username, "%s", req->who.user);
     return s_submit (req, job, s_api_key_revoke_run);
+}
+
+//  GET /api/auth/native-key: the gateway's CURVE public key (Z85), which a client of the
+//  encrypted order port (gateway.native_curve) must trust.
+enum MHD_Result routes_auth_native_key (gateway_request_t *req)
+{
+    const char *key = curve_public_key (gateway_server_curve (req->server));
+    if (!key[0] || !gateway_server_config (req->server)->gateway.native_curve[0])
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "no_curve_port", NULL,
+                             "this gateway has no CURVE order port");
+    return gateway_respond (req, MHD_HTTP_OK, json_pack ("{s:s}", "server_key", key));
 }

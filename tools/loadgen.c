@@ -1,6 +1,8 @@
 /*  mce-loadgen — drives orders into the matcher or a gateway and measures how fast they are
     acknowledged: --target matcher (DEALER to its commands port), gateway-native (DEALER to the
-    gateway's msgpack port, ZMQ PLAIN with a token per connection) or gateway-http (HTTP/1.1
+    gateway's msgpack port, ZMQ PLAIN with a token per connection), gateway-native-curve (the
+    encrypted port: ZMQ CURVE with a key pair per connection, registered by its user) or
+    gateway-http (HTTP/1.1
     keep-alive connections, W requests pipelined on each, a token per connection). The users
     of those tokens (load-<n>) are signed up first, as any client does, since a gateway takes
     tokens of registered users only.
@@ -157,10 +159,19 @@ typedef struct {
 } s_result_t;
 
 //  --------------------------------------------------------------------------------------
-//  ZeroMQ targets: the matcher's commands port, or the gateway's native port
+//  ZeroMQ targets: the matcher's commands port, or the gateway's native ports
 
-static int s_run_zmq (const curve_t *curve, const char *endpoint, char **tokens, const char *market,
-                      long orders, long connections, long window, s_result_t *res)
+//  How each connection signs in: with the gateway's process key (the matcher), a token
+//  (PLAIN), or a key pair its user registered (CURVE), trusting server_key.
+typedef struct {
+    const curve_t *curve;
+    char **tokens;
+    zcert_t **certs;
+    const char *server_key;
+} s_auth_t;
+
+static int s_run_zmq (const s_auth_t *auth, const char *endpoint, const char *market, long orders,
+                      long connections, long window, s_result_t *res)
 {
     s_conn_t *conns = calloc ((size_t) connections, sizeof *conns);
     int64_t *sent_at = calloc ((size_t) orders + 1, sizeof *sent_at);
@@ -169,12 +180,16 @@ static int s_run_zmq (const curve_t *curve, const char *endpoint, char **tokens,
         zsock_set_linger (conns[c].sock, 0);
         zsock_set_sndhwm (conns[c].sock, 0);
         zsock_set_rcvhwm (conns[c].sock, 0);
-        if (tokens) {
+        if (auth->certs) {
+            zcert_apply (auth->certs[c], conns[c].sock);
+            zsock_set_curve_serverkey (conns[c].sock, auth->server_key);
+        }
+        else if (auth->tokens) {
             zsock_set_plain_username (conns[c].sock, "jwt");
-            zsock_set_plain_password (conns[c].sock, tokens[c]);
+            zsock_set_plain_password (conns[c].sock, auth->tokens[c]);
         }
         else
-            curve_client (curve, conns[c].sock, "matcher");
+            curve_client (auth->curve, conns[c].sock, "matcher");
         zsock_connect (conns[c].sock, "%s", endpoint);
         conns[c].rng = 0x9E3779B97F4A7C15ull * (uint64_t) (c + 1);
         conns[c].orders = calloc ((size_t) orders + 1, sizeof (uint64_t));
@@ -318,6 +333,57 @@ static int s_exchange (const char *address, int port, const char *method, const 
     const char *start = strstr (buf, "\r\n\r\n");
     snprintf (out, size, "%s", start ? start + 4 : "");
     return status;
+}
+
+//  For --target gateway-native-curve: a key pair per connection, its public half registered
+//  as an API key of the connection's user (ids[c], deleted again by s_curve_forget), and the
+//  gateway's server key. 0, or -1 with the reason on stderr.
+static int s_curve_keys (const mce_config_t *cfg, char **tokens, long connections, zcert_t **certs,
+                         long long *ids, char *server_key, size_t size)
+{
+    const char *address = cfg->gateway.http_address;
+    int port = (int) cfg->gateway.http_port;
+    char answer[4096], body[128];
+    int status = s_exchange (address, port, "GET", "/api/auth/native-key", NULL, NULL, answer,
+                             sizeof answer);
+    json_t *j = status == 200 ? json_loads (answer, 0, NULL) : NULL;
+    snprintf (server_key, size, "%s",
+              j ? json_string_value (json_object_get (j, "server_key")) : "");
+    json_decref (j);
+    if (!server_key[0]) {
+        fprintf (stderr, "mce-loadgen: the gateway has no CURVE order port: %d %s\n", status,
+                 answer);
+        return -1;
+    }
+    for (long c = 0; c < connections; c++) {
+        certs[c] = zcert_new ();
+        snprintf (body, sizeof body, "{\"curve_public_key\":\"%s\",\"label\":\"mce-loadgen\"}",
+                  zcert_public_txt (certs[c]));
+        status = s_exchange (address, port, "POST", "/api/auth/api-keys", tokens[c], body, answer,
+                             sizeof answer);
+        j = status == 201 ? json_loads (answer, 0, NULL) : NULL;
+        ids[c] = j ? (long long) json_integer_value (json_object_get (j, "id")) : 0;
+        json_decref (j);
+        if (!ids[c]) {
+            fprintf (stderr, "mce-loadgen: cannot register a CURVE key: %d %s\n", status, answer);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Deletes the keys s_curve_keys registered (each user may hold only so many).
+static void s_curve_forget (const mce_config_t *cfg, char **tokens, long connections,
+                            zcert_t **certs, const long long *ids)
+{
+    for (long c = 0; c < connections; c++) {
+        char path[64], answer[1024];
+        snprintf (path, sizeof path, "/api/auth/api-keys/%lld", ids[c]);
+        if (ids[c])
+            s_exchange (cfg->gateway.http_address, (int) cfg->gateway.http_port, "DELETE", path,
+                        tokens[c], NULL, answer, sizeof answer);
+        zcert_destroy (&certs[c]);
+    }
 }
 
 static int s_wait_gateway (const char *address, int port)
@@ -619,7 +685,8 @@ int main (int argc, char **argv)
                 fund = true;
                 break;
             case 'h':
-                printf ("Usage: mce-loadgen --target matcher|gateway-native|gateway-http\n"
+                printf ("Usage: mce-loadgen --target "
+                        "matcher|gateway-native|gateway-native-curve|gateway-http\n"
                         "                   [--orders N] [--connections C] [--window W]\n"
                         "                   [--flow orders|depth] [-c FILE] [--market ID] "
                         "[--fund] [--json]\n\n"
@@ -628,6 +695,9 @@ int main (int argc, char **argv)
                         "256), to the\nendpoints of the config (default: built-in), and prints "
                         "acknowledged/s and\nlatency percentiles; --json adds one JSON object on "
                         "the last line.\n\n"
+                        "gateway-native-curve registers a CURVE key pair per connection as its "
+                        "user's API key\n(deleted after the run) and uses the encrypted "
+                        "port (gateway.native_curve).\n"
                         "The gateway targets sign a token per connection (user load-<n>) with "
                         "the config's\ngateway.jwt_secret, which must be the gateway's, and "
                         "sign those users up first\n(each with a wallet of its own; once: a "
@@ -649,9 +719,11 @@ int main (int argc, char **argv)
         return 2;
     }
     bool http = strcmp (target, "gateway-http") == 0;
-    bool native = strcmp (target, "gateway-native") == 0;
+    bool native_curve = strcmp (target, "gateway-native-curve") == 0;
+    bool native = strcmp (target, "gateway-native") == 0 || native_curve;
     if (!http && !native && strcmp (target, "matcher") != 0) {
-        fprintf (stderr, "mce-loadgen: --target is matcher, gateway-native or gateway-http\n");
+        fprintf (stderr, "mce-loadgen: --target is matcher, gateway-native, "
+                         "gateway-native-curve or gateway-http\n");
         return 2;
     }
     bool depth = strcmp (flow, "depth") == 0;
@@ -722,10 +794,29 @@ int main (int argc, char **argv)
         curve_destroy (&curve);
         return 1;
     }
+    s_auth_t auth = {.curve = curve, .tokens = tokens};
+    char server_key[64] = "";
+    long long *ids = native_curve ? calloc ((size_t) connections, sizeof *ids) : NULL;
+    zcert_t **certs = native_curve ? calloc ((size_t) connections, sizeof *certs) : NULL;
+    if (native_curve &&
+        s_curve_keys (&cfg, tokens, connections, certs, ids, server_key, sizeof server_key)) {
+        s_curve_forget (&cfg, tokens, connections, certs, ids);
+        curve_destroy (&curve);
+        return 1;
+    }
+    auth.certs = certs;
+    auth.server_key = server_key;
     s_result_t res = {.latency = calloc ((size_t) orders + 1, sizeof (int64_t))};
     int rc = http ? s_run_http (&cfg, tokens, market, depth, orders, connections, window, &res)
-                  : s_run_zmq (curve, native ? cfg.gateway.native : cfg.matcher.commands, tokens,
+                  : s_run_zmq (&auth,
+                               native_curve ? cfg.gateway.native_curve
+                               : native     ? cfg.gateway.native
+                                            : cfg.matcher.commands,
                                market, orders, connections, window, &res);
+    if (native_curve)
+        s_curve_forget (&cfg, tokens, connections, certs, ids);
+    free (certs);
+    free (ids);
     curve_destroy (&curve);
     size_t n = (size_t) res.acked;
     qsort (res.latency, n, sizeof *res.latency, s_cmp_i64);

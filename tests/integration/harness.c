@@ -92,6 +92,7 @@ void harness_init (harness_t *h, const char *extra_config)
                     &h->port_ws,
                     &h->port_xpub,
                     &h->port_native,
+                    &h->port_native_curve,
                     &h->port_settler_commands};
     int held[sizeof ports / sizeof ports[0]];
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
@@ -120,17 +121,19 @@ void harness_init (harness_t *h, const char *extra_config)
              "            replay = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
              "settler = { bus = \"tcp://127.0.0.1:%d\"; replay = \"tcp://127.0.0.1:%d\"; "
              "commands = \"tcp://127.0.0.1:%d\"; metrics_port = 0; };\n"
-             "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
+             "gateway = { http_port = %d; native = \"tcp://127.0.0.1:%d\";\n"
+             "            native_curve = \"tcp://127.0.0.1:%d\"; jwt_secret = \"%s\";\n"
              "            password_cost = \"test\"; rate_per_s = 1000000; rate_burst = 1000000;\n"
              "            logins_per_minute = 1000000; logins_per_minute_address = 1000000; };\n"
              "persister = { metrics_port = 0; };\n"
              "security = { keys_dir = \"%s/keys\"; };\n"
              "broadcaster = { ws_port = %d; xpub = \"tcp://127.0.0.1:%d\"; metrics_port = 0;\n"
-             "                max_sessions_per_address = 1000000; };\n"
+             "                max_sessions_per_address = 1000000;\n"
+             "                queue_bytes_per_address = 1073741824; };\n"
              "%s%s\n",
              h->dir, h->port_commands, h->port_bus, h->port_replay, h->port_settler_bus,
              h->port_settler_replay, h->port_settler_commands, h->port_http, h->port_native,
-             HARNESS_JWT_SECRET, h->dir, h->port_ws, h->port_xpub, redis,
+             h->port_native_curve, HARNESS_JWT_SECRET, h->dir, h->port_ws, h->port_xpub, redis,
              extra_config ? extra_config : "");
     fclose (f);
 }

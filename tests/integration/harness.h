@@ -31,7 +31,7 @@ typedef struct {
     char config[192]; //  the config file every process is started with
     int port_commands, port_bus, port_replay, port_settler_bus, port_settler_replay,
         port_settler_commands;
-    int port_http, port_ws, port_xpub, port_native;
+    int port_http, port_ws, port_xpub, port_native, port_native_curve;
     struct {
         char name[32];
         pid_t pid;

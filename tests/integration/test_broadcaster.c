@@ -508,6 +508,54 @@ Test (broadcaster, a_client_that_never_reads_its_answers_is_closed, .fini = s_fi
     wsclient_destroy (&f);
 }
 
+//  Many clients from one address, each within its own bound, together held as much as their
+//  bounds added up to (100 clients by default, 2 MiB of answers each). Now the address's answers
+//  have a bound of their own (queue_bytes_per_address): past it, the client that asks is closed,
+//  and once they are gone the address is served again.
+Test (broadcaster, an_address_holds_a_bounded_amount_of_answers, .fini = s_fini, .timeout = 120)
+{
+    harness_init (&s_h, S_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    setenv ("MCE_BROADCASTER_QUEUE_BYTES_PER_ADDRESS", "65536", 1);
+    //  neither a client's own bound nor the grace for slow clients is what closes them
+    setenv ("MCE_BROADCASTER_QUEUE_BYTES", "268435456", 1);
+    setenv ("MCE_BROADCASTER_SLOW_GRACE_MS", "600000", 1);
+    s_start_broadcaster (false);
+    unsetenv ("MCE_BROADCASTER_QUEUE_BYTES_PER_ADDRESS");
+    unsetenv ("MCE_BROADCASTER_QUEUE_BYTES");
+    unsetenv ("MCE_BROADCASTER_SLOW_GRACE_MS");
+    enum { S_CLIENTS = 4 };
+    wsclient_t *k[S_CLIENTS];
+    bool open[S_CLIENTS];
+    for (int i = 0; i < S_CLIENTS; i++) {
+        k[i] = s_connect (S_SLOW_RCVBUF);
+        open[i] = true;
+    }
+    //  each asks in turn, never reading, until the broadcaster has closed every one
+    int open_count = S_CLIENTS;
+    for (int round = 0; round < 20000 && open_count; round++)
+        for (int i = 0; i < S_CLIENTS; i++)
+            if (open[i] && wsclient_send (k[i], round % 2 ? "{"
+                                                          : "{\"op\":\"subscribe\","
+                                                            "\"channel\":\"depth\","
+                                                            "\"market\":\"campus-1\"}")) {
+                open[i] = false;
+                open_count--;
+            }
+    for (int i = 0; i < S_CLIENTS; i++) {
+        while (wsclient_recv (k[i], HARNESS_DEADLINE_MS))
+            ;
+        const char *reason;
+        cr_assert_geq (wsclient_closed (k[i], &reason), 0, "client %d is still open", i);
+        wsclient_destroy (&k[i]);
+    }
+    //  their answers went with them: the address is served again
+    wsclient_t *f = s_connect (0);
+    s_book_t book = {0};
+    s_subscribe_depth (f, &book);
+    wsclient_destroy (&f);
+}
+
 //  One address holds at most max_sessions_per_address WebSocket clients: the next is refused
 //  before the upgrade, and a place comes free when one of them goes.
 Test (broadcaster, an_address_holds_a_bounded_number_of_clients, .fini = s_fini, .timeout = 120)

@@ -1115,9 +1115,11 @@ static int s_second_gateway (void)
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", native);
     setenv ("MCE_GATEWAY_HTTP_PORT", port, 1);
     setenv ("MCE_GATEWAY_NATIVE", endpoint, 1);
+    setenv ("MCE_GATEWAY_NATIVE_CURVE", "", 1); //  one port fewer to find free
     harness_start (&s_h, "mce-gateway");
     unsetenv ("MCE_GATEWAY_HTTP_PORT");
     unsetenv ("MCE_GATEWAY_NATIVE");
+    unsetenv ("MCE_GATEWAY_NATIVE_CURVE");
     int64_t deadline = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
     while (harness_http_port (http, "GET", "/api/health", NULL, NULL) != 200)
         cr_assert_lt (clock_mono_ns (), deadline, "the second gateway never answered");
@@ -1460,4 +1462,126 @@ Test (gateway, api_keys_are_capped_listed_revoked_and_expire, .fini = s_fini, .t
     cr_assert_geq (clock_wall_ns (), expires_ns - MCE_NS_PER_SEC, "not before its expiry");
     zsock_destroy (&native);
     s_native_refused ("apikey", expiring);
+}
+
+//  A DEALER on the encrypted order port as the holder of cert, trusting server_key; with
+//  refused_by set, waits for the handshake to fail and returns NULL (the status ZAP gave,
+//  or 0 for a failure before ZAP, in *refused_by).
+static zsock_t *s_curve_native (zcert_t *cert, const char *server_key, uint32_t *refused_by)
+{
+    zsock_t *s = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (s, 0);
+    zsock_set_rcvtimeo (s, HARNESS_DEADLINE_MS);
+    if (cert) {
+        zcert_apply (cert, s);
+        zsock_set_curve_serverkey (s, server_key);
+    }
+    else { //  PLAIN, as on the other port
+        zsock_set_plain_username (s, "jwt");
+        zsock_set_plain_password (s, "x");
+    }
+    zsock_t *monitor = NULL;
+    if (refused_by) {
+        //  a name of its own each time: an inproc name is released only after a while
+        static int attempts;
+        char inproc[64];
+        snprintf (inproc, sizeof inproc, "inproc://curve-native-%d", ++attempts);
+        cr_assert_eq (zmq_socket_monitor (
+                          zsock_resolve (s), inproc,
+                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                              ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED |
+                              ZMQ_EVENT_HANDSHAKE_SUCCEEDED),
+                      0);
+        monitor = zsock_new (ZMQ_PAIR);
+        cr_assert_eq (zsock_connect (monitor, "%s", inproc), 0);
+        zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    }
+    cr_assert_eq (zsock_connect (s, "tcp://127.0.0.1:%d", s_h.port_native_curve), 0);
+    if (!refused_by)
+        return s;
+    zframe_t *event = zframe_recv (monitor);
+    cr_assert_not_null (event, "no handshake outcome");
+    uint16_t code;
+    memcpy (&code, zframe_data (event), 2);
+    memcpy (refused_by, zframe_data (event) + 2, 4);
+    zframe_destroy (&event);
+    cr_assert_neq (code, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, "the port let it in");
+    if (code != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        *refused_by = 0;
+    zmq_socket_monitor (zsock_resolve (s), NULL, 0);
+    zsock_destroy (&monitor);
+    zsock_destroy (&s);
+    return NULL;
+}
+
+Test (gateway, the_curve_port_admits_registered_key_pairs, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_curve", NULL);
+    char alice[1024];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    harness_response_t r = s_call ("GET", "/api/auth/native-key", NULL, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    json_t *j = s_json (&r);
+    char server_key[41];
+    snprintf (server_key, sizeof server_key, "%s", s_get (j, "server_key"));
+    cr_assert_eq (strlen (server_key), 40, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+
+    //  alice registers the public half of her own key pair; the secret stays here
+    zcert_t *mine = zcert_new ();
+    char body[128];
+    snprintf (body, sizeof body, "{\"curve_public_key\":\"%s\",\"label\":\"desk\"}",
+              zcert_public_txt (mine));
+    r = s_call ("POST", "/api/auth/api-keys", alice, body);
+    cr_assert_eq (r.status, 201, "%s", r.body);
+    j = s_json (&r);
+    cr_assert_null (json_object_get (j, "api_key"), "no secret to show: %s", r.body);
+    cr_assert_str_eq (s_get (j, "curve_public_key"), zcert_public_txt (mine));
+    char path[64];
+    snprintf (path, sizeof path, "/api/auth/api-keys/%lld",
+              (long long) json_integer_value (json_object_get (j, "id")));
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("POST", "/api/auth/api-keys", alice, body);
+    cr_assert_eq (r.status, 409, "registered once: %s", r.body);
+    harness_response_free (&r);
+    r = s_call ("POST", "/api/auth/api-keys", alice, "{\"curve_public_key\":\"not a key\"}");
+    cr_assert_eq (r.status, 400, "%s", r.body);
+    harness_response_free (&r);
+
+    //  her key pair trades as alice, whatever the command says
+    zsock_t *native = s_curve_native (mine, server_key, NULL);
+    proto_msg_t reply = s_native_order (native, 1, "mallory");
+    cr_assert_eq (reply.kind, PROTO_ack, "%s", proto_kind_name (reply.kind));
+    r = s_call ("GET", "/api/trading/orders", alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    cr_assert_not_null (strstr (r.body, "\"order_id\":\"1\""), "alice's order: %s", r.body);
+    harness_response_free (&r);
+
+    //  a key pair nobody registered, PLAIN credentials, and the wrong server key: no entry
+    zcert_t *stranger = zcert_new ();
+    uint32_t status = 0;
+    s_curve_native (stranger, server_key, &status);
+    cr_assert_eq (status, 400, "an unregistered key is refused by the gateway");
+    s_curve_native (NULL, server_key, &status);
+    s_curve_native (mine, zcert_public_txt (stranger), &status);
+    zcert_destroy (&stranger);
+
+    //  revoked: the open session ends within gateway.api_key_check_ms (polled every 50 ms)
+    r = s_call ("DELETE", path, alice, NULL);
+    cr_assert_eq (r.status, 204, "%s", r.body);
+    harness_response_free (&r);
+    int64_t until = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    uint64_t rid = 2;
+    do {
+        reply = s_native_order (native, rid++, "alice");
+        if (reply.kind == PROTO_reject)
+            break;
+        poll (NULL, 0, 50);
+    } while (clock_mono_ns () < until);
+    cr_assert_eq (reply.kind, PROTO_reject, "the session outlived its key");
+    cr_assert_eq (reply.reject.reason, PROTO_REJECT_REASON_SESSION_EXPIRED);
+    zsock_destroy (&native);
+    zcert_destroy (&mine);
 }
