@@ -357,7 +357,8 @@ static int s_setup (s_bench_t *b, pgtest_t *pg)
                             {"MCE_GATEWAY_LOGINS_PER_MINUTE", "10"},
                             {"MCE_GATEWAY_LOGINS_PER_MINUTE_ADDRESS", "60"},
                             {"MCE_GATEWAY_PASSWORD_COST", "interactive"},
-                            {"MCE_BROADCASTER_MAX_SESSIONS_PER_ADDRESS", "100"}};
+                            {"MCE_BROADCASTER_MAX_SESSIONS_PER_ADDRESS", "100"},
+                            {"MCE_BROADCASTER_QUEUE_BYTES_PER_ADDRESS", "16777216"}};
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
         setenv (env[i][0], env[i][1], 1);
     int matcher = harness_start (&b->h, "mce-matcher");
