@@ -6,6 +6,7 @@
 #include "bus_sub.h"
 #include "clock.h"
 #include "fnv.h"
+#include "journal.h"
 #include "known_users.h"
 #include "log.h"
 #include "migrate.h"
@@ -1044,9 +1045,9 @@ gateway_server_t *gateway_server_new (const mce_config_t *cfg)
         gateway_server_destroy (&self);
         return NULL;
     }
-    self->link =
-        matcher_link_new (cfg->matcher.commands, self->curve, (int) cfg->gateway.request_timeout_ms,
-                          (int) cfg->gateway.max_in_flight);
+    self->link = matcher_link_new (
+        cfg->matcher.commands, self->curve, (int) cfg->gateway.request_timeout_ms,
+        (int) cfg->gateway.max_in_flight, cfg->matcher.fsync != JOURNAL_FSYNC_ALWAYS);
     self->settler = settler_link_new (cfg->settler.commands, self->curve,
                                       (int) cfg->gateway.request_timeout_ms);
     self->model = readmodel_new (cfg);

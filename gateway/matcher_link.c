@@ -30,15 +30,19 @@ struct _matcher_link_t {
     proto_buf_t buf;     //  commands encoded and not yet sent, back to back
     size_t *staged_ends; //  where each one ends in buf
     size_t staged;       //  how many; they are rids next_rid - staged ... next_rid - 1
+    proto_buf_t frame;   //  the batch frame they go out in
+    bool batch;          //  in one batch frame, or one frame each
 };
 
-//  Commands are sent once per loop turn (matcher_link_flush), or at once when this many wait.
-//  A burst of sends wakes libzmq's I/O thread once and goes out in few TCP segments; one send
-//  per handler, spread over a turn, woke it for nearly every command.
-#define S_STAGE_MAX 64
+//  Commands are sent once per loop turn (matcher_link_flush), or at once when this many wait,
+//  together in one batch frame (proto.h). One send per handler, spread over a turn, woke
+//  libzmq's I/O thread for nearly every command, and every frame costs CurveZMQ a box of its
+//  own: one frame per turn pays both once.
+#define S_STAGE_MAX   PROTO_BATCH_MAX
+#define S_STAGE_BYTES (PROTO_MAX_SIZE / 2) //  a batch frame stays far below the matcher's limit
 
 matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, int timeout_ms,
-                                  int max_in_flight)
+                                  int max_in_flight, bool batch)
 {
     matcher_link_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -46,6 +50,7 @@ matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, in
     snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
     self->timeout_ns = (int64_t) timeout_ms * MCE_NS_PER_MSEC;
     self->max_in_flight = max_in_flight;
+    self->batch = batch;
     self->next_rid = self->tail = 1;
     uint64_t size = 64;
     while (size < (uint64_t) max_in_flight * 4)
@@ -53,6 +58,7 @@ matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, in
     self->ring = calloc (size, sizeof *self->ring);
     self->mask = size - 1;
     proto_buf_init (&self->buf);
+    proto_buf_init (&self->frame);
     self->staged_ends = calloc (S_STAGE_MAX, sizeof *self->staged_ends);
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->ring || !self->staged_ends || !self->dealer) {
@@ -102,6 +108,7 @@ void matcher_link_destroy (matcher_link_t **self_p)
     }
     zsock_destroy (&self->dealer);
     proto_buf_free (&self->buf);
+    proto_buf_free (&self->frame);
     free (self->staged_ends);
     free (self->ring);
     free (self);
@@ -141,9 +148,28 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
     *slot = (s_slot_t){
         .rid = rid, .done = done, .arg = arg, .deadline = clock_mono_ns () + self->timeout_ns};
     self->in_flight++;
-    if (self->staged == S_STAGE_MAX)
+    if (self->staged == S_STAGE_MAX || self->buf.len >= S_STAGE_BYTES)
         matcher_link_flush (self);
     return 0;
+}
+
+//  The staged commands, a frame each.
+static void s_flush_each (matcher_link_t *self, void *sock)
+{
+    uint64_t rid = self->next_rid - self->staged;
+    for (size_t i = 0, start = 0; i < self->staged; start = self->staged_ends[i++], rid++) {
+        if (zmq_send (sock, self->buf.data + start, self->staged_ends[i] - start, ZMQ_DONTWAIT) <
+            0) {
+            log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", rid,
+                      zmq_strerror (zmq_errno ()));
+            s_slot_t *slot = &self->ring[rid & self->mask];
+            if (slot->rid == rid)
+                s_finish (self, slot, NULL);
+        }
+    }
+    self->staged = 0;
+    proto_buf_reset (&self->buf);
+    self->sent = true;
 }
 
 void matcher_link_flush (matcher_link_t *self)
@@ -152,20 +178,29 @@ void matcher_link_flush (matcher_link_t *self)
     if (self->staged == 0)
         return;
     void *sock = zsock_resolve (self->dealer);
-    uint64_t rid = self->next_rid - self->staged;
-    size_t start = 0;
-    for (size_t i = 0; i < self->staged; i++, rid++) {
-        size_t end = self->staged_ends[i];
-        //  No high-water mark (max_in_flight bounds the link), so only a closing context
-        //  refuses; the request is then answered as if the matcher had not.
-        if (zmq_send (sock, self->buf.data + start, end - start, ZMQ_DONTWAIT) < 0) {
-            log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", rid,
-                      zmq_strerror (zmq_errno ()));
+    if (!self->batch) {
+        s_flush_each (self, sock);
+        return;
+    }
+    const proto_buf_t *out = &self->buf; //  one command goes as it is
+    if (self->staged > 1) {
+        proto_buf_reset (&self->frame);
+        int rc = proto_batch_start (&self->frame);
+        for (size_t i = 0, start = 0; i < self->staged && rc == 0; start = self->staged_ends[i++])
+            rc = proto_batch_add (&self->frame, self->buf.data + start,
+                                  self->staged_ends[i] - start);
+        out = rc == 0 ? &self->frame : NULL;
+    }
+    //  No high-water mark (max_in_flight bounds the link), so only a closing context (or no
+    //  memory) refuses; the requests are then answered as if the matcher had not.
+    if (!out || zmq_send (sock, out->data, out->len, ZMQ_DONTWAIT) < 0) {
+        log_warn ("gateway", "matcher link: cannot queue %zu requests: %s", self->staged,
+                  out ? zmq_strerror (zmq_errno ()) : "out of memory");
+        for (uint64_t rid = self->next_rid - self->staged; rid < self->next_rid; rid++) {
             s_slot_t *slot = &self->ring[rid & self->mask];
             if (slot->rid == rid)
                 s_finish (self, slot, NULL);
         }
-        start = end;
     }
     self->staged = 0;
     proto_buf_reset (&self->buf);
@@ -177,15 +212,12 @@ void *matcher_link_socket (matcher_link_t *self)
     return zsock_resolve (self->dealer);
 }
 
-//  One reply frame: finds its request and finishes it.
-static void s_reply (matcher_link_t *self, zmq_msg_t *frame, bool multi)
+//  One reply: finds its request and finishes it.
+static void s_reply_one (matcher_link_t *self, const void *data, size_t size)
 {
     proto_msg_t reply;
     char err[160] = "";
-    if (multi)
-        snprintf (err, sizeof err, "expected a single frame");
-    else
-        proto_decode (zmq_msg_data (frame), zmq_msg_size (frame), &reply, err, sizeof err);
+    proto_decode (data, size, &reply, err, sizeof err);
     uint64_t rid = 0;
     if (!err[0] && reply.kind == PROTO_ack)
         rid = reply.ack.rid;
@@ -203,6 +235,27 @@ static void s_reply (matcher_link_t *self, zmq_msg_t *frame, bool multi)
         s_finish (self, slot, &reply);
     else
         log_debug ("gateway", "matcher link: late reply for request %" PRIu64, rid);
+}
+
+//  One reply frame: a reply, or a batch frame of them (the answers to a batch frame).
+static void s_reply (matcher_link_t *self, zmq_msg_t *frame, bool multi)
+{
+    const uint8_t *data = zmq_msg_data (frame);
+    size_t size = zmq_msg_size (frame), offset = 0, count = 0, len;
+    if (multi)
+        log_warn ("gateway", "matcher link: dropped malformed reply from %s: several frames",
+                  self->endpoint);
+    else if (!proto_batch_is (data, size))
+        s_reply_one (self, data, size);
+    else {
+        const uint8_t *one;
+        int more;
+        while ((more = proto_batch_next (data, size, &offset, &count, &one, &len)) == 1)
+            s_reply_one (self, one, len);
+        if (more < 0)
+            log_warn ("gateway", "matcher link: malformed batch of replies from %s",
+                      self->endpoint);
+    }
 }
 
 void matcher_link_process (matcher_link_t *self)

@@ -26,9 +26,11 @@ typedef void (matcher_link_done_fn) (void *arg, const proto_msg_t *reply);
 
 typedef struct _matcher_link_t matcher_link_t;
 
-//  Connects to endpoint, as a CURVE client with curve (NULL: none). NULL on error (logged).
+//  Connects to endpoint, as a CURVE client with curve (NULL: none). With batch, a loop turn's
+//  commands go in one batch frame (proto.h); without (the matcher's fsync = always: a commit
+//  per command), one frame each. NULL on error (logged).
 matcher_link_t *matcher_link_new (const char *endpoint, const curve_t *curve, int timeout_ms,
-                                  int max_in_flight);
+                                  int max_in_flight, bool batch);
 //  Every request still in flight gets done (arg, NULL) first.
 void matcher_link_destroy (matcher_link_t **self_p);
 //  Queues cmd (its rid is assigned here) to go out with the next matcher_link_flush. 0, or -1

@@ -39,6 +39,7 @@
 typedef struct {
     uint8_t id[S_ID_MAX];
     size_t id_len;
+    bool batched; //  its command came in a batch frame: it goes back in one
     proto_msg_t msg;
 } s_reply_t;
 
@@ -60,7 +61,8 @@ struct _matcher_server_t {
     s_reply_t *flight; //  replies of the batch with the writer
     size_t flight_count;
     int64_t flight_started; //  when it was submitted
-    size_t batch_limit;     //  commands per batch: batch_max, or 1 with fsync = always
+    size_t batch_limit;     //  commands per batch: batch_max, or 1 with fsync = always (a batch
+                            //  frame's commands are taken together, up to PROTO_BATCH_MAX more)
     proto_buf_t out;
     //  recovery: the journal being replayed, and the record expected next
     journal_reader_t *replay;
@@ -509,8 +511,42 @@ static const char *s_check_command (const proto_msg_t *msg)
     }
 }
 
-//  Reads one command [id][body], journals it and decides it. 0 when one was read (decided, or
-//  dropped as malformed), 1 when none was waiting, -1 only on a journal failure.
+//  Counts and logs a command dropped as malformed; body names its peer.
+static void s_malformed (matcher_server_t *self, zmq_msg_t *body, int frames, const char *err)
+{
+    uint64_t malformed =
+        atomic_fetch_add_explicit (&self->metrics.malformed, 1, memory_order_relaxed) + 1;
+    //  ZeroMQ attaches the peer's address to frames from the wire, not to the routing id
+    const char *peer = frames ? zmq_msg_gets (body, "Peer-Address") : NULL;
+    log_warn ("matcher", "dropped malformed command #%" PRIu64 " from %s: %s", malformed,
+              peer ? peer : "?", err);
+}
+
+//  One command (data, size) from the peer id: journaled and decided, its reply joining the
+//  batch. 0 (decided, or dropped as malformed), or -1 on a journal failure.
+static int s_command (matcher_server_t *self, zmq_msg_t *id, zmq_msg_t *body, const uint8_t *data,
+                      size_t size, bool batched)
+{
+    atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
+    proto_msg_t cmd;
+    char err[160] = "";
+    if (proto_decode (data, size, &cmd, err, sizeof err) == 0 && s_check_command (&cmd))
+        snprintf (err, sizeof err, "%s %s", proto_kind_name (cmd.kind), s_check_command (&cmd));
+    if (err[0]) {
+        s_malformed (self, body, 1, err);
+        return 0;
+    }
+    assert (self->reply_count < self->batch_limit + PROTO_BATCH_MAX);
+    s_reply_t *reply = &self->replies[self->reply_count++];
+    reply->id_len = zmq_msg_size (id);
+    memcpy (reply->id, zmq_msg_data (id), reply->id_len);
+    reply->batched = batched;
+    return s_clock (self) || s_record (self, &cmd) || s_decide (self, &cmd, &reply->msg) ? -1 : 0;
+}
+
+//  Reads one frame [id][body] and decides its command, or each command of a batch frame (a
+//  gateway's loop turn: proto.h). 0 when one was read (decided, or dropped as malformed), 1
+//  when none was waiting, -1 only on a journal failure.
 static int s_handle_command (matcher_server_t *self)
 {
     void *sock = zsock_resolve (self->router);
@@ -523,41 +559,39 @@ static int s_handle_command (matcher_server_t *self)
         rc = 1;
         goto done;
     }
-    atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
-    proto_msg_t cmd;
-    char err[160] = "";
-    if (frames != 1)
+    const uint8_t *data = zmq_msg_data (&body);
+    size_t size = zmq_msg_size (&body);
+    bool allowed = frames == 1 && curve_from_process (self->curve, &body);
+    if (allowed && proto_batch_is (data, size)) {
+        size_t offset = 0, count = 0, len;
+        const uint8_t *one;
+        int more = 0;
+        while (rc == 0 && (more = proto_batch_next (data, size, &offset, &count, &one, &len)) == 1)
+            rc = s_command (self, &id, &body, one, len, true);
+        if (rc == 0 && more < 0) {
+            atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
+            s_malformed (self, &body, frames,
+                         "a batch frame cut inside a message, or of too many messages");
+        }
+    }
+    else if (allowed)
+        rc = s_command (self, &id, &body, data, size, false);
+    else if (frames != 1) {
+        atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
+        char err[80];
         snprintf (err, sizeof err, "expected one frame after the routing id, got %d", frames);
-    else if (!curve_from_process (self->curve, &body)) {
+        s_malformed (self, &body, frames, err);
+    }
+    else {
         //  A monitor's key reads the bus; it never places, cancels or pauses anything.
+        atomic_fetch_add_explicit (&self->metrics.commands, 1, memory_order_relaxed);
         uint64_t refused =
             atomic_fetch_add_explicit (&self->metrics.refused, 1, memory_order_relaxed) + 1;
         const char *peer = zmq_msg_gets (&body, "Peer-Address");
         log_warn ("matcher",
-                  "refused command #%" PRIu64 " from %s: a monitor's key may not "
-                  "send commands",
+                  "refused command #%" PRIu64 " from %s: a monitor's key may not send commands",
                   refused, peer ? peer : "?");
-        goto done;
     }
-    else if (proto_decode (zmq_msg_data (&body), zmq_msg_size (&body), &cmd, err, sizeof err) ==
-                 0 &&
-             s_check_command (&cmd))
-        snprintf (err, sizeof err, "%s %s", proto_kind_name (cmd.kind), s_check_command (&cmd));
-    if (err[0]) {
-        uint64_t malformed =
-            atomic_fetch_add_explicit (&self->metrics.malformed, 1, memory_order_relaxed) + 1;
-        //  ZeroMQ attaches the peer's address to frames from the wire, not to the routing id
-        const char *peer = frames ? zmq_msg_gets (&body, "Peer-Address") : NULL;
-        log_warn ("matcher", "dropped malformed command #%" PRIu64 " from %s: %s", malformed,
-                  peer ? peer : "?", err);
-        goto done;
-    }
-    assert (self->reply_count < self->batch_limit);
-    s_reply_t *reply = &self->replies[self->reply_count++];
-    reply->id_len = zmq_msg_size (&id);
-    memcpy (reply->id, zmq_msg_data (&id), reply->id_len);
-    if (s_clock (self) || s_record (self, &cmd) || s_decide (self, &cmd, &reply->msg))
-        rc = -1;
 done:
     zmq_msg_close (&id);
     zmq_msg_close (&body);
@@ -721,8 +755,9 @@ matcher_server_t *matcher_server_new (const mce_config_t *cfg)
     proto_buf_init (&self->expect);
     self->batch_limit =
         cfg->matcher.fsync == JOURNAL_FSYNC_ALWAYS ? 1 : (size_t) cfg->matcher.batch_max;
-    self->replies = calloc (self->batch_limit, sizeof *self->replies);
-    self->flight = calloc (self->batch_limit, sizeof *self->flight);
+    //  room for a batch frame's commands beyond the limit (the last frame is taken whole)
+    self->replies = calloc (self->batch_limit + PROTO_BATCH_MAX, sizeof *self->replies);
+    self->flight = calloc (self->batch_limit + PROTO_BATCH_MAX, sizeof *self->flight);
     self->engine = engine_new (cfg);
     self->curve = curve_new (cfg, "matcher", true);
     char dir[CONFIG_PATH_MAX + 16];
@@ -796,13 +831,28 @@ void matcher_server_destroy (matcher_server_t **self_p)
     *self_p = NULL;
 }
 
+static bool s_same_peer (const s_reply_t *a, const s_reply_t *b)
+{
+    return a->id_len == b->id_len && memcmp (a->id, b->id, a->id_len) == 0;
+}
+
+//  Sends each reply to its peer; the replies to a batch frame go back together, in one batch
+//  frame per run of them (at most PROTO_BATCH_MAX: more from one peer start another).
 static void s_send_replies (matcher_server_t *self, s_reply_t *replies, size_t count)
 {
     void *sock = zsock_resolve (self->router);
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0, n; i < count; i += n) {
         s_reply_t *r = &replies[i];
         proto_buf_reset (&self->out);
-        if (proto_encode (&r->msg, &self->out))
+        n = 1;
+        if (r->batched) {
+            proto_batch_start (&self->out);
+            for (n = 0; n < PROTO_BATCH_MAX && i + n < count && replies[i + n].batched &&
+                        s_same_peer (r, &replies[i + n]);
+                 n++)
+                proto_batch_encode (&self->out, &replies[i + n].msg);
+        }
+        else if (proto_encode (&r->msg, &self->out))
             continue;
         zmq_send (sock, r->id, r->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         zmq_send (sock, self->out.data, self->out.len, ZMQ_DONTWAIT);

@@ -318,6 +318,70 @@ int proto_buf_append (proto_buf_t *buf, const void *data, size_t len)
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Batch frames
+
+int proto_batch_start (proto_buf_t *buf)
+{
+    const uint8_t mark = PROTO_BATCH_MARK;
+    return proto_buf_append (buf, &mark, 1);
+}
+
+int proto_batch_add (proto_buf_t *buf, const void *msg, size_t len)
+{
+    assert (len > 0 && len <= UINT32_MAX);
+    const uint8_t head[4] = {(uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
+                             (uint8_t) len};
+    return proto_buf_append (buf, head, 4) || proto_buf_append (buf, msg, len) ? -1 : 0;
+}
+
+int proto_batch_encode (proto_buf_t *buf, const proto_msg_t *msg)
+{
+    size_t at = buf->len;
+    const uint8_t room[4] = {0};
+    if (proto_buf_append (buf, room, 4))
+        return -1;
+    if (proto_encode (msg, buf)) {
+        buf->len = at;
+        return -1;
+    }
+    size_t len = buf->len - at - 4;
+    buf->data[at] = (uint8_t) (len >> 24);
+    buf->data[at + 1] = (uint8_t) (len >> 16);
+    buf->data[at + 2] = (uint8_t) (len >> 8);
+    buf->data[at + 3] = (uint8_t) len;
+    return 0;
+}
+
+bool proto_batch_is (const void *data, size_t size)
+{
+    return size > 0 && ((const uint8_t *) data)[0] == PROTO_BATCH_MARK;
+}
+
+int proto_batch_next (const void *data, size_t size, size_t *offset, size_t *count,
+                      const uint8_t **msg, size_t *len)
+{
+    const uint8_t *bytes = data;
+    if (*offset == 0) {
+        if (!proto_batch_is (data, size))
+            return -1;
+        *offset = 1;
+        *count = 0;
+    }
+    if (*offset == size)
+        return 0;
+    if (size - *offset < 4 || ++*count > PROTO_BATCH_MAX)
+        return -1;
+    const uint8_t *head = bytes + *offset;
+    size_t n = (size_t) head[0] << 24 | (size_t) head[1] << 16 | (size_t) head[2] << 8 | head[3];
+    if (n == 0 || n > size - *offset - 4)
+        return -1;
+    *msg = head + 4;
+    *len = n;
+    *offset += 4 + n;
+    return 1;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  Encoder
 
 //  Whether the field goes on the wire: required ones always, optional ones unless they hold

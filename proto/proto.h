@@ -106,6 +106,26 @@ void proto_buf_free (proto_buf_t *buf);
 //  Appends len bytes (growing the buffer). 0, or -1 when memory runs out.
 int proto_buf_append (proto_buf_t *buf, const void *data, size_t len);
 
+//  Batch frames: several messages in one ZeroMQ frame, so a link that sends many small
+//  messages pays ZeroMQ's (and CurveZMQ's) cost per frame once for all of them. A batch frame
+//  is the byte PROTO_BATCH_MARK (0xc1, which msgpack never uses, so no single message starts
+//  with it), then for each message its length (u32, big-endian) and its bytes. A frame that
+//  does not start with the mark is one message, as always.
+#define PROTO_BATCH_MARK 0xc1
+#define PROTO_BATCH_MAX  64 //  messages in one batch frame, at most
+//  Starts a batch frame in buf (which must be empty). 0 or -1 (memory).
+int proto_batch_start (proto_buf_t *buf);
+//  Appends one encoded message to the batch frame in buf. 0 or -1 (memory).
+int proto_batch_add (proto_buf_t *buf, const void *msg, size_t len);
+//  Encodes msg into the batch frame in buf. 0, or -1 as proto_encode (buf left as it was).
+int proto_batch_encode (proto_buf_t *buf, const proto_msg_t *msg);
+bool proto_batch_is (const void *data, size_t size);
+//  The next message of the batch frame data, from *offset (0 to begin): 1 with *msg and *len
+//  set and *offset moved past it, 0 at the frame's end, -1 when the frame is malformed (a
+//  length of 0 or past the end, or more than PROTO_BATCH_MAX messages counted in *count).
+int proto_batch_next (const void *data, size_t size, size_t *offset, size_t *count,
+                      const uint8_t **msg, size_t *len);
+
 //  Appends msg as one msgpack map: "t", then every required field and every optional field
 //  that is not zero, "", false or enum 0 (those are omitted: absent decodes the same).
 //  Returns -1, leaving buf as it was, on a programmer error (unknown kind, string too long,

@@ -170,8 +170,35 @@ typedef struct {
     const char *server_key;
 } s_auth_t;
 
+//  One answer (data, size) on connection c: counted, its latency taken.
+static void s_answer (s_conn_t *c, const uint8_t *data, size_t size, int64_t *sent_at, long orders,
+                      s_result_t *res, int64_t now)
+{
+    proto_msg_t reply;
+    if (proto_decode (data, size, &reply, NULL, 0)) {
+        res->errors++;
+        return;
+    }
+    uint64_t rid = reply.kind == PROTO_ack ? reply.ack.rid : reply.reject.rid;
+    if (rid == 0 || rid > (uint64_t) orders || !sent_at[rid]) {
+        res->errors++;
+        return;
+    }
+    res->latency[res->acked] = now - sent_at[rid];
+    sent_at[rid] = 0;
+    //  a refusal is an answer too (a cancel of an order that traded meanwhile)
+    res->acked++;
+    if (reply.kind == PROTO_ack && reply.ack.remaining > 0)
+        c->orders[c->norders++] = reply.ack.order_id;
+    else if (reply.kind == PROTO_reject)
+        res->rejected++;
+    c->in_flight--;
+}
+
+//  batch: commands go to the matcher as a gateway sends them, a batch frame of up to
+//  PROTO_BATCH_MAX at a time (proto.h); the native port takes one command per frame.
 static int s_run_zmq (const s_auth_t *auth, const char *endpoint, const char *market, long orders,
-                      long connections, long window, s_result_t *res)
+                      long connections, long window, bool batch, s_result_t *res)
 {
     s_conn_t *conns = calloc ((size_t) connections, sizeof *conns);
     int64_t *sent_at = calloc ((size_t) orders + 1, sizeof *sent_at);
@@ -197,20 +224,37 @@ static int s_run_zmq (const s_auth_t *auth, const char *endpoint, const char *ma
     zmq_pollitem_t *items = calloc ((size_t) connections, sizeof *items);
     for (long c = 0; c < connections; c++)
         items[c] = (zmq_pollitem_t){zsock_resolve (conns[c].sock), 0, ZMQ_POLLIN, 0};
-    proto_buf_t buf;
+    proto_buf_t buf, frame;
     proto_buf_init (&buf);
+    proto_buf_init (&frame);
     uint64_t next_rid = 1;
     int64_t t0 = clock_mono_ns (), last_progress = t0;
     while ((long) (res->acked + res->errors) < orders) {
-        for (long c = 0; c < connections; c++)
+        for (long c = 0; c < connections; c++) {
+            int framed = 0;
             while (conns[c].in_flight < window && (long) next_rid <= orders) {
                 s_build (&conns[c], next_rid, (int) ((next_rid * 7 + (uint64_t) c) % 50), market,
                          &buf);
                 sent_at[next_rid] = clock_mono_ns ();
-                zmq_send (items[c].socket, buf.data, buf.len, 0);
+                if (!batch)
+                    zmq_send (items[c].socket, buf.data, buf.len, 0);
+                else {
+                    if (framed == 0) {
+                        proto_buf_reset (&frame);
+                        proto_batch_start (&frame);
+                    }
+                    proto_batch_add (&frame, buf.data, buf.len);
+                    if (++framed == PROTO_BATCH_MAX) {
+                        zmq_send (items[c].socket, frame.data, frame.len, 0);
+                        framed = 0;
+                    }
+                }
                 next_rid++;
                 conns[c].in_flight++;
             }
+            if (framed)
+                zmq_send (items[c].socket, frame.data, frame.len, 0);
+        }
         if (zmq_poll (items, (int) connections, 1000) <= 0) {
             if (clock_mono_ns () - last_progress > 10 * MCE_NS_PER_SEC) {
                 fprintf (stderr, "mce-loadgen: no answer for 10 s from %s (%llu of %ld acked)\n",
@@ -224,35 +268,27 @@ static int s_run_zmq (const s_auth_t *auth, const char *endpoint, const char *ma
         for (long c = 0; c < connections; c++) {
             if (!(items[c].revents & ZMQ_POLLIN))
                 continue;
-            zmq_msg_t frame;
-            zmq_msg_init (&frame);
-            while (zmq_msg_recv (&frame, items[c].socket, ZMQ_DONTWAIT) >= 0) {
+            zmq_msg_t answer;
+            zmq_msg_init (&answer);
+            while (zmq_msg_recv (&answer, items[c].socket, ZMQ_DONTWAIT) >= 0) {
                 int64_t now = clock_mono_ns ();
-                proto_msg_t reply;
-                if (proto_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &reply, NULL, 0)) {
-                    res->errors++;
-                    continue;
+                const uint8_t *data = zmq_msg_data (&answer), *one;
+                size_t size = zmq_msg_size (&answer), offset = 0, count = 0, len;
+                if (!proto_batch_is (data, size))
+                    s_answer (&conns[c], data, size, sent_at, orders, res, now);
+                else {
+                    int more;
+                    while ((more = proto_batch_next (data, size, &offset, &count, &one, &len)) == 1)
+                        s_answer (&conns[c], one, len, sent_at, orders, res, now);
+                    res->errors += more < 0;
                 }
-                uint64_t rid = reply.kind == PROTO_ack ? reply.ack.rid : reply.reject.rid;
-                if (rid == 0 || rid > (uint64_t) orders || !sent_at[rid]) {
-                    res->errors++;
-                    continue;
-                }
-                res->latency[res->acked] = now - sent_at[rid];
-                sent_at[rid] = 0;
-                //  a refusal is an answer too (a cancel of an order that traded meanwhile)
-                res->acked++;
-                if (reply.kind == PROTO_ack && reply.ack.remaining > 0)
-                    conns[c].orders[conns[c].norders++] = reply.ack.order_id;
-                else if (reply.kind == PROTO_reject)
-                    res->rejected++;
-                conns[c].in_flight--;
             }
-            zmq_msg_close (&frame);
+            zmq_msg_close (&answer);
         }
     }
     res->seconds = (double) (clock_mono_ns () - t0) / 1e9;
     proto_buf_free (&buf);
+    proto_buf_free (&frame);
     for (long c = 0; c < connections; c++) {
         zsock_destroy (&conns[c].sock);
         free (conns[c].orders);
@@ -812,7 +848,7 @@ int main (int argc, char **argv)
                                native_curve ? cfg.gateway.native_curve
                                : native     ? cfg.gateway.native
                                             : cfg.matcher.commands,
-                               market, orders, connections, window, &res);
+                               market, orders, connections, window, !native, &res);
     if (native_curve)
         s_curve_forget (&cfg, tokens, connections, certs, ids);
     free (certs);

@@ -110,3 +110,87 @@ Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, 
     free (body);
     zsock_destroy (&client);
 }
+
+//  A batch frame (proto.h), as a gateway sends a loop turn's commands: each command decided,
+//  a malformed one among them dropped and counted alone, the answers back in one batch frame;
+//  a frame cut inside a message is malformed from there; a command in a frame of its own
+//  still gets a frame of its own back.
+Test (matcher_metrics, a_batch_frame_is_answered_in_one, .fini = s_fini, .timeout = 60)
+{
+    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
+                        "epoch_seconds = 2592000; escrow = false; } );\n");
+    int port = s_h.port_xpub;
+    char value[16];
+    snprintf (value, sizeof value, "%d", port);
+    setenv ("MCE_MATCHER_METRICS_PORT", value, 1);
+    int m = harness_start (&s_h, "mce-matcher");
+    unsetenv ("MCE_MATCHER_METRICS_PORT");
+    cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
+    char commands[64];
+    snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
+    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
+    zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
+
+    proto_buf_t frame;
+    proto_buf_init (&frame);
+    proto_batch_start (&frame);
+    for (uint64_t rid = 1; rid <= 3; rid++) {
+        proto_msg_t cmd = {.kind = PROTO_new_order};
+        cmd.new_order = (proto_new_order_t){.rid = rid,
+                                            .side = PROTO_SIDE_BUY,
+                                            .type = PROTO_ORDER_TYPE_LIMIT,
+                                            .tif = PROTO_TIF_GTC,
+                                            .qty = 1000,
+                                            .price = 100000,
+                                            .ts = 1};
+        snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "u%d", (int) rid);
+        snprintf (cmd.new_order.market, sizeof cmd.new_order.market, "campus-1");
+        if (rid == 2)
+            proto_batch_add (&frame,
+                             "\x81\xa1t\xa3"
+                             "bad",
+                             7); //  a map, of no known kind
+        else
+            cr_assert_eq (proto_batch_encode (&frame, &cmd), 0);
+    }
+    cr_assert_eq (zmq_send (zsock_resolve (client), frame.data, frame.len, 0), (int) frame.len);
+    zframe_t *answer = zframe_recv (client);
+    cr_assert_not_null (answer, "the batch is answered");
+    cr_assert (proto_batch_is (zframe_data (answer), zframe_size (answer)), "in a batch frame");
+    size_t offset = 0, count = 0, len;
+    const uint8_t *reply;
+    uint64_t rids[4] = {0};
+    int n = 0;
+    while (proto_batch_next (zframe_data (answer), zframe_size (answer), &offset, &count, &reply,
+                             &len) == 1 &&
+           n < 4) {
+        proto_msg_t r;
+        cr_assert_eq (proto_decode (reply, len, &r, NULL, 0), 0);
+        cr_assert_eq (r.kind, PROTO_ack, "%s", proto_kind_name (r.kind));
+        rids[n++] = r.ack.rid;
+    }
+    zframe_destroy (&answer);
+    cr_assert_eq (n, 2, "the two good commands");
+    cr_assert_eq (rids[0], 1);
+    cr_assert_eq (rids[1], 3);
+
+    //  cut inside its first message's length: malformed (the commands before a fault in a
+    //  frame are decided; here there are none)
+    zmq_send (zsock_resolve (client), frame.data, 3, 0);
+    //  and a command in a frame of its own still gets a frame of its own
+    harness_order (client, 9, "u9", true, 1000, 100000);
+    answer = zframe_recv (client);
+    cr_assert_not_null (answer);
+    cr_assert_not (proto_batch_is (zframe_data (answer), zframe_size (answer)));
+    proto_msg_t r;
+    cr_assert_eq (proto_decode (zframe_data (answer), zframe_size (answer), &r, NULL, 0), 0);
+    cr_assert_eq (r.ack.rid, 9);
+    zframe_destroy (&answer);
+    char *body = NULL;
+    cr_assert_eq (harness_http_port (port, "GET", "/metrics", NULL, &body), 200);
+    s_expect_line (body, "mce_matcher_malformed_total 2");
+    s_expect_line (body, "mce_matcher_commands_total 5");
+    free (body);
+    proto_buf_free (&frame);
+    zsock_destroy (&client);
+}

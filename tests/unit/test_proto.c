@@ -849,3 +849,65 @@ Test (proto, tables_are_consistent)
         enums++;
     cr_assert_eq (enums, 20); // asset, side ... transfer_state, settler_status, replay_status
 }
+
+//  Batch frames: what goes in comes out in order; a frame cut short, a zero length, more than
+//  PROTO_BATCH_MAX messages or no mark is malformed; a message never starts with the mark.
+Test (proto, batch_frames)
+{
+    proto_buf_t frame;
+    proto_buf_init (&frame);
+    cr_assert_eq (proto_batch_start (&frame), 0);
+    proto_msg_t msgs[3];
+    for (int i = 0; i < 3; i++) {
+        msgs[i] = (proto_msg_t){.kind = PROTO_cancel_order};
+        msgs[i].cancel_order = (proto_cancel_order_t){
+            .rid = (uint64_t) i + 1, .order_id = 7, .role = PROTO_ROLE_USER, .ts = 1};
+        snprintf (msgs[i].cancel_order.user, sizeof msgs[i].cancel_order.user, "alice");
+        snprintf (msgs[i].cancel_order.market, sizeof msgs[i].cancel_order.market, "campus-1");
+        cr_assert_eq (proto_batch_encode (&frame, &msgs[i]), 0);
+    }
+    cr_assert (proto_batch_is (frame.data, frame.len));
+    size_t offset = 0, count = 0, len;
+    const uint8_t *one;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq (proto_batch_next (frame.data, frame.len, &offset, &count, &one, &len), 1);
+        proto_msg_t back;
+        cr_assert_eq (proto_decode (one, len, &back, NULL, 0), 0);
+        cr_assert (proto_msg_equal (&back, &msgs[i]), "message %d", i);
+    }
+    cr_assert_eq (proto_batch_next (frame.data, frame.len, &offset, &count, &one, &len), 0);
+
+    //  cut anywhere inside: malformed once the cut message is reached, never past the end
+    for (size_t cut = 2; cut < frame.len; cut++) {
+        offset = count = 0;
+        int rc;
+        while ((rc = proto_batch_next (frame.data, cut, &offset, &count, &one, &len)) == 1)
+            cr_assert_leq (one + len, frame.data + cut);
+        cr_assert (rc == -1 || offset == cut, "cut at %zu", cut);
+    }
+    //  a zero length, and no mark
+    const uint8_t zero[] = {PROTO_BATCH_MARK, 0, 0, 0, 0};
+    offset = 0;
+    cr_assert_eq (proto_batch_next (zero, sizeof zero, &offset, &count, &one, &len), -1);
+    offset = 0;
+    cr_assert_eq (proto_batch_next (frame.data + 1, frame.len - 1, &offset, &count, &one, &len),
+                  -1);
+    //  one message more than allowed
+    proto_buf_reset (&frame);
+    proto_batch_start (&frame);
+    for (int i = 0; i <= PROTO_BATCH_MAX; i++)
+        proto_batch_encode (&frame, &msgs[0]);
+    offset = 0;
+    int rc, taken = 0;
+    while ((rc = proto_batch_next (frame.data, frame.len, &offset, &count, &one, &len)) == 1)
+        taken++;
+    cr_assert_eq (rc, -1);
+    cr_assert_eq (taken, PROTO_BATCH_MAX);
+    //  no single message starts with the mark
+    proto_buf_t single;
+    proto_buf_init (&single);
+    cr_assert_eq (proto_encode (&msgs[0], &single), 0);
+    cr_assert_not (proto_batch_is (single.data, single.len));
+    proto_buf_free (&single);
+    proto_buf_free (&frame);
+}
