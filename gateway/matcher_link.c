@@ -153,23 +153,18 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
     return 0;
 }
 
-//  The staged commands, a frame each.
-static void s_flush_each (matcher_link_t *self, void *sock)
+//  Requests from rid up to (not including) end that could not be queued: answered as if the
+//  matcher had not. No high-water mark (max_in_flight bounds the link), so only a closing
+//  context, or no memory for a batch frame, refuses.
+static void s_unsent (matcher_link_t *self, uint64_t rid, uint64_t end, const char *why)
 {
-    uint64_t rid = self->next_rid - self->staged;
-    for (size_t i = 0, start = 0; i < self->staged; start = self->staged_ends[i++], rid++) {
-        if (zmq_send (sock, self->buf.data + start, self->staged_ends[i] - start, ZMQ_DONTWAIT) <
-            0) {
-            log_warn ("gateway", "matcher link: cannot queue request %" PRIu64 ": %s", rid,
-                      zmq_strerror (zmq_errno ()));
-            s_slot_t *slot = &self->ring[rid & self->mask];
-            if (slot->rid == rid)
-                s_finish (self, slot, NULL);
-        }
+    log_warn ("gateway", "matcher link: cannot queue requests %" PRIu64 " to %" PRIu64 ": %s", rid,
+              end - 1, why);
+    for (; rid < end; rid++) {
+        s_slot_t *slot = &self->ring[rid & self->mask];
+        if (slot->rid == rid)
+            s_finish (self, slot, NULL);
     }
-    self->staged = 0;
-    proto_buf_reset (&self->buf);
-    self->sent = true;
 }
 
 void matcher_link_flush (matcher_link_t *self)
@@ -178,29 +173,23 @@ void matcher_link_flush (matcher_link_t *self)
     if (self->staged == 0)
         return;
     void *sock = zsock_resolve (self->dealer);
-    if (!self->batch) {
-        s_flush_each (self, sock);
-        return;
-    }
-    const proto_buf_t *out = &self->buf; //  one command goes as it is
-    if (self->staged > 1) {
+    uint64_t first = self->next_rid - self->staged;
+    if (!self->batch || self->staged == 1) //  a frame each
+        for (size_t i = 0, start = 0; i < self->staged; start = self->staged_ends[i++]) {
+            size_t len = self->staged_ends[i] - start;
+            if (zmq_send (sock, self->buf.data + start, len, ZMQ_DONTWAIT) < 0)
+                s_unsent (self, first + i, first + i + 1, zmq_strerror (zmq_errno ()));
+        }
+    else {
         proto_buf_reset (&self->frame);
         int rc = proto_batch_start (&self->frame);
         for (size_t i = 0, start = 0; i < self->staged && rc == 0; start = self->staged_ends[i++])
             rc = proto_batch_add (&self->frame, self->buf.data + start,
                                   self->staged_ends[i] - start);
-        out = rc == 0 ? &self->frame : NULL;
-    }
-    //  No high-water mark (max_in_flight bounds the link), so only a closing context (or no
-    //  memory) refuses; the requests are then answered as if the matcher had not.
-    if (!out || zmq_send (sock, out->data, out->len, ZMQ_DONTWAIT) < 0) {
-        log_warn ("gateway", "matcher link: cannot queue %zu requests: %s", self->staged,
-                  out ? zmq_strerror (zmq_errno ()) : "out of memory");
-        for (uint64_t rid = self->next_rid - self->staged; rid < self->next_rid; rid++) {
-            s_slot_t *slot = &self->ring[rid & self->mask];
-            if (slot->rid == rid)
-                s_finish (self, slot, NULL);
-        }
+        if (rc)
+            s_unsent (self, first, self->next_rid, "out of memory");
+        else if (zmq_send (sock, self->frame.data, self->frame.len, ZMQ_DONTWAIT) < 0)
+            s_unsent (self, first, self->next_rid, zmq_strerror (zmq_errno ()));
     }
     self->staged = 0;
     proto_buf_reset (&self->buf);

@@ -604,8 +604,7 @@ int harness_run (const char *exe, const char *const *args, char **out)
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
-void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
-                    int64_t price)
+proto_msg_t harness_order_msg (uint64_t rid, const char *user, bool buy, int64_t qty, int64_t price)
 {
     proto_msg_t cmd = {.kind = PROTO_new_order};
     proto_new_order_t *o = &cmd.new_order;
@@ -618,6 +617,13 @@ void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int6
     o->qty = qty;
     o->price = price;
     o->ts = 1;
+    return cmd;
+}
+
+void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
+                    int64_t price)
+{
+    proto_msg_t cmd = harness_order_msg (rid, user, buy, qty, price);
     proto_buf_t buf;
     proto_buf_init (&buf);
     if (proto_encode (&cmd, &buf) == 0)

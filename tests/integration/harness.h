@@ -138,6 +138,9 @@ int harness_deposit (int port, const char *token, const char *asset, const char 
 //  its commands endpoint), as a gateway would: qty in Wh, price in µ/kWh, buy if `buy`.
 void harness_order (void *dealer, uint64_t rid, const char *user, bool buy, int64_t qty,
                     int64_t price);
+//  That order as a message, to send otherwise (in a batch frame).
+proto_msg_t harness_order_msg (uint64_t rid, const char *user, bool buy, int64_t qty,
+                               int64_t price);
 
 //  Every event of the matcher's journal (its data folder under h->dir), in order: fn gets the
 //  record's seq, the event decoded, and its encoded bytes (as the bus carries them). Returns

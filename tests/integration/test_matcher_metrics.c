@@ -28,21 +28,34 @@ static long long s_value (const char *text, const char *prefix)
     return strtoll (at + strlen (prefix), NULL, 10);
 }
 
-Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .timeout = 60)
+//  A matcher (fsync = the given mode, NULL: the default) with its metrics on a free port
+//  (*port) and a client of its command port with a process's key. Returns the client;
+//  *matcher is the matcher's harness index.
+static zsock_t *s_start (const char *fsync, int *port, int *matcher)
 {
     harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
                         "epoch_seconds = 2592000; escrow = false; } );\n");
-    int port = s_h.port_xpub; //  free, and unused here (no broadcaster)
+    *port = s_h.port_xpub; //  free, and unused here (no broadcaster)
     char value[16];
-    snprintf (value, sizeof value, "%d", port);
+    snprintf (value, sizeof value, "%d", *port);
     setenv ("MCE_MATCHER_METRICS_PORT", value, 1);
-    int m = harness_start (&s_h, "mce-matcher");
+    if (fsync)
+        setenv ("MCE_MATCHER_FSYNC", fsync, 1);
+    *matcher = harness_start (&s_h, "mce-matcher");
     unsetenv ("MCE_MATCHER_METRICS_PORT");
-    cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
+    unsetenv ("MCE_MATCHER_FSYNC");
+    cr_assert (harness_wait_log (&s_h, *matcher, "metrics on", HARNESS_DEADLINE_MS));
     char commands[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
     zsock_t *client = harness_dealer (&s_h, "matcher", commands);
     zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
+    return client;
+}
+
+Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .timeout = 60)
+{
+    int port, m;
+    zsock_t *client = s_start (NULL, &port, &m);
     //  A buy, a sell that trades with it, a buy that rests; and one malformed frame.
     for (int i = 0; i < 3; i++) {
         harness_order (client, (uint64_t) i + 1, i == 1 ? "u1" : "u0", i != 1, 1000,
@@ -75,21 +88,8 @@ Test (matcher_metrics, counts_commands_trades_and_batches, .fini = s_fini, .time
 //  at once: the batch histogram shows one command per commit.
 Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, .timeout = 60)
 {
-    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; escrow = false; } );\n");
-    int port = s_h.port_xpub;
-    char value[16];
-    snprintf (value, sizeof value, "%d", port);
-    setenv ("MCE_MATCHER_METRICS_PORT", value, 1);
-    setenv ("MCE_MATCHER_FSYNC", "always", 1);
-    int m = harness_start (&s_h, "mce-matcher");
-    unsetenv ("MCE_MATCHER_METRICS_PORT");
-    unsetenv ("MCE_MATCHER_FSYNC");
-    cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
-    char commands[64];
-    snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
-    zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
+    int port, m;
+    zsock_t *client = s_start ("always", &port, &m);
     //  All 50 are sent before any reply is read, so they queue up at the matcher together.
     enum { N = 50 };
     for (int i = 0; i < N; i++)
@@ -117,34 +117,16 @@ Test (matcher_metrics, fsync_always_commits_each_command_alone, .fini = s_fini, 
 //  still gets a frame of its own back.
 Test (matcher_metrics, a_batch_frame_is_answered_in_one, .fini = s_fini, .timeout = 60)
 {
-    harness_init (&s_h, "markets = ( { id = \"campus-1\"; tick = \"0.001\"; "
-                        "epoch_seconds = 2592000; escrow = false; } );\n");
-    int port = s_h.port_xpub;
-    char value[16];
-    snprintf (value, sizeof value, "%d", port);
-    setenv ("MCE_MATCHER_METRICS_PORT", value, 1);
-    int m = harness_start (&s_h, "mce-matcher");
-    unsetenv ("MCE_MATCHER_METRICS_PORT");
-    cr_assert (harness_wait_log (&s_h, m, "metrics on", HARNESS_DEADLINE_MS));
-    char commands[64];
-    snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
-    zsock_t *client = harness_dealer (&s_h, "matcher", commands);
-    zsock_set_rcvtimeo (client, HARNESS_DEADLINE_MS);
+    int port, m;
+    zsock_t *client = s_start (NULL, &port, &m);
 
     proto_buf_t frame;
     proto_buf_init (&frame);
     proto_batch_start (&frame);
     for (uint64_t rid = 1; rid <= 3; rid++) {
-        proto_msg_t cmd = {.kind = PROTO_new_order};
-        cmd.new_order = (proto_new_order_t){.rid = rid,
-                                            .side = PROTO_SIDE_BUY,
-                                            .type = PROTO_ORDER_TYPE_LIMIT,
-                                            .tif = PROTO_TIF_GTC,
-                                            .qty = 1000,
-                                            .price = 100000,
-                                            .ts = 1};
-        snprintf (cmd.new_order.user, sizeof cmd.new_order.user, "u%d", (int) rid);
-        snprintf (cmd.new_order.market, sizeof cmd.new_order.market, "campus-1");
+        char user[8];
+        snprintf (user, sizeof user, "u%d", (int) rid);
+        proto_msg_t cmd = harness_order_msg (rid, user, true, 1000, 100000);
         if (rid == 2)
             proto_batch_add (&frame,
                              "\x81\xa1t\xa3"
