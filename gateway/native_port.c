@@ -123,7 +123,9 @@ static void s_answered (void *arg, const proto_msg_t *matcher_reply)
     else
         reply.reject.rid = p->rid;
     p->reply = reply;
-    uint64_t last = reply.kind == PROTO_ack ? reply.ack.last_seq : 0;
+    //  a refusal too: "no such order" for one just filled must not meet a read that still
+    //  shows it open
+    uint64_t last = reply.kind == PROTO_ack ? reply.ack.last_seq : reply.reject.last_seq;
     seqwait_after (p->port->waits, readmodel_seq (p->port->model), last, s_send_pending, p);
 }
 

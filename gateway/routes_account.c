@@ -54,9 +54,10 @@ static void s_withdrawn (void *arg, const proto_msg_t *reply)
         return;
     }
     if (reply->kind == PROTO_reject) {
-        gateway_resume (req, gateway_reject_status (reply->reject.reason),
-                        gateway_error (proto_reject_reason_name (reply->reject.reason), NULL, "%s",
-                                       reply->reject.message));
+        gateway_resume_after (req, reply->reject.last_seq,
+                              gateway_reject_status (reply->reject.reason),
+                              gateway_error (proto_reject_reason_name (reply->reject.reason), NULL,
+                                             "%s", reply->reject.message));
         return;
     }
     json_t *body = json_object ();

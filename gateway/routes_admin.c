@@ -23,9 +23,10 @@ static void s_controlled (void *arg, const proto_msg_t *reply)
                                        "the matcher did not answer in time; the action may "
                                        "still take effect"));
     else if (reply->kind == PROTO_reject)
-        gateway_resume (req, gateway_reject_status (reply->reject.reason),
-                        gateway_error (proto_reject_reason_name (reply->reject.reason), NULL, "%s",
-                                       reply->reject.message));
+        gateway_resume_after (req, reply->reject.last_seq,
+                              gateway_reject_status (reply->reject.reason),
+                              gateway_error (proto_reject_reason_name (reply->reject.reason), NULL,
+                                             "%s", reply->reject.message));
     else
         gateway_resume_after (
             req, reply->ack.last_seq, MHD_HTTP_OK,

@@ -3,7 +3,8 @@
     Bodies are parsed and checked by order_parse (pure, fuzzed) before anything reaches the
     matcher; the matcher checks the business rules again and its verdict is mapped to HTTP
     here. A write is answered once its events are on the bus and in this gateway's read model
-    (gateway_resume_after), so a client that reads right after writing sees its own write.
+    (gateway_resume_after), so a client that reads right after writing sees its own write; a
+    refusal waits likewise for what the matcher had seen when it refused.
     Reads come from the read model; ownership is checked here (an admin sees everything), and
     an order of someone else is answered exactly like an unknown one, so ids leak nothing.
 */
@@ -36,11 +37,13 @@ static void s_answered (void *arg, const proto_msg_t *reply)
             reason = "order_not_found"; //  someone else's order is answered as unknown
         else if (reply->reject.reason == PROTO_REJECT_REASON_UNKNOWN_ORDER)
             reason = "order_not_found";
-        gateway_resume (req, status,
-                        gateway_error (reason, NULL, "%s",
-                                       reply->reject.reason == PROTO_REJECT_REASON_NOT_OWNER
-                                           ? "no such open order"
-                                           : reply->reject.message));
+        //  answered once the read model has what the refusal saw: a cancel refused because a
+        //  trade just filled the order is never followed by a read that shows it open
+        gateway_resume_after (req, reply->reject.last_seq, status,
+                              gateway_error (reason, NULL, "%s",
+                                             reply->reject.reason == PROTO_REJECT_REASON_NOT_OWNER
+                                                 ? "no such open order"
+                                                 : reply->reject.message));
         return;
     }
     const proto_ack_t *ack = &reply->ack;

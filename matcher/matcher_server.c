@@ -477,6 +477,7 @@ static int s_decide (matcher_server_t *self, proto_msg_t *cmd, proto_msg_t *repl
         reply->reject.rid = rid;
         reply->reject.reason = r->reason;
         s_copy (reply->reject.message, sizeof reply->reject.message, r->message);
+        reply->reject.last_seq = self->replay ? 0 : bus_pub_last_seq (self->bus);
     }
     else {
         reply->kind = PROTO_ack;

@@ -176,3 +176,46 @@ Test (matcher_metrics, a_batch_frame_is_answered_in_one, .fini = s_fini, .timeou
     proto_buf_free (&frame);
     zsock_destroy (&client);
 }
+
+static proto_msg_t s_reply (zsock_t *client)
+{
+    zframe_t *frame = zframe_recv (client);
+    cr_assert_not_null (frame, "answered");
+    proto_msg_t r;
+    cr_assert_eq (proto_decode (zframe_data (frame), zframe_size (frame), &r, NULL, 0), 0);
+    zframe_destroy (&frame);
+    return r;
+}
+
+//  A refusal names the last event the matcher had when it refused, as an ack names its own:
+//  a gateway answers only once its read model has it, so "no such order" for an order a trade
+//  just filled is never followed by a read that shows the order open.
+Test (matcher_metrics, a_refusal_names_the_last_event_it_saw, .fini = s_fini, .timeout = 60)
+{
+    int port, m;
+    zsock_t *client = s_start (NULL, &port, &m);
+    harness_order (client, 1, "u1", true, 1000, 100000);
+    proto_msg_t buy = s_reply (client);
+    cr_assert_eq (buy.kind, PROTO_ack);
+    harness_order (client, 2, "u2", false, 1000, 100000); //  fills the buy
+    proto_msg_t sell = s_reply (client);
+    cr_assert_eq (sell.kind, PROTO_ack);
+    cr_assert_gt (sell.ack.last_seq, buy.ack.last_seq);
+
+    proto_msg_t cancel = {.kind = PROTO_cancel_order};
+    cancel.cancel_order.rid = 3;
+    snprintf (cancel.cancel_order.user, sizeof cancel.cancel_order.user, "u1");
+    snprintf (cancel.cancel_order.market, sizeof cancel.cancel_order.market, "campus-1");
+    cancel.cancel_order.order_id = buy.ack.order_id;
+    cancel.cancel_order.ts = 1;
+    proto_buf_t out;
+    proto_buf_init (&out);
+    cr_assert_eq (proto_encode (&cancel, &out), 0);
+    cr_assert_eq (zmq_send (zsock_resolve (client), out.data, out.len, 0), (int) out.len);
+    proto_buf_free (&out);
+    proto_msg_t refused = s_reply (client);
+    cr_assert_eq (refused.kind, PROTO_reject, "%s", proto_kind_name (refused.kind));
+    cr_assert_eq (refused.reject.reason, PROTO_REJECT_REASON_UNKNOWN_ORDER);
+    cr_assert_geq (refused.reject.last_seq, sell.ack.last_seq, "the refusal saw the trade");
+    zsock_destroy (&client);
+}
