@@ -151,6 +151,9 @@ static const s_key_t s_market_keys[] = {
     {"stp", K_ENUM, "cancel_resting", 0, 0, "cancel_resting|cancel_newest|cancel_both", M (stp)},
     {"marginal", K_ENUM, "time", 0, 0, "time|pro_rata", M (marginal)},
     {"escrow", K_BOOL, "true", 0, 0, NULL, M (escrow)},
+    {"grid_import_price", K_PRICE, "0", 0, S_PRICE_MAX, NULL, M (grid_import_price)},
+    {"grid_feed_in_price", K_PRICE, "0", 0, S_PRICE_MAX, NULL, M (grid_feed_in_price)},
+    {"grid_user", K_STR, "grid", 0, 0, NULL, M (grid_user)},
 };
 
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])
@@ -295,6 +298,37 @@ static const s_key_t *s_find (const s_key_t *keys, size_t n, const char *path)
     return NULL;
 }
 
+//  The grid's tariffs: each on tick and inside the price band, feed-in below import, and a
+//  grid user whenever there is a tariff.
+static int s_check_grid (const config_market_t *m, int index, char *err, size_t errlen)
+{
+    const int64_t prices[2] = {m->grid_import_price, m->grid_feed_in_price};
+    const char *names[2] = {"grid_import_price", "grid_feed_in_price"};
+    for (int i = 0; i < 2; i++) {
+        if (prices[i] == 0)
+            continue;
+        if (prices[i] % m->tick || prices[i] < m->min_price || prices[i] > m->max_price) {
+            snprintf (err, errlen,
+                      "markets[%d].%s (%s): must be on the tick and within min_price..max_price",
+                      index, names[i], m->id);
+            return -1;
+        }
+    }
+    if (prices[0] && prices[1] && prices[1] >= prices[0]) {
+        snprintf (err, errlen,
+                  "markets[%d] (%s): grid_feed_in_price must be below grid_import_price (the "
+                  "grid buys for less than it sells)",
+                  index, m->id);
+        return -1;
+    }
+    if ((prices[0] || prices[1]) && m->grid_user[0] == '\0') {
+        snprintf (err, errlen, "markets[%d].grid_user (%s): must name the grid's user", index,
+                  m->id);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_load_market (mce_config_t *cfg, config_setting_t *entry, int index, char *err,
                           size_t errlen)
 {
@@ -345,6 +379,8 @@ static int s_load_market (mce_config_t *cfg, config_setting_t *entry, int index,
                   index, m->id);
         return -1;
     }
+    if (s_check_grid (m, index, err, errlen))
+        return -1;
     for (int j = 0; j < index; j++)
         if (strcmp (cfg->markets[j].id, m->id) == 0) {
             snprintf (err, errlen, "markets[%d].id: \"%s\" is defined twice", index, m->id);

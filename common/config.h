@@ -48,6 +48,11 @@ typedef struct {
     int stp;        //  config_stp_t
     int marginal;   //  config_marginal_t
     bool escrow;    //  orders reserve balances; trades settle out of the vaults (DESIGN §9)
+    //  The grid as backstop: the utility sells any quantity at grid_import_price and buys any
+    //  at grid_feed_in_price (µ/kWh; 0: it does not), as grid_user, a user of its own.
+    int64_t grid_import_price;
+    int64_t grid_feed_in_price;
+    char grid_user[65];
 } config_market_t;
 
 typedef struct {

@@ -22,6 +22,15 @@
        would have traded (bids u1, u2 against asks u3, u2: u1 takes u3, u2 is left alone).
     5. Uniform: every trade at the clearing price. Pay-as-bid: at the bid's limit price,
        a market bid at the clearing price.
+    6. The grid, when the market names its tariffs (the grid as backstop), stands as an ask of any
+       quantity at the import price I and a bid of any quantity at the feed-in price F < I.
+       Candidates are then the limit prices inside [F, I] and the two tariffs themselves, so
+       the price never leaves that corridor. At I the supply is unbounded, so V (I) = D (I);
+       at F the demand is, so V (F) = S (F); the surplus that breaks ties is the
+       participants' |D - S| everywhere. The grid trades only at its own price: it sells
+       V - S when the price is I and buys V - D when it is F, last in priority at that price
+       (a prosumer's ask at I sells before the grid's). Its trades are at that price under
+       either pricing rule, and it is never a participant (its user places no orders).
 */
 #ifndef MCE_AUCTION_H
 #define MCE_AUCTION_H
@@ -52,6 +61,15 @@ typedef enum {
     AUCTION_PRICE_PAY_AS_BID   /* at the bid's limit (a market bid: the clearing price) */
 } auction_pricing_t;
 
+/* The grid as backstop: 0 for a tariff it does not offer. The prices are on tick and, when
+   both are offered, feed_in_price < import_price. */
+typedef struct {
+    int64_t import_price;  /* µ/kWh it sells at, any quantity; 0: it does not sell */
+    int64_t feed_in_price; /* µ/kWh it buys at, any quantity; 0: it does not buy */
+    uint32_t handle;       /* its handle in trades (on whichever side it trades) */
+    uint32_t user;         /* its user, for the self-trade rule */
+} auction_grid_t;
+
 typedef struct {
     uint32_t bid, ask; /* handles */
     int64_t qty;       /* Wh, > 0, a multiple of lot */
@@ -62,27 +80,29 @@ typedef struct {
     bool crossed;           /* false: nothing trades (no overlap, or no limit price at all) */
     int64_t price;          /* the uniform clearing price, also for pay-as-bid; 0 if not crossed */
     int64_t volume;         /* Wh traded, after self-trade avoidance: <= min (demand, supply) */
-    int64_t demand, supply; /* D and S at the clearing price, before allocation; 0 if not crossed */
+    int64_t demand, supply; /* the participants' D and S at the clearing price; 0 if not crossed */
+    int64_t grid_sold;      /* Wh the grid sells (at the import price); 0 without it */
+    int64_t grid_bought;    /* Wh the grid buys (at the feed-in price); 0 without it */
     size_t trade_count;     /* entries written to trades */
 } auction_result_t;
 
-//  Bytes of scratch auction_clear needs for these side sizes (one int64 per order), or
-//  SIZE_MAX when that does not fit a size_t (so the caller's allocation fails).
+//  Bytes of scratch auction_clear needs for these side sizes (one int64 per order, and one per
+//  side for the grid), or SIZE_MAX when that does not fit a size_t (so the allocation fails).
 size_t auction_scratch_size (size_t nbids, size_t nasks);
 
 //  Clears one auction. bids: price descending, then time (earlier first); asks: price
 //  ascending, then time; array order within a price is time priority. scratch: at least
 //  auction_scratch_size (nbids, nasks) bytes aligned for int64_t (malloc's are), contents
-//  ignored. trades: room for nbids + nasks entries, which is enough because every trade uses
-//  up what is left of the fill of its bid or of its ask (or both), and a used-up order never
-//  trades again. Both may be NULL when nbids + nasks is 0.
+//  ignored. trades: room for nbids + nasks + 2 entries, which is enough because every trade
+//  uses up what is left of the fill of its bid or of its ask (or both), a used-up order never
+//  trades again, and the grid is one more order on each side. grid: NULL for none.
 //  Returns 0 with *result and trades[0 .. trade_count) written, or -1 on invalid input, with
 //  *result and trades untouched: tick <= 0, lot <= 0, a qty <= 0 or not a multiple of lot, a
-//  negative price, a limit price off tick, prices out of priority order, or a side whose
-//  total quantity exceeds INT64_MAX.
+//  negative price, a limit price off tick, prices out of priority order, a side whose total
+//  quantity exceeds INT64_MAX, or a grid price negative, off tick, or feed-in >= import.
 int auction_clear (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
                    size_t nasks, int64_t tick, int64_t lot, auction_marginal_t marginal,
-                   auction_pricing_t pricing, void *scratch, auction_trade_t *trades,
-                   auction_result_t *result);
+                   auction_pricing_t pricing, const auction_grid_t *grid, void *scratch,
+                   auction_trade_t *trades, auction_result_t *result);
 
 #endif

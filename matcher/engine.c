@@ -41,6 +41,7 @@ typedef struct {
     bool exact;  //  lot × tick is a multiple of 1000: values never round (accounts.h)
     engine_stp_t stp;
     bool pro_rata;
+    bool grid; //  the grid stands at a tariff (cfg.grid_*): see s_grid_price
     bool paused;
     bool started;              //  epochs announced at least once
     int64_t current;           //  the active epoch (by the clock)
@@ -607,6 +608,8 @@ engine_t *engine_new (const mce_config_t *cfg)
                                  cfg->markets[i].max_price % cfg->markets[i].tick == 0;
         self->markets[i].stp = (engine_stp_t) cfg->markets[i].stp;
         self->markets[i].pro_rata = cfg->markets[i].marginal == CONFIG_MARGINAL_PRO_RATA;
+        self->markets[i].grid =
+            cfg->markets[i].grid_import_price > 0 || cfg->markets[i].grid_feed_in_price > 0;
         self->markets[i].current = -1;
         self->markets[i].closed_through = -1;
         self->markets[i].announced_through = -1;
@@ -688,6 +691,26 @@ static int64_t s_trade_price (const s_market_t *m, int taker_side, int64_t taker
     }
 }
 
+//  The grid as backstop: the price it stands at against an order on `side` (it sells to a bid
+//  at the import tariff, buys from an ask at the feed-in one), 0 when it does not.
+static inline int64_t s_grid_price (const s_market_t *m, int side)
+{
+    return side == BOOK_BID ? m->cfg.grid_import_price : m->cfg.grid_feed_in_price;
+}
+
+//  True when the grid takes what an order on `side` at `price` leaves after the book.
+static bool s_grid_reached (const s_market_t *m, int side, bool is_market, int64_t price)
+{
+    int64_t grid = s_grid_price (m, side);
+    return grid > 0 && (is_market || (side == BOOK_BID ? grid <= price : grid >= price));
+}
+
+//  The grid's user (interned on first use; the name is the market's grid_user).
+static uint32_t s_grid_user (engine_t *self, const s_market_t *m)
+{
+    return engine_user_intern (self, m->cfg.grid_user);
+}
+
 //  True when a resting order at `resting` crosses an incoming `price` on `side`.
 static bool s_crosses (int side, bool is_market, int64_t price, int64_t resting)
 {
@@ -701,6 +724,8 @@ static bool s_crosses (int side, bool is_market, int64_t price, int64_t resting)
 static int64_t s_fillable (engine_t *self, book_t *book, int side, bool is_market, int64_t price,
                            uint32_t user, int64_t want, int64_t now)
 {
+    if (s_grid_reached (&self->markets[book->market], side, is_market, price))
+        return want; //  the grid takes any quantity
     book_levels_t *opp = &book->side[!side];
     int64_t sum = 0;
     for (uint32_t i = opp->count; i-- > 0 && sum < want;) {
@@ -716,6 +741,32 @@ static int64_t s_fillable (engine_t *self, book_t *book, int side, bool is_marke
     return sum;
 }
 
+//  A trade of q at `price` between an order (side, id, user) and the grid (grid_user, no
+//  order, no balance of its own: it is exempt from reservation); the order is the aggressor
+//  when it arrived (continuous), none in an auction. Returns its value.
+static int64_t s_grid_trade (engine_t *self, book_t *book, int side, uint64_t id, uint32_t user,
+                             uint32_t grid_user, int64_t q, int64_t price, bool aggressor)
+{
+    int64_t value = 0;
+    money_value (q, price, &value);
+    engine_event_t *ev = s_event (self, ENGINE_EV_TRADE, book->market);
+    ev->epoch = book->epoch;
+    ev->trade_id = self->next_trade_id++;
+    ev->order_id = side == BOOK_BID ? id : 0;
+    ev->order_id2 = side == BOOK_BID ? 0 : id;
+    ev->user = side == BOOK_BID ? user : grid_user;
+    ev->user2 = side == BOOK_BID ? grid_user : user;
+    ev->side = aggressor ? (uint8_t) s_proto_side (side) : 0;
+    ev->flag = (uint8_t) s_proto_side (!side);
+    ev->qty = q;
+    ev->price = price;
+    ev->value = value;
+    book->volume += q;
+    book->trades++;
+    book->last_price = price;
+    return value;
+}
+
 //  Matches the taker (not resting) against the opposite side. Returns the quantity filled;
 //  *stopped is set when self-trade prevention ended the taker. With escrow the makers' balances
 //  move fill by fill, and the taker's is left to the caller (s_settle_taker, s_fill_balance),
@@ -729,9 +780,16 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
     int64_t filled = 0;
     *stopped = false;
     int64_t value_sum = 0;
+    //  The levels it may take: up to its limit, and where the grid stands, no further than the
+    //  grid's price (the book first at that price, then the grid, s_grid_fill).
+    int64_t grid = s_grid_price (m, side);
+    bool bounded = !is_market || grid > 0;
+    int64_t bound = is_market ? grid : taker->price;
+    if (grid > 0 && !is_market)
+        bound = side == BOOK_BID ? (grid < bound ? grid : bound) : (grid > bound ? grid : bound);
     while (taker->remaining > 0 && !*stopped) {
         book_level_t *level = book_best (book, !side);
-        if (!level || !s_crosses (side, is_market, taker->price, level->price))
+        if (!level || (bounded && (side == BOOK_BID ? level->price > bound : level->price < bound)))
             break;
         int64_t level_price = level->price;
         uint32_t slot = level->head;
@@ -817,6 +875,19 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
         }
         s_level_event (self, book, !side, level, level_price);
     }
+    if (taker->remaining > 0 && !*stopped && s_grid_reached (m, side, is_market, taker->price)) {
+        uint32_t user = s_grid_user (self, m);
+        if (user != UINT32_MAX) {
+            if (m->escrow && filled == 0)
+                accounts_touch (&self->accounts, taker->user, s_held_asset (side),
+                                PROTO_BALANCE_CAUSE_ORDER, taker->id, book->market);
+            int64_t q = taker->remaining;
+            value_sum +=
+                s_grid_trade (self, book, side, taker->id, taker->user, user, q, grid, true);
+            taker->remaining = 0;
+            filled += q;
+        }
+    }
     *paid = value_sum;
     return filled;
 }
@@ -894,6 +965,9 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
         reason = PROTO_REJECT_REASON_OFF_TICK, message = "price is off the tick";
     else if (!is_market && (o->price < m->cfg.min_price || o->price > m->cfg.max_price))
         reason = PROTO_REJECT_REASON_OUTSIDE_BAND, message = "price outside the market's band";
+    else if (m->grid && strcmp (self->user_names[o->user], m->cfg.grid_user) == 0)
+        reason = PROTO_REJECT_REASON_GRID_USER,
+        message = "the grid user trades only as the grid, with no orders of its own";
     else if (auction && o->tif == PROTO_TIF_FOK)
         reason = PROTO_REJECT_REASON_FOK_UNFILLABLE,
         message = "fill-or-kill is not available in auction mode";
@@ -922,7 +996,8 @@ const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *o
         is_market ? (auction ? (side == BOOK_BID ? S_AUCTION_MARKET_BID : 0) : 0) : o->price;
     if (!auction && !is_market) {
         book_level_t *best = book_best (book, !side);
-        bool crosses = best && s_crosses (side, false, price, best->price);
+        bool crosses = (best && s_crosses (side, false, price, best->price)) ||
+                       s_grid_reached (m, side, false, price);
         if (o->post_only && crosses) {
             rej = s_reject (self, o->market, o->user, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS,
                             "post-only order would trade");
@@ -1655,15 +1730,22 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
         nb += book->side[BOOK_BID].levels[l].count;
     for (uint32_t l = 0; l < book->side[BOOK_ASK].count; l++)
         na += book->side[BOOK_ASK].levels[l].count;
-    if (nb == 0 || na == 0)
+    //  without the grid, both sides are needed; with it, one is enough
+    if (nb + na == 0 || (!m->grid && (nb == 0 || na == 0)))
         return;
+    uint32_t grid_user = m->grid ? s_grid_user (self, m) : UINT32_MAX;
+    if (m->grid && grid_user == UINT32_MAX)
+        return; //  out of memory: nothing trades; the epoch still closes
     //  One buffer: orders, ids, slots, fills, trades, the clearing's scratch, and the levels as
-    //  they were (for the level events of a mid-epoch clearing).
+    //  they were (for the level events of a mid-epoch clearing). The grid's handle is n.
     size_t n = nb + na;
     size_t nlevels = (size_t) book->side[0].count + book->side[1].count + 1;
-    size_t sizes[] = {n * sizeof (auction_order_t),   n * sizeof (uint64_t),
-                      n * sizeof (uint32_t),          n * sizeof (int64_t),
-                      n * sizeof (auction_trade_t),   auction_scratch_size (nb, na),
+    size_t sizes[] = {n * sizeof (auction_order_t),
+                      n * sizeof (uint64_t),
+                      n * sizeof (uint32_t),
+                      n * sizeof (int64_t),
+                      (n + 2) * sizeof (auction_trade_t),
+                      auction_scratch_size (nb, na),
                       nlevels * sizeof (book_level_t)};
     size_t total = 0;
     for (size_t i = 0; i < 7; i++) {
@@ -1688,14 +1770,30 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
     s_collect (self, book, BOOK_ASK, orders + nb, (uint32_t) nb, ids, slots);
     memset (filled, 0, n * sizeof *filled);
     auction_result_t result;
+    auction_grid_t grid = {m->cfg.grid_import_price, m->cfg.grid_feed_in_price, (uint32_t) n,
+                           grid_user};
     int rc = auction_clear (orders, nb, orders + nb, na, m->cfg.tick, m->cfg.lot,
                             m->pro_rata ? AUCTION_MARGINAL_PRO_RATA : AUCTION_MARGINAL_TIME,
                             m->cfg.mode == CONFIG_MODE_PAY_AS_BID ? AUCTION_PRICE_PAY_AS_BID
                                                                   : AUCTION_PRICE_UNIFORM,
-                            parts[5], trades, &result);
+                            m->grid ? &grid : NULL, parts[5], trades, &result);
     assert (rc == 0); //  the book hands it valid, ordered input
     for (size_t i = 0; result.crossed && i < result.trade_count; i++) {
         const auction_trade_t *t = &trades[i];
+        if (t->bid == n || t->ask == n) {
+            bool grid_sells = t->ask == n;
+            uint32_t h = grid_sells ? t->bid : t->ask;
+            const book_order_t *o = &self->pool.orders[slots[h]];
+            int side = grid_sells ? BOOK_BID : BOOK_ASK;
+            int64_t value = 0;
+            money_value (t->qty, t->price, &value);
+            s_fill (self, book->market, m, o->user, side, o->type, o->price,
+                    orders[h].qty - filled[h], t->qty, value, PROTO_BALANCE_CAUSE_TRADE,
+                    self->next_trade_id);
+            s_grid_trade (self, book, side, ids[h], o->user, grid_user, t->qty, t->price, false);
+            filled[h] += t->qty;
+            continue;
+        }
         int64_t value = 0;
         money_value (t->qty, t->price, &value);
         if (m->escrow) {

@@ -31,7 +31,8 @@ typedef enum {
     ENGINE_EV_ACCEPTED = 1, //  order_id, user, side, qty, price, epoch
     ENGINE_EV_REJECTED,     //  user, reason (proto_reject_reason_t)
     ENGINE_EV_TRADE,        //  trade_id, order_id (buy), order_id2 (sell), user (buyer),
-                            //  user2 (seller), qty, price, value, side (aggressor, 0 in auctions)
+                            //  user2 (seller), qty, price, value, side (aggressor, 0 in auctions),
+                            //  flag (proto_side_t the grid took, 0 = none; its order id is 0)
     ENGINE_EV_CANCELLED,    //  order_id, user, qty (removed), reason (proto_cancel_reason_t)
     ENGINE_EV_EXPIRED,      //  order_id, user, qty (removed), reason (proto_expire_reason_t)
     ENGINE_EV_AMENDED,      //  order_id, user, qty (new remaining), price, flag (kept priority)

@@ -147,6 +147,7 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             t->price = ev->price;
             t->value = ev->value;
             t->aggressor = ev->side;
+            t->grid = ev->flag;
             break;
         }
         case ENGINE_EV_CANCELLED: {

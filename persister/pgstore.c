@@ -495,9 +495,9 @@ static const char *const s_cast_orders[] = {
     "bigint", "text", "bigint",      "text",        "text",        "text",
     "text",   "text", "boolean",     "bigint",      "bigint",      "bigint",
     "text",   "text", "timestamptz", "timestamptz", "timestamptz", "bigint"};
-static const char *const s_cast_trades[] = {"bigint", "text",   "bigint",     "bigint", "bigint",
-                                            "text",   "text",   "bigint",     "bigint", "bigint",
-                                            "text",   "bigint", "timestamptz"};
+static const char *const s_cast_trades[] = {"bigint", "text",   "bigint",      "bigint", "bigint",
+                                            "text",   "text",   "bigint",      "bigint", "bigint",
+                                            "text",   "bigint", "timestamptz", "text"};
 static const char *const s_cast_updates[] = {"bigint", "bigint", "bigint",      "boolean",
                                              "bigint", "text",   "timestamptz", "bigint"};
 static const char *const s_cast_events[] = {"bigint", "bigint", "text", "bigint",
@@ -558,7 +558,7 @@ static void s_batch_init (batch_t *b)
                  "", s_cast_orders, S_COUNT (s_cast_orders));
     s_stmt_init (&b->trades, "insert trades",
                  "INSERT INTO trades (trade_id, market, epoch, buy_order_id, sell_order_id, buyer, "
-                 "seller, qty, price, value, aggressor, seq, at) VALUES ",
+                 "seller, qty, price, value, aggressor, seq, at, grid) VALUES ",
                  "", s_cast_trades, S_COUNT (s_cast_trades));
     //  COALESCE (v.remaining, o.remaining - v.traded): the remaining quantity after the batch
     s_stmt_init (&b->order_updates, "update orders",
@@ -1055,8 +1055,11 @@ static int s_add_matcher_event (batch_t *b, const proto_msg_t *msg)
             s_text (st, e->aggressor ? proto_side_name (e->aggressor) : NULL);
             s_uint (st, e->seq);
             s_time (st, e->ts);
+            s_text (st, e->grid ? proto_side_name (e->grid) : NULL);
             const uint64_t sides[2] = {e->buy_order_id, e->sell_order_id};
             for (int i = 0; i < 2; i++) {
+                if (sides[i] == 0)
+                    continue; //  the grid's side: no order
                 order_acc_t *acc = s_order (b, sides[i]);
                 if (!acc)
                     return -1;

@@ -43,8 +43,11 @@ static size_t s_settlement (const settle_batch_t *b, const settlement_t *s, cons
                             const wallet_t *seller, bool escrow, s_transfer_t *out)
 {
     const keys_t *k = b->keys;
-    const sol_key_t *energy_from = escrow ? &k->vault_energy : &seller->energy;
-    const sol_key_t *payment_from = escrow ? &k->vault_payment : &buyer->payment;
+    //  the grid's side pays from its own wallet: it never paid into a vault
+    const sol_key_t *energy_from =
+        escrow && s->grid != PROTO_SIDE_SELL ? &k->vault_energy : &seller->energy;
+    const sol_key_t *payment_from =
+        escrow && s->grid != PROTO_SIDE_BUY ? &k->vault_payment : &buyer->payment;
     size_t n = 0;
     out[n++] = (s_transfer_t){energy_from, &buyer->energy, &k->energy_mint, (uint64_t) s->qty,
                               KEYS_ENERGY_DECIMALS};

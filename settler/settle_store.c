@@ -256,6 +256,7 @@ static int s_create (settle_store_t *self, const proto_settlement_t *r)
     s->value = r->value;
     s->fee = r->fee;
     s->escrow = r->escrow;
+    s->grid = (uint8_t) r->grid;
     s->attempts = r->attempts;
     snprintf (s->error, sizeof s->error, "%s", r->error);
     s->state = PROTO_SETTLE_STATE_PENDING;

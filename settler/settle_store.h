@@ -77,6 +77,7 @@ struct _settlement_t {
     int64_t value; //  µ, buyer → seller before the fee
     int64_t fee;   //  µ, buyer → treasury
     bool escrow;   //  paid out of the vaults: the trade says so, not today's config
+    uint8_t grid;  //  proto_side_t the grid took (0: none): that side uses the grid's wallet
     proto_settle_state_t state;
     uint32_t attempts; //  transactions signed for it (the current retry budget)
     char error[PROTO_STR128_MAX + 1];

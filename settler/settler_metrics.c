@@ -36,8 +36,8 @@ void settler_metrics_render (void *arg, FILE *f)
              S_LOAD (m->signed_txs), S_LOAD (m->sent), (unsigned long long) ctx,
              S_LOAD (m->in_flight),
              ctx ? (double) atomic_load (&m->confirmed) / (double) ctx : 0.0);
-    static const char *reasons[SETTLER_RETRY_COUNT] = {"expired", "rejected", "failed_on_chain",
-                                                       "batch", "vault_short"};
+    static const char *reasons[SETTLER_RETRY_COUNT] = {"expired", "rejected",    "failed_on_chain",
+                                                       "batch",   "vault_short", "grid_short"};
     fprintf (f, "# HELP mce_settler_retries_total Settlements sent back to pending, by why.\n"
                 "# TYPE mce_settler_retries_total counter\n");
     for (int i = 0; i < SETTLER_RETRY_COUNT; i++)

@@ -43,6 +43,7 @@ typedef enum {
     SETTLER_RETRY_FAILED_ON_CHAIN,
     SETTLER_RETRY_BATCH,
     SETTLER_RETRY_VAULT, //  out of escrow, a vault was short: the settlement waits
+    SETTLER_RETRY_GRID,  //  the grid's wallet was short: the settlement waits for the operator
     SETTLER_RETRY_COUNT
 } settler_retry_t;
 

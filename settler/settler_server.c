@@ -321,6 +321,7 @@ static int s_on_trade (settler_server_t *self, const proto_trade_t *t)
     r->price = t->price;
     r->value = t->value;
     r->escrow = t->escrow; //  how it was paid for decides how it is paid, whatever the config
+    r->grid = t->grid;
     r->mseq = t->seq;
     const char *why = NULL;
     const config_market_t *market = config_market (self->cfg, t->market);
@@ -634,13 +635,15 @@ static int s_tx_failed (settler_server_t *self, settle_tx_t *tx, const sol_err_t
         int rc;
         char why[PROTO_STR128_MAX + 1];
         bool escrow = s->escrow;
-        if ((int) k == culprit && escrow && e.custom == S_TOKEN_INSUFFICIENT_FUNDS) {
+        if ((int) k == culprit && (escrow || s->grid) && e.custom == S_TOKEN_INSUFFICIENT_FUNDS) {
             //  out of escrow the source is a vault: short only if the books and the chain
-            //  disagree. The trade happened; it waits for the vault rather than fail.
-            s_describe (&e, transfer, true, why, sizeof why);
+            //  disagree; or it is the grid's wallet, which the operator keeps funded. The
+            //  trade happened; it waits for the funds rather than fail.
+            s_describe (&e, transfer, escrow, why, sizeof why);
             log_error ("settler", "settlement %" PRIu64 " (trade %" PRIu64 "): %s; waiting", s->id,
                        s->trade_id, why);
-            atomic_fetch_add (&self->m.retries[SETTLER_RETRY_VAULT], 1);
+            atomic_fetch_add (&self->m.retries[s->grid ? SETTLER_RETRY_GRID : SETTLER_RETRY_VAULT],
+                              1);
             int64_t delay = self->cfg->settler.backoff_cap_ms;
             rc = settler_repend (self, s, s->attempts ? s->attempts - 1 : 0, why,
                                  now + delay * MCE_NS_PER_MSEC);

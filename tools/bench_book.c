@@ -17,6 +17,10 @@
     --escrow turns the market's accounts on (DESIGN.md §9): every user starts with a deposit
     larger than any run spends, and every order reserves, every fill and cancel releases, as
     in production; without it the engine runs bare, for the comparison.
+
+    --grid puts the grid in the market as backstop, selling at 1400 and buying at 1000: below
+    where the auction flow would clear by itself (about 1500), so its clearing is pinned at the
+    import price and the grid sells the difference, the most work the grid can add.
 */
 #include "clock.h"
 #include "engine.h"
@@ -44,7 +48,11 @@ typedef struct {
     size_t count;
     bool auction;
     bool escrow; //  orders reserve balances
+    bool grid;   //  the grid as backstop (S_GRID_IMPORT, S_GRID_FEED_IN)
 } s_workload_t;
+
+#define S_GRID_IMPORT  1400 //  µ/kWh
+#define S_GRID_FEED_IN 1000
 
 //  xorshift64*: fast, fixed-seed, identical on every run.
 static uint64_t s_rand (uint64_t *state)
@@ -165,6 +173,10 @@ static s_run_t s_run_new (const s_workload_t *w)
     m->epoch_seconds = 86400, m->future_epochs = 1;
     m->mode = w->auction ? CONFIG_MODE_AUCTION : CONFIG_MODE_CONTINUOUS;
     m->escrow = w->escrow;
+    if (w->grid) {
+        m->grid_import_price = S_GRID_IMPORT;
+        m->grid_feed_in_price = S_GRID_FEED_IN;
+    }
     s_run_t run = {.engine = engine_new (&cfg), .now = 1000 * MCE_NS_PER_SEC};
     for (int i = 0; i < 16; i++) {
         char name[16];
@@ -257,13 +269,17 @@ static int s_cmp_u32 (const void *a, const void *b)
 int main (int argc, char **argv)
 {
     static const struct option options[] = {
-        {"flow", required_argument, NULL, 'f'}, {"orders", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},       {"escrow", no_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"flow", required_argument, NULL, 'f'},
+        {"orders", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"escrow", no_argument, NULL, 'e'},
+        {"grid", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *flow = "liquibook";
     size_t n = 1000000;
-    bool json = false, escrow = false;
+    bool json = false, escrow = false, grid = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -285,12 +301,18 @@ int main (int argc, char **argv)
             case 'e':
                 escrow = true;
                 break;
+            case 'g':
+                grid = true;
+                break;
             case 'h':
-                printf ("Usage: mce-bench-book [--flow NAME] [--orders N] [--escrow] [--json]\n\n"
+                printf ("Usage: mce-bench-book [--flow NAME] [--orders N] [--escrow] [--grid] "
+                        "[--json]\n\n"
                         "Flows: liquibook (default), liquibook-cancel, exchange-core, auction.\n"
                         "N: operations after any set-up (default 1000000). --escrow: every order\n"
-                        "reserves and releases balances, as markets do by default. Prints a\n"
-                        "table, or with --json one JSON object on the last line.\n");
+                        "reserves and releases balances, as markets do by default. --grid: the\n"
+                        "grid sells at 1400 and buys at 1000 µ/kWh (meant for the auction flow,\n"
+                        "whose clearing it then pins at 1400). Prints a table, or with --json\n"
+                        "one JSON object on the last line.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-bench-book: try --help\n");
@@ -305,6 +327,7 @@ int main (int argc, char **argv)
         return 2;
     }
     w.escrow = escrow;
+    w.grid = grid;
     bool keep_10k = strcmp (flow, "liquibook-cancel") == 0;
     bool keep_1k = strcmp (flow, "exchange-core") == 0;
 
@@ -359,10 +382,11 @@ int main (int argc, char **argv)
     if (json) {
         printf ("{\"flow\":\"%s\",\"orders\":%zu,\"ops_per_sec\":%.0f,\"p50_ns\":%.0f,"
                 "\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"fills\":%llu,\"resting_end\":%llu,"
-                "\"bytes_per_order\":%.1f,\"state_hash\":\"%016llx\",\"escrow\":%s",
+                "\"bytes_per_order\":%.1f,\"state_hash\":\"%016llx\",\"escrow\":%s,"
+                "\"grid\":%s",
                 flow, w.count, ops_per_sec, p50, p99, p999, (unsigned long long) fills,
                 (unsigned long long) resting_end, bytes_per_order, (unsigned long long) hash,
-                escrow ? "true" : "false");
+                escrow ? "true" : "false", grid ? "true" : "false");
         if (w.auction)
             printf (",\"clear_ms\":%.3f", clear_ms);
         printf ("}\n");

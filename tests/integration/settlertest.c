@@ -169,34 +169,48 @@ void settlertest_trade (settlertest_t *t, const char *seller, const char *buyer,
     s_reply (t);
 }
 
+static void s_send_order (settlertest_t *t, const char *user, proto_side_t side, int64_t qty,
+                          int64_t price)
+{
+    proto_msg_t m = {.kind = PROTO_new_order};
+    proto_new_order_t *o = &m.new_order;
+    o->rid = t->rid++;
+    snprintf (o->user, sizeof o->user, "%s", user);
+    snprintf (o->market, sizeof o->market, "campus-1");
+    o->side = side;
+    o->type = PROTO_ORDER_TYPE_LIMIT;
+    o->tif = PROTO_TIF_GTC;
+    o->qty = qty;
+    o->price = price;
+    o->ts = clock_wall_ns ();
+    s_send (t, &m);
+}
+
+static bool s_accepted (settlertest_t *t)
+{
+    proto_msg_t m = s_answer (t);
+    if (m.kind == PROTO_ack)
+        return true;
+    fprintf (stderr, "settlertest: order refused: %s %s\n",
+             m.kind == PROTO_reject ? proto_reject_reason_name (m.reject.reason) : "?",
+             m.kind == PROTO_reject ? m.reject.message : "");
+    return false;
+}
+
 bool settlertest_try_trade (settlertest_t *t, const char *seller, const char *buyer, int64_t qty,
                             int64_t price)
 {
-    for (int side = 0; side < 2; side++) {
-        proto_msg_t m = {.kind = PROTO_new_order};
-        proto_new_order_t *o = &m.new_order;
-        o->rid = t->rid++;
-        snprintf (o->user, sizeof o->user, "%s", side ? buyer : seller);
-        snprintf (o->market, sizeof o->market, "campus-1");
-        o->side = side ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
-        o->type = PROTO_ORDER_TYPE_LIMIT;
-        o->tif = PROTO_TIF_GTC;
-        o->qty = qty;
-        o->price = price;
-        o->ts = clock_wall_ns ();
-        s_send (t, &m);
-    }
-    bool ok = true;
-    for (int i = 0; i < 2; i++) {
-        proto_msg_t m = s_answer (t);
-        if (m.kind != PROTO_ack) {
-            fprintf (stderr, "settlertest: order refused: %s %s\n",
-                     m.kind == PROTO_reject ? proto_reject_reason_name (m.reject.reason) : "?",
-                     m.kind == PROTO_reject ? m.reject.message : "");
-            ok = false;
-        }
-    }
-    return ok;
+    s_send_order (t, seller, PROTO_SIDE_SELL, qty, price);
+    s_send_order (t, buyer, PROTO_SIDE_BUY, qty, price);
+    bool sold = s_accepted (t);
+    return s_accepted (t) && sold;
+}
+
+bool settlertest_order (settlertest_t *t, const char *user, proto_side_t side, int64_t qty,
+                        int64_t price)
+{
+    s_send_order (t, user, side, qty, price);
+    return s_accepted (t);
 }
 
 proto_settler_status_t settlertest_deposit (settlertest_t *t, const char *owner,

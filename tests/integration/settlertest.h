@@ -93,6 +93,9 @@ void settlertest_control (settlertest_t *t, proto_control_action_t action);
 //  enough balance). true when both were accepted.
 bool settlertest_try_trade (settlertest_t *t, const char *seller, const char *buyer, int64_t qty,
                             int64_t price);
+//  One GTC limit order of user on campus-1. true when it was accepted.
+bool settlertest_order (settlertest_t *t, const char *user, proto_side_t side, int64_t qty,
+                        int64_t price);
 
 //  A deposit asked of the settler's admin port, as the gateway asks it. Returns the status of
 //  the reply; *id is the deposit id (0 when none), message (when not NULL) the reply's.

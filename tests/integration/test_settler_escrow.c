@@ -277,3 +277,60 @@ Test (settler_escrow, deposits_trades_withdrawals, .fini = s_fini, .timeout = 30
     cr_assert_eq (settlertest_metric (t, "mce_settler_vault_balance{asset=\"payment\"}"), want_p);
     fprintf (stderr, "settler escrow: vaults hold %.0f Wh and %.0f µ\n", want_e, want_p);
 }
+
+static int64_t s_treasury (void)
+{
+    return ledgertest_balance (&s_t.ledger,
+                               ledgertest_field (&s_t.ledger, "treasury", "paymentAccount"));
+}
+
+//  The grid as backstop, end to end: an escrow market whose grid (user4's wallet) sells at
+//  0.200 and buys at 0.050. A buy with no ask to meet buys from the grid, a sell with no bid
+//  sells to it; both settle on chain with the grid's side paid from or to the grid's own
+//  wallet (it never paid into a vault) and the participant's side out of the vault. The
+//  grid's balances at the matcher stay untouched: it is exempt from reservation.
+Test (settler_escrow, grid_trades_settle_against_the_grids_wallet, .fini = s_fini, .timeout = 300)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    settlertest_init (&s_t,
+                      "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; "
+                      "fee_ppm = 2500; escrow = true; grid_import_price = \"0.2\"; "
+                      "grid_feed_in_price = \"0.05\"; grid_user = \"user4\"; } );",
+                      (const char *[]){"--users", "4", "--slot-ms", "100", NULL});
+    settlertest_t *t = &s_t;
+    settlertest_follow (t);
+    settlertest_settler (t);
+    uint64_t dep[2] = {s_deposit_ok ("user1", PROTO_ASSET_ENERGY, 100000),
+                       s_deposit_ok ("user3", PROTO_ASSET_PAYMENT, 10000000)};
+    cr_assert (
+        settlertest_wait_transfers (t, PROTO_TRANSFER_KIND_DEPOSIT, dep, 2, HARNESS_DEADLINE_MS));
+    int64_t buyer_energy = s_chain ("user3", true), seller_payment = s_chain ("user1", false);
+    int64_t grid_energy = s_chain ("user4", true), grid_payment = s_chain ("user4", false);
+    int64_t vault_energy = s_vault (true), vault_payment = s_vault (false);
+    int64_t treasury = s_treasury ();
+
+    //  user3 bids 0.25 for 5 kWh with no ask: the grid sells at 0.200 (value 1 000 000 µ)
+    cr_assert (settlertest_order (t, "user3", PROTO_SIDE_BUY, 5000, 250000));
+    //  user1 asks 0.010 for 3 kWh with no bid: the grid buys at 0.050 (value 150 000 µ)
+    cr_assert (settlertest_order (t, "user1", PROTO_SIDE_SELL, 3000, 10000));
+    cr_assert (settlertest_wait_final (t, 2, false, HARNESS_DEADLINE_MS), "both trades confirmed");
+
+    //  the grid sold: energy from its wallet, payment out of the vault to it
+    cr_assert_eq (s_chain ("user3", true), buyer_energy + 5000);
+    //  the grid bought: energy out of the vault to it, payment from its wallet
+    cr_assert_eq (s_chain ("user1", false), seller_payment + 150000 - 375);
+    cr_assert_eq (s_chain ("user4", true), grid_energy - 5000 + 3000);
+    cr_assert_eq (s_chain ("user4", false), grid_payment + 1000000 - 2500 - 150000);
+    cr_assert_eq (s_vault (true), vault_energy - 3000);
+    cr_assert_eq (s_vault (false), vault_payment - 1000000);
+    cr_assert_eq (s_treasury (), treasury + 2500 + 375);
+
+    int64_t avail, resv;
+    settlertest_balance (t, "user3", PROTO_ASSET_PAYMENT, &avail, &resv);
+    cr_assert_eq (avail, 10000000 - 1000000, "the buyer paid the import price, not its limit");
+    cr_assert_eq (resv, 0);
+    settlertest_balance (t, "user4", PROTO_ASSET_PAYMENT, &avail, &resv);
+    cr_assert_eq (avail + resv, 0, "the grid holds no balance at the matcher");
+    settlertest_balance (t, "user4", PROTO_ASSET_ENERGY, &avail, &resv);
+    cr_assert_eq (avail + resv, 0);
+}

@@ -47,7 +47,7 @@
 
 typedef struct {
     auction_result_t result;
-    auction_trade_t trades[MAX_TRADES];
+    auction_trade_t trades[MAX_TRADES + 2];
 } cleared_t;
 
 //  --------------------------------------------------------------------------------------
@@ -91,31 +91,72 @@ static const auction_order_t *s_lookup (const lookup_t *lookup, uint32_t handle)
 
 //  Quantity traded per order of one side, by direct summation.
 static void s_traded (const auction_order_t *orders, size_t count, bool bids,
-                      const auction_trade_t *trades, size_t ntrades, int64_t *traded)
+                      const auction_trade_t *trades, size_t ntrades, const auction_grid_t *grid,
+                      int64_t *traded)
 {
     lookup_t lookup = s_lookup_new (orders, count);
     memset (traded, 0, count * sizeof *traded);
-    for (size_t t = 0; t < ntrades; t++)
-        traded[s_lookup (&lookup, bids ? trades[t].bid : trades[t].ask) - orders] += trades[t].qty;
+    for (size_t t = 0; t < ntrades; t++) {
+        uint32_t handle = bids ? trades[t].bid : trades[t].ask;
+        if (!grid || handle != grid->handle)
+            traded[s_lookup (&lookup, handle) - orders] += trades[t].qty;
+    }
     free (lookup.table);
+}
+
+//  The grid's trades in these tests: handle GRID, user GRID (no participant uses either).
+#define GRID 999u
+
+//  Moves the grid's trades out of trades (counting them into *sold and *bought, each at the
+//  clearing price, which is the grid's tariff); returns how many trades are left.
+static size_t s_split_grid (const auction_result_t *r, const auction_grid_t *grid,
+                            auction_trade_t *trades, size_t count, int64_t *sold, int64_t *bought)
+{
+    *sold = *bought = 0;
+    size_t kept = 0;
+    for (size_t t = 0; t < count; t++) {
+        auction_trade_t *trade = &trades[t];
+        if (grid && (trade->ask == grid->handle || trade->bid == grid->handle)) {
+            bool sells = trade->ask == grid->handle;
+            cr_assert_eq (trade->price, r->price, "the grid's trade %zu at the clearing price", t);
+            cr_assert_eq (r->price, sells ? grid->import_price : grid->feed_in_price,
+                          "the grid trades only at its tariff");
+            *(sells ? sold : bought) += trade->qty;
+        }
+        else
+            trades[kept++] = *trade;
+    }
+    return kept;
 }
 
 static void s_check (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
                      size_t nasks, int64_t lot, auction_pricing_t pricing,
-                     const auction_result_t *result, const auction_trade_t *trades)
+                     const auction_grid_t *grid, const auction_result_t *result,
+                     const auction_trade_t *all)
 {
-    const auction_result_t *r = result;
-    cr_assert_leq (r->trade_count, nbids + nasks);
-    cr_assert_leq (r->volume, r->demand < r->supply ? r->demand : r->supply);
+    auction_result_t copy = *result;
+    auction_result_t *r = &copy;
+    cr_assert_leq (r->trade_count, nbids + nasks + 2);
+    auction_trade_t *trades = malloc ((r->trade_count + 1) * sizeof *trades);
+    memcpy (trades, all, r->trade_count * sizeof *trades);
+    int64_t sold, bought;
+    r->trade_count = s_split_grid (r, grid, trades, r->trade_count, &sold, &bought);
+    cr_assert_eq (sold, r->grid_sold);
+    cr_assert_eq (bought, r->grid_bought);
+    cr_assert (sold == 0 || bought == 0, "the grid sells or buys, not both");
+    int64_t demand = r->demand + bought, supply = r->supply + sold;
+    cr_assert_leq (r->volume, demand < supply ? demand : supply);
+    r->volume -= sold + bought; //  what the participants traded with each other
     if (!r->crossed) {
         cr_assert_eq (r->trade_count, 0);
         cr_assert_eq (r->volume, 0);
+        free (trades);
         return;
     }
     int64_t *bid_traded = malloc ((nbids + 1) * sizeof (int64_t));
     int64_t *ask_traded = malloc ((nasks + 1) * sizeof (int64_t));
-    s_traded (bids, nbids, true, trades, r->trade_count, bid_traded);
-    s_traded (asks, nasks, false, trades, r->trade_count, ask_traded);
+    s_traded (bids, nbids, true, all, result->trade_count, grid, bid_traded);
+    s_traded (asks, nasks, false, all, result->trade_count, grid, ask_traded);
 
     int64_t bid_sum = 0, ask_sum = 0, trade_sum = 0;
     for (size_t i = 0; i < nbids; i++) {
@@ -142,30 +183,31 @@ static void s_check (const auction_order_t *bids, size_t nbids, const auction_or
     }
     free (bid_lookup.table);
     free (ask_lookup.table);
-    cr_assert_eq (bid_sum, r->volume);
-    cr_assert_eq (ask_sum, r->volume);
+    cr_assert_eq (bid_sum, r->volume + sold);
+    cr_assert_eq (ask_sum, r->volume + bought);
     cr_assert_eq (trade_sum, r->volume);
     free (bid_traded);
     free (ask_traded);
+    free (trades);
 }
 
 //  Clears with the test defaults and checks conservation.
 static void s_clear_with (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
                           size_t nasks, int64_t tick, int64_t lot, auction_marginal_t marginal,
-                          auction_pricing_t pricing, cleared_t *out)
+                          auction_pricing_t pricing, const auction_grid_t *grid, cleared_t *out)
 {
     cr_assert_leq (nbids + nasks, MAX_TRADES);
-    int64_t scratch[MAX_TRADES];
+    int64_t scratch[MAX_TRADES + 2];
     cr_assert_leq (auction_scratch_size (nbids, nasks), sizeof scratch);
     memset (out, 0, sizeof *out);
-    int rc = auction_clear (bids, nbids, asks, nasks, tick, lot, marginal, pricing, scratch,
+    int rc = auction_clear (bids, nbids, asks, nasks, tick, lot, marginal, pricing, grid, scratch,
                             out->trades, &out->result);
     cr_assert_eq (rc, 0);
-    s_check (bids, nbids, asks, nasks, lot, pricing, &out->result, out->trades);
+    s_check (bids, nbids, asks, nasks, lot, pricing, grid, &out->result, out->trades);
 }
 
 #define s_clear(bids, asks, marginal, pricing, out)                                                \
-    s_clear_with (bids, COUNT (bids), asks, COUNT (asks), TICK, LOT, marginal, pricing, out)
+    s_clear_with (bids, COUNT (bids), asks, COUNT (asks), TICK, LOT, marginal, pricing, NULL, out)
 
 static void s_expect (const cleared_t *c, int64_t price, int64_t volume, int64_t demand,
                       int64_t supply, const auction_trade_t *trades, size_t count)
@@ -257,6 +299,143 @@ Test (auction, pay_as_bid)
 }
 
 //  --------------------------------------------------------------------------------------
+//  The grid as backstop (rule 6): import 0.40, feed-in 0.10 unless a case says otherwise.
+//  It stands at both tariffs with any quantity; its handle and user are GRID.
+
+static const auction_grid_t s_grid = {CT (40), CT (10), GRID, GRID};
+
+#define s_clear_grid(bids, asks, pricing, grid, out)                                               \
+    s_clear_with (bids, COUNT (bids), asks, COUNT (asks), TICK, LOT, TIME, pricing, grid, out)
+
+static void s_expect_grid (const cleared_t *c, int64_t sold, int64_t bought)
+{
+    cr_expect_eq (c->result.grid_sold, sold, "grid sold %lld", (long long) c->result.grid_sold);
+    cr_expect_eq (c->result.grid_bought, bought, "grid bought %lld",
+                  (long long) c->result.grid_bought);
+}
+
+//  Demand the prosumers cannot meet buys from the grid, at the import price:
+//
+//      price   D    S    V             surplus
+//      0.10   90    0    0 (V = S)      90
+//      0.20   90   30   30              60
+//      0.35   90   30   30              60
+//      0.40   50   30   50 (V = D)      20   <- best: the grid sells 20
+//      (0.45 and 0.50 lie above the corridor: not candidates; README's worked example)
+//
+//  Ask 202 at 0.45 does not trade (the grid is cheaper); bid 103 at 0.35 does not (it will
+//  not pay the import price). Ask 201 sells before the grid, which is last in priority.
+static const auction_order_t s_short_bids[] = {
+    {101, 1, MKT_BID, KWH (20)}, ORDER (102, 2, 50, 30), ORDER (103, 3, 35, 40)};
+static const auction_order_t s_short_asks[] = {ORDER (201, 4, 20, 30), ORDER (202, 5, 45, 50)};
+
+Test (auction, grid_sells_what_prosumers_cannot)
+{
+    static const auction_trade_t trades[] = {TRADE (101, 201, 20, 40), TRADE (102, 201, 10, 40),
+                                             TRADE (102, GRID, 20, 40)};
+    cleared_t c;
+    s_clear_grid (s_short_bids, s_short_asks, UNIFORM, &s_grid, &c);
+    s_expect (&c, CT (40), KWH (50), KWH (50), KWH (30), trades, COUNT (trades));
+    s_expect_grid (&c, KWH (20), 0);
+    //  without the grid: 0.45 and 0.50 are candidates (V 50, surplus 30), the price 0.47
+    static const auction_trade_t alone[] = {TRADE (101, 201, 20, 47), TRADE (102, 201, 10, 47),
+                                            TRADE (102, 202, 20, 47)};
+    s_clear_grid (s_short_bids, s_short_asks, UNIFORM, NULL, &c);
+    s_expect (&c, CT (47), KWH (50), KWH (50), KWH (80), alone, COUNT (alone));
+}
+
+Test (auction, grid_trades_at_its_tariff_under_pay_as_bid)
+{
+    //  the participants' trade at the bid's limit; the grid's at the import price
+    static const auction_trade_t trades[] = {TRADE (101, 201, 20, 40), TRADE (102, 201, 10, 50),
+                                             TRADE (102, GRID, 20, 40)};
+    cleared_t c;
+    s_clear_grid (s_short_bids, s_short_asks, PAY_AS_BID, &s_grid, &c);
+    s_expect (&c, CT (40), KWH (50), KWH (50), KWH (30), trades, COUNT (trades));
+}
+
+//  Surplus no one buys sells to the grid, at the feed-in price:
+//
+//      price   D    S    V             surplus
+//      0.10   20   50   50 (V = S)      30   <- best: the grid buys 30
+//      0.25   20   80   20              60
+//      0.30   20   80   20              60
+//      0.40    0   80    0 (V = D)      80
+//      (0.05 lies below the corridor)
+static const auction_order_t s_long_bids[] = {ORDER (101, 1, 30, 20)};
+static const auction_order_t s_long_asks[] = {
+    {201, 2, MKT_ASK, KWH (10)}, ORDER (202, 3, 5, 40), ORDER (203, 4, 25, 30)};
+
+Test (auction, grid_buys_what_no_one_else_does)
+{
+    static const auction_trade_t trades[] = {TRADE (101, 201, 10, 10), TRADE (101, 202, 10, 10),
+                                             TRADE (GRID, 202, 30, 10)};
+    cleared_t c;
+    s_clear_grid (s_long_bids, s_long_asks, UNIFORM, &s_grid, &c);
+    s_expect (&c, CT (10), KWH (50), KWH (20), KWH (50), trades, COUNT (trades));
+    s_expect_grid (&c, 0, KWH (30));
+}
+
+Test (auction, without_a_feed_in_tariff_the_surplus_stays_unsold)
+{
+    //  candidates 0.05 (V 20, surplus 30), 0.25 and 0.30 (V 20, surplus 60), 0.40 (V = D = 0)
+    static const auction_grid_t import_only = {CT (40), 0, GRID, GRID};
+    static const auction_trade_t trades[] = {TRADE (101, 201, 10, 5), TRADE (101, 202, 10, 5)};
+    cleared_t c;
+    s_clear_grid (s_long_bids, s_long_asks, UNIFORM, &import_only, &c);
+    s_expect (&c, CT (5), KWH (20), KWH (20), KWH (50), trades, COUNT (trades));
+    s_expect_grid (&c, 0, 0);
+}
+
+//  Between the tariffs the grid only bounds the price: without it [0.20, 0.50] and a price
+//  of 0.35; with it the candidates stop at 0.40, [0.20, 0.40], and the price is 0.30.
+Test (auction, grid_clamps_the_price_to_its_corridor)
+{
+    static const auction_order_t bids[] = {ORDER (101, 1, 50, 100)};
+    static const auction_order_t asks[] = {ORDER (201, 2, 20, 100)};
+    static const auction_trade_t at_35[] = {TRADE (101, 201, 100, 35)};
+    static const auction_trade_t at_30[] = {TRADE (101, 201, 100, 30)};
+    cleared_t c;
+    s_clear_grid (bids, asks, UNIFORM, NULL, &c);
+    s_expect (&c, CT (35), KWH (100), KWH (100), KWH (100), at_35, 1);
+    s_clear_grid (bids, asks, UNIFORM, &s_grid, &c);
+    s_expect (&c, CT (30), KWH (100), KWH (100), KWH (100), at_30, 1);
+    s_expect_grid (&c, 0, 0);
+}
+
+Test (auction, one_side_alone_trades_with_the_grid)
+{
+    //  a market bid alone: nothing crosses without the grid; with it, the import price
+    static const auction_order_t bids[] = {{101, 1, MKT_BID, KWH (10)}};
+    static const auction_trade_t trades[] = {TRADE (101, GRID, 10, 40)};
+    cleared_t c;
+    s_clear_with (bids, 1, NULL, 0, TICK, LOT, TIME, UNIFORM, NULL, &c);
+    s_expect_not_crossed (&c);
+    s_clear_with (bids, 1, NULL, 0, TICK, LOT, TIME, UNIFORM, &s_grid, &c);
+    s_expect (&c, CT (40), KWH (10), KWH (10), 0, trades, 1);
+    s_expect_grid (&c, KWH (10), 0);
+}
+
+Test (auction, grid_prices_are_checked)
+{
+    static const auction_order_t bids[] = {ORDER (101, 1, 30, 1)};
+    const auction_grid_t bad[] = {
+        {CT (10), CT (10), GRID, GRID}, //  feed-in not below import
+        {CT (10), CT (20), GRID, GRID},
+        {CT (40) + 1, CT (10), GRID, GRID}, //  off tick
+        {CT (40), -CT (1), GRID, GRID},
+    };
+    for (size_t i = 0; i < COUNT (bad); i++) {
+        int64_t scratch[4];
+        auction_trade_t trades[3];
+        auction_result_t result;
+        cr_expect_eq (auction_clear (bids, 1, NULL, 0, TICK, LOT, TIME, UNIFORM, &bad[i], scratch,
+                                     trades, &result),
+                      -1, "grid %zu", i);
+    }
+}
+
+//  --------------------------------------------------------------------------------------
 //  Choosing the price
 
 Test (auction, volume_comes_before_balance)
@@ -313,7 +492,7 @@ Test (auction, midpoint_rounded_down_to_tick)
         auction_order_t bids[] = {{101, 1, cases[i].hi, KWH (1)}};
         auction_order_t asks[] = {{201, 2, cases[i].lo, KWH (1)}};
         cleared_t c;
-        s_clear_with (bids, 1, asks, 1, cases[i].tick, LOT, TIME, UNIFORM, &c);
+        s_clear_with (bids, 1, asks, 1, cases[i].tick, LOT, TIME, UNIFORM, NULL, &c);
         cr_expect (c.result.crossed, "%s", cases[i].name);
         cr_expect_eq (c.result.price, cases[i].price, "%s: %lld", cases[i].name,
                       (long long) c.result.price);
@@ -345,7 +524,7 @@ Test (auction, marginal_level_by_time)
         {101, 204, 300, CT (17)}, {101, 205, 100, CT (17)},
     };
     cleared_t c;
-    s_clear_with (s_marginal_bids, 1, s_marginal_asks, 5, TICK, 100, TIME, UNIFORM, &c);
+    s_clear_with (s_marginal_bids, 1, s_marginal_asks, 5, TICK, 100, TIME, UNIFORM, NULL, &c);
     s_expect (&c, CT (17), 1200, 1200, 1400, trades, COUNT (trades));
 }
 
@@ -358,7 +537,7 @@ Test (auction, marginal_level_pro_rata_in_lots)
         {101, 204, 200, CT (17)}, {101, 205, 200, CT (17)},
     };
     cleared_t c;
-    s_clear_with (s_marginal_bids, 1, s_marginal_asks, 5, TICK, 100, PRO_RATA, UNIFORM, &c);
+    s_clear_with (s_marginal_bids, 1, s_marginal_asks, 5, TICK, 100, PRO_RATA, UNIFORM, NULL, &c);
     s_expect (&c, CT (17), 1200, 1200, 1400, trades, COUNT (trades));
 }
 
@@ -374,9 +553,9 @@ Test (auction, nothing_crosses)
     s_expect_not_crossed (&c);
 
     //  an empty book, or one side empty
-    s_clear_with (NULL, 0, NULL, 0, TICK, LOT, TIME, UNIFORM, &c);
+    s_clear_with (NULL, 0, NULL, 0, TICK, LOT, TIME, UNIFORM, NULL, &c);
     s_expect_not_crossed (&c);
-    s_clear_with (bids, COUNT (bids), NULL, 0, TICK, LOT, TIME, UNIFORM, &c);
+    s_clear_with (bids, COUNT (bids), NULL, 0, TICK, LOT, TIME, UNIFORM, NULL, &c);
     s_expect_not_crossed (&c);
 }
 
@@ -642,15 +821,15 @@ Test (auction, invalid_input_rejected)
 #undef BASE_ASKS
 #undef HUGE_QTY
     for (size_t i = 0; i < COUNT (cases); i++) {
-        int64_t scratch[4];
-        auction_trade_t trades[4], trades_before[4];
+        int64_t scratch[6];
+        auction_trade_t trades[6], trades_before[6];
         auction_result_t result, result_before;
         memset (trades, 0xA5, sizeof trades);
         memset (&result, 0xA5, sizeof result);
         memcpy (trades_before, trades, sizeof trades);
         memcpy (&result_before, &result, sizeof result);
         int rc = auction_clear (cases[i].bids, 2, cases[i].asks, 2, cases[i].tick, cases[i].lot,
-                                TIME, UNIFORM, scratch, trades, &result);
+                                TIME, UNIFORM, NULL, scratch, trades, &result);
         cr_expect_eq (rc, cases[i].rc, "%s: rc %d", cases[i].name, rc);
         if (rc != 0) {
             cr_expect (memcmp (&result, &result_before, sizeof result) == 0, "%s", cases[i].name);
@@ -661,8 +840,8 @@ Test (auction, invalid_input_rejected)
 
 Test (auction, scratch_size)
 {
-    cr_expect_eq (auction_scratch_size (0, 0), 0);
-    cr_expect_eq (auction_scratch_size (3, 4), 7 * sizeof (int64_t));
+    cr_expect_eq (auction_scratch_size (0, 0), 2 * sizeof (int64_t));
+    cr_expect_eq (auction_scratch_size (3, 4), 9 * sizeof (int64_t));
     cr_expect_eq (auction_scratch_size (SIZE_MAX, 1), SIZE_MAX);
     cr_expect_eq (auction_scratch_size (SIZE_MAX / 4, SIZE_MAX / 4), SIZE_MAX);
 }
@@ -717,24 +896,40 @@ static int64_t s_sum_eligible (const auction_order_t *orders, size_t count, bool
     return sum;
 }
 
-//  Rules 1 and 2, read literally: false when nothing crosses.
-static bool s_brute_price (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
-                           size_t nasks, int64_t tick, int64_t *price)
+//  V at a price by rule 6: where the grid stands, its side is unbounded.
+static int64_t s_brute_volume (const auction_grid_t *grid, int64_t price, int64_t d, int64_t s)
 {
-    int64_t candidates[2 * MAX_TRADES];
+    if (grid && grid->import_price && price >= grid->import_price)
+        return d;
+    if (grid && grid->feed_in_price && price <= grid->feed_in_price)
+        return s;
+    return d < s ? d : s;
+}
+
+//  Rules 1, 2 and 6, read literally: false when nothing crosses.
+static bool s_brute_price (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
+                           size_t nasks, int64_t tick, const auction_grid_t *grid, int64_t *price)
+{
+    int64_t candidates[2 * MAX_TRADES + 2];
     size_t count = 0;
+    int64_t floor = grid ? grid->feed_in_price : 0;
+    int64_t ceiling = grid && grid->import_price ? grid->import_price : INT64_MAX;
     for (size_t i = 0; i < nbids; i++)
-        if (bids[i].price != MKT_BID)
+        if (bids[i].price != MKT_BID && bids[i].price >= floor && bids[i].price <= ceiling)
             candidates[count++] = bids[i].price;
     for (size_t i = 0; i < nasks; i++)
-        if (asks[i].price != MKT_ASK)
+        if (asks[i].price != MKT_ASK && asks[i].price >= floor && asks[i].price <= ceiling)
             candidates[count++] = asks[i].price;
-    int64_t volume[2 * MAX_TRADES], surplus[2 * MAX_TRADES];
+    if (grid && grid->feed_in_price)
+        candidates[count++] = grid->feed_in_price;
+    if (grid && grid->import_price)
+        candidates[count++] = grid->import_price;
+    int64_t volume[2 * MAX_TRADES + 2], surplus[2 * MAX_TRADES + 2];
     int64_t best_volume = 0;
     for (size_t c = 0; c < count; c++) {
         int64_t d = s_sum_eligible (bids, nbids, true, candidates[c]);
         int64_t s = s_sum_eligible (asks, nasks, false, candidates[c]);
-        volume[c] = d < s ? d : s;
+        volume[c] = s_brute_volume (grid, candidates[c], d, s);
         surplus[c] = d > s ? d - s : s - d;
         if (volume[c] > best_volume)
             best_volume = volume[c];
@@ -813,13 +1008,23 @@ static void s_check_random (uint64_t seed, int round)
     }
     s_sort (bids, nbids, true);
     s_sort (asks, nasks, false);
+    //  half the rounds with the grid: a feed-in price, an import price above it, or both
+    auction_grid_t grid_at = {0, 0, GRID, GRID}, *grid = NULL;
+    if (s_below (&state, 2)) {
+        grid = &grid_at;
+        int shape = (int) s_below (&state, 3);
+        if (shape != 1)
+            grid_at.feed_in_price = tick * (1 + s_below (&state, 4));
+        if (shape != 0)
+            grid_at.import_price = grid_at.feed_in_price + tick * (1 + s_below (&state, 6));
+    }
 
     cleared_t c;
-    s_clear_with (bids, nbids, asks, nasks, tick, lot, marginal, pricing, &c);
+    s_clear_with (bids, nbids, asks, nasks, tick, lot, marginal, pricing, grid, &c);
     const auction_result_t *r = &c.result;
 
     int64_t price = 0;
-    bool crossed = s_brute_price (bids, nbids, asks, nasks, tick, &price);
+    bool crossed = s_brute_price (bids, nbids, asks, nasks, tick, grid, &price);
     cr_assert_eq (r->crossed, crossed, "round %d (seed %llu)", round, (unsigned long long) seed);
     if (!crossed)
         return;
@@ -827,30 +1032,35 @@ static void s_check_random (uint64_t seed, int round)
                   (long long) r->price, (long long) price);
     int64_t demand = s_sum_eligible (bids, nbids, true, price);
     int64_t supply = s_sum_eligible (asks, nasks, false, price);
-    int64_t volume = demand < supply ? demand : supply;
+    int64_t volume = s_brute_volume (grid, price, demand, supply);
+    //  the participants fill what they can of it, the grid the rest
+    int64_t bid_volume = volume < demand ? volume : demand;
+    int64_t ask_volume = volume < supply ? volume : supply;
     cr_assert_eq (r->demand, demand, "round %d", round);
     cr_assert_eq (r->supply, supply, "round %d", round);
+    cr_assert_eq (r->grid_sold, volume - ask_volume, "round %d", round);
+    cr_assert_eq (r->grid_bought, volume - bid_volume, "round %d", round);
 
     //  each order trades at most its fill; what the pairing leaves is stranded by the
     //  self-trade rule, so no leftover bid and leftover ask belong to different users
     int64_t bid_traded[10], ask_traded[10], bid_left[10], ask_left[10];
     int64_t bid_fills = 0, ask_fills = 0;
-    s_traded (bids, nbids, true, c.trades, r->trade_count, bid_traded);
-    s_traded (asks, nasks, false, c.trades, r->trade_count, ask_traded);
+    s_traded (bids, nbids, true, c.trades, r->trade_count, grid, bid_traded);
+    s_traded (asks, nasks, false, c.trades, r->trade_count, grid, ask_traded);
     for (size_t i = 0; i < nbids; i++) {
-        int64_t fill = s_brute_fill (bids, nbids, i, true, price, volume, lot, marginal);
+        int64_t fill = s_brute_fill (bids, nbids, i, true, price, bid_volume, lot, marginal);
         cr_assert_leq (bid_traded[i], fill, "round %d: bid %zu", round, i);
         bid_left[i] = fill - bid_traded[i];
         bid_fills += fill;
     }
     for (size_t i = 0; i < nasks; i++) {
-        int64_t fill = s_brute_fill (asks, nasks, i, false, price, volume, lot, marginal);
+        int64_t fill = s_brute_fill (asks, nasks, i, false, price, ask_volume, lot, marginal);
         cr_assert_leq (ask_traded[i], fill, "round %d: ask %zu", round, i);
         ask_left[i] = fill - ask_traded[i];
         ask_fills += fill;
     }
-    cr_assert_eq (bid_fills, volume, "round %d", round);
-    cr_assert_eq (ask_fills, volume, "round %d", round);
+    cr_assert_eq (bid_fills, bid_volume, "round %d", round);
+    cr_assert_eq (ask_fills, ask_volume, "round %d", round);
     for (size_t i = 0; i < nbids; i++)
         for (size_t j = 0; j < nasks; j++)
             cr_assert (bid_left[i] == 0 || ask_left[j] == 0 || bids[i].user == asks[j].user,
@@ -913,7 +1123,7 @@ Test (auction, clears_100k_orders, .timeout = 120)
     qsort (asks, SIDE, sizeof *asks, s_ask_priority);
 
     void *scratch = malloc (auction_scratch_size (SIDE, SIDE));
-    auction_trade_t *trades = malloc (2 * SIDE * sizeof *trades);
+    auction_trade_t *trades = malloc ((2 * SIDE + 2) * sizeof *trades);
     auction_result_t result;
     static const char *names[] = {"time", "pro rata"};
     for (int marginal = TIME; marginal <= PRO_RATA; marginal++) {
@@ -921,8 +1131,8 @@ Test (auction, clears_100k_orders, .timeout = 120)
         for (int run = 0; run < RUNS; run++) {
             struct timespec t0, t1;
             clock_gettime (CLOCK_MONOTONIC, &t0);
-            int rc = auction_clear (bids, SIDE, asks, SIDE, tick, lot, marginal, UNIFORM, scratch,
-                                    trades, &result);
+            int rc = auction_clear (bids, SIDE, asks, SIDE, tick, lot, marginal, UNIFORM, NULL,
+                                    scratch, trades, &result);
             clock_gettime (CLOCK_MONOTONIC, &t1);
             cr_assert_eq (rc, 0);
             ns[run] = (t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
@@ -934,7 +1144,7 @@ Test (auction, clears_100k_orders, .timeout = 120)
                      (long long) ns[0] / 1000, (long long) ns[RUNS - 1] / 1000,
                      (long long) result.price, (long long) result.volume, result.trade_count);
         cr_assert (result.crossed);
-        s_check (bids, SIDE, asks, SIDE, lot, UNIFORM, &result, trades);
+        s_check (bids, SIDE, asks, SIDE, lot, UNIFORM, NULL, &result, trades);
     }
     free (trades);
     free (scratch);

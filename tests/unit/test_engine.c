@@ -629,3 +629,119 @@ Test (engine, snapshot_restore_gives_the_same_state_and_future, .fini = s_teardo
     free (snap);
     engine_destroy (&copy);
 }
+
+//  The grid as backstop: import 0.30, feed-in 0.05, its user "grid".
+static uint32_t s_setup_grid (int mode)
+{
+    mce_config_t cfg;
+    char err[256];
+    cr_assert_eq (config_load (&cfg, NULL, err, sizeof err), 0);
+    cfg.markets[0].escrow = false;
+    cfg.markets[0].tick = PRICE (0.01);
+    cfg.markets[0].mode = mode;
+    cfg.markets[0].future_epochs = 2;
+    cfg.markets[0].grid_import_price = PRICE (0.30);
+    cfg.markets[0].grid_feed_in_price = PRICE (0.05);
+    s_e = engine_new (&cfg);
+    s_alice = engine_user_intern (s_e, "alice");
+    s_bob = engine_user_intern (s_e, "bob");
+    s_carol = engine_user_intern (s_e, "carol");
+    engine_advance (s_e, T0);
+    return engine_user_intern (s_e, "grid");
+}
+
+//  The i-th trade of a result.
+static const engine_event_t *s_trade (const engine_result_t *r, int i)
+{
+    for (uint32_t k = 0; k < r->event_count; k++)
+        if (r->events[k].kind == ENGINE_EV_TRADE && i-- == 0)
+            return &r->events[k];
+    return NULL;
+}
+
+Test (engine, continuous_grid_stands_at_the_edges_of_the_book, .fini = s_teardown)
+{
+    uint32_t grid = s_setup_grid (CONFIG_MODE_CONTINUOUS);
+    s_limit (s_bob, PROTO_SIDE_SELL, 10, 0.25);
+    s_limit (s_bob, PROTO_SIDE_SELL, 10, 0.35); //  above the import price: the grid is cheaper
+    //  alice takes bob's 0.25 first, then the grid's import price for the rest
+    const engine_result_t *r = s_limit (s_alice, PROTO_SIDE_BUY, 15, 0.40);
+    cr_assert_eq (r->status, PROTO_ORDER_STATUS_FILLED);
+    const engine_event_t *t = s_trade (r, 0);
+    cr_assert (t && t->qty == KWH (10) && t->price == PRICE (0.25) && t->flag == 0);
+    t = s_trade (r, 1);
+    cr_assert_not_null (t);
+    cr_assert_eq (t->qty, KWH (5));
+    cr_assert_eq (t->price, PRICE (0.30), "the grid sells at its import price");
+    cr_assert_eq (t->flag, PROTO_SIDE_SELL, "the grid is the seller");
+    cr_assert_eq (t->user2, grid);
+    cr_assert_eq (t->order_id2, 0, "the grid has no order");
+    cr_assert_eq (t->side, PROTO_SIDE_BUY, "alice was the aggressor");
+    cr_assert_null (s_trade (r, 2));
+
+    //  a market buy into a book with only an ask above the import price: the grid
+    engine_order_t market = {.user = s_carol,
+                             .side = PROTO_SIDE_BUY,
+                             .type = PROTO_ORDER_TYPE_MARKET,
+                             .tif = PROTO_TIF_IOC,
+                             .qty = KWH (7)};
+    r = s_order (market);
+    cr_assert_eq (r->status, PROTO_ORDER_STATUS_FILLED);
+    cr_assert_eq (s_trade (r, 0)->price, PRICE (0.30));
+    cr_assert_eq (engine_resting (s_e), 1, "bob's ask at 0.35 still rests");
+
+    //  a sell below the feed-in price, with no bid: the grid buys at its feed-in price
+    r = s_limit (s_bob, PROTO_SIDE_SELL, 8, 0.02);
+    cr_assert_eq (r->status, PROTO_ORDER_STATUS_FILLED);
+    t = s_trade (r, 0);
+    cr_assert (t && t->qty == KWH (8) && t->price == PRICE (0.05));
+    cr_assert_eq (t->flag, PROTO_SIDE_BUY, "the grid is the buyer");
+    cr_assert_eq (t->user, grid);
+    cr_assert_eq (t->order_id, 0);
+
+    //  between the tariffs an order rests as usual; one that would meet the grid cannot
+    cr_assert_eq (s_limit (s_alice, PROTO_SIDE_BUY, 3, 0.20)->status, PROTO_ORDER_STATUS_OPEN);
+    engine_order_t post = {.user = s_alice,
+                           .side = PROTO_SIDE_BUY,
+                           .type = PROTO_ORDER_TYPE_LIMIT,
+                           .tif = PROTO_TIF_GTC,
+                           .post_only = true,
+                           .qty = KWH (1),
+                           .price = PRICE (0.30)};
+    cr_assert_eq (s_order (post)->reason, PROTO_REJECT_REASON_POST_ONLY_WOULD_CROSS);
+    engine_order_t fok = post;
+    fok.post_only = false;
+    fok.tif = PROTO_TIF_FOK;
+    fok.qty = KWH (900);
+    cr_assert_eq (s_order (fok)->status, PROTO_ORDER_STATUS_FILLED, "the grid fills any FOK");
+
+    //  the grid's user trades only as the grid
+    cr_assert_eq (s_limit (grid, PROTO_SIDE_SELL, 1, 0.10)->reason, PROTO_REJECT_REASON_GRID_USER);
+}
+
+Test (engine, auction_grid_serves_what_prosumers_cannot, .fini = s_teardown)
+{
+    uint32_t grid = s_setup_grid (CONFIG_MODE_AUCTION);
+    s_limit (s_alice, PROTO_SIDE_BUY, 30, 0.40);
+    s_limit (s_carol, PROTO_SIDE_BUY, 40, 0.25); //  will not pay the import price
+    s_limit (s_bob, PROTO_SIDE_SELL, 10, 0.20);
+    //  D (0.30) = 30, S (0.30) = 10: V = D = 30 at the import price, the grid sells 20
+    const engine_result_t *r = engine_advance (s_e, T0 + 900LL * 1000000000LL);
+    int64_t from_grid = 0, volume = 0;
+    for (uint32_t i = 0; i < r->event_count; i++) {
+        const engine_event_t *t = &r->events[i];
+        if (t->kind != ENGINE_EV_TRADE)
+            continue;
+        cr_assert_eq (t->price, PRICE (0.30));
+        cr_assert_eq (t->side, 0, "an auction has no aggressor");
+        cr_assert_eq (t->user, s_alice);
+        volume += t->qty;
+        if (t->flag == PROTO_SIDE_SELL) {
+            cr_assert_eq (t->user2, grid);
+            cr_assert_eq (t->order_id2, 0);
+            from_grid += t->qty;
+        }
+    }
+    cr_assert_eq (volume, KWH (30));
+    cr_assert_eq (from_grid, KWH (20));
+}

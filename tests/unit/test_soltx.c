@@ -291,6 +291,31 @@ Test (soltx, settlements_out_of_escrow_match_kit_byte_for_byte)
     }
 }
 
+//  Out of escrow, the grid's side of a trade pays from the grid's own wallet (it never paid
+//  into a vault) and the other side from its vault, as before.
+Test (soltx, the_grid_side_pays_from_its_wallet)
+{
+    cr_assert_eq (sodium_init () < 0, 0);
+    s_world_t w;
+    s_world (&w);
+    const wallet_t *buyer = &w.users[0], *grid = &w.users[1];
+    for (int side = PROTO_SIDE_BUY; side <= PROTO_SIDE_SELL; side++) {
+        settlement_t s = {.trade_id = 7, .qty = 1000, .value = 300000, .fee = 3000};
+        s.escrow = true;
+        s.grid = (uint8_t) side;
+        bool grid_sells = side == PROTO_SIDE_SELL;
+        const wallet_t *b = grid_sells ? buyer : grid, *sl = grid_sells ? grid : buyer;
+        settle_batch_t batch;
+        settle_batch_init (&batch, &w.keys, SETTLE_BATCH_TRADES, SETTLE_TX_ITEMS_MAX);
+        cr_assert (settle_batch_add (&batch, &s, b, sl, true));
+        //  the grid sells: energy from its wallet, payment from the vault; buys: the reverse
+        cr_assert_eq (sol_msg_find (&batch.msg, &sl->energy) >= 0, grid_sells);
+        cr_assert_eq (sol_msg_find (&batch.msg, &w.keys.vault_energy) >= 0, !grid_sells);
+        cr_assert_eq (sol_msg_find (&batch.msg, &b->payment) >= 0, !grid_sells);
+        cr_assert_eq (sol_msg_find (&batch.msg, &w.keys.vault_payment) >= 0, grid_sells);
+    }
+}
+
 Test (soltx, deposits_and_withdrawals_match_kit_byte_for_byte)
 {
     cr_assert_eq (sodium_init () < 0, 0);
