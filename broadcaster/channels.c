@@ -837,6 +837,13 @@ void channels_apply_m (channels_t *self, const proto_msg_t *event, int64_t now_n
             s_pend_ticker (self, e->market, seq);
             break;
         }
+        case PROTO_auction: { //  the epoch's last_auction changed
+            const proto_auction_t *a = &event->auction;
+            channel_t *ch = s_wanted (self, C_EPOCHS, a->market, 0, NULL);
+            if (ch)
+                s_pend_id (self, ch, seq, (uint64_t) a->epoch);
+            break;
+        }
         case PROTO_market_state:
             s_pend_ticker (self, event->market_state.market, seq);
             break;

@@ -71,11 +71,23 @@ typedef struct {
     uint32_t count;
 } s_bucket_t;
 
+//  The latest auction of an epoch (auction mode), as its auction event said.
+typedef struct {
+    int64_t price, volume, demand, supply, grid_sold, grid_bought;
+    uint64_t trades;
+    bool triggered;
+} s_auction_t;
+
 typedef struct {
     int64_t epoch;
     proto_epoch_phase_t state;
     int64_t start, end, clearing_price, volume;
     uint64_t trades;
+    int64_t value;          //  µ: volume, trades and value add up the trades as they come, and
+                            //  the cleared event's figures replace them
+    int64_t demand, supply; //  at the gate closure's clearing price (0: none)
+    uint32_t auctions;      //  auctions run in the epoch
+    s_auction_t auction;    //  the latest
 } s_epoch_t;
 
 typedef struct {
@@ -356,6 +368,11 @@ static s_book_t *s_book_find (s_market_t *m, int64_t epoch)
         if (m->books[i].epoch == epoch)
             return &m->books[i];
     return NULL;
+}
+
+static bool s_epoch_closed (proto_epoch_phase_t state)
+{
+    return state == PROTO_EPOCH_PHASE_CLEARED || state == PROTO_EPOCH_PHASE_SETTLED;
 }
 
 static s_epoch_t *s_epoch_find (s_market_t *m, int64_t epoch)
@@ -665,6 +682,13 @@ static void s_on_trade (readmodel_t *self, const proto_trade_t *t)
                         .aggressor = t->aggressor};
     m->has_last = true;
     m->last_price = t->price;
+    //  the epoch's figures as its trades come (the cleared event then says them for good)
+    s_epoch_t *e = s_epoch_find (m, t->epoch);
+    if (e && !s_epoch_closed (e->state)) {
+        e->volume += t->qty;
+        e->trades++;
+        e->value += t->value;
+    }
 
     //  A bucket holds one minute; an older minute in its slot is more than 24 h old. A trade
     //  older than what its slot holds (the matcher's clock stepped back a day) is not counted.
@@ -685,11 +709,6 @@ static void s_on_trade (readmodel_t *self, const proto_trade_t *t)
 //  ---------------------------------------------------------------------------------------
 //  Epochs, levels, market state
 
-static bool s_epoch_closed (proto_epoch_phase_t state)
-{
-    return state == PROTO_EPOCH_PHASE_CLEARED || state == PROTO_EPOCH_PHASE_SETTLED;
-}
-
 static void s_epoch_merge (s_epoch_t *e, const proto_epoch_state_t *ev)
 {
     e->epoch = ev->epoch;
@@ -703,6 +722,12 @@ static void s_epoch_merge (s_epoch_t *e, const proto_epoch_state_t *ev)
         e->volume = ev->volume;
     if (ev->trades)
         e->trades = ev->trades;
+    if (ev->value)
+        e->value = ev->value;
+    if (ev->demand)
+        e->demand = ev->demand;
+    if (ev->supply)
+        e->supply = ev->supply;
 }
 
 static void s_epoch_record (readmodel_t *self, s_market_t *m, const proto_epoch_state_t *ev)
@@ -751,6 +776,23 @@ static void s_on_epoch (readmodel_t *self, const proto_epoch_state_t *ev)
     }
 }
 
+static void s_on_auction (readmodel_t *self, const proto_auction_t *a)
+{
+    s_market_t *m = s_market (self, a->market);
+    s_epoch_t *e = m ? s_epoch_find (m, a->epoch) : NULL;
+    if (!e)
+        return;
+    e->auctions++;
+    e->auction = (s_auction_t){.price = a->price,
+                               .volume = a->volume,
+                               .demand = a->demand,
+                               .supply = a->supply,
+                               .grid_sold = a->grid_sold,
+                               .grid_bought = a->grid_bought,
+                               .trades = a->trades,
+                               .triggered = a->triggered};
+}
+
 static void s_on_level (readmodel_t *self, const proto_book_level_t *l)
 {
     s_market_t *m = s_market (self, l->market);
@@ -794,6 +836,9 @@ void readmodel_apply (readmodel_t *self, const proto_msg_t *event)
             break;
         case PROTO_epoch_state:
             s_on_epoch (self, &event->epoch_state);
+            break;
+        case PROTO_auction:
+            s_on_auction (self, &event->auction);
             break;
         case PROTO_market_state: {
             s_market_t *m = s_market (self, event->market_state.market);
@@ -973,21 +1018,67 @@ json_t *readmodel_stats (readmodel_t *self, const char *market, int64_t now_ns)
     return root;
 }
 
-json_t *readmodel_clearing_price (readmodel_t *self, const char *market)
+//  The volume-weighted average price of value µ over volume Wh, rounded down; null for none.
+static json_t *s_vwap (int64_t value, int64_t volume)
+{
+    return volume > 0 ? s_price_or_null ((int64_t) ((__int128) value * 1000 / volume))
+                      : json_null ();
+}
+
+static json_t *s_kwh_or_null (int64_t wh)
+{
+    return wh ? apijson_kwh (wh) : json_null ();
+}
+
+static json_t *s_auction_json (const s_epoch_t *e)
+{
+    if (!e->auctions)
+        return json_null ();
+    const s_auction_t *a = &e->auction;
+    return json_pack ("{s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:b,s:I}", "clearing_price",
+                      s_price_or_null (a->price), "volume", apijson_kwh (a->volume), "trades",
+                      (json_int_t) a->trades, "demand", s_kwh_or_null (a->demand), "supply",
+                      s_kwh_or_null (a->supply), "grid_sold", apijson_kwh (a->grid_sold),
+                      "grid_bought", apijson_kwh (a->grid_bought), "triggered", a->triggered,
+                      "auctions", (json_int_t) e->auctions);
+}
+
+//  An epoch's figures, as every endpoint shows them (the object gains its keys).
+static void s_epoch_figures (json_t *row, const s_epoch_t *e)
+{
+    json_object_set_new (row, "clearing_price", s_price_or_null (e->clearing_price));
+    json_object_set_new (row, "volume", apijson_kwh (e->volume));
+    json_object_set_new (row, "trades", s_int ((int64_t) e->trades));
+    json_object_set_new (row, "value", apijson_money (e->value));
+    json_object_set_new (row, "average_price", s_vwap (e->value, e->volume));
+    json_object_set_new (row, "demand", s_kwh_or_null (e->demand));
+    json_object_set_new (row, "supply", s_kwh_or_null (e->supply));
+    json_object_set_new (row, "last_auction", s_auction_json (e));
+}
+
+json_t *readmodel_clearing_price (readmodel_t *self, const char *market, int64_t epoch)
 {
     assert (self);
     s_market_t *m = s_market (self, market);
     if (!m)
         return NULL;
     const s_epoch_t *e = m->has_cleared ? &m->cleared : NULL;
+    if (epoch >= 0) {
+        e = s_epoch_find (m, epoch);
+        if (!e)
+            return NULL;
+    }
     json_t *root = s_market_head (self, m);
     json_object_set_new (root, "epoch", e ? s_int (e->epoch) : json_null ());
     json_object_set_new (root, "state", e ? s_epoch_state (e->state) : json_null ());
-    //  A cleared epoch without trades has no price (the matcher sends none).
-    json_object_set_new (root, "clearing_price",
-                         e ? s_price_or_null (e->clearing_price) : json_null ());
-    json_object_set_new (root, "volume", e ? apijson_kwh (e->volume) : json_null ());
-    json_object_set_new (root, "trades", e ? s_int ((int64_t) e->trades) : json_null ());
+    if (e)
+        s_epoch_figures (root, e); //  a cleared epoch without an auction has no clearing price
+    else {
+        const char *keys[] = {"clearing_price", "volume", "trades", "value",
+                              "average_price",  "demand", "supply", "last_auction"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            json_object_set_new (root, keys[i], json_null ());
+    }
     return root;
 }
 
@@ -1043,6 +1134,8 @@ json_t *readmodel_epoch_status (readmodel_t *self, const char *market, int64_t n
     json_object_set_new (root, "last_clearing_price",
                          last ? s_price_or_null (last->clearing_price) : json_null ());
     json_object_set_new (root, "last_volume", last ? apijson_kwh (last->volume) : json_null ());
+    json_object_set_new (root, "last_average_price",
+                         last ? s_vwap (last->value, last->volume) : json_null ());
     return root;
 }
 
@@ -1053,9 +1146,7 @@ static json_t *s_epoch_json (const s_epoch_t *e)
     json_object_set_new (row, "state", s_epoch_state (e->state));
     json_object_set_new (row, "start", apijson_time (e->start));
     json_object_set_new (row, "end", apijson_time (e->end));
-    json_object_set_new (row, "clearing_price", s_price_or_null (e->clearing_price));
-    json_object_set_new (row, "volume", apijson_kwh (e->volume));
-    json_object_set_new (row, "trades", s_int ((int64_t) e->trades));
+    s_epoch_figures (row, e);
     return row;
 }
 

@@ -90,14 +90,21 @@ json_t *readmodel_depth_chart (readmodel_t *self, const char *market, int64_t ep
 //  counts the resting orders of every open book; the 24 h window is to the minute, and
 //  change_24h is the last price minus the first price in the window (signed).
 json_t *readmodel_stats (readmodel_t *self, const char *market, int64_t now_ns);
-//  {market, seq, epoch, state, clearing_price, volume, trades} of the latest cleared (or
-//  settled) epoch; all null but market and seq when none has cleared yet.
-json_t *readmodel_clearing_price (readmodel_t *self, const char *market);
+//  {market, seq, epoch, state, <an epoch's figures>} of epoch (-1: the latest cleared or
+//  settled one; all null but market and seq when none has cleared yet). NULL when the market,
+//  or the epoch asked for, is unknown. An epoch's figures, everywhere an epoch is shown:
+//  clearing_price (the gate closure's auction; null in continuous mode or when nothing
+//  crossed), volume, trades, value and average_price (volume-weighted; all as the trades come,
+//  then as the cleared epoch says), demand and supply (the participants' D and S at the
+//  clearing price, null without one), last_auction ({clearing_price, volume, trades, demand,
+//  supply, grid_sold, grid_bought, triggered, auctions}, or null).
+json_t *readmodel_clearing_price (readmodel_t *self, const char *market, int64_t epoch);
 //  {market, seq, trades: [{trade_id, epoch, price, energy_amount, value, aggressor, time}]},
 //  newest first; aggressor "Buy", "Sell", or null for auction trades.
 json_t *readmodel_trades (readmodel_t *self, const char *market, int limit);
 //  {market, seq, epoch, state, start, end, seconds_remaining, market_status,
-//  last_cleared_epoch, last_clearing_price, last_volume} of the current epoch.
+//  last_cleared_epoch, last_clearing_price, last_volume, last_average_price} of the current
+//  epoch.
 json_t *readmodel_epoch_status (readmodel_t *self, const char *market, int64_t now_ns);
 //  {market, seq, epochs: [{epoch, state, start, end, clearing_price, volume, trades}],
 //  limit, offset, total}, newest (highest epoch number) first.

@@ -28,9 +28,10 @@ static void s_controlled (void *arg, const proto_msg_t *reply)
                               gateway_error (proto_reject_reason_name (reply->reject.reason), NULL,
                                              "%s", reply->reject.message));
     else
-        gateway_resume_after (
-            req, reply->ack.last_seq, MHD_HTTP_OK,
-            json_pack ("{s:s,s:I}", "status", "done", "seq", (json_int_t) reply->ack.seq));
+        gateway_resume_after (req, reply->ack.last_seq, MHD_HTTP_OK,
+                              json_pack ("{s:s,s:I,s:I}", "status", "done", "seq",
+                                         (json_int_t) reply->ack.seq, "epoch",
+                                         (json_int_t) reply->ack.epoch));
 }
 
 //  POST /api/admin/market/control {market, action}
@@ -101,7 +102,8 @@ enum MHD_Result routes_admin_health (gateway_request_t *req)
 }
 
 //  GET /api/admin/market/analytics?market&timeframe=1h|24h|7d|30d: the epochs that ended in
-//  the window, summed from the read model's epoch history.
+//  the window and the one active now (its trades so far), summed from the read model's epoch
+//  history; epochs counts the ended ones.
 enum MHD_Result routes_admin_analytics (gateway_request_t *req)
 {
     static const struct {
@@ -126,7 +128,7 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
     //  Every epoch the read model holds, a page at a time; those that ended inside the window.
     readmodel_t *model = gateway_server_readmodel (req->server);
     int64_t now = clock_wall_ns (), since = now - window * MCE_NS_PER_SEC;
-    int64_t volume = 0, trades = 0, count = 0, low = 0, high = 0;
+    int64_t volume = 0, trades = 0, count = 0, low = 0, high = 0, value = 0;
     for (int offset = 0;; offset += 1000) {
         json_t *page = readmodel_epochs (model, market, 1000, offset);
         json_t *list = json_object_get (page, "epochs");
@@ -138,14 +140,18 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
             const char *state = json_string_value (json_object_get (e, "state"));
             const char *vol = json_string_value (json_object_get (e, "volume"));
             const char *px = json_string_value (json_object_get (e, "clearing_price"));
+            const char *val = json_string_value (json_object_get (e, "value"));
             int64_t end_ns, v, p;
+            bool active = state && strcmp (state, "active") == 0;
             if (!end || !state || clock_parse_rfc3339 (end, strlen (end), &end_ns) ||
-                end_ns < since || end_ns > now ||
-                (strcmp (state, "cleared") && strcmp (state, "settled")))
+                (!active && (end_ns < since || end_ns > now ||
+                             (strcmp (state, "cleared") && strcmp (state, "settled")))))
                 continue;
-            count++;
+            count += !active;
             if (vol && decimal_parse (vol, strlen (vol), DECIMAL_KWH_SCALE, &v) == DECIMAL_OK)
                 volume += v;
+            if (val && decimal_parse (val, strlen (val), DECIMAL_PRICE_SCALE, &v) == DECIMAL_OK)
+                value += v;
             trades += json_integer_value (json_object_get (e, "trades"));
             if (px && decimal_parse (px, strlen (px), DECIMAL_PRICE_SCALE, &p) == DECIMAL_OK && p) {
                 low = low && low < p ? low : p;
@@ -158,14 +164,20 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
             break;
     }
     char v[DECIMAL_FORMAT_MAX], lo[DECIMAL_FORMAT_MAX], hi[DECIMAL_FORMAT_MAX];
+    char val[DECIMAL_FORMAT_MAX], avg[DECIMAL_FORMAT_MAX];
     decimal_format (volume, DECIMAL_KWH_SCALE, v, sizeof v);
     decimal_format (low, DECIMAL_PRICE_SCALE, lo, sizeof lo);
     decimal_format (high, DECIMAL_PRICE_SCALE, hi, sizeof hi);
+    decimal_format (value, DECIMAL_PRICE_SCALE, val, sizeof val);
+    //  value is µ over Wh / 1000: the average price in µ/kWh, rounded down
+    decimal_format (volume ? (int64_t) ((__int128) value * 1000 / volume) : 0, DECIMAL_PRICE_SCALE,
+                    avg, sizeof avg);
     return gateway_respond (
         req, MHD_HTTP_OK,
-        json_pack ("{s:s,s:s,s:I,s:I,s:s,s:o,s:o}", "market", market, "timeframe",
+        json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:o,s:o,s:o}", "market", market, "timeframe",
                    timeframe ? timeframe : "24h", "epochs", (json_int_t) count, "trades",
-                   (json_int_t) trades, "volume", v, "lowest_clearing_price",
+                   (json_int_t) trades, "volume", v, "value", val, "average_price",
+                   volume ? json_string (avg) : json_null (), "lowest_clearing_price",
                    low ? json_string (lo) : json_null (), "highest_clearing_price",
                    high ? json_string (hi) : json_null ()));
 }

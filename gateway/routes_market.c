@@ -114,19 +114,23 @@ enum MHD_Result routes_market_stats (gateway_request_t *req)
         req, readmodel_stats (gateway_server_readmodel (req->server), market, clock_wall_ns ()));
 }
 
-//  GET /api/market/clearing-price?market
+//  GET /api/market/clearing-price?market&epoch (no epoch: the latest cleared one)
 enum MHD_Result routes_market_clearing_price (gateway_request_t *req)
 {
+    long long epoch;
     const char *market = s_market (req);
-    if (!market)
+    if (!market || gateway_query_int (req, "epoch", -1, 0, INT64_MAX, &epoch))
         return MHD_YES;
     char key[128];
     enum MHD_Result rc;
-    snprintf (key, sizeof key, "clearing/%s", market);
+    snprintf (key, sizeof key, "clearing/%s/%lld", market, epoch);
     if (s_cached (req, key, &rc))
         return rc;
-    return s_answer_cached (
-        req, key, readmodel_clearing_price (gateway_server_readmodel (req->server), market));
+    json_t *body = readmodel_clearing_price (gateway_server_readmodel (req->server), market, epoch);
+    if (!body && epoch >= 0)
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "unknown_epoch", "epoch",
+                             "market %s has no epoch %lld in its recent history", market, epoch);
+    return s_answer_cached (req, key, body);
 }
 
 //  GET /api/market/trades?market&limit

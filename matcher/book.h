@@ -69,6 +69,10 @@ typedef struct {
     int64_t volume;   //  Wh traded in this book
     uint64_t trades;
     int64_t last_price;
+    int64_t value; //  µ traded in this book (its volume-weighted average price: value / volume)
+    //  The gate closure's auction, while the epoch closes: its price (0: nothing crossed) and
+    //  the participants' D and S there. Not state: set and read within one command.
+    int64_t gate_price, gate_demand, gate_supply;
     bool in_use;
 } book_t;
 

@@ -762,6 +762,7 @@ static int64_t s_grid_trade (engine_t *self, book_t *book, int side, uint64_t id
     ev->price = price;
     ev->value = value;
     book->volume += q;
+    book->value += value;
     book->trades++;
     book->last_price = price;
     return value;
@@ -858,6 +859,7 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
             level->total -= q;
             filled += q;
             book->volume += q;
+            book->value += value;
             book->trades++;
             book->last_price = price;
             if (maker->remaining == 0) {
@@ -1281,10 +1283,15 @@ static void s_epoch_event (engine_t *self, uint32_t market, int64_t epoch,
     engine_event_t *ev = s_event (self, ENGINE_EV_EPOCH, market);
     ev->epoch = epoch;
     ev->reason = (uint8_t) phase;
-    if (book) {
-        ev->price = book->trades ? book->last_price : 0;
-        ev->qty = book->volume;
-        ev->count = (uint32_t) book->trades;
+    if (!book)
+        return;
+    ev->qty = book->volume;
+    ev->count = (uint32_t) book->trades;
+    ev->value = book->value;
+    if (phase == PROTO_EPOCH_PHASE_CLEARED) {
+        ev->price = book->gate_price;
+        ev->demand = book->gate_demand;
+        ev->supply = book->gate_supply;
     }
 }
 
@@ -1723,7 +1730,10 @@ static void s_auction_apply (engine_t *self, book_t *book, const uint32_t *slots
     s_level_changes (self, book, before, nbid_levels, nlevels);
 }
 
-static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing)
+//  Clears the book by auction (auction.c finds the price and the fills): its trades and their
+//  balances, then what is left rests (mid-epoch) or expires (closing). *result: the clearing's.
+static void s_auction_run (engine_t *self, book_t *book, s_market_t *m, bool closing,
+                           auction_result_t *result)
 {
     size_t nb = 0, na = 0;
     for (uint32_t l = 0; l < book->side[BOOK_BID].count; l++)
@@ -1769,16 +1779,15 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
     s_collect (self, book, BOOK_BID, orders, 0, ids, slots);
     s_collect (self, book, BOOK_ASK, orders + nb, (uint32_t) nb, ids, slots);
     memset (filled, 0, n * sizeof *filled);
-    auction_result_t result;
     auction_grid_t grid = {m->cfg.grid_import_price, m->cfg.grid_feed_in_price, (uint32_t) n,
                            grid_user};
     int rc = auction_clear (orders, nb, orders + nb, na, m->cfg.tick, m->cfg.lot,
                             m->pro_rata ? AUCTION_MARGINAL_PRO_RATA : AUCTION_MARGINAL_TIME,
                             m->cfg.mode == CONFIG_MODE_PAY_AS_BID ? AUCTION_PRICE_PAY_AS_BID
                                                                   : AUCTION_PRICE_UNIFORM,
-                            m->grid ? &grid : NULL, parts[5], trades, &result);
+                            m->grid ? &grid : NULL, parts[5], trades, result);
     assert (rc == 0); //  the book hands it valid, ordered input
-    for (size_t i = 0; result.crossed && i < result.trade_count; i++) {
+    for (size_t i = 0; result->crossed && i < result->trade_count; i++) {
         const auction_trade_t *t = &trades[i];
         if (t->bid == n || t->ask == n) {
             bool grid_sells = t->ask == n;
@@ -1819,14 +1828,39 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
         filled[t->bid] += t->qty;
         filled[t->ask] += t->qty;
         book->volume += t->qty;
+        book->value += value;
         book->trades++;
     }
-    if (result.crossed)
-        book->last_price = result.price;
+    if (result->crossed)
+        book->last_price = result->price;
     if (closing)
         s_auction_close (self, book, orders, ids, slots, filled);
     else
         s_auction_apply (self, book, slots, filled, (uint32_t) n, parts[6]);
+}
+
+//  Runs the call auction of a book and publishes its result: every auction has its own, at
+//  gate closure (and then the cleared epoch repeats its price, D and S) or triggered mid-epoch.
+static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing)
+{
+    auction_result_t result = {.crossed = false};
+    s_auction_run (self, book, m, closing, &result);
+    engine_event_t *ev = s_event (self, ENGINE_EV_AUCTION, book->market);
+    ev->epoch = book->epoch;
+    ev->flag = !closing;
+    if (result.crossed) {
+        ev->price = result.price;
+        ev->qty = result.volume;
+        ev->count = (uint32_t) result.trade_count;
+        ev->demand = result.demand;
+        ev->supply = result.supply;
+        ev->grid = result.grid_sold - result.grid_bought;
+    }
+    if (closing) {
+        book->gate_price = ev->price;
+        book->gate_demand = ev->demand;
+        book->gate_supply = ev->supply;
+    }
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -1877,6 +1911,7 @@ uint64_t engine_state_hash (const engine_t *self)
             h = s_mix (h, (uint64_t) next->epoch);
             h = s_mix (h, (uint64_t) next->volume);
             h = s_mix (h, next->trades);
+            h = s_mix (h, (uint64_t) next->value);
             for (int side = 0; side < 2; side++) {
                 const book_levels_t *s = &next->side[side];
                 for (uint32_t l = s->count; l-- > 0;) {
@@ -1935,7 +1970,9 @@ size_t engine_memory (const engine_t *self)
 //  Snapshots: a plain little-endian dump, versioned. Writing and reading go through one
 //  cursor type each, so a field added to one side is added to the other next to it.
 
-#define S_SNAP_VERSION 2 //  2 added the accounts; a version 1 snapshot restores with none
+//  2 added the accounts (a version 1 snapshot restores with none); 3 each book's value (a
+//  version 2 snapshot restores its books with none: only their epoch's average price is off)
+#define S_SNAP_VERSION 3
 
 typedef struct {
     uint8_t *data;
@@ -2037,6 +2074,7 @@ uint8_t *engine_snapshot (const engine_t *self, size_t *size)
         s_put64 (&o, (uint64_t) b->volume);
         s_put64 (&o, b->trades);
         s_put64 (&o, (uint64_t) b->last_price);
+        s_put64 (&o, (uint64_t) b->value);
         for (int side = 0; side < 2; side++) {
             //  orders of a side, best level first, queue order within it
             uint64_t n = 0;
@@ -2233,7 +2271,7 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
     s_clear (self);
     s_in_t in = {data, data + size, false};
     uint64_t version = s_get64 (&in);
-    if (version != 1 && version != S_SNAP_VERSION)
+    if (version < 1 || version > S_SNAP_VERSION)
         return -1;
     self->next_order_id = s_get64 (&in);
     self->next_trade_id = s_get64 (&in);
@@ -2272,6 +2310,8 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
         b->volume = (int64_t) s_get64 (&in);
         b->trades = s_get64 (&in);
         b->last_price = (int64_t) s_get64 (&in);
+        if (version >= 3)
+            b->value = (int64_t) s_get64 (&in);
         for (int side = 0; side < 2 && !in.failed; side++) {
             uint64_t n = s_get64 (&in);
             if (n > (uint64_t) (in.end - in.p) / 48) {

@@ -37,8 +37,11 @@ typedef enum {
     ENGINE_EV_EXPIRED,      //  order_id, user, qty (removed), reason (proto_expire_reason_t)
     ENGINE_EV_AMENDED,      //  order_id, user, qty (new remaining), price, flag (kept priority)
     ENGINE_EV_LEVEL,        //  side, price, qty (total now), count
-    ENGINE_EV_EPOCH,        //  reason (proto_epoch_phase_t), epoch, price (clearing, 0 = none),
-                            //  qty (volume), count (trades)
+    ENGINE_EV_EPOCH,        //  reason (proto_epoch_phase_t), epoch; once cleared: price (the
+                            //  gate closure's auction, 0 = none), qty (volume), count (trades),
+                            //  value, demand and supply (of that auction)
+    ENGINE_EV_AUCTION,      //  epoch, price (0 = nothing crossed), qty (volume), count (trades),
+                            //  demand, supply, grid (> 0 sold, < 0 bought), flag (1: triggered)
     ENGINE_EV_MARKET,       //  reason (proto_market_status_t), flag (proto_control_action_t), user
     ENGINE_EV_WITHDRAWAL,   //  order_id (withdrawal id), user, side (proto_asset_t), qty (amount),
                             //  reason (proto_withdrawal_phase_t)
@@ -53,8 +56,16 @@ typedef struct {
     uint32_t user, user2;
     uint32_t count;
     int64_t epoch;
-    uint64_t order_id, order_id2;
-    uint64_t trade_id;
+    union {
+        struct {
+            uint64_t order_id, order_id2;
+            uint64_t trade_id;
+        };
+        struct { //  ENGINE_EV_EPOCH and ENGINE_EV_AUCTION
+            int64_t demand, supply;
+            int64_t grid;
+        };
+    };
     int64_t qty;
     int64_t price;
     int64_t value;

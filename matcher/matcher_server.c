@@ -209,6 +209,29 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             e->clearing_price = ev->price;
             e->volume = ev->qty;
             e->trades = ev->count;
+            if (e->state == PROTO_EPOCH_PHASE_CLEARED) {
+                e->demand = ev->demand;
+                e->supply = ev->supply;
+                e->value = ev->value;
+                //  value is Wh × µ/kWh / 1000 per trade: back to µ/kWh, rounded down
+                if (ev->qty > 0)
+                    e->vwap = (int64_t) ((__int128) ev->value * 1000 / ev->qty);
+            }
+            break;
+        }
+        case ENGINE_EV_AUCTION: {
+            m->kind = PROTO_auction;
+            proto_auction_t *a = &m->auction;
+            s_copy (a->market, sizeof a->market, market);
+            a->epoch = ev->epoch;
+            a->price = ev->price;
+            a->volume = ev->qty;
+            a->trades = ev->count;
+            a->demand = ev->demand;
+            a->supply = ev->supply;
+            a->grid_sold = ev->grid > 0 ? ev->grid : 0;
+            a->grid_bought = ev->grid < 0 ? -ev->grid : 0;
+            a->triggered = ev->flag;
             break;
         }
         case ENGINE_EV_MARKET: {
@@ -252,6 +275,7 @@ static void s_stamp (proto_msg_t *m, uint64_t seq, int64_t ts)
         S_STAMP (trade)
         S_STAMP (book_level)
         S_STAMP (epoch_state)
+        S_STAMP (auction)
         S_STAMP (market_state)
         S_STAMP (balance)
         S_STAMP (withdrawal)

@@ -413,10 +413,12 @@ typedef struct {
 typedef struct {
     const proto_epoch_state_t *last; //  its last epoch_state in the batch
     int64_t clearing_price;          //  0: none in the batch
-    bool cleared;                    //  volume and trades are known
+    bool cleared;                    //  volume, trades and value are known
     int64_t volume;
     uint64_t trades;
-    uint64_t mseq; //  from the settler's stream: the matcher seq its record copies
+    int64_t value;
+    int64_t demand, supply; //  0: none in the batch
+    uint64_t mseq;          //  from the settler's stream: the matcher seq its record copies
 } epoch_acc_t;
 
 //  One trade's settlement, folded over the batch: the latest record, with the fields only
@@ -488,9 +490,9 @@ typedef struct {
 } batch_t;
 
 static const char *const s_cast_markets[] = {"text", "text", "timestamptz", "bigint"};
-static const char *const s_cast_epochs[] = {"text",        "bigint", "text",   "timestamptz",
-                                            "timestamptz", "bigint", "bigint", "bigint",
-                                            "timestamptz", "bigint"};
+static const char *const s_cast_epochs[] = {
+    "text",   "bigint",      "text",   "timestamptz", "timestamptz", "bigint", "bigint",
+    "bigint", "timestamptz", "bigint", "bigint",      "bigint",      "bigint"};
 static const char *const s_cast_orders[] = {
     "bigint", "text", "bigint",      "text",        "text",        "text",
     "text",   "text", "boolean",     "bigint",      "bigint",      "bigint",
@@ -542,13 +544,16 @@ static void s_batch_init (batch_t *b)
                  s_cast_markets, S_COUNT (s_cast_markets));
     s_stmt_init (&b->epochs, "upsert epochs",
                  "INSERT INTO epochs AS e (market, epoch, state, start_at, end_at, clearing_price, "
-                 "volume, trades, updated_at, seq) VALUES ",
+                 "volume, trades, updated_at, seq, value, demand, supply) VALUES ",
                  " ON CONFLICT (market, epoch) DO UPDATE SET "
                  "state = CASE WHEN e.state = 'settled' THEN e.state ELSE EXCLUDED.state END, "
                  "start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, "
                  "clearing_price = COALESCE (EXCLUDED.clearing_price, e.clearing_price), "
                  "volume = COALESCE (EXCLUDED.volume, e.volume), "
                  "trades = COALESCE (EXCLUDED.trades, e.trades), "
+                 "value = COALESCE (EXCLUDED.value, e.value), "
+                 "demand = COALESCE (EXCLUDED.demand, e.demand), "
+                 "supply = COALESCE (EXCLUDED.supply, e.supply), "
                  "updated_at = EXCLUDED.updated_at, seq = EXCLUDED.seq",
                  s_cast_epochs, S_COUNT (s_cast_epochs));
     s_stmt_init (&b->orders, "insert orders",
@@ -770,11 +775,18 @@ static int s_epoch (batch_t *b, const proto_epoch_state_t *ev, uint64_t mseq)
     acc->mseq = mseq;
     if (ev->clearing_price)
         acc->clearing_price = ev->clearing_price;
-    //  volume and trades are only meaningful (and may be 0) once the epoch has cleared
+    if (ev->demand)
+        acc->demand = ev->demand;
+    if (ev->supply)
+        acc->supply = ev->supply;
+    //  volume, trades and value are only meaningful (and may be 0) once the epoch has cleared;
+    //  the settler's copies say nothing of the value
     if (ev->state == PROTO_EPOCH_PHASE_CLEARED || ev->state == PROTO_EPOCH_PHASE_SETTLED) {
         acc->cleared = true;
         acc->volume = ev->volume;
         acc->trades = ev->trades;
+        if (ev->value)
+            acc->value = ev->value;
     }
     return 0;
 }
@@ -1215,6 +1227,9 @@ static void s_batch_finish (batch_t *b)
         }
         s_time (st, e->ts);
         s_uint (st, acc->mseq ? acc->mseq : e->seq);
+        s_opt_int (st, acc->value);
+        s_opt_int (st, acc->demand);
+        s_opt_int (st, acc->supply);
     }
     for (size_t i = 0; i < b->nsets; i++) {
         const settle_acc_t *acc = &b->sets[i];

@@ -222,8 +222,11 @@
         if (!st) return;
         $('epoch-number').textContent = st.epoch + (st.state ? ' (' + st.state + ')' : '');
         $('market-status').textContent = st.market_status;
-        $('last-clearing').textContent = st.last_clearing_price !== null
-            ? st.last_clearing_price + ' x ' + st.last_volume + ' kWh (epoch ' + st.last_cleared_epoch + ')'
+        // an auction's clearing price; in continuous mode the epoch's average price
+        const lastPrice = st.last_clearing_price !== null && st.last_clearing_price !== undefined
+            ? st.last_clearing_price : (st.last_average_price ?? null);
+        $('last-clearing').textContent = lastPrice !== null
+            ? lastPrice + ' x ' + st.last_volume + ' kWh (epoch ' + st.last_cleared_epoch + ')'
             : (st.last_cleared_epoch !== null
                 ? 'no trades (epoch ' + st.last_cleared_epoch + ', volume ' + st.last_volume + ' kWh)'
                 : '-');
@@ -570,7 +573,9 @@
         }
         const pad = { l: 12, r: 50, t: 10, b: 22 };
         const vols = eps.map((e) => Number(e.volume || 0));
-        const prices = eps.map((e) => (e.clearing_price === null ? null : Number(e.clearing_price)));
+        // the clearing price, or (continuous mode) the epoch's average price
+        const priceOf = (e) => e.clearing_price ?? e.average_price ?? null;
+        const prices = eps.map((e) => (priceOf(e) === null ? null : Number(priceOf(e))));
         const known = prices.filter((p) => p !== null);
         const vtop = Math.max(...vols), vmax = vtop || 1;
         const pmin = known.length ? Math.min(...known) : 0, pmax = known.length ? Math.max(...known) : 1;
@@ -1126,7 +1131,10 @@
             else if (st && e.epoch === st.epoch) st.state = e.state;
             if (st && (e.state === 'cleared' || e.state === 'settled') &&
                 (st.last_cleared_epoch === null || e.epoch >= st.last_cleared_epoch)) {
-                Object.assign(st, { last_cleared_epoch: e.epoch, last_clearing_price: e.clearing_price, last_volume: e.volume });
+                Object.assign(st, {
+                    last_cleared_epoch: e.epoch, last_clearing_price: e.clearing_price,
+                    last_average_price: e.average_price ?? null, last_volume: e.volume,
+                });
             }
         }
         S.epochs.sort((a, b) => b.epoch - a.epoch);

@@ -59,7 +59,8 @@ static int s_start (const char *db, const char *extra)
               "markets = ( { id = \"campus-1\"; tick = \"0.001\"; lot = \"0.1\"; min_qty = "
               "\"0.1\"; max_qty = \"1000\"; max_price = \"10\"; epoch_seconds = 2592000; escrow = "
               "false; },\n"
-              "            { id = \"campus-2\"; epoch_seconds = 2592000; escrow = false; } );\n"
+              "            { id = \"campus-2\"; epoch_seconds = 2592000; escrow = false; "
+              "mode = \"auction\"; } );\n"
               "postgres = { url = \"%s\"; };\n%s",
               s_conninfo, extra ? extra : "");
     harness_init (&s_h, config);
@@ -619,6 +620,86 @@ Test (gateway, orders_trade_and_show_in_the_market_data, .fini = s_fini, .timeou
     r = s_call ("GET", "/api/market/stats", NULL, NULL);
     j = s_json (&r);
     cr_assert_str_eq (s_get (j, "status"), "paused", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+}
+
+//  An epoch's figures through the API: a continuous epoch's trades as they come (no clearing
+//  price, an average price), an auction triggered mid-epoch with its own result (price, volume,
+//  D and S), the epoch a control acted on, and an epoch no one has heard of.
+Test (gateway, epoch_results_and_auctions_through_the_api, .fini = s_fini, .timeout = 120)
+{
+    s_start ("gw_epochs", NULL);
+    char alice[1024], bob[1024], admin[1024], id[32], path[128];
+    s_sign_up ("alice", "correct horse battery", alice, sizeof alice);
+    s_sign_up ("bob", "bob's long password", bob, sizeof bob);
+    harness_user_add (s_conninfo, "root", "admin");
+    harness_token ("root", "admin", admin, sizeof admin);
+    //  campus-1, continuous: 2 kWh at 0.10 and 3 at 0.20
+    s_place (
+        alice,
+        "{\"market\":\"campus-1\",\"side\":\"Sell\",\"energy_amount\":\"2\",\"price\":\"0.1\"}", id,
+        sizeof id);
+    s_place (
+        alice,
+        "{\"market\":\"campus-1\",\"side\":\"Sell\",\"energy_amount\":\"3\",\"price\":\"0.2\"}", id,
+        sizeof id);
+    harness_response_t r = s_call (
+        "POST", "/api/trading/orders", bob,
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"5\",\"price\":\"0.2\"}");
+    cr_assert_eq (r.status, 201, "%s", r.body);
+    json_t *j = s_json (&r);
+    long long epoch = json_integer_value (json_object_get (j, "epoch"));
+    json_decref (j);
+    harness_response_free (&r);
+    snprintf (path, sizeof path, "/api/market/clearing-price?market=campus-1&epoch=%lld", epoch);
+    r = s_call ("GET", path, NULL, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "state"), "active", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "volume"), "5", "%s", r.body);
+    cr_assert_eq (json_integer_value (json_object_get (j, "trades")), 2, "%s", r.body);
+    cr_assert_str_eq (s_get (j, "value"), "0.8", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "average_price"), "0.16", "%s", r.body);
+    cr_assert (json_is_null (json_object_get (j, "clearing_price")), "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/clearing-price?market=campus-1&epoch=7", NULL, NULL);
+    cr_assert_eq (r.status, 404, "%s", r.body);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "unknown_epoch");
+    json_decref (j);
+    harness_response_free (&r);
+
+    //  campus-2, auction: bob bids 10 at 0.20, alice asks 4 at 0.10; an admin triggers
+    s_place (
+        bob,
+        "{\"market\":\"campus-2\",\"side\":\"Buy\",\"energy_amount\":\"10\",\"price\":\"0.2\"}", id,
+        sizeof id);
+    s_place (
+        alice,
+        "{\"market\":\"campus-2\",\"side\":\"Sell\",\"energy_amount\":\"4\",\"price\":\"0.1\"}", id,
+        sizeof id);
+    r = s_call ("POST", "/api/admin/market/control", admin,
+                "{\"market\":\"campus-2\",\"action\":\"trigger_matching\"}");
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    j = s_json (&r);
+    long long acted = json_integer_value (json_object_get (j, "epoch"));
+    cr_assert_gt (acted, 0, "the answer names the epoch: %s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    snprintf (path, sizeof path, "/api/market/clearing-price?market=campus-2&epoch=%lld", acted);
+    r = s_call ("GET", path, NULL, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    j = s_json (&r);
+    //  the epoch is still open: no clearing price yet, but the auction's own result
+    cr_assert (json_is_null (json_object_get (j, "clearing_price")), "%s", r.body);
+    cr_assert_str_eq (s_get (j, "last_auction.clearing_price"), "0.15", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "last_auction.volume"), "4", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "last_auction.demand"), "10", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "last_auction.supply"), "4", "%s", r.body);
+    cr_assert (json_is_true (json_object_get (json_object_get (j, "last_auction"), "triggered")));
+    cr_assert_str_eq (s_get (j, "volume"), "4", "%s", r.body);
     json_decref (j);
     harness_response_free (&r);
 }

@@ -745,3 +745,67 @@ Test (engine, auction_grid_serves_what_prosumers_cannot, .fini = s_teardown)
     cr_assert_eq (volume, KWH (30));
     cr_assert_eq (from_grid, KWH (20));
 }
+
+//  Every auction publishes its own result; the cleared epoch repeats the gate closure's price,
+//  D and S, and sums the epoch: volume, trades and value over every auction it had.
+Test (engine, every_auction_has_its_own_result, .fini = s_teardown)
+{
+    s_setup_with (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
+    s_limit (s_alice, PROTO_SIDE_BUY, 10, 0.20);
+    s_limit (s_bob, PROTO_SIDE_SELL, 4, 0.10);
+    //  the trigger: D (0.10) = 10, S = 4 and D (0.20) = 10, S = 4: [0.10, 0.20], price 0.15
+    const engine_result_t *r =
+        engine_control (s_e, 0, s_carol, true, PROTO_CONTROL_ACTION_TRIGGER_MATCHING, T0 + 5);
+    cr_assert_eq (r->epoch, EPOCH0, "the control names the epoch it acted on");
+    const engine_event_t *a = s_find (r, ENGINE_EV_AUCTION);
+    cr_assert_not_null (a, "a triggered auction publishes its result");
+    cr_assert_eq (a->flag, 1, "triggered");
+    cr_assert_eq (a->price, PRICE (0.15));
+    cr_assert_eq (a->qty, KWH (4));
+    cr_assert_eq (a->count, 1);
+    cr_assert_eq (a->demand, KWH (10));
+    cr_assert_eq (a->supply, KWH (4));
+    //  then at gate closure: alice's 6 left at 0.20 against carol's 6 at 0.18: price 0.19
+    s_limit (s_carol, PROTO_SIDE_SELL, 6, 0.18);
+    r = engine_advance (s_e, T0 + 900LL * 1000000000LL);
+    a = s_find (r, ENGINE_EV_AUCTION);
+    cr_assert_not_null (a);
+    cr_assert_eq (a->flag, 0, "gate closure");
+    cr_assert_eq (a->price, PRICE (0.19));
+    cr_assert_eq (a->qty, KWH (6));
+    const engine_event_t *cleared = NULL;
+    for (uint32_t i = 0; i < r->event_count; i++)
+        if (r->events[i].kind == ENGINE_EV_EPOCH &&
+            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
+            cleared = &r->events[i];
+    cr_assert_not_null (cleared);
+    cr_assert_eq (cleared->price, PRICE (0.19), "the gate closure's price");
+    cr_assert_eq (cleared->demand, KWH (6));
+    cr_assert_eq (cleared->supply, KWH (6));
+    cr_assert_eq (cleared->qty, KWH (10), "both auctions' volume");
+    cr_assert_eq (cleared->count, 2);
+    //  4 kWh at 0.15 (600 000 µ) and 6 at 0.19 (1 140 000 µ)
+    cr_assert_eq (cleared->value, 600000 + 1140000);
+}
+
+//  A continuous epoch has no clearing price: its cleared event carries the value traded (the
+//  average price is value / volume) and no auction result.
+Test (engine, continuous_epochs_report_value_not_a_clearing_price, .init = s_setup,
+      .fini = s_teardown)
+{
+    s_limit (s_bob, PROTO_SIDE_SELL, 5, 0.10);
+    s_limit (s_bob, PROTO_SIDE_SELL, 5, 0.30);
+    s_limit (s_alice, PROTO_SIDE_BUY, 10, 0.30);
+    const engine_result_t *r = engine_advance (s_e, T0 + 900LL * 1000000000LL);
+    cr_assert_null (s_find (r, ENGINE_EV_AUCTION));
+    const engine_event_t *cleared = NULL;
+    for (uint32_t i = 0; i < r->event_count; i++)
+        if (r->events[i].kind == ENGINE_EV_EPOCH &&
+            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
+            cleared = &r->events[i];
+    cr_assert_not_null (cleared);
+    cr_assert_eq (cleared->price, 0, "no auction, no clearing price");
+    cr_assert_eq (cleared->qty, KWH (10));
+    cr_assert_eq (cleared->count, 2);
+    cr_assert_eq (cleared->value, 500000 + 1500000);
+}

@@ -111,7 +111,7 @@ static void s_everything (pg_t *pg, char *out, size_t size)
             out, size);
 }
 
-#define S_MIGRATIONS 5 //  files in persister/migrations
+#define S_MIGRATIONS 6 //  files in persister/migrations
 
 //  --------------------------------------------------------------------------------------------
 //  Events, as the matcher would publish them

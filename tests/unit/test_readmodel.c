@@ -560,7 +560,7 @@ Test (readmodel, trades_newest_first_in_a_ring, .fini = s_teardown)
 
 Test (readmodel, clearing_price_and_epoch_status, .init = s_setup, .fini = s_teardown)
 {
-    json_t *c = readmodel_clearing_price (s_rm, MKT);
+    json_t *c = readmodel_clearing_price (s_rm, MKT, -1);
     cr_assert (c);
     cr_expect_str_eq (s_str (c, "clearing_price"), "null", "nothing cleared yet");
     cr_expect (json_is_null (json_object_get (c, "epoch")));
@@ -580,7 +580,7 @@ Test (readmodel, clearing_price_and_epoch_status, .init = s_setup, .fini = s_tea
     s_epoch_in (MKT, EPOCH0, PROTO_EPOCH_PHASE_CLEARED, 0.19, 125, 3);
     s_epoch (EPOCH0 + 2, PROTO_EPOCH_PHASE_PENDING);
     s_epoch (EPOCH0 + 1, PROTO_EPOCH_PHASE_ACTIVE);
-    c = readmodel_clearing_price (s_rm, MKT);
+    c = readmodel_clearing_price (s_rm, MKT, -1);
     cr_expect_eq (s_int (c, "epoch"), EPOCH0);
     cr_expect_str_eq (s_str (c, "state"), "cleared");
     cr_expect_str_eq (s_str (c, "clearing_price"), "0.19");
@@ -590,7 +590,7 @@ Test (readmodel, clearing_price_and_epoch_status, .init = s_setup, .fini = s_tea
 
     //  Settled later: the figures of the clearing stay.
     s_epoch (EPOCH0, PROTO_EPOCH_PHASE_SETTLED);
-    c = readmodel_clearing_price (s_rm, MKT);
+    c = readmodel_clearing_price (s_rm, MKT, -1);
     cr_expect_str_eq (s_str (c, "state"), "settled");
     cr_expect_str_eq (s_str (c, "clearing_price"), "0.19");
     json_decref (c);
@@ -645,7 +645,7 @@ Test (readmodel, epochs_newest_first_paginated_and_capped, .fini = s_teardown)
     cr_expect_eq (s_int (e, "total"), 3);
     json_decref (e);
     //  The evicted epoch is still the last cleared one.
-    json_t *c = readmodel_clearing_price (s_rm, MKT);
+    json_t *c = readmodel_clearing_price (s_rm, MKT, -1);
     cr_expect_eq (s_int (c, "epoch"), EPOCH0);
     cr_expect_str_eq (s_str (c, "clearing_price"), "0.2");
     json_decref (c);
@@ -936,7 +936,7 @@ Test (readmodel, unknown_market_is_null, .init = s_setup, .fini = s_teardown)
     cr_expect_null (readmodel_depth (s_rm, "nowhere", -1, 10));
     cr_expect_null (readmodel_depth_chart (s_rm, "nowhere", -1, 10));
     cr_expect_null (readmodel_stats (s_rm, "nowhere", T0));
-    cr_expect_null (readmodel_clearing_price (s_rm, "nowhere"));
+    cr_expect_null (readmodel_clearing_price (s_rm, "nowhere", -1));
     cr_expect_null (readmodel_trades (s_rm, "nowhere", 10));
     cr_expect_null (readmodel_epoch_status (s_rm, "nowhere", T0));
     cr_expect_null (readmodel_epochs (s_rm, "nowhere", 10, 0));
@@ -998,4 +998,70 @@ Test (readmodel, balances_are_the_latest_per_user_and_asset, .init = s_setup, .f
     cr_assert_str_eq (s_str (energy, "reserved"), "0.5");
     cr_assert_eq (s_int (b, "seq"), (json_int_t) s_seq);
     json_decref (b);
+}
+
+//  An epoch's figures as its trades come (continuous mode: no clearing price, an average
+//  price), then as its cleared event says; an auction's own result; one epoch asked for.
+Test (readmodel, epoch_figures_live_then_cleared, .init = s_setup, .fini = s_teardown)
+{
+    s_epoch (EPOCH0, PROTO_EPOCH_PHASE_ACTIVE);
+    s_trade (1, 10, 11, 2, 0.10);
+    s_trade (2, 10, 12, 3, 0.20);
+    json_t *c = readmodel_clearing_price (s_rm, MKT, EPOCH0);
+    cr_assert (c);
+    cr_expect_str_eq (s_str (c, "state"), "active");
+    cr_expect_str_eq (s_str (c, "volume"), "5", "the trades so far");
+    cr_expect_eq (s_int (c, "trades"), 2);
+    cr_expect_str_eq (s_str (c, "value"), "0.8");
+    cr_expect_str_eq (s_str (c, "average_price"), "0.16", "0.8 / 5 kWh");
+    cr_expect_str_eq (s_str (c, "clearing_price"), "null", "no auction");
+    cr_expect (json_is_null (json_object_get (c, "last_auction")));
+    json_decref (c);
+    cr_expect_null (readmodel_clearing_price (s_rm, MKT, EPOCH0 + 7), "an epoch not known");
+
+    //  an auction's own result, then the cleared event's figures replace the running ones
+    proto_msg_t m = {.kind = PROTO_auction};
+    proto_auction_t *a = &m.auction;
+    snprintf (a->market, sizeof a->market, "%s", MKT);
+    a->ts = T0 + 4;
+    a->epoch = EPOCH0;
+    a->price = PRICE (0.18);
+    a->volume = KWH (4);
+    a->trades = 2;
+    a->demand = KWH (6);
+    a->supply = KWH (4);
+    a->grid_sold = KWH (1);
+    a->triggered = true;
+    s_apply (m);
+    proto_msg_t e = {.kind = PROTO_epoch_state};
+    proto_epoch_state_t *x = &e.epoch_state;
+    snprintf (x->market, sizeof x->market, "%s", MKT);
+    x->ts = T0 + EP_NS;
+    x->epoch = EPOCH0;
+    x->state = PROTO_EPOCH_PHASE_CLEARED;
+    x->start = EPOCH0 * EP_NS;
+    x->end = x->start + EP_NS;
+    x->clearing_price = PRICE (0.18);
+    x->volume = KWH (9);
+    x->trades = 4;
+    x->value = 1520000;
+    x->demand = KWH (6);
+    x->supply = KWH (4);
+    s_apply (e);
+    c = readmodel_clearing_price (s_rm, MKT, -1);
+    cr_expect_eq (s_int (c, "epoch"), EPOCH0);
+    cr_expect_str_eq (s_str (c, "clearing_price"), "0.18");
+    cr_expect_str_eq (s_str (c, "volume"), "9", "the cleared event's");
+    cr_expect_str_eq (s_str (c, "demand"), "6");
+    cr_expect_str_eq (s_str (c, "supply"), "4");
+    cr_expect_str_eq (s_str (c, "average_price"), "0.168888", "rounded down to the µ");
+    json_decref (c);
+    c = readmodel_clearing_price (s_rm, MKT, EPOCH0);
+    json_t *last = json_object_get (c, "last_auction");
+    cr_assert (json_is_object (last));
+    cr_expect_str_eq (json_string_value (json_object_get (last, "clearing_price")), "0.18");
+    cr_expect_str_eq (json_string_value (json_object_get (last, "grid_sold")), "1");
+    cr_expect (json_is_true (json_object_get (last, "triggered")));
+    cr_expect_eq (json_integer_value (json_object_get (last, "auctions")), 1);
+    json_decref (c);
 }
