@@ -136,6 +136,8 @@ typedef struct {
         int64_t command_resend_ms;          //  a matcher command not acknowledged goes again after
         int64_t wallet_ttl_ms;              //  a user's wallet is looked up again after this
         int64_t max_open_deposits_per_user; //  deposits of one user not yet final, at most
+        int64_t grid_low_energy;            //  Wh: a grid wallet below this is "low" (metrics)
+        int64_t grid_low_payment;           //  µ: likewise for its money
     } settler;
     struct {
         int64_t metrics_port;

@@ -95,9 +95,18 @@ static const char *s_mode_name (int mode)
     }
 }
 
+//  The grid's tariff as a price string, or null when it does not offer it.
+static json_t *s_tariff (int64_t price)
+{
+    char text[DECIMAL_FORMAT_MAX];
+    decimal_format (price, DECIMAL_PRICE_SCALE, text, sizeof text);
+    return price > 0 ? json_string (text) : json_null ();
+}
+
 //  GET /api/dashboard/config: {broadcaster_url, markets: [{id, mode, epoch_seconds,
-//  future_epochs, tick, lot, min_qty, max_qty, escrow}]}, decimals as strings like everywhere
-//  else; escrow says whether an order must be covered by a deposited balance.
+//  future_epochs, tick, lot, min_qty, max_qty, escrow, grid_import_price, grid_feed_in_price,
+//  grid_user}]}, decimals as strings like everywhere else; escrow says whether an order must
+//  be covered by a deposited balance; the grid's tariffs are null where it offers none.
 enum MHD_Result routes_web_config (gateway_request_t *req)
 {
     const mce_config_t *cfg = gateway_server_config (req->server);
@@ -110,12 +119,16 @@ enum MHD_Result routes_web_config (gateway_request_t *req)
         decimal_format (m->lot, DECIMAL_KWH_SCALE, lot, sizeof lot);
         decimal_format (m->min_qty, DECIMAL_KWH_SCALE, min_qty, sizeof min_qty);
         decimal_format (m->max_qty, DECIMAL_KWH_SCALE, max_qty, sizeof max_qty);
-        json_array_append_new (markets, json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b}", "id",
-                                                   m->id, "mode", s_mode_name (m->mode),
-                                                   "epoch_seconds", (json_int_t) m->epoch_seconds,
-                                                   "future_epochs", (json_int_t) m->future_epochs,
-                                                   "tick", tick, "lot", lot, "min_qty", min_qty,
-                                                   "max_qty", max_qty, "escrow", m->escrow));
+        bool grid = m->grid_import_price > 0 || m->grid_feed_in_price > 0;
+        json_array_append_new (
+            markets,
+            json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "id", m->id, "mode",
+                       s_mode_name (m->mode), "epoch_seconds", (json_int_t) m->epoch_seconds,
+                       "future_epochs", (json_int_t) m->future_epochs, "tick", tick, "lot", lot,
+                       "min_qty", min_qty, "max_qty", max_qty, "escrow", m->escrow,
+                       "grid_import_price", s_tariff (m->grid_import_price), "grid_feed_in_price",
+                       s_tariff (m->grid_feed_in_price), "grid_user",
+                       grid ? json_string (m->grid_user) : json_null ()));
     }
     json_t *body = markets ? json_pack ("{s:s,s:o}", "broadcaster_url", s_broadcaster_url (cfg),
                                         "markets", markets)

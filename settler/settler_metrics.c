@@ -107,4 +107,24 @@ void settler_metrics_render (void *arg, FILE *f)
         if (v >= 0)
             fprintf (f, "mce_settler_vault_balance{asset=\"%s\"} %lld\n", assets[a], (long long) v);
     }
+    if (!m->cfg)
+        return;
+    fprintf (f, "# HELP mce_settler_grid_balance Base units in the grid's wallet (Wh, µ) of each "
+                "market with a grid, as last read from the ledger.\n"
+                "# TYPE mce_settler_grid_balance gauge\n"
+                "# HELP mce_settler_grid_low 1 while that balance is below settler.grid_low_energy "
+                "or grid_low_payment: fund the grid's wallet before its settlements wait.\n"
+                "# TYPE mce_settler_grid_low gauge\n");
+    const int64_t low[2] = {m->cfg->settler.grid_low_energy, m->cfg->settler.grid_low_payment};
+    for (int i = 0; i < m->cfg->market_count; i++)
+        for (int a = 0; a < 2; a++) {
+            int64_t v = atomic_load (&m->grid[i][a]);
+            if (v < 0)
+                continue;
+            const char *id = m->cfg->markets[i].id;
+            fprintf (f,
+                     "mce_settler_grid_balance{market=\"%s\",asset=\"%s\"} %lld\n"
+                     "mce_settler_grid_low{market=\"%s\",asset=\"%s\"} %d\n",
+                     id, assets[a], (long long) v, id, assets[a], v < low[a]);
+        }
 }

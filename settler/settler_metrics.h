@@ -31,6 +31,7 @@
 #ifndef MCE_SETTLER_METRICS_H
 #define MCE_SETTLER_METRICS_H
 
+#include "config.h"
 #include "rpc.h"
 
 #include <stdatomic.h>
@@ -93,6 +94,10 @@ typedef struct {
     _Atomic uint64_t transfer_events[SETTLER_KINDS][SETTLER_TEVENT_COUNT];
     _Atomic uint64_t commands[SETTLER_COMMAND_COUNT];
     _Atomic int64_t vault[2]; //  energy, payment; -1 until known
+    //  The grid's wallet of each market with a grid (config order): energy, payment; -1 until
+    //  known. cfg names the markets and the thresholds under which a balance is low.
+    _Atomic int64_t grid[CONFIG_MARKETS_MAX][2];
+    const mce_config_t *cfg;
 } settler_metrics_t;
 
 //  metrics_render_fn for metrics_http_new, arg = settler_metrics_t.

@@ -1209,6 +1209,46 @@ static int s_drain_link (settler_server_t *self)
     return 0;
 }
 
+//  A token balance the ledger answered, or -1 (an error: no such account yet, say).
+static int64_t s_balance_of (const rpc_answer_t *a)
+{
+    return a->code || a->amount > INT64_MAX ? -1 : (int64_t) a->amount;
+}
+
+//  The grid's wallet of every market with a grid, for the metrics: whether the operator must
+//  fund it before its trades' settlements wait. A batch of at most RPC_CALLS_MAX calls each.
+static void s_grid_balances (settler_server_t *self)
+{
+    const mce_config_t *cfg = self->cfg;
+    int market[RPC_CALLS_MAX / 2];
+    int n = 0;
+    for (int i = 0; i <= cfg->market_count; i++) {
+        const config_market_t *m = i < cfg->market_count ? &cfg->markets[i] : NULL;
+        const wallet_t *w = NULL;
+        char why[128];
+        if (m && (m->grid_import_price > 0 || m->grid_feed_in_price > 0) &&
+            wallets_get (self->wallets, m->grid_user, &w, why, sizeof why) == 1) {
+            if (n == 0)
+                rpc_begin (self->rpc);
+            rpc_add_token_balance (self->rpc, w->energy.text);
+            rpc_add_token_balance (self->rpc, w->payment.text);
+            market[n++] = i;
+        }
+        if (n && (!m || n == RPC_CALLS_MAX / 2)) {
+            rpc_failure_t fail;
+            if (rpc_run (self->rpc, self->answers, &fail)) {
+                s_ledger_failure (self, &fail);
+                return;
+            }
+            for (int k = 0; k < n; k++)
+                for (int a = 0; a < 2; a++)
+                    atomic_store (&self->m.grid[market[k]][a],
+                                  s_balance_of (&self->answers[2 * k + a]));
+            n = 0;
+        }
+    }
+}
+
 //  The vaults' balances, for the metrics (and whoever reconciles): one small request now and
 //  then, while the ledger answers.
 static void s_vaults (settler_server_t *self)
@@ -1226,10 +1266,8 @@ static void s_vaults (settler_server_t *self)
         return;
     }
     for (int i = 0; i < 2; i++) //  an error: no such account yet, say
-        atomic_store (&self->m.vault[i],
-                      self->answers[i].code || self->answers[i].amount > INT64_MAX
-                          ? -1
-                          : (int64_t) self->answers[i].amount);
+        atomic_store (&self->m.vault[i], s_balance_of (&self->answers[i]));
+    s_grid_balances (self);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -1377,6 +1415,10 @@ settler_server_t *settler_server_new (const mce_config_t *cfg)
     proto_buf_init (&self->buf);
     atomic_store (&self->m.vault[0], -1);
     atomic_store (&self->m.vault[1], -1);
+    for (int i = 0; i < CONFIG_MARKETS_MAX; i++)
+        for (int a = 0; a < 2; a++)
+            atomic_store (&self->m.grid[i][a], -1);
+    self->m.cfg = cfg;
     const char *hook = getenv ("MCE_SETTLER_CRASH_BEFORE_SEND");
     self->crash_before_send = hook ? atol (hook) : 0;
     hook = getenv ("MCE_SETTLER_CRASH_AFTER_SEND");

@@ -76,7 +76,7 @@ static const int s_campus_pm[24] = {300, 280, 280,  280,  300, 350, 500, 750, 95
                                     950, 980, 1000, 1000, 950, 800, 600, 480, 420, 380,  350,  320};
 
 typedef struct {
-    char name[33];
+    char name[65];
     char wallet[64];
     uint8_t seed[AUTH_SEED_BYTES]; //  the wallet's key: signing up proves the wallet is theirs
     char token[1024];
@@ -97,6 +97,7 @@ typedef struct {
     int64_t price; //  clearing price, µ/kWh; 0 = none
     int64_t volume_wh;
     int64_t trades;
+    int64_t grid_in_wh, grid_out_wh; //  what the grid sold to the campus, and bought from it
 } s_row_t;
 
 typedef struct {
@@ -119,8 +120,11 @@ typedef struct {
     char market_id[33];
     char mode[16];
     int64_t epoch_seconds, future_epochs, tick, lot, min_qty, max_qty;
-    bool escrow;        //  orders must be covered by deposits
-    bus_sub_t *settler; //  the settler's bus; NULL once it failed
+    bool escrow;                       //  orders must be covered by deposits
+    int64_t grid_import, grid_feed_in; //  the grid's tariffs, µ/kWh (0: it offers none)
+    char grid_name[65];                //  its user, "" without a grid
+    s_user_t grid;                     //  signed up with a wallet of its own, never trades
+    bus_sub_t *settler;                //  the settler's bus; NULL once it failed
     //  the day
     uint64_t rng;
     int sky_pm; //  the campus's sky, per mille of a clear one (clouds drift over every roof)
@@ -387,6 +391,10 @@ static int s_market (s_demo_t *self)
     self->min_qty = s_decimal (json_object_get (m, "min_qty"), DECIMAL_KWH_SCALE);
     self->max_qty = s_decimal (json_object_get (m, "max_qty"), DECIMAL_KWH_SCALE);
     self->escrow = json_is_true (json_object_get (m, "escrow"));
+    self->grid_import = s_decimal (json_object_get (m, "grid_import_price"), DECIMAL_PRICE_SCALE);
+    self->grid_feed_in = s_decimal (json_object_get (m, "grid_feed_in_price"), DECIMAL_PRICE_SCALE);
+    const char *grid = json_string_value (json_object_get (m, "grid_user"));
+    snprintf (self->grid_name, sizeof self->grid_name, "%s", grid ? grid : "");
     json_decref (answer);
     if (self->epoch_seconds < 1 || self->tick < 1 || self->lot < 1 || self->max_qty < 1) {
         fprintf (stderr, "mce-demo: market %s: the gateway's description is incomplete\n",
@@ -407,7 +415,7 @@ static int s_make_users (s_demo_t *self)
     json_error_t err;
     json_t *setup = json_load_file (self->wallets_path, 0, &err);
     json_t *list = json_object_get (setup, "users");
-    int need = self->prosumers + self->consumers;
+    int need = self->prosumers + self->consumers + (self->grid_name[0] ? 1 : 0); //  wallets
     if (!json_is_array (list)) {
         fprintf (stderr, "mce-demo: %s: %s\n", self->wallets_path,
                  setup ? "no users list (is it the ledger's setup file?)" : err.text);
@@ -416,20 +424,20 @@ static int s_make_users (s_demo_t *self)
     }
     if ((int) json_array_size (list) < need) {
         fprintf (stderr,
-                 "mce-demo: %s has %zu funded wallets, and the %d users of this demo need one "
-                 "each (a trade between two users of one wallet would move tokens to itself): "
-                 "start the ledger with --users %d (tools/run.sh --demo does), or ask for "
-                 "fewer --prosumers / --consumers\n",
+                 "mce-demo: %s has %zu funded wallets, and the %d users of this demo (the grid "
+                 "too, when the market has one) need one each (a trade between two users of one "
+                 "wallet would move tokens to itself): start the ledger with --users %d "
+                 "(tools/run.sh --demo does), or ask for fewer --prosumers / --consumers\n",
                  self->wallets_path, json_array_size (list), need, need);
         json_decref (setup);
         return -1;
     }
+    self->user_count = self->prosumers + self->consumers;
     self->users = calloc ((size_t) need, sizeof *self->users);
     if (!self->users) {
         json_decref (setup);
         return -1;
     }
-    self->user_count = need;
     //  With settler.wallets = keys_file the settler finds a wallet by the user's name in that
     //  file, so the users take the ledger's names; otherwise (Postgres) names that say what
     //  they are, with the wallet they register.
@@ -459,6 +467,14 @@ static int s_make_users (s_demo_t *self)
             return -1;
         }
         u->prosumer = i < self->prosumers;
+        if (i == self->user_count) {
+            //  the grid: its own wallet (the utility's), from which it sells and into which it
+            //  is paid; it places no orders
+            snprintf (self->grid.name, sizeof self->grid.name, "%s", self->grid_name);
+            snprintf (self->grid.wallet, sizeof self->grid.wallet, "%s", wallet);
+            memcpy (self->grid.seed, u->seed, sizeof self->grid.seed);
+            continue;
+        }
         if (by_name)
             snprintf (u->name, sizeof u->name, "%s", name);
         else if (u->prosumer)
@@ -528,8 +544,9 @@ static long s_register (s_demo_t *self, s_user_t *u, json_t **answer)
 static int s_sign_up (s_demo_t *self)
 {
     int existing = 0;
-    for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
-        s_user_t *u = &self->users[i];
+    int count = self->user_count + (self->grid_name[0] ? 1 : 0); //  the grid last
+    for (int i = 0; i < count && !zsys_interrupted; i++) {
+        s_user_t *u = i < self->user_count ? &self->users[i] : &self->grid;
         json_t *answer;
         long status = s_register (self, u, &answer);
         const char *code =
@@ -555,7 +572,26 @@ static int s_sign_up (s_demo_t *self)
     if (!zsys_interrupted)
         fprintf (stderr, "demo: %d prosumers and %d consumers signed in at %s\n", self->prosumers,
                  self->consumers, self->base);
+    if (!zsys_interrupted && self->grid_name[0]) {
+        char in[DECIMAL_FORMAT_MAX], out[DECIMAL_FORMAT_MAX];
+        decimal_format (self->grid_import, DECIMAL_PRICE_SCALE, in, sizeof in);
+        decimal_format (self->grid_feed_in, DECIMAL_PRICE_SCALE, out, sizeof out);
+        fprintf (stderr,
+                 "demo: the grid (%s, wallet %s) sells at %s and buys at %s per kWh; what no "
+                 "prosumer covers, it does\n",
+                 self->grid.name, self->grid.wallet, self->grid_import ? in : "-",
+                 self->grid_feed_in ? out : "-");
+    }
     return zsys_interrupted ? -1 : 0;
+}
+
+//  What consumer u bids at load_pm of its peak: its willingness to pay, and a premium at its
+//  busy hours. With the grid in the market, at least the import tariff: a consumer is on the
+//  grid anyway, and what the market does not give it the utility sells it at that price.
+static int64_t s_bid_price (const s_demo_t *self, const s_user_t *u, int load_pm)
+{
+    int64_t price = u->price + (load_pm > S_PEAK_PM ? (load_pm - S_PEAK_PM) * S_PEAK_PREMIUM : 0);
+    return price < self->grid_import ? self->grid_import : price;
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -574,9 +610,8 @@ static int64_t s_deposit_need (const s_demo_t *self, const s_user_t *u)
             need += u->pv_peak_wh * s_solar_pm[h] / 1000;
         else {
             int load_pm = u->campus ? s_campus_pm[h] : s_home_pm[h];
-            int64_t wh = u->base_wh * load_pm / 1000 * 1050 / 1000; //  the noise at its top
-            int64_t price =
-                u->price + (load_pm > S_PEAK_PM ? (load_pm - S_PEAK_PM) * S_PEAK_PREMIUM : 0);
+            int64_t wh = u->base_wh * load_pm / 1000 * 1050 / 1000;      //  the noise at its top
+            int64_t price = s_bid_price (self, u, load_pm) + self->tick; //  the tick's rounding
             need += (wh * price + 999) / 1000 + 1; //  a bid's hold, rounded up, per lot
         }
     }
@@ -608,9 +643,12 @@ static int s_deposit (s_demo_t *self)
     if (!self->escrow)
         return 0;
     int64_t energy = 0, money = 0;
+    int asked = 0;
     for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
         s_user_t *u = &self->users[i];
         int64_t need = s_deposit_need (self, u);
+        if (need <= 0)
+            continue; //  nothing to offer in these hours (a prosumer at night)
         char amount[DECIMAL_FORMAT_MAX];
         decimal_format (need, u->prosumer ? DECIMAL_KWH_SCALE : DECIMAL_PRICE_SCALE, amount,
                         sizeof amount);
@@ -630,16 +668,19 @@ static int s_deposit (s_demo_t *self)
         snprintf (u->deposit_id, sizeof u->deposit_id, "%s", id);
         json_decref (answer);
         *(u->prosumer ? &energy : &money) += need;
+        asked++;
     }
     char e[32], m[DECIMAL_FORMAT_MAX];
     decimal_format (money, DECIMAL_PRICE_SCALE, m, sizeof m);
     fprintf (stderr,
              "demo: %d deposits asked (%s kWh of energy, %s of money); waiting for the chain\n",
-             self->user_count, s_kwh (energy, e, sizeof e), m);
+             asked, s_kwh (energy, e, sizeof e), m);
     int64_t deadline = clock_mono_ns () + S_DEPOSIT_DEADLINE_S * MCE_NS_PER_SEC;
     for (int i = 0; i < self->user_count && !zsys_interrupted; i++) {
         s_user_t *u = &self->users[i];
         int64_t need = s_deposit_need (self, u), available;
+        if (need <= 0)
+            continue;
         while ((available = s_available (self, u)) < need && clock_mono_ns () < deadline &&
                !zsys_interrupted)
             s_idle (self, S_POLL_MS);
@@ -720,6 +761,11 @@ static int s_wait_cleared (s_demo_t *self, s_row_t *row)
                 row->price = s_decimal (json_object_get (e, "clearing_price"), DECIMAL_PRICE_SCALE);
                 row->volume_wh = s_decimal (json_object_get (e, "volume"), DECIMAL_KWH_SCALE);
                 row->trades = json_integer_value (json_object_get (e, "trades"));
+                //  the gate closure's auction: what the grid sold and bought in it
+                json_t *a = json_object_get (e, "last_auction");
+                row->grid_in_wh = s_decimal (json_object_get (a, "grid_sold"), DECIMAL_KWH_SCALE);
+                row->grid_out_wh =
+                    s_decimal (json_object_get (a, "grid_bought"), DECIMAL_KWH_SCALE);
             }
         json_decref (answer);
         if (row->cleared)
@@ -816,8 +862,7 @@ static void s_trade_hour (s_demo_t *self, s_row_t *row)
             int64_t noise_pm = s_between (self, 950, 1050);
             int64_t want = s_on_lot (self, u->base_wh * load_pm / 1000 * noise_pm / 1000);
             //  at their own busy hours consumers pay up to 0.0175 more
-            int64_t price =
-                u->price + (load_pm > S_PEAK_PM ? (load_pm - S_PEAK_PM) * S_PEAK_PREMIUM : 0);
+            int64_t price = s_bid_price (self, u, load_pm);
             price = s_on_tick (self, s_round_down (price, S_PRICE_STEP));
             if (want > 0 && s_place (self, u, row, true, want, price)) {
                 row->demand_wh += want;
@@ -835,7 +880,13 @@ static void s_progress_cleared (s_demo_t *self, const s_row_t *row)
     fprintf (stderr, "demo: %02d:00  epoch %" PRId64 "  offered %s kWh, bid %s kWh  ->  ",
              row->hour, row->epoch, s_kwh (row->supply_wh, s, sizeof s),
              s_kwh (row->demand_wh, d, sizeof d));
-    if (row->trades)
+    char g[32];
+    if (row->trades && (row->grid_in_wh || row->grid_out_wh))
+        fprintf (stderr, "%s kWh in %" PRId64 " trade%s at %s (the grid %s %s kWh)\n",
+                 s_kwh (row->volume_wh, v, sizeof v), row->trades, row->trades == 1 ? "" : "s",
+                 s_price4 (row->price, p, sizeof p), row->grid_in_wh ? "sold" : "bought",
+                 s_kwh (row->grid_in_wh ? row->grid_in_wh : row->grid_out_wh, g, sizeof g));
+    else if (row->trades)
         fprintf (stderr, "%s kWh in %" PRId64 " trade%s at %s\n",
                  s_kwh (row->volume_wh, v, sizeof v), row->trades, row->trades == 1 ? "" : "s",
                  s_price4 (row->price, p, sizeof p));
@@ -880,7 +931,7 @@ static void s_wait_settled (s_demo_t *self)
 //  The results: table, JSON, chart
 
 typedef struct {
-    int64_t supply, demand, volume, trades, settled, failed, refused;
+    int64_t supply, demand, volume, trades, settled, failed, refused, grid_in, grid_out;
     int64_t average_price; //  volume-weighted, µ/kWh; 0 = no trade
 } s_totals_t;
 
@@ -899,6 +950,8 @@ static s_totals_t s_totals (s_demo_t *self)
         t.settled += ok;
         t.failed += bad;
         t.refused += r->refused;
+        t.grid_in += r->grid_in_wh;
+        t.grid_out += r->grid_out_wh;
         value += (__int128) r->price * r->volume_wh;
     }
     t.average_price = t.volume ? (int64_t) ((value + t.volume / 2) / t.volume) : 0;
@@ -907,30 +960,34 @@ static s_totals_t s_totals (s_demo_t *self)
 
 static void s_print_table (s_demo_t *self)
 {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], e[32], f[32];
     printf ("\nmce-demo: a campus day on %s (%s, %" PRId64 "-second epochs): %d prosumers, %d "
             "consumers, seed %" PRIu64 "\n\n",
             self->market_id, self->mode, self->epoch_seconds, self->prosumers, self->consumers,
             self->seed);
-    printf ("%-5s %12s %12s %12s %10s %12s %7s %8s\n", "hour", "epoch", "supply kWh", "demand kWh",
-            "price/kWh", "volume kWh", "trades", "settled");
+    printf ("%-5s %12s %12s %12s %10s %12s %10s %10s %7s %8s\n", "hour", "epoch", "supply kWh",
+            "demand kWh", "price/kWh", "volume kWh", "grid in", "grid out", "trades", "settled");
     for (int i = 0; i < self->hours; i++) {
         const s_row_t *r = &self->rows[i];
         int64_t ok, bad;
         s_settled (self, r->epoch, &ok, &bad);
-        printf ("%02d:00 %12" PRId64 " %12s %12s %10s %12s %7" PRId64 " %8" PRId64 "%s\n", r->hour,
-                r->epoch, s_kwh (r->supply_wh, a, sizeof a), s_kwh (r->demand_wh, b, sizeof b),
-                s_price4 (r->price, c, sizeof c), s_kwh (r->volume_wh, d, sizeof d), r->trades, ok,
+        printf ("%02d:00 %12" PRId64 " %12s %12s %10s %12s %10s %10s %7" PRId64 " %8" PRId64 "%s\n",
+                r->hour, r->epoch, s_kwh (r->supply_wh, a, sizeof a),
+                s_kwh (r->demand_wh, b, sizeof b), s_price4 (r->price, c, sizeof c),
+                s_kwh (r->volume_wh, d, sizeof d), s_kwh (r->grid_in_wh, e, sizeof e),
+                s_kwh (r->grid_out_wh, f, sizeof f), r->trades, ok,
                 !r->cleared ? "  (not cleared)"
                 : bad       ? "  (some failed)"
                             : "");
     }
     s_totals_t t = s_totals (self);
-    printf ("%-5s %12s %12s %12s %10s %12s %7" PRId64 " %8" PRId64 "\n", "total", "",
+    printf ("%-5s %12s %12s %12s %10s %12s %10s %10s %7" PRId64 " %8" PRId64 "\n", "total", "",
             s_kwh (t.supply, a, sizeof a), s_kwh (t.demand, b, sizeof b),
-            s_price4 (t.average_price, c, sizeof c), s_kwh (t.volume, d, sizeof d), t.trades,
-            t.settled);
-    printf ("(total price: the clearing prices weighted by volume; settled: confirmed on chain)\n");
+            s_price4 (t.average_price, c, sizeof c), s_kwh (t.volume, d, sizeof d),
+            s_kwh (t.grid_in, e, sizeof e), s_kwh (t.grid_out, f, sizeof f), t.trades, t.settled);
+    printf ("(total price: the clearing prices weighted by volume; grid in / out: what the "
+            "utility's grid sold to the campus at its import tariff / bought at its feed-in "
+            "tariff, part of the volume; settled: confirmed on chain)\n");
 }
 
 static json_t *s_json_kwh (int64_t wh)
@@ -955,21 +1012,24 @@ static void s_print_json (s_demo_t *self, bool svg_written)
         int64_t ok, bad;
         s_settled (self, r->epoch, &ok, &bad);
         json_array_append_new (
-            rows, json_pack ("{s:i,s:I,s:o,s:o,s:i,s:i,s:i,s:b,s:o,s:o,s:I,s:I,s:I}", "hour",
-                             r->hour, "epoch", (json_int_t) r->epoch, "supply",
-                             s_json_kwh (r->supply_wh), "demand", s_json_kwh (r->demand_wh),
-                             "sells", r->sells, "buys", r->buys, "refused", r->refused, "cleared",
-                             r->cleared, "clearing_price", s_json_price (r->price), "volume",
-                             s_json_kwh (r->volume_wh), "trades", (json_int_t) r->trades, "settled",
-                             (json_int_t) ok, "failed", (json_int_t) bad));
+            rows,
+            json_pack ("{s:i,s:I,s:o,s:o,s:i,s:i,s:i,s:b,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "hour",
+                       r->hour, "epoch", (json_int_t) r->epoch, "supply", s_json_kwh (r->supply_wh),
+                       "demand", s_json_kwh (r->demand_wh), "sells", r->sells, "buys", r->buys,
+                       "refused", r->refused, "cleared", r->cleared, "clearing_price",
+                       s_json_price (r->price), "volume", s_json_kwh (r->volume_wh), "grid_in",
+                       s_json_kwh (r->grid_in_wh), "grid_out", s_json_kwh (r->grid_out_wh),
+                       "trades", (json_int_t) r->trades, "settled", (json_int_t) ok, "failed",
+                       (json_int_t) bad));
     }
     s_totals_t t = s_totals (self);
     json_t *root = json_pack (
-        "{s:s,s:s,s:I,s:i,s:i,s:I,s:o,s:{s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:I},s:o}", "market",
+        "{s:s,s:s,s:I,s:i,s:i,s:I,s:o,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:I},s:o}", "market",
         self->market_id, "mode", self->mode, "epoch_seconds", (json_int_t) self->epoch_seconds,
         "prosumers", self->prosumers, "consumers", self->consumers, "seed", (json_int_t) self->seed,
         "hours", rows, "totals", "supply", s_json_kwh (t.supply), "demand", s_json_kwh (t.demand),
-        "volume", s_json_kwh (t.volume), "average_price", s_json_price (t.average_price), "trades",
+        "volume", s_json_kwh (t.volume), "grid_in", s_json_kwh (t.grid_in), "grid_out",
+        s_json_kwh (t.grid_out), "average_price", s_json_price (t.average_price), "trades",
         (json_int_t) t.trades, "settled", (json_int_t) t.settled, "failed", (json_int_t) t.failed,
         "refused", (json_int_t) t.refused, "svg",
         svg_written ? json_string (self->svg_path) : json_null ());
@@ -1025,13 +1085,14 @@ static int s_write_svg (s_demo_t *self)
         fprintf (stderr, "mce-demo: cannot write %s: %m\n", self->svg_path);
         return -1;
     }
-    const double W = 960, H = 560, left = 80, right = 90, top = 90, bottom = 70;
+    const double W = 960, H = 580, left = 80, right = 90, top = 110, bottom = 70;
     const double pw = W - left - right, ph = H - top - bottom;
     int64_t max_wh = 1000, max_px = 10000;
     for (int i = 0; i < self->hours; i++) {
         const s_row_t *r = &self->rows[i];
-        max_wh = r->supply_wh > max_wh ? r->supply_wh : max_wh;
-        max_wh = r->demand_wh > max_wh ? r->demand_wh : max_wh;
+        //  the grid's part stands on top of the bar it completes
+        max_wh = r->supply_wh + r->grid_in_wh > max_wh ? r->supply_wh + r->grid_in_wh : max_wh;
+        max_wh = r->demand_wh + r->grid_out_wh > max_wh ? r->demand_wh + r->grid_out_wh : max_wh;
         max_px = r->price > max_px ? r->price : max_px;
     }
     int64_t wh_step = s_axis_step (max_wh, 100), px_step = s_axis_step (max_px, 1000);
@@ -1088,6 +1149,19 @@ static int s_write_svg (s_demo_t *self)
                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7fd4\"/>\n",
                  x, S_YE (r->supply_wh), bw, top + ph - S_YE (r->supply_wh), x + bw,
                  S_YE (r->demand_wh), bw, top + ph - S_YE (r->demand_wh));
+        //  the grid: what it sold on top of the supply, what it bought on top of the demand
+        if (r->grid_in_wh)
+            fprintf (f,
+                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                     "fill=\"#7f8c8d\"/>\n",
+                     x, S_YE (r->supply_wh + r->grid_in_wh), bw,
+                     S_YE (r->supply_wh) - S_YE (r->supply_wh + r->grid_in_wh));
+        if (r->grid_out_wh)
+            fprintf (f,
+                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                     "fill=\"#bdc3c7\"/>\n",
+                     x + bw, S_YE (r->demand_wh + r->grid_out_wh), bw,
+                     S_YE (r->demand_wh) - S_YE (r->demand_wh + r->grid_out_wh));
         fprintf (f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
                  S_X (i) + slot / 2, top + ph, S_X (i) + slot / 2, top + ph + 4);
         if (i % label_every == 0)
@@ -1136,9 +1210,12 @@ static int s_write_svg (s_demo_t *self)
     } legend[] = {{"#f5b700", "supply offered (kWh)", false},
                   {"#4a7fd4", "demand bid (kWh)", false},
                   {"#2e8b57", "traded volume (kWh)", true},
-                  {"#c0392b", "clearing price (per kWh)", true}};
-    for (int k = 0; k < 4; k++) {
-        double x = left + 10 + k * 200, y = top - 20;
+                  {"#c0392b", "clearing price (per kWh)", true},
+                  {"#7f8c8d", "bought from the grid (kWh)", false},
+                  {"#bdc3c7", "sold to the grid (kWh)", false}};
+    int legends = self->grid_name[0] ? 6 : 4;
+    for (int k = 0; k < legends; k++) {
+        double x = left + 10 + (k % 4) * 200, y = top - 40 + (k / 4) * 18;
         if (legend[k].line)
             fprintf (f,
                      "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
@@ -1225,7 +1302,8 @@ static int s_usage (FILE *out, int status)
              "buildings busy by day) bid their load at their willingness to pay. A line is\n"
              "printed as each epoch clears; at the end, once every trade is confirmed on chain,\n"
              "a table per epoch (supply offered, demand bid, clearing price, volume, trades,\n"
-             "settled) with totals, and an SVG chart.\n\n"
+             "settled; with the grid as backstop also what it sold and bought) with totals,\n"
+             "and an SVG chart.\n\n"
              "  -c FILE            the system's configuration (default: built-in), with the\n"
              "                     MCE_<KEY> environment overrides, as for every mce program\n"
              "  --url URL          the gateway (default http://<gateway.http_address>:<port>)\n"
@@ -1236,7 +1314,8 @@ static int s_usage (FILE *out, int status)
              "  --start-hour H0    hour of the day the simulation starts at (default 0)\n"
              "  --wallets FILE     the local ledger's setup file, whose users[].wallet are\n"
              "                     funded and whose keys (walletSecretSeedHex) prove them:\n"
-             "                     one per demo user (default .run/ledger.json)\n"
+             "                     one per demo user, and one more for the grid when the\n"
+             "                     market has one (default .run/ledger.json)\n"
              "  --svg FILE         where the chart goes (default .run/demo.svg)\n"
              "  --json             also one JSON object with every row on the last line\n"
              "  --seed N           the PRNG's seed: the same seed places the same orders\n"
@@ -1395,7 +1474,8 @@ int main (int argc, char **argv)
     rc = 1;
     if (!self->curl || !self->settler)
         fprintf (stderr, "mce-demo: cannot start libcurl or follow the settler's bus\n");
-    else if (s_make_users (self) == 0 && s_wait_gateway (self) == 0 && s_market (self) == 0 &&
+    //  the market first: whether it has a grid decides how many wallets are needed
+    else if (s_wait_gateway (self) == 0 && s_market (self) == 0 && s_make_users (self) == 0 &&
              s_sign_up (self) == 0 && s_deposit (self) == 0) {
         int day = s_run_day (self);
         if (!zsys_interrupted) {

@@ -12,7 +12,7 @@
 #                                and the chart's path (.run/demo.svg); the system keeps
 #                                running (the dashboard too) until Ctrl-C.
 #   --users N                    funded users of the local ledger (default 4; with --demo one
-#                                per demo prosumer and consumer)
+#                                per demo prosumer and consumer, and one for the grid)
 #
 # Postgres, Redis and the Solana ledger run locally, in the run's data folder, unless
 # MCE_POSTGRES_URL, MCE_REDIS_URL, MCE_SETTLER_RPC_URL or the configuration (postgres.url,
@@ -54,7 +54,8 @@ if ! [[ $epoch_seconds =~ ^[1-9][0-9]*$ ]] || { [ -n "$users" ] && ! [[ $users =
     echo "run.sh: --epoch-seconds and --users take a positive number" >&2; exit 2
 fi
 
-# The demo's users: one funded wallet each (mce-demo's --prosumers and --consumers).
+# The demo's users: one funded wallet each (mce-demo's --prosumers and --consumers), and one
+# more for the grid (the utility's wallet, which the grid's trades settle against).
 if $demo && [ -z "$users" ]; then
     prosumers=6 consumers=10 # mce-demo's defaults
     for ((i = 0; i < ${#demo_args[@]}; i++)); do
@@ -69,7 +70,7 @@ if $demo && [ -z "$users" ]; then
         echo "run.sh: --prosumers and --consumers take a positive number (try build/bin/mce-demo --help)" >&2
         exit 2
     fi
-    users=$((prosumers + consumers))
+    users=$((prosumers + consumers + 1))
 fi
 
 # Whether config file $1 sets key $3 of its group $2 (postgres url: `postgres = { url = ...`).
@@ -96,10 +97,12 @@ if $demo; then
     config_file=$PWD/$run/mce.cfg
     cat >"$config_file" <<CFG
 # Made by tools/run.sh --demo: the demo's market (an auction at each epoch's end, short
-# epochs: one per simulated hour) and its own data; everything else is the built-in default.
+# epochs: one per simulated hour; the utility's grid sells at 0.24 and buys at 0.07 per kWh)
+# and its own data; everything else is the built-in default.
 data_dir = "$PWD/$run/data";
 markets = (
-  { id = "campus-1"; mode = "auction"; epoch_seconds = $epoch_seconds; future_epochs = 4; }
+  { id = "campus-1"; mode = "auction"; epoch_seconds = $epoch_seconds; future_epochs = 4;
+    grid_import_price = "0.24"; grid_feed_in_price = "0.07"; grid_user = "grid"; }
 );
 CFG
 fi

@@ -4,7 +4,8 @@
     deposits through the chain first (each deposit in exactly one landed transaction), every
     hour's epoch clears with trades, every trade is confirmed on chain (and its id is in the
     memo of exactly one landed transaction), the table has a row per hour, and the chart is an
-    SVG document.
+    SVG document. Then two hours of night with the grid as backstop: no prosumer has anything
+    to sell, the grid sells every consumer's demand, and those trades settle on chain too.
 */
 #include "harness.h"
 #include "ledgertest.h"
@@ -50,20 +51,21 @@ static char *s_read (const char *path)
     return text;
 }
 
-Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout = 180)
+//  Postgres for the gateway's users (the settler finds their wallets there), the local ledger
+//  with `users` funded wallets, and the processes the demo talks to, for an auction market
+//  with 2-second epochs and `market` added to its settings.
+static void s_start (const char *market, const char *users)
 {
-    //  Postgres for the gateway's users (the settler finds their wallets there), the local
-    //  ledger with a funded wallet per demo user, and the processes the demo talks to.
     cr_assert_eq (pgtest_start (&s_pg, NULL), 0);
     char config[512];
     snprintf (config, sizeof config,
               "postgres = { url = \"%s\"; };\n"
-              "markets = ( { id = \"campus-1\"; mode = \"auction\"; epoch_seconds = 2; } );\n",
-              s_pg.conninfo);
+              "markets = ( { id = \"campus-1\"; mode = \"auction\"; epoch_seconds = 2; %s } );\n",
+              s_pg.conninfo, market);
     harness_init (&s_h, config);
     harness_t *h = &s_h;
     cr_assert_eq (ledgertest_start (&s_ledger, h->dir,
-                                    (const char *[]){"--users", "5", "--slot-ms", "100", NULL}),
+                                    (const char *[]){"--users", users, "--slot-ms", "100", NULL}),
                   0);
     setenv ("MCE_SETTLER_RPC_URL", s_ledger.url, 1);
     setenv ("MCE_SETTLER_KEYS_FILE", s_ledger.setup_path, 1);
@@ -72,6 +74,26 @@ Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout
     harness_start (h, "mce-gateway");
     cr_assert (harness_wait_log (h, settler, "settler: ready", HARNESS_DEADLINE_MS));
     cr_assert (harness_wait_http (h, "/api/health", HARNESS_DEADLINE_MS));
+}
+
+//  The JSON object on the last line of the demo's output that starts with '{'.
+static json_t *s_result (const char *out)
+{
+    const char *last = NULL;
+    for (const char *p = out; p && *p; p = strchr (p, '\n') ? strchr (p, '\n') + 1 : NULL)
+        if (*p == '{')
+            last = p;
+    cr_assert_not_null (last, "no JSON line");
+    json_error_t err;
+    json_t *result = json_loads (last, JSON_DISABLE_EOF_CHECK, &err);
+    cr_assert_not_null (result, "%s", err.text);
+    return result;
+}
+
+Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout = 180)
+{
+    s_start ("", "5");
+    harness_t *h = &s_h;
 
     char svg[sizeof h->dir + 16], svg_arg[sizeof svg + 8];
     snprintf (svg, sizeof svg, "%.*s/demo.svg", (int) sizeof h->dir, h->dir);
@@ -99,14 +121,7 @@ Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout
     cr_assert_not_null (strstr (out, "\ntotal "));
 
     //  The JSON on the last line: daylight, so every hour traded, and all of it settled.
-    const char *last = NULL;
-    for (const char *p = out; p && *p; p = strchr (p, '\n') ? strchr (p, '\n') + 1 : NULL)
-        if (*p == '{')
-            last = p;
-    cr_assert_not_null (last, "no JSON line");
-    json_error_t err;
-    json_t *result = json_loads (last, JSON_DISABLE_EOF_CHECK, &err);
-    cr_assert_not_null (result, "%s", err.text);
+    json_t *result = s_result (out);
     cr_assert_str_eq (json_string_value (json_object_get (result, "mode")), "auction");
     json_t *rows = json_object_get (result, "hours");
     cr_assert_eq (json_array_size (rows), 3);
@@ -164,5 +179,46 @@ Test (demo, a_short_day_clears_and_settles_every_trade, .fini = s_fini, .timeout
     cr_assert_not_null (strstr (doc, "<rect "));
     cr_assert_not_null (strstr (doc, "<polyline "));
     cr_assert_not_null (strstr (doc, "clearing price"));
+    free (out);
+}
+
+//  Night with the grid as backstop (import 0.24, feed-in 0.07): the prosumers' roofs give
+//  nothing, so the grid sells each hour's whole demand at its import price, the table and the
+//  JSON say so hour by hour, and every one of those trades settles on chain against the grid's
+//  own wallet (the sixth of the ledger's: one more than the demo's users).
+Test (demo, a_night_with_the_grid_is_served_and_settled, .fini = s_fini, .timeout = 180)
+{
+    s_start ("grid_import_price = \"0.24\"; grid_feed_in_price = \"0.07\"; grid_user = \"grid\";",
+             "6");
+    char svg[sizeof s_h.dir + 24];
+    snprintf (svg, sizeof svg, "--svg=%.*s/demo.svg", (int) sizeof s_h.dir, s_h.dir);
+    char *out = NULL;
+    int rc = harness_run ("mce-demo",
+                          (const char *[]){"-c", s_h.config, "--wallets", s_ledger.setup_path,
+                                           "--hours=2", "--start-hour=21", "--prosumers=2",
+                                           "--consumers=3", svg, "--json", NULL},
+                          &out);
+    cr_assert_not_null (out);
+    fprintf (stderr, "%s", out);
+    cr_assert_eq (rc, 0, "mce-demo failed");
+    cr_assert_not_null (strstr (out, "grid in"), "the table has the grid's columns");
+    json_t *result = s_result (out);
+    json_t *rows = json_object_get (result, "hours");
+    cr_assert_eq (json_array_size (rows), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = json_array_get (rows, i);
+        const char *volume = json_string_value (json_object_get (r, "volume"));
+        const char *grid_in = json_string_value (json_object_get (r, "grid_in"));
+        cr_assert (volume && grid_in && strcmp (volume, "0") != 0, "hour %zu traded", 21 + i);
+        cr_assert_str_eq (grid_in, volume, "hour %zu: all of it from the grid", 21 + i);
+        cr_assert_str_eq (json_string_value (json_object_get (r, "clearing_price")), "0.24");
+        cr_assert_eq (json_integer_value (json_object_get (r, "settled")),
+                      json_integer_value (json_object_get (r, "trades")),
+                      "hour %zu: every trade settled", 21 + i);
+    }
+    json_t *totals = json_object_get (result, "totals");
+    cr_assert_eq (json_integer_value (json_object_get (totals, "failed")), 0);
+    cr_assert_gt (json_integer_value (json_object_get (totals, "settled")), 0);
+    json_decref (result);
     free (out);
 }

@@ -36,6 +36,7 @@ static settlertest_t s_t;
 static void s_fini (void)
 {
     unsetenv ("MCE_SETTLER_WALLET_TTL_MS");
+    unsetenv ("MCE_SETTLER_GRID_LOW_ENERGY");
     settlertest_fini (&s_t);
 }
 
@@ -299,6 +300,7 @@ Test (settler_escrow, grid_trades_settle_against_the_grids_wallet, .fini = s_fin
                       (const char *[]){"--users", "4", "--slot-ms", "100", NULL});
     settlertest_t *t = &s_t;
     settlertest_follow (t);
+    setenv ("MCE_SETTLER_GRID_LOW_ENERGY", "999", 1); //  kWh: the grid's 1000 will run below it
     settlertest_settler (t);
     uint64_t dep[2] = {s_deposit_ok ("user1", PROTO_ASSET_ENERGY, 100000),
                        s_deposit_ok ("user3", PROTO_ASSET_PAYMENT, 10000000)};
@@ -333,4 +335,20 @@ Test (settler_escrow, grid_trades_settle_against_the_grids_wallet, .fini = s_fin
     cr_assert_eq (avail + resv, 0, "the grid holds no balance at the matcher");
     settlertest_balance (t, "user4", PROTO_ASSET_ENERGY, &avail, &resv);
     cr_assert_eq (avail + resv, 0);
+
+    //  The metrics read the grid's wallet from the chain (every few seconds): its energy is
+    //  below the 999 kWh set as low, its money is not below the default 100.
+    const char *energy = "mce_settler_grid_balance{market=\"campus-1\",asset=\"energy\"}";
+    int64_t want = s_chain ("user4", true);
+    int64_t deadline = clock_mono_ns () + HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    while (settlertest_metric (t, energy) != (double) want && clock_mono_ns () < deadline)
+        zclock_sleep (50); //  a poll with a deadline: the settler reads it every 5 s
+    cr_assert_eq (settlertest_metric (t, energy), (double) want);
+    cr_assert_eq (
+        settlertest_metric (t, "mce_settler_grid_balance{market=\"campus-1\",asset=\"payment\"}"),
+        (double) s_chain ("user4", false));
+    cr_assert_eq (
+        settlertest_metric (t, "mce_settler_grid_low{market=\"campus-1\",asset=\"energy\"}"), 1);
+    cr_assert_eq (
+        settlertest_metric (t, "mce_settler_grid_low{market=\"campus-1\",asset=\"payment\"}"), 0);
 }
