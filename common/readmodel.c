@@ -128,6 +128,7 @@ struct _s_order_t {
     __int128 notional; //  sum of fill quantity × price, for the average price
     char client_order_id[PROTO_STR64_MAX + 1];
     char source[PROTO_STR32_MAX + 1];
+    const char *end_reason; //  why it ended (a static name: filled, user, self_trade, ...)
     s_order_t *user_prev, *user_next; //  the owner's orders, newest first
     s_order_t *done_prev, *done_next; //  finished orders, oldest first
 };
@@ -579,19 +580,22 @@ static void s_fill (readmodel_t *self, uint64_t order_id, int64_t qty, int64_t p
     o->remaining = o->remaining > qty ? o->remaining - qty : 0;
     o->notional += (__int128) qty * price;
     o->updated = ts;
-    if (o->remaining == 0)
+    if (o->remaining == 0) {
+        o->end_reason = "filled";
         s_finish (self, o, PROTO_ORDER_STATUS_FILLED, ts);
+    }
     else
         o->status = PROTO_ORDER_STATUS_PARTIALLY_FILLED;
 }
 
 static void s_on_ended (readmodel_t *self, uint64_t order_id, int64_t remaining,
-                        proto_order_status_t status, int64_t ts)
+                        proto_order_status_t status, const char *reason, int64_t ts)
 {
     s_order_t *o = s_order_find (self, order_id);
     if (!o || s_finished (o))
         return;
     o->remaining = remaining;
+    o->end_reason = reason;
     s_finish (self, o, status, ts);
 }
 
@@ -822,11 +826,15 @@ void readmodel_apply (readmodel_t *self, const proto_msg_t *event)
             break;
         case PROTO_order_cancelled:
             s_on_ended (self, event->order_cancelled.order_id, event->order_cancelled.remaining,
-                        PROTO_ORDER_STATUS_CANCELLED, event->order_cancelled.ts);
+                        PROTO_ORDER_STATUS_CANCELLED,
+                        proto_cancel_reason_name (event->order_cancelled.reason),
+                        event->order_cancelled.ts);
             break;
         case PROTO_order_expired:
             s_on_ended (self, event->order_expired.order_id, event->order_expired.remaining,
-                        PROTO_ORDER_STATUS_EXPIRED, event->order_expired.ts);
+                        PROTO_ORDER_STATUS_EXPIRED,
+                        proto_expire_reason_name (event->order_expired.reason),
+                        event->order_expired.ts);
             break;
         case PROTO_order_amended:
             s_on_amended (self, &event->order_amended);
@@ -1214,13 +1222,18 @@ static json_t *s_order_json (readmodel_t *self, const s_order_t *o)
     json_object_set_new (row, "price",
                          o->type == PROTO_ORDER_TYPE_MARKET ? json_null ()
                                                             : s_price_or_null (o->price));
+    //  one meaning everywhere: remaining is what is still open (0 once the order ended, as the
+    //  answer to a write says); what an ended order left untraded is unfilled_amount
+    bool ended = s_finished (o);
     json_object_set_new (row, "filled_amount", apijson_kwh (o->filled));
-    json_object_set_new (row, "remaining_amount", apijson_kwh (o->remaining));
+    json_object_set_new (row, "remaining_amount", apijson_kwh (ended ? 0 : o->remaining));
+    json_object_set_new (row, "unfilled_amount", apijson_kwh (ended ? o->remaining : 0));
     json_object_set_new (row, "average_price",
                          o->filled > 0
                              ? apijson_price (money_div_half_even (o->notional, o->filled))
                              : json_null ());
     json_object_set_new (row, "status", apijson_text_or_null (proto_order_status_name (o->status)));
+    json_object_set_new (row, "end_reason", apijson_text_or_null (ended ? o->end_reason : NULL));
     json_object_set_new (row, "energy_source", apijson_text_or_null (o->source));
     json_object_set_new (row, "expires_at", apijson_time (o->expires_at));
     json_object_set_new (row, "created_at", apijson_time (o->created));
@@ -1283,6 +1296,39 @@ json_t *readmodel_order (readmodel_t *self, uint64_t order_id, const char **owne
     json_t *row = s_order_json (self, o);
     json_object_set_new (row, "seq", json_integer ((json_int_t) self->seq));
     return row;
+}
+
+json_t *readmodel_order_fills (readmodel_t *self, uint64_t order_id, const char **owner)
+{
+    assert (self);
+    const s_order_t *o = s_order_find (self, order_id);
+    if (owner)
+        *owner = o ? o->user->name : NULL;
+    if (!o)
+        return NULL;
+    int side = o->side == PROTO_SIDE_BUY ? 0 : 1;
+    json_t *list = json_array ();
+    int64_t found = 0;
+    //  the owner's trades, newest first: those of this order, oldest first in the answer
+    for (const s_leg_t *leg = o->user->trades; leg; leg = leg->next) {
+        const s_user_trade_t *t = leg->trade;
+        if (leg->side != o->side || t->order_id[side] != order_id)
+            continue;
+        found += t->qty;
+        json_array_insert_new (
+            list, 0,
+            json_pack ("{s:o,s:o,s:o,s:o,s:o}", "trade_id", apijson_id (t->trade_id), "price",
+                       apijson_price (t->price), "energy_amount", apijson_kwh (t->qty), "value",
+                       apijson_money (t->value), "time", apijson_time (t->ts)));
+    }
+    json_t *root = json_object ();
+    json_object_set_new (root, "seq", json_integer ((json_int_t) self->seq));
+    json_object_set_new (root, "order_id", apijson_id (order_id));
+    json_object_set_new (root, "filled_amount", apijson_kwh (o->filled));
+    json_object_set_new (root, "fills", list);
+    //  the oldest trades leave the read model first: then the list is not the whole story
+    json_object_set_new (root, "complete", json_boolean (found == o->filled));
+    return root;
 }
 
 uint64_t readmodel_find_client_order (readmodel_t *self, const char *user,

@@ -120,10 +120,13 @@ typedef struct {
 
 //  {seq, orders: [order...], limit, offset, total}, newest first; total counts every match.
 //  An order is {order_id, client_order_id, market, epoch, side, order_type, time_in_force,
-//  post_only, energy_amount, price, filled_amount, remaining_amount, average_price, status,
-//  energy_source, expires_at, created_at, updated_at}. energy_amount is filled + remaining
-//  (an amendment changes it); a cancelled or expired order's remaining_amount is what was
-//  still open when it ended. Never NULL (an unknown user has no orders).
+//  post_only, energy_amount, price, filled_amount, remaining_amount, unfilled_amount,
+//  average_price, status, end_reason, energy_source, expires_at, created_at, updated_at}.
+//  energy_amount is filled + remaining + unfilled (an amendment changes it); remaining_amount
+//  is what is still open (0 once it ended), unfilled_amount what an ended order left
+//  untraded; end_reason says why it ended (filled; cancelled: user, admin, self_trade,
+//  unfilled, fok_unfillable; expired: epoch_close, expires_at), null while it is open. Never
+//  NULL (an unknown user has no orders).
 json_t *readmodel_user_orders (readmodel_t *self, const char *user,
                                const readmodel_order_filter_t *filter);
 //  One order as above plus seq, or NULL if unknown (never seen, or evicted). *owner, when
@@ -139,6 +142,11 @@ uint64_t readmodel_find_client_order (readmodel_t *self, const char *user,
 //  order_id the user's own order), newest first. Only the last limits.user_trades trades of all
 //  users are kept. Never NULL.
 json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, int offset);
+//  {seq, order_id, filled_amount, fills: [{trade_id, price, energy_amount, value, time}],
+//  complete} of one order, its fills oldest first; complete is false when some of them have
+//  left the read model (the oldest trades go first). NULL when the order is unknown; *owner
+//  (when not NULL) its owner's name.
+json_t *readmodel_order_fills (readmodel_t *self, uint64_t order_id, const char **owner);
 
 //  {seq, balances: {energy: {available, reserved, total}, payment: {...}}}: energy in kWh,
 //  payment in money units, as decimal strings; zeros for a user with no balance yet. Never NULL.

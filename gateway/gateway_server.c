@@ -549,6 +549,7 @@ static const s_route_t s_routes[] = {
     {"POST", "/api/trading/orders", S_USER, true, routes_trading_post_order},
     {"GET", "/api/trading/orders", S_USER, true, routes_trading_list_orders},
     {"GET", "/api/trading/orders/{id}", S_USER, true, routes_trading_get_order},
+    {"GET", "/api/trading/orders/{id}/fills", S_USER, true, routes_trading_order_fills},
     {"DELETE", "/api/trading/orders/{id}", S_USER, true, routes_trading_cancel_order},
     {"PATCH", "/api/trading/orders/{id}", S_USER, true, routes_trading_amend_order},
     {"GET", "/api/market/depth", S_PUBLIC, true, routes_market_depth},

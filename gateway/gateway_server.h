@@ -128,6 +128,7 @@ void gateway_resume_after_text (gateway_request_t *req, uint64_t seq, unsigned s
 //  routes_trading.c (signed-in users)
 enum MHD_Result routes_trading_post_order (gateway_request_t *req);
 enum MHD_Result routes_trading_get_order (gateway_request_t *req);
+enum MHD_Result routes_trading_order_fills (gateway_request_t *req);
 enum MHD_Result routes_trading_cancel_order (gateway_request_t *req);
 enum MHD_Result routes_trading_amend_order (gateway_request_t *req);
 enum MHD_Result routes_trading_list_orders (gateway_request_t *req);

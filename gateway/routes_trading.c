@@ -123,6 +123,21 @@ enum MHD_Result routes_trading_get_order (gateway_request_t *req)
     return order ? gateway_respond (req, MHD_HTTP_OK, order) : MHD_YES;
 }
 
+//  GET /api/trading/orders/{id}/fills: the trades that filled it, oldest first
+enum MHD_Result routes_trading_order_fills (gateway_request_t *req)
+{
+    uint64_t id;
+    json_t *order = s_visible_order (req, &id);
+    if (!order)
+        return MHD_YES;
+    json_decref (order);
+    json_t *fills = readmodel_order_fills (gateway_server_readmodel (req->server), id, NULL);
+    if (!fills)
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "order_not_found", NULL, "no order %s",
+                             req->param);
+    return gateway_respond (req, MHD_HTTP_OK, fills);
+}
+
 //  DELETE /api/trading/orders/{id}
 enum MHD_Result routes_trading_cancel_order (gateway_request_t *req)
 {

@@ -235,6 +235,7 @@ int mcectl_orders (mcectl_client_t *client, int argc, char **argv)
                                                   {"FILLED", "filled_amount", true},
                                                   {"LEFT", "remaining_amount", true},
                                                   {"STATUS", "status", false},
+                                                  {"WHY", "end_reason", false},
                                                   {"CREATED (UTC)", "created_at", false},
                                                   {NULL, NULL, false}};
         mcectl_table (stdout, json_object_get (answer, "orders"), columns);

@@ -323,7 +323,9 @@
             cell(tr, o.price === null ? 'market' : o.price);
             cell(tr, o.energy_amount);
             cell(tr, o.filled_amount);
-            cell(tr, o.status);
+            // why it ended, beside how: "cancelled (self_trade)", "expired (epoch_close)"
+            cell(tr, o.end_reason && o.end_reason !== 'filled' && o.end_reason !== 'user'
+                ? o.status + ' (' + o.end_reason + ')' : o.status);
             cell(tr, o.epoch);
             const td = cell(tr, '');
             if (OPEN_STATES.includes(o.status)) {

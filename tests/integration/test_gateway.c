@@ -599,7 +599,48 @@ Test (gateway, orders_trade_and_show_in_the_market_data, .fini = s_fini, .timeou
     r = s_call ("GET", path, alice, NULL);
     j = s_json (&r);
     cr_assert_str_eq (s_get (j, "status"), "cancelled", "%s", r.body);
+    //  why it ended, and one meaning of remaining_amount: nothing is open any more
+    cr_assert_str_eq (s_get (j, "end_reason"), "user", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "remaining_amount"), "0", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "unfilled_amount"), "5", "%s", r.body);
     json_decref (j);
+    harness_response_free (&r);
+    //  the order's fills: bob's 4 kWh at 0.15
+    snprintf (path, sizeof path, "/api/trading/orders/%s/fills", a);
+    r = s_call ("GET", path, alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    j = s_json (&r);
+    json_t *fill = json_array_get (json_object_get (j, "fills"), 0);
+    cr_assert_eq (json_array_size (json_object_get (j, "fills")), 1, "%s", r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (fill, "energy_amount")), "4", "%s",
+                      r.body);
+    cr_assert_str_eq (json_string_value (json_object_get (fill, "price")), "0.15", "%s", r.body);
+    cr_assert (json_is_true (json_object_get (j, "complete")), "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", path, bob, NULL); //  not bob's order: unknown to him
+    cr_assert_eq (r.status, 404, "%s", r.body);
+    harness_response_free (&r);
+    //  self-trade prevention cancels bob's resting bid when his own ask meets it, and says so
+    char bid[32], own[32];
+    s_place (
+        bob,
+        "{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.11\"}",
+        bid, sizeof bid);
+    s_place (
+        bob,
+        "{\"market\":\"campus-1\",\"side\":\"Sell\",\"energy_amount\":\"1\",\"price\":\"0.11\"}",
+        own, sizeof own);
+    snprintf (path, sizeof path, "/api/trading/orders/%s", bid);
+    r = s_call ("GET", path, bob, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "status"), "cancelled", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "end_reason"), "self_trade", "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    snprintf (path, sizeof path, "/api/trading/orders/%s", own);
+    r = s_call ("DELETE", path, bob, NULL); //  leave the book as it was
+    cr_assert_eq (r.status, 200, "%s", r.body);
     harness_response_free (&r);
     //  an admin pauses the market: orders are refused until it resumes
     char admin[1024];

@@ -714,13 +714,35 @@ Test (readmodel, order_cancelled_and_expired, .init = s_setup, .fini = s_teardow
     json_t *o = s_order (1);
     cr_expect_str_eq (s_str (o, "status"), "cancelled");
     cr_expect_str_eq (s_str (o, "filled_amount"), "40");
-    cr_expect_str_eq (s_str (o, "remaining_amount"), "60", "what was still open");
+    //  one meaning of remaining_amount everywhere: still open (0 once ended)
+    cr_expect_str_eq (s_str (o, "remaining_amount"), "0");
+    cr_expect_str_eq (s_str (o, "unfilled_amount"), "60", "what it left untraded");
+    cr_expect_str_eq (s_str (o, "end_reason"), "user", "why it ended");
     cr_expect_str_eq (s_str (o, "average_price"), "0.2");
     json_decref (o);
+    //  its fills, and the other side's
+    json_t *f = readmodel_order_fills (s_rm, 1, NULL);
+    cr_assert (f);
+    cr_expect_eq (json_array_size (json_object_get (f, "fills")), 1);
+    cr_expect_str_eq (s_str (json_array_get (json_object_get (f, "fills"), 0), "trade_id"), "10");
+    cr_expect (json_is_true (json_object_get (f, "complete")));
+    json_decref (f);
+    o = s_order (2);
+    cr_expect_str_eq (s_str (o, "end_reason"), "filled");
+    cr_expect_str_eq (s_str (o, "unfilled_amount"), "0");
+    json_decref (o);
+    cr_expect_null (readmodel_order_fills (s_rm, 99, NULL));
 
     s_accept (3, "carol", SELL, 10, 0.30);
+    o = s_order (3);
+    cr_expect_str_eq (s_str (o, "end_reason"), "null", "open: no reason yet");
+    cr_expect_str_eq (s_str (o, "remaining_amount"), "10");
+    json_decref (o);
     s_expire (3, "carol", 10);
     s_expect_status (3, "expired");
+    o = s_order (3);
+    cr_expect_str_eq (s_str (o, "end_reason"), "epoch_close");
+    json_decref (o);
     //  A finished order stays finished: later events about it change nothing.
     s_trade (11, 0, 3, 10, 0.30);
     s_cancel (3, "carol", 10);
