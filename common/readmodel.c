@@ -903,6 +903,17 @@ static json_t *s_int (int64_t value)
     return json_integer ((json_int_t) value);
 }
 
+//  An epoch where the API shows one: its number, and beside it the delivery period it stands
+//  for, [delivery_start, delivery_end) in RFC 3339 (epoch × epoch_seconds, as the matcher
+//  reckons it). m NULL: all three null.
+static void s_put_epoch (json_t *row, const s_market_t *m, int64_t epoch)
+{
+    int64_t len = m ? m->cfg->epoch_seconds * MCE_NS_PER_SEC : 0;
+    json_object_set_new (row, "epoch", m ? s_int (epoch) : json_null ());
+    json_object_set_new (row, "delivery_start", m ? apijson_time (epoch * len) : json_null ());
+    json_object_set_new (row, "delivery_end", m ? apijson_time (epoch * len + len) : json_null ());
+}
+
 static json_t *s_side (proto_side_t side)
 {
     return side == PROTO_SIDE_BUY    ? json_string ("Buy")
@@ -940,7 +951,7 @@ static json_t *s_depth (readmodel_t *self, const char *market, int64_t epoch, in
                                 : s_clamp (levels, READMODEL_LIMIT_MAX);
     const s_book_t *book = s_book_find (m, epoch);
     json_t *root = s_market_head (self, m);
-    json_object_set_new (root, "epoch", s_int (epoch));
+    s_put_epoch (root, m, epoch);
     for (int side = S_BID; side <= S_ASK; side++) {
         json_t *list = json_array ();
         uint32_t count = book ? book->side[side].count : 0;
@@ -1009,7 +1020,7 @@ json_t *readmodel_stats (readmodel_t *self, const char *market, int64_t now_ns)
                 active += m->books[i].side[side].levels[l].count;
 
     json_t *root = s_market_head (self, m);
-    json_object_set_new (root, "epoch", s_int (epoch));
+    s_put_epoch (root, m, epoch);
     json_object_set_new (root, "status", json_string (m->paused ? "paused" : "open"));
     json_object_set_new (root, "best_bid", bid ? apijson_price (bid->price) : json_null ());
     json_object_set_new (root, "best_ask", ask ? apijson_price (ask->price) : json_null ());
@@ -1077,7 +1088,7 @@ json_t *readmodel_clearing_price (readmodel_t *self, const char *market, int64_t
             return NULL;
     }
     json_t *root = s_market_head (self, m);
-    json_object_set_new (root, "epoch", e ? s_int (e->epoch) : json_null ());
+    s_put_epoch (root, e ? m : NULL, e ? e->epoch : 0);
     json_object_set_new (root, "state", e ? s_epoch_state (e->state) : json_null ());
     if (e)
         s_epoch_figures (root, e); //  a cleared epoch without an auction has no clearing price
@@ -1103,7 +1114,7 @@ json_t *readmodel_trades (readmodel_t *self, const char *market, int limit)
         const s_trade_t *t = &m->trades[(m->trade_next + cap - 1 - i) % cap];
         json_t *row = json_object ();
         json_object_set_new (row, "trade_id", apijson_id (t->trade_id));
-        json_object_set_new (row, "epoch", s_int (t->epoch));
+        s_put_epoch (row, m, t->epoch);
         json_object_set_new (row, "price", apijson_price (t->price));
         json_object_set_new (row, "energy_amount", apijson_kwh (t->qty));
         json_object_set_new (row, "value", apijson_money (t->value));
@@ -1132,7 +1143,7 @@ json_t *readmodel_epoch_status (readmodel_t *self, const char *market, int64_t n
     const s_epoch_t *last = m->has_cleared ? &m->cleared : NULL;
 
     json_t *root = s_market_head (self, m);
-    json_object_set_new (root, "epoch", s_int (epoch));
+    s_put_epoch (root, m, epoch);
     json_object_set_new (root, "state", e ? s_epoch_state (e->state) : json_null ());
     json_object_set_new (root, "start", apijson_time (start));
     json_object_set_new (root, "end", apijson_time (end));
@@ -1154,6 +1165,8 @@ static json_t *s_epoch_json (const s_epoch_t *e)
     json_object_set_new (row, "state", s_epoch_state (e->state));
     json_object_set_new (row, "start", apijson_time (e->start));
     json_object_set_new (row, "end", apijson_time (e->end));
+    json_object_set_new (row, "delivery_start", apijson_time (e->start));
+    json_object_set_new (row, "delivery_end", apijson_time (e->end));
     s_epoch_figures (row, e);
     return row;
 }
@@ -1213,7 +1226,7 @@ static json_t *s_order_json (readmodel_t *self, const s_order_t *o)
     json_object_set_new (row, "order_id", apijson_id (o->id));
     json_object_set_new (row, "client_order_id", apijson_text_or_null (o->client_order_id));
     json_object_set_new (row, "market", json_string (self->markets[o->market].cfg->id));
-    json_object_set_new (row, "epoch", s_int (o->epoch));
+    s_put_epoch (row, &self->markets[o->market], o->epoch);
     json_object_set_new (row, "side", s_side (o->side));
     json_object_set_new (row, "order_type", apijson_text_or_null (s_type_name (o->type)));
     json_object_set_new (row, "time_in_force", apijson_text_or_null (s_tif_name (o->tif)));
@@ -1360,7 +1373,7 @@ json_t *readmodel_user_trades (readmodel_t *self, const char *user, int limit, i
         json_object_set_new (row, "order_id",
                              apijson_id (t->order_id[leg->side == PROTO_SIDE_BUY ? 0 : 1]));
         json_object_set_new (row, "market", json_string (self->markets[t->market].cfg->id));
-        json_object_set_new (row, "epoch", s_int (t->epoch));
+        s_put_epoch (row, &self->markets[t->market], t->epoch);
         json_object_set_new (row, "side", s_side (leg->side));
         json_object_set_new (row, "price", apijson_price (t->price));
         json_object_set_new (row, "energy_amount", apijson_kwh (t->qty));

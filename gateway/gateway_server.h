@@ -49,7 +49,7 @@ typedef struct {
     bool suspended;   //  waiting for the matcher or the worker
     unsigned status;  //  response to send once resumed
     json_t *response; //  its body
-    char text[256];   //  or, when text_len > 0, its body already rendered
+    char text[384];   //  or, when text_len > 0, its body already rendered
     size_t text_len;
     gateway_identity_t who;
     char param[32]; //  the {id} of the route, if it has one
@@ -58,7 +58,8 @@ typedef struct {
     int route;         //  index in the route table, -1 when none matched
     unsigned retry_after;
     struct _respool_entry_t *pooled; //  the pooled response queued, given back on completion
-    bool proceed; //  resumed once its user was found to exist: its handler runs then
+    bool proceed;          //  resumed once its user was found to exist: its handler runs then
+    int64_t epoch_seconds; //  an order's market's: the answer shows its delivery period
 } gateway_request_t;
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg);

@@ -9,6 +9,7 @@
     trade history comes from Postgres (the persister's trades table, all of it) on the worker,
     or from the read model's recent trades when Postgres cannot answer ("source" says which).
 */
+#include "apijson.h"
 #include "clock.h"
 #include "decimal.h"
 #include "gateway_server.h"
@@ -185,7 +186,8 @@ typedef struct {
     gateway_request_t *req;
     char user[65];
     long long limit, offset;
-    json_t *body; //  built on the worker; NULL = fall back to the read model
+    const mce_config_t *cfg; //  the markets' epoch lengths: each trade's delivery period
+    json_t *body;            //  built on the worker; NULL = fall back to the read model
 } s_history_t;
 
 static void s_history_run (gateway_job_t *base, pg_t *pg)
@@ -228,6 +230,12 @@ static void s_history_run (gateway_job_t *base, pg_t *pg)
                 strcmp (pg_value (rows, r, 3), "t") == 0 ? "Buy" : "Sell", "price", price,
                 "energy_amount", qty, "value", value, "time", pg_value (rows, r, 7));
             const char *state = pg_value (rows, r, 9), *signature = pg_value (rows, r, 10);
+            const config_market_t *m = config_market (job->cfg, pg_value (rows, r, 1));
+            int64_t len = m ? m->epoch_seconds * MCE_NS_PER_SEC : 0, epoch = pg_int (rows, r, 2);
+            json_object_set_new (row, "delivery_start",
+                                 m ? apijson_time (epoch * len) : json_null ());
+            json_object_set_new (row, "delivery_end",
+                                 m ? apijson_time (epoch * len + len) : json_null ());
             json_object_set_new (row, "settlement_status",
                                  state ? json_string (state) : json_null ());
             json_object_set_new (row, "signature",
@@ -270,5 +278,6 @@ enum MHD_Result routes_market_my_trades (gateway_request_t *req)
     snprintf (job->user, sizeof job->user, "%s", req->who.user);
     job->limit = limit;
     job->offset = offset;
+    job->cfg = gateway_server_config (req->server);
     return gateway_submit (req, &job->job);
 }

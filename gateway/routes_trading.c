@@ -52,12 +52,19 @@ static void s_answered (void *arg, const proto_msg_t *reply)
     decimal_format (ack->remaining, DECIMAL_KWH_SCALE, remaining, sizeof remaining);
     //  Every value is digits or a fixed status name: nothing needs escaping, and this is the
     //  answer to every order, so it is written directly rather than built with jansson.
+    //  the delivery period beside the epoch number, as every read shows it
+    char start[32], end[32];
+    int64_t len = req->epoch_seconds * MCE_NS_PER_SEC;
+    clock_format_rfc3339 (ack->epoch * len, start, sizeof start);
+    clock_format_rfc3339 (ack->epoch * len + len, end, sizeof end);
     char text[sizeof req->text];
     int n = snprintf (text, sizeof text,
                       "{\"order_id\":\"%llu\",\"status\":\"%s\",\"epoch\":%lld,"
+                      "\"delivery_start\":\"%s\",\"delivery_end\":\"%s\","
                       "\"filled_amount\":\"%s\",\"remaining_amount\":\"%s\",\"seq\":%llu}",
                       (unsigned long long) ack->order_id, proto_order_status_name (ack->status),
-                      (long long) ack->epoch, filled, remaining, (unsigned long long) ack->seq);
+                      (long long) ack->epoch, start, end, filled, remaining,
+                      (unsigned long long) ack->seq);
     assert (n > 0 && (size_t) n < sizeof text);
     unsigned status = strcmp (req->method, "POST") == 0 ? MHD_HTTP_CREATED : MHD_HTTP_OK;
     gateway_resume_after_text (req, ack->last_seq ? ack->last_seq : ack->seq, status, text,
@@ -89,6 +96,8 @@ enum MHD_Result routes_trading_post_order (gateway_request_t *req)
     if (order_parse_new (cfg, req->body, req->body_len, clock_wall_ns (), &cmd, &err))
         return s_parse_failed (req, &err);
     proto_new_order_t *o = &cmd.new_order;
+    const config_market_t *m = config_market (cfg, o->market);
+    req->epoch_seconds = m ? m->epoch_seconds : 0;
     snprintf (o->user, sizeof o->user, "%s", req->who.user);
     o->role = req->who.role;
     o->ts = clock_wall_ns ();
@@ -149,6 +158,8 @@ enum MHD_Result routes_trading_cancel_order (gateway_request_t *req)
     proto_cancel_order_t *c = &cmd.cancel_order;
     snprintf (c->market, sizeof c->market, "%s",
               json_string_value (json_object_get (order, "market")));
+    const config_market_t *m = config_market (gateway_server_config (req->server), c->market);
+    req->epoch_seconds = m ? m->epoch_seconds : 0;
     json_decref (order);
     snprintf (c->user, sizeof c->user, "%s", req->who.user);
     c->role = req->who.role;
@@ -168,7 +179,9 @@ enum MHD_Result routes_trading_amend_order (gateway_request_t *req)
     const char *market = json_string_value (json_object_get (order, "market"));
     proto_msg_t cmd;
     order_error_t err;
-    if (order_parse_amend (config_market (cfg, market), req->body, req->body_len, &cmd, &err)) {
+    const config_market_t *m = config_market (cfg, market);
+    req->epoch_seconds = m ? m->epoch_seconds : 0;
+    if (order_parse_amend (m, req->body, req->body_len, &cmd, &err)) {
         json_decref (order);
         return s_parse_failed (req, &err);
     }

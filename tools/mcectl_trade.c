@@ -227,6 +227,7 @@ int mcectl_orders (mcectl_client_t *client, int argc, char **argv)
         static const mcectl_column_t columns[] = {{"ID", "order_id", true},
                                                   {"MARKET", "market", false},
                                                   {"EPOCH", "epoch", true},
+                                                  {"DELIVERY (UTC)", "delivery_start", false},
                                                   {"SIDE", "side", false},
                                                   {"TYPE", "order_type", false},
                                                   {"TIF", "time_in_force", false},
@@ -281,22 +282,32 @@ int mcectl_trades (mcectl_client_t *client, int argc, char **argv)
         mcectl_print_json (answer);
     else if (mine) {
         //  with what paid it: the order, the settlement's state and its transaction
-        static const mcectl_column_t columns[] = {
-            {"TRADE", "trade_id", true},       {"ORDER", "order_id", true},
-            {"MARKET", "market", false},       {"EPOCH", "epoch", true},
-            {"SIDE", "side", false},           {"PRICE", "price", true},
-            {"KWH", "energy_amount", true},    {"VALUE", "value", true},
-            {"TIME (UTC)", "time", false},     {"SETTLEMENT", "settlement_status", false},
-            {"SIGNATURE", "signature", false}, {NULL, NULL, false}};
+        static const mcectl_column_t columns[] = {{"TRADE", "trade_id", true},
+                                                  {"ORDER", "order_id", true},
+                                                  {"MARKET", "market", false},
+                                                  {"EPOCH", "epoch", true},
+                                                  {"DELIVERY (UTC)", "delivery_start", false},
+                                                  {"SIDE", "side", false},
+                                                  {"PRICE", "price", true},
+                                                  {"KWH", "energy_amount", true},
+                                                  {"VALUE", "value", true},
+                                                  {"TIME (UTC)", "time", false},
+                                                  {"SETTLEMENT", "settlement_status", false},
+                                                  {"SIGNATURE", "signature", false},
+                                                  {NULL, NULL, false}};
         mcectl_table (stdout, json_object_get (answer, "trades"), columns);
         s_print_page (answer, "trades");
     }
     else {
-        static const mcectl_column_t columns[] = {
-            {"TRADE", "trade_id", true},   {"EPOCH", "epoch", true},
-            {"PRICE", "price", true},      {"KWH", "energy_amount", true},
-            {"VALUE", "value", true},      {"AGGRESSOR", "aggressor", false},
-            {"TIME (UTC)", "time", false}, {NULL, NULL, false}};
+        static const mcectl_column_t columns[] = {{"TRADE", "trade_id", true},
+                                                  {"EPOCH", "epoch", true},
+                                                  {"DELIVERY (UTC)", "delivery_start", false},
+                                                  {"PRICE", "price", true},
+                                                  {"KWH", "energy_amount", true},
+                                                  {"VALUE", "value", true},
+                                                  {"AGGRESSOR", "aggressor", false},
+                                                  {"TIME (UTC)", "time", false},
+                                                  {NULL, NULL, false}};
         char name[64];
         printf ("%s: the latest trades, newest first\n",
                 mcectl_cell (answer, "market", name, sizeof name));

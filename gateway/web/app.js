@@ -199,6 +199,16 @@
     // "2026-11-21T21:45:00.000000Z" -> ms (Date.parse wants at most milliseconds)
     const parseTime = (t) => (t ? Date.parse(String(t).replace(/(\.\d{3})\d+/, '$1')) : NaN);
 
+    // An epoch as people think of it: its delivery period in local time ("14:15-14:30", with
+    // seconds for epochs shorter than a minute); its number where the period is not known.
+    function period(x) {
+        const a = parseTime(x.delivery_start), b = parseTime(x.delivery_end);
+        if (isNaN(a) || isNaN(b)) return String(x.epoch);
+        const opts = b - a < 60000 ? { hour12: false } : { hour12: false, hour: '2-digit', minute: '2-digit' };
+        const at = (ms) => new Date(ms).toLocaleTimeString([], opts);
+        return at(a) + '\u2013' + at(b);
+    }
+
     function clockTime(t) {
         const ms = parseTime(t);
         return isNaN(ms) ? '-' : new Date(ms).toLocaleTimeString([], { hour12: false });
@@ -220,7 +230,7 @@
     function renderEpochStatus() {
         const st = S.epochStatus;
         if (!st) return;
-        $('epoch-number').textContent = st.epoch + (st.state ? ' (' + st.state + ')' : '');
+        $('epoch-number').textContent = period(st) + ' (epoch ' + st.epoch + (st.state ? ', ' + st.state : '') + ')';
         $('market-status').textContent = st.market_status;
         // an auction's clearing price; in continuous mode the epoch's average price
         const lastPrice = st.last_clearing_price !== null && st.last_clearing_price !== undefined
@@ -303,7 +313,7 @@
             cell(tr, t.price);
             cell(tr, t.energy_amount);
             cell(tr, t.aggressor || 'auction', t.aggressor || '');
-            cell(tr, t.epoch);
+            cell(tr, period(t)).title = 'epoch ' + t.epoch;
             tbody.appendChild(tr);
         }
         if (!S.trades.length) emptyRow(tbody, 5, 'no trades yet');
@@ -326,7 +336,7 @@
             // why it ended, beside how: "cancelled (self_trade)", "expired (epoch_close)"
             cell(tr, o.end_reason && o.end_reason !== 'filled' && o.end_reason !== 'user'
                 ? o.status + ' (' + o.end_reason + ')' : o.status);
-            cell(tr, o.epoch);
+            cell(tr, period(o)).title = 'epoch ' + o.epoch;
             const td = cell(tr, '');
             if (OPEN_STATES.includes(o.status)) {
                 const b = document.createElement('button');
@@ -1127,7 +1137,10 @@
             if (i >= 0) S.epochs[i] = e;
             else S.epochs.push(e);
             if (st && e.state === 'active' && e.epoch > st.epoch) {
-                Object.assign(st, { epoch: e.epoch, state: e.state, start: e.start, end: e.end });
+                Object.assign(st, {
+                    epoch: e.epoch, state: e.state, start: e.start, end: e.end,
+                    delivery_start: e.delivery_start, delivery_end: e.delivery_end,
+                });
                 if (!S.epoch) currentEpochMoved(e.epoch);
             }
             else if (st && e.epoch === st.epoch) st.state = e.state;
@@ -1351,7 +1364,7 @@
                 throw e;
             }
             say('ok', 'order ' + r.order_id + ' ' + r.status + ': ' + r.filled_amount + ' kWh filled, ' +
-                r.remaining_amount + ' kWh open (epoch ' + r.epoch + ')');
+                r.remaining_amount + ' kWh open (delivery ' + period(r) + ', epoch ' + r.epoch + ')');
             afterAction();
             if (units(r.filled_amount, KWH) > 0n) followHistory();
         });

@@ -593,7 +593,9 @@ Test (broadcaster, a_slow_client_is_conflated_and_a_stuck_one_dropped, .fini = s
 {
     harness_init (&s_h, S_CONFIG);
     harness_start (&s_h, "mce-matcher");
-    setenv ("MCE_BROADCASTER_QUEUE_BYTES", "4096", 1);
+    //  small, but room for a trades snapshot (50 trades, each with its delivery period):
+    //  a client whose snapshot alone passed twice the bound would be closed at once
+    setenv ("MCE_BROADCASTER_QUEUE_BYTES", "8192", 1);
     setenv ("MCE_BROADCASTER_SLOW_GRACE_MS", "3000", 1);
     int broadcaster = s_start_broadcaster (false);
     unsetenv ("MCE_BROADCASTER_QUEUE_BYTES");

@@ -691,6 +691,28 @@ Test (gateway, epoch_results_and_auctions_through_the_api, .fini = s_fini, .time
     cr_assert_eq (r.status, 201, "%s", r.body);
     json_t *j = s_json (&r);
     long long epoch = json_integer_value (json_object_get (j, "epoch"));
+    //  the delivery period beside the number: [epoch × 30 days, + 30 days)
+    char start[32], end[32];
+    clock_format_rfc3339 (epoch * 2592000LL * MCE_NS_PER_SEC, start, sizeof start);
+    clock_format_rfc3339 ((epoch + 1) * 2592000LL * MCE_NS_PER_SEC, end, sizeof end);
+    cr_assert_str_eq (s_get (j, "delivery_start"), start, "%s", r.body);
+    cr_assert_str_eq (s_get (j, "delivery_end"), end, "%s", r.body);
+    char bought[32];
+    snprintf (bought, sizeof bought, "%s", s_get (j, "order_id"));
+    json_decref (j);
+    harness_response_free (&r);
+    snprintf (path, sizeof path, "/api/trading/orders/%s", bought);
+    r = s_call ("GET", path, bob, NULL);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "delivery_start"), start, "%s", r.body);
+    cr_assert_str_eq (s_get (j, "delivery_end"), end, "%s", r.body);
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/trades?market=campus-1", NULL, NULL);
+    j = s_json (&r);
+    json_t *trade = json_array_get (json_object_get (j, "trades"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (trade, "delivery_start")), start, "%s",
+                      r.body);
     json_decref (j);
     harness_response_free (&r);
     snprintf (path, sizeof path, "/api/market/clearing-price?market=campus-1&epoch=%lld", epoch);

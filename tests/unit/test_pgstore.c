@@ -111,7 +111,7 @@ static void s_everything (pg_t *pg, char *out, size_t size)
             out, size);
 }
 
-#define S_MIGRATIONS 6 //  files in persister/migrations
+#define S_MIGRATIONS 7 //  files in persister/migrations
 
 //  --------------------------------------------------------------------------------------------
 //  Events, as the matcher would publish them
@@ -364,6 +364,13 @@ Test (pgstore, migrates_once_and_a_second_open_changes_nothing)
     cr_assert_eq (s_int (pg, "SELECT count(*) FROM schema_migrations WHERE component = "
                              "'persister'"),
                   S_MIGRATIONS);
+    //  every order and trade of the day has its epoch's delivery period beside it
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM trades_delivery WHERE delivery_start IS NOT "
+                             "NULL AND delivery_end > delivery_start"),
+                  2);
+    cr_assert_eq (s_int (pg, "SELECT count(*) FROM orders_delivery WHERE delivery_start IS NOT "
+                             "NULL"),
+                  3);
     char before[4096], after[4096];
     s_everything (pg, before, sizeof before);
 
