@@ -177,10 +177,10 @@ static bool s_origin_allowed (const mce_config_t *cfg, const char *origin)
     return false;
 }
 
-//  The headers every API answer carries.
-static void s_dress (struct MHD_Response *r)
+//  The headers every API answer carries; type NULL: JSON.
+static void s_dress_as (struct MHD_Response *r, const char *type)
 {
-    MHD_add_response_header (r, "Content-Type", "application/json");
+    MHD_add_response_header (r, "Content-Type", type ? type : "application/json");
     MHD_add_response_header (r, "Cache-Control", "no-store");
     MHD_add_response_header (r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header (r, "X-Frame-Options", "DENY");
@@ -189,18 +189,24 @@ static void s_dress (struct MHD_Response *r)
     MHD_add_response_header (r, "Referrer-Policy", "no-referrer");
 }
 
+//  A JSON answer's (the response pool dresses every pooled answer so).
+static void s_dress (struct MHD_Response *r)
+{
+    s_dress_as (r, NULL);
+}
+
 //  Queues status + text (len bytes, copied) with the API's headers. An answer with nothing
 //  but those goes out in a pooled response; one that needs more (CORS, Retry-After), or is
 //  empty or large, in a response of its own.
 static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, const char *text,
-                                size_t len)
+                                size_t len, const char *type)
 {
     gateway_server_t *self = req->server;
     assert (!req->pooled);
     req->answered = status;
     const char *origin = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, "Origin");
     bool cors = origin && s_origin_allowed (self->cfg, origin);
-    if (!cors && !req->retry_after) {
+    if (!cors && !req->retry_after && !type) {
         req->pooled = respool_take (self->pool, text, len);
         if (req->pooled)
             return MHD_queue_response (req->connection, status, respool_response (req->pooled));
@@ -209,7 +215,7 @@ static enum MHD_Result s_queue (gateway_request_t *req, unsigned status, const c
         MHD_create_response_from_buffer (len, (void *) (len ? text : ""), MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
-    s_dress (r);
+    s_dress_as (r, type);
     if (cors) {
         MHD_add_response_header (r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header (r, "Vary", "Origin");
@@ -230,7 +236,7 @@ enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t
     json_decref (body);
     if (body && !text)
         return MHD_NO;
-    enum MHD_Result rc = s_queue (req, status, text, text ? strlen (text) : 0);
+    enum MHD_Result rc = s_queue (req, status, text, text ? strlen (text) : 0, NULL);
     free (text);
     return rc;
 }
@@ -238,7 +244,7 @@ enum MHD_Result gateway_respond (gateway_request_t *req, unsigned status, json_t
 enum MHD_Result gateway_respond_text (gateway_request_t *req, unsigned status, const char *text,
                                       size_t len)
 {
-    return s_queue (req, status, text, len);
+    return s_queue (req, status, text, len, NULL);
 }
 
 enum MHD_Result gateway_fail (gateway_request_t *req, unsigned status, const char *code,
@@ -329,6 +335,16 @@ void gateway_resume (gateway_request_t *req, unsigned status, json_t *body)
 {
     req->status = status;
     req->response = body;
+    MHD_resume_connection (req->connection);
+}
+
+void gateway_resume_blob (gateway_request_t *req, unsigned status, const char *type, char *blob,
+                          size_t len)
+{
+    req->status = status;
+    req->blob = blob;
+    req->blob_len = len;
+    req->blob_type = type;
     MHD_resume_connection (req->connection);
 }
 
@@ -565,6 +581,7 @@ static const s_route_t s_routes[] = {
     {"GET", "/api/account/deposits", S_USER, true, routes_account_deposits},
     {"POST", "/api/account/withdrawals", S_USER, true, routes_account_withdraw},
     {"GET", "/api/account/withdrawals", S_USER, true, routes_account_withdrawals},
+    {"GET", "/api/account/statement", S_USER, true, routes_statement},
     {"GET", "/api/admin/market/health", S_ADMIN, true, routes_admin_health},
     {"GET", "/api/admin/market/analytics", S_ADMIN, true, routes_admin_analytics},
     {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
@@ -926,6 +943,8 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *connection, c
         }
         if (req->text_len)
             return gateway_respond_text (req, req->status, req->text, req->text_len);
+        if (req->blob)
+            return s_queue (req, req->status, req->blob, req->blob_len, req->blob_type);
         json_t *body = req->response;
         req->response = NULL;
         return gateway_respond (req, req->status, body);
@@ -985,6 +1004,7 @@ static void s_completed (void *cls, struct MHD_Connection *connection, void **co
     if (req->pooled)
         respool_give (self->pool, req->pooled);
     json_decref (req->response);
+    free (req->blob);
     free (req->body);
     free (req);
     *con_cls = NULL;

@@ -60,6 +60,9 @@ typedef struct {
     struct _respool_entry_t *pooled; //  the pooled response queued, given back on completion
     bool proceed;          //  resumed once its user was found to exist: its handler runs then
     int64_t epoch_seconds; //  an order's market's: the answer shows its delivery period
+    char *blob;            //  or a resumed answer that is not JSON (a CSV statement), owned
+    size_t blob_len;
+    const char *blob_type; //  its Content-Type
 } gateway_request_t;
 
 gateway_server_t *gateway_server_new (const mce_config_t *cfg);
@@ -118,6 +121,9 @@ void gateway_suspend (gateway_request_t *req);
 //  answers 503 busy.
 enum MHD_Result gateway_submit (gateway_request_t *req, gateway_job_t *job);
 void gateway_resume (gateway_request_t *req, unsigned status, json_t *body);
+//  Resumes req with blob (len bytes of Content-Type type; the request takes it, malloc'd).
+void gateway_resume_blob (gateway_request_t *req, unsigned status, const char *type, char *blob,
+                          size_t len);
 //  As gateway_resume, once the read model has applied the bus event `seq` (a write is answered
 //  when the writer can read it back), or after a second if the bus lags.
 void gateway_resume_after (gateway_request_t *req, uint64_t seq, unsigned status, json_t *body);
@@ -130,6 +136,7 @@ void gateway_resume_after_text (gateway_request_t *req, uint64_t seq, unsigned s
 enum MHD_Result routes_trading_post_order (gateway_request_t *req);
 enum MHD_Result routes_trading_get_order (gateway_request_t *req);
 enum MHD_Result routes_trading_order_fills (gateway_request_t *req);
+enum MHD_Result routes_statement (gateway_request_t *req);
 enum MHD_Result routes_trading_cancel_order (gateway_request_t *req);
 enum MHD_Result routes_trading_amend_order (gateway_request_t *req);
 enum MHD_Result routes_trading_list_orders (gateway_request_t *req);

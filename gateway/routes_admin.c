@@ -4,6 +4,7 @@
     one is journaled and published on the bus: that is the audit trail. Health and analytics
     are read here, from the gateway's own state and its read model.
 */
+#include "apijson.h"
 #include "clock.h"
 #include "decimal.h"
 #include "gateway_server.h"
@@ -101,9 +102,73 @@ enum MHD_Result routes_admin_health (gateway_request_t *req)
                    gateway_worker_pending (gateway_server_worker (server)), "markets", markets));
 }
 
+//  The window's trades by energy source (the sell order's label; the grid's own, "grid";
+//  none, "unlabelled") and its ten busiest traders, from Postgres on the worker; the answer
+//  without them when the database does not answer.
+typedef struct {
+    gateway_job_t job; //  first: the worker hands back this pointer
+    gateway_request_t *req;
+    char market[33], since[32];
+    json_t *body;                  //  the read model's part, built on the gateway's thread
+    json_t *by_source, *top_users; //  the worker's; NULL when Postgres did not answer
+} s_analytics_t;
+
+static void s_analytics_run (gateway_job_t *base, pg_t *pg)
+{
+    s_analytics_t *job = (s_analytics_t *) base;
+    if (!pg)
+        return;
+    const char *params[] = {job->market, job->since};
+    pg_result_t *sources = pg_exec (
+        pg,
+        "SELECT CASE WHEN t.grid = 'sell' THEN 'grid' ELSE coalesce (o.source, 'unlabelled') "
+        "END, sum (t.qty), count (*), sum (t.value) FROM trades t LEFT JOIN orders o ON "
+        "o.order_id = t.sell_order_id WHERE t.market = $1 AND t.at >= $2::timestamptz "
+        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 50",
+        2, params);
+    pg_result_t *users =
+        sources ? pg_exec (pg,
+                           "SELECT u, sum (b), sum (s), count (*) FROM (SELECT buyer u, qty b, 0 s "
+                           "FROM trades WHERE market = $1 AND at >= $2::timestamptz UNION ALL "
+                           "SELECT seller, 0, qty FROM trades WHERE market = $1 AND at >= "
+                           "$2::timestamptz) x GROUP BY u ORDER BY sum (b) + sum (s) DESC, u "
+                           "LIMIT 10",
+                           2, params)
+                : NULL;
+    if (users) {
+        job->by_source = json_array ();
+        for (int r = 0; r < pg_rows (sources); r++)
+            json_array_append_new (job->by_source,
+                                   json_pack ("{s:s,s:o,s:I,s:o}", "energy_source",
+                                              pg_value (sources, r, 0), "volume",
+                                              apijson_kwh (pg_int (sources, r, 1)), "trades",
+                                              (json_int_t) pg_int (sources, r, 2), "value",
+                                              apijson_money (pg_int (sources, r, 3))));
+        job->top_users = json_array ();
+        for (int r = 0; r < pg_rows (users); r++)
+            json_array_append_new (job->top_users,
+                                   json_pack ("{s:s,s:o,s:o,s:I}", "user", pg_value (users, r, 0),
+                                              "bought", apijson_kwh (pg_int (users, r, 1)), "sold",
+                                              apijson_kwh (pg_int (users, r, 2)), "trades",
+                                              (json_int_t) pg_int (users, r, 3)));
+    }
+    pg_result_free (&sources);
+    pg_result_free (&users);
+}
+
+static void s_analytics_done (gateway_job_t *base)
+{
+    s_analytics_t *job = (s_analytics_t *) base;
+    json_object_set_new (job->body, "by_source", job->by_source ? job->by_source : json_null ());
+    json_object_set_new (job->body, "top_traders", job->top_users ? job->top_users : json_null ());
+    gateway_resume (job->req, MHD_HTTP_OK, job->body);
+    free (job);
+}
+
 //  GET /api/admin/market/analytics?market&timeframe=1h|24h|7d|30d: the epochs that ended in
 //  the window and the one active now (its trades so far), summed from the read model's epoch
-//  history; epochs counts the ended ones.
+//  history (epochs counts the ended ones); then the window's trades by energy source and its
+//  busiest traders, from Postgres (s_analytics_run).
 enum MHD_Result routes_admin_analytics (gateway_request_t *req)
 {
     static const struct {
@@ -172,14 +237,29 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
     //  value is µ over Wh / 1000: the average price in µ/kWh, rounded down
     decimal_format (volume ? (int64_t) ((__int128) value * 1000 / volume) : 0, DECIMAL_PRICE_SCALE,
                     avg, sizeof avg);
-    return gateway_respond (
-        req, MHD_HTTP_OK,
-        json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:o,s:o,s:o}", "market", market, "timeframe",
-                   timeframe ? timeframe : "24h", "epochs", (json_int_t) count, "trades",
-                   (json_int_t) trades, "volume", v, "value", val, "average_price",
-                   volume ? json_string (avg) : json_null (), "lowest_clearing_price",
-                   low ? json_string (lo) : json_null (), "highest_clearing_price",
-                   high ? json_string (hi) : json_null ()));
+    s_analytics_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return MHD_NO;
+    job->job.run = s_analytics_run;
+    job->job.done = s_analytics_done;
+    job->req = req;
+    snprintf (job->market, sizeof job->market, "%s", market);
+    clock_format_rfc3339 (since, job->since, sizeof job->since);
+    job->body = json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:o,s:o,s:o}", "market", market, "timeframe",
+                           timeframe ? timeframe : "24h", "epochs", (json_int_t) count, "trades",
+                           (json_int_t) trades, "volume", v, "value", val, "average_price",
+                           volume ? json_string (avg) : json_null (), "lowest_clearing_price",
+                           low ? json_string (lo) : json_null (), "highest_clearing_price",
+                           high ? json_string (hi) : json_null ());
+    //  as gateway_submit, but the body built here is freed too when the worker is full
+    if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
+        json_decref (job->body);
+        free (job);
+        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
+                             "the worker is saturated; retry shortly");
+    }
+    gateway_suspend (req);
+    return MHD_YES;
 }
 
 //  ---------------------------------------------------------------------------------------

@@ -264,3 +264,109 @@ Test (account_api, balances_orders_and_withdrawals, .fini = s_fini, .timeout = 1
     s_refused ("POST", "/api/account/deposits", bob, "{\"asset\":\"energy\",\"amount\":\"1\"}", 503,
                "settler_unavailable");
 }
+
+//  A statement for the books: the trades of a window with side, value, fee and net, and the
+//  withdrawals, with totals; the same as CSV; refused for a bad window. Postgres answers it,
+//  so it is read once the persister has the trade (a poll with a deadline).
+Test (account_api, a_statement_of_trades_and_transfers, .fini = s_fini, .timeout = 120)
+{
+    s_start ("account_statement");
+    harness_user_add (s_conninfo, "alice", "user");
+    harness_user_add (s_conninfo, "bob", "user");
+    char alice[1024], bob[1024];
+    harness_token ("alice", "user", alice, sizeof alice);
+    harness_token ("bob", "user", bob, sizeof bob);
+    s_credit ("alice", PROTO_ASSET_PAYMENT, 5000000, 1);
+    s_credit ("bob", PROTO_ASSET_ENERGY, 10000, 2);
+    s_wait_balance (alice, "payment", "5", "0");
+    s_wait_balance (bob, "energy", "10", "0");
+    json_t *o = s_expect ("POST", "/api/trading/orders", bob,
+                          "{\"market\":\"campus-1\",\"side\":\"sell\",\"energy_amount\":\"4\","
+                          "\"price\":\"0.25\",\"energy_source\":\"solar\"}",
+                          201);
+    json_decref (o);
+    o = s_expect ("POST", "/api/trading/orders", alice,
+                  "{\"market\":\"campus-1\",\"side\":\"buy\",\"energy_amount\":\"4\","
+                  "\"price\":\"0.25\"}",
+                  201);
+    json_decref (o);
+    o = s_expect ("POST", "/api/account/withdrawals", alice,
+                  "{\"asset\":\"payment\",\"amount\":\"1\"}", 201);
+    json_decref (o);
+
+    json_t *st = NULL;
+    int64_t deadline = zclock_mono () + HARNESS_DEADLINE_MS;
+    while (zclock_mono () < deadline) {
+        st = s_expect ("GET", "/api/account/statement", alice, NULL, 200);
+        if (json_array_size (json_object_get (st, "trades")) == 1 &&
+            json_array_size (json_object_get (st, "withdrawals")) == 1)
+            break;
+        json_decref (st);
+        st = NULL;
+        zclock_sleep (50); //  a poll with a deadline: the persister writes the trade
+    }
+    cr_assert_not_null (st, "the trade and the withdrawal reach the statement");
+    json_t *t = json_array_get (json_object_get (st, "trades"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (t, "side")), "Buy");
+    cr_assert_str_eq (json_string_value (json_object_get (t, "value")), "1");
+    cr_assert_str_eq (json_string_value (json_object_get (t, "net")), "-1");
+    cr_assert_str_eq (json_string_value (json_object_get (t, "energy_amount")), "4");
+    json_t *totals = json_object_get (st, "totals");
+    cr_assert_str_eq (json_string_value (json_object_get (totals, "bought")), "4");
+    cr_assert_str_eq (json_string_value (json_object_get (totals, "paid")), "1");
+    cr_assert_str_eq (json_string_value (json_object_get (totals, "sold")), "0");
+    cr_assert (json_is_false (json_object_get (st, "truncated")));
+    json_decref (st);
+    //  bob, the seller: no fee in this market (fee_ppm 0), the whole value received
+    st = s_expect ("GET", "/api/account/statement?format=json", bob, NULL, 200);
+    t = json_array_get (json_object_get (st, "trades"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (t, "side")), "Sell");
+    cr_assert_str_eq (json_string_value (json_object_get (t, "net")), "1");
+    cr_assert_eq (json_array_size (json_object_get (st, "withdrawals")), 0, "not alice's");
+    json_decref (st);
+
+    //  the administrators' analytics: the trade by its energy source, the busiest traders
+    char root[1024];
+    harness_user_add (s_conninfo, "root", "admin");
+    harness_token ("root", "admin", root, sizeof root);
+    json_t *an = s_expect ("GET", "/api/admin/market/analytics?timeframe=1h", root, NULL, 200);
+    json_t *src = json_array_get (json_object_get (an, "by_source"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (src, "energy_source")), "solar");
+    cr_assert_str_eq (json_string_value (json_object_get (src, "volume")), "4");
+    cr_assert_eq (json_integer_value (json_object_get (src, "trades")), 1);
+    json_t *top = json_object_get (an, "top_traders");
+    cr_assert_eq (json_array_size (top), 2, "alice and bob");
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (top, 0), "user")),
+                      "alice", "equal volumes: by name");
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (top, 0), "bought")), "4");
+    cr_assert_str_eq (json_string_value (json_object_get (json_array_get (top, 1), "sold")), "4");
+    cr_assert_eq (json_integer_value (json_object_get (an, "trades")), 1, "the active epoch's");
+    json_decref (an);
+
+    //  CSV: the header, the trade and the withdrawal
+    harness_response_t r = s_call ("GET", "/api/account/statement?format=csv", alice, NULL);
+    cr_assert_eq (r.status, 200, "%s", r.body);
+    char type[64];
+    cr_assert (harness_response_header (&r, "Content-Type", type, sizeof type));
+    cr_assert_str_eq (type, "text/csv; charset=utf-8");
+    cr_assert_eq (strncmp (r.body, "kind,id,time,market,epoch,", 26), 0, "%s", r.body);
+    cr_assert_not_null (strstr (r.body, "\ntrade,"), "%s", r.body);
+    cr_assert_not_null (strstr (r.body, ",Buy,4,0.25,1,0,-1,"), "%s", r.body);
+    cr_assert_not_null (strstr (r.body, "\nwithdrawal,"), "%s", r.body);
+    harness_response_free (&r);
+
+    //  a window that ends before it starts, one over a year, a time that is not one
+    s_refused ("GET", "/api/account/statement?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+               alice, NULL, 400, "bad_query");
+    s_refused ("GET", "/api/account/statement?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+               alice, NULL, 400, "bad_query");
+    s_refused ("GET", "/api/account/statement?from=yesterday", alice, NULL, 400, "bad_query");
+    s_refused ("GET", "/api/account/statement?format=xml", alice, NULL, 400, "bad_query");
+    s_refused ("GET", "/api/account/statement", NULL, NULL, 401, "unauthenticated");
+    //  the window excludes what is outside it
+    st =
+        s_expect ("GET", "/api/account/statement?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z",
+                  alice, NULL, 200);
+    cr_assert_eq (json_array_size (json_object_get (st, "trades")), 0);
+    json_decref (st);
+}
