@@ -175,8 +175,14 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
     //  Deposits not yet final are bounded per user (settler.max_open_deposits_per_user, 2
     //  here): each costs a transaction whether or not the wallet can pay. Two are taken at once,
     //  the third refused while they are open, and taken once they are done.
+    //  The ledger holds its confirmations meanwhile: the first two are still open when the
+    //  third is asked, however slowly this test runs (under the sanitizers the chain could
+    //  otherwise confirm them between two requests).
     const char *cent = "{\"asset\":\"payment\",\"amount\":\"0.01\"}";
     char open1[32], open2[32], open3[32];
+    json_t *held = ledgertest_rpc (&s_ledger, "mce_setFaults", "{\"confirmDelayMs\":600000}");
+    cr_assert_not_null (held);
+    json_decref (held);
     s_deposit (stranger, cent, open1, sizeof open1);
     s_deposit (stranger, cent, open2, sizeof open2);
     json_t *refused = s_expect ("POST", "/api/account/deposits", stranger, cent, 429);
@@ -184,6 +190,9 @@ Test (escrow, deposit_trade_settle_withdraw_and_reconcile, .fini = s_fini, .time
         json_string_value (json_object_get (json_object_get (refused, "error"), "code")),
         "too_many_deposits");
     json_decref (refused);
+    held = ledgertest_rpc (&s_ledger, "mce_setFaults", "{\"confirmDelayMs\":0}");
+    cr_assert_not_null (held);
+    json_decref (held);
     s_wait_status (stranger, "/api/account/deposits", "deposits", "deposit_id", open1, "credited");
     s_wait_status (stranger, "/api/account/deposits", "deposits", "deposit_id", open2, "credited");
     s_deposit (stranger, cent, open3, sizeof open3);

@@ -483,6 +483,16 @@ static int s_count (const engine_result_t *r, engine_event_kind_t kind)
     return n;
 }
 
+//  The cleared epoch's event among a result's, or NULL.
+static const engine_event_t *s_cleared (const engine_result_t *r)
+{
+    for (uint32_t i = 0; i < r->event_count; i++)
+        if (r->events[i].kind == ENGINE_EV_EPOCH &&
+            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
+            return &r->events[i];
+    return NULL;
+}
+
 Test (engine, auction_clears_at_gate_closure_at_one_price, .fini = s_teardown)
 {
     s_setup_with (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
@@ -503,11 +513,7 @@ Test (engine, auction_clears_at_gate_closure_at_one_price, .fini = s_teardown)
             volume += r->events[i].qty;
         }
     cr_assert_eq (volume, KWH (125));
-    const engine_event_t *cleared = NULL;
-    for (uint32_t i = 0; i < r->event_count; i++)
-        if (r->events[i].kind == ENGINE_EV_EPOCH &&
-            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
-            cleared = &r->events[i];
+    const engine_event_t *cleared = s_cleared (r);
     cr_assert_not_null (cleared);
     cr_assert_eq (cleared->price, PRICE (0.19), "the clearing price");
     cr_assert_eq (cleared->qty, KWH (125));
@@ -773,11 +779,7 @@ Test (engine, every_auction_has_its_own_result, .fini = s_teardown)
     cr_assert_eq (a->flag, 0, "gate closure");
     cr_assert_eq (a->price, PRICE (0.19));
     cr_assert_eq (a->qty, KWH (6));
-    const engine_event_t *cleared = NULL;
-    for (uint32_t i = 0; i < r->event_count; i++)
-        if (r->events[i].kind == ENGINE_EV_EPOCH &&
-            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
-            cleared = &r->events[i];
+    const engine_event_t *cleared = s_cleared (r);
     cr_assert_not_null (cleared);
     cr_assert_eq (cleared->price, PRICE (0.19), "the gate closure's price");
     cr_assert_eq (cleared->demand, KWH (6));
@@ -798,11 +800,7 @@ Test (engine, continuous_epochs_report_value_not_a_clearing_price, .init = s_set
     s_limit (s_alice, PROTO_SIDE_BUY, 10, 0.30);
     const engine_result_t *r = engine_advance (s_e, T0 + 900LL * 1000000000LL);
     cr_assert_null (s_find (r, ENGINE_EV_AUCTION));
-    const engine_event_t *cleared = NULL;
-    for (uint32_t i = 0; i < r->event_count; i++)
-        if (r->events[i].kind == ENGINE_EV_EPOCH &&
-            r->events[i].reason == PROTO_EPOCH_PHASE_CLEARED)
-            cleared = &r->events[i];
+    const engine_event_t *cleared = s_cleared (r);
     cr_assert_not_null (cleared);
     cr_assert_eq (cleared->price, 0, "no auction, no clearing price");
     cr_assert_eq (cleared->qty, KWH (10));
