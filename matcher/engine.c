@@ -782,7 +782,7 @@ static int64_t s_match (engine_t *self, book_t *book, s_market_t *m, book_order_
     *stopped = false;
     int64_t value_sum = 0;
     //  The levels it may take: up to its limit, and where the grid stands, no further than the
-    //  grid's price (the book first at that price, then the grid, s_grid_fill).
+    //  grid's price (the book first at that price, then the grid: s_grid_trade below).
     int64_t grid = s_grid_price (m, side);
     bool bounded = !is_market || grid > 0;
     int64_t bound = is_market ? grid : taker->price;

@@ -250,13 +250,17 @@ static void s_owed (pg_t *pg, const char *markets, s_side_t *side, bool *failed)
                1, asset, failed);
     const char *escrow[] = {markets};
     bool energy = strcmp (side->asset, "energy") == 0;
+    //  the grid's side of a trade pays from, or into, the grid's own wallet, not a vault: the
+    //  energy of what it sold and the money of what it bought are owed by no vault
     side->trades = s_sum (pg,
                           energy ? "SELECT coalesce (sum (t.qty), 0) FROM trades t LEFT JOIN "
                                    "settlements s ON s.trade_id = t.trade_id WHERE t.market = "
-                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed'"
+                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed' "
+                                   "AND t.grid IS DISTINCT FROM 'sell'"
                                  : "SELECT coalesce (sum (t.value), 0) FROM trades t LEFT JOIN "
                                    "settlements s ON s.trade_id = t.trade_id WHERE t.market = "
-                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed'",
+                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed' "
+                                   "AND t.grid IS DISTINCT FROM 'buy'",
                           1, escrow, failed);
     side->withdrawals =
         s_sum (pg,
