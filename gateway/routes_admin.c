@@ -108,8 +108,8 @@ enum MHD_Result routes_admin_health (gateway_request_t *req)
 typedef struct {
     gateway_job_t job; //  first: the worker hands back this pointer
     gateway_request_t *req;
-    char market[33], since[32];
-    json_t *body;                  //  the read model's part, built on the gateway's thread
+    char market[33], timeframe[8], since[32];
+    int64_t now, since_ns;         //  the window
     json_t *by_source, *top_users; //  the worker's; NULL when Postgres did not answer
 } s_analytics_t;
 
@@ -156,43 +156,14 @@ static void s_analytics_run (gateway_job_t *base, pg_t *pg)
     pg_result_free (&users);
 }
 
-static void s_analytics_done (gateway_job_t *base)
+//  The read model's part of the analytics: the epochs that ended in the window and the one
+//  active now. On the gateway's thread, which owns the read model.
+static json_t *s_epoch_totals (const s_analytics_t *job)
 {
-    s_analytics_t *job = (s_analytics_t *) base;
-    json_object_set_new (job->body, "by_source", job->by_source ? job->by_source : json_null ());
-    json_object_set_new (job->body, "top_traders", job->top_users ? job->top_users : json_null ());
-    gateway_resume (job->req, MHD_HTTP_OK, job->body);
-    free (job);
-}
-
-//  GET /api/admin/market/analytics?market&timeframe=1h|24h|7d|30d: the epochs that ended in
-//  the window and the one active now (its trades so far), summed from the read model's epoch
-//  history (epochs counts the ended ones); then the window's trades by energy source and its
-//  busiest traders, from Postgres (s_analytics_run).
-enum MHD_Result routes_admin_analytics (gateway_request_t *req)
-{
-    static const struct {
-        const char *name;
-        int64_t seconds;
-    } frames[] = {{"1h", 3600}, {"24h", 86400}, {"7d", 7 * 86400}, {"30d", 30 * 86400}};
-    const char *timeframe = gateway_query (req, "timeframe");
-    int64_t window = 0;
-    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
-        if (!timeframe ? i == 1 : strcmp (timeframe, frames[i].name) == 0)
-            window = frames[i].seconds;
-    if (!window)
-        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", "timeframe",
-                             "timeframe must be 1h, 24h, 7d or 30d");
-    const mce_config_t *cfg = gateway_server_config (req->server);
-    const char *market = gateway_query (req, "market");
-    if (!market)
-        market = cfg->markets[0].id;
-    else if (!config_market (cfg, market))
-        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_market", "market",
-                             "there is no market \"%s\"", market);
     //  Every epoch the read model holds, a page at a time; those that ended inside the window.
-    readmodel_t *model = gateway_server_readmodel (req->server);
-    int64_t now = clock_wall_ns (), since = now - window * MCE_NS_PER_SEC;
+    readmodel_t *model = gateway_server_readmodel (job->req->server);
+    const char *market = job->market;
+    int64_t now = job->now, since = job->since_ns;
     int64_t volume = 0, trades = 0, count = 0, low = 0, high = 0, value = 0;
     for (int offset = 0;; offset += 1000) {
         json_t *page = readmodel_epochs (model, market, 1000, offset);
@@ -237,6 +208,49 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
     //  value is µ over Wh / 1000: the average price in µ/kWh, rounded down
     decimal_format (volume ? (int64_t) ((__int128) value * 1000 / volume) : 0, DECIMAL_PRICE_SCALE,
                     avg, sizeof avg);
+    return json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:o,s:o,s:o}", "market", market, "timeframe",
+                      job->timeframe, "epochs", (json_int_t) count, "trades", (json_int_t) trades,
+                      "volume", v, "value", val, "average_price",
+                      volume ? json_string (avg) : json_null (), "lowest_clearing_price",
+                      low ? json_string (lo) : json_null (), "highest_clearing_price",
+                      high ? json_string (hi) : json_null ());
+}
+
+static void s_analytics_done (gateway_job_t *base)
+{
+    s_analytics_t *job = (s_analytics_t *) base;
+    json_t *body = s_epoch_totals (job);
+    json_object_set_new (body, "by_source", job->by_source ? job->by_source : json_null ());
+    json_object_set_new (body, "top_traders", job->top_users ? job->top_users : json_null ());
+    gateway_resume (job->req, MHD_HTTP_OK, body);
+    free (job);
+}
+
+//  GET /api/admin/market/analytics?market&timeframe=1h|24h|7d|30d: the epochs that ended in
+//  the window and the one active now (its trades so far), summed from the read model's epoch
+//  history (epochs counts the ended ones); then the window's trades by energy source and its
+//  busiest traders, from Postgres (s_analytics_run).
+enum MHD_Result routes_admin_analytics (gateway_request_t *req)
+{
+    static const struct {
+        const char *name;
+        int64_t seconds;
+    } frames[] = {{"1h", 3600}, {"24h", 86400}, {"7d", 7 * 86400}, {"30d", 30 * 86400}};
+    const char *timeframe = gateway_query (req, "timeframe");
+    int64_t window = 0;
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
+        if (!timeframe ? i == 1 : strcmp (timeframe, frames[i].name) == 0)
+            window = frames[i].seconds;
+    if (!window)
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "bad_query", "timeframe",
+                             "timeframe must be 1h, 24h, 7d or 30d");
+    const mce_config_t *cfg = gateway_server_config (req->server);
+    const char *market = gateway_query (req, "market");
+    if (!market)
+        market = cfg->markets[0].id;
+    else if (!config_market (cfg, market))
+        return gateway_fail (req, MHD_HTTP_BAD_REQUEST, "unknown_market", "market",
+                             "there is no market \"%s\"", market);
     s_analytics_t *job = calloc (1, sizeof *job);
     if (!job)
         return MHD_NO;
@@ -244,22 +258,11 @@ enum MHD_Result routes_admin_analytics (gateway_request_t *req)
     job->job.done = s_analytics_done;
     job->req = req;
     snprintf (job->market, sizeof job->market, "%s", market);
-    clock_format_rfc3339 (since, job->since, sizeof job->since);
-    job->body = json_pack ("{s:s,s:s,s:I,s:I,s:s,s:s,s:o,s:o,s:o}", "market", market, "timeframe",
-                           timeframe ? timeframe : "24h", "epochs", (json_int_t) count, "trades",
-                           (json_int_t) trades, "volume", v, "value", val, "average_price",
-                           volume ? json_string (avg) : json_null (), "lowest_clearing_price",
-                           low ? json_string (lo) : json_null (), "highest_clearing_price",
-                           high ? json_string (hi) : json_null ());
-    //  as gateway_submit, but the body built here is freed too when the worker is full
-    if (gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
-        json_decref (job->body);
-        free (job);
-        return gateway_fail (req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
-                             "the worker is saturated; retry shortly");
-    }
-    gateway_suspend (req);
-    return MHD_YES;
+    snprintf (job->timeframe, sizeof job->timeframe, "%s", timeframe ? timeframe : "24h");
+    job->now = clock_wall_ns ();
+    job->since_ns = job->now - window * MCE_NS_PER_SEC;
+    clock_format_rfc3339 (job->since_ns, job->since, sizeof job->since);
+    return gateway_submit (req, &job->job);
 }
 
 //  ---------------------------------------------------------------------------------------

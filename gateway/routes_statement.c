@@ -41,11 +41,6 @@ typedef struct {
     json_t *body; //  built on the worker; NULL: the database did not answer
 } s_statement_t;
 
-static json_t *s_money_json (int64_t micro)
-{
-    return apijson_money (micro);
-}
-
 //  One trade row of the statement, from the query's row r. Adds to the totals.
 static json_t *s_trade (s_statement_t *job, pg_result_t *rows, int r, int64_t totals[5])
 {
@@ -68,7 +63,7 @@ static json_t *s_trade (s_statement_t *job, pg_result_t *rows, int r, int64_t to
         pg_value (rows, r, 0), "order_id", pg_value (rows, r, 8), "market", market, "epoch",
         (json_int_t) epoch, "delivery_start", m ? apijson_time (epoch * len) : json_null (), "side",
         buy ? "Buy" : "Sell", "price", apijson_price (price), "energy_amount", apijson_kwh (qty),
-        "value", s_money_json (value), "fee", s_money_json (fee), "net", s_money_json (net),
+        "value", apijson_money (value), "fee", apijson_money (fee), "net", apijson_money (net),
         "settlement_status", state ? json_string (state) : json_null (), "signature",
         signature ? json_string (signature) : json_null (), "time", pg_value (rows, r, 7));
 }
@@ -135,9 +130,9 @@ static void s_run (gateway_job_t *base, pg_t *pg)
         job->body = json_pack ("{s:s,s:s,s:s,s:o,s:o,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:b}", "user",
                                job->user, "from", job->from, "to", job->to, "trades", t, "deposits",
                                d, "withdrawals", w, "totals", "bought", apijson_kwh (totals[0]),
-                               "sold", apijson_kwh (totals[1]), "paid", s_money_json (totals[2]),
-                               "received", s_money_json (totals[3]), "fees",
-                               s_money_json (totals[4]), "truncated", truncated);
+                               "sold", apijson_kwh (totals[1]), "paid", apijson_money (totals[2]),
+                               "received", apijson_money (totals[3]), "fees",
+                               apijson_money (totals[4]), "truncated", truncated);
     }
     pg_result_free (&trades);
     pg_result_free (&deposits);
