@@ -1,10 +1,14 @@
 /*  auction — see auction.h for the rules.
 
-    Four linear passes over arrays already in priority order: validate (and total each side),
-    scan the candidate prices in ascending order, fill each side up to the volume, zip the
-    fills into trades. Sorting is the book's job, so the cost is linear in the orders (about
-    a millisecond for 100 000) and the only memory is one int64 per order in the caller's
-    scratch: the fill that is left to pair.
+    Linear passes over arrays already in priority order: validate (and total each side), scan
+    the candidate prices in ascending order, fill each side up to the volume, let a user
+    with too much of it give way, zip the fills into trades. Sorting is the book's job, so
+    the cost is linear in the orders, plus a log factor for the heap of users' loads the
+    zip consults per trade (a few milliseconds for 100 000). The only memory is the
+    caller's scratch: per order its fill and its owner's slot, and per user its quantities,
+    a heap position and a hash index entry (open addressing, sized to twice the users, so
+    a probe ends at an empty slot quickly; the users are the engine's own indices, not
+    something a client picks).
 
     The candidate scan walks the bids from their end (lowest price first) and the asks from
     their start, keeping D and S as running sums, so each candidate costs O(1) amortised
@@ -15,6 +19,9 @@
 #include "auction.h"
 
 #include <assert.h>
+#include <string.h>
+
+#include "fnv.h"
 
 static int64_t s_min (int64_t a, int64_t b)
 {
@@ -178,12 +185,15 @@ static void s_fill_side (const auction_order_t *orders, size_t count, int64_t vo
     assert (rem == 0);
 }
 
-//  One side for the zip: the participants' orders, then the grid's (its fill 0 without it).
+//  One side: the participants' orders, then the grid's (its fill 0 without it).
 typedef struct {
     const auction_order_t *orders;
-    size_t count; //  participants; index count is the grid
+    size_t count;    //  participants; index count is the grid
+    size_t eligible; //  the participants at the front that can trade at the price
     int64_t *fill;
+    uint32_t *owner; //  per order (and the grid): its slot in s_users_t.users
     auction_order_t grid;
+    bool grid_here; //  the grid stands on this side at the price, with any quantity
 } s_side_t;
 
 static inline const auction_order_t *s_at (const s_side_t *side, size_t i)
@@ -191,45 +201,236 @@ static inline const auction_order_t *s_at (const s_side_t *side, size_t i)
     return i < side->count ? &side->orders[i] : &side->grid;
 }
 
-//  Zips the fills into trades (rule 4), consuming both sides' fills. Returns the number of
-//  trades written and adds their quantity to *volume.
+//  --------------------------------------------------------------------------------------
+//  Self-trade-aware pairing (rule 4). A user's fill on both sides together is its load;
+//  T is what is left to pair. Fills can be paired without a self pair exactly when no
+//  load exceeds T (a user's bids need the others' asks, T - A_u of them), and a pair of
+//  users x, y trading q keeps that true when q <= T - L_w for every other user w. So the
+//  zip takes pairs in priority order, caps q by the largest load outside the pair (a heap
+//  of loads, which only fall), and once a load equals T (the user is tight), pairs every
+//  trade with that user.
+
+typedef struct {
+    uint32_t user;
+    uint32_t at;         //  position in the heap
+    int64_t eligible[2]; //  Wh it offers at the price, bids and asks
+    int64_t fill[2];     //  Wh of those that fill, then what is left to pair
+} s_user_t;
+
+typedef struct {
+    s_user_t *users;
+    size_t count;
+    uint32_t *index; //  open addressing: user -> slot + 1, 0 empty
+    size_t mask;
+    uint32_t *heap; //  slots, by load descending
+} s_users_t;
+
+static inline int64_t s_load (const s_users_t *u, uint32_t slot)
+{
+    return u->users[slot].fill[0] + u->users[slot].fill[1];
+}
+
+static uint32_t s_user_slot (s_users_t *u, uint32_t user)
+{
+    size_t h = (size_t) fnv1a (&user, sizeof user) & u->mask;
+    while (u->index[h] != 0 && u->users[u->index[h] - 1].user != user)
+        h = (h + 1) & u->mask;
+    if (u->index[h] == 0) {
+        u->users[u->count] = (s_user_t){.user = user};
+        u->index[h] = (uint32_t) ++u->count;
+    }
+    return u->index[h] - 1;
+}
+
+//  Registers the eligible orders (and the grid) of one side with their owners.
+static void s_users_add (s_users_t *u, s_side_t *side, int k)
+{
+    for (size_t i = 0; i <= side->eligible; i++) {
+        if (i == side->eligible && !side->grid_here)
+            break;
+        size_t at = i < side->eligible ? i : side->count;
+        const auction_order_t *order = s_at (side, at);
+        uint32_t slot = s_user_slot (u, order->user);
+        side->owner[at] = slot;
+        if (at < side->count)
+            u->users[slot].eligible[k] += order->qty;
+    }
+}
+
+static void s_users_fill (s_users_t *u, const s_side_t *side, int k)
+{
+    for (size_t i = 0; i < side->eligible; i++)
+        u->users[side->owner[i]].fill[k] += side->fill[i];
+    if (side->grid_here)
+        u->users[side->owner[side->count]].fill[k] += side->fill[side->count];
+}
+
+//  The largest volume any pairing of the eligible orders reaches (a max flow): a user's
+//  bids can only meet the others' asks, so V <= (D - d_u) + (S - s_u) for every user,
+//  and that bound is reached. With the grid at the price, its side is unbounded.
+static int64_t s_best_pairable (const s_users_t *u, const s_side_t *b, const s_side_t *a,
+                                int64_t volume, int64_t demand, int64_t supply)
+{
+    if (b->grid_here || a->grid_here)
+        return volume;
+    for (size_t s = 0; s < u->count; s++) {
+        int64_t d = demand - u->users[s].eligible[0], o = supply - u->users[s].eligible[1];
+        if (d < volume && o < volume - d)
+            volume = d + o;
+    }
+    return volume;
+}
+
+//  Moves qty of the fill of side k from user slot's orders, last in priority first, to the
+//  others' eligible orders with quantity left, first in priority first, then the grid.
+static void s_move_fill (s_users_t *u, s_side_t *side, int k, uint32_t slot, int64_t qty)
+{
+    int64_t taken = 0;
+    for (size_t i = side->eligible; i-- > 0 && taken < qty;)
+        if (side->owner[i] == slot) {
+            int64_t q = s_min (side->fill[i], qty - taken);
+            side->fill[i] -= q;
+            taken += q;
+        }
+    assert (taken == qty);
+    u->users[slot].fill[k] -= qty;
+    for (size_t i = 0; i < side->eligible && qty > 0; i++)
+        if (side->owner[i] != slot) {
+            int64_t q = s_min (side->orders[i].qty - side->fill[i], qty);
+            side->fill[i] += q;
+            u->users[side->owner[i]].fill[k] += q;
+            qty -= q;
+        }
+    if (qty > 0) {
+        assert (side->grid_here);
+        side->fill[side->count] += qty;
+        u->users[side->owner[side->count]].fill[k] += qty;
+    }
+}
+
+//  What the users other than slot could still fill on one side.
+static int64_t s_room (const s_side_t *side, uint32_t slot, int64_t needed)
+{
+    if (side->grid_here)
+        return needed;
+    int64_t room = 0;
+    for (size_t i = 0; i < side->eligible && room < needed; i++)
+        if (side->owner[i] != slot)
+            room += side->orders[i].qty - side->fill[i];
+    return s_min (room, needed);
+}
+
+//  At most one user can hold more than the volume in fills (two would hold more than both
+//  sides' fills together). Its excess gives way, on its bids first, then on its asks, to
+//  the other users' orders next in priority; s_best_pairable's bound leaves room for it.
+static void s_give_way (s_users_t *u, s_side_t *b, s_side_t *a, int64_t volume)
+{
+    for (uint32_t slot = 0; slot < u->count; slot++) {
+        s_user_t *user = &u->users[slot];
+        int64_t excess = user->fill[0] + user->fill[1] - volume;
+        if (excess <= 0)
+            continue;
+        int64_t from_bids = s_min (user->fill[0], s_room (b, slot, excess));
+        s_move_fill (u, b, 0, slot, from_bids);
+        s_move_fill (u, a, 1, slot, excess - from_bids);
+        return;
+    }
+}
+
+static void s_heap_down (s_users_t *u, size_t at)
+{
+    uint32_t slot = u->heap[at];
+    int64_t load = s_load (u, slot);
+    while (true) {
+        size_t child = 2 * at + 1;
+        if (child >= u->count)
+            break;
+        if (child + 1 < u->count && s_load (u, u->heap[child + 1]) > s_load (u, u->heap[child]))
+            child++;
+        if (s_load (u, u->heap[child]) <= load)
+            break;
+        u->heap[at] = u->heap[child];
+        u->users[u->heap[at]].at = (uint32_t) at;
+        at = child;
+    }
+    u->heap[at] = slot;
+    u->users[slot].at = (uint32_t) at;
+}
+
+static void s_heap_build (s_users_t *u)
+{
+    for (size_t s = 0; s < u->count; s++)
+        u->heap[s] = (uint32_t) s;
+    for (size_t at = u->count / 2; at-- > 0;)
+        s_heap_down (u, at);
+}
+
+//  The largest load of a user other than x and y: the three largest of a heap are within
+//  its first seven entries.
+static int64_t s_largest_other (const s_users_t *u, uint32_t x, uint32_t y)
+{
+    int64_t largest = 0;
+    for (size_t at = 0; at < 7 && at < u->count; at++)
+        if (u->heap[at] != x && u->heap[at] != y)
+            largest = largest > s_load (u, u->heap[at]) ? largest : s_load (u, u->heap[at]);
+    return largest;
+}
+
+//  Zips the fills into trades (rule 4), consuming both sides' fills, which no load exceeds.
+//  Returns the number of trades written and adds their quantity to *volume.
 //
-//  When bid i and ask j belong to the same user, the bid pairs with the next ask of another
-//  user that has fill left. The cursor alt remembers where that search stopped: every ask
-//  with fill left strictly between j and alt belongs to ask j's user, and fills only ever
-//  decrease, so the next search resumes at alt instead of j + 1. alt only moves forward, so
-//  all searches together cost O(nasks). When no such ask exists, every ask left is the
-//  bid's owner's: the bid can never trade and is passed over, and ask j meets the next bid.
-static size_t s_pair (const s_side_t *b, const s_side_t *a, int64_t price,
+//  Bid i meets ask j, the first of each with fill left, unless a user is tight and owns
+//  neither (then the tight user's next ask: the cursor tight_at only moves forward, as a
+//  tight user stays tight) or both belong to one user (then the next ask of another user:
+//  every ask with fill left strictly between j and the cursor alt belongs to ask j's user,
+//  and fills only decrease, so each search resumes at alt). A trade exhausts its bid or its
+//  ask, or is capped and makes one more user tight; at most two users are ever tight (a
+//  second leaves only the two), so count <= nbids + nasks + 2.
+static size_t s_pair (const s_side_t *b, const s_side_t *a, s_users_t *u, int64_t price,
                       auction_pricing_t pricing, auction_trade_t *trades, int64_t *volume)
 {
     size_t nbids = b->count + 1, nasks = a->count + 1; //  with the grid's slots
     int64_t *bid_fill = b->fill, *ask_fill = a->fill;
-    size_t count = 0, i = 0, j = 0, alt = 0;
-    while (true) {
-        while (i < nbids && bid_fill[i] == 0)
+    int64_t left = 0;
+    for (size_t i = 0; i < nbids; i++)
+        left += bid_fill[i];
+    s_heap_build (u);
+    uint32_t tight = UINT32_MAX;
+    size_t count = 0, i = 0, j = 0, alt = 0, tight_at = 0;
+    while (left > 0) {
+        while (bid_fill[i] == 0)
             i++;
-        while (j < nasks && ask_fill[j] == 0)
+        while (ask_fill[j] == 0)
             j++;
-        if (i == nbids || j == nasks)
-            break;
-        const auction_order_t *bid = s_at (b, i), *ask = s_at (a, j);
+        if (tight == UINT32_MAX && s_load (u, u->heap[0]) == left)
+            tight = u->heap[0];
+        uint32_t x = b->owner[i];
         size_t k = j;
-        if (bid->user == ask->user) {
+        if (tight != UINT32_MAX && x != tight && a->owner[j] != tight) {
+            while (ask_fill[tight_at] == 0 || a->owner[tight_at] != tight)
+                tight_at++;
+            k = tight_at;
+        }
+        else if (x == a->owner[j]) {
             if (alt <= j)
                 alt = j + 1;
-            while (alt < nasks && (ask_fill[alt] == 0 || s_at (a, alt)->user == ask->user))
+            while (ask_fill[alt] == 0 || a->owner[alt] == x)
                 alt++;
-            if (alt == nasks) {
-                i++; //  untraded: the caller expires what is left of it
-                continue;
-            }
             k = alt;
-            ask = s_at (a, k);
         }
-        int64_t qty = s_min (bid_fill[i], ask_fill[k]);
+        uint32_t y = a->owner[k];
+        assert (x != y && k < nasks);
+        int64_t qty = s_min (s_min (bid_fill[i], ask_fill[k]), left - s_largest_other (u, x, y));
+        assert (qty > 0);
         bid_fill[i] -= qty;
         ask_fill[k] -= qty;
+        left -= qty;
+        u->users[x].fill[0] -= qty;
+        u->users[y].fill[1] -= qty;
+        s_heap_down (u, u->users[x].at);
+        s_heap_down (u, u->users[y].at);
+
+        const auction_order_t *bid = s_at (b, i), *ask = s_at (a, k);
         //  the grid trades at its tariff, which is then the clearing price
         bool at_bid = pricing == AUCTION_PRICE_PAY_AS_BID && bid->price != AUCTION_MARKET_BID &&
                       i < b->count && k < a->count;
@@ -245,12 +446,31 @@ static size_t s_pair (const s_side_t *b, const s_side_t *a, int64_t price,
     return count;
 }
 
+//  The scratch's parts, in order: fills and owners per side (each with the grid's slot),
+//  the users, the heap and the index (a power of two at least twice the users).
+typedef struct {
+    size_t users, index, bytes;
+} s_layout_t;
+
+static bool s_layout (size_t nbids, size_t nasks, s_layout_t *l)
+{
+    size_t slots = nbids + nasks;
+    if (slots < nbids || slots > SIZE_MAX / 64 - 2)
+        return false;
+    slots += 2;
+    l->users = slots - 1; //  every participant, and the grid
+    l->index = 1;
+    while (l->index < 2 * l->users)
+        l->index *= 2;
+    l->bytes = slots * sizeof (int64_t) + l->users * sizeof (s_user_t) +
+               (slots + l->users + l->index) * sizeof (uint32_t);
+    return true;
+}
+
 size_t auction_scratch_size (size_t nbids, size_t nasks)
 {
-    size_t count = nbids + nasks;
-    if (count < nbids || count > SIZE_MAX / sizeof (int64_t) - 2)
-        return SIZE_MAX;
-    return (count + 2) * sizeof (int64_t);
+    s_layout_t l;
+    return s_layout (nbids, nasks, &l) ? l.bytes : SIZE_MAX;
 }
 
 //  The corridor of a valid grid (NULL: none); -1 when its prices are invalid.
@@ -300,11 +520,13 @@ int auction_clear (const auction_order_t *bids, size_t nbids, const auction_orde
     int64_t price = lo + (hi - lo) / 2;
     price -= price % tick;
 
+    //  bids priced >= price and asks priced <= price: a prefix of each side
+    s_side_t b = {.orders = bids, .count = nbids}, a = {.orders = asks, .count = nasks};
     int64_t demand = 0, supply = 0;
-    for (size_t i = 0; i < nbids && bids[i].price >= price; i++)
-        demand += bids[i].qty;
-    for (size_t j = 0; j < nasks && asks[j].price <= price; j++)
-        supply += asks[j].qty;
+    for (; b.eligible < nbids && bids[b.eligible].price >= price; b.eligible++)
+        demand += bids[b.eligible].qty;
+    for (; a.eligible < nasks && asks[a.eligible].price <= price; a.eligible++)
+        supply += asks[a.eligible].qty;
     //  Every candidate in [lo, hi] reaches the best volume (V is the minimum of a falling and
     //  a rising curve, the grid's unbounded sides included, so the candidates that reach it
     //  are contiguous). Between two adjacent ones c1 < p < c2, D (p) = D (c2) and S (p) =
@@ -313,20 +535,43 @@ int auction_clear (const auction_order_t *bids, size_t nbids, const auction_orde
     int64_t matched = s_volume (&corridor, price, demand, supply);
     assert (matched == best_volume);
 
-    //  the participants fill what they can, the grid the rest (only at its own price)
-    s_side_t b = {bids, nbids, scratch, {0}},
-             a = {asks, nasks, (int64_t *) scratch + nbids + 1, {0}};
-    int64_t bids_fill = s_min (matched, demand), asks_fill = s_min (matched, supply);
+    s_layout_t layout;
+    bool fits = s_layout (nbids, nasks, &layout);
+    assert (fits);
+    (void) fits;
+    b.fill = scratch;
+    a.fill = b.fill + nbids + 1;
+    s_users_t users = {.users = (s_user_t *) (a.fill + nasks + 1)};
+    b.owner = (uint32_t *) (users.users + layout.users);
+    a.owner = b.owner + nbids + 1;
+    users.heap = a.owner + nasks + 1;
+    users.index = users.heap + layout.users;
+    users.mask = layout.index - 1;
+    memset (users.index, 0, layout.index * sizeof (uint32_t));
+    if (grid) {
+        b.grid = (auction_order_t){grid->handle, grid->user, corridor.floor, 0};
+        a.grid = (auction_order_t){grid->handle, grid->user, corridor.ceiling, 0};
+        b.grid_here = corridor.buys && price == corridor.floor;
+        a.grid_here = corridor.sells && price == corridor.ceiling;
+    }
+    s_users_add (&users, &b, 0);
+    s_users_add (&users, &a, 1);
+
+    //  the participants fill what they can, the grid the rest (only at its own price), up
+    //  to what a pairing without self-trades reaches; then no user's fills exceed it
+    int64_t pairable = s_best_pairable (&users, &b, &a, matched, demand, supply);
+    int64_t bids_fill = s_min (pairable, demand), asks_fill = s_min (pairable, supply);
     s_fill_side (bids, nbids, bids_fill, lot, marginal, b.fill);
     s_fill_side (asks, nasks, asks_fill, lot, marginal, a.fill);
-    b.fill[nbids] = matched - bids_fill;
-    a.fill[nasks] = matched - asks_fill;
-    if (grid) {
-        b.grid = (auction_order_t){grid->handle, grid->user, corridor.floor, b.fill[nbids]};
-        a.grid = (auction_order_t){grid->handle, grid->user, corridor.ceiling, a.fill[nasks]};
-    }
-    assert (b.fill[nbids] == 0 || price == corridor.floor);
-    assert (a.fill[nasks] == 0 || price == corridor.ceiling);
+    b.fill[nbids] = pairable - bids_fill;
+    a.fill[nasks] = pairable - asks_fill;
+    assert (b.fill[nbids] == 0 || b.grid_here);
+    assert (a.fill[nasks] == 0 || a.grid_here);
+    s_users_fill (&users, &b, 0);
+    s_users_fill (&users, &a, 1);
+    s_give_way (&users, &b, &a, pairable);
+    b.grid.qty = b.fill[nbids];
+    a.grid.qty = a.fill[nasks];
 
     result->crossed = true;
     result->price = price;
@@ -334,6 +579,7 @@ int auction_clear (const auction_order_t *bids, size_t nbids, const auction_orde
     result->supply = supply;
     result->grid_bought = b.fill[nbids];
     result->grid_sold = a.fill[nasks];
-    result->trade_count = s_pair (&b, &a, price, pricing, trades, &result->volume);
+    result->trade_count = s_pair (&b, &a, &users, price, pricing, trades, &result->volume);
+    assert (result->volume == pairable);
     return 0;
 }

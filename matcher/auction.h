@@ -15,11 +15,16 @@
        down to a multiple of tick. Only market orders: nothing crosses (no price to use).
     3. At that price each side fills in priority order up to V = min (D, S); at the level
        where V runs out, by time or pro rata (floor to lot, leftover lots by time).
-    4. The fills are zipped into trades in priority order, never pairing a user with itself:
-       such a bid takes the next ask of another user that has fill left, and when there is
-       none (every ask left is its owner's) it stays untraded and the ask goes to the next
-       bid. The zip is greedy, so this can leave quantity untraded that another pairing
-       would have traded (bids u1, u2 against asks u3, u2: u1 takes u3, u2 is left alone).
+    4. No user trades with itself, and the volume is the most any such pairing of the eligible
+       orders reaches: V, or less when one user's orders stand on both sides, at most
+       (D - d_u) + (S - s_u) for each user u. The sides fill by rule 3 up to that volume;
+       a user whose fills on both sides then exceed it (at most one can) gives the excess
+       way, on its bids first, then its asks, each from its last order in priority, to the
+       other users' orders next in priority (then the grid where it stands). The fills are
+       zipped in priority order; a bid that meets its owner's ask takes the next ask of
+       another user, and a trade stops short where it would leave any user holding more
+       than what is left to pair. Everything filled trades. The price (rules 1 and 2) does
+       not look at users.
     5. Uniform: every trade at the clearing price. Pay-as-bid: at the bid's limit price,
        a market bid at the clearing price.
     6. The grid, when the market names its tariffs (the grid as backstop), stands as an ask of any
@@ -79,23 +84,26 @@ typedef struct {
 typedef struct {
     bool crossed;           /* false: nothing trades (no overlap, or no limit price at all) */
     int64_t price;          /* the uniform clearing price, also for pay-as-bid; 0 if not crossed */
-    int64_t volume;         /* Wh traded, after self-trade avoidance: <= min (demand, supply) */
+    int64_t volume;         /* Wh traded, the most a pairing without self-trades reaches */
     int64_t demand, supply; /* the participants' D and S at the clearing price; 0 if not crossed */
     int64_t grid_sold;      /* Wh the grid sells (at the import price); 0 without it */
     int64_t grid_bought;    /* Wh the grid buys (at the feed-in price); 0 without it */
     size_t trade_count;     /* entries written to trades */
 } auction_result_t;
 
-//  Bytes of scratch auction_clear needs for these side sizes (one int64 per order, and one per
-//  side for the grid), or SIZE_MAX when that does not fit a size_t (so the allocation fails).
+//  Bytes of scratch auction_clear needs for these side sizes (per order its fill, its owner
+//  and room for a user; per side one more for the grid; a hash index of the users), or
+//  SIZE_MAX when that does not fit a size_t (so the allocation fails).
 size_t auction_scratch_size (size_t nbids, size_t nasks);
 
 //  Clears one auction. bids: price descending, then time (earlier first); asks: price
 //  ascending, then time; array order within a price is time priority. scratch: at least
 //  auction_scratch_size (nbids, nasks) bytes aligned for int64_t (malloc's are), contents
-//  ignored. trades: room for nbids + nasks + 2 entries, which is enough because every trade
-//  uses up what is left of the fill of its bid or of its ask (or both), a used-up order never
-//  trades again, and the grid is one more order on each side. grid: NULL for none.
+//  ignored. trades: room for nbids + nasks + 2 entries: every trade uses up what is left of
+//  the fill of its bid or of its ask (or both), except one that stops short for the
+//  self-trade rule, which makes a user take part in every trade after it; that happens at
+//  most twice (a second such user leaves only the two), and the last trade uses up both.
+//  grid: NULL for none.
 //  Returns 0 with *result and trades[0 .. trade_count) written, or -1 on invalid input, with
 //  *result and trades untouched: tick <= 0, lot <= 0, a qty <= 0 or not a multiple of lot, a
 //  negative price, a limit price off tick, prices out of priority order, a side whose total
