@@ -18,6 +18,7 @@ typedef enum {
     C_TRADES,
     C_TICKER,
     C_EPOCHS,
+    C_INDICATIVE,
     C_SETTLEMENTS,
     C_ORDERS,
     C_ACCOUNT,
@@ -25,8 +26,9 @@ typedef enum {
     C_KINDS
 } s_kind_t;
 
-static const char *const s_kind_names[C_KINDS] = {
-    "depth", "trades", "ticker", "epochs", "settlements", "orders", "account", "my_settlements"};
+static const char *const s_kind_names[C_KINDS] = {"depth",  "trades",     "ticker",
+                                                  "epochs", "indicative", "settlements",
+                                                  "orders", "account",    "my_settlements"};
 
 //  A user's own channels: orders, account (balances) and my_settlements go to a valid token of
 //  that user only, never to monitors. Public channels name no user.
@@ -332,6 +334,11 @@ static json_t *s_snapshot_data (channels_t *self, const channel_t *ch, int64_t n
             json_decref (recent);
             break;
         }
+        case C_INDICATIVE: {
+            json_t *list = readmodel_indicatives (self->model, ch->market);
+            json_object_set_new (data, "indicatives", list ? list : json_array ());
+            break;
+        }
         case C_SETTLEMENTS: {
             json_t *list = json_array ();
             const s_settlements_t *kept = s_settlements_of (self, ch->market);
@@ -623,8 +630,8 @@ void channels_request (channels_t *self, ws_session_t *session, const char *text
                  "op must be \"subscribe\" or \"unsubscribe\"");
     else if (kind < 0)
         s_error (session, now_ns, "bad_request", "channel",
-                 "channel must be depth, trades, ticker, epochs, settlements, orders, account or "
-                 "my_settlements");
+                 "channel must be depth, trades, ticker, epochs, indicative, settlements, orders, "
+                 "account or my_settlements");
     else if (!s_private (kind) && !market)
         s_error (session, now_ns, "bad_request", "market", "market is required");
     else if (!s_private (kind) && !s_market_known (self, market))
@@ -844,6 +851,13 @@ void channels_apply_m (channels_t *self, const proto_msg_t *event, int64_t now_n
                 s_pend_id (self, ch, seq, (uint64_t) a->epoch);
             break;
         }
+        case PROTO_indicative: {
+            const proto_indicative_t *x = &event->indicative;
+            channel_t *ch = s_wanted (self, C_INDICATIVE, x->market, 0, NULL);
+            if (ch)
+                s_pend_id (self, ch, seq, (uint64_t) x->epoch);
+            break;
+        }
         case PROTO_market_state:
             s_pend_ticker (self, event->market_state.market, seq);
             break;
@@ -969,6 +983,16 @@ static json_t *s_changes (channels_t *self, channel_t *ch, int64_t now_ns)
                     json_array_append_new (list, row);
             }
             json_object_set_new (data, "epochs", list);
+            break;
+        }
+        case C_INDICATIVE: {
+            json_t *list = json_array ();
+            for (size_t i = 0; i < ch->id_count; i++) {
+                json_t *row = readmodel_indicative (self->model, ch->market, (int64_t) ch->ids[i]);
+                if (row)
+                    json_array_append_new (list, row);
+            }
+            json_object_set_new (data, "indicatives", list);
             break;
         }
         case C_SETTLEMENTS: {

@@ -28,7 +28,8 @@ int main (int argc, char **argv)
     static const cli_info_t info = {
         "mce-broadcaster",
         "The broadcaster: follows the matcher and settler buses and fans market data out to\n"
-        "WebSocket clients (channels depth, trades, ticker, epochs, settlements, and each\n"
+        "WebSocket clients (channels depth, trades, ticker, epochs, indicative, settlements, and "
+        "each\n"
         "user's orders; see broadcaster/PROTOCOL.md) and to ZeroMQ monitors on an XPUB.",
         "Listens: broadcaster.ws_address:ws_port (WebSocket), broadcaster.xpub (monitors),\n"
         "broadcaster.metrics_port. Connects: matcher.bus, matcher.replay, settler.bus,\n"

@@ -157,6 +157,7 @@ static const s_key_t s_market_keys[] = {
     {"grid_import_price", K_PRICE, "0", 0, S_PRICE_MAX, NULL, M (grid_import_price)},
     {"grid_feed_in_price", K_PRICE, "0", 0, S_PRICE_MAX, NULL, M (grid_feed_in_price)},
     {"grid_user", K_STR, "grid", 0, 0, NULL, M (grid_user)},
+    {"indicative_ms", K_INT, "1000", 0, 3600000, NULL, M (indicative_ms)},
 };
 
 #define N_KEYS        (sizeof s_keys / sizeof s_keys[0])

@@ -53,6 +53,9 @@ typedef struct {
     int64_t grid_import_price;
     int64_t grid_feed_in_price;
     char grid_user[65];
+    //  Auction modes: at most this often (ms of the matcher's clock), after the depth changed,
+    //  the indicative clearing of each open book is published; 0: never.
+    int64_t indicative_ms;
 } config_market_t;
 
 typedef struct {

@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     int64_t epoch;
     s_side_t side[2];
+    proto_indicative_t indicative; //  the latest for this epoch (seq 0: none yet)
 } s_book_t;
 
 typedef struct {
@@ -797,6 +798,17 @@ static void s_on_auction (readmodel_t *self, const proto_auction_t *a)
                                .triggered = a->triggered};
 }
 
+//  An auction market's indicative clearing: kept with its open book until the epoch clears.
+static void s_on_indicative (readmodel_t *self, const proto_indicative_t *x)
+{
+    s_market_t *m = s_market (self, x->market);
+    if (!m || (m->has_cleared && x->epoch <= m->cleared.epoch))
+        return;
+    s_book_t *book = s_book_get (m, x->epoch);
+    if (book)
+        book->indicative = *x;
+}
+
 static void s_on_level (readmodel_t *self, const proto_book_level_t *l)
 {
     s_market_t *m = s_market (self, l->market);
@@ -847,6 +859,9 @@ void readmodel_apply (readmodel_t *self, const proto_msg_t *event)
             break;
         case PROTO_auction:
             s_on_auction (self, &event->auction);
+            break;
+        case PROTO_indicative:
+            s_on_indicative (self, &event->indicative);
             break;
         case PROTO_market_state: {
             s_market_t *m = s_market (self, event->market_state.market);
@@ -1169,6 +1184,54 @@ static json_t *s_epoch_json (const s_epoch_t *e)
     json_object_set_new (row, "delivery_end", apijson_time (e->end));
     s_epoch_figures (row, e);
     return row;
+}
+
+json_t *readmodel_indicative (readmodel_t *self, const char *market, int64_t epoch)
+{
+    assert (self);
+    s_market_t *m = s_market (self, market);
+    if (!m)
+        return NULL;
+    epoch = s_resolve_epoch (m, epoch);
+    //  open: not cleared, and announced (or the current one before any announcement)
+    s_epoch_t *e = s_epoch_find (m, epoch);
+    bool open = e ? !s_epoch_closed (e->state) : epoch == s_current_epoch (m);
+    if (!open || (m->has_cleared && epoch <= m->cleared.epoch))
+        return NULL;
+    const s_book_t *book = s_book_find (m, epoch);
+    const proto_indicative_t *x = book ? &book->indicative : NULL;
+    bool known = x && x->seq != 0;
+    json_t *row = json_object ();
+    json_object_set_new (row, "market", json_string (m->cfg->id));
+    s_put_epoch (row, m, epoch);
+    json_object_set_new (row, "crossed", json_boolean (known && x->price != 0));
+    json_object_set_new (row, "price", s_price_or_null (known ? x->price : 0));
+    json_object_set_new (row, "volume", apijson_kwh (known ? x->volume : 0));
+    json_object_set_new (row, "demand", apijson_kwh (known ? x->demand : 0));
+    json_object_set_new (row, "supply", apijson_kwh (known ? x->supply : 0));
+    json_object_set_new (row, "imbalance_side", s_side (known ? x->imbalance_side : 0));
+    json_object_set_new (row, "imbalance", apijson_kwh (known ? x->imbalance : 0));
+    json_object_set_new (row, "grid_sold", apijson_kwh (known ? x->grid_sold : 0));
+    json_object_set_new (row, "grid_bought", apijson_kwh (known ? x->grid_bought : 0));
+    json_object_set_new (row, "as_of", known ? apijson_time (x->ts) : json_null ());
+    json_object_set_new (row, "seq", json_integer ((json_int_t) (known ? x->seq : 0)));
+    return row;
+}
+
+json_t *readmodel_indicatives (readmodel_t *self, const char *market)
+{
+    assert (self);
+    s_market_t *m = s_market (self, market);
+    if (!m)
+        return NULL;
+    json_t *list = json_array ();
+    for (uint32_t i = 0; i < m->book_count; i++)
+        if (m->books[i].indicative.seq != 0) {
+            json_t *row = readmodel_indicative (self, market, m->books[i].epoch);
+            if (row)
+                json_array_append_new (list, row);
+        }
+    return list;
 }
 
 json_t *readmodel_epoch (readmodel_t *self, const char *market, int64_t epoch)

@@ -82,6 +82,15 @@ json_t *readmodel_book (readmodel_t *self, const char *market, int64_t epoch);
 //  {epoch, state, start, end, clearing_price, volume, trades} of one epoch, as in
 //  readmodel_epochs; NULL when the market or the epoch is unknown.
 json_t *readmodel_epoch (readmodel_t *self, const char *market, int64_t epoch);
+//  An auction market's indicative clearing of one open epoch (the matcher's latest indicative
+//  event): {market, epoch, delivery_start, delivery_end, crossed, price, volume, demand,
+//  supply, imbalance_side, imbalance, grid_sold, grid_bought, as_of, seq}; crossed false,
+//  price null and as_of null while none has come. NULL when the market is unknown or the
+//  epoch is not open (cleared, or never announced and not the current one).
+json_t *readmodel_indicative (readmodel_t *self, const char *market, int64_t epoch);
+//  Every open epoch's latest indicative clearing of a market, as readmodel_indicative, in no
+//  particular order (the broadcaster's snapshot); NULL when the market is unknown.
+json_t *readmodel_indicatives (readmodel_t *self, const char *market);
 //  {market, epoch, seq, bids: [{price, cumulative_energy}], asks: [...]}: bids summed from the
 //  best (highest) down, asks from the best (lowest) up.
 json_t *readmodel_depth_chart (readmodel_t *self, const char *market, int64_t epoch, int levels);

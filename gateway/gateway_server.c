@@ -572,6 +572,7 @@ static const s_route_t s_routes[] = {
     {"GET", "/api/market/depth-chart", S_PUBLIC, true, routes_market_depth_chart},
     {"GET", "/api/market/stats", S_PUBLIC, true, routes_market_stats},
     {"GET", "/api/market/clearing-price", S_PUBLIC, true, routes_market_clearing_price},
+    {"GET", "/api/market/indicative", S_PUBLIC, true, routes_market_indicative},
     {"GET", "/api/market/trades", S_PUBLIC, true, routes_market_trades},
     {"GET", "/api/market/epoch/status", S_PUBLIC, true, routes_market_epoch_status},
     {"GET", "/api/market/epochs", S_PUBLIC, true, routes_market_epochs},

@@ -145,6 +145,7 @@ enum MHD_Result routes_market_depth (gateway_request_t *req);
 enum MHD_Result routes_market_depth_chart (gateway_request_t *req);
 enum MHD_Result routes_market_stats (gateway_request_t *req);
 enum MHD_Result routes_market_clearing_price (gateway_request_t *req);
+enum MHD_Result routes_market_indicative (gateway_request_t *req);
 enum MHD_Result routes_market_trades (gateway_request_t *req);
 enum MHD_Result routes_market_epoch_status (gateway_request_t *req);
 enum MHD_Result routes_market_epochs (gateway_request_t *req);

@@ -134,6 +134,31 @@ enum MHD_Result routes_market_clearing_price (gateway_request_t *req)
     return s_answer_cached (req, key, body);
 }
 
+//  GET /api/market/indicative?market&epoch (no epoch: the current one): what an auction
+//  market's open book would clear at now, as the matcher last published it.
+enum MHD_Result routes_market_indicative (gateway_request_t *req)
+{
+    long long epoch;
+    const char *market = s_market (req);
+    if (!market || gateway_query_int (req, "epoch", -1, 0, INT64_MAX, &epoch))
+        return MHD_YES;
+    const config_market_t *cfg = config_market (gateway_server_config (req->server), market);
+    if (cfg->mode == CONFIG_MODE_CONTINUOUS)
+        return gateway_fail (req, MHD_HTTP_CONFLICT, "not_auction", "market",
+                             "market %s trades continuously: it has no auction to indicate",
+                             market);
+    char key[128];
+    enum MHD_Result rc;
+    snprintf (key, sizeof key, "indicative/%s/%lld", market, epoch);
+    if (s_cached (req, key, &rc))
+        return rc;
+    json_t *body = readmodel_indicative (gateway_server_readmodel (req->server), market, epoch);
+    if (!body)
+        return gateway_fail (req, MHD_HTTP_NOT_FOUND, "unknown_epoch", "epoch",
+                             "market %s has no open epoch %lld", market, epoch);
+    return s_answer_cached (req, key, body);
+}
+
 //  GET /api/market/trades?market&limit
 enum MHD_Result routes_market_trades (gateway_request_t *req)
 {

@@ -491,6 +491,70 @@ static int s_corridor (const auction_grid_t *grid, int64_t tick, s_corridor_t *c
     return c->floor < c->ceiling ? 0 : -1;
 }
 
+//  Rules 1, 2 and 6 on valid input: the price, the eligible prefix of each side, D, S and V.
+typedef struct {
+    s_corridor_t corridor;
+    int64_t price, demand, supply, volume; //  volume 0: nothing crosses
+    size_t bids, asks;                     //  eligible: bids priced >= price, asks <= price
+} s_priced_t;
+
+//  -1 on invalid input; else 0 with *out set (out->volume 0 when nothing crosses).
+static int s_price (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
+                    size_t nasks, int64_t tick, int64_t lot, const auction_grid_t *grid,
+                    s_priced_t *out)
+{
+    int64_t bid_total, ask_total;
+    *out = (s_priced_t){.volume = 0};
+    if (tick <= 0 || lot <= 0 || s_check_side (bids, nbids, true, tick, lot, &bid_total) != 0 ||
+        s_check_side (asks, nasks, false, tick, lot, &ask_total) != 0 ||
+        s_corridor (grid, tick, &out->corridor) != 0)
+        return -1;
+    int64_t lo = 0, hi = 0;
+    int64_t best_volume =
+        s_best_interval (bids, nbids, asks, nasks, bid_total, &out->corridor, &lo, &hi);
+    if (best_volume == 0)
+        return 0;
+    //  Both ends are on tick and >= 0, so flooring the midpoint keeps it in [lo, hi];
+    //  lo + (hi - lo) / 2 cannot overflow where (lo + hi) / 2 could.
+    int64_t price = lo + (hi - lo) / 2;
+    price -= price % tick;
+    out->price = price;
+    for (; out->bids < nbids && bids[out->bids].price >= price; out->bids++)
+        out->demand += bids[out->bids].qty;
+    for (; out->asks < nasks && asks[out->asks].price <= price; out->asks++)
+        out->supply += asks[out->asks].qty;
+    //  Every candidate in [lo, hi] reaches the best volume (V is the minimum of a falling and
+    //  a rising curve, the grid's unbounded sides included, so the candidates that reach it
+    //  are contiguous). Between two adjacent ones c1 < p < c2, D (p) = D (c2) and S (p) =
+    //  S (c1): an off-candidate midpoint trades the best volume too (and its surplus can be
+    //  smaller than at either end).
+    out->volume = s_volume (&out->corridor, price, out->demand, out->supply);
+    assert (out->volume == best_volume);
+    return 0;
+}
+
+int auction_indicate (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
+                      size_t nasks, int64_t tick, int64_t lot, const auction_grid_t *grid,
+                      auction_result_t *result)
+{
+    assert (result);
+    assert (nbids == 0 || bids);
+    assert (nasks == 0 || asks);
+    s_priced_t p;
+    if (s_price (bids, nbids, asks, nasks, tick, lot, grid, &p) != 0)
+        return -1;
+    *result = (auction_result_t){.crossed = p.volume > 0};
+    if (!result->crossed)
+        return 0;
+    result->price = p.price;
+    result->volume = p.volume;
+    result->demand = p.demand;
+    result->supply = p.supply;
+    result->grid_bought = p.volume - s_min (p.volume, p.demand);
+    result->grid_sold = p.volume - s_min (p.volume, p.supply);
+    return 0;
+}
+
 int auction_clear (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
                    size_t nasks, int64_t tick, int64_t lot, auction_marginal_t marginal,
                    auction_pricing_t pricing, const auction_grid_t *grid, void *scratch,
@@ -502,38 +566,16 @@ int auction_clear (const auction_order_t *bids, size_t nbids, const auction_orde
     assert (nbids + nasks == 0 || (scratch && trades));
     assert ((uintptr_t) scratch % _Alignof(int64_t) == 0);
 
-    int64_t bid_total, ask_total;
-    s_corridor_t corridor;
-    if (tick <= 0 || lot <= 0 || s_check_side (bids, nbids, true, tick, lot, &bid_total) != 0 ||
-        s_check_side (asks, nasks, false, tick, lot, &ask_total) != 0 ||
-        s_corridor (grid, tick, &corridor) != 0)
+    s_priced_t p;
+    if (s_price (bids, nbids, asks, nasks, tick, lot, grid, &p) != 0)
         return -1;
-
     *result = (auction_result_t){.crossed = false};
-    int64_t lo = 0, hi = 0;
-    int64_t best_volume =
-        s_best_interval (bids, nbids, asks, nasks, bid_total, &corridor, &lo, &hi);
-    if (best_volume == 0)
+    if (p.volume == 0)
         return 0;
-    //  Both ends are on tick and >= 0, so flooring the midpoint keeps it in [lo, hi];
-    //  lo + (hi - lo) / 2 cannot overflow where (lo + hi) / 2 could.
-    int64_t price = lo + (hi - lo) / 2;
-    price -= price % tick;
-
-    //  bids priced >= price and asks priced <= price: a prefix of each side
-    s_side_t b = {.orders = bids, .count = nbids}, a = {.orders = asks, .count = nasks};
-    int64_t demand = 0, supply = 0;
-    for (; b.eligible < nbids && bids[b.eligible].price >= price; b.eligible++)
-        demand += bids[b.eligible].qty;
-    for (; a.eligible < nasks && asks[a.eligible].price <= price; a.eligible++)
-        supply += asks[a.eligible].qty;
-    //  Every candidate in [lo, hi] reaches the best volume (V is the minimum of a falling and
-    //  a rising curve, the grid's unbounded sides included, so the candidates that reach it
-    //  are contiguous). Between two adjacent ones c1 < p < c2, D (p) = D (c2) and S (p) =
-    //  S (c1): an off-candidate midpoint trades the best volume too (and its surplus can be
-    //  smaller than at either end).
-    int64_t matched = s_volume (&corridor, price, demand, supply);
-    assert (matched == best_volume);
+    int64_t price = p.price, demand = p.demand, supply = p.supply, matched = p.volume;
+    s_corridor_t corridor = p.corridor;
+    s_side_t b = {.orders = bids, .count = nbids, .eligible = p.bids},
+             a = {.orders = asks, .count = nasks, .eligible = p.asks};
 
     s_layout_t layout;
     bool fits = s_layout (nbids, nasks, &layout);

@@ -113,4 +113,14 @@ int auction_clear (const auction_order_t *bids, size_t nbids, const auction_orde
                    auction_pricing_t pricing, const auction_grid_t *grid, void *scratch,
                    auction_trade_t *trades, auction_result_t *result);
 
+//  The indicative clearing of a book as it stands (rules 1, 2 and 6): the price, V, D, S and
+//  the grid's part, what auction_clear would report before self-trade prevention (its
+//  volume is lower only where one user's orders stand on both sides). Each side may be the
+//  book's price levels rather than its orders (qty: the level's total), which give the same
+//  figures: rules 1 and 2 look at prices and quantities only. No scratch, no trades.
+//  Returns 0 with *result written (trade_count 0), or -1 on input auction_clear refuses.
+int auction_indicate (const auction_order_t *bids, size_t nbids, const auction_order_t *asks,
+                      size_t nasks, int64_t tick, int64_t lot, const auction_grid_t *grid,
+                      auction_result_t *result);
+
 #endif

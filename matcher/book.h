@@ -73,6 +73,7 @@ typedef struct {
     //  The gate closure's auction, while the epoch closes: its price (0: nothing crossed) and
     //  the participants' D and S there. Not state: set and read within one command.
     int64_t gate_price, gate_demand, gate_supply;
+    bool changed; //  its depth changed since its last indicative clearing (auction modes)
     bool in_use;
 } book_t;
 

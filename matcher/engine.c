@@ -23,6 +23,7 @@
 #include "accounts.h"
 #include "auction.h"
 #include "book.h"
+#include "clock.h"
 #include "money.h"
 
 #include <czmq.h>
@@ -47,6 +48,7 @@ typedef struct {
     int64_t current;           //  the active epoch (by the clock)
     int64_t closed_through;    //  every epoch <= this is closed
     int64_t announced_through; //  every epoch <= this was announced (pending or active)
+    int64_t indicative_due;    //  the clock from which its next indicative clearing may go out
 } s_market_t;
 
 typedef struct {
@@ -385,6 +387,7 @@ static void s_level_event (engine_t *self, book_t *book, int side, const book_le
                            int64_t price)
 {
     engine_event_t *ev = s_event (self, ENGINE_EV_LEVEL, book->market);
+    book->changed = true;
     ev->epoch = book->epoch;
     ev->side = (uint8_t) s_proto_side (side);
     ev->price = price;
@@ -1247,6 +1250,7 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
 
 //  Runs the call auction of a book (auction.c finds the price and the fills).
 static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing);
+static void s_indicatives (engine_t *self, int64_t now);
 
 //  Expires every order of a book (gate closure). One walk of each FIFO: the whole book goes,
 //  so nothing is unlinked, and each order is read once.
@@ -1363,6 +1367,7 @@ const engine_result_t *engine_advance (engine_t *self, int64_t now)
     }
     if (closed)
         s_forget_closed_coids (self);
+    s_indicatives (self, now);
     return s_finish (self);
 }
 
@@ -1863,6 +1868,73 @@ static void s_auction (engine_t *self, book_t *book, s_market_t *m, bool closing
     }
 }
 
+//  The indicative clearing of a book as it stands, from its depth: one entry per price level
+//  (auction_indicate gives the same figures as from the orders, and a book has far fewer
+//  levels than orders, so this stays cheap on a deep book).
+static void s_indicative (engine_t *self, book_t *book, const s_market_t *m)
+{
+    size_t counts[2] = {book->side[BOOK_BID].count, book->side[BOOK_ASK].count};
+    if (s_reserve (&self->scratch, &self->scratch_size,
+                   (counts[0] + counts[1]) * sizeof (auction_order_t)))
+        return; //  out of memory: no indicative this time; the book stays changed
+    auction_order_t *levels[2] = {self->scratch, (auction_order_t *) self->scratch + counts[0]};
+    size_t n[2] = {0, 0};
+    for (int side = 0; side < 2; side++)
+        for (uint32_t l = book->side[side].count; l-- > 0;) { //  best first
+            const book_level_t *level = &book->side[side].levels[l];
+            if (level->count)
+                levels[side][n[side]++] =
+                    (auction_order_t){.price = level->price, .qty = level->total};
+        }
+    auction_grid_t grid = {m->cfg.grid_import_price, m->cfg.grid_feed_in_price, 0, UINT32_MAX};
+    auction_result_t result;
+    int rc = auction_indicate (levels[BOOK_BID], n[BOOK_BID], levels[BOOK_ASK], n[BOOK_ASK],
+                               m->cfg.tick, m->cfg.lot, m->grid ? &grid : NULL, &result);
+    assert (rc == 0); //  the book's levels are on tick, in lots and in priority order
+    (void) rc;
+    engine_event_t *ev = s_event (self, ENGINE_EV_INDICATIVE, book->market);
+    ev->epoch = book->epoch;
+    book->changed = false;
+    if (!result.crossed)
+        return;
+    ev->price = result.price;
+    ev->qty = result.volume;
+    ev->demand = result.demand;
+    ev->supply = result.supply;
+    ev->grid = result.grid_sold - result.grid_bought;
+    //  V >= min (D, S), so at most one side is left with quantity unmatched
+    int64_t bids_left = result.demand - (result.volume - result.grid_bought);
+    int64_t asks_left = result.supply - (result.volume - result.grid_sold);
+    if (bids_left > 0 || asks_left > 0) {
+        ev->side = (uint8_t) (bids_left > 0 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL);
+        ev->value = bids_left > 0 ? bids_left : asks_left;
+    }
+}
+
+//  Every open book of an auction market whose depth changed gets its indicative clearing, at
+//  most once per indicative_ms of the clock. This runs from engine_advance, on the clock the
+//  matcher journals, and its state (changed, indicative_due) is in snapshots, so replay makes
+//  the same events; commands only set a flag.
+static void s_indicatives (engine_t *self, int64_t now)
+{
+    for (uint32_t mi = 0; mi < self->market_count; mi++) {
+        s_market_t *m = &self->markets[mi];
+        if (m->cfg.mode == CONFIG_MODE_CONTINUOUS || m->cfg.indicative_ms == 0 ||
+            now < m->indicative_due)
+            continue;
+        bool any = false;
+        for (uint32_t i = 0; i < self->book_count; i++) {
+            book_t *b = &self->books[i];
+            if (b->in_use && b->market == mi && b->changed && b->epoch > m->closed_through) {
+                s_indicative (self, b, m);
+                any = true;
+            }
+        }
+        if (any)
+            m->indicative_due = now + m->cfg.indicative_ms * MCE_NS_PER_MSEC;
+    }
+}
+
 //  ---------------------------------------------------------------------------------------
 //  State
 
@@ -1971,8 +2043,10 @@ size_t engine_memory (const engine_t *self)
 //  cursor type each, so a field added to one side is added to the other next to it.
 
 //  2 added the accounts (a version 1 snapshot restores with none); 3 each book's value (a
-//  version 2 snapshot restores its books with none: only their epoch's average price is off)
-#define S_SNAP_VERSION 3
+//  version 2 snapshot restores its books with none: only their epoch's average price is off);
+//  4 when each market's next indicative clearing is due and which books changed since theirs
+//  (a version 3 snapshot restores with none due and none changed)
+#define S_SNAP_VERSION 4
 
 typedef struct {
     uint8_t *data;
@@ -2060,6 +2134,7 @@ uint8_t *engine_snapshot (const engine_t *self, size_t *size)
         s_put64 (&o, (uint64_t) m->current);
         s_put64 (&o, (uint64_t) m->closed_through);
         s_put64 (&o, (uint64_t) m->announced_through);
+        s_put64 (&o, (uint64_t) m->indicative_due);
     }
     uint64_t books = 0;
     for (uint32_t i = 0; i < self->book_count; i++)
@@ -2075,6 +2150,7 @@ uint8_t *engine_snapshot (const engine_t *self, size_t *size)
         s_put64 (&o, b->trades);
         s_put64 (&o, (uint64_t) b->last_price);
         s_put64 (&o, (uint64_t) b->value);
+        s_put64 (&o, b->changed);
         for (int side = 0; side < 2; side++) {
             //  orders of a side, best level first, queue order within it
             uint64_t n = 0;
@@ -2296,6 +2372,8 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
         m->current = (int64_t) s_get64 (&in);
         m->closed_through = (int64_t) s_get64 (&in);
         m->announced_through = (int64_t) s_get64 (&in);
+        if (version >= 4)
+            m->indicative_due = (int64_t) s_get64 (&in);
     }
     uint64_t books = s_get64 (&in);
     for (uint64_t i = 0; i < books && !in.failed; i++) {
@@ -2312,6 +2390,8 @@ int engine_restore (engine_t *self, const uint8_t *data, size_t size)
         b->last_price = (int64_t) s_get64 (&in);
         if (version >= 3)
             b->value = (int64_t) s_get64 (&in);
+        if (version >= 4)
+            b->changed = s_get64 (&in) != 0;
         for (int side = 0; side < 2 && !in.failed; side++) {
             uint64_t n = s_get64 (&in);
             if (n > (uint64_t) (in.end - in.p) / 48) {

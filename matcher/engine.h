@@ -42,6 +42,9 @@ typedef enum {
                             //  value, demand and supply (of that auction)
     ENGINE_EV_AUCTION,      //  epoch, price (0 = nothing crossed), qty (volume), count (trades),
                             //  demand, supply, grid (> 0 sold, < 0 bought), flag (1: triggered)
+    ENGINE_EV_INDICATIVE,   //  epoch, price (0 = nothing crosses), qty (V), demand, supply, grid
+                            //  (> 0 sells, < 0 buys), side (proto_side_t left unmatched, 0 =
+                            //  none) and value (Wh left unmatched there)
     ENGINE_EV_MARKET,       //  reason (proto_market_status_t), flag (proto_control_action_t), user
     ENGINE_EV_WITHDRAWAL,   //  order_id (withdrawal id), user, side (proto_asset_t), qty (amount),
                             //  reason (proto_withdrawal_phase_t)

@@ -234,6 +234,21 @@ static void s_to_proto (matcher_server_t *self, const engine_event_t *ev, const 
             a->triggered = ev->flag;
             break;
         }
+        case ENGINE_EV_INDICATIVE: {
+            m->kind = PROTO_indicative;
+            proto_indicative_t *x = &m->indicative;
+            s_copy (x->market, sizeof x->market, market);
+            x->epoch = ev->epoch;
+            x->price = ev->price;
+            x->volume = ev->qty;
+            x->demand = ev->demand;
+            x->supply = ev->supply;
+            x->grid_sold = ev->grid > 0 ? ev->grid : 0;
+            x->grid_bought = ev->grid < 0 ? -ev->grid : 0;
+            x->imbalance_side = ev->side;
+            x->imbalance = ev->value;
+            break;
+        }
         case ENGINE_EV_MARKET: {
             m->kind = PROTO_market_state;
             proto_market_state_t *s = &m->market_state;
@@ -276,6 +291,7 @@ static void s_stamp (proto_msg_t *m, uint64_t seq, int64_t ts)
         S_STAMP (book_level)
         S_STAMP (epoch_state)
         S_STAMP (auction)
+        S_STAMP (indicative)
         S_STAMP (market_state)
         S_STAMP (balance)
         S_STAMP (withdrawal)

@@ -21,6 +21,12 @@
     --grid puts the grid in the market as backstop, selling at 1400 and buying at 1000: below
     where the auction flow would clear by itself (about 1500), so its clearing is pinned at the
     import price and the grid sells the difference, the most work the grid can add.
+
+    --auction-book runs any flow into an auction market (orders rest until gate closure, which
+    the run never reaches), and the clock then moves 1 ms every 1 000 operations with an
+    engine_advance, as the matcher's does between batches. --indicative-ms N sets how often
+    the indicative clearing may be published (default 0: never), so an A/B of N against 0
+    isolates what keeping it current costs.
 */
 #include "clock.h"
 #include "engine.h"
@@ -47,9 +53,13 @@ typedef struct {
     s_op_t *ops;
     size_t count;
     bool auction;
-    bool escrow; //  orders reserve balances
-    bool grid;   //  the grid as backstop (S_GRID_IMPORT, S_GRID_FEED_IN)
+    bool escrow;           //  orders reserve balances
+    bool grid;             //  the grid as backstop (S_GRID_IMPORT, S_GRID_FEED_IN)
+    bool ticking;          //  --auction-book: the clock moves 1 ms per S_TICK_OPS operations
+    int64_t indicative_ms; //  the market's indicative_ms
 } s_workload_t;
+
+#define S_TICK_OPS 1000
 
 #define S_GRID_IMPORT  1400 //  µ/kWh
 #define S_GRID_FEED_IN 1000
@@ -172,6 +182,7 @@ static s_run_t s_run_new (const s_workload_t *w)
     m->min_price = 1, m->max_price = 1000000000;
     m->epoch_seconds = 86400, m->future_epochs = 1;
     m->mode = w->auction ? CONFIG_MODE_AUCTION : CONFIG_MODE_CONTINUOUS;
+    m->indicative_ms = w->indicative_ms;
     m->escrow = w->escrow;
     if (w->grid) {
         m->grid_import_price = S_GRID_IMPORT;
@@ -260,6 +271,16 @@ static inline void s_do (s_run_t *run, const s_op_t *op, size_t i, bool keep_10k
         s_forget (run, at);
 }
 
+//  --auction-book: after every S_TICK_OPS operations the clock moves 1 ms and the engine
+//  advances to it, which is where the indicative clearing is computed when it is due.
+static inline void s_tick (s_run_t *run, const s_workload_t *w, size_t i)
+{
+    if (w->ticking && i % S_TICK_OPS == S_TICK_OPS - 1) {
+        run->now += 1000000;
+        engine_advance (run->engine, run->now);
+    }
+}
+
 static int s_cmp_u32 (const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
@@ -274,12 +295,15 @@ int main (int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"escrow", no_argument, NULL, 'e'},
         {"grid", no_argument, NULL, 'g'},
+        {"auction-book", no_argument, NULL, 'a'},
+        {"indicative-ms", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *flow = "liquibook";
     size_t n = 1000000;
-    bool json = false, escrow = false, grid = false;
+    bool json = false, escrow = false, grid = false, auction_book = false;
+    long long indicative_ms = 0;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -304,15 +328,30 @@ int main (int argc, char **argv)
             case 'g':
                 grid = true;
                 break;
+            case 'a':
+                auction_book = true;
+                break;
+            case 'i': {
+                char *end;
+                indicative_ms = strtoll (optarg, &end, 10);
+                if (*end || indicative_ms < 0 || indicative_ms > 3600000) {
+                    fprintf (stderr, "mce-bench-book: --indicative-ms must be 0..3600000\n");
+                    return 2;
+                }
+                break;
+            }
             case 'h':
                 printf ("Usage: mce-bench-book [--flow NAME] [--orders N] [--escrow] [--grid] "
-                        "[--json]\n\n"
+                        "[--auction-book [--indicative-ms MS]] [--json]\n\n"
                         "Flows: liquibook (default), liquibook-cancel, exchange-core, auction.\n"
                         "N: operations after any set-up (default 1000000). --escrow: every order\n"
                         "reserves and releases balances, as markets do by default. --grid: the\n"
                         "grid sells at 1400 and buys at 1000 µ/kWh (meant for the auction flow,\n"
-                        "whose clearing it then pins at 1400). Prints a table, or with --json\n"
-                        "one JSON object on the last line.\n");
+                        "whose clearing it then pins at 1400). --auction-book: the flow goes into\n"
+                        "an auction market and the clock moves 1 ms every 1000 operations;\n"
+                        "--indicative-ms MS: the indicative clearing is kept current that often\n"
+                        "(default 0: never). Prints a table, or with --json one JSON object on\n"
+                        "the last line.\n");
                 return 0;
             default:
                 fprintf (stderr, "mce-bench-book: try --help\n");
@@ -328,6 +367,10 @@ int main (int argc, char **argv)
     }
     w.escrow = escrow;
     w.grid = grid;
+    if (auction_book) {
+        w.auction = w.ticking = true;
+        w.indicative_ms = indicative_ms;
+    }
     bool keep_10k = strcmp (flow, "liquibook-cancel") == 0;
     bool keep_1k = strcmp (flow, "exchange-core") == 0;
 
@@ -335,11 +378,13 @@ int main (int argc, char **argv)
     s_run_t run = s_run_new (&w);
     size_t mem0 = engine_memory (run.engine);
     int64_t t0 = clock_mono_ns ();
-    for (size_t i = 0; i < w.count; i++)
+    for (size_t i = 0; i < w.count; i++) {
         s_do (&run, &w.ops[i], i, keep_10k, keep_1k && i >= 1000);
+        s_tick (&run, &w, i);
+    }
     int64_t t1 = clock_mono_ns ();
     double clear_ms = 0;
-    if (w.auction) {
+    if (w.auction && !w.ticking) { //  gate closure (an --auction-book run never gets there)
         int64_t c0 = clock_mono_ns ();
         const engine_result_t *r = engine_advance (run.engine, run.now + 86400 * MCE_NS_PER_SEC);
         clear_ms = (double) (clock_mono_ns () - c0) / 1e6;
@@ -361,6 +406,7 @@ int main (int argc, char **argv)
     for (size_t i = 0; i < w.count; i++) {
         uint64_t a = __rdtsc ();
         s_do (&run, &w.ops[i], i, keep_10k, keep_1k && i >= 1000);
+        s_tick (&run, &w, i);
         uint64_t d = __rdtsc () - a;
         cycles[i] = d > UINT32_MAX ? UINT32_MAX : (uint32_t) d;
     }
@@ -377,7 +423,7 @@ int main (int argc, char **argv)
             "p99.9 ns", "fills", "resting end", "B/order");
     printf ("%-18s %12.0f %8.0f %8.0f %9.0f %10llu %11llu %9.1f\n", flow, ops_per_sec, p50, p99,
             p999, (unsigned long long) fills, (unsigned long long) resting_end, bytes_per_order);
-    if (w.auction)
+    if (w.auction && !w.ticking)
         printf ("auction clearing of %zu orders: %.2f ms\n", w.count, clear_ms);
     if (json) {
         printf ("{\"flow\":\"%s\",\"orders\":%zu,\"ops_per_sec\":%.0f,\"p50_ns\":%.0f,"
@@ -387,8 +433,10 @@ int main (int argc, char **argv)
                 flow, w.count, ops_per_sec, p50, p99, p999, (unsigned long long) fills,
                 (unsigned long long) resting_end, bytes_per_order, (unsigned long long) hash,
                 escrow ? "true" : "false", grid ? "true" : "false");
-        if (w.auction)
+        if (w.auction && !w.ticking)
             printf (",\"clear_ms\":%.3f", clear_ms);
+        if (w.ticking)
+            printf (",\"auction_book\":true,\"indicative_ms\":%lld", (long long) w.indicative_ms);
         printf ("}\n");
     }
     free (w.ops);

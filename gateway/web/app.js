@@ -68,6 +68,7 @@
         privateLeaving: 0,   // unsubscribes from private channels awaiting their answer
         book: { bids: new Map(), asks: new Map() }, // price key -> {price, energy_amount, orders}
         trades: [], stats: null, epochStatus: null, epochs: [], orders: [],
+        indicative: new Map(), // auction markets: epoch -> its latest indicative clearing
         balances: null, balancesSource: '', // {energy, payment: {available, reserved, total}}
         filled: new Map(),   // order id -> filled Wh seen, to notice a new fill
         history: {           // the user's deposits, withdrawals and trades (HTTP only)
@@ -288,9 +289,40 @@
         };
         fill($('asks'), asks.slice(0, BOOK_LEVELS).reverse()); // the best ask next to the spread
         fill($('bids'), bids.slice(0, BOOK_LEVELS));
-        $('spread').textContent = bids.length && asks.length
-            ? 'spread ' + decimal(units(asks[0].price, PRICE) - units(bids[0].price, PRICE), PRICE)
-            : (bids.length || asks.length ? 'one-sided book' : 'empty book');
+        // An auction book is crossed by design until gate closure: what it would clear at
+        // now says more than a (negative) spread.
+        const x = isAuction() ? S.indicative.get(shownEpoch()) : null;
+        $('spread').textContent = x ? indicativeText(x)
+            : bids.length && asks.length
+                ? 'spread ' + decimal(units(asks[0].price, PRICE) - units(bids[0].price, PRICE), PRICE)
+                : (bids.length || asks.length ? 'one-sided book' : 'empty book');
+    }
+
+    function isAuction() {
+        const market = S.config && S.config.markets.find((m) => m.id === S.market);
+        return Boolean(market && market.mode !== 'continuous');
+    }
+
+    // The epoch whose book is shown: the one chosen, else the one the depth channel holds.
+    function shownEpoch() {
+        if (S.epoch) return Number(S.epoch);
+        const sub = S.subs.get(subKey('depth', S.market));
+        if (sub && sub.epoch !== null) return sub.epoch;
+        return S.epochStatus ? S.epochStatus.epoch : null;
+    }
+
+    function indicativeText(x) {
+        if (!x.crossed) return 'indicative: nothing crosses yet';
+        let text = 'indicative ' + x.price + ' \u00b7 ' + x.volume + ' kWh';
+        if (x.imbalance_side) text += ' \u00b7 ' + x.imbalance_side.toLowerCase() + ' imbalance ' + x.imbalance + ' kWh';
+        if (units(x.grid_sold, KWH) > 0n) text += ' \u00b7 grid sells ' + x.grid_sold;
+        if (units(x.grid_bought, KWH) > 0n) text += ' \u00b7 grid buys ' + x.grid_bought;
+        return text;
+    }
+
+    function setIndicatives(rows) {
+        for (const x of rows) S.indicative.set(x.epoch, x);
+        renderBook();
     }
 
     // Cumulative depth from the book we hold (WebSocket levels), best first, exact.
@@ -641,10 +673,12 @@
             api('GET', '/api/market/epoch/status' + mq),
             api('GET', '/api/market/epochs' + mq + (mq ? '&' : '?') + 'limit=' + EPOCHS_CHARTED),
             api('GET', '/api/market/stats' + mq),
+            // a closed epoch has none (404): not a failure of the refresh
+            isAuction() ? api('GET', '/api/market/indicative' + eq).catch(() => null) : Promise.resolve(null),
         ]);
         // Too late: the selection moved, or live data took over while we waited.
         if (market !== S.market || epoch !== S.epoch || S.live) return null;
-        const [chart, depth, trades, status, epochs, stats] = results.map((r) =>
+        const [chart, depth, trades, status, epochs, stats, indicative] = results.map((r) =>
             r.status === 'fulfilled' ? r.value : null);
         if (depth) { setBook(depth.bids, depth.asks); renderBook(); }
         if (chart) drawDepth(chart.bids, chart.asks, chart.seq, 'http');
@@ -652,6 +686,7 @@
         if (status) { S.epochStatus = status; renderEpochStatus(); }
         if (epochs) { S.epochs = epochs.epochs; drawEpochs(); updateEpochOptions(); }
         if (stats) { S.stats = stats; renderStats(); }
+        if (indicative) setIndicatives([indicative]);
         const failed = results.find((r) => r.status === 'rejected');
         return failed ? failed.reason : null;
     }
@@ -900,7 +935,8 @@
     function marketSubscriptions() {
         const depth = { channel: 'depth', market: S.market };
         if (S.epoch) depth.epoch = Number(S.epoch);
-        return [depth].concat(['trades', 'ticker', 'epochs'].map((c) => ({ channel: c, market: S.market })));
+        const channels = ['trades', 'ticker', 'epochs'].concat(isAuction() ? ['indicative'] : []);
+        return [depth].concat(channels.map((c) => ({ channel: c, market: S.market })));
     }
 
     function subscribePrivate(token) {
@@ -1061,6 +1097,10 @@
                 S.stats = d;
                 renderStats();
                 break;
+            case 'indicative':
+                S.indicative = new Map();
+                setIndicatives(d.indicatives || []);
+                break;
             case 'epochs':
                 if (d.current) { S.epochStatus = d.current; renderEpochStatus(); }
                 S.epochs = d.recent || [];
@@ -1109,6 +1149,9 @@
                 break;
             case 'epochs':
                 applyEpochRows(d.epochs || []);
+                break;
+            case 'indicative':
+                setIndicatives(d.indicatives || []);
                 break;
             case 'orders': {
                 // The orders that changed, as they now are; new ones are the newest.
@@ -1505,6 +1548,7 @@
         if (marketChanged) {
             S.epochStatus = null;
             S.epochs = [];
+            S.indicative = new Map();
             $('epoch').dataset.signature = '';
             updateEpochOptions();
         }

@@ -737,3 +737,78 @@ Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .t
     cr_assert_not_null (strstr (out, "\"type\":\"snapshot\""), "%s", out);
     free (out);
 }
+
+//  Reads ws until a message of channel arrives whose text holds needle; returns it parsed.
+static json_t *s_until (wsclient_t *ws, const char *channel, const char *needle)
+{
+    while (true) {
+        const char *text = wsclient_recv (ws, HARNESS_DEADLINE_MS);
+        cr_assert_not_null (text, "no %s message with %s", channel, needle);
+        json_t *m = json_loads (text, 0, NULL);
+        cr_assert_not_null (m, "%s", text);
+        const char *got = json_string_value (json_object_get (m, "channel"));
+        if (got && strcmp (got, channel) == 0 && strstr (text, needle))
+            return m;
+        json_decref (m);
+    }
+}
+
+#define S_AUCTION_CONFIG                                                                           \
+    "markets = ( { id = \"campus-1\"; mode = \"auction\"; tick = \"0.001\"; "                      \
+    "epoch_seconds = 2592000; escrow = false; indicative_ms = 50; } );\n"
+
+Test (broadcaster, the_indicative_channel_follows_an_auction_book, .fini = s_fini, .timeout = 120)
+{
+    harness_init (&s_h, S_AUCTION_CONFIG);
+    harness_start (&s_h, "mce-matcher");
+    s_start_broadcaster (false);
+    wsclient_t *ws = s_connect (0);
+    cr_assert_eq (wsclient_send (ws, "{\"op\":\"subscribe\",\"channel\":\"indicative\","
+                                     "\"market\":\"campus-1\"}"),
+                  0);
+    json_t *m = s_until (ws, "indicative", "\"snapshot\"");
+    cr_assert_eq (json_array_size (json_object_get (json_object_get (m, "data"), "indicatives")), 0,
+                  "an empty market has none");
+    json_decref (m);
+    char xpub[64];
+    snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
+    zsock_t *monitor = zsock_new (ZMQ_SUB);
+    cr_assert_eq (harness_client (&s_h, monitor, HARNESS_MONITOR, "broadcaster"), 0);
+    zsock_set_subscribe (monitor, "indicative.campus-1");
+    cr_assert_eq (zsock_connect (monitor, "%s", xpub), 0);
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    char *topic = NULL, *body = NULL;
+    cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "the monitor gets a snapshot");
+    cr_assert_str_eq (topic, "indicative.campus-1");
+    zstr_free (&topic);
+    zstr_free (&body);
+
+    //  a bid of 10 kWh at 0.20 and an ask of 4 at 0.10: 4 would clear at 0.15, 6 of the bid
+    //  left unmatched
+    zsock_t *dealer = s_dealer ();
+    harness_order (dealer, 1, "buyer", true, 10000, 200000);
+    harness_order (dealer, 2, "seller", false, 4000, 100000);
+    for (int i = 0; i < 2; i++) {
+        zframe_t *f = zframe_recv (dealer);
+        cr_assert_not_null (f, "the matcher answers");
+        zframe_destroy (&f);
+    }
+    m = s_until (ws, "indicative", "\"crossed\":true");
+    cr_assert_str_eq (json_string_value (json_object_get (m, "type")), "update");
+    json_t *row = json_array_get (json_object_get (json_object_get (m, "data"), "indicatives"), 0);
+    cr_assert_str_eq (json_string_value (json_object_get (row, "price")), "0.15");
+    cr_assert_str_eq (json_string_value (json_object_get (row, "volume")), "4");
+    cr_assert_str_eq (json_string_value (json_object_get (row, "imbalance_side")), "Buy");
+    cr_assert_str_eq (json_string_value (json_object_get (row, "imbalance")), "6");
+    json_decref (m);
+    bool crossed = false;
+    while (!crossed) {
+        cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "no crossed update");
+        crossed = strstr (body, "\"crossed\":true") != NULL;
+        zstr_free (&topic);
+        zstr_free (&body);
+    }
+    zsock_destroy (&monitor);
+    zsock_destroy (&dealer);
+    wsclient_destroy (&ws);
+}

@@ -743,6 +743,43 @@ Test (gateway, epoch_results_and_auctions_through_the_api, .fini = s_fini, .time
         alice,
         "{\"market\":\"campus-2\",\"side\":\"Sell\",\"energy_amount\":\"4\",\"price\":\"0.1\"}", id,
         sizeof id);
+    //  before the trigger, the indicative clearing says what it will do: the matcher publishes
+    //  it on its clock (indicative_ms), so poll until it covers both orders
+    int64_t until = clock_mono_ns () + (int64_t) HARNESS_DEADLINE_MS * MCE_NS_PER_MSEC;
+    bool seen = false;
+    do {
+        r = s_call ("GET", "/api/market/indicative?market=campus-2", NULL, NULL);
+        cr_assert_eq (r.status, 200, "%s", r.body);
+        j = s_json (&r);
+        seen = json_is_true (json_object_get (j, "crossed"));
+        if (!seen) {
+            json_decref (j);
+            harness_response_free (&r);
+            poll (NULL, 0, 20);
+        }
+    } while (!seen && clock_mono_ns () < until);
+    cr_assert (seen, "no indicative clearing of both orders came");
+    cr_assert_str_eq (s_get (j, "price"), "0.15", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "volume"), "4", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "demand"), "10", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "supply"), "4", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "imbalance_side"), "Buy", "%s", r.body);
+    cr_assert_str_eq (s_get (j, "imbalance"), "6", "%s", r.body);
+    cr_assert_not_null (s_get (j, "delivery_start"), "%s", r.body);
+    cr_assert_gt (json_integer_value (json_object_get (j, "seq")), 0, "%s", r.body);
+    long long indicated = json_integer_value (json_object_get (j, "epoch"));
+    json_decref (j);
+    harness_response_free (&r);
+    //  a continuous market has none; an epoch that is not open neither
+    r = s_call ("GET", "/api/market/indicative?market=campus-1", NULL, NULL);
+    cr_assert_eq (r.status, 409, "%s", r.body);
+    j = s_json (&r);
+    cr_assert_str_eq (s_get (j, "error.code"), "not_auction");
+    json_decref (j);
+    harness_response_free (&r);
+    r = s_call ("GET", "/api/market/indicative?market=campus-2&epoch=7", NULL, NULL);
+    cr_assert_eq (r.status, 404, "%s", r.body);
+    harness_response_free (&r);
     r = s_call ("POST", "/api/admin/market/control", admin,
                 "{\"market\":\"campus-2\",\"action\":\"trigger_matching\"}");
     cr_assert_eq (r.status, 200, "%s", r.body);
@@ -765,6 +802,7 @@ Test (gateway, epoch_results_and_auctions_through_the_api, .fini = s_fini, .time
     cr_assert_str_eq (s_get (j, "volume"), "4", "%s", r.body);
     json_decref (j);
     harness_response_free (&r);
+    cr_assert_eq (acted, indicated, "the auction ran on the epoch that was indicated");
 }
 
 Test (gateway, rate_limits_security_headers_and_cors, .fini = s_fini, .timeout = 120)

@@ -1098,6 +1098,46 @@ static int64_t s_brute_pairable (const auction_order_t *bids, size_t nbids,
     return total * lot;
 }
 
+//  Sums each price level into one order, as the engine hands auction_indicate its depth.
+static size_t s_levels (const auction_order_t *orders, size_t count, auction_order_t *levels)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (n > 0 && levels[n - 1].price == orders[i].price)
+            levels[n - 1].qty += orders[i].qty;
+        else
+            levels[n++] = (auction_order_t){0, 0, orders[i].price, orders[i].qty};
+    }
+    return n;
+}
+
+static void s_check_indicative (const auction_order_t *bids, size_t nbids,
+                                const auction_order_t *asks, size_t nasks, int64_t tick,
+                                int64_t lot, const auction_grid_t *grid,
+                                const auction_result_t *cleared, int round)
+{
+    auction_order_t bid_levels[10], ask_levels[10];
+    size_t nbl = s_levels (bids, nbids, bid_levels), nal = s_levels (asks, nasks, ask_levels);
+    auction_result_t by_order, by_level;
+    cr_assert_eq (auction_indicate (bids, nbids, asks, nasks, tick, lot, grid, &by_order), 0);
+    cr_assert_eq (auction_indicate (bid_levels, nbl, ask_levels, nal, tick, lot, grid, &by_level),
+                  0);
+    cr_assert (by_order.crossed == by_level.crossed && by_order.price == by_level.price &&
+                   by_order.volume == by_level.volume && by_order.demand == by_level.demand &&
+                   by_order.supply == by_level.supply && by_order.grid_sold == by_level.grid_sold &&
+                   by_order.grid_bought == by_level.grid_bought,
+               "round %d: levels and orders differ", round);
+    cr_assert_eq (by_order.crossed, cleared->crossed, "round %d", round);
+    cr_assert_eq (by_order.price, cleared->price, "round %d", round);
+    cr_assert_eq (by_order.demand, cleared->demand, "round %d", round);
+    cr_assert_eq (by_order.supply, cleared->supply, "round %d", round);
+    cr_assert_geq (by_order.volume, cleared->volume, "round %d", round);
+    cr_assert_eq (by_order.volume,
+                  s_brute_volume (grid, by_order.price, by_order.demand, by_order.supply),
+                  "round %d", round);
+    cr_assert_eq (by_order.trade_count, 0);
+}
+
 //  What a round exercised: a user gave way, the pairing traded less than V.
 #define GAVE_WAY   1
 #define SHORT_OF_V 2
@@ -1144,6 +1184,9 @@ static int s_check_random (uint64_t seed, int round)
     int64_t price = 0;
     bool crossed = s_brute_price (bids, nbids, asks, nasks, tick, grid, &price);
     cr_assert_eq (r->crossed, crossed, "round %d (seed %llu)", round, (unsigned long long) seed);
+    //  the indicative clearing, from the orders and from their price levels, has the same
+    //  price, D, S, and V before self-trade prevention
+    s_check_indicative (bids, nbids, asks, nasks, tick, lot, grid, r, round);
     if (!crossed)
         return 0;
     cr_assert_eq (r->price, price, "round %d: price %lld, brute force %lld", round,

@@ -790,6 +790,131 @@ Test (engine, every_auction_has_its_own_result, .fini = s_teardown)
     cr_assert_eq (cleared->value, 600000 + 1140000);
 }
 
+//  --------------------------------------------------------------------------------------
+//  The indicative clearing: from engine_advance, at most once per indicative_ms (1 s by
+//  default) and only after the book changed.
+
+#define MS(x) ((int64_t) (x) *1000000LL)
+
+//  The README's worked example in an auction market (tick 0.01, lot 0.001 kWh here).
+static void s_readme_book (void)
+{
+    engine_order_t mkt = {.side = PROTO_SIDE_BUY,
+                          .type = PROTO_ORDER_TYPE_MARKET,
+                          .tif = PROTO_TIF_GTC,
+                          .qty = KWH (20),
+                          .user = engine_user_intern (s_e, "b1")};
+    s_order (mkt);
+    static const struct {
+        const char *user;
+        proto_side_t side;
+        double kwh, price;
+    } rows[] = {{"b2", PROTO_SIDE_BUY, 30, 0.21},  {"b3", PROTO_SIDE_BUY, 30, 0.18},
+                {"b4", PROTO_SIDE_BUY, 25, 0.18},  {"b5", PROTO_SIDE_BUY, 15, 0.16},
+                {"a2", PROTO_SIDE_SELL, 50, 0.15}, {"a3", PROTO_SIDE_SELL, 30, 0.17},
+                {"a4", PROTO_SIDE_SELL, 40, 0.19}, {"a5", PROTO_SIDE_SELL, 20, 0.22}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        s_limit (engine_user_intern (s_e, rows[i].user), rows[i].side, rows[i].kwh, rows[i].price);
+    mkt.side = PROTO_SIDE_SELL;
+    mkt.qty = KWH (10);
+    mkt.user = engine_user_intern (s_e, "a1");
+    s_order (mkt);
+}
+
+Test (engine, indicative_is_what_the_auction_then_does, .fini = s_teardown)
+{
+    s_setup_with (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
+    s_readme_book ();
+    const engine_result_t *r = engine_advance (s_e, T0 + MS (10));
+    cr_assert_not_null (s_find (r, ENGINE_EV_INDICATIVE),
+                        "a changed book gets its indicative clearing");
+    const engine_event_t indicated = *s_find (r, ENGINE_EV_INDICATIVE), *x = &indicated;
+    cr_assert_eq (x->epoch, EPOCH0);
+    cr_assert_eq (x->price, PRICE (0.17));
+    cr_assert_eq (x->qty, KWH (90));
+    cr_assert_eq (x->demand, KWH (105));
+    cr_assert_eq (x->supply, KWH (90));
+    cr_assert_eq (x->side, PROTO_SIDE_BUY, "15 kWh of bids are left unmatched");
+    cr_assert_eq (x->value, KWH (15));
+    cr_assert_eq (x->grid, 0);
+    //  nothing changes: the gate closure's auction is what was indicated
+    r = engine_advance (s_e, T0 + 900LL * 1000000000LL);
+    const engine_event_t *a = s_find (r, ENGINE_EV_AUCTION);
+    cr_assert_not_null (a);
+    cr_assert_eq (a->price, x->price);
+    cr_assert_eq (a->qty, x->qty);
+    cr_assert_eq (a->demand, x->demand);
+    cr_assert_eq (a->supply, x->supply);
+    cr_assert_null (s_find (r, ENGINE_EV_INDICATIVE), "a cleared book has none");
+}
+
+Test (engine, indicative_is_throttled_and_follows_changes, .fini = s_teardown)
+{
+    s_setup_with (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
+    cr_assert_null (s_find (engine_advance (s_e, T0 + MS (1)), ENGINE_EV_INDICATIVE),
+                    "an empty market indicates nothing");
+    s_limit (s_alice, PROTO_SIDE_BUY, 10, 0.20);
+    const engine_event_t *x = s_find (engine_advance (s_e, T0 + MS (2)), ENGINE_EV_INDICATIVE);
+    cr_assert_not_null (x);
+    cr_assert_eq (x->price, 0, "one side alone does not cross");
+    cr_assert_eq (x->side, 0);
+    s_limit (s_bob, PROTO_SIDE_SELL, 4, 0.10);
+    cr_assert_null (s_find (engine_advance (s_e, T0 + MS (500)), ENGINE_EV_INDICATIVE),
+                    "within indicative_ms of the last one");
+    x = s_find (engine_advance (s_e, T0 + MS (1002)), ENGINE_EV_INDICATIVE);
+    cr_assert_not_null (x, "due again, and the book changed");
+    cr_assert_eq (x->price, PRICE (0.15));
+    cr_assert_eq (x->qty, KWH (4));
+    cr_assert_eq (x->side, PROTO_SIDE_BUY);
+    cr_assert_eq (x->value, KWH (6));
+    cr_assert_null (s_find (engine_advance (s_e, T0 + MS (5000)), ENGINE_EV_INDICATIVE),
+                    "nothing changed since");
+    //  a book for a later epoch has its own
+    engine_order_t later = {.user = s_carol,
+                            .side = PROTO_SIDE_SELL,
+                            .type = PROTO_ORDER_TYPE_LIMIT,
+                            .tif = PROTO_TIF_GTC,
+                            .qty = KWH (1),
+                            .price = PRICE (0.30),
+                            .epoch = EPOCH0 + 1};
+    s_order (later);
+    x = s_find (engine_advance (s_e, T0 + MS (6000)), ENGINE_EV_INDICATIVE);
+    cr_assert_not_null (x);
+    cr_assert_eq (x->epoch, EPOCH0 + 1);
+}
+
+Test (engine, indicative_state_survives_a_snapshot, .fini = s_teardown)
+{
+    //  changed but not yet due when the snapshot is taken: the copy must indicate when the
+    //  original does, as recovery replays the journal's clock after a snapshot
+    s_setup_with (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
+    s_limit (s_alice, PROTO_SIDE_BUY, 10, 0.20);
+    engine_advance (s_e, T0 + MS (2));
+    s_limit (s_bob, PROTO_SIDE_SELL, 4, 0.10);
+    size_t size;
+    uint8_t *snap = engine_snapshot (s_e, &size);
+    mce_config_t cfg;
+    char err[256];
+    config_load (&cfg, NULL, err, sizeof err);
+    cfg.markets[0].escrow = false;
+    cfg.markets[0].tick = PRICE (0.01);
+    cfg.markets[0].mode = CONFIG_MODE_AUCTION;
+    cfg.markets[0].future_epochs = 2;
+    engine_t *copy = engine_new (&cfg);
+    cr_assert_eq (engine_restore (copy, snap, size), 0);
+    free (snap);
+    engine_t *both[2] = {s_e, copy};
+    for (int k = 0; k < 2; k++) {
+        cr_assert_null (s_find (engine_advance (both[k], T0 + MS (500)), ENGINE_EV_INDICATIVE),
+                        "engine %d: not due yet", k);
+        const engine_event_t *x =
+            s_find (engine_advance (both[k], T0 + MS (1002)), ENGINE_EV_INDICATIVE);
+        cr_assert_not_null (x, "engine %d: due, and the book changed", k);
+        cr_assert_eq (x->price, PRICE (0.15));
+    }
+    engine_destroy (&copy);
+}
+
 //  A continuous epoch has no clearing price: its cleared event carries the value traded (the
 //  average price is value / volume) and no auction result.
 Test (engine, continuous_epochs_report_value_not_a_clearing_price, .init = s_setup,
