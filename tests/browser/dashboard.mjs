@@ -11,9 +11,10 @@
 // and places a crossing limit sell, then waits (every wait has a deadline) until the trade is
 // in the trades list, the sell shows filled in user2's orders and the trade in user2's own
 // trades (with the order it filled), the depth chart shows the buy's remainder, and saves a
-// screenshot. On the way: an order the API refuses shows its error on the status line, the
-// balances show (zero: the market trades without escrow), and the page logs no script error
-// and no Content-Security-Policy violation.
+// screenshot; then, in the second market (an auction), a bid and an ask make the page show the
+// indicative clearing where the spread would be. On the way: an order the API refuses shows
+// its error on the status line, the balances show (zero: the market trades without escrow),
+// and the page logs no script error and no Content-Security-Policy violation.
 //
 // The last argument says where the page must get its data (default live):
 //   live     the broadcaster's WebSocket (the gateway's broadcaster_url, which must serve):
@@ -207,4 +208,24 @@ await run(NAME, async ({ page }) => {
     const png = await readFile(screenshot);
     if (png.length < 8 || png.readUInt32BE(0) !== 0x89504e47) throw new Failure(`${screenshot} is not a PNG`);
     log(`screenshot ${screenshot} (${png.length} bytes)`);
+
+    // The auction market: its book stays crossed until gate closure, so the page shows what it
+    // would clear at now (the matcher's indicative clearing) where a spread would be.
+    const auction = await page.getByTestId('market-select').evaluate((el) =>
+        [...el.options].map((o) => o.value).find((v) => v !== el.value));
+    if (!auction) throw new Failure('no second market to select (the auction market)');
+    await page.getByTestId('market-select').selectOption(auction);
+    await placeOrder('Buy', '10', '0.2');
+    await outcome(page, 'the bid in the auction market to be accepted', 'ok', /^order \d+ open/);
+    await page.getByTestId('logout').click();
+    await outcome(page, 'signing out', 'ok', /signed out/);
+    await signIn(user1, password1);
+    await placeOrder('Sell', '4', '0.1');
+    await outcome(page, 'the ask in the auction market to be accepted', 'ok', /^order \d+ open/);
+    // D = 10 and S = 4 at both 0.1 and 0.2: the price is their midpoint, 4 kWh would match
+    const shown = await until(page, 'the indicative clearing where the spread would be', () => {
+        const text = document.getElementById('spread').textContent;
+        return /^indicative 0\.15 \u00b7 4 kWh \u00b7 buy imbalance 6 kWh/.test(text) && text;
+    });
+    log(`auction market ${auction}: ${shown}`);
 });

@@ -47,7 +47,7 @@ const log = (text) => say(NAME, text);
 // one's: the page asks for none.
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const KINDS = ['depth', 'trades', 'ticker', 'epochs', 'settlements', 'orders', 'account', 'my_settlements'];
+const KINDS = ['depth', 'trades', 'ticker', 'epochs', 'indicative', 'settlements', 'orders', 'account', 'my_settlements'];
 const PRIVATE = ['orders', 'account']; // a user's own channels, taken with a token
 const MAX_SUBSCRIPTIONS = 64;
 
@@ -266,7 +266,7 @@ class Broadcaster {
             if (!['op', 'channel', 'market', 'epoch', 'token'].includes(k)) return error('bad_request', k, `unknown field "${k}"`);
         const { op, channel, market, epoch, token } = req;
         if (op !== 'subscribe' && op !== 'unsubscribe') return error('bad_request', 'op', 'op must be "subscribe" or "unsubscribe"');
-        if (!KINDS.includes(channel)) return error('bad_request', 'channel', 'channel must be depth, trades, ticker, epochs, settlements, orders, account or my_settlements');
+        if (!KINDS.includes(channel)) return error('bad_request', 'channel', 'channel must be depth, trades, ticker, epochs, indicative, settlements, orders, account or my_settlements');
         const own = PRIVATE.includes(channel);
         if (!own && typeof market !== 'string') return error('bad_request', 'market', 'market is required');
         if (!own && !this.markets.includes(market)) return error('unknown_market', 'market', `no market "${market}"`);
