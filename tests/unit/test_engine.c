@@ -12,7 +12,8 @@
 static engine_t *s_e;
 static uint32_t s_alice, s_bob, s_carol;
 
-static void s_setup_with (int rule, int mode)
+//  The tests' one market: the defaults, tick 0.01, two epochs ahead, no escrow.
+static mce_config_t s_config (int rule, int mode)
 {
     mce_config_t cfg;
     char err[256];
@@ -22,6 +23,12 @@ static void s_setup_with (int rule, int mode)
     cfg.markets[0].price_rule = rule;
     cfg.markets[0].mode = mode;
     cfg.markets[0].future_epochs = 2;
+    return cfg;
+}
+
+static void s_setup_with (int rule, int mode)
+{
+    mce_config_t cfg = s_config (rule, mode);
     s_e = engine_new (&cfg);
     s_alice = engine_user_intern (s_e, "alice");
     s_bob = engine_user_intern (s_e, "bob");
@@ -599,12 +606,7 @@ Test (engine, snapshot_restore_gives_the_same_state_and_future, .fini = s_teardo
     size_t size;
     uint8_t *snap = engine_snapshot (s_e, &size);
     cr_assert_not_null (snap);
-    mce_config_t cfg;
-    char err[256];
-    config_load (&cfg, NULL, err, sizeof err);
-    cfg.markets[0].escrow = false;
-    cfg.markets[0].tick = PRICE (0.01);
-    cfg.markets[0].future_epochs = 2;
+    mce_config_t cfg = s_config (CONFIG_PRICE_MAKER, CONFIG_MODE_CONTINUOUS);
     engine_t *copy = engine_new (&cfg);
     cr_assert_eq (engine_restore (copy, snap, size), 0);
     cr_assert_eq (engine_state_hash (copy), engine_state_hash (s_e));
@@ -893,13 +895,7 @@ Test (engine, indicative_state_survives_a_snapshot, .fini = s_teardown)
     s_limit (s_bob, PROTO_SIDE_SELL, 4, 0.10);
     size_t size;
     uint8_t *snap = engine_snapshot (s_e, &size);
-    mce_config_t cfg;
-    char err[256];
-    config_load (&cfg, NULL, err, sizeof err);
-    cfg.markets[0].escrow = false;
-    cfg.markets[0].tick = PRICE (0.01);
-    cfg.markets[0].mode = CONFIG_MODE_AUCTION;
-    cfg.markets[0].future_epochs = 2;
+    mce_config_t cfg = s_config (CONFIG_PRICE_MAKER, CONFIG_MODE_AUCTION);
     engine_t *copy = engine_new (&cfg);
     cr_assert_eq (engine_restore (copy, snap, size), 0);
     free (snap);
