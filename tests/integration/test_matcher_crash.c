@@ -302,6 +302,17 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
     int fresh = harness_start (&s_fresh, "mce-matcher");
     cr_assert (harness_wait_log (&s_fresh, fresh, "commands on", HARNESS_DEADLINE_MS));
     uint64_t fresh_hash = s_logged_hash (&s_fresh, fresh);
+    if (fresh_hash != final_hash) {
+        //  Rare (about 1 run in 40 under the sanitizers, not yet understood): show how each
+        //  restart recovered, so the next look starts from where the paths parted.
+        char grep[512];
+        snprintf (grep, sizeof grep,
+                  "grep -E 'restored|recover|torn|cut|skipp|snapshot|stopping|commands on' "
+                  "'%s/mce-matcher.log' >&2; ls -l '%s' >&2",
+                  s_h.dir, dir);
+        if (system (grep) != 0)
+            fprintf (stderr, "matcher_crash: no recovery lines in the log\n");
+    }
     cr_assert_eq (fresh_hash, final_hash,
                   "a fresh replay of the journal gives the same state (%016lx, not %016lx)",
                   (unsigned long) fresh_hash, (unsigned long) final_hash);
