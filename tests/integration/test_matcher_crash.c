@@ -13,6 +13,7 @@
 #include "proto.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <czmq.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -27,12 +28,13 @@
     "markets = ( { id = \"campus-1\"; tick = \"0.001\"; epoch_seconds = 2592000; "                 \
     "escrow = true; } );\n"
 
-static harness_t s_h, s_fresh;
+static harness_t s_h, s_fresh, s_probe;
 
 static void s_fini (void)
 {
     harness_cleanup (&s_h);
     harness_cleanup (&s_fresh);
+    harness_cleanup (&s_probe);
 }
 
 typedef struct {
@@ -169,10 +171,63 @@ static void s_send_order (zsock_t *client, uint64_t rid, uint64_t *acked, size_t
     proto_buf_free (&buf);
 }
 
+static int s_by_seq (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return (x > y) - (x < y);
+}
+
+//  Seen about once in 40 runs under the sanitizers, not yet understood: the restarted
+//  matcher's final state differs from a full replay's. Each snapshot kept, restored on its
+//  own and replayed to the end, says which side it is on: the first that reaches the
+//  restarted matcher's state carries the difference (or its restore made it); if none does,
+//  the last process made it while running.
+static void s_bisect (const char *dir, uint64_t full, uint64_t live)
+{
+    uint64_t seqs[128];
+    size_t n = 0;
+    DIR *d = opendir (dir);
+    for (struct dirent *e = d ? readdir (d) : NULL; e && n < 128; e = readdir (d)) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf (e->d_name, "snapshot-%llu.%7s", &seq, tail) == 2 && strcmp (tail, "snap") == 0)
+            seqs[n++] = seq;
+    }
+    if (d)
+        closedir (d);
+    qsort (seqs, n, sizeof seqs[0], s_by_seq);
+    fprintf (stderr,
+             "matcher_crash: states differ (full replay %016lx, restarted %016lx); %zu "
+             "snapshots kept\n",
+             (unsigned long) full, (unsigned long) live, n);
+    for (size_t i = 0; i < n; i++) {
+        harness_init (&s_probe, S_MARKETS);
+        char cmd[1024];
+        snprintf (cmd, sizeof cmd,
+                  "mkdir -p %s/data && cp -r %s %s/data/matcher && find %s/data/matcher -name "
+                  "'snapshot-*' ! -name 'snapshot-%llu.snap' -delete",
+                  s_probe.dir, dir, s_probe.dir, s_probe.dir, (unsigned long long) seqs[i]);
+        uint64_t hash = 0;
+        if (system (cmd) == 0) {
+            int m = harness_start (&s_probe, "mce-matcher");
+            if (harness_wait_log (&s_probe, m, "commands on", HARNESS_DEADLINE_MS))
+                hash = s_logged_hash (&s_probe, m);
+        }
+        fprintf (stderr,
+                 "matcher_crash: snapshot at seq %llu, restored and replayed: %016lx (%s)\n",
+                 (unsigned long long) seqs[i], (unsigned long) hash,
+                 hash == full   ? "as the full replay"
+                 : hash == live ? "as the restarted matcher"
+                                : "neither");
+        harness_cleanup (&s_probe);
+    }
+}
+
 Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout = 600)
 {
     //  Snapshots every 2 000 events, so kills fall before, during and after their writes.
     setenv ("MCE_MATCHER_SNAPSHOT_EVERY", "2000", 1); //  the harness writes the matcher group
+    setenv ("MCE_MATCHER_SNAPSHOT_KEEP", "64", 1);    //  for s_bisect, should the states differ
     harness_init (&s_h, S_MARKETS);
     char commands[64], bus[64];
     snprintf (commands, sizeof commands, "tcp://127.0.0.1:%d", s_h.port_commands);
@@ -299,20 +354,12 @@ Test (matcher_crash, kill_nine_twenty_times_under_load, .fini = s_fini, .timeout
               s_fresh.dir, dir, s_fresh.dir, s_fresh.dir);
     cr_assert_eq (system (cmd), 0);
     unsetenv ("MCE_MATCHER_SNAPSHOT_EVERY");
+    unsetenv ("MCE_MATCHER_SNAPSHOT_KEEP");
     int fresh = harness_start (&s_fresh, "mce-matcher");
     cr_assert (harness_wait_log (&s_fresh, fresh, "commands on", HARNESS_DEADLINE_MS));
     uint64_t fresh_hash = s_logged_hash (&s_fresh, fresh);
-    if (fresh_hash != final_hash) {
-        //  Rare (about 1 run in 40 under the sanitizers, not yet understood): show how each
-        //  restart recovered, so the next look starts from where the paths parted.
-        char grep[512];
-        snprintf (grep, sizeof grep,
-                  "grep -E 'restored|recover|torn|cut|skipp|snapshot|stopping|commands on' "
-                  "'%s/mce-matcher.log' >&2; ls -l '%s' >&2",
-                  s_h.dir, dir);
-        if (system (grep) != 0)
-            fprintf (stderr, "matcher_crash: no recovery lines in the log\n");
-    }
+    if (fresh_hash != final_hash)
+        s_bisect (dir, fresh_hash, final_hash);
     cr_assert_eq (fresh_hash, final_hash,
                   "a fresh replay of the journal gives the same state (%016lx, not %016lx)",
                   (unsigned long) fresh_hash, (unsigned long) final_hash);
