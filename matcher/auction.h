@@ -1,10 +1,12 @@
 /*  auction — the uniform-price call auction that clears an epoch's book at gate closure
     (DESIGN.md §4, pay-as-clear).
 
-    One pure function over two arrays the caller already keeps in priority order (the book
-    does), so clearing is a handful of linear passes: no sort, no allocation, no globals, no
-    I/O. The caller owns every buffer, sized by auction_scratch_size and nbids + nasks, so the
-    matcher can reuse them epoch after epoch and a benchmark or a test can call it alone.
+    Pure functions over two arrays the caller already keeps in priority order (the book does):
+    auction_clear clears in a handful of linear passes and a heap of users' loads, and
+    auction_indicate says what it would do (no fills, no trades). No sort, no allocation, no
+    globals, no I/O. The caller owns every buffer, sized by auction_scratch_size and nbids +
+    nasks, so the matcher can reuse them epoch after epoch and a benchmark or a test can call
+    them alone.
 
     The rules, precisely (the README repeats them with a worked example):
     1. Candidates are the distinct limit prices on both sides. D(p) is the quantity of bids
