@@ -87,7 +87,7 @@ int cli_start (int argc, char **argv, const cli_info_t *info, mce_config_t *cfg,
     log_set_level (log_level_parse (level ? level : cfg->log_level));
     if (check) {
         log_set_level (MCE_LOG_INFO);
-        config_log (cfg, "config");
+        config_log (cfg, "config", MCE_LOG_INFO); //  the check shows what is in effect
         printf ("%s: configuration %s is valid\n", info->name, path ? path : "(built-in defaults)");
         *exit_code = 0;
         return 1;
@@ -96,6 +96,6 @@ int cli_start (int argc, char **argv, const cli_info_t *info, mce_config_t *cfg,
     //  every loop checks to stop cleanly on SIGINT/SIGTERM.
     zsys_init ();
     zsys_set_logstream (NULL);
-    config_log (cfg, "config");
+    config_log (cfg, "config", MCE_LOG_DEBUG); //  once, at start; --check-config shows it too
     return 0;
 }

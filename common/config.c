@@ -480,6 +480,88 @@ static void s_env_name (const char *path, char *buf, size_t size)
     buf[o] = '\0';
 }
 
+//  Variables named like keys that are not keys, and are meant so: compose's own (read by
+//  `docker compose` on the host, not by a process), the browser tests' gateway address, and
+//  the settler's crash points for its crash tests.
+static const char *const s_env_not_keys[] = {
+    "MCE_GATEWAY_PORTS",
+    "MCE_BROADCASTER_PORTS",
+    "MCE_POSTGRES_PASSWORD",
+    "MCE_GATEWAY_URL",
+    "MCE_SETTLER_CRASH_AFTER_ACK",
+    "MCE_SETTLER_CRASH_AFTER_SEND",
+    "MCE_SETTLER_CRASH_BEFORE_SEND",
+};
+
+//  Edit distance (insertions, deletions, substitutions) of two short names; 99 past 127 bytes.
+static size_t s_distance (const char *a, const char *b)
+{
+    size_t la = strlen (a), lb = strlen (b), row[128];
+    if (la > 127 || lb > 127)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t above = row[j];
+            size_t best = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}
+
+//  A misspelt variable would otherwise be ignored without a word (MCE_MATCHR_FSYNC=never):
+//  one that starts like a section's keys, or is within two edits of a key, and is not one, is
+//  an error naming the closest key. Others (MCE_KEEP_TEST_DIR) are not ours to judge.
+static int s_check_environment (char *err, size_t errlen)
+{
+    extern char **environ;
+    for (char **e = environ; *e; e++) {
+        size_t n = strcspn (*e, "=");
+        char name[128];
+        if (strncmp (*e, "MCE_", 4) != 0 || n >= sizeof name)
+            continue;
+        memcpy (name, *e, n);
+        name[n] = '\0';
+        bool allowed = false;
+        for (size_t i = 0; i < sizeof s_env_not_keys / sizeof s_env_not_keys[0]; i++)
+            allowed |= strcmp (name, s_env_not_keys[i]) == 0;
+        size_t best = SIZE_MAX, closest = 0;
+        for (size_t i = 0; i < N_KEYS && !allowed; i++) {
+            char key[128];
+            s_env_name (s_keys[i].path, key, sizeof key);
+            size_t d = s_distance (name, key);
+            if (d < best)
+                best = d, closest = i;
+        }
+        if (allowed || best == 0)
+            continue;
+        bool sectioned = false;
+        for (size_t i = 0; i < sizeof s_sections / sizeof s_sections[0]; i++) {
+            char prefix[48];
+            s_env_name (s_sections[i], prefix, sizeof prefix);
+            size_t len = strlen (prefix);
+            sectioned |= strncmp (name, prefix, len) == 0 && name[len] == '_';
+        }
+        if (sectioned || best <= 2) {
+            char key[128];
+            s_env_name (s_keys[closest].path, key, sizeof key);
+            snprintf (err, errlen, "%s is not a configuration key: did you mean %s (%s)?", name,
+                      key, s_keys[closest].path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int s_load (mce_config_t *cfg, const char *path, const char *text, char *err, size_t errlen)
 {
     memset (cfg, 0, sizeof *cfg);
@@ -502,6 +584,8 @@ static int s_load (mce_config_t *cfg, const char *path, const char *text, char *
         if (value && s_apply_text (&s_keys[i], cfg, value, name, err, errlen))
             return -1;
     }
+    if (s_check_environment (err, errlen))
+        return -1;
     struct in_addr metrics;
     if (inet_pton (AF_INET, cfg->metrics_address, &metrics) != 1) {
         snprintf (err, errlen,
@@ -522,16 +606,17 @@ int config_load_text (mce_config_t *cfg, const char *text, char *err, size_t err
     return s_load (cfg, NULL, text, err, errlen);
 }
 
-static void s_log_key (const s_key_t *k, const void *base, const char *prefix, const char *module)
+static void s_log_key (const s_key_t *k, const void *base, const char *prefix, const char *module,
+                       int level)
 {
     const char *field = (const char *) base + k->offset;
     int64_t v;
     switch (k->kind) {
         case K_STR:
-            log_info (module, "config %s%s = \"%s\"", prefix, k->path, field);
+            log_emit (level, module, "%s%s = \"%s\"", prefix, k->path, field);
             break;
         case K_SECRET:
-            log_info (module, "config %s%s = %s", prefix, k->path,
+            log_emit (level, module, "%s%s = %s", prefix, k->path,
                       field[0] ? "(set, not shown)" : "\"\"");
             break;
         case K_ENUM:
@@ -542,14 +627,14 @@ static void s_log_key (const s_key_t *k, const void *base, const char *prefix, c
                 for (int j = 0; j < i && p; j++)
                     p = strchr (p, '|') ? strchr (p, '|') + 1 : NULL;
                 int n = p ? (int) strcspn (p, "|") : 1;
-                log_info (module, "config %s%s = %.*s", prefix, k->path, n, p ? p : "?");
+                log_emit (level, module, "%s%s = %.*s", prefix, k->path, n, p ? p : "?");
             }
             else
-                log_info (module, "config %s%s = %s", prefix, k->path, field);
+                log_emit (level, module, "%s%s = %s", prefix, k->path, field);
             break;
         case K_INT:
             memcpy (&v, field, sizeof v);
-            log_info (module, "config %s%s = %" PRId64, prefix, k->path, v);
+            log_emit (level, module, "%s%s = %" PRId64, prefix, k->path, v);
             break;
         case K_PRICE:
         case K_KWH: {
@@ -557,27 +642,27 @@ static void s_log_key (const s_key_t *k, const void *base, const char *prefix, c
             char text[32];
             decimal_format (v, k->kind == K_PRICE ? DECIMAL_PRICE_SCALE : DECIMAL_KWH_SCALE, text,
                             sizeof text);
-            log_info (module, "config %s%s = \"%s\"", prefix, k->path, text);
+            log_emit (level, module, "%s%s = \"%s\"", prefix, k->path, text);
             break;
         }
         case K_BOOL: {
             bool b;
             memcpy (&b, field, sizeof b);
-            log_info (module, "config %s%s = %s", prefix, k->path, b ? "true" : "false");
+            log_emit (level, module, "%s%s = %s", prefix, k->path, b ? "true" : "false");
             break;
         }
     }
 }
 
-void config_log (const mce_config_t *cfg, const char *module)
+void config_log (const mce_config_t *cfg, const char *module, int level)
 {
     for (size_t i = 0; i < N_KEYS; i++)
-        s_log_key (&s_keys[i], cfg, "", module);
+        s_log_key (&s_keys[i], cfg, "", module, level);
     for (int m = 0; m < cfg->market_count; m++) {
         char prefix[48];
         snprintf (prefix, sizeof prefix, "markets[%d].", m);
         for (size_t i = 0; i < N_MARKET_KEYS; i++)
-            s_log_key (&s_market_keys[i], &cfg->markets[m], prefix, module);
+            s_log_key (&s_market_keys[i], &cfg->markets[m], prefix, module, level);
     }
 }
 

@@ -164,12 +164,15 @@ typedef struct {
 } mce_config_t;
 
 //  Fills cfg with the defaults, then the file (when path is not NULL), then the environment.
-//  Returns 0, or -1 with a message naming the key (or the file line) in err.
+//  Returns 0, or -1 with a message naming the key (or the file line) in err; an MCE_ variable
+//  that is not a key but starts like a section's keys or is within two edits of one is such
+//  an error too, naming the closest key.
 int config_load (mce_config_t *cfg, const char *path, char *err, size_t errlen);
 //  As config_load, with the file's contents given as text (tests, fuzzing).
 int config_load_text (mce_config_t *cfg, const char *text, char *err, size_t errlen);
-//  Logs every key with its effective value (secrets masked), one line each.
-void config_log (const mce_config_t *cfg, const char *module);
+//  Logs every key with its effective value (secrets masked), one line each, at level
+//  (log.h's MCE_LOG_*).
+void config_log (const mce_config_t *cfg, const char *module, int level);
 //  The market with that id, or NULL.
 const config_market_t *config_market (const mce_config_t *cfg, const char *id);
 //  journal folder of a service: its own setting, or <data_dir>/<name>. Returns buf.

@@ -83,6 +83,35 @@ Test (config, errors_name_the_key)
         "too large");
 }
 
+Test (config, a_misspelt_variable_names_the_closest_key)
+{
+    static const struct {
+        const char *name, *needle; //  needle NULL: accepted
+    } cases[] = {
+        {"MCE_MATCHR_FSYNC", "did you mean MCE_MATCHER_FSYNC (matcher.fsync)"},
+        {"MCE_GATEWAY_HTTP_PROT", "did you mean MCE_GATEWAY_HTTP_PORT"},
+        {"MCE_SETTLER_RETRIES", "did you mean MCE_SETTLER_"}, //  a section's, however far
+        {"MCE_LOG_LEVLE", "MCE_LOG_LEVEL"},
+        {"MCE_KEEP_TEST_DIR", NULL},           //  not like any key: not ours to judge
+        {"MCE_SETTLER_CRASH_AFTER_ACK", NULL}, //  meant so (the settler's crash tests)
+        {"MCE_GATEWAY_PORTS", NULL},           //  compose's, on the host
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mce_config_t cfg;
+        char err[CONFIG_ERR_MAX] = "";
+        setenv (cases[i].name, "1", 1);
+        int rc = config_load (&cfg, NULL, err, sizeof err);
+        unsetenv (cases[i].name);
+        if (!cases[i].needle) {
+            cr_expect_eq (rc, 0, "%s: %s", cases[i].name, err);
+            continue;
+        }
+        cr_expect_eq (rc, -1, "%s accepted", cases[i].name);
+        cr_expect_not_null (strstr (err, cases[i].needle), "%s: \"%s\"", cases[i].name, err);
+        cr_expect_not_null (strstr (err, cases[i].name), "%s: \"%s\"", cases[i].name, err);
+    }
+}
+
 Test (config, environment_overrides_the_file)
 {
     mce_config_t cfg;
