@@ -44,5 +44,10 @@ int main (int argc, char **argv)
         return 1;
     int rc = broadcaster_server_run (server);
     broadcaster_server_destroy (&server);
+    //  every process says when it stops, so a log shows a stop from a crash
+    if (rc)
+        log_error ("broadcaster", "stopped after an error (the reason is logged above)");
+    else
+        log_info ("broadcaster", "stopped");
     return rc ? 1 : 0;
 }

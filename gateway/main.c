@@ -23,5 +23,10 @@ int main (int argc, char **argv)
     }
     int rc = gateway_server_run (server);
     gateway_server_destroy (&server);
+    //  every process says when it stops, so a log shows a stop from a crash
+    if (rc)
+        log_error ("gateway", "stopped after an error (the reason is logged above)");
+    else
+        log_info ("gateway", "stopped");
     return rc ? 1 : 0;
 }
