@@ -356,7 +356,7 @@ def run_check_config(exe, cfg, env):
         return -1, {}, str(e)
     values = {}
     for line in (p.stdout + p.stderr).splitlines():
-        m = re.search(r" config ([a-z_][a-z0-9_.\[\]]*) = (.*)$", line)
+        m = re.search(r" config: ([a-z_][a-z0-9_.\[\]]*) = (.*)$", line)
         if m:
             v = m.group(2)
             if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
