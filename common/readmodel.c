@@ -1186,6 +1186,37 @@ static json_t *s_epoch_json (const s_epoch_t *e)
     return row;
 }
 
+//  Open: not cleared, and announced (or the current one before any announcement).
+static bool s_epoch_open (s_market_t *m, int64_t epoch)
+{
+    s_epoch_t *e = s_epoch_find (m, epoch);
+    bool open = e ? !s_epoch_closed (e->state) : epoch == s_current_epoch (m);
+    return open && !(m->has_cleared && epoch <= m->cleared.epoch);
+}
+
+//  One open epoch's row; x NULL (or seq 0) while none has come.
+static json_t *s_indicative_json (const s_market_t *m, int64_t epoch, const proto_indicative_t *x)
+{
+    static const proto_indicative_t none; //  every figure 0: nothing crosses, nothing known
+    if (!x || x->seq == 0)
+        x = &none;
+    json_t *row = json_object ();
+    json_object_set_new (row, "market", json_string (m->cfg->id));
+    s_put_epoch (row, m, epoch);
+    json_object_set_new (row, "crossed", json_boolean (x->price != 0));
+    json_object_set_new (row, "price", s_price_or_null (x->price));
+    json_object_set_new (row, "volume", apijson_kwh (x->volume));
+    json_object_set_new (row, "demand", apijson_kwh (x->demand));
+    json_object_set_new (row, "supply", apijson_kwh (x->supply));
+    json_object_set_new (row, "imbalance_side", s_side (x->imbalance_side));
+    json_object_set_new (row, "imbalance", apijson_kwh (x->imbalance));
+    json_object_set_new (row, "grid_sold", apijson_kwh (x->grid_sold));
+    json_object_set_new (row, "grid_bought", apijson_kwh (x->grid_bought));
+    json_object_set_new (row, "as_of", x->seq ? apijson_time (x->ts) : json_null ());
+    json_object_set_new (row, "seq", json_integer ((json_int_t) x->seq));
+    return row;
+}
+
 json_t *readmodel_indicative (readmodel_t *self, const char *market, int64_t epoch)
 {
     assert (self);
@@ -1193,29 +1224,10 @@ json_t *readmodel_indicative (readmodel_t *self, const char *market, int64_t epo
     if (!m)
         return NULL;
     epoch = s_resolve_epoch (m, epoch);
-    //  open: not cleared, and announced (or the current one before any announcement)
-    s_epoch_t *e = s_epoch_find (m, epoch);
-    bool open = e ? !s_epoch_closed (e->state) : epoch == s_current_epoch (m);
-    if (!open || (m->has_cleared && epoch <= m->cleared.epoch))
+    if (!s_epoch_open (m, epoch))
         return NULL;
     const s_book_t *book = s_book_find (m, epoch);
-    const proto_indicative_t *x = book ? &book->indicative : NULL;
-    bool known = x && x->seq != 0;
-    json_t *row = json_object ();
-    json_object_set_new (row, "market", json_string (m->cfg->id));
-    s_put_epoch (row, m, epoch);
-    json_object_set_new (row, "crossed", json_boolean (known && x->price != 0));
-    json_object_set_new (row, "price", s_price_or_null (known ? x->price : 0));
-    json_object_set_new (row, "volume", apijson_kwh (known ? x->volume : 0));
-    json_object_set_new (row, "demand", apijson_kwh (known ? x->demand : 0));
-    json_object_set_new (row, "supply", apijson_kwh (known ? x->supply : 0));
-    json_object_set_new (row, "imbalance_side", s_side (known ? x->imbalance_side : 0));
-    json_object_set_new (row, "imbalance", apijson_kwh (known ? x->imbalance : 0));
-    json_object_set_new (row, "grid_sold", apijson_kwh (known ? x->grid_sold : 0));
-    json_object_set_new (row, "grid_bought", apijson_kwh (known ? x->grid_bought : 0));
-    json_object_set_new (row, "as_of", known ? apijson_time (x->ts) : json_null ());
-    json_object_set_new (row, "seq", json_integer ((json_int_t) (known ? x->seq : 0)));
-    return row;
+    return s_indicative_json (m, epoch, book ? &book->indicative : NULL);
 }
 
 json_t *readmodel_indicatives (readmodel_t *self, const char *market)
@@ -1225,12 +1237,11 @@ json_t *readmodel_indicatives (readmodel_t *self, const char *market)
     if (!m)
         return NULL;
     json_t *list = json_array ();
-    for (uint32_t i = 0; i < m->book_count; i++)
-        if (m->books[i].indicative.seq != 0) {
-            json_t *row = readmodel_indicative (self, market, m->books[i].epoch);
-            if (row)
-                json_array_append_new (list, row);
-        }
+    for (uint32_t i = 0; i < m->book_count; i++) {
+        const s_book_t *book = &m->books[i];
+        if (book->indicative.seq != 0 && s_epoch_open (m, book->epoch))
+            json_array_append_new (list, s_indicative_json (m, book->epoch, &book->indicative));
+    }
     return list;
 }
 

@@ -684,6 +684,25 @@ Test (broadcaster, a_slow_client_is_conflated_and_a_stuck_one_dropped, .fini = s
     bus_sub_destroy (&truth.sub);
 }
 
+//  A monitor on the XPUB following topic, its snapshot read and checked.
+static zsock_t *s_monitor (const char *topic)
+{
+    char xpub[64];
+    snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
+    zsock_t *monitor = zsock_new (ZMQ_SUB);
+    cr_assert_eq (harness_client (&s_h, monitor, HARNESS_MONITOR, "broadcaster"), 0);
+    zsock_set_subscribe (monitor, topic);
+    cr_assert_eq (zsock_connect (monitor, "%s", xpub), 0);
+    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    char *got = NULL, *body = NULL;
+    cr_assert_eq (zstr_recvx (monitor, &got, &body, NULL), 2, "the monitor gets a snapshot");
+    cr_assert_str_eq (got, topic);
+    cr_assert_not_null (strstr (body, "\"type\":\"snapshot\""), "%s", body);
+    zstr_free (&got);
+    zstr_free (&body);
+    return monitor;
+}
+
 Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .timeout = 120)
 {
     harness_init (&s_h, S_CONFIG);
@@ -701,20 +720,9 @@ Test (broadcaster, monitors_on_the_xpub_and_the_origin_check, .fini = s_fini, .t
     cr_assert_not_null (ws, "no origin (not a browser) is accepted");
     wsclient_destroy (&ws);
 
-    char xpub[64];
-    snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
-    zsock_t *monitor = zsock_new (ZMQ_SUB);
-    cr_assert_eq (harness_client (&s_h, monitor, HARNESS_MONITOR, "broadcaster"), 0);
-    zsock_set_subscribe (monitor, "trades.campus-1");
-    cr_assert_eq (zsock_connect (monitor, "%s", xpub), 0);
-    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
     //  Subscribing gets the channel's snapshot, then each trade as an update.
+    zsock_t *monitor = s_monitor ("trades.campus-1");
     char *topic = NULL, *body = NULL;
-    cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "the monitor gets a snapshot");
-    cr_assert_str_eq (topic, "trades.campus-1");
-    cr_assert_not_null (strstr (body, "\"type\":\"snapshot\""), "%s", body);
-    zstr_free (&topic);
-    zstr_free (&body);
     zsock_t *dealer = s_dealer ();
     uint64_t rid = 1;
     s_orders (dealer, 200, &rid);
@@ -770,18 +778,8 @@ Test (broadcaster, the_indicative_channel_follows_an_auction_book, .fini = s_fin
     cr_assert_eq (json_array_size (json_object_get (json_object_get (m, "data"), "indicatives")), 0,
                   "an empty market has none");
     json_decref (m);
-    char xpub[64];
-    snprintf (xpub, sizeof xpub, "tcp://127.0.0.1:%d", s_h.port_xpub);
-    zsock_t *monitor = zsock_new (ZMQ_SUB);
-    cr_assert_eq (harness_client (&s_h, monitor, HARNESS_MONITOR, "broadcaster"), 0);
-    zsock_set_subscribe (monitor, "indicative.campus-1");
-    cr_assert_eq (zsock_connect (monitor, "%s", xpub), 0);
-    zsock_set_rcvtimeo (monitor, HARNESS_DEADLINE_MS);
+    zsock_t *monitor = s_monitor ("indicative.campus-1");
     char *topic = NULL, *body = NULL;
-    cr_assert_eq (zstr_recvx (monitor, &topic, &body, NULL), 2, "the monitor gets a snapshot");
-    cr_assert_str_eq (topic, "indicative.campus-1");
-    zstr_free (&topic);
-    zstr_free (&body);
 
     //  a bid of 10 kWh at 0.20 and an ask of 4 at 0.10: 4 would clear at 0.15, 6 of the bid
     //  left unmatched
