@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
     # toolchain
-    build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+    build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
     # libraries (DESIGN.md: Debian's packages only)
     libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libhiredis-dev
     libcurl4-openssl-dev libconfig-dev libcriterion-dev libmicrohttpd-dev
@@ -17,11 +17,12 @@ PACKAGES=(
     chromium
 )
 
+# One dpkg-query for them all (one per package took most of a warm tools/run.sh's second).
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null |
+    awk '$NF == "installed" && $(NF - 1) == "ok" { print $1 }' || true)
 missing=()
 for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
+    grep -qx -- "$p" <<<"$installed" || missing+=("$p")
 done
 # Node.js (the local Solana ledger, the browser test) may come from Debian or from
 # nodesource; Debian's npm package conflicts with the latter, so check for the commands.

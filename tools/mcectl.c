@@ -39,6 +39,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,10 @@ static int s_usage (FILE *out, int status)
         "  --json             print the gateway's JSON answer, one line, instead of a table\n"
         "                     (an error's JSON too, on standard output)\n"
         "  -h, --help         this; with a command, its help: mcectl order place --help\n\n"
+        "A local run: while tools/run.sh runs, mcectl run from its checkout (or the one it was\n"
+        "built in) with the run's configuration (-c as given to run.sh, or none) uses the run's\n"
+        "own Postgres, Redis and ledger and its token key (.run/jwt_secret), from the file\n"
+        "run.sh keeps for it, .run/local.env; variables you set yourself come first.\n\n"
         "Amounts are decimal strings, sent as typed. Exit status: 0 done; 1 refused by the\n"
         "gateway (its code and message on stderr), or `health` found a process down; 2 bad\n"
         "usage or configuration; 3 no answer from the gateway (from Postgres, for user add).\n");
@@ -552,6 +557,69 @@ static int s_global (int argc, char **argv, int *i, const char *name, const char
     return 1;
 }
 
+//  The local run (tools/run.sh) writes .run/local.env in its checkout while it runs: the
+//  MCE_ variables it gave the processes (its Postgres, Redis and ledger, the token key in
+//  .run/jwt_secret), its pid and its configuration file. mcectl run from that checkout
+//  (the working folder, or the checkout its own executable was built in) takes them, so the
+//  commands run.sh prints work as printed in another shell. Only for the same configuration
+//  as the run's, only while the run is alive, and never over a variable already set.
+#define S_LOCAL_ENV ".run/local.env"
+
+static FILE *s_local_env_open (void)
+{
+    FILE *file = fopen (S_LOCAL_ENV, "r");
+    if (file)
+        return file;
+    char exe[PATH_MAX], path[PATH_MAX + 32];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr (exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0'; //  <checkout>/build/bin
+    snprintf (path, sizeof path, "%s/../../" S_LOCAL_ENV, exe);
+    return fopen (path, "r");
+}
+
+static void s_local_run (const char *config_path)
+{
+    FILE *file = s_local_env_open ();
+    if (!file)
+        return;
+    char line[4096];
+    char names[32][64], values[32][2048];
+    int count = 0;
+    long pid = 0;
+    bool same_config = config_path == NULL;
+    char config_real[PATH_MAX];
+    if (config_path && !realpath (config_path, config_real))
+        config_real[0] = '\0';
+    while (fgets (line, sizeof line, file)) {
+        line[strcspn (line, "\n")] = '\0';
+        char *eq = strchr (line, '=');
+        if (strncmp (line, "MCE_", 4) != 0 || !eq || eq - line >= 64)
+            continue;
+        *eq = '\0';
+        if (strcmp (line, "MCE_RUN_PID") == 0)
+            pid = strtol (eq + 1, NULL, 10);
+        else if (strcmp (line, "MCE_RUN_CONFIG") == 0)
+            same_config = config_path ? strcmp (eq + 1, config_real) == 0 : eq[1] == '\0';
+        else if (count < 32 && strlen (eq + 1) < sizeof values[0]) {
+            memcpy (names[count], line, (size_t) (eq - line) + 1);
+            snprintf (values[count], sizeof values[count], "%s", eq + 1);
+            count++;
+        }
+    }
+    fclose (file);
+    bool alive = pid > 0 && (kill ((pid_t) pid, 0) == 0 || errno == EPERM);
+    if (!alive || !same_config)
+        return;
+    for (int i = 0; i < count; i++)
+        setenv (names[i], values[i], 0);
+}
+
 int main (int argc, char **argv)
 {
     mcectl_options_t opts = {0};
@@ -609,6 +677,7 @@ int main (int argc, char **argv)
     }
     log_init ("mcectl");
     log_set_level (MCE_LOG_WARN); //  a command line tool: only what went wrong on stderr
+    s_local_run (opts.config_path);
     mce_config_t cfg;
     char err[CONFIG_ERR_MAX];
     if (config_load (&cfg, opts.config_path, err, sizeof err)) {

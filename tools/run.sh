@@ -17,9 +17,15 @@
 # Postgres, Redis and the Solana ledger run locally, in the run's data folder, unless
 # MCE_POSTGRES_URL, MCE_REDIS_URL, MCE_SETTLER_RPC_URL or the configuration (postgres.url,
 # redis.url, settler.rpc_url) name others; the gateway's token key (gateway.jwt_secret)
-# likewise comes from .run/jwt_secret unless given. Logs go to .run/logs/<process>.log
-# (.run/demo/logs with --demo). If any process stops on its own, all are stopped and the end
-# of its log is shown.
+# likewise comes from .run/jwt_secret unless given. The data is kept for the next run: the
+# database, the journals and the local ledger's chain together (.run/data). Logs go to
+# .run/logs/<process>.log (.run/demo/logs with --demo).
+#
+# It builds only the executables it runs, says "up" once every process reports healthy
+# (`mcectl health`), and watches them all, the ledger and Redis too: if one stops on its own,
+# all are stopped and the end of its log is shown. One run per checkout (.run/run.lock).
+# While it runs, mcectl from this checkout finds it by itself (.run/local.env).
+# Ports: MCE_RUN_PG_PORT (55432), MCE_RUN_REDIS_PORT (56379), MCE_RUN_LEDGER_PORT (58899).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,17 +87,67 @@ config_sets() {
         grep -Eq "(^|[^A-Za-z0-9_])$2[[:space:]]*[:=][[:space:]]*\{([^}]*[;,[:space:]])?$3[[:space:]]*[:=]"
 }
 
-bash tools/deps.sh
-echo "run: building (build/) ..."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+# One run per checkout: the lock is held for as long as this script lives (and by nothing it
+# starts: every child gets the descriptor closed), so a second run stops here, before it
+# builds or touches anything, and says who holds it.
+mkdir -p .run
+exec 9>>.run/run.lock
+if ! flock -n 9; then
+    holder=$(cat .run/run.pid 2>/dev/null || true)
+    echo "run: another tools/run.sh is running from this checkout (pid ${holder:-unknown}):" \
+        "its dashboard and commands are yours to use; stop it first (Ctrl-C in its terminal," \
+        "or kill ${holder:-<pid>}) to start another" >&2
+    exit 1
+fi
+echo $$ >.run/run.pid
+
+# A run killed with SIGKILL could not stop what it started: those servers still hold the
+# ports. .run/children lists them (pid and executable); stop the ones that still run that
+# executable before starting anew.
+if [ -s .run/children ]; then
+    left=()
+    while read -r pid exe; do
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$exe"; then
+            echo "run: stopping $exe (pid $pid), left running by an earlier run that was killed"
+            kill -TERM "$pid" 2>/dev/null || true
+            left+=("$pid")
+        fi
+    done <.run/children
+    for _ in $(seq 100); do
+        kill -0 "${left[@]}" 2>/dev/null || break
+        sleep 0.05
+    done
+fi
+: >.run/children
+
+bash tools/deps.sh 9>&-
+# Only what a run runs (the tests and benchmarks are tools/test.sh's), and cmake's second
+# configure changes nothing, so a second run builds nothing.
+targets=(mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway mcectl)
+! $demo || targets+=(mce-demo)
+echo "run: building ${targets[*]} (build/) ..."
+# Configured once (with Ninja when there is one: its check of an up-to-date tree takes a tenth
+# of a second where make's takes three); later builds re-run cmake themselves when a
+# CMakeLists.txt changed.
+configure=()
+if ! grep -qs "^CMAKE_BUILD_TYPE:STRING=Release$" build/CMakeCache.txt; then
+    configure=(cmake -S . -B build -DCMAKE_BUILD_TYPE=Release)
+    [ -f build/CMakeCache.txt ] || ! command -v ninja >/dev/null 2>&1 || configure+=(-G Ninja)
+fi
+: >.run/build.log
+{ [ ${#configure[@]} -eq 0 ] || "${configure[@]}" >>.run/build.log 2>&1 9>&-; } &&
+    cmake --build build -j"$(nproc)" --target "${targets[@]}" >>.run/build.log 2>&1 9>&- || {
+    tail -n 40 .run/build.log >&2
+    echo "run: the build failed (all of it in .run/build.log)" >&2
+    exit 1
+}
 
 # The run's folder: .run, or with --demo .run/demo, made afresh (a demo's journals, database
 # and ledger start empty together, and never meet those of a normal run).
 run=.run
 if $demo; then
     run=.run/demo
-    [ -d "$run/data/postgres" ] && bash tools/pg.sh stop "$PWD/$run/data" >/dev/null 2>&1 || true
+    [ -d "$run/data/postgres" ] && bash tools/pg.sh stop "$PWD/$run/data" >/dev/null 2>&1 9>&- || true
     rm -rf "$run"
     mkdir -p "$run"
     config_file=$PWD/$run/mce.cfg
@@ -110,54 +166,135 @@ config_args=()
 [ -z "$config_file" ] || config_args=(-c "$config_file")
 
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
-    build/bin/$exe "${config_args[@]}" --check-config >/dev/null 2>.run-check.log || {
-        cat .run-check.log >&2; rm -f .run-check.log; exit 2; }
+    build/bin/$exe "${config_args[@]}" --check-config >/dev/null 2>.run/check.log || {
+        cat .run/check.log >&2; exit 2; }
 done
-rm -f .run-check.log
 
 mkdir -p "$run/logs" "$run/data"
-pids=()
+# Everything this run started, by pid, and how to stop it. Cleanup must always finish: no
+# `set -e` inside it, every step allowed to fail, each server waited for (by its pid) with a
+# deadline and then killed.
+pids=()  # the five processes (our children)
 names=()
-local_pg=false
-local_redis=false
 ledger_pid=
+redis_pid=
+pg_pid=
 demo_pid=
+# lives PID: it runs (a zombie has stopped: Postgres, once pg_ctl's child, is reaped by
+# init, which may take a while).
+lives() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+# wait_gone SECONDS PID...: until none of them lives, at most SECONDS.
+wait_gone() {
+    local deadline=$((SECONDS + $1)) pid alive
+    shift
+    while :; do
+        alive=
+        for pid in "$@"; do lives "$pid" && alive=$pid; done
+        [ -z "$alive" ] && return 0
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.02
+    done
+}
+stop_pids() { # SECONDS PID...: TERM, wait, then KILL what is left
+    local seconds=$1 pid
+    shift
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null
+    wait_gone "$seconds" "$@" && return 0
+    for pid in "$@"; do
+        lives "$pid" && echo "run: pid $pid did not stop in ${seconds}s: killed" >&2
+        kill -KILL "$pid" 2>/dev/null
+    done
+    return 0
+}
 stop_all() {
+    set +e
     trap - INT TERM EXIT
     echo
     echo "run: stopping ..."
-    [ -n "$demo_pid" ] && kill -TERM "$demo_pid" 2>/dev/null
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    [ -n "$ledger_pid" ] && kill -TERM "$ledger_pid" 2>/dev/null
-    wait 2>/dev/null || true
-    if $local_redis; then
-        redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    rm -f .run/local.env
+    stop_pids 5 $demo_pid "${pids[@]}"
+    [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null
+    stop_pids 5 $ledger_pid $redis_pid
+    # Postgres: SIGINT is its fast shutdown (clients are cut off, the data is safe)
+    if [ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null && ! wait_gone 10 "$pg_pid"; then
+        echo "run: Postgres (pid $pg_pid) did not stop in 10s: killed" >&2
+        kill -KILL "$pg_pid" 2>/dev/null
     fi
-    if $local_pg; then
-        bash tools/pg.sh stop "$PWD/$run/data" >/dev/null 2>&1 || true
-    fi
+    rm -f .run/run.pid .run/children
     echo "run: stopped"
 }
 trap stop_all EXIT
 trap 'stop_all; exit 0' INT TERM # Ctrl-C is the normal way to stop: no tails of logs
+# fail MESSAGE LOG: says what went wrong and the end of the log that tells why; stops the run.
+fail() {
+    echo "run: $1; the end of $2:" >&2
+    tail -n 15 "$2" >&2
+    exit 1
+}
 
 # Postgres and Redis: the ones the environment or the configuration names, else local ones
 # with their data in the run's folder.
 PG_PORT=${MCE_RUN_PG_PORT:-55432}
 REDIS_PORT=${MCE_RUN_REDIS_PORT:-56379}
-if [ -z "${MCE_POSTGRES_URL:-}" ] && ! config_sets "$config_file" postgres url; then
+LEDGER_PORT=${MCE_RUN_LEDGER_PORT:-58899}
+local_pg=false
+local_ledger=false
+! { [ -z "${MCE_POSTGRES_URL:-}" ] && ! config_sets "$config_file" postgres url; } || local_pg=true
+! { [ -z "${MCE_SETTLER_RPC_URL:-}" ] && ! config_sets "$config_file" settler rpc_url; } || local_ledger=true
+
+# The local ledger keeps its chain in the run's folder ($run/data/ledger.jsonl), beside the
+# database and journals that refer to it. Data made before it did (a database the fresh
+# chain would not know) is moved aside, never mixed with a new chain.
+if $local_ledger && $local_pg && [ -d "$run/data/postgres" ] && [ ! -s "$run/data/ledger.jsonl" ]; then
+    aside="$run/data.before-$(date +%Y%m%d-%H%M%S)"
+    bash tools/pg.sh stop "$PWD/$run/data" >/dev/null 2>&1 9>&- || true
+    mv "$run/data" "$aside"
+    mkdir -p "$run/data"
+    echo "run: the data in $run/data was made by a run whose ledger kept no state: moved to $aside;" \
+        "this run starts empty (its database, journals and chain together)"
+fi
+
+# The local Solana ledger (tools/ledger: real SPL Token programs in litesvm), unless a
+# cluster is configured (MCE_SETTLER_RPC_URL or settler.rpc_url), with funded users
+# (user1..userN, four unless --users or --demo say otherwise) whose wallets can sign up; the
+# same wallets every run. Their keypair files (Solana CLI format) are in $run/keys: signing
+# up proves a wallet with its key. It starts while Postgres and Redis do.
+if $local_ledger; then
+    echo "run: starting the local Solana ledger on 127.0.0.1:$LEDGER_PORT with ${users:-4} funded users (tools/ledger) ..."
+    : >"$run/ledger.ready"
+    node tools/ledger/ledger.js --port "$LEDGER_PORT" --users "${users:-4}" \
+        --setup-out "$PWD/$run/ledger.json" --keys-dir "$PWD/$run/keys" \
+        --state "$PWD/$run/data/ledger.jsonl" --watch-pid $$ \
+        >"$run/ledger.ready" 2>>"$run/logs/ledger.log" 9>&- &
+    ledger_pid=$!
+    echo "$ledger_pid tools/ledger/ledger.js" >>.run/children
+fi
+
+if $local_pg; then
     echo "run: starting a local Postgres on 127.0.0.1:$PG_PORT ($run/data/postgres) ..."
-    MCE_POSTGRES_URL=$(bash tools/pg.sh start "$PWD/$run/data" "$PG_PORT")
+    MCE_POSTGRES_URL=$(bash tools/pg.sh start "$PWD/$run/data" "$PG_PORT" 2>>"$run/logs/postgres.log" 9>&-) ||
+        fail "Postgres did not start" "$run/logs/postgres.log"
+    pg_pid=$(head -n 1 "$run/data/postgres/postmaster.pid")
     export MCE_POSTGRES_URL
-    local_pg=true
 fi
 if [ -z "${MCE_REDIS_URL:-}" ] && ! config_sets "$config_file" redis url; then
     echo "run: starting a local Redis on 127.0.0.1:$REDIS_PORT ($run/data/redis) ..."
     mkdir -p "$run/data/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$run/data/redis" \
-        --daemonize yes --logfile "$PWD/$run/logs/redis.log" --save "" >/dev/null
+        --save "" --logfile "$PWD/$run/logs/redis.log" 9>&- >/dev/null 2>&1 &
+    redis_pid=$!
+    echo "$redis_pid redis-server" >>.run/children
+    until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+        kill -0 "$redis_pid" 2>/dev/null || fail "Redis did not start (is port $REDIS_PORT taken?)" "$run/logs/redis.log"
+        sleep 0.05
+    done
     export MCE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-    local_redis=true
 fi
 # The gateway's token key: made once for local runs, kept private in .run/.
 if [ -z "${MCE_GATEWAY_JWT_SECRET:-}" ] && ! config_sets "$config_file" gateway jwt_secret; then
@@ -168,89 +305,115 @@ if [ -z "${MCE_GATEWAY_JWT_SECRET:-}" ] && ! config_sets "$config_file" gateway 
     export MCE_GATEWAY_JWT_SECRET
 fi
 
-# The local Solana ledger (tools/ledger: real SPL Token programs in litesvm), unless a
-# cluster is configured (MCE_SETTLER_RPC_URL or settler.rpc_url). It keeps no state between
-# runs: each run starts a fresh chain with funded users (user1..userN, four unless --users or
-# --demo say otherwise) whose wallets can sign up; the same wallets every run. Their keypair
-# files (Solana CLI format) are in $run/keys: signing up proves a wallet with its key.
-LEDGER_PORT=${MCE_RUN_LEDGER_PORT:-58899}
-wallets=()
-if [ -z "${MCE_SETTLER_RPC_URL:-}" ] && ! config_sets "$config_file" settler rpc_url; then
-    echo "run: starting the local Solana ledger on 127.0.0.1:$LEDGER_PORT with ${users:-4} funded users (tools/ledger) ..."
-    rm -f "$run/ledger.ready"
-    node tools/ledger/ledger.js --port "$LEDGER_PORT" --users "${users:-4}" \
-        --setup-out "$PWD/$run/ledger.json" --keys-dir "$PWD/$run/keys" --watch-pid $$ \
-        >"$run/ledger.ready" 2>>"$run/logs/ledger.log" &
-    ledger_pid=$!
-    for _ in $(seq 300); do
-        grep -q "listening" "$run/ledger.ready" 2>/dev/null && break
-        if ! kill -0 "$ledger_pid" 2>/dev/null; then
-            echo "run: the local ledger did not start; $run/logs/ledger.log:" >&2
-            tail -n 15 "$run/logs/ledger.log" >&2
-            exit 1
-        fi
-        sleep 0.1
+if $local_ledger; then
+    until grep -q "listening" "$run/ledger.ready" 2>/dev/null; do
+        kill -0 "$ledger_pid" 2>/dev/null || fail "the local ledger did not start (is port $LEDGER_PORT taken?)" "$run/logs/ledger.log"
+        sleep 0.05
     done
     export MCE_SETTLER_RPC_URL="http://127.0.0.1:$LEDGER_PORT"
     export MCE_SETTLER_KEYS_FILE="$PWD/$run/ledger.json"
-    mapfile -t wallets < <(node -e \
-        'for (const u of require(process.argv[1]).users) console.log(u.wallet)' \
-        "$PWD/$run/ledger.json")
 fi
-wallet1=${wallets[0]:-}
-wallet2=${wallets[1]:-}
 keys1=$run/keys/user-user1.json keys2=$run/keys/user-user2.json
-[ -n "$wallet1" ] || keys1="<your keypair file>" keys2="<another keypair file>"
+$local_ledger || keys1="<your keypair file>" keys2="<another keypair file>"
 mcectl="build/bin/mcectl ${config_args[*]:+${config_args[*]} }"
 
 # Every link between the processes is CurveZMQ: each process's key pair, and the monitor key
 # `mcectl tail` uses, in security.keys_dir (./.run/curve-keys unless configured). Made once;
 # kept keys are left as they are.
-build/bin/mcectl "${config_args[@]}" keys init >/dev/null
+build/bin/mcectl "${config_args[@]}" keys init >/dev/null 9>&-
 
 # The matcher first: everything else connects to it (ZeroMQ reconnects, so order is a courtesy).
 for exe in mce-matcher mce-settler mce-persister mce-broadcaster mce-gateway; do
-    build/bin/$exe "${config_args[@]}" >>"$run/logs/$exe.log" 2>&1 &
+    build/bin/$exe "${config_args[@]}" >>"$run/logs/$exe.log" 2>&1 9>&- &
     pids+=($!)
     names+=("$exe")
+    echo "$! build/bin/$exe" >>.run/children
 done
 
-port=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_port = \([0-9]*\).*/\1/p')
-addr=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1 | sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p')
+# For mcectl in another shell (see `mcectl --help`): what the processes were given.
+(
+    umask 077
+    {
+        echo "# Written by tools/run.sh (pid $$) for mcectl while it runs; removed when it stops."
+        echo "MCE_RUN_PID=$$"
+        echo "MCE_RUN_CONFIG=$config_file"
+        env | grep '^MCE_' | grep -v '^MCE_RUN_'
+    } >.run/local.env.tmp && mv .run/local.env.tmp .run/local.env
+)
+
+settings=$(build/bin/mce-gateway "${config_args[@]}" --check-config 2>&1)
+port=$(sed -n 's/.*gateway.http_port = \([0-9]*\).*/\1/p' <<<"$settings")
+addr=$(sed -n 's/.*gateway.http_address = "\(.*\)".*/\1/p' <<<"$settings")
 api="http://$addr:$port"
-echo "run: mce is up — the dashboard at $api/ and the API at $api (try: curl -s $api/api/health; the API: $api/api/openapi.json)"
-echo "run: try it in another shell: alice buys, bob sells. Sign up (the dashboard does it with a browser"
-echo "     wallet; here a keypair the local ledger funded signs the gateway's challenge), sign in,"
-echo "     deposit into the platform's vaults (orders must be covered), trade, see it settled:"
+
+# dead_process: the name of the first process (or the ledger, or Redis) that stopped, and
+# its log; empty when all live.
+dead_process() {
+    local i
+    for i in "${!pids[@]}"; do
+        kill -0 "${pids[$i]}" 2>/dev/null || { echo "${names[$i]} $run/logs/${names[$i]}.log"; return; }
+    done
+    [ -z "$ledger_pid" ] || kill -0 "$ledger_pid" 2>/dev/null || { echo "ledger $run/logs/ledger.log"; return; }
+    [ -z "$redis_pid" ] || kill -0 "$redis_pid" 2>/dev/null || { echo "redis $run/logs/redis.log"; return; }
+}
+
+# "up" only once every process says so (`mcectl health`: the gateway with its matcher,
+# Postgres and Redis, then each process's metrics); else what is not, and why.
+echo "run: waiting for every process to report healthy ..."
+health_deadline=$((SECONDS + ${MCE_RUN_HEALTH_SECONDS:-30}))
+healthy=true
+until build/bin/mcectl "${config_args[@]}" health >.run/health.txt 2>&1 9>&-; do
+    dead=$(dead_process)
+    [ -z "$dead" ] || fail "${dead%% *} stopped while starting" "${dead#* }"
+    if [ $SECONDS -ge $health_deadline ]; then
+        echo "run: not every process is healthy after ${MCE_RUN_HEALTH_SECONDS:-30}s (mcectl health):" >&2
+        cat .run/health.txt >&2
+        down=$(awk '$2 != "up" { print $1; exit }' .run/health.txt)
+        if [ -n "$down" ] && [ -f "$run/logs/mce-$down.log" ]; then
+            echo "run: the end of $run/logs/mce-$down.log:" >&2
+            tail -n 15 "$run/logs/mce-$down.log" >&2
+        fi
+        echo "run: mce keeps running as it is (Ctrl-C stops it); the dashboard at $api/" >&2
+        healthy=false
+        break
+    fi
+    sleep 0.1
+done
+! $healthy ||
+    echo "run: mce is up — the dashboard at $api/ and the API at $api (the API's description: $api/api/openapi.json)"
+echo "run: try it in another shell: alice buys, bob sells. Each signs up with a wallet the local"
+echo "     ledger funded (its keypair signs the gateway's challenge; the dashboard does this with"
+echo "     a browser wallet), deposits into the platform's vaults (orders must be covered), and"
+echo "     trades; then the trade and its settlement on the chain:"
 echo "       cd $PWD"
 echo "       echo 'alice password' | ${mcectl}register alice --keypair $keys1"
 echo "       echo 'bob password' | ${mcectl}register bob --keypair $keys2"
-echo "       ALICE=\$(echo 'alice password' | ${mcectl}login alice)"
-echo "       BOB=\$(echo 'bob password' | ${mcectl}login bob)"
-echo "       ${mcectl}--token \$ALICE deposit --asset payment --amount 10"
-echo "       ${mcectl}--token \$BOB deposit --asset energy --amount 20"
-echo "       ${mcectl}--token \$ALICE balances     # credited once the chain confirms, in a second or two"
-echo "       ${mcectl}--token \$BOB order place --side sell --qty 12.5 --price 0.15"
-echo "       ${mcectl}--token \$ALICE order place --side buy --qty 12.5 --price 0.15"
-echo "       ${mcectl}--token \$ALICE trades --mine   # the trade, its settlement and its transaction"
-echo "     or over HTTP: curl -s -XPOST $api/api/trading/orders -H \"Authorization: Bearer \$ALICE\" \\"
-echo "       -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.15\"}'"
+echo "       ${mcectl}--as alice deposit --asset payment --amount 10"
+echo "       ${mcectl}--as bob deposit --asset energy --amount 20"
+echo "       ${mcectl}--as alice balances     # credited once the chain confirms, in a second or two"
+echo "       ${mcectl}--as bob order place --side sell --qty 12.5 --price 0.15"
+echo "       ${mcectl}--as alice order place --side buy --qty 12.5 --price 0.15"
+echo "       ${mcectl}--as alice trades --mine   # the trade, its settlement and its transaction"
+echo "     mcectl finds this run by itself (.run/local.env: its databases, ledger and token key)."
+echo "     Over HTTP, with a token: TOKEN=\$(echo 'alice password' | ${mcectl}login alice)"
+echo "       curl -s -XPOST $api/api/trading/orders -H \"Authorization: Bearer \$TOKEN\" \\"
+echo "         -d '{\"market\":\"campus-1\",\"side\":\"Buy\",\"energy_amount\":\"1\",\"price\":\"0.15\"}'"
 echo "run: an administrator: echo 'a long password' | ${mcectl}user add root --wallet <key> --admin"
-echo "     (in another shell, with the same MCE_POSTGRES_URL=${MCE_POSTGRES_URL:-<postgres.url of the config>})"
-echo "run: logs in $run/logs/, data in the configured data_dir; Ctrl-C stops everything"
+echo "run: logs in $run/logs/, data in $run/data/ (kept for the next run); Ctrl-C stops everything"
 
 # The demo, beside the system: its lines and table go to this terminal.
 if $demo; then
     echo "run: the demo: a campus day, one ${epoch_seconds}-second epoch per simulated hour (build/bin/mce-demo; the dashboard shows it live)"
-    build/bin/mce-demo "${config_args[@]}" --wallets "$PWD/$run/ledger.json" "${demo_args[@]}" &
+    build/bin/mce-demo "${config_args[@]}" --wallets "$PWD/$run/ledger.json" "${demo_args[@]}" 9>&- &
     demo_pid=$!
 fi
 
 # Wait until one of them stops by itself (or Ctrl-C); the demo ending is not a reason to stop.
 set +e
+watched=("${pids[@]}" $ledger_pid $redis_pid)
 while true; do
     done_pid=
-    wait -n -p done_pid "${pids[@]}" ${demo_pid:+"$demo_pid"}
+    wait -n -p done_pid "${watched[@]}" ${demo_pid:+"$demo_pid"}
     status=$?
     if [ -n "$demo_pid" ] && [ "$done_pid" = "$demo_pid" ]; then
         demo_pid=
@@ -263,10 +426,6 @@ while true; do
     fi
     break
 done
-for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-        echo "run: ${names[$i]} stopped; last lines of $run/logs/${names[$i]}.log:" >&2
-        tail -n 15 "$run/logs/${names[$i]}.log" >&2
-    fi
-done
+dead=$(dead_process)
+[ -z "$dead" ] || fail "${dead%% *} stopped by itself, so everything stops" "${dead#* }"
 exit 1

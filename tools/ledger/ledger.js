@@ -45,6 +45,7 @@ const OPTIONS = [
   ['--drop-rate', 'dropRate', 0, 'num', 'fraction of accepted transactions silently dropped (never land)', 'F'],
   ['--fault-methods', 'faultMethods', '', 'str', 'comma list of methods the faults apply to (default: all but mce_*)', 'LIST'],
   ['--fault-seed', 'faultSeed', 1, 'int', 'seed of the fault dice', 'N'],
+  ['--state', 'state', '', 'str', 'keep the chain in FILE across restarts: every change after the setup is appended to it and replayed at the next start (with the same --keys-dir or --seed)', 'FILE'],
   ['--watch-pid', 'watchPid', 0, 'int', 'exit when process PID is gone', 'PID'],
   ['--verbose', 'verbose', false, 'bool', 'log every call on stderr'],
   ['--help', 'help', false, 'bool', 'show this help'],
@@ -247,7 +248,7 @@ function rand() {
 const stats = {
   httpRequests: 0, rpcCalls: 0, byMethod: {}, http429: 0, http5xx: 0, unhealthy: 0,
   pausedRequests: 0, txSent: 0, txLanded: 0, txFailed: 0, txRejected: 0, txDropped: 0,
-  txDuplicate: 0, txExpired: 0, airdrops: 0, transfers: 0,
+  txDuplicate: 0, txExpired: 0, airdrops: 0, transfers: 0, replayed: 0,
 };
 
 // Landed transactions: signature -> record; also in order in `records`.
@@ -341,6 +342,7 @@ function execute(tx, kind = 'tx') {
   });
   if (kind === 'tx') {
     if (err) stats.txFailed++; else { stats.txLanded++; stats.transfers += countTransfers(tx.parsed); }
+    keep({ k: 'tx', b: Buffer.from(tx.bytes).toString('base64') });
   }
   return { landed: true, err, meta };
 }
@@ -946,7 +948,9 @@ const METHODS = {
     if (!Array.isArray(params)) throw invalidParams('Invalid params: expected a pubkey and lamports');
     const pk = pubkeyParam(params[0]);
     if (!Number.isSafeInteger(params[1]) || params[1] <= 0) throw invalidParams('Invalid params: lamports');
-    return airdrop(pk, params[1]);
+    const sig = airdrop(pk, params[1]);
+    keep({ k: 'airdrop', pk: L.b58encode(pk), l: params[1] });
+    return sig;
   },
   sendTransaction,
   simulateTransaction,
@@ -980,25 +984,111 @@ const METHODS = {
     const n = p === undefined ? 1 : p;
     if (!Number.isInteger(n) || n < 0 || n > 1000000) throw invalidParams('Invalid params: expected a slot count');
     for (let i = 0; i < n; i++) newBlock();
+    keep({ k: 'height' });
     return { slot: chain.slot, blockHeight: chain.blockHeight };
   },
   mce_setBalance: (params) => {
     const p = objParam(params);
     const pk = pubkeyParam(p.pubkey);
     if (!Number.isSafeInteger(p.lamports) || p.lamports < 0) throw invalidParams('Invalid params: lamports');
-    const acc = svm.getAccount(pk);
-    svm.setAccount(pk, acc
-      ? new Account(BigInt(p.lamports), acc.data(), acc.owner(), acc.executable(), 0n)
-      : new Account(BigInt(p.lamports), new Uint8Array(0), L.PROGRAM_KEYS.system, false, 0n));
+    setBalance(pk, p.lamports);
+    keep({ k: 'balance', pk: L.b58encode(pk), l: p.lamports });
     return Number(svm.getBalance(pk) ?? 0n);
   },
   mce_setup: () => setupJson(),
   mce_addUser: (params) => {
-    const u = addUser(objParam(params));
+    const spec = objParam(params);
+    const u = addUser(spec);
+    keep({ k: 'user', spec });
     writeSetupFile();
     return u;
   },
 };
+
+function setBalance(pk, lamports) {
+  const acc = svm.getAccount(pk);
+  svm.setAccount(pk, acc
+    ? new Account(BigInt(lamports), acc.data(), acc.owner(), acc.executable(), 0n)
+    : new Account(BigInt(lamports), new Uint8Array(0), L.PROGRAM_KEYS.system, false, 0n));
+}
+
+// ------------------------------------------------------------------ state kept between runs
+// --state FILE keeps the chain across restarts, so that a restarted local run (tools/run.sh
+// keeps FILE in its folder) never holds a settlement the chain does not know. The setup is
+// remade from the same keys; everything after it (each landed transaction, airdrop, balance
+// set and user added, with the block height it came at) is appended to FILE as one JSON line
+// when it happens, and replayed through the same programs at the next start. A line is
+// written before the call is answered, so a kill -9 loses nothing that was answered; a line
+// torn by one is dropped at the next start. The first line names the setup (platform and
+// mints): a FILE made with other keys is refused rather than replayed against the wrong mints.
+const stateLog = { fd: -1 };
+function keep(entry) {
+  if (stateLog.fd < 0) return;
+  fs.writeSync(stateLog.fd, JSON.stringify({ h: chain.blockHeight, ...entry }) + '\n');
+}
+
+function setupNames() {
+  return {
+    platform: setupState.platform.address, energyMint: setupState.energyMint.address,
+    paymentMint: setupState.paymentMint.address,
+  };
+}
+
+function replayOne(e) {
+  if (Number.isInteger(e.h) && e.h > chain.blockHeight) {
+    chain.blockHeight = e.h - 1;
+    newBlock();
+  }
+  switch (e.k) {
+    case 'tx': {
+      const bytes = Buffer.from(e.b, 'base64');
+      const parsed = L.parseTransaction(bytes);
+      const tx = { bytes, parsed, signature: L.b58encode(parsed.signatures[0]), blockhash: L.b58encode(parsed.recentBlockhash) };
+      if (!bySig.has(tx.signature)) execute(tx);
+      break;
+    }
+    case 'airdrop': airdrop(L.pubkeyFrom(e.pk), e.l); break;
+    case 'balance': setBalance(L.pubkeyFrom(e.pk), e.l); break;
+    case 'user': if (!setupState.users.some((u) => u.name === e.spec.name)) addUser(e.spec); break;
+    case 'height': break;
+    default: throw new Error(`unknown entry ${JSON.stringify(e.k)}`);
+  }
+  stats.replayed++;
+}
+
+// Replays FILE if it exists (else starts it with the setup's names) and opens it to append.
+function openState(file) {
+  const names = setupNames();
+  let text = '';
+  try { text = fs.readFileSync(file, 'utf8'); } catch (e) { if (e.code !== 'ENOENT') throw e; }
+  let good = 0; // bytes of whole, replayed lines
+  if (text) {
+    const lines = text.split('\n');
+    const head = JSON.parse(lines[0]);
+    for (const key of Object.keys(names)) {
+      if (head[key] !== names[key]) {
+        throw new Error(`${file} was made with another setup (${key} ${head[key]}, now ${names[key]}): ` +
+          'give the same --keys-dir or --seed, or remove it to start a fresh chain');
+      }
+    }
+    good = lines[0].length + 1;
+    svm.setSigverify(false); // every line was verified when it first landed
+    for (let i = 1; i < lines.length - 1; i++) {
+      let e;
+      try { e = JSON.parse(lines[i]); } catch { break; } // torn by a kill: the rest is lost
+      replayOne(e);
+      good += lines[i].length + 1;
+    }
+    svm.setSigverify(true);
+    if (good < text.length) {
+      log(`${file}: dropping a torn last line`);
+      fs.truncateSync(file, Buffer.byteLength(text.slice(0, good)));
+    }
+  }
+  stateLog.fd = fs.openSync(file, 'a', 0o600);
+  if (!text) fs.writeSync(stateLog.fd, JSON.stringify({ k: 'setup', ...names }) + '\n');
+  return stats.replayed;
+}
 
 function callOne(req) {
   const id = req && typeof req === 'object' && 'id' in req ? req.id : null;
@@ -1173,6 +1263,11 @@ try {
     const c = u.indexOf(':');
     addUser(c < 0 ? { name: u } : { name: u.slice(0, c), pubkey: u.slice(c + 1) });
   }
+  if (opts.state) {
+    const t0 = Date.now();
+    const n = openState(opts.state);
+    if (n) log(`${opts.state}: replayed ${n} changes in ${Date.now() - t0} ms (block height ${chain.blockHeight})`);
+  }
 } catch (e) {
   log(`setup failed: ${e.message}`);
   process.exit(1);
@@ -1194,6 +1289,7 @@ server.listen(opts.port, opts.host, () => {
 
 function shutdown(sig) {
   log(`${sig}: stopping`);
+  keep({ k: 'height' });
   process.exit(0);
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));

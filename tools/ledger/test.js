@@ -507,3 +507,52 @@ test('statuses become finalized; stats count what happened', async () => {
   assert.ok(st.txRejected >= 4);
   assert.ok(st.transfers >= 6);
 });
+
+test('--state keeps the chain through kill -9: statuses, balances and users come back; other keys are refused', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'state-'));
+  const state = path.join(dir, 'chain.jsonl');
+  const args = ['--port', '0', '--users', '2', '--slot-ms', '50', '--keys-dir', path.join(dir, 'keys'),
+    '--setup-out', path.join(dir, 'setup.json'), '--state', state, '--watch-pid', String(process.pid)];
+  let one = await startLedger(args);
+  const s = JSON.parse(fs.readFileSync(path.join(dir, 'setup.json'), 'utf8'));
+  const kp = L.keypairFromSeed(Buffer.from(s.platform.secretSeedHex, 'hex'));
+  const bh = (await rpc(one.port, 'getLatestBlockhash', [])).value.blockhash;
+  const [a, b] = s.users;
+  const ix = L.ix.transferChecked(L.pubkeyFrom(a.energyAccount), L.pubkeyFrom(s.energyMint.address),
+    L.pubkeyFrom(b.energyAccount), kp.publicKey, 700n, 3);
+  const tx = L.buildTransaction(kp, [ix, L.ix.memo('mce:state')], bh, [kp]);
+  const sig = await rpc(one.port, 'sendTransaction', [tx.bytes.toString('base64'), { encoding: 'base64' }]);
+  const who = L.keypairFromSeed(Buffer.alloc(32, 9)).address;
+  await rpc(one.port, 'requestAirdrop', [who, 3000000]);
+  const carol = await rpc(one.port, 'mce_addUser', [{ name: 'carol' }]);
+  const height = (await rpc(one.port, 'mce_advanceSlots', [5])).blockHeight;
+  const balanceOf = async (port, acct) => (await rpc(port, 'getTokenAccountBalance', [acct])).value.amount;
+  const before = { a: await balanceOf(one.port, a.energyAccount), b: await balanceOf(one.port, b.energyAccount) };
+  assert.equal(BigInt(before.b) - BigInt(before.a), 1400n);
+  one.proc.kill('SIGKILL');
+  await new Promise((r) => one.proc.once('exit', r));
+  fs.appendFileSync(state, '{"h":1,"k":"torn","b":"AA'); // a line torn by the kill
+
+  let two = await startLedger(args);
+  try {
+    const st = (await rpc(two.port, 'getSignatureStatuses', [[sig], { searchTransactionHistory: true }])).value[0];
+    assert.ok(st, 'the transaction is known after the restart');
+    assert.equal(st.err, null);
+    assert.equal(await balanceOf(two.port, a.energyAccount), before.a);
+    assert.equal(await balanceOf(two.port, b.energyAccount), before.b);
+    assert.equal((await rpc(two.port, 'getBalance', [who])).value, 3000000);
+    assert.equal(await balanceOf(two.port, carol.energyAccount), String(s.users[0].energyAmount));
+    assert.ok((await rpc(two.port, 'getBlockHeight', [])) >= height);
+    assert.ok(!fs.readFileSync(state, 'utf8').includes('torn'), 'the torn line is dropped');
+    const again = await call(two.port, 'sendTransaction', [tx.bytes.toString('base64'), { encoding: 'base64', skipPreflight: true }]);
+    assert.equal(again.result, sig);
+    assert.equal(await balanceOf(two.port, a.energyAccount), before.a, 'resending after a restart moves nothing');
+  } finally {
+    await two.stop();
+  }
+  // the same state with other keys: refused, naming the difference
+  const other = args.map((x) => (x === path.join(dir, 'keys') ? path.join(dir, 'other-keys') : x));
+  let refused = null;
+  try { await (await startLedger([...other, '--seed', 'another'], { stderr: 'ignore' })).stop(); } catch (e) { refused = e; }
+  assert.match(String(refused), /exited \(1\)/);
+});
