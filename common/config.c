@@ -86,6 +86,7 @@ static const s_key_t s_keys[] = {
     {"gateway.access_log", K_INT, "1", 0, 1, NULL, F (gateway.access_log)},
     {"gateway.broadcaster_url", K_STR, "ws://127.0.0.1:8081", 0, 0, NULL,
      F (gateway.broadcaster_url)},
+    {"gateway.currency", K_STR, "EUR", 0, 0, NULL, F (gateway.currency)},
     {"security.curve", K_BOOL, "true", 0, 0, NULL, F (security.curve)},
     {"security.keys_dir", K_STR, "./.run/curve-keys", 0, 0, NULL, F (security.keys_dir)},
     {"postgres.url", K_SECRET, "host=127.0.0.1 port=5432 dbname=mce user=postgres", 0, 0, NULL,

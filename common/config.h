@@ -108,6 +108,7 @@ typedef struct {
         char domain[CONFIG_STR_MAX]; //  named in wallet challenges; empty = the request's Host
         int64_t access_log;          //  1 = one line per request
         char broadcaster_url[CONFIG_STR_MAX]; //  where the dashboard's browser finds live data
+        char currency[CONFIG_STR_MAX];        //  the payment token's label on the dashboard
     } gateway;
     struct {
         bool curve;                     //  CurveZMQ on every link between processes

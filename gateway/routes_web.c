@@ -130,8 +130,8 @@ enum MHD_Result routes_web_config (gateway_request_t *req)
                        s_tariff (m->grid_feed_in_price), "grid_user",
                        grid ? json_string (m->grid_user) : json_null ()));
     }
-    json_t *body = markets ? json_pack ("{s:s,s:o}", "broadcaster_url", s_broadcaster_url (cfg),
-                                        "markets", markets)
+    json_t *body = markets ? json_pack ("{s:s,s:s,s:o}", "broadcaster_url", s_broadcaster_url (cfg),
+                                        "currency", cfg->gateway.currency, "markets", markets)
                            : NULL;
     if (!body)
         return gateway_fail (req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,

@@ -34,7 +34,8 @@
     const WS_RETRY_MAX_MS = 30000;
     const BOOK_LEVELS = 15;      // per side in the ladder
     const TRADES_KEPT = 50;
-    const EPOCHS_CHARTED = 48;
+    const EPOCHS_CHARTED = 96;   // a day of 15-minute epochs
+    const ADMIN_MS = 5000;       // the operator's view is read again this often
     const TOKEN_KEY = 'mce.token';
     const KWH = 3;               // decimals of kWh (Wh)
     const PRICE = 6;             // decimals of prices (micro-units)
@@ -81,6 +82,7 @@
         epochEnd: null,      // ms since the Unix epoch, for the countdown
         polling: false, pollAgain: false, pollError: '',
         challenge: null,     // sign-up without a browser wallet: {wallet, username, nonce} shown
+        amending: null,      // the order the amend form is for
     };
 
     // ------------------------------------------------------------------------------------
@@ -102,6 +104,9 @@
         const frac = digits.slice(digits.length - scale).replace(/0+$/, '');
         return (neg ? '-' : '') + whole + (frac ? '.' + frac : '');
     }
+
+    // The currency's label (gateway.currency), beside every amount of money.
+    const currency = () => S.config.currency || '';
 
     // One spelling per price ("0.150000" and "0.15" are one level).
     const priceKey = (p) => decimal(units(p, PRICE), PRICE);
@@ -207,6 +212,9 @@
         if (isNaN(a) || isNaN(b)) return String(x.epoch);
         const opts = b - a < 60000 ? { hour12: false } : { hour12: false, hour: '2-digit', minute: '2-digit' };
         const at = (ms) => new Date(ms).toLocaleTimeString([], opts);
+        // a period of a day or more (or across midnight) names its days too
+        const day = (ms) => new Date(ms).toLocaleDateString([], { month: 'short', day: 'numeric' });
+        if (b - a >= 86400000 || day(a) !== day(b - 1)) return day(a) + ' ' + at(a) + '\u2013' + day(b) + ' ' + at(b);
         return at(a) + '\u2013' + at(b);
     }
 
@@ -371,12 +379,18 @@
             cell(tr, period(o)).title = 'epoch ' + o.epoch;
             const td = cell(tr, '');
             if (OPEN_STATES.includes(o.status)) {
-                const b = document.createElement('button');
-                b.type = 'button';
-                b.textContent = 'Cancel';
-                b.dataset.testid = 'cancel-order';
-                b.dataset.orderId = o.order_id;
-                td.replaceChildren(b);
+                const button = (text, testid) => {
+                    const b = document.createElement('button');
+                    b.type = 'button';
+                    b.textContent = text;
+                    b.dataset.testid = testid;
+                    b.dataset.orderId = o.order_id;
+                    return b;
+                };
+                const amend = button('Amend', 'amend-order');
+                amend.dataset.amend = '1';
+                td.replaceChildren(amend, button('Cancel', 'cancel-order'));
+                td.classList.add('actions');
             }
             tbody.appendChild(tr);
         }
@@ -595,10 +609,58 @@
         side(b, lo, COLORS.bid);
         side(a, hi, COLORS.ask);
 
-        label(ctx, lo.toFixed(4), pad.l, h - 6, 'left');
-        label(ctx, ((lo + hi) / 2).toFixed(4), (pad.l + w - pad.r) / 2, h - 6, 'center');
-        label(ctx, hi.toFixed(4), w - pad.r, h - 6, 'right');
+        priceAxis(ctx, lo, hi, x, h - pad.b, pad.l, w - pad.r);
         label(ctx, amount(top / 1.1) + ' kWh', pad.l + 4, y(top / 1.1) - 3, 'left');
+        // The last trade's price, where it falls on the axis: a dashed line and its value.
+        const last = lastTradePrice();
+        if (last !== null && last >= lo && last <= hi) {
+            ctx.strokeStyle = COLORS.axis;
+            ctx.setLineDash([3, 3]);
+            ctx.beginPath();
+            ctx.moveTo(x(last), pad.t);
+            ctx.lineTo(x(last), h - pad.b);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            label(ctx, 'last ' + fixed(last), x(last) + 3, pad.t + 8, x(last) > w * 0.8 ? 'right' : 'left');
+        }
+        canvas.dataset.last = last === null ? '' : fixed(last);
+    }
+
+    // The selected market's tick as a number and its decimals ("0.01": 0.01, 2).
+    function tickOf() {
+        const m = S.config.markets.find((x) => x.id === S.market);
+        const t = m ? String(m.tick) : '0.01';
+        const frac = (t.split('.')[1] || '').replace(/0+$/, '');
+        return { step: Number(t) || 0.01, places: frac.length };
+    }
+    const fixed = (p) => p.toFixed(tickOf().places);
+
+    function lastTradePrice() {
+        const p = (S.stats && S.stats.last_price) || (S.trades[0] && S.trades[0].price);
+        return p ? Number(p) : null;
+    }
+
+    // Price labels along the bottom at whole multiples of the tick (a multiple of it chosen so
+    // that four to seven fit), written with the tick's decimals: each names a price one can bid.
+    function priceAxis(ctx, lo, hi, x, y, left, right) {
+        const { step } = tickOf();
+        let every = step;
+        search: for (let mag = step; ; mag *= 10) { // 1, 2, 5, 10, 20, 50 ... ticks apart
+            for (const k of [1, 2, 5]) {
+                every = mag * k;
+                if ((hi - lo) / every <= 6) break search;
+            }
+        }
+        ctx.strokeStyle = COLORS.grid;
+        for (let n = Math.ceil(lo / every); n * every <= hi; n++) {
+            const p = n * every, px = x(p);
+            if (px < left + 16 || px > right - 16) continue; // not over the edges' labels
+            ctx.beginPath();
+            ctx.moveTo(px, y);
+            ctx.lineTo(px, y + 3);
+            ctx.stroke();
+            label(ctx, fixed(p), px, y + 14, 'center');
+        }
     }
 
     function drawDepthFromBook(seq) {
@@ -606,16 +668,21 @@
             cumulative(sortedLevels(S.book.asks, false)), seq, 'ws');
     }
 
-    // Volume bars and the clearing price line of recent epochs, oldest on the left.
+    // Volume bars and the clearing price line of recent epochs, oldest on the left. Reads
+    // the same with none (one line in the middle), one (a bar of a sensible width, not the
+    // whole chart) and a day of 96: bars never wider than 48 px, the delivery times under a
+    // few of them, the volume scale on the left and the price scale on the right.
     function drawEpochs() {
-        const { ctx, w, h } = canvasContext($('epochs-chart'));
+        const canvas = $('epochs-chart');
+        const { ctx, w, h } = canvasContext(canvas);
         // Future (pending) epochs have nothing to show yet.
         const eps = S.epochs.filter((e) => e.state !== 'pending').slice(0, EPOCHS_CHARTED).reverse();
+        canvas.dataset.epochs = eps.length;
         if (!eps.length) {
-            label(ctx, 'no epochs yet', w / 2, h / 2, 'center');
+            label(ctx, 'no epoch has closed yet', w / 2, h / 2, 'center');
             return;
         }
-        const pad = { l: 12, r: 50, t: 10, b: 22 };
+        const pad = { l: 60, r: 56, t: 12, b: 22 };
         const vols = eps.map((e) => Number(e.volume || 0));
         // the clearing price, or (continuous mode) the epoch's average price
         const priceOf = (e) => e.clearing_price ?? e.average_price ?? null;
@@ -627,14 +694,21 @@
         const pspan = pmax - pmin || Math.max(pmax * 0.1, 0.01);
         const plo = pmax > pmin ? pmin - pspan * 0.1 : pmin - pspan / 2;
         const phi = pmax > pmin ? pmax + pspan * 0.1 : pmax + pspan / 2;
-        const slot = (w - pad.l - pad.r) / eps.length;
+        const plot = w - pad.l - pad.r;
+        const slot = Math.min(plot / eps.length, 48);
+        const x0 = pad.l + (plot - slot * eps.length) / 2; // few epochs: centred
         const yv = (v) => h - pad.b - (v / vmax) * (h - pad.t - pad.b);
         const yp = (p) => h - pad.b - ((p - plo) / (phi - plo)) * (h - pad.t - pad.b);
 
+        ctx.strokeStyle = COLORS.grid;
+        ctx.beginPath();
+        ctx.moveTo(pad.l, h - pad.b);
+        ctx.lineTo(w - pad.r, h - pad.b);
+        ctx.stroke();
         ctx.fillStyle = COLORS.bar;
         eps.forEach((e, i) => {
             const v = vols[i];
-            if (v > 0) ctx.fillRect(pad.l + i * slot + slot * 0.15, yv(v), slot * 0.7, h - pad.b - yv(v));
+            if (v > 0) ctx.fillRect(x0 + i * slot + slot * 0.15, yv(v), slot * 0.7, h - pad.b - yv(v));
         });
         ctx.strokeStyle = COLORS.line;
         ctx.fillStyle = COLORS.line;
@@ -643,21 +717,27 @@
         let pen = false;
         prices.forEach((p, i) => {
             if (p === null) { pen = false; return; }
-            const px = pad.l + (i + 0.5) * slot;
+            const px = x0 + (i + 0.5) * slot;
             if (pen) ctx.lineTo(px, yp(p)); else ctx.moveTo(px, yp(p));
             pen = true;
             ctx.fillRect(px - 2, yp(p) - 2, 4, 4);
         });
         ctx.stroke();
 
-        label(ctx, String(eps[0].epoch), pad.l, h - 6, 'left');
-        if (eps.length > 1) label(ctx, String(eps[eps.length - 1].epoch), w - pad.r, h - 6, 'right');
-        label(ctx, vtop ? amount(vtop) + ' kWh' : 'no volume yet', pad.l + 4, pad.t + 8, 'left');
-        if (known.length) {
-            label(ctx, pmax.toFixed(4), w - pad.r + 4, yp(pmax) + 4, 'left');
-            if (pmin !== pmax) label(ctx, pmin.toFixed(4), w - pad.r + 4, yp(pmin) + 4, 'left');
+        // Delivery times under the bars, as many as fit without touching (about 70 px each).
+        const every = Math.max(1, Math.ceil(70 / slot));
+        for (let i = eps.length - 1; i >= 0; i -= every) // the newest always labelled
+            label(ctx, period(eps[i]).split('\u2013')[0], x0 + (i + 0.5) * slot, h - 6, 'center');
+        // The scales: volume on the left, price on the right, each at its top and bottom.
+        if (vtop > 0) {
+            label(ctx, amount(vtop) + ' kWh', pad.l - 4, yv(vmax) + 8, 'right');
+            label(ctx, '0', pad.l - 4, h - pad.b, 'right');
         }
-        else label(ctx, 'no clearing prices', w - pad.r, pad.t + 8, 'right');
+        if (known.length) {
+            label(ctx, fixed(pmax), w - pad.r + 4, yp(pmax) + 4, 'left');
+            if (pmin !== pmax) label(ctx, fixed(pmin), w - pad.r + 4, yp(pmin) + 4, 'left');
+            label(ctx, currency() + '/kWh', w - pad.r + 4, pad.t - 2, 'left');
+        }
     }
 
     // ------------------------------------------------------------------------------------
@@ -1248,15 +1328,15 @@
             clearAccount();
         }
         const signedIn = !!S.token;
-        $('login-form').hidden = signedIn;
-        $('register-form').hidden = signedIn;
-        $('signed-in').hidden = !signedIn;
+        // Signed in: the name once, in the bar, with the way out; the forms make room for
+        // the order form.
+        $('account').hidden = signedIn;
+        $('logout').hidden = !signedIn;
         for (const id of ['order-panel', 'orders-panel', 'balances-panel', 'transfers-panel', 'my-trades-panel'])
             $(id).hidden = !signedIn;
         $('admin-panel').hidden = S.role !== 'admin';
-        $('user-name').textContent = S.user;
-        $('user-role').textContent = S.role;
-        $('whoami').textContent = signedIn ? S.user + ' (' + S.role + ')' : 'not signed in';
+        $('whoami').textContent = signedIn ? S.user + (S.role === 'admin' ? ' (admin)' : '') : 'not signed in';
+        if (S.role === 'admin' && !had) refreshAdmin();
         // The private channels follow the token: the old one's go, the new one's come.
         if (S.live && had && had !== S.token) leavePrivate(had, hadUser);
         if (S.live && S.token && S.token !== had) subscribePrivate(S.token);
@@ -1388,6 +1468,25 @@
             setToken(null);
             say('ok', 'signed out');
         });
+        // Amend: the new remaining quantity, the new price, or both; what is unchanged is
+        // not sent (a lower quantity alone keeps the order's place).
+        onSubmit($('amend-form'), async (f) => {
+            const o = S.amending;
+            const body = {};
+            const qty = f.get('energy_amount').trim(), price = f.get('price').trim();
+            if (qty && qty !== o.remaining_amount) body.energy_amount = qty;
+            if (price && o.price !== null && priceKey(price) !== priceKey(o.price)) body.price = price;
+            if (!Object.keys(body).length) {
+                say('error', 'order ' + o.order_id + ': change the quantity or the price first');
+                return;
+            }
+            const r = await api('PATCH', '/api/trading/orders/' + encodeURIComponent(o.order_id), body, true);
+            say('ok', 'order ' + r.order_id + ' amended: ' + r.status + ', ' + r.remaining_amount +
+                ' kWh left' + (r.price ? ' at ' + r.price : ''));
+            $('amend-form').hidden = true;
+            afterAction();
+        });
+        $('amend-close').addEventListener('click', () => { $('amend-form').hidden = true; });
         onSubmit($('order-form'), async (f) => {
             const body = {
                 market: S.market,
@@ -1459,6 +1558,10 @@
         $('my-orders').addEventListener('click', async (ev) => {
             const b = ev.target.closest('button[data-order-id]');
             if (!b) return;
+            if (b.dataset.amend) {
+                openAmend(S.orders.find((o) => String(o.order_id) === b.dataset.orderId));
+                return;
+            }
             b.disabled = true;
             try {
                 const r = await api('DELETE', '/api/trading/orders/' + encodeURIComponent(b.dataset.orderId), undefined, true);
@@ -1470,8 +1573,15 @@
             }
         });
         $('admin-panel').addEventListener('click', async (ev) => {
+            const retry = ev.target.closest('button[data-settlement-id]');
+            if (retry) {
+                retrySettlement(retry);
+                return;
+            }
             const b = ev.target.closest('button[data-action]');
             if (!b) return;
+            // A control acts on a live market for everyone: say what, and ask first.
+            if (!window.confirm(CONTROLS[b.dataset.action] + ' in ' + S.market + '?')) return;
             b.disabled = true;
             try {
                 const r = await api('POST', '/api/admin/market/control', { market: S.market, action: b.dataset.action }, true);
@@ -1489,6 +1599,103 @@
             drawEpochs();
             drawDepth(S.chart.bids, S.chart.asks, S.chart.seq, S.chart.source);
         });
+    }
+
+    function openAmend(o) {
+        if (!o) return;
+        S.amending = o;
+        $('amend-id').textContent = o.order_id + ' (' + o.side + ')';
+        $('amend-amount').value = o.remaining_amount;
+        $('amend-price').value = o.price === null ? '' : priceKey(o.price);
+        $('amend-price').disabled = o.price === null;
+        $('amend-form').hidden = false;
+        $('amend-amount').focus();
+    }
+
+    // ------------------------------------------------------------------------------------
+    // The operator's view (admins): health, failed settlements with their retry, controls
+
+    const CONTROLS = {
+        pause_trading: 'Pause trading (new orders are refused until resumed)',
+        resume_trading: 'Resume trading',
+        trigger_matching: 'Run matching now',
+        clear_epoch: 'Clear the current epoch now (its auction runs; no more orders for it)',
+        snapshot: 'Take a matcher snapshot',
+    };
+
+    function healthRow(tbody, part, up, detail) {
+        const tr = document.createElement('tr');
+        tr.dataset.testid = 'health-row';
+        tr.dataset.part = part;
+        tr.dataset.state = up === null ? 'off' : up ? 'up' : 'down';
+        cell(tr, part);
+        cell(tr, tr.dataset.state, up === null ? 'state' : up ? 'state good' : 'state bad');
+        cell(tr, detail);
+        tbody.appendChild(tr);
+    }
+
+    // What the gateway can tell of every part: itself, the matcher (its heartbeat on the
+    // bus), the bus, Postgres and Redis (/api/health); the settler (it answers the list of
+    // failed settlements, or not); the broadcaster (this page's own connection to it).
+    async function refreshAdmin() {
+        if (S.role !== 'admin' || !S.token) return;
+        const [health, failed] = await Promise.allSettled([
+            api('GET', '/api/health'),
+            api('GET', '/api/admin/settlements?state=failed&limit=50', undefined, true),
+        ]);
+        const tbody = $('admin-health');
+        tbody.replaceChildren();
+        const h = health.status === 'fulfilled' ? health.value : null;
+        healthRow(tbody, 'gateway', !!h, h ? 'version ' + h.version + ', up ' + duration(h.uptime_s) : errorText(health.reason));
+        if (h) {
+            healthRow(tbody, 'matcher', h.matcher.up, h.matcher.up ? h.matcher.in_flight + ' commands in flight, ' +
+                h.matcher.timeouts + ' timed out' : 'no heartbeat on the bus');
+            healthRow(tbody, 'bus', h.bus.seq >= h.bus.head, 'read ' + h.bus.seq + ' of ' + h.bus.head);
+            healthRow(tbody, 'postgres', h.postgres.up, h.postgres.up ? 'answers' : 'does not answer');
+            healthRow(tbody, 'redis', h.redis.configured ? h.redis.up : null,
+                h.redis.configured ? (h.redis.up ? 'answers' : 'does not answer') : 'not configured');
+        }
+        const list = failed.status === 'fulfilled' ? failed.value.settlements : null;
+        healthRow(tbody, 'settler', list !== null && list.length === 0,
+            list === null ? errorText(failed.reason) : list.length ? list.length + ' failed settlement' +
+                (list.length === 1 ? '' : 's') + ' (below)' : 'answers; no failed settlements');
+        healthRow(tbody, 'broadcaster', S.live, S.live ? 'this page is live on it'
+            : 'this page cannot reach it (' + (S.config.broadcaster_url || 'no address') + ')');
+        const rows = $('admin-settlements');
+        rows.replaceChildren();
+        for (const st of list || []) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'failed-settlement';
+            tr.dataset.settlementId = st.settlement_id;
+            cell(tr, st.trade_id);
+            cell(tr, st.market);
+            cell(tr, st.energy_amount);
+            cell(tr, st.value);
+            cell(tr, st.attempts);
+            cell(tr, st.error || '-', 'reason').title = st.error || '';
+            const b = document.createElement('button');
+            b.type = 'button';
+            b.textContent = 'Retry';
+            b.dataset.testid = 'retry-settlement';
+            b.dataset.settlementId = st.settlement_id;
+            cell(tr, '').replaceChildren(b);
+            rows.appendChild(tr);
+        }
+        if (list && !list.length) emptyRow(rows, 7, 'none');
+        if (!list) emptyRow(rows, 7, 'the settler did not answer');
+    }
+
+    async function retrySettlement(b) {
+        if (!window.confirm('Send settlement ' + b.dataset.settlementId + ' to the chain again?')) return;
+        b.disabled = true;
+        try {
+            const r = await api('POST', '/api/admin/settlements/' + b.dataset.settlementId + '/retry', {}, true);
+            note('admin-settlements-note', 'ok', 'settlement ' + r.settlement_id + ': ' + r.state);
+        } catch (e) {
+            note('admin-settlements-note', 'error', errorText(e));
+            b.disabled = false;
+        }
+        refreshAdmin();
     }
 
     // A withdrawal the balance does not cover: what there is, and why the rest cannot go.
@@ -1569,6 +1776,7 @@
         } catch (e) {
             fail(e);
         }
+        for (const el of document.querySelectorAll('.cur')) el.textContent = currency();
         const select = $('market');
         select.replaceChildren(...S.config.markets.map((m) => new Option(m.id + ' (' + m.mode + ')', m.id)));
         S.market = S.config.markets.length ? S.config.markets[0].id : '';
@@ -1578,6 +1786,7 @@
         if (S.token) followHistory(); // signed in from an earlier visit
         setInterval(poll, POLL_MS);
         setInterval(tickCountdown, 1000);
+        setInterval(refreshAdmin, ADMIN_MS);
         connectWs();
         document.body.dataset.ready = '1';
     }

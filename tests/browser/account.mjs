@@ -18,15 +18,17 @@
 // holding its energy. The buyer deposits 3 and bids 5 kWh at 0.50: 4 kWh trade at 0.40, and
 // the balances show 0.9 available and 0.5 held by the rest of the bid. The buyer's trades list
 // the trade with its order, its settlement followed until confirmed and its transaction's
-// signature (shortened, whole in its title). The buyer withdraws the 0.9, followed until paid.
-// Then a screenshot at a desktop's width and one at a phone's, where nothing may be wider than
-// the screen. On the way the page logs no script error and no Content-Security-Policy
+// signature (shortened, whole in its title). The buyer withdraws the 0.9, followed until paid,
+// amends the bid's last 1 kWh to 0.5 (the form opens with the order's quantity and price; half
+// the hold comes back) and cancels it (the rest comes back; the order is listed cancelled).
+// The order form is on the first screen of a 1400x1000 desktop. Then a screenshot there and
+// one at a phone's 390x844, where nothing may be wider than the screen. On the way the page logs no script error and no Content-Security-Policy
 // violation.
 //
 // Exit status: 0 passed; 1 the dashboard misbehaved; 2 this machine lacks Chromium or
 // node_modules (run tools/deps.sh).
 import { readFile } from 'node:fs/promises';
-import { CHAIN_MS, Failure, STEP_MS, balancesAre, outcome, run, say, until } from './lib.mjs';
+import { CHAIN_MS, Failure, PHONE, STEP_MS, aboveTheFold, balancesAre, outcome, run, say, until } from './lib.mjs';
 
 const NAME = 'account';
 const [url, seller, buyer, password, desktop, phone] = process.argv.slice(2);
@@ -35,7 +37,6 @@ if (!url || !seller || !buyer || !password || !desktop || !phone) {
     process.exit(2);
 }
 const log = (text) => say(NAME, text);
-const PHONE = { width: 390, height: 844 };
 
 await run(NAME, async ({ page }) => {
     const signIn = async (user) => {
@@ -107,6 +108,7 @@ await run(NAME, async ({ page }) => {
     // The seller: nothing deposited, so the sell is refused, and the page says what to do.
     await signIn(seller);
     await balancesAre(page, 'the seller\'s balances: nothing yet', 'ws', '0 0 0 0 0 0');
+    await aboveTheFold(page, 'the order form on a desktop', 'order-submit');
     await placeOrder('Sell', '4', '0.40');
     await shortfall('the uncovered sell refused', /Not enough energy .*needs 4 kWh of energy, you have 0 available.*Deposit energy/);
     await toDeposit('energy', '4');
@@ -185,6 +187,28 @@ await run(NAME, async ({ page }) => {
     await balancesAre(page, 'the withdrawal debited', 'ws', '0 0 0 0 0.5 0.5');
     await transferIs('the withdrawal paid', 'withdrawal', wid, 'paid');
     log(`withdrawal ${wid} paid`);
+
+    // The bid's last 1 kWh, amended to 0.5 (half the hold comes back), then cancelled.
+    await page.locator(`[data-testid=amend-order][data-order-id="${buyId}"]`).click();
+    const form = await page.evaluate(() => ({
+        amount: document.querySelector('[data-testid=amend-amount]').value,
+        price: document.querySelector('[data-testid=amend-price]').value,
+    }));
+    if (form.amount !== '1' || form.price !== '0.5')
+        throw new Failure(`the amend form opened with ${JSON.stringify(form)}, not the order's 1 kWh left at 0.5`);
+    await page.getByTestId('amend-amount').fill('0.5');
+    await page.getByTestId('amend-submit').click();
+    const amended = await outcome(page, 'the amend accepted', 'ok', new RegExp(`^order ${buyId} amended: partially_filled, 0\\.5 kWh left`));
+    log(amended);
+    await balancesAre(page, 'the amend releasing half the hold', 'ws', '0 0 0 0.25 0.25 0.5');
+    await page.locator(`[data-testid=cancel-order][data-order-id="${buyId}"]`).click();
+    await outcome(page, 'the cancel accepted', 'ok', new RegExp(`^order ${buyId} cancelled`));
+    await balancesAre(page, 'the cancel releasing the rest', 'ws', '0 0 0 0.5 0 0.5');
+    const ended = await until(page, 'the order listed as cancelled', (id) => {
+        const row = document.querySelector(`[data-testid=my-orders] tr[data-order-id="${id}"]`);
+        return row && row.dataset.status === 'cancelled' && !row.querySelector('button') && row.textContent;
+    }, buyId);
+    log(`my orders: ${ended}`);
 
     await page.screenshot({ path: desktop, fullPage: true });
     await page.setViewportSize(PHONE);

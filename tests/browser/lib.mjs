@@ -68,7 +68,7 @@ export async function open(name, totalMs = TOTAL_MS) {
     watchdog.unref();
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
+    const context = await browser.newContext({ viewport: DESKTOP });
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push('script error: ' + e.message));
@@ -77,6 +77,18 @@ export async function open(name, totalMs = TOTAL_MS) {
             problems.push('console: ' + m.text());
     });
     return { browser, page, problems };
+}
+
+// The screens the dashboard is made for: a desktop's and a phone's.
+export const DESKTOP = { width: 1400, height: 1000 };
+export const PHONE = { width: 390, height: 844 };
+
+// Fails unless the element of testid is entirely within the first screen (no scrolling).
+export async function aboveTheFold(page, what, testid) {
+    const box = await page.getByTestId(testid).boundingBox();
+    const height = page.viewportSize().height;
+    if (!box || box.y < 0 || box.y + box.height > height)
+        throw new Failure(`${what}: ${testid} is at ${box ? Math.round(box.y) + '-' + Math.round(box.y + box.height) : 'nowhere'} px, not within the first ${height} px`);
 }
 
 // What the status line says now, for failure messages.
