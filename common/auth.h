@@ -1,7 +1,7 @@
 /*  auth — passwords, bearer tokens and API keys: the gateway (HTTP and the native port) and
     the broadcaster (its private orders channel) decide who is talking with it.
 
-    All of it in one place, so libsodium and libjwt appear nowhere else (STYLE.md: one module
+    All of it in one place, so libsodium and libjwt appear nowhere else (one module
     per external library):
 
     - Passwords are stored as argon2id strings (libsodium), which carry their own salt and

@@ -1,8 +1,8 @@
 /*  bus_pub — see bus_pub.h. Three batch buffers take turns: the owner frames events into
     one while the writer thread writes and syncs the next, then says so and publishes it, so
-    nothing is published before it is durable (DESIGN.md §5.2) and neither the disk nor the
-    publishing holds up the owner. When the owner collects batch i, batch i-1 has been fully
-    published (the writer works in order), so its buffer is free to fill again.
+    nothing is published before it is durable (docs/architecture.md, Durability) and neither the
+    disk nor the publishing holds up the owner. When the owner collects batch i, batch i-1 has been
+    fully published (the writer works in order), so its buffer is free to fill again.
 */
 #include "bus_pub.h"
 #include "bus_replay.h"

@@ -1,4 +1,4 @@
-/*  bus_pub — the producing side of a durable, sequenced bus (DESIGN.md §5).
+/*  bus_pub — the producing side of a durable, sequenced bus (docs/architecture.md, The bus).
 
     The owning service (matcher, settler) decides commands and, for each event, calls
     bus_pub_append with the next seq; bus_pub encodes it straight into a framed journal batch.

@@ -1,5 +1,5 @@
-/*  bus_replay — the replay endpoint of a bus (DESIGN.md §5.4): a ROUTER served by its own
-    thread, reading the journal files, never touching the owner's state.
+/*  bus_replay — the replay endpoint of a bus (docs/architecture.md, The bus): a ROUTER served by
+    its own thread, reading the journal files, never touching the owner's state.
 
     Request  [peer][replay_req {from, max}]
     Answer   [peer][topic][event] for each event from `from` on, at most `max` of them, then

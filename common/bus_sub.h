@@ -1,4 +1,5 @@
-/*  bus_sub — the one consuming side of a bus, used by every consumer (DESIGN.md §5.6).
+/*  bus_sub — the one consuming side of a bus, used by every consumer (docs/architecture.md,
+    The bus).
 
     Subscribes to the whole stream first, then asks the replay endpoint for everything after
     last_seq. From then on the rule is simple and total: an event whose seq is last + 1 is

@@ -1,4 +1,4 @@
-/*  clock — time in int64 nanoseconds, as every message carries it (DESIGN.md §3).
+/*  clock — time in int64 nanoseconds, as every message carries it (docs/architecture.md, Units).
     Wall time for timestamps and epoch boundaries; monotonic time for timeouts and latency.
 */
 #ifndef MCE_CLOCK_H

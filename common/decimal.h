@@ -1,4 +1,4 @@
-/*  decimal — exact conversion between decimal text and scaled int64 (DESIGN.md §3).
+/*  decimal — exact conversion between decimal text and scaled int64 (docs/architecture.md, Units).
 
     The API speaks kWh and prices as decimal strings; inside, energy is integer Wh (scale 3)
     and prices are integer micro-units per kWh (scale 6). Text with more precision than the

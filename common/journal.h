@@ -1,5 +1,6 @@
 /*  journal — the append-only, sequenced record log behind every event-sourced service
-    (DESIGN.md §5). The matcher and the settler each own one; their replay servers read it.
+    (docs/architecture.md, Durability). The matcher and the settler each own one; their replay
+    servers read it.
 
     On disk: a folder of segments named <first seq, 20 digits>.mjl. A segment is a 16-byte
     header (magic "MCEJRNL1", u64 first seq) followed by records:

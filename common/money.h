@@ -1,4 +1,4 @@
-/*  money — the value and fee of a trade in integer micro-units (DESIGN.md §3).
+/*  money — the value and fee of a trade in integer micro-units (docs/architecture.md, Units).
 
     value = wh * price / 1000 and fee = value * fee_ppm / 10^6, each rounded half-even to
     one micro-unit. The products are formed in 128 bits, so no input that fits an int64 can

@@ -1,6 +1,7 @@
 /*  readmodel — an in-memory view of the markets, kept from the matcher bus, shared by the
     gateway (market data, my orders) and the broadcaster (channel snapshots)
-    (DESIGN.md §5–6), answering the market-data and my-orders queries as JSON.
+    (docs/architecture.md: the bus, the gateway, the broadcaster), answering the market-data and
+    my-orders queries as JSON.
 
     Its owner's event loop feeds it every event of stream m in seq order (bus_sub does the
     replay and the de-duplication) and asks it questions between events, all on that one

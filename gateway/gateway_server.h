@@ -1,4 +1,4 @@
-/*  gateway_server — the HTTP/JSON API on libmicrohttpd (DESIGN.md §6), one thread.
+/*  gateway_server — the HTTP/JSON API on libmicrohttpd (docs/api.md), one thread.
 
     One loop owns everything: libmicrohttpd runs in external mode (its epoll descriptor is
     polled with the matcher link's socket, the bus subscriber's sockets and the native port),

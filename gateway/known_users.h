@@ -1,5 +1,5 @@
 /*  known_users — the users this gateway knows exist, so that a token, an API key or a
-    native-port session whose user is not in Postgres `users` is refused (DESIGN.md §9)
+    native-port session whose user is not in Postgres `users` is refused (docs/api.md)
     without a database round trip per request.
 
     A token proves that it was signed with the gateway's key, not that its user registered:

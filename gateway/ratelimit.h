@@ -1,4 +1,4 @@
-/*  ratelimit — per-client token buckets for the gateway (DESIGN.md §6).
+/*  ratelimit — per-client token buckets for the gateway (docs/api.md, Limits).
 
     A bucket per key ("u:<user>" for a signed-in user, "a:<address>" otherwise) holds up to
     `burst` tokens and gains `rate` tokens a second; each request takes one. Arithmetic is in

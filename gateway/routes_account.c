@@ -1,4 +1,5 @@
-/*  routes_account — a user's balances, deposits and withdrawals (DESIGN.md §9).
+/*  routes_account — a user's balances, deposits and withdrawals (docs/clearing.md, Accounts
+    and escrow).
 
     Balances come from this gateway's read model, kept from the matcher's balance events, so a
     read costs no round trip and shows what the matcher decided.

@@ -1,4 +1,4 @@
-/*  routes_web — the web dashboard (DESIGN.md §6: the gateway serves it), and where its page
+/*  routes_web — the web dashboard (docs/api.md, The dashboard), and where its page
     finds live data.
 
     The dashboard is three static files, gateway/web/{index.html,app.js,style.css}, compiled

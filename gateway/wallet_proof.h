@@ -1,4 +1,4 @@
-/*  wallet_proof — a user proves that a wallet is theirs (DESIGN.md §9), the way Sign-In With
+/*  wallet_proof — a user proves that a wallet is theirs (docs/api.md), the way Sign-In With
     Solana does it.
 
     POST /api/auth/challenge issues a plain-text message (EIP-4361 style) naming the wallet,

@@ -1,7 +1,7 @@
-/*  accounts — every user's balances in the matcher (DESIGN.md §9): per asset, `available` (free
-    to order or withdraw) and `reserved` (held by open orders). The matcher's one thread owns
-    them and the engine changes them in the same step as the match they guard, so a
-    reservation and its trade are one decision, journaled and replayed together.
+/*  accounts — every user's balances in the matcher (docs/clearing.md, Accounts and escrow): per
+    asset, `available` (free to order or withdraw) and `reserved` (held by open orders). The
+    matcher's one thread owns them and the engine changes them in the same step as the match they
+    guard, so a reservation and its trade are one decision, journaled and replayed together.
 
     What an order holds. A sell holds its remaining energy. A buy of R Wh at limit L pays at
     most the sum of value (q_i, p_i) over its fills, each p_i <= L and each value rounded

@@ -1,5 +1,5 @@
 /*  auction — the uniform-price call auction that clears an epoch's book at gate closure
-    (DESIGN.md §4, pay-as-clear).
+    (docs/clearing.md, Auction mode; pay-as-clear).
 
     Pure functions over two arrays the caller already keeps in priority order (the book does):
     auction_clear clears in a handful of linear passes and a heap of users' loads, and
@@ -8,7 +8,7 @@
     nasks, so the matcher can reuse them epoch after epoch and a benchmark or a test can call
     them alone.
 
-    The rules, precisely (the README repeats them with a worked example):
+    The rules, precisely (docs/clearing.md repeats them with a worked example):
     1. Candidates are the distinct limit prices on both sides. D(p) is the quantity of bids
        priced >= p, S(p) of asks priced <= p; market orders count at every price. V(p) is
        min (D, S), the surplus |D - S|.

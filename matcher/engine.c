@@ -1,4 +1,4 @@
-/*  engine — see engine.h. The rules of DESIGN.md §4, in the order a command meets them:
+/*  engine — see engine.h. The rules of docs/clearing.md, in the order a command meets them:
 
     new order   idempotency (client_order_id) → market paused → epoch window → quantity (limits,
                 lot) → price (positive, tick, band) → post-only / FOK checks → accepted →

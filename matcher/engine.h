@@ -1,6 +1,7 @@
 /*  engine — the matching engine: markets, delivery epochs, books, the matching rules. No
     sockets, no I/O, no clock: every call says what time it is, so replaying the same calls
-    gives the same events and the same state hash (DESIGN.md §4–5).
+    gives the same events and the same state hash (docs/clearing.md; docs/architecture.md, The
+    matcher service).
 
     Each call decides one command and returns its outcome and its events, in the order they
     happen. Events are compact structs (engine_event_t) rather than proto messages: the hot
@@ -150,9 +151,10 @@ const engine_result_t *engine_amend (engine_t *self, uint32_t market, uint32_t u
                                      uint64_t order_id, int64_t qty, int64_t price, int64_t now);
 const engine_result_t *engine_control (engine_t *self, uint32_t market, uint32_t user, bool admin,
                                        proto_control_action_t action, int64_t now);
-//  Accounts (DESIGN.md §9). A confirmed deposit is credited once per deposit id (a repeat is
-//  acknowledged as a duplicate and changes nothing). A withdrawal debits available (never
-//  reserved) and gets an id; closing it either records it paid or credits it back, once.
+//  Accounts (docs/clearing.md, Accounts and escrow). A confirmed deposit is credited once per
+//  deposit id (a repeat is acknowledged as a duplicate and changes nothing). A withdrawal debits
+//  available (never reserved) and gets an id; closing it either records it paid or credits it
+//  back, once.
 const engine_result_t *engine_deposit (engine_t *self, uint32_t user, proto_asset_t asset,
                                        int64_t amount, uint64_t deposit_id, int64_t now);
 const engine_result_t *engine_withdraw (engine_t *self, uint32_t user, proto_asset_t asset,

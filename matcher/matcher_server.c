@@ -8,10 +8,10 @@
     and a journal that does not reproduce is refused rather than silently diverging.
 
     Replies wait in `replies` until their batch is committed: an order is acknowledged only
-    once its events are durable (DESIGN.md §5.2). The commit itself runs on bus_pub's writer
-    thread, so while one batch is being written and synced the loop decides the next: a batch
-    is handed over as soon as the writer is free, and grows (up to batch_max commands) while
-    it is not. With fsync = always every command is a batch of its own.
+    once its events are durable (docs/architecture.md, Durability). The commit itself runs on
+    bus_pub's writer thread, so while one batch is being written and synced the loop decides the
+    next: a batch is handed over as soon as the writer is free, and grows (up to batch_max commands)
+    while it is not. With fsync = always every command is a batch of its own.
 
     Snapshots are taken when nothing is in flight, so the engine is exactly the committed
     state; the writer forks and serialises in the child, so the loop pauses for the fork only.

@@ -1,6 +1,6 @@
-/*  matcher_server — the matcher's loop (DESIGN.md §6): drain up to batch_max commands from
-    the ROUTER, decide each, append the events to the journal, one group commit, then publish
-    and reply. One thread owns everything here.
+/*  matcher_server — the matcher's loop (docs/architecture.md, The matcher service): drain up to
+    batch_max commands from the ROUTER, decide each, append the events to the journal, one group
+    commit, then publish and reply. One thread owns everything here.
 
     This is the walking skeleton's matcher: it validates an order against its market and
     accepts it into a per-market list of resting orders. The matching engine (issue 3) plugs

@@ -1,6 +1,6 @@
 /*  persister_server — follows the matcher and settler buses into Postgres, exactly once
-    (DESIGN.md §5.6): orders, trades, epochs and settlements, and the accounts (§9): balances
-    and their movements, deposits and withdrawals (pgstore.h).
+    (docs/architecture.md, The persister): orders, trades, epochs and settlements, and the accounts
+    (docs/clearing.md): balances and their movements, deposits and withdrawals (pgstore.h).
 
     It resumes the bus after the offset Postgres holds, gathers events into a batch (up to
     PERSISTER_BATCH_MAX, or what arrived within PERSISTER_BATCH_MS of the first), and applies

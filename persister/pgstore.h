@@ -12,10 +12,10 @@
     batch makes to one order, one (user, asset) balance, one deposit or one withdrawal are
     folded into one row first.
 
-    Accounts (DESIGN.md §9, migrations/0003_accounts.sql): balances (the latest per user and
-    asset) and balance_movements (one row per balance event) from the matcher; deposits from
-    the settler; withdrawals from both, each stream applied in its own order and either one
-    creating the row, with upserts that never move a final state (paid, refunded) back.
+    Accounts (docs/clearing.md, Accounts and escrow; migrations/0003_accounts.sql): balances (the
+    latest per user and asset) and balance_movements (one row per balance event) from the matcher;
+    deposits from the settler; withdrawals from both, each stream applied in its own order and
+    either one creating the row, with upserts that never move a final state (paid, refunded) back.
 
     One thread uses a pgstore_t at a time. pg_t (and so libpq) stays inside pgstore.c.
 */

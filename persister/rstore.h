@@ -1,6 +1,6 @@
 /*  rstore — the persister's Redis: a read-optimised view of the current books, each market's
     totals and its newest trades, and every user's balances, for readers that want them without
-    SQL (DESIGN.md §6, §9).
+    SQL (docs/architecture.md, The persister).
     Postgres is the record; Redis only ever shows what the persister's replica (replica.h)
     holds, which is Postgres's state at its offset.
 

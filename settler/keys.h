@@ -12,7 +12,7 @@
         programs.token, programs.memo   optional (default: the SPL Token and Memo programs)
         users [{name, wallet}]      the wallets, when settler.wallets = "keys_file"
 
-    The vaults (the escrow, DESIGN.md §9) are the platform key's associated token accounts of
+    The vaults (the escrow, docs/clearing.md) are the platform key's associated token accounts of
     the two mints, so they are derived here, not configured: a setup file that names others is
     refused rather than believed. The platform key pays every fee, signs every transfer out of
     a vault as its owner and every transfer out of a user's account as the delegate that

@@ -3,7 +3,7 @@
     it; recovery applies the journal from its start. So the state after a restart is exactly
     the state the records describe, and nothing the journal does not hold survives a crash.
 
-    Records, all on stream s (DESIGN.md §5, proto/messages.def):
+    Records, all on stream s (docs/architecture.md, The settler; proto/messages.def):
 
       settlement pending, first for its id   the intent: a trade to settle, with its buyer,
                                              seller, quantity, value, fee and matcher seq (mseq)

@@ -1,6 +1,7 @@
 /*  settler_server — turns every trade on the matcher bus into SPL-token transfers on Solana,
     moves users' deposits into the platform's vaults and pays their withdrawals out of them,
-    journaling its intent first, and publishes each step on its own bus (DESIGN.md §6, §7, §9).
+    journaling its intent first, and publishes each step on its own bus (docs/architecture.md,
+    The settler).
 
     One thread, one loop (zmq_poll on the matcher bus, the admin ROUTER, the DEALER to the
     matcher's command port and a deadline):
@@ -67,14 +68,14 @@
     wallet fails at once; so does a withdrawal (and it is refunded). Wallets are looked up
     again after settler.wallet_ttl_ms, so a payout goes to the wallet the user has now.
 
-    Never paying twice (SOLANA.md), for settlements, deposits and withdrawals alike: an item
-    goes back to pending (or fails) only once its last transaction provably cannot land. After
-    a crash the journal gives every transaction that was in flight (maybe sent, maybe not);
-    nothing new is signed until one status round has answered for all of them, and each is
-    rebuilt from its records and resent only when the rebuilt signature equals the journaled
-    one (same bytes). A withdrawal is closed only after it was confirmed and refunded only
-    after it failed for good, and those two states exclude each other in the journal: never
-    paid twice, never refunded twice, never both.
+    Never paying twice (docs/architecture.md, The settler), for settlements, deposits and
+    withdrawals alike: an item goes back to pending (or fails) only once its last transaction
+    provably cannot land. After a crash the journal gives every transaction that was in flight
+    (maybe sent, maybe not); nothing new is signed until one status round has answered for all
+    of them, and each is rebuilt from its records and resent only when the rebuilt signature
+    equals the journaled one (same bytes). A withdrawal is closed only after it was confirmed
+    and refunded only after it failed for good, and those two states exclude each other in the
+    journal: never paid twice, never refunded twice, never both.
 
     Epochs: when every trade of a cleared epoch is confirmed, an epoch_state `settled` is
     recorded on stream s. Admin commands: see settler_command in proto/messages.def.

@@ -1,4 +1,4 @@
-/*  soltx — Solana's legacy transaction, written by hand (SOLANA.md): keys, compact-u16, the
+/*  soltx — Solana's legacy transaction, written by hand: keys, compact-u16, the
     message, its signature, and the SPL-token and memo instructions the settler needs.
 
         tx      = compact-u16 nsig | nsig × 64-byte ed25519 signature | message

@@ -15,9 +15,9 @@
     rate is calibrated against CLOCK_MONOTONIC over that pass. bytes_per_order is the growth of
     the engine's heap (pool, index, levels) divided by the orders resting at the end.
 
-    --escrow turns the market's accounts on (DESIGN.md §9): every user starts with a deposit
-    larger than any run spends, and every order reserves, every fill and cancel releases, as
-    in production; without it the engine runs bare, for the comparison.
+    --escrow turns the market's accounts on (docs/clearing.md, Accounts and escrow): every user
+    starts with a deposit larger than any run spends, and every order reserves, every fill and
+    cancel releases, as in production; without it the engine runs bare, for the comparison.
 
     --grid puts the grid in the market as backstop, selling at 1400 and buying at 1000: below
     where the auction flow would clear by itself (about 1500), so its clearing is pinned at the

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
     # toolchain
     build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
-    # libraries (DESIGN.md: Debian's packages only)
+    # libraries (Debian's packages only)
     libzmq3-dev libczmq-dev libmsgpack-dev libpq-dev libhiredis-dev
     libcurl4-openssl-dev libconfig-dev libcriterion-dev libmicrohttpd-dev
     libwebsockets-dev libjansson-dev libsodium-dev libjwt-dev

@@ -91,17 +91,22 @@ static const s_command_t s_commands[] = {
      "  ASSET    AVAILABLE  RESERVED  TOTAL\n"
      "  energy           0         0      0\n"
      "  payment        0.5       0.4    0.9\n"},
-    {"deposit", mcectl_deposit, NULL, "deposit --asset energy|payment --amount X",
+    {"deposit", mcectl_deposit, NULL, "deposit --asset energy|payment --amount X [--wait]",
      "Moves X of your tokens from your wallet into the platform's vault (POST\n"
      "/api/account/deposits): the settler sends the transfer as your token account's approved\n"
      "delegate and, once the chain confirms it, your available balance is credited. X is kWh\n"
-     "for energy (3 decimals at most), currency units for payment (6). `deposits` follows it.\n\n"
+     "for energy (3 decimals at most), currency units for payment (6). `deposits` follows it;\n"
+     "--wait follows it here until it is credited (exit 0) or failed (exit 1, with the chain's\n"
+     "reason), two minutes at most.\n\n"
      "  $ mcectl --as alice deposit --asset payment --amount 25\n"
-     "  deposit 7: pending\n"},
-    {"withdraw", mcectl_withdraw, NULL, "withdraw --asset energy|payment --amount X",
+     "  deposit 7: pending\n"
+     "  $ mcectl --as alice deposit --asset payment --amount 25 --wait\n"
+     "  deposit 8: credited\n"},
+    {"withdraw", mcectl_withdraw, NULL, "withdraw --asset energy|payment --amount X [--wait]",
      "Pays X from your available balance back to your wallet (POST /api/account/withdrawals):\n"
      "debited at once (what open orders hold cannot be withdrawn), paid by the settler, and\n"
-     "credited back if the chain refuses it for good.\n\n"
+     "credited back if the chain refuses it for good. --wait follows it until it is paid (exit\n"
+     "0) or refunded (exit 1).\n\n"
      "  $ mcectl --as alice withdraw --asset payment --amount 0.5\n"
      "  withdrawal 3: requested\n"},
     {"deposits", mcectl_deposits, NULL, "deposits [--limit N] [--offset N]",

@@ -1,8 +1,8 @@
 /*  mcectl_account — a user's balances, deposits and withdrawals (/api/account), and the
     operator's `reconcile`.
 
-    `reconcile` holds the escrow against the chain (DESIGN.md §9): for each mint, the vault's
-    balance on chain must equal what the platform owes from it,
+    `reconcile` holds the escrow against the chain (docs/clearing.md, Accounts and escrow): for each
+    mint, the vault's balance on chain must equal what the platform owes from it,
 
         every user's available + reserved (Postgres balances)
       + trades of escrow markets not yet confirmed on chain (their energy, their value)
@@ -21,15 +21,19 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_PATH_MAX 1024
 
-//  --asset and --amount, checked: the amount in kWh for energy, currency units for payment.
-static int s_transfer_body (const char *command, int argc, char **argv, json_t **body)
+//  --asset and --amount, checked: the amount in kWh for energy, currency units for payment;
+//  --wait in *wait.
+static int s_transfer_body (const char *command, int argc, char **argv, json_t **body, bool *wait)
 {
     const char *asset = NULL, *amount = NULL;
-    const mcectl_option_t options[] = {
-        {"--asset", &asset, NULL}, {"--amount", &amount, NULL}, {NULL, NULL, NULL}};
+    const mcectl_option_t options[] = {{"--asset", &asset, NULL},
+                                       {"--amount", &amount, NULL},
+                                       {"--wait", NULL, wait},
+                                       {NULL, NULL, NULL}};
     if (mcectl_parse (command, argc, argv, options, NULL, 0) < 0)
         return MCECTL_EXIT_USAGE;
     if (!asset || !amount || (strcmp (asset, "energy") != 0 && strcmp (asset, "payment") != 0)) {
@@ -77,35 +81,86 @@ int mcectl_balances (mcectl_client_t *client, int argc, char **argv)
     return MCECTL_EXIT_OK;
 }
 
+#define S_WAIT_MS      120000 //  --wait: how long a transfer may take to be final
+#define S_WAIT_POLL_MS 200
+
+//  --wait: reads the list at path until the transfer id (id_key) has one of the final
+//  statuses, at most S_WAIT_MS; its row then replaces *answer. 0, or an exit status.
+static int s_wait (mcectl_client_t *client, const char *path, const char *list_key,
+                   const char *id_key, const char *const final[2], json_t **answer)
+{
+    const char *id = json_string_value (json_object_get (*answer, id_key));
+    char query[S_PATH_MAX];
+    snprintf (query, sizeof query, "%s?limit=50", path);
+    for (int waited = 0; waited <= S_WAIT_MS; waited += S_WAIT_POLL_MS) {
+        json_t *list;
+        int rc = mcectl_client_call (client, "GET", query, NULL, true, &list);
+        if (rc)
+            return rc;
+        size_t i;
+        json_t *row;
+        json_array_foreach (json_object_get (list, list_key), i, row)
+        {
+            const char *status = json_string_value (json_object_get (row, "status"));
+            if (id && status &&
+                strcmp (json_string_value (json_object_get (row, id_key)), id) == 0 &&
+                (strcmp (status, final[0]) == 0 || strcmp (status, final[1]) == 0)) {
+                json_decref (*answer);
+                *answer = json_incref (row);
+                json_decref (list);
+                return MCECTL_EXIT_OK;
+            }
+        }
+        json_decref (list);
+        struct timespec pause = {0, S_WAIT_POLL_MS * 1000000L};
+        nanosleep (&pause, NULL);
+    }
+    fprintf (stderr, "mcectl: %s %s is not %s or %s after %d s\n", id_key, id ? id : "?", final[0],
+             final[1], S_WAIT_MS / 1000);
+    return MCECTL_EXIT_FAILED;
+}
+
 static int s_post (mcectl_client_t *client, const char *command, const char *path, const char *what,
-                   const char *id_key, int argc, char **argv)
+                   const char *id_key, const char *const final[2], int argc, char **argv)
 {
     json_t *body = NULL, *answer = NULL;
-    int rc = s_transfer_body (command, argc, argv, &body);
+    bool wait = false;
+    int rc = s_transfer_body (command, argc, argv, &body, &wait);
     if (rc)
         return rc;
     rc = mcectl_client_call (client, "POST", path, body, true, &answer);
     json_decref (body);
-    if (rc)
+    if (!rc && wait)
+        rc = s_wait (client, path, strcmp (what, "deposit") == 0 ? "deposits" : "withdrawals",
+                     id_key, final, &answer);
+    if (rc) {
+        json_decref (answer);
         return rc;
+    }
+    const char *status = json_string_value (json_object_get (answer, "status"));
     if (mcectl_client_options (client)->json)
         mcectl_print_json (answer);
-    else
-        printf ("%s %s: %s\n", what, json_string_value (json_object_get (answer, id_key)),
-                json_string_value (json_object_get (answer, "status")));
+    else {
+        const char *error = json_string_value (json_object_get (answer, "error"));
+        printf ("%s %s: %s%s%s\n", what, json_string_value (json_object_get (answer, id_key)),
+                status, error ? ": " : "", error ? error : "");
+    }
+    //  waited for, and it ended the other way: the command did not do what was asked
+    rc = wait && status && strcmp (status, final[0]) != 0 ? MCECTL_EXIT_FAILED : MCECTL_EXIT_OK;
     json_decref (answer);
-    return MCECTL_EXIT_OK;
+    return rc;
 }
 
 int mcectl_deposit (mcectl_client_t *client, int argc, char **argv)
 {
-    return s_post (client, "deposit", "/api/account/deposits", "deposit", "deposit_id", argc, argv);
+    return s_post (client, "deposit", "/api/account/deposits", "deposit", "deposit_id",
+                   (const char *const[]){"credited", "failed"}, argc, argv);
 }
 
 int mcectl_withdraw (mcectl_client_t *client, int argc, char **argv)
 {
     return s_post (client, "withdraw", "/api/account/withdrawals", "withdrawal", "withdrawal_id",
-                   argc, argv);
+                   (const char *const[]){"paid", "refunded"}, argc, argv);
 }
 
 static int s_list (mcectl_client_t *client, const char *command, const char *path, const char *key,

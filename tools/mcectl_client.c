@@ -1,6 +1,6 @@
 /*  mcectl_client — mcectl's side of the gateway's HTTP API, and what every command shares.
 
-    libcurl appears only here (STYLE.md: one module per external library): one easy handle,
+    libcurl appears only here (one module per external library): one easy handle,
     reused, so a command's requests share a connection. The gateway's answers are JSON; a 2xx
     goes back to the command, anything else is reported here, once, the same way for every
     command: the gateway's error code, message and field on stderr, exit status 1; no answer

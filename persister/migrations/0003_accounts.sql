@@ -1,4 +1,4 @@
--- Accounts (DESIGN.md §9): each user's balances and their history from the matcher's balance
+-- Accounts (docs/clearing.md): each user's balances and their history from the matcher's balance
 -- events, and deposits and withdrawals from the matcher's withdrawal events (stream m) and the
 -- settler's transfer records (stream s). Amounts are in the asset's unit, as bigint: Wh for
 -- energy, µ for payment. No CHECK on amounts or on the cause: the matcher decides them, and a

@@ -1,7 +1,8 @@
 /*  test_account_api — balances, withdrawals and the reservation of funds through the HTTP API,
-    with the real gateway, matcher and Postgres (DESIGN.md §9). Deposits are credited the way
-    the settler credits them, with a deposit_credit command on the matcher's command port, so
-    this test needs no ledger; the settler's own tests follow a deposit from the chain.
+    with the real gateway, matcher and Postgres (docs/clearing.md, Accounts and escrow). Deposits
+    are credited the way the settler credits them, with a deposit_credit command on the matcher's
+    command port, so this test needs no ledger; the settler's own tests follow a deposit from the
+    chain.
 
     What must hold: a user sees its own balances and no one else's; an order that the balance
     does not cover is refused with 422 insufficient_balance and changes nothing; what an open

@@ -1,6 +1,6 @@
-/*  test_escrow — the whole path of money through a running system (DESIGN.md §9), as users and
-    an attacker would take it: the real gateway, matcher, persister and settler, Postgres and
-    the local ledger running the SPL Token program.
+/*  test_escrow — the whole path of money through a running system (docs/clearing.md, Accounts and
+    escrow), as users and an attacker would take it: the real gateway, matcher, persister and
+    settler, Postgres and the local ledger running the SPL Token program.
 
     Two users prove the wallets the ledger funded and deposit through the API; their deposits
     reach the vaults on chain and their balances. An order the balance does not cover is

@@ -1,6 +1,6 @@
 /*  test_escrow_soak — many users at once, some of them adversarial, against the whole
-    system with escrow on (DESIGN.md §9): the real gateway, matcher, persister and settler,
-    Postgres and the local ledger running the SPL Token program.
+    system with escrow on (docs/clearing.md, Accounts and escrow): the real gateway, matcher,
+    persister and settler, Postgres and the local ledger running the SPL Token program.
 
     200 users prove the wallets the ledger funded and open their accounts with a deposit of each
     asset. Then worker threads, each owning a slice of the users, make them deposit, place

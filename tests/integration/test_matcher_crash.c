@@ -1,5 +1,5 @@
 /*  test_matcher_crash — kill -9 the matcher at random moments under load from several
-    clients, 20 times, and check what DESIGN.md §5 promises:
+    clients, 20 times, and check what docs/architecture.md promises (The bus, Durability):
     - every acknowledged order is in the journal (so in the book or in a trade after replay);
     - the journal's seqs are gap-free, and every message seen on the bus is exactly the
       journal's record at that seq: no seq was ever published twice with different content;

@@ -1,4 +1,4 @@
-/*  test_persister_redis — Redis shows the matcher's books, whatever happens (DESIGN.md §6,
+/*  test_persister_redis — Redis shows the matcher's books, whatever happens (docs/architecture.md,
     the persister). A real matcher takes load from two clients (new orders from several users,
     so self-trade prevention cancels some; cancels; amendments of quantity and price); a real
     persister writes Postgres and Redis; the test folds the matcher's journal itself and

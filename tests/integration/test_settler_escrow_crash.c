@@ -17,8 +17,8 @@
       - every withdrawal the matcher debited is paid once (one landed memo, one paid event) or
         refunded once (no landed memo, one refund), never both;
       - the vaults hold exactly what the matcher's balances say (the reconciliation of
-        DESIGN.md §9), and every user's token accounts moved by exactly their deposits and
-        paid withdrawals.
+        docs/clearing.md, Accounts and escrow), and every user's token accounts moved by exactly
+        their deposits and paid withdrawals.
 */
 #include "clock.h"
 #include "settlertest.h"

@@ -1,6 +1,6 @@
-/*  test_accounts — balances and reservations (DESIGN.md §9): the hold arithmetic at its edges,
-    then the engine reserving and releasing on every path an order can take, deposits and
-    withdrawals, and the accounts surviving a snapshot.
+/*  test_accounts — balances and reservations (docs/clearing.md, Accounts and escrow): the hold
+    arithmetic at its edges, then the engine reserving and releasing on every path an order can
+    take, deposits and withdrawals, and the accounts surviving a snapshot.
 */
 #include "accounts.h"
 #include "engine.h"

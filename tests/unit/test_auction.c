@@ -1,4 +1,5 @@
-/*  test_auction — the uniform-price call auction (DESIGN.md §4), golden cases then properties.
+/*  test_auction — the uniform-price call auction (docs/clearing.md, Auction mode), golden cases
+    then properties.
 
     Golden cases read as examples: quantities in kWh and prices in cents per kWh (KWH and CT
     turn them into Wh and µ/kWh), tick one cent and lot one kWh unless a case says otherwise,
@@ -9,8 +10,8 @@
     The property test clears 10 000 random small auctions and compares them with a
     brute-force reading of the rules: each candidate's D and S by direct summation, each
     order's fill from the quantities ahead of it. The 100 000-order case prints its time and
-    asserts nothing about it (benchmarks are programs, STYLE.md); it runs here so that the
-    sanitizers see a large book too.
+    asserts nothing about it (benchmarks are programs: docs/performance.md); it runs here so that
+    the sanitizers see a large book too.
 */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -237,7 +238,7 @@ static void s_expect_not_crossed (const cleared_t *c)
 }
 
 //  --------------------------------------------------------------------------------------
-//  The README's worked example.
+//  The worked example of docs/clearing.md (Auction mode).
 //
 //      price   D    S    V   surplus
 //      0.15  120   60   60    60
@@ -321,7 +322,7 @@ static void s_expect_grid (const cleared_t *c, int64_t sold, int64_t bought)
 //      0.20   90   30   30              60
 //      0.35   90   30   30              60
 //      0.40   50   30   50 (V = D)      20   <- best: the grid sells 20
-//      (0.45 and 0.50 lie above the corridor: not candidates; README's worked example)
+//      (0.45 and 0.50 lie above the corridor: not candidates; docs/clearing.md's grid example)
 //
 //  Ask 202 at 0.45 does not trade (the grid is cheaper); bid 103 at 0.35 does not (it will
 //  not pay the import price). Ask 201 sells before the grid, which is last in priority.

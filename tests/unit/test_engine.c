@@ -1,4 +1,4 @@
-/*  test_engine — the rules of DESIGN.md §4, one at a time, on the engine alone.  */
+/*  test_engine — the rules of docs/clearing.md, one at a time, on the engine alone.  */
 #include "engine.h"
 
 #include <criterion/criterion.h>
@@ -82,7 +82,7 @@ static const engine_event_t *s_find (const engine_result_t *r, engine_event_kind
     return NULL;
 }
 
-//  Enters the DESIGN.md §4 example: the bids rest first, then the asks arrive.
+//  Enters the worked example: the bids rest first, then the asks arrive.
 static void s_worked_example (int64_t *qty, int64_t *price, int *n)
 {
     s_limit (s_alice, PROTO_SIDE_BUY, 100, 0.20);
@@ -798,7 +798,7 @@ Test (engine, every_auction_has_its_own_result, .fini = s_teardown)
 
 #define MS(x) ((int64_t) (x) *1000000LL)
 
-//  The README's worked example in an auction market (tick 0.01, lot 0.001 kWh here).
+//  docs/clearing.md's worked example in an auction market (tick 0.01, lot 0.001 kWh here).
 static void s_readme_book (void)
 {
     engine_order_t mkt = {.side = PROTO_SIDE_BUY,

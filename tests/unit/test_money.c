@@ -18,7 +18,7 @@ typedef struct {
 } money_case_t;
 
 static const money_case_t s_value_cases[] = {
-    //  DESIGN.md §4 worked example: 50 kWh @ 0.18, 50 @ 0.19, 25 @ 0.19
+    //  test_engine.c's worked example: 50 kWh @ 0.18, 50 @ 0.19, 25 @ 0.19
     {"50 kWh @ 0.18", 50000, 180000, 0, 9000000},
     {"50 kWh @ 0.19", 50000, 190000, 0, 9500000},
     {"25 kWh @ 0.19", 25000, 190000, 0, 4750000},

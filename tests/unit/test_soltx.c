@@ -76,7 +76,7 @@ Test (soltx, compact_u16_matches_kit)
 Test (soltx, compact_u16_decoding_refuses_what_solana_refuses)
 {
     uint16_t v;
-    //  SOLANA.md's examples
+    //  one, two and three bytes
     cr_assert_eq (sol_cu16_decode ((const uint8_t[]){0x7f}, 1, &v), 1);
     cr_assert_eq (v, 0x7f);
     cr_assert_eq (sol_cu16_decode ((const uint8_t[]){0x80, 0x01}, 2, &v), 2);
