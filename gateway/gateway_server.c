@@ -588,6 +588,7 @@ static const s_route_t s_routes[] = {
     {"POST", "/api/admin/market/control", S_ADMIN, true, routes_admin_control},
     {"GET", "/api/admin/settlements", S_ADMIN, true, routes_admin_settlements},
     {"POST", "/api/admin/settlements/{id}/retry", S_ADMIN, true, routes_admin_settlement_retry},
+    {"GET", "/api/admin/reconciliation", S_ADMIN, true, routes_admin_reconciliation},
     {"GET", "/", S_PUBLIC, false, routes_web_asset},
     {"GET", "/web/app.js", S_PUBLIC, false, routes_web_asset},
     {"GET", "/web/style.css", S_PUBLIC, false, routes_web_asset},

@@ -169,6 +169,7 @@ enum MHD_Result routes_auth_api_key_revoke (gateway_request_t *req);
 enum MHD_Result routes_admin_control (gateway_request_t *req);
 enum MHD_Result routes_admin_settlements (gateway_request_t *req);
 enum MHD_Result routes_admin_settlement_retry (gateway_request_t *req);
+enum MHD_Result routes_admin_reconciliation (gateway_request_t *req);
 enum MHD_Result routes_admin_health (gateway_request_t *req);
 enum MHD_Result routes_admin_analytics (gateway_request_t *req);
 //  routes_web.c (public): the dashboard's files (/, /web/app.js, /web/style.css, by req->url)

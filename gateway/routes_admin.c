@@ -8,6 +8,8 @@
 #include "clock.h"
 #include "decimal.h"
 #include "gateway_server.h"
+#include "gateway_worker.h"
+#include "reconcile.h"
 #include "settler_link.h"
 
 #include <errno.h>
@@ -416,4 +418,94 @@ enum MHD_Result routes_admin_settlement_retry (gateway_request_t *req)
     cmd.settler_command.action = PROTO_SETTLER_ACTION_RETRY;
     cmd.settler_command.settlement_id = (uint64_t) id;
     return s_settler_send (req, &cmd, s_retried);
+}
+
+//  GET /api/admin/reconciliation: the escrow held against the chain, as `mcectl reconcile`
+//  holds it, but with the vaults as the settler last read them (every few seconds, with
+//  when) instead of asking the chain now: the gateway never talks to the chain. First the
+//  settler's reading, then what the tables owe (reconcile.h), on the worker.
+typedef struct {
+    gateway_job_t job; //  first: the worker hands back this pointer
+    gateway_request_t *req;
+    int64_t vault[2], at; //  energy, payment (-1: not known); when read (0: never)
+    char markets[CONFIG_MARKETS_MAX * 40];
+    reconcile_owed_t owed[2];
+    bool read; //  Postgres answered
+} s_reconcile_t;
+
+static void s_reconcile_run (gateway_job_t *base, pg_t *pg)
+{
+    s_reconcile_t *job = (s_reconcile_t *) base;
+    job->read = pg && reconcile_owed (pg, job->markets, "energy", &job->owed[0]) == 0 &&
+                reconcile_owed (pg, job->markets, "payment", &job->owed[1]) == 0;
+}
+
+static void s_reconcile_done (gateway_job_t *base)
+{
+    s_reconcile_t *job = (s_reconcile_t *) base;
+    gateway_request_t *req = job->req;
+    if (!job->read) {
+        gateway_resume (req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        gateway_error ("database_unavailable", NULL,
+                                       "the database did not answer; retry shortly"));
+        free (job);
+        return;
+    }
+    static const char *const assets[2] = {"energy", "payment"};
+    json_t *rows = json_array ();
+    bool known = job->at > 0, balanced = true;
+    for (int a = 0; a < 2; a++) {
+        int scale = a ? DECIMAL_PRICE_SCALE : DECIMAL_KWH_SCALE;
+        const reconcile_owed_t *o = &job->owed[a];
+        int64_t owed = reconcile_total (o);
+        bool have = known && job->vault[a] >= 0;
+        known = known && have;
+        balanced = balanced && (!have || job->vault[a] == owed);
+        json_array_append_new (
+            rows,
+            json_pack ("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "asset", assets[a], "vault",
+                       have ? s_money (job->vault[a], scale) : json_null (), "owed",
+                       s_money (owed, scale), "balances", s_money (o->balances, scale), "trades",
+                       s_money (o->trades, scale), "withdrawals", s_money (o->withdrawals, scale),
+                       "deposits", s_money (o->deposits, scale), "difference",
+                       have ? s_money (job->vault[a] - owed, scale) : json_null (), "in_flight",
+                       (json_int_t) o->in_flight));
+    }
+    gateway_resume (req, MHD_HTTP_OK,
+                    json_pack ("{s:o,s:o,s:o}", "vaults_read_at",
+                               job->at ? apijson_time (job->at) : json_null (), "balanced",
+                               known ? json_boolean (balanced) : json_null (), "assets", rows));
+    free (job);
+}
+
+static void s_vaults_read (void *arg, const proto_settler_reply_t *reply,
+                           const proto_settlement_t *settlements, size_t count)
+{
+    (void) settlements;
+    (void) count;
+    gateway_request_t *req = arg;
+    if (s_settler_failed (req, reply))
+        return;
+    s_reconcile_t *job = calloc (1, sizeof *job);
+    if (job) {
+        job->job.run = s_reconcile_run;
+        job->job.done = s_reconcile_done;
+        job->req = req;
+        job->vault[0] = reply->vault_energy;
+        job->vault[1] = reply->vault_payment;
+        job->at = reply->vaults_at;
+        reconcile_markets (gateway_server_config (req->server), job->markets, sizeof job->markets);
+    }
+    if (!job || gateway_worker_submit (gateway_server_worker (req->server), &job->job)) {
+        free (job);
+        gateway_resume (req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        gateway_error ("busy", NULL, "the worker is saturated; retry shortly"));
+    }
+}
+
+enum MHD_Result routes_admin_reconciliation (gateway_request_t *req)
+{
+    proto_msg_t cmd = {.kind = PROTO_settler_command};
+    cmd.settler_command.action = PROTO_SETTLER_ACTION_VAULTS;
+    return s_settler_send (req, &cmd, s_vaults_read);
 }

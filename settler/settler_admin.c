@@ -122,6 +122,21 @@ static int s_list (settler_server_t *self, zmsg_t *answer, const proto_settler_c
     return 0;
 }
 
+//  The vaults' balances as the settler last read them (every few seconds, for its metrics),
+//  with when: a reconciliation holds them against what the tables owe. Read only, like a
+//  list, so a monitor's key may ask.
+static void s_vaults (settler_server_t *self, zmsg_t *answer, const proto_settler_command_t *c)
+{
+    proto_msg_t reply = {.kind = PROTO_settler_reply};
+    proto_settler_reply_t *r = &reply.settler_reply;
+    r->rid = c->rid;
+    r->status = PROTO_SETTLER_STATUS_OK;
+    r->vault_energy = atomic_load (&self->m.vault[0]);
+    r->vault_payment = atomic_load (&self->m.vault[1]);
+    r->vaults_at = atomic_load (&self->m.vaults_at);
+    s_add_frame (self, answer, &reply);
+}
+
 static int s_retry (settler_server_t *self, zmsg_t *answer, const proto_settler_command_t *c)
 {
     settlement_t *s = settle_store_find (self->store, c->settlement_id);
@@ -278,6 +293,8 @@ int settler_admin_serve (settler_server_t *self)
         }
         else if (msg.settler_command.action == PROTO_SETTLER_ACTION_LIST)
             rc = s_list (self, answer, &msg.settler_command);
+        else if (msg.settler_command.action == PROTO_SETTLER_ACTION_VAULTS)
+            s_vaults (self, answer, &msg.settler_command);
         else if (!curve_from_process (self->curve, &body)) {
             log_warn ("settler", "admin: %s refused: sent with a monitor's key",
                       proto_settler_action_name (msg.settler_command.action));

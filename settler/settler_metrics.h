@@ -93,7 +93,8 @@ typedef struct {
     _Atomic uint64_t transfers[SETTLER_KINDS][SETTLER_TSTATE_COUNT];
     _Atomic uint64_t transfer_events[SETTLER_KINDS][SETTLER_TEVENT_COUNT];
     _Atomic uint64_t commands[SETTLER_COMMAND_COUNT];
-    _Atomic int64_t vault[2]; //  energy, payment; -1 until known
+    _Atomic int64_t vault[2];  //  energy, payment; -1 until known
+    _Atomic int64_t vaults_at; //  when vault[] was read (Unix ns); 0 = never
     //  The grid's wallet of each market with a grid (config order): energy, payment; -1 until
     //  known. cfg names the markets and the thresholds under which a balance is low.
     _Atomic int64_t grid[CONFIG_MARKETS_MAX][2];

@@ -1267,6 +1267,7 @@ static void s_vaults (settler_server_t *self)
     }
     for (int i = 0; i < 2; i++) //  an error: no such account yet, say
         atomic_store (&self->m.vault[i], s_balance_of (&self->answers[i]));
+    atomic_store (&self->m.vaults_at, clock_wall_ns ());
     s_grid_balances (self);
 }
 

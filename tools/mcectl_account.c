@@ -1,13 +1,9 @@
 /*  mcectl_account — a user's balances, deposits and withdrawals (/api/account), and the
     operator's `reconcile`.
 
-    `reconcile` holds the escrow against the chain (docs/clearing.md, Accounts and escrow): for each
-    mint, the vault's balance on chain must equal what the platform owes from it,
-
-        every user's available + reserved (Postgres balances)
-      + trades of escrow markets not yet confirmed on chain (their energy, their value)
-      + withdrawals debited and not yet paid (requested, pending, processing, failed)
-      + deposits confirmed on chain that the matcher has not credited yet.
+    `reconcile` holds the escrow against the chain (docs/clearing.md, Accounts and escrow): for
+    each mint, the vault's balance on chain must equal what the platform owes from it (what
+    that is: common/reconcile.h, shared with the gateway's reconciliation for the dashboard).
 
     It reads the persister's tables (postgres.url) and asks the ledger (settler.rpc_url) with
     getTokenAccountBalance; the vaults are those the settler's keys file names (its "vaults"
@@ -18,6 +14,7 @@
 #include "mcectl.h"
 #include "decimal.h"
 #include "pg.h"
+#include "reconcile.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -217,12 +214,8 @@ int mcectl_withdrawals (mcectl_client_t *client, int argc, char **argv)
 typedef struct {
     const char *asset;
     const char *vault;
-    int64_t chain;       //  the vault's balance on chain
-    int64_t balances;    //  users' available + reserved
-    int64_t trades;      //  owed to unconfirmed trades
-    int64_t withdrawals; //  owed to unpaid withdrawals
-    int64_t deposits;    //  arrived, not credited
-    int64_t in_flight;   //  how many of those are moving
+    int64_t chain;         //  the vault's balance on chain
+    reconcile_owed_t owed; //  what the tables owe from it (reconcile.h)
 } s_side_t;
 
 //  The vault addresses the keys file names. 0, or -1 after saying why.
@@ -283,62 +276,6 @@ static int s_chain_balance (mcectl_client_t *client, const char *account, int64_
     return rc;
 }
 
-static int64_t s_sum (pg_t *pg, const char *sql, int n, const char *const *params, bool *failed)
-{
-    pg_result_t *r = pg_exec (pg, sql, n, params);
-    if (!r) {
-        fprintf (stderr, "mcectl reconcile: %s\n", pg_error (pg));
-        *failed = true;
-        return 0;
-    }
-    int64_t v = pg_int (r, 0, 0);
-    pg_result_free (&r);
-    return v;
-}
-
-//  What the tables say the platform owes from the vault of one asset.
-static void s_owed (pg_t *pg, const char *markets, s_side_t *side, bool *failed)
-{
-    const char *asset[] = {side->asset};
-    side->balances =
-        s_sum (pg, "SELECT coalesce (sum (available + reserved), 0) FROM balances WHERE asset = $1",
-               1, asset, failed);
-    const char *escrow[] = {markets};
-    bool energy = strcmp (side->asset, "energy") == 0;
-    //  the grid's side of a trade pays from, or into, the grid's own wallet, not a vault: the
-    //  energy of what it sold and the money of what it bought are owed by no vault
-    side->trades = s_sum (pg,
-                          energy ? "SELECT coalesce (sum (t.qty), 0) FROM trades t LEFT JOIN "
-                                   "settlements s ON s.trade_id = t.trade_id WHERE t.market = "
-                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed' "
-                                   "AND t.grid IS DISTINCT FROM 'sell'"
-                                 : "SELECT coalesce (sum (t.value), 0) FROM trades t LEFT JOIN "
-                                   "settlements s ON s.trade_id = t.trade_id WHERE t.market = "
-                                   "ANY ($1::text[]) AND s.state IS DISTINCT FROM 'confirmed' "
-                                   "AND t.grid IS DISTINCT FROM 'buy'",
-                          1, escrow, failed);
-    side->withdrawals =
-        s_sum (pg,
-               "SELECT coalesce (sum (amount), 0) FROM withdrawals WHERE asset = $1 AND state IN "
-               "('requested', 'pending', 'processing', 'failed')",
-               1, asset, failed);
-    side->deposits = s_sum (pg,
-                            "SELECT coalesce (sum (amount), 0) FROM deposits WHERE asset = $1 "
-                            "AND state = 'confirmed'",
-                            1, asset, failed);
-    side->in_flight =
-        s_sum (pg,
-               "SELECT (SELECT count (*) FROM deposits WHERE asset = $1 AND state IN ('pending', "
-               "'processing', 'confirmed')) + (SELECT count (*) FROM withdrawals WHERE asset = $1 "
-               "AND state NOT IN ('paid', 'refunded'))",
-               1, asset, failed) +
-        s_sum (pg,
-               "SELECT count (*) FROM trades t LEFT JOIN settlements s ON s.trade_id = "
-               "t.trade_id WHERE t.market = ANY ($1::text[]) AND s.state IS DISTINCT FROM "
-               "'confirmed'",
-               1, escrow, failed);
-}
-
 static void s_amount_text (const s_side_t *side, int64_t v, char *out, size_t size)
 {
     decimal_format (v,
@@ -362,14 +299,8 @@ int mcectl_reconcile (mcectl_client_t *client, int argc, char **argv)
         vault_energy = vault_energy ? vault_energy : energy;
         vault_payment = vault_payment ? vault_payment : payment;
     }
-    //  the escrow markets, as a Postgres array literal; each quoted, so that an id such as
-    //  null stays a string (ids are [a-z0-9_-]: nothing to escape)
-    char markets[CONFIG_MARKETS_MAX * 40] = "{";
-    for (int i = 0; i < cfg->market_count; i++)
-        if (cfg->markets[i].escrow)
-            snprintf (markets + strlen (markets), sizeof markets - strlen (markets), "%s\"%s\"",
-                      strlen (markets) > 1 ? "," : "", cfg->markets[i].id);
-    snprintf (markets + strlen (markets), sizeof markets - strlen (markets), "}");
+    char markets[CONFIG_MARKETS_MAX * 40];
+    reconcile_markets (cfg, markets, sizeof markets);
 
     s_side_t sides[2] = {{.asset = "energy", .vault = vault_energy},
                          {.asset = "payment", .vault = vault_payment}};
@@ -382,37 +313,37 @@ int mcectl_reconcile (mcectl_client_t *client, int argc, char **argv)
         fprintf (stderr, "mcectl reconcile: cannot reach Postgres: %s\n", err);
         return MCECTL_EXIT_UNREACHABLE;
     }
-    bool failed = false;
     for (int i = 0; i < 2; i++)
-        s_owed (pg, markets, &sides[i], &failed);
+        if (reconcile_owed (pg, markets, sides[i].asset, &sides[i].owed)) {
+            fprintf (stderr, "mcectl reconcile: %s\n", pg_error (pg));
+            pg_destroy (&pg);
+            return MCECTL_EXIT_FAILED;
+        }
     pg_destroy (&pg);
-    if (failed)
-        return MCECTL_EXIT_FAILED;
 
     int rc = MCECTL_EXIT_OK;
     json_t *rows = json_array ();
     for (int i = 0; i < 2; i++) {
         const s_side_t *s = &sides[i];
-        int64_t owed = s->balances + s->trades + s->withdrawals + s->deposits;
-        int64_t difference = s->chain - owed;
+        int64_t difference = s->chain - reconcile_total (&s->owed);
         if (difference)
             rc = MCECTL_EXIT_FAILED;
         char text[6][DECIMAL_FORMAT_MAX];
         s_amount_text (s, s->chain, text[0], sizeof text[0]);
-        s_amount_text (s, s->balances, text[1], sizeof text[1]);
-        s_amount_text (s, s->trades, text[2], sizeof text[2]);
-        s_amount_text (s, s->withdrawals, text[3], sizeof text[3]);
-        s_amount_text (s, s->deposits, text[4], sizeof text[4]);
+        s_amount_text (s, s->owed.balances, text[1], sizeof text[1]);
+        s_amount_text (s, s->owed.trades, text[2], sizeof text[2]);
+        s_amount_text (s, s->owed.withdrawals, text[3], sizeof text[3]);
+        s_amount_text (s, s->owed.deposits, text[4], sizeof text[4]);
         s_amount_text (s, difference < 0 ? -difference : difference, text[5], sizeof text[5]);
         char signed_difference[DECIMAL_FORMAT_MAX + 1];
         snprintf (signed_difference, sizeof signed_difference, "%s%s", difference < 0 ? "-" : "",
                   text[5]);
         json_array_append_new (
-            rows,
-            json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "asset", s->asset, "vault",
-                       s->vault, "vault_balance", text[0], "balances", text[1], "trades_unsettled",
-                       text[2], "withdrawals_unpaid", text[3], "deposits_uncredited", text[4],
-                       "difference", signed_difference, "in_flight", (json_int_t) s->in_flight));
+            rows, json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "asset", s->asset, "vault",
+                             s->vault, "vault_balance", text[0], "balances", text[1],
+                             "trades_unsettled", text[2], "withdrawals_unpaid", text[3],
+                             "deposits_uncredited", text[4], "difference", signed_difference,
+                             "in_flight", (json_int_t) s->owed.in_flight));
     }
     if (mcectl_client_options (client)->json)
         mcectl_print_json (rows);
@@ -428,7 +359,7 @@ int mcectl_reconcile (mcectl_client_t *client, int argc, char **argv)
                                                   {NULL, NULL, false}};
         mcectl_table (stdout, rows, columns);
         printf (rc ? "the vaults and the books differ%s\n" : "the vaults and the books agree%s\n",
-                sides[0].in_flight + sides[1].in_flight
+                sides[0].owed.in_flight + sides[1].owed.in_flight
                     ? " (with transfers in flight: run it again once they settle)"
                     : "");
     }

@@ -1639,10 +1639,13 @@
     // failed settlements, or not); the broadcaster (this page's own connection to it).
     async function refreshAdmin() {
         if (S.role !== 'admin' || !S.token) return;
-        const [health, failed] = await Promise.allSettled([
+        const [health, failed, recon] = await Promise.allSettled([
             api('GET', '/api/health'),
             api('GET', '/api/admin/settlements?state=failed&limit=50', undefined, true),
+            api('GET', '/api/admin/reconciliation', undefined, true),
         ]);
+        renderReconciliation(recon.status === 'fulfilled' ? recon.value : null,
+            recon.status === 'rejected' ? recon.reason : null);
         const tbody = $('admin-health');
         tbody.replaceChildren();
         const h = health.status === 'fulfilled' ? health.value : null;
@@ -1683,6 +1686,38 @@
         }
         if (list && !list.length) emptyRow(rows, 7, 'none');
         if (!list) emptyRow(rows, 7, 'the settler did not answer');
+    }
+
+    // Each vault on chain (as the settler last read it) against what the tables owe from it.
+    function renderReconciliation(r, err) {
+        const tbody = $('admin-reconciliation');
+        tbody.replaceChildren();
+        const noteEl = $('admin-reconciliation-note');
+        if (!r) {
+            noteEl.textContent = 'not known: ' + errorText(err);
+            noteEl.dataset.state = 'unknown';
+            return;
+        }
+        noteEl.dataset.state = r.balanced === null ? 'unknown' : r.balanced ? 'balanced' : 'different';
+        noteEl.textContent = (r.balanced === null ? 'the settler has not read the vaults yet'
+            : r.balanced ? 'every vault holds exactly what is owed from it'
+                : 'a vault differs from what is owed (by what is in flight, or by an error)') +
+            (r.vaults_read_at ? '; vaults read at ' + clockTime(r.vaults_read_at) : '');
+        for (const a of r.assets) {
+            const tr = document.createElement('tr');
+            tr.dataset.testid = 'reconciliation-row';
+            tr.dataset.asset = a.asset;
+            tr.dataset.difference = a.difference === null ? '' : a.difference;
+            const unit = a.asset === 'energy' ? ' kWh' : ' ' + currency();
+            cell(tr, a.asset);
+            cell(tr, a.vault === null ? '-' : a.vault + unit);
+            cell(tr, a.owed + unit).title = 'balances ' + a.balances + ', trades ' + a.trades +
+                ', withdrawals ' + a.withdrawals + ', deposits ' + a.deposits;
+            cell(tr, a.difference === null ? '-' : a.difference,
+                a.difference === null ? 'state' : Number(a.difference) === 0 ? 'state good' : 'state bad');
+            cell(tr, a.in_flight);
+            tbody.appendChild(tr);
+        }
     }
 
     async function retrySettlement(b) {

@@ -8,7 +8,9 @@
 // buyer whose wallet has no token accounts on the chain: the trade gate closure makes cannot
 // settle. Signed in as an administrator (the token is the session's, as after a sign-in), the
 // page must show every part's health (gateway, matcher, bus, Postgres, Redis, settler,
-// broadcaster: all up but the settler's once a settlement failed); "Clear epoch" must ask
+// broadcaster: all up but the settler's once a settlement failed); the reconciliation of the
+// escrow (the seller deposited 3 kWh before: the energy vault holds exactly that, owed to
+// her; nothing in flight); "Clear epoch" must ask
 // first (dismissed: nothing happens; accepted: the epoch clears); the failed settlement must
 // be listed with the chain's reason, and its Retry must ask, send it again and say so. No
 // script error and no Content-Security-Policy violation on the way; screenshots at 1400x1000
@@ -42,6 +44,19 @@ await run(NAME, async ({ page }) => {
         return want.every((p) => state[p] === 'up' || (p === 'redis' && state[p] === 'off')) && state;
     });
     log(`health: ${JSON.stringify(await health())}`);
+
+    // The escrow against the chain: erin's 3 kWh deposit is in the energy vault and owed to her.
+    const recon = await until(page, 'the reconciliation to balance, with the deposit in the energy vault', () => {
+        const rows = [...document.querySelectorAll('[data-testid=reconciliation-row]')];
+        const text = (asset) => {
+            const row = rows.find((r) => r.dataset.asset === asset);
+            return row && [...row.cells].map((td) => td.textContent).join(' | ');
+        };
+        const note = document.querySelector('[data-testid=admin-reconciliation-note]');
+        return note.dataset.state === 'balanced' && text('energy') === 'energy | 3 kWh | 3 kWh | 0 | 0' &&
+            /^payment \| 0 \S+ \| 0 \S+ \| 0 \| 0$/.test(text('payment')) && [text('energy'), text('payment'), note.textContent];
+    }, undefined, CHAIN_MS);
+    log(`reconciliation: ${recon.join('; ')}`);
 
     // A control asks first: dismissed, nothing is sent.
     let asked = '';

@@ -515,10 +515,11 @@ static void s_order (const char *user, const char *market, const char *side, con
 
 //  The operator's view (tests/browser/operator.mjs): in campus-2, an auction without escrow,
 //  erin (a funded wallet) sells to gus, whose wallet has no token accounts on the chain, so
-//  the trade gate closure makes cannot settle. An administrator's page shows every part
-//  healthy, clears the epoch after confirming (the trade is made), lists the failed
-//  settlement with its reason and retries it after confirming. The screenshots are kept where
-//  MCE_OPERATOR_SCREENSHOT and MCE_OPERATOR_SCREENSHOT_PHONE say.
+//  the trade gate closure makes cannot settle; erin deposited 3 kWh into the escrow before.
+//  An administrator's page shows every part healthy and the escrow reconciled (the energy
+//  vault holds the 3 kWh owed), clears the epoch after confirming (the trade is made), lists the
+//  failed settlement with its reason and retries it after confirming. The screenshots are kept
+//  where MCE_OPERATOR_SCREENSHOT and MCE_OPERATOR_SCREENSHOT_PHONE say.
 Test (dashboard, an_operator_sees_health_and_retries_a_failed_settlement, .fini = s_fini,
       .timeout = 400)
 {
@@ -527,6 +528,10 @@ Test (dashboard, an_operator_sees_health_and_retries_a_failed_settlement, .fini 
     s_register ("erin");
     s_register ("gus"); //  not one of the ledger's users: a wallet of its own, no token accounts
     harness_user_add (s_conninfo, "root", "admin");
+    char erin[1024];
+    harness_token ("erin", "user", erin, sizeof erin);
+    cr_assert_eq (harness_deposit (s_h.port_http, erin, "energy", "3", HARNESS_DEADLINE_MS), 0,
+                  "erin's deposit was not credited");
     s_order ("erin", "campus-2", "Sell", "2", "0.10");
     s_order ("gus", "campus-2", "Buy", "2", "0.20");
     char url[64], token[1024], desktop[256], phone[256];
