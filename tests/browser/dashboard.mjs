@@ -179,6 +179,10 @@ await run(NAME, async ({ page }) => {
         throw new Failure('the depth chart canvas did not change after the trade');
     await chartSource('the depth chart after the trade');
     log(`depth chart: ${after}`);
+    // The last trade's price marked on the chart, written with the tick's decimals (0.001).
+    const marked = await until(page, 'the last trade\'s price marked on the depth chart',
+        () => document.querySelector('[data-testid=depth-chart]').dataset.last === '0.200' && '0.200');
+    log(`depth chart marks the last price ${marked}`);
     // The trade in user2's own trades, with the order it filled. No settler runs here: its
     // settlement is not recorded.
     const mine = await until(page, 'the trade in my trades, with its order', (id) => {

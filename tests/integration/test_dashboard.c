@@ -316,9 +316,13 @@ static void s_browser (const char *script, const char *const *args)
     cr_assert_eq (rc, 0, "%s failed (exit %d): its output is above", script, rc);
 }
 
-//  The screenshot at path is a PNG, and not an empty one. Kept where the environment variable
-//  keep (when not NULL, and set) says, for a person to look at after the run (the harness
-//  removes its folder).
+//  Where every screenshot is kept after the run, as the test's artefacts (the harness removes
+//  its own folder): artefacts/ in the build folder.
+#define S_ARTEFACTS MCE_BIN_DIR "/../artefacts"
+
+//  The screenshot at path is a PNG, and not an empty one. Kept in S_ARTEFACTS under its own
+//  name, and also where the environment variable keep (when not NULL, and set) says, for a
+//  person to look at after the run.
 static void s_screenshot (const char *path, const char *keep)
 {
     struct stat st;
@@ -330,6 +334,10 @@ static void s_screenshot (const char *path, const char *keep)
     cr_assert_eq (fread (magic, 1, sizeof magic, f), sizeof magic);
     fclose (f);
     cr_assert_eq (memcmp (magic, "\x89PNG\r\n\x1a\n", 8), 0, "%s is not a PNG", path);
+    char *mkdir[] = {"mkdir", "-p", S_ARTEFACTS, NULL};
+    char *keep_copy[] = {"cp", (char *) path, S_ARTEFACTS "/", NULL};
+    cr_assert_eq (s_run (mkdir, "/dev/null", HARNESS_DEADLINE_MS), 0, "mkdir %s", S_ARTEFACTS);
+    cr_assert_eq (s_run (keep_copy, "/dev/null", HARNESS_DEADLINE_MS), 0, "cp to %s", S_ARTEFACTS);
     const char *to = keep ? getenv (keep) : NULL;
     if (to && *to) {
         char *copy[] = {"cp", (char *) path, (char *) to, NULL};
@@ -347,7 +355,7 @@ static void s_trade_in_the_browser (const char *db, const char *data, bool keep_
     s_register ("bob");
     char url[64], screenshot[256];
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", s_h.port_http);
-    snprintf (screenshot, sizeof screenshot, "%s/dashboard.png", s_h.dir);
+    snprintf (screenshot, sizeof screenshot, "%s/dashboard-%s.png", s_h.dir, data);
     s_browser ("dashboard.mjs", (const char *[]){url, "alice", S_PASSWORD, "bob", S_PASSWORD,
                                                  screenshot, data, NULL});
     s_screenshot (screenshot, keep_screenshot ? "MCE_DASHBOARD_SCREENSHOT" : NULL);
