@@ -39,10 +39,10 @@
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 MIGRATE_DECLARE (gateway);
@@ -319,7 +319,8 @@ static int s_usage (FILE *out, int status)
         "A local run: while tools/run.sh runs, mcectl run from its checkout (or the one it was\n"
         "built in) with the run's configuration (-c as given to run.sh, or none) uses the run's\n"
         "own Postgres, Redis and ledger and its token key (.run/jwt_secret), from the file\n"
-        "run.sh keeps for it, .run/local.env; variables you set yourself come first.\n\n"
+        "run.sh keeps for it, .run/local.env (trusted only if it is yours, writable by no one\n"
+        "else, and its run.sh still runs there); variables you set yourself come first.\n\n"
         "Amounts are decimal strings, sent as typed. Exit status: 0 done; 1 refused by the\n"
         "gateway (its code and message on stderr), or `health` found a process down; 2 bad\n"
         "usage or configuration; 3 no answer from the gateway (from Postgres, for user add).\n");
@@ -566,16 +567,37 @@ static int s_global (int argc, char **argv, int *i, const char *name, const char
 //  MCE_ variables it gave the processes (its Postgres, Redis and ledger, the token key in
 //  .run/jwt_secret), its pid and its configuration file. mcectl run from that checkout
 //  (the working folder, or the checkout its own executable was built in) takes them, so the
-//  commands run.sh prints work as printed in another shell. Only for the same configuration
-//  as the run's, only while the run is alive, and never over a variable already set.
+//  commands run.sh prints work as printed in another shell. Only from a file that is the
+//  user's own and writable by no one else, only while that run.sh lives in that checkout,
+//  only for the same configuration as the run's, and never over a variable already set.
 #define S_LOCAL_ENV ".run/local.env"
 
-static FILE *s_local_env_open (void)
+//  .run/local.env of checkout (a folder), opened only if it is this user's own and no one
+//  else may write it: a folder someone else controls (a cloned repository that ships a
+//  .run/local.env, say) must not point mcectl, and the password it sends, elsewhere.
+static FILE *s_local_env_in (const char *checkout)
 {
-    FILE *file = fopen (S_LOCAL_ENV, "r");
-    if (file)
-        return file;
-    char exe[PATH_MAX], path[PATH_MAX + 32];
+    char path[PATH_MAX + 32];
+    snprintf (path, sizeof path, "%s/" S_LOCAL_ENV, checkout);
+    FILE *file = fopen (path, "r");
+    struct stat st;
+    if (file && (fstat (fileno (file), &st) || st.st_uid != geteuid () || (st.st_mode & 022))) {
+        fclose (file);
+        return NULL;
+    }
+    return file;
+}
+
+//  The local run's file: in the working folder's checkout, else in the checkout this mcectl
+//  was built in (<checkout>/build/bin/mcectl). checkout gets that folder's real path.
+static FILE *s_local_env_open (char *checkout)
+{
+    if (realpath (".", checkout)) {
+        FILE *file = s_local_env_in (checkout);
+        if (file)
+            return file;
+    }
+    char exe[PATH_MAX], up[PATH_MAX + 8];
     ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
         return NULL;
@@ -583,14 +605,36 @@ static FILE *s_local_env_open (void)
     char *slash = strrchr (exe, '/');
     if (!slash)
         return NULL;
-    *slash = '\0'; //  <checkout>/build/bin
-    snprintf (path, sizeof path, "%s/../../" S_LOCAL_ENV, exe);
-    return fopen (path, "r");
+    *slash = '\0';
+    snprintf (up, sizeof up, "%s/../..", exe);
+    return realpath (up, checkout) ? s_local_env_in (checkout) : NULL;
+}
+
+//  pid is a tools/run.sh whose working folder is checkout: the run that wrote the file, not
+//  whatever process now has its pid.
+static bool s_is_the_run (long pid, const char *checkout)
+{
+    char path[64], cmdline[4096] = "", cwd[PATH_MAX];
+    snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen (path, "r");
+    size_t n = f ? fread (cmdline, 1, sizeof cmdline - 1, f) : 0;
+    if (f)
+        fclose (f);
+    for (size_t i = 0; i < n; i++)
+        cmdline[i] = cmdline[i] ? cmdline[i] : ' ';
+    cmdline[n] = '\0';
+    snprintf (path, sizeof path, "/proc/%ld/cwd", pid);
+    ssize_t len = readlink (path, cwd, sizeof cwd - 1);
+    if (len <= 0)
+        return false;
+    cwd[len] = '\0';
+    return strstr (cmdline, "tools/run.sh") && strcmp (cwd, checkout) == 0;
 }
 
 static void s_local_run (const char *config_path)
 {
-    FILE *file = s_local_env_open ();
+    char checkout[PATH_MAX];
+    FILE *file = s_local_env_open (checkout);
     if (!file)
         return;
     char line[4096];
@@ -618,8 +662,7 @@ static void s_local_run (const char *config_path)
         }
     }
     fclose (file);
-    bool alive = pid > 0 && (kill ((pid_t) pid, 0) == 0 || errno == EPERM);
-    if (!alive || !same_config)
+    if (pid <= 0 || !s_is_the_run (pid, checkout) || !same_config)
         return;
     for (int i = 0; i < count; i++)
         setenv (names[i], values[i], 0);

@@ -102,7 +102,9 @@ int mcectl_token_mint (const mce_config_t *cfg, const char *name, bool admin, lo
     if (len < AUTH_JWT_SECRET_MIN) {
         fprintf (stderr,
                  "mcectl: signing a token needs gateway.jwt_secret (%d bytes or more), the "
-                 "gateway's own: give -c FILE or MCE_GATEWAY_JWT_SECRET, or a token with --token\n",
+                 "gateway's own: give -c FILE or MCE_GATEWAY_JWT_SECRET, or a token with --token; "
+                 "for a local run, run mcectl from the checkout where tools/run.sh runs (it "
+                 "finds the run's key, .run/jwt_secret, by itself)\n",
                  AUTH_JWT_SECRET_MIN);
         return -1;
     }
