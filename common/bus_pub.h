@@ -84,7 +84,8 @@ size_t bus_pub_appended (bus_pub_t *self);
 int bus_pub_submit (bus_pub_t *self);
 //  Whether a submitted batch has not been collected yet.
 bool bus_pub_busy (bus_pub_t *self);
-//  A ZeroMQ socket handle for zmq_poll: readable when the batch in flight is done.
+//  A ZeroMQ socket handle, readable when the batch in flight is done (the matcher's loop
+//  watches its ZMQ_FD).
 void *bus_pub_pollable (bus_pub_t *self);
 //  Waits for the batch in flight (at once if bus_pub_pollable was readable). Returns 0 when
 //  it is durable (its publishing follows on the writer thread), -1 when the journal failed: the

@@ -361,11 +361,6 @@ void bus_sub_pollitems (bus_sub_t *self, zmq_pollitem_t items[2])
     items[1] = (zmq_pollitem_t){zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0};
 }
 
-const char *bus_sub_stream (bus_sub_t *self)
-{
-    return self->stream;
-}
-
 bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const curve_t *curve, const char *stream,
                             const char *name, uint64_t last_seq)
 {
@@ -386,45 +381,4 @@ bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const curve_t *curve, const
         log_info ("bus", "%s: following stream %s at %s (replay %s) after seq %" PRIu64, name,
                   stream, bus->pub, bus->replay, last_seq);
     return self;
-}
-
-void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *ev)
-{
-    const char *market = proto_msg_market (&ev->msg);
-    log_info (module, "stream %s event seq %" PRIu64 ": %s%s%s", sub->stream, ev->seq,
-              proto_kind_name (ev->msg.kind), market ? " market " : "", market ? market : "");
-}
-
-#define S_FOLLOW_MAX 8
-
-int bus_sub_follow (const bus_follow_t *f)
-{
-    assert (f->count > 0 && f->count <= S_FOLLOW_MAX);
-    zmq_pollitem_t items[2 * S_FOLLOW_MAX];
-    for (int i = 0; i < f->count; i++)
-        bus_sub_pollitems (f->subs[i], items + 2 * i);
-    int tick_ms = f->tick_ms > 0 ? f->tick_ms : 100;
-    int64_t next_tick = clock_mono_ns ();
-    while (!zsys_interrupted) {
-        int64_t now = clock_mono_ns ();
-        if (now >= next_tick) {
-            if (f->on_tick && f->on_tick (f->arg))
-                return -1;
-            next_tick = now + tick_ms * MCE_NS_PER_MSEC;
-        }
-        if (zmq_poll (items, 2 * f->count, (long) ((next_tick - now) / MCE_NS_PER_MSEC) + 1) < 0 &&
-            zmq_errno () != EINTR)
-            return -1;
-        //  Every bus gets a turn each round (its resend timer too), readable or not.
-        for (int i = 0; i < f->count; i++) {
-            bus_event_t event;
-            int rc;
-            while ((rc = bus_sub_recv (f->subs[i], &event, 0)) == 1)
-                if (f->on_event (f->arg, f->subs[i], &event))
-                    return -1;
-            if (rc < 0)
-                return -1;
-        }
-    }
-    return 0;
 }

@@ -77,24 +77,9 @@ uint64_t bus_sub_last_seq (bus_sub_t *self);
 uint64_t bus_sub_head_seq (bus_sub_t *self);
 bus_sub_stats_t bus_sub_stats (bus_sub_t *self);
 
-//  A consumer's main loop over several buses: calls on_event for every event of every bus in
-//  seq order per bus, and on_tick at least every tick_ms, until interrupted or a callback
-//  returns -1. Returns 0 when interrupted, -1 when a callback or a bus failed.
-typedef struct {
-    bus_sub_t **subs;
-    int count;
-    int (*on_event) (void *arg, bus_sub_t *sub, const bus_event_t *event);
-    int (*on_tick) (void *arg); //  may be NULL
-    int tick_ms;
-    void *arg;
-} bus_follow_t;
-int bus_sub_follow (const bus_follow_t *follow);
-const char *bus_sub_stream (bus_sub_t *self);
 //  A bus_sub on the matcher's (stream "m") or the settler's ("s") bus, with the endpoints of
 //  cfg and the identity curve, resuming after last_seq. NULL on error.
 bus_sub_t *bus_sub_new_for (const mce_config_t *cfg, const curve_t *curve, const char *stream,
                             const char *name, uint64_t last_seq);
-//  Logs an event as "<module>: stream m event seq 7: trade market campus-1".
-void bus_event_log (const char *module, bus_sub_t *sub, const bus_event_t *event);
 
 #endif

@@ -153,11 +153,6 @@ int connguard_sweep (connguard_t *self, int64_t now)
     return n;
 }
 
-int64_t connguard_next (connguard_t *self)
-{
-    return self->head ? self->head->deadline : INT64_MAX;
-}
-
 uint64_t connguard_refused (connguard_t *self)
 {
     return self->refused;

@@ -44,8 +44,6 @@ void connguard_received (connguard_t *self, connguard_conn_t *conn);
 void connguard_answered (connguard_t *self, connguard_conn_t *conn, int64_t now);
 //  Shuts down every connection past its deadline at now; returns how many.
 int connguard_sweep (connguard_t *self, int64_t now);
-//  When the next deadline falls (INT64_MAX when none is set).
-int64_t connguard_next (connguard_t *self);
 
 //  Counters for /metrics.
 uint64_t connguard_refused (connguard_t *self);   //  connections over an address's limit

@@ -35,7 +35,8 @@ gateway_worker_t *gateway_worker_new (const char *conninfo, int threads, int que
 void gateway_worker_destroy (gateway_worker_t **self_p);
 //  Queues a job. 0, or -1 when queue_max jobs are already in hand (the caller answers 503).
 int gateway_worker_submit (gateway_worker_t *self, gateway_job_t *job);
-//  The socket finished jobs arrive on, for zmq_poll; then call gateway_worker_process.
+//  The socket finished jobs arrive on (the loop watches its ZMQ_FD); then call
+//  gateway_worker_process.
 void *gateway_worker_socket (gateway_worker_t *self);
 //  Calls done for every finished job waiting.
 void gateway_worker_process (gateway_worker_t *self);

@@ -196,11 +196,6 @@ void matcher_link_flush (matcher_link_t *self)
     self->sent = true;
 }
 
-void *matcher_link_socket (matcher_link_t *self)
-{
-    return zsock_resolve (self->dealer);
-}
-
 //  One reply: finds its request and finishes it.
 static void s_reply_one (matcher_link_t *self, const void *data, size_t size)
 {

@@ -40,8 +40,6 @@ int matcher_link_send (matcher_link_t *self, proto_msg_t *cmd, matcher_link_done
 //  Sends every queued command: the loop calls it once per turn, after its handlers ran (and
 //  matcher_link_send itself when many wait).
 void matcher_link_flush (matcher_link_t *self);
-//  The DEALER socket, for zmq_poll.
-void *matcher_link_socket (matcher_link_t *self);
 //  Reads every reply waiting and calls their done; then times out what is overdue.
 void matcher_link_process (matcher_link_t *self);
 //  The socket's ZMQ_FD, for a loop on epoll: readable when replies may be waiting. A send

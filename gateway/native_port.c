@@ -34,7 +34,7 @@ struct _native_port_t {
     proto_buf_t out;
     ratelimit_t *rates; //  the gateway's: a user has one bucket over HTTP and here
     keywatch_t *watch;  //  whether the API keys of open sessions still exist
-    uint64_t commands, refused, rate_limited;
+    uint64_t rate_limited;
 };
 
 //  Whom an answer goes to: the socket its command came in on (PLAIN or CURVE) and the
@@ -93,7 +93,6 @@ static void s_reject (native_port_t *self, const s_peer_t *to, uint64_t rid,
     reply.reject.rid = rid;
     reply.reject.reason = reason;
     snprintf (reply.reject.message, sizeof reply.reject.message, "%s", message);
-    self->refused++;
     s_send (self, to, &reply);
 }
 
@@ -157,7 +156,6 @@ static bool s_sender (zmq_msg_t *body, char *user, size_t size, int *role, int64
 
 static void s_command (native_port_t *self, const s_peer_t *to, zmq_msg_t *body)
 {
-    self->commands++;
     proto_msg_t cmd;
     char err[160];
     if (proto_decode (zmq_msg_data (body), zmq_msg_size (body), &cmd, err, sizeof err)) {
@@ -607,19 +605,9 @@ void native_port_process (native_port_t *self, bool zap_ready)
         self->pending = true;
 }
 
-uint64_t native_port_commands (native_port_t *self)
-{
-    return self->commands;
-}
-
 uint64_t native_port_rate_limited (native_port_t *self)
 {
     return self->rate_limited;
-}
-
-uint64_t native_port_refused (native_port_t *self)
-{
-    return self->refused;
 }
 
 uint64_t native_port_keys_revoked (native_port_t *self)

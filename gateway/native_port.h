@@ -60,9 +60,7 @@ bool native_port_pending (native_port_t *self);
 //  Answers the ZAP requests waiting (when zap_ready: its fd was readable) and reads the
 //  commands waiting (up to a bound per call).
 void native_port_process (native_port_t *self, bool zap_ready);
-//  Commands taken and refused, and refused by the rate limit, for metrics.
-uint64_t native_port_commands (native_port_t *self);
-uint64_t native_port_refused (native_port_t *self);
+//  Commands refused by the rate limit, for metrics.
 uint64_t native_port_rate_limited (native_port_t *self);
 //  API keys found revoked under open sessions (keywatch.h).
 uint64_t native_port_keys_revoked (native_port_t *self);

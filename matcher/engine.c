@@ -666,12 +666,6 @@ void engine_set_stp (engine_t *self, uint32_t market, engine_stp_t stp)
         self->markets[market].stp = stp;
 }
 
-void engine_set_pro_rata (engine_t *self, uint32_t market, bool pro_rata)
-{
-    if (market < self->market_count)
-        self->markets[market].pro_rata = pro_rata;
-}
-
 //  ---------------------------------------------------------------------------------------
 //  Continuous matching
 

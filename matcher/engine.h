@@ -5,8 +5,8 @@
 
     Each call decides one command and returns its outcome and its events, in the order they
     happen. Events are compact structs (engine_event_t) rather than proto messages: the hot
-    path writes 64 bytes per event, and the service turns them into bus messages, resolving
-    market and user indices to names.
+    path writes 80 bytes per event (sizeof (engine_event_t)), and the service turns them into bus
+   messages, resolving market and user indices to names.
 
     Users and markets are indices: the service interns a user name once per command with
     engine_user_intern and looks markets up with engine_market_find.
@@ -139,8 +139,6 @@ uint32_t engine_user_intern (engine_t *self, const char *name);
 const char *engine_user_name (const engine_t *self, uint32_t user);
 //  Self-trade prevention of a market (default: cancel the resting order).
 void engine_set_stp (engine_t *self, uint32_t market, engine_stp_t stp);
-//  Pro-rata instead of time priority at the marginal price of auctions.
-void engine_set_pro_rata (engine_t *self, uint32_t market, bool pro_rata);
 
 const engine_result_t *engine_new_order (engine_t *self, const engine_order_t *order, int64_t now);
 const engine_result_t *engine_cancel (engine_t *self, uint32_t market, uint32_t user, bool admin,

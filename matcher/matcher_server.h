@@ -2,9 +2,9 @@
     batch_max commands from the ROUTER, decide each, append the events to the journal, one group
     commit, then publish and reply. One thread owns everything here.
 
-    This is the walking skeleton's matcher: it validates an order against its market and
-    accepts it into a per-market list of resting orders. The matching engine (issue 3) plugs
-    into s_decide without changing the loop.
+    The decisions are the engine's (engine.h): this file owns the sockets, the journal and
+    snapshots, recovery, the clock the engine is told, and the turning of engine events into
+    bus messages and replies.
 */
 #ifndef MCE_MATCHER_SERVER_H
 #define MCE_MATCHER_SERVER_H

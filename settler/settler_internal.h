@@ -62,8 +62,6 @@ void settler_settlement_msg (const settlement_t *s, proto_settle_state_t state, 
 //  Records s pending again (with a retry budget of attempts), not before retry_at.
 int settler_repend (settler_server_t *self, settlement_t *s, uint32_t attempts, const char *why,
                     int64_t retry_at);
-//  A transfer as it stands (the admin's and the bus's view of it), seq its latest record's.
-void settler_transfer_view (const transfer_t *t, proto_msg_t *msg);
 //  A user's wallet (wallets_get, or with fresh wallets_get_fresh), with the backoff that keeps
 //  a lost Postgres from being asked on every turn: -1 at once while it is on hold. 1, 0 (no
 //  wallet) or -1, why saying why.

@@ -257,27 +257,6 @@ static void s_tmsg (const transfer_t *t, proto_transfer_state_t state, proto_msg
     r->attempts = t->attempts;
 }
 
-void settler_transfer_view (const transfer_t *t, proto_msg_t *msg)
-{
-    s_tmsg (t, t->state, msg);
-    proto_transfer_t *r = &msg->transfer;
-    r->seq = t->seq;
-    r->ts = t->ts;
-    snprintf (r->user, sizeof r->user, "%s", t->user);
-    r->asset = t->asset;
-    r->amount = t->amount;
-    snprintf (r->wallet, sizeof r->wallet, "%s", t->wallet);
-    snprintf (r->error, sizeof r->error, "%s", t->error);
-    r->mseq = t->mseq;
-    if (t->tx) {
-        snprintf (r->signature, sizeof r->signature, "%s", t->tx->signature);
-        base58_encode (t->tx->blockhash, SOL_HASH_BYTES, r->blockhash, sizeof r->blockhash);
-        r->last_valid = t->tx->last_valid;
-    }
-    else
-        snprintf (r->signature, sizeof r->signature, "%s", t->signature);
-}
-
 static int s_tfail (settler_server_t *self, transfer_t *t, const char *why)
 {
     proto_msg_t msg;

@@ -60,11 +60,6 @@ void wallets_destroy (wallets_t **self_p)
     *self_p = NULL;
 }
 
-size_t wallets_size (wallets_t *self)
-{
-    return zhashx_size (self->cache);
-}
-
 //  The registered wallet's text: 1, 0 (none), -1 (Postgres unavailable).
 static int s_lookup (wallets_t *self, const char *user, char *wallet, size_t size, char *why,
                      size_t whylen)

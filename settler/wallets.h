@@ -51,7 +51,5 @@ int wallets_get (wallets_t *self, const char *user, const wallet_t **out, char *
 //  are rare).
 int wallets_get_fresh (wallets_t *self, const char *user, const wallet_t **out, char *why,
                        size_t whylen);
-//  Wallets cached so far.
-size_t wallets_size (wallets_t *self);
 
 #endif
