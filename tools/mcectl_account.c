@@ -118,7 +118,8 @@ static int s_wait (mcectl_client_t *client, const char *path, const char *list_k
 }
 
 static int s_post (mcectl_client_t *client, const char *command, const char *path, const char *what,
-                   const char *id_key, const char *const final[2], int argc, char **argv)
+                   const char *list_key, const char *id_key, const char *const final[2], int argc,
+                   char **argv)
 {
     json_t *body = NULL, *answer = NULL;
     bool wait = false;
@@ -128,8 +129,7 @@ static int s_post (mcectl_client_t *client, const char *command, const char *pat
     rc = mcectl_client_call (client, "POST", path, body, true, &answer);
     json_decref (body);
     if (!rc && wait)
-        rc = s_wait (client, path, strcmp (what, "deposit") == 0 ? "deposits" : "withdrawals",
-                     id_key, final, &answer);
+        rc = s_wait (client, path, list_key, id_key, final, &answer);
     if (rc) {
         json_decref (answer);
         return rc;
@@ -150,14 +150,14 @@ static int s_post (mcectl_client_t *client, const char *command, const char *pat
 
 int mcectl_deposit (mcectl_client_t *client, int argc, char **argv)
 {
-    return s_post (client, "deposit", "/api/account/deposits", "deposit", "deposit_id",
+    return s_post (client, "deposit", "/api/account/deposits", "deposit", "deposits", "deposit_id",
                    (const char *const[]){"credited", "failed"}, argc, argv);
 }
 
 int mcectl_withdraw (mcectl_client_t *client, int argc, char **argv)
 {
-    return s_post (client, "withdraw", "/api/account/withdrawals", "withdrawal", "withdrawal_id",
-                   (const char *const[]){"paid", "refunded"}, argc, argv);
+    return s_post (client, "withdraw", "/api/account/withdrawals", "withdrawal", "withdrawals",
+                   "withdrawal_id", (const char *const[]){"paid", "refunded"}, argc, argv);
 }
 
 static int s_list (mcectl_client_t *client, const char *command, const char *path, const char *key,

@@ -101,6 +101,39 @@ if ! flock -n 9; then
 fi
 echo $$ >.run/run.pid
 
+# Stopping servers by pid, here and in stop_all below.
+# lives PID: it runs (a zombie has stopped: Postgres, once pg_ctl's child, is reaped by
+# init, which may take a while).
+lives() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+# wait_gone SECONDS PID...: until none of them lives, at most SECONDS.
+wait_gone() {
+    local deadline=$((SECONDS + $1)) pid alive
+    shift
+    while :; do
+        alive=
+        for pid in "$@"; do lives "$pid" && alive=$pid; done
+        [ -z "$alive" ] && return 0
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.02
+    done
+}
+stop_pids() { # SECONDS PID...: TERM, wait, then KILL what is left
+    local seconds=$1 pid
+    shift
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    wait_gone "$seconds" "$@" && return 0
+    for pid in "$@"; do
+        lives "$pid" && echo "run: pid $pid did not stop in ${seconds}s: killed" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    return 0
+}
 # A run killed with SIGKILL could not stop what it started: those servers still hold the
 # ports. .run/children lists them (pid and executable); stop the ones that still run that
 # executable before starting anew.
@@ -109,14 +142,10 @@ if [ -s .run/children ]; then
     while read -r pid exe; do
         if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$exe"; then
             echo "run: stopping $exe (pid $pid), left running by an earlier run that was killed"
-            kill -TERM "$pid" 2>/dev/null || true
             left+=("$pid")
         fi
     done <.run/children
-    for _ in $(seq 100); do
-        kill -0 "${left[@]}" 2>/dev/null || break
-        sleep 0.05
-    done
+    stop_pids 5 "${left[@]}"
 fi
 : >.run/children
 
@@ -180,38 +209,6 @@ ledger_pid=
 redis_pid=
 pg_pid=
 demo_pid=
-# lives PID: it runs (a zombie has stopped: Postgres, once pg_ctl's child, is reaped by
-# init, which may take a while).
-lives() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [ "${stat%% *}" != Z ]
-}
-# wait_gone SECONDS PID...: until none of them lives, at most SECONDS.
-wait_gone() {
-    local deadline=$((SECONDS + $1)) pid alive
-    shift
-    while :; do
-        alive=
-        for pid in "$@"; do lives "$pid" && alive=$pid; done
-        [ -z "$alive" ] && return 0
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.02
-    done
-}
-stop_pids() { # SECONDS PID...: TERM, wait, then KILL what is left
-    local seconds=$1 pid
-    shift
-    [ $# -gt 0 ] || return 0
-    kill -TERM "$@" 2>/dev/null
-    wait_gone "$seconds" "$@" && return 0
-    for pid in "$@"; do
-        lives "$pid" && echo "run: pid $pid did not stop in ${seconds}s: killed" >&2
-        kill -KILL "$pid" 2>/dev/null
-    done
-    return 0
-}
 stop_all() {
     set +e
     trap - INT TERM EXIT

@@ -24,6 +24,7 @@ chmod 755 "$tmp" # as root, the local Postgres runs as the postgres user, which 
 copy=$tmp/mce
 export MCE_RUN_PG_PORT=56432 MCE_RUN_REDIS_PORT=57379 MCE_RUN_LEDGER_PORT=59899
 run_pid=
+holder= # the process holding the ledger's port in step 6
 
 fail() {
     echo "test_run: FAILED: $*" >&2
@@ -31,6 +32,7 @@ fail() {
     exit 1
 }
 cleanup() {
+    [ -z "$holder" ] || kill "$holder" 2>/dev/null || true
     [ -z "$run_pid" ] || kill -TERM "$run_pid" 2>/dev/null || true
     [ -z "$run_pid" ] || wait "$run_pid" 2>/dev/null || true
     [ -n "${MCE_KEEP_TEST_DIR:-}" ] || rm -rf "$tmp"
@@ -122,13 +124,13 @@ stop_run
 echo "test_run: restarted without building, the chain kept"
 
 # 6. the ledger's port held: the run ends, with its log, and leaves nothing running
-python3 -c 'import socket, sys, time
+python3 -c 'import signal, socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(120)' "$MCE_RUN_LEDGER_PORT" &
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); signal.pause()' "$MCE_RUN_LEDGER_PORT" &
 holder=$!
 until_ok 10 "the port held" bash -c "exec 3<>/dev/tcp/127.0.0.1/$MCE_RUN_LEDGER_PORT"
-if (cd "$copy" && bash tools/run.sh) >"$tmp/run-3.out" 2>&1; then kill $holder; fail "a run without its ledger went on"; fi
-kill $holder
+if (cd "$copy" && bash tools/run.sh) >"$tmp/run-3.out" 2>&1; then fail "a run without its ledger went on"; fi
+kill "$holder"; holder=
 grep -q "the local ledger did not start" "$tmp/run-3.out" || fail "the run said: $(tail -n 5 "$tmp/run-3.out")"
 grep -q "EADDRINUSE" "$tmp/run-3.out" || fail "the run did not show the ledger's log"
 [ ! -e "$copy/.run/data/postgres/postmaster.pid" ] || fail "Postgres still runs after the failed start"
